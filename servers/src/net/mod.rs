@@ -1,0 +1,1 @@
+//! Sockets shared by every model: listeners and the one write path.

@@ -1,0 +1,163 @@
+//! Protocols as state machines: bytes in, [`Action`]s out, no I/O inside.
+//!
+//! This is the seam of the whole crate. A concurrency model (`crate::io`) owns the
+//! sockets, the readiness and the buffers; a protocol only ever sees the bytes a
+//! connection sent and answers with what to send, to whom, which file to stream and
+//! when to close. That is how every model runs every protocol without a copy per
+//! model, and how the capstone reuses httpd's HTTP.
+//!
+//! The contract a model keeps for every connection:
+//! 1. [`Protocol::open`] once, first;
+//! 2. [`Protocol::data`] with every byte not yet consumed (the model keeps the
+//!    unconsumed tail and offers it again with what arrives next), [`Protocol::eof`]
+//!    when the peer half-closes, [`Protocol::timeout`] when a deadline passes;
+//! 3. [`Protocol::closed`] once, last, whatever the reason (a close asked for by the
+//!    protocol, the peer, an error, an overflowing outbound queue, shutdown).
+//!
+//! Output queued for one connection leaves in the order it was queued, bytes and
+//! files interleaved, whichever thread or call queued it.
+
+use bytes::Bytes;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A connection's identity for the life of the process: never reused, so an id held
+/// after its client left can never reach a newer client in the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Who receives a [`Action::Send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    One(ConnId),
+    /// Every open connection.
+    All,
+    /// Every open connection but one (a chat line goes to everyone but its sender).
+    AllBut(ConnId),
+}
+
+/// What a protocol asks its model to do.
+#[derive(Debug)]
+pub enum Action {
+    Send {
+        to: Target,
+        data: Bytes,
+    },
+    /// Stream `len` bytes of `file` from `offset` (with `sendfile(2)` where the model can).
+    SendFile {
+        to: ConnId,
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+    /// Close once everything queued before it has been written. Nothing more is read.
+    Close { id: ConnId },
+    /// Arm (`Some`) or disarm (`None`) the connection's deadline: if that long passes
+    /// with no bytes written to the peer, [`Protocol::timeout`] is called. Reads do not
+    /// push it back (a client trickling one byte a second still times out); writes do
+    /// (a large download in progress is not idle).
+    Deadline { id: ConnId, after: Option<Duration> },
+}
+
+/// The list of actions one call produced, applied by the model in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    actions: Vec<Action>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn send(&mut self, to: ConnId, data: impl Into<Bytes>) {
+        self.actions.push(Action::Send {
+            to: Target::One(to),
+            data: data.into(),
+        });
+    }
+
+    pub fn send_to(&mut self, to: Target, data: impl Into<Bytes>) {
+        self.actions.push(Action::Send {
+            to,
+            data: data.into(),
+        });
+    }
+
+    pub fn send_file(&mut self, to: ConnId, file: File, offset: u64, len: u64) {
+        self.actions.push(Action::SendFile {
+            to,
+            file,
+            offset,
+            len,
+        });
+    }
+
+    pub fn close(&mut self, id: ConnId) {
+        self.actions.push(Action::Close { id });
+    }
+
+    pub fn deadline(&mut self, id: ConnId, after: Option<Duration>) {
+        self.actions.push(Action::Deadline { id, after });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Takes the queued actions out in order, leaving the outbox empty (and its
+    /// allocation in place for the next call).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+}
+
+/// A protocol: shared state in `self`, per-connection state in `Self::Conn`.
+///
+/// Threaded models share one protocol behind a `Mutex`; event loops own theirs; the
+/// capstone builds one per worker thread. Keep `self` to what truly must be shared.
+pub trait Protocol {
+    type Conn;
+
+    /// A client connected; queue any greeting into `out`.
+    fn open(&mut self, id: ConnId, peer: SocketAddr, out: &mut Outbox) -> Self::Conn;
+
+    /// Bytes arrived. `input` holds everything received and not yet consumed; return
+    /// how many bytes from its start are consumed. The model caps how much it keeps
+    /// unconsumed (see `io::Limits`), so a protocol must consume or reject what it
+    /// cannot use rather than wait for ever.
+    fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox)
+        -> usize;
+
+    /// The peer shut down its sending side. Queued output still goes out. By default
+    /// the connection closes once it is flushed.
+    fn eof(&mut self, id: ConnId, _conn: &mut Self::Conn, out: &mut Outbox) {
+        out.close(id);
+    }
+
+    /// The deadline set with [`Outbox::deadline`] passed. By default: close.
+    fn timeout(&mut self, id: ConnId, _conn: &mut Self::Conn, out: &mut Outbox) {
+        out.close(id);
+    }
+
+    /// The connection is gone. The last call for `id`; actions for other connections
+    /// (a "left the chat" line) are still applied.
+    fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox);
+
+    /// The bytes a client refused for being over the model's client limit receives
+    /// before it is closed (chat: `server full`, HTTP: a 503, RESP: `-ERR max clients`).
+    fn refusal(&mut self) -> Bytes {
+        Bytes::new()
+    }
+}

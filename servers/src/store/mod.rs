@@ -1,0 +1,1 @@
+//! Storage: the append-only log and the on-disk B-tree.
