@@ -58,12 +58,17 @@ pub enum Action {
         len: u64,
     },
     /// Close once everything queued before it has been written. Nothing more is read.
-    Close { id: ConnId },
+    Close {
+        id: ConnId,
+    },
     /// Arm (`Some`) or disarm (`None`) the connection's deadline: if that long passes
     /// with no bytes written to the peer, [`Protocol::timeout`] is called. Reads do not
     /// push it back (a client trickling one byte a second still times out); writes do
     /// (a large download in progress is not idle).
-    Deadline { id: ConnId, after: Option<Duration> },
+    Deadline {
+        id: ConnId,
+        after: Option<Duration>,
+    },
 }
 
 /// The list of actions one call produced, applied by the model in order.
@@ -137,8 +142,7 @@ pub trait Protocol {
     /// how many bytes from its start are consumed. The model caps how much it keeps
     /// unconsumed (see `io::Limits`), so a protocol must consume or reject what it
     /// cannot use rather than wait for ever.
-    fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox)
-        -> usize;
+    fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize;
 
     /// The peer shut down its sending side. Queued output still goes out. By default
     /// the connection closes once it is flushed.
