@@ -9,5 +9,6 @@
 pub mod io;
 pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
 pub mod store;
