@@ -394,3 +394,112 @@ fn access_log_lines() {
         "{text}"
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Heads built from pieces that stress the parser's branches, plus raw noise.
+    fn head_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let method = prop::sample::select(vec!["GET", "HEAD", "POST", "BREW", "get", ""]);
+        let seg = prop::sample::select(vec![
+            "..",
+            ".",
+            "%2e%2e",
+            "%252e",
+            "%",
+            "%zz",
+            "%00",
+            "\\",
+            "a",
+            "hello.txt",
+            "docs",
+            "index.html",
+            "",
+            "%2f",
+            "é",
+            "?q=1",
+            "#f",
+        ]);
+        let path = prop::collection::vec(seg, 0..8).prop_map(|s| format!("/{}", s.join("/")));
+        let version = prop::sample::select(vec!["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/1", ""]);
+        let header = prop::sample::select(vec![
+            "Host: x",
+            "Connection: keep-alive",
+            "Connection: close",
+            "Range: bytes=0-3",
+            "Range: bytes=-2",
+            "Range: bytes=9999-",
+            "Range: bytes=1-0,2-3",
+            "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT",
+            "If-Modified-Since: nonsense",
+            "If-Range: x",
+            "Content-Length: 5",
+            "Content-Length: -1",
+            "Transfer-Encoding: chunked",
+            "X-Bad\0: v",
+            "no colon",
+            "",
+        ]);
+        let noise = prop::collection::vec(any::<u8>(), 0..64);
+        (
+            method,
+            path,
+            version,
+            prop::collection::vec(header, 0..6),
+            noise,
+            any::<bool>(),
+        )
+            .prop_map(|(m, p, v, hs, noise, lf_only)| {
+                let eol = if lf_only { "\n" } else { "\r\n" };
+                let mut s = format!("{m} {p} {v}{eol}");
+                for h in hs {
+                    s.push_str(h);
+                    s.push_str(eol);
+                }
+                s.push_str(eol);
+                let mut b = s.into_bytes();
+                b.extend(noise);
+                b
+            })
+    }
+
+    fn drive(inputs: &[Vec<u8>], cuts: &[usize]) {
+        let mut s = site();
+        let mut stream: Vec<u8> = inputs.concat();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = Outbox::new();
+        let mut cuts = cuts.iter().cycle();
+        while !stream.is_empty() {
+            let n = (*cuts.next().unwrap_or(&1)).clamp(1, stream.len());
+            pending.extend(stream.drain(..n));
+            let used = s.http.data(ID, &mut s.conn, &pending, &mut out);
+            assert!(used <= pending.len());
+            pending.drain(..used);
+            let seen = render(&mut out);
+            if !seen.bytes.is_empty() {
+                assert!(seen.bytes.starts_with("HTTP/1.1 "), "{}", seen.bytes);
+            }
+            // The model's cap on unconsumed input is never approached.
+            assert!(pending.len() <= MAX_HEAD + MAX_URI + 64);
+        }
+        s.http.timeout(ID, &mut s.conn, &mut out);
+        let _ = render(&mut out);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn structured_heads(heads in prop::collection::vec(head_strategy(), 1..5),
+                            cuts in prop::collection::vec(1usize..200, 1..8)) {
+            drive(&heads, &cuts);
+        }
+
+        #[test]
+        fn raw_bytes(noise in prop::collection::vec(any::<u8>(), 0..4096),
+                     cuts in prop::collection::vec(1usize..2000, 1..8)) {
+            drive(&[noise], &cuts);
+        }
+    }
+}
