@@ -440,6 +440,52 @@ fn large_file_streams_without_buffering() {
 }
 
 #[test]
+fn files_leave_with_sendfile() {
+    if !have("strace") {
+        eprintln!("SKIP: strace is not installed; scripts/test.sh installs it");
+        return;
+    }
+    let site = site();
+    std::fs::write(site.root.join("64k.bin"), vec![7u8; 64 * 1024]).unwrap();
+    let trace = site.parent.path().join("trace");
+    let srv = start(&site, &[]);
+    // Attached to the running server, so stopping strace leaves no orphan behind.
+    let mut strace = Command::new("strace")
+        .args(["-f", "-e", "trace=sendfile,sendmsg,writev,write", "-o"])
+        .arg(&trace)
+        .args(["-p", &srv.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace says "attached" on stderr once it traces.
+    let mut attached = [0u8; 64];
+    let _ = strace.stderr.as_mut().unwrap().read(&mut attached);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+        ])
+        .arg(format!("http://{}/64k.bin", srv.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "65536");
+    // SAFETY: kill(2) on our own child's pid; SIGINT makes strace detach and exit.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+    let _ = strace.wait();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("sendfile(") && l.contains("65536")),
+        "no sendfile of the 64 KiB file in:\n{text}"
+    );
+}
+
+#[test]
 fn access_log_is_combined_flushed_and_reopened() {
     let site = site();
     let log = site.parent.path().join("access.log");

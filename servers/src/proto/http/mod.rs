@@ -32,7 +32,7 @@ use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -176,6 +176,10 @@ pub struct HttpConfig {
     /// only), checked before the file lookup.
     pub routes: Vec<(String, RouteHandler)>,
     pub access_log: Option<AccessLog>,
+    /// Files (or ranges) up to this size are read into the response head's buffer and
+    /// leave in one write, one packet, as lighttpd does; larger ones are streamed with
+    /// `sendfile(2)` and never held in memory.
+    pub inline_max: u64,
     dir: fs::Root,
 }
 
@@ -192,6 +196,7 @@ impl std::fmt::Debug for HttpConfig {
                 &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
             )
             .field("access_log", &self.access_log.is_some())
+            .field("inline_max", &self.inline_max)
             .finish()
     }
 }
@@ -213,6 +218,7 @@ impl HttpConfig {
             index: "index.html".into(),
             routes: Vec::new(),
             access_log: None,
+            inline_max: 16 * 1024,
             dir,
         })
     }
@@ -634,10 +640,27 @@ impl Http {
             );
         }
         h.push_str("\r\n");
-        out.send(id, h.into_bytes());
+        let mut buf = h.into_bytes();
         let sent = if req.head_only || count == 0 {
+            out.send(id, buf);
             0
+        } else if count <= self.cfg.inline_max {
+            // `count` is at most `inline_max`, so the cast and the buffer are bounded.
+            let start = buf.len();
+            buf.resize(start + count as usize, 0);
+            if let Err(e) = file.read_exact_at(&mut buf[start..], offset) {
+                // A file that shrank or failed under us: let the model's sendfile hit
+                // the same error and drop the connection, as for a large file.
+                tracing::debug!(error = %e, "inline read failed; falling back to sendfile");
+                buf.truncate(start);
+                out.send(id, buf);
+                out.send_file(id, file, offset, count);
+            } else {
+                out.send(id, buf);
+            }
+            count
         } else {
+            out.send(id, buf);
             out.send_file(id, file, offset, count);
             count
         };

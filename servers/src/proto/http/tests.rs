@@ -13,6 +13,10 @@ struct Site {
 const ID: ConnId = ConnId(7);
 
 fn site() -> Site {
+    site_with(|_| {})
+}
+
+fn site_with(tune: impl FnOnce(&mut HttpConfig)) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
@@ -27,6 +31,7 @@ fn site() -> Site {
         content_type: "application/json".into(),
         body: Bytes::from(format!("{{\"path\":\"{}\"}}", r.path)),
     });
+    tune(&mut cfg);
     let mut http = Http::new(Arc::new(cfg));
     let mut out = Outbox::new();
     let conn = http.open(ID, "127.0.0.1:5555".parse().unwrap(), &mut out);
@@ -106,8 +111,20 @@ fn body(s: &Seen) -> &str {
 }
 
 #[test]
+fn small_files_inline_large_files_stream() {
+    let mut s = site_with(|c| c.inline_max = 5);
+    let r = s.get("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.files, body(&r)), (1, "hello world\n"));
+    let r = s.get("GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-5\r\n\r\n");
+    assert_eq!((r.files, body(&r)), (0, "ello "));
+    let r = s.get("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.files, 1);
+    assert_eq!(body(&r), "<h1>home</h1>");
+}
+
+#[test]
 fn get_a_file_http10_closes() {
-    let mut s = site();
+    let mut s = site_with(|c| c.inline_max = 0);
     let r = s.get("GET /hello.txt HTTP/1.0\r\n\r\n");
     assert!(r.bytes.starts_with("HTTP/1.1 200 OK\r\n"), "{}", r.bytes);
     assert_eq!(
