@@ -241,3 +241,6 @@ where
     );
     res
 }
+
+#[cfg(test)]
+mod tests;
