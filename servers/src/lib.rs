@@ -8,7 +8,9 @@
 
 pub mod cli;
 pub mod io;
+pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
 pub mod signals;
 pub mod store;
