@@ -165,3 +165,5 @@ pub trait Protocol {
         Bytes::new()
     }
 }
+pub mod tls;
+pub mod proxy;
