@@ -126,7 +126,11 @@ fn handshakes(srv: &Server) -> usize {
 fn wait_handshakes(srv: &Server, n: usize) {
     let end = Instant::now() + Duration::from_secs(10);
     while handshakes(srv) < n {
-        assert!(Instant::now() < end, "no {n} handshakes; log:\n{}", srv.log());
+        assert!(
+            Instant::now() < end,
+            "no {n} handshakes; log:\n{}",
+            srv.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -156,7 +160,11 @@ fn openssl_s_client_and_tlschat_connect_chat_together() {
         theirs.err.lock().unwrap()
     );
     theirs.say("hello from openssl\n");
-    assert!(ours.wait_out(": hello from openssl\n"), "{}", ours.out.lock().unwrap());
+    assert!(
+        ours.wait_out(": hello from openssl\n"),
+        "{}",
+        ours.out.lock().unwrap()
+    );
     ours.say("hello from tlschat\n");
     assert!(
         theirs.wait_out(": hello from tlschat\n"),
@@ -189,7 +197,11 @@ fn pinned_fingerprint_is_checked() {
     );
 
     let mut right = own_client(&srv, &["--fingerprint", &fp]);
-    assert!(wait_for(&right.err, "connected to"), "stderr: {}", right.err.lock().unwrap());
+    assert!(
+        wait_for(&right.err, "connected to"),
+        "stderr: {}",
+        right.err.lock().unwrap()
+    );
     right.say("/who\n");
     assert!(right.wait_out("* online (1)"));
 }
@@ -204,7 +216,9 @@ fn plaintext_and_stalled_handshakes_are_dropped_and_others_unaffected() {
 
     // Plaintext: answered with at most an alert, then closed.
     let mut plain = TcpStream::connect(srv.addr).unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     plain.write_all(b"hello, I speak no TLS\n").unwrap();
     let mut got = Vec::new();
     let _ = plain.read_to_end(&mut got);
@@ -214,7 +228,9 @@ fn plaintext_and_stalled_handshakes_are_dropped_and_others_unaffected() {
     // A stall: nothing sent, dropped after the handshake timeout.
     let started = Instant::now();
     let mut stall = TcpStream::connect(srv.addr).unwrap();
-    stall.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stall
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 16];
     let n = stall.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "a stalled client got bytes");
@@ -223,7 +239,11 @@ fn plaintext_and_stalled_handshakes_are_dropped_and_others_unaffected() {
 
     // The member is still served.
     member.say("/who\n");
-    assert!(member.wait_out("* online (1)"), "{}", member.out.lock().unwrap());
+    assert!(
+        member.wait_out("* online (1)"),
+        "{}",
+        member.out.lock().unwrap()
+    );
 }
 
 #[test]
@@ -236,9 +256,9 @@ fn mutual_tls_names_clients_by_certificate_and_refuses_others() {
         .arg(&data)
         .arg("--out-dir")
         .arg(tmp.path())
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(st.status.success(), "{st:?}");
     let ca = data.join("ca.pem");
     let srv = serve(tmp.path(), &["--client-ca", ca.to_str().unwrap()]);
     let cert = tmp.path().join("alice.pem");
@@ -257,7 +277,11 @@ fn mutual_tls_names_clients_by_certificate_and_refuses_others() {
     );
     wait_handshakes(&srv, 1);
     alice.say("/who\n");
-    assert!(alice.wait_out("* online (1): alice"), "{}", alice.out.lock().unwrap());
+    assert!(
+        alice.wait_out("* online (1): alice"),
+        "{}",
+        alice.out.lock().unwrap()
+    );
 
     // No certificate: the handshake is refused and the client says why.
     let mut anon = own_client(&srv, &["--ca", ca.to_str().unwrap()]);

@@ -81,7 +81,11 @@ struct ConnectArgs {
     /// The server, HOST:PORT.
     addr: String,
     /// Trust servers whose certificate chains to this CA (PEM).
-    #[arg(long, conflicts_with = "fingerprint", required_unless_present = "fingerprint")]
+    #[arg(
+        long,
+        conflicts_with = "fingerprint",
+        required_unless_present = "fingerprint"
+    )]
     ca: Option<PathBuf>,
     /// Trust exactly the server certificate with this SHA-256 fingerprint.
     #[arg(long)]
@@ -168,12 +172,7 @@ fn connect(args: ConnectArgs) -> Result<()> {
 }
 
 fn issue_client(name: &str, data_dir: Option<PathBuf>, out_dir: &std::path::Path) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= servers::proto::chat::MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
+    if !servers::proto::chat::valid_name(name.as_bytes()) {
         return Err(format!("bad name {name:?}: use letters, digits, '-', '_' or '.'").into());
     }
     let dir = DataDir::new(data_dir.unwrap_or_else(DataDir::default_path));

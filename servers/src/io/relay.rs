@@ -273,7 +273,10 @@ impl Relay<'_> {
             read: matches!(stage, Stage::Head(_)),
             ..Interest::default()
         };
-        if let Err(e) = self.poller.add(client.as_raw_fd(), token(slot, false), interest) {
+        if let Err(e) = self
+            .poller
+            .add(client.as_raw_fd(), token(slot, false), interest)
+        {
             tracing::warn!(error = %e, "epoll_ctl add failed, dropping client");
             self.free.push(slot);
             return;
@@ -423,9 +426,7 @@ impl Relay<'_> {
             }
         }
         if let Some(pair) = self.pairs[slot].as_mut() {
-            pair.stage = Stage::Connecting {
-                rest: addrs.into(),
-            };
+            pair.stage = Stage::Connecting { rest: addrs.into() };
         }
         self.connect_next(slot);
     }
@@ -442,7 +443,10 @@ impl Relay<'_> {
             let Some(addr) = rest.pop_front() else {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 let dest = pair.dest.clone();
-                return self.refuse(slot, upstream_refusal(502, format!("cannot connect to {dest}")));
+                return self.refuse(
+                    slot,
+                    upstream_refusal(502, format!("cannot connect to {dest}")),
+                );
             };
             if let Some(old) = pair.upstream.take() {
                 let _ = self.poller.delete(old.as_raw_fd());
@@ -530,7 +534,9 @@ impl Relay<'_> {
         };
         if moved_up + moved_down > 0 {
             pair.last_active = Instant::now();
-            self.stats.bytes_up.fetch_add(moved_up as u64, Ordering::Relaxed);
+            self.stats
+                .bytes_up
+                .fetch_add(moved_up as u64, Ordering::Relaxed);
             self.stats
                 .bytes_down
                 .fetch_add(moved_down as u64, Ordering::Relaxed);
@@ -565,7 +571,9 @@ impl Relay<'_> {
             };
             if relaying && upstream != pair.upstream_interest {
                 pair.upstream_interest = upstream;
-                let _ = self.poller.modify(up.as_raw_fd(), token(slot, true), upstream);
+                let _ = self
+                    .poller
+                    .modify(up.as_raw_fd(), token(slot, true), upstream);
             }
         }
     }
@@ -607,8 +615,10 @@ impl Relay<'_> {
             let Some(pair) = self.pairs[slot].as_ref() else {
                 continue;
             };
-            let waiting_upstream =
-                matches!(pair.stage, Stage::Resolving { .. } | Stage::Connecting { .. });
+            let waiting_upstream = matches!(
+                pair.stage,
+                Stage::Resolving { .. } | Stage::Connecting { .. }
+            );
             if waiting_upstream && now.duration_since(pair.started) > self.config.connect_timeout {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 let dest = pair.dest.clone();

@@ -19,6 +19,8 @@
 
 pub mod chat;
 pub mod echo;
+pub mod proxy;
+pub mod tls;
 
 use bytes::Bytes;
 use std::fs::File;
@@ -186,5 +188,3 @@ pub trait Protocol {
         true
     }
 }
-pub mod tls;
-pub mod proxy;

@@ -227,7 +227,9 @@ impl std::str::FromStr for Rule {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
         if !valid {
-            return Err(format!("{s:?} is neither a host name nor an address/prefix"));
+            return Err(format!(
+                "{s:?} is neither a host name nor an address/prefix"
+            ));
         }
         Ok(Rule::Host(host))
     }
@@ -412,11 +414,15 @@ mod tests {
     fn bad_requests_are_refused_with_their_status() {
         assert_eq!(parse(b"GET /x HTTP/1.1\r\n\r\n").unwrap_err().status, 400);
         assert_eq!(
-            parse(b"GET https://a/ HTTP/1.1\r\n\r\n").unwrap_err().status,
+            parse(b"GET https://a/ HTTP/1.1\r\n\r\n")
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
-            parse(b"CONNECT nohost HTTP/1.1\r\n\r\n").unwrap_err().status,
+            parse(b"CONNECT nohost HTTP/1.1\r\n\r\n")
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
@@ -429,7 +435,10 @@ mod tests {
         let mut long = b"GET http://a/ HTTP/1.1\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_HEAD));
         assert_eq!(parse(&long).unwrap_err().status, 431);
-        assert_eq!(parse(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n").unwrap(), None);
+        assert_eq!(
+            parse(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -458,8 +467,14 @@ mod tests {
     fn deny_and_allow_lists_by_name_and_network() {
         let p = Policy {
             connect_ports: vec![443],
-            allow: vec!["127.0.0.0/8".parse().unwrap(), ".example.com".parse().unwrap()],
-            deny: vec!["bad.example.com".parse().unwrap(), "127.0.0.2".parse().unwrap()],
+            allow: vec![
+                "127.0.0.0/8".parse().unwrap(),
+                ".example.com".parse().unwrap(),
+            ],
+            deny: vec![
+                "bad.example.com".parse().unwrap(),
+                "127.0.0.2".parse().unwrap(),
+            ],
         };
         let f = |host: &str| Route::Forward {
             host: host.into(),
@@ -469,8 +484,13 @@ mod tests {
         };
         assert!(p.check_route(&f("www.example.com")).is_ok());
         assert!(p.check_route(&f("example.com")).is_ok());
-        assert_eq!(p.check_route(&f("bad.example.com")).unwrap_err().status, 403);
-        assert!(p.check_addr("localhost", "127.0.0.1".parse().unwrap()).is_ok());
+        assert_eq!(
+            p.check_route(&f("bad.example.com")).unwrap_err().status,
+            403
+        );
+        assert!(p
+            .check_addr("localhost", "127.0.0.1".parse().unwrap())
+            .is_ok());
         assert!(p.check_addr("x", "127.0.0.2".parse().unwrap()).is_err());
         assert!(p.check_addr("x", "10.1.1.1".parse().unwrap()).is_err());
         assert!(p

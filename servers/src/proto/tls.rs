@@ -99,7 +99,12 @@ impl<P: TlsAware> Tls<P> {
         for action in actions.drain() {
             match action {
                 Action::Send { to, data } => self.encrypt_to(to, &data, out),
-                Action::SendFile { to, file, offset, len } => {
+                Action::SendFile {
+                    to,
+                    file,
+                    offset,
+                    len,
+                } => {
                     // A file must pass through the cipher, so no sendfile here: read it
                     // in bounded chunks. Chat never sends files; this keeps the adapter
                     // honest for protocols that do.
@@ -255,13 +260,7 @@ impl<P: TlsAware> Protocol for Tls<P> {
         }
     }
 
-    fn data(
-        &mut self,
-        id: ConnId,
-        conn: &mut Self::Conn,
-        input: &[u8],
-        out: &mut Outbox,
-    ) -> usize {
+    fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize {
         let mut rest = input;
         loop {
             let Some(s) = self.sessions.get_mut(&id) else {
@@ -374,3 +373,18 @@ impl<P: TlsAware> Protocol for Tls<P> {
         Bytes::new()
     }
 }
+
+impl TlsAware for super::chat::Chat {
+    /// A client that proved a certificate is named after its common name.
+    fn open_tls(
+        &mut self,
+        id: ConnId,
+        _peer: SocketAddr,
+        identity: &PeerIdentity,
+        out: &mut Outbox,
+    ) -> Self::Conn {
+        self.join(id, identity.common_name.as_deref(), out)
+    }
+}
+
+impl TlsAware for super::echo::Echo {}

@@ -76,12 +76,11 @@ impl Session {
             addr: resolved,
             source,
         })?;
-        let mut tls = ClientConnection::new(Arc::new(config), name).map_err(|source| {
-            ClientError::Tls {
+        let mut tls =
+            ClientConnection::new(Arc::new(config), name).map_err(|source| ClientError::Tls {
                 addr: resolved,
                 source,
-            }
-        })?;
+            })?;
         while tls.is_handshaking() {
             if let Err(e) = tls.complete_io(&mut sock) {
                 return Err(unwrap_tls_error(resolved, e));
@@ -102,7 +101,11 @@ impl Session {
     }
 
     /// Relays `input` to the server and the server to `output` until either ends.
-    pub fn relay(mut self, input: &mut impl InputFd, output: &mut impl Write) -> Result<(), ClientError> {
+    pub fn relay(
+        mut self,
+        input: &mut impl InputFd,
+        output: &mut impl Write,
+    ) -> Result<(), ClientError> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let addr = self.addr;
         let io_err = |call: &'static str| move |source| ClientError::Io { call, addr, source };
@@ -152,7 +155,9 @@ impl Session {
                     match self.tls.reader().read(&mut buf) {
                         Ok(0) => return Ok(()),
                         Ok(m) => {
-                            output.write_all(&buf[..m]).map_err(io_err("write stdout"))?;
+                            output
+                                .write_all(&buf[..m])
+                                .map_err(io_err("write stdout"))?;
                             output.flush().map_err(io_err("write stdout"))?;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

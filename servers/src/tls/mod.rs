@@ -392,7 +392,10 @@ mod tests {
         let fp = fingerprint(b"not really a certificate");
         assert_eq!(fp.len(), 32 * 3 - 1);
         let parsed = parse_fingerprint(&fp).unwrap();
-        assert_eq!(parse_fingerprint(&fp.replace(':', "").to_lowercase()).unwrap(), parsed);
+        assert_eq!(
+            parse_fingerprint(&fp.replace(':', "").to_lowercase()).unwrap(),
+            parsed
+        );
     }
 
     #[test]
