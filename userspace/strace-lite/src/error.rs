@@ -6,8 +6,8 @@ use thiserror::Error;
 pub enum Error {
     #[error("{0}")]
     Usage(String),
-    #[error("{path}: command not found")]
-    NotFound { path: String },
+    #[error("{path}: {reason}")]
+    NotFound { path: String, reason: &'static str },
     #[error("{path}: {reason}")]
     NotExecutable { path: String, reason: String },
     #[error("{call}: {source}")]

@@ -24,6 +24,7 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf, Error> {
         if !p.exists() {
             return Err(Error::NotFound {
                 path: p.display().to_string(),
+                reason: "No such file or directory",
             });
         }
         return Ok(p);
@@ -43,6 +44,7 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf, Error> {
     // Found but never runnable: the shell says "Permission denied" (126) for it.
     first_found.ok_or_else(|| Error::NotFound {
         path: cmd.to_string_lossy().into_owned(),
+        reason: "command not found",
     })
 }
 
@@ -57,6 +59,7 @@ pub fn precheck(path: &Path) -> Result<(), Error> {
     let md = path.metadata().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             path: shown.clone(),
+            reason: "No such file or directory",
         },
         _ => not_exec(&e.to_string()),
     })?;
@@ -219,6 +222,7 @@ impl Launch {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
         libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        libc::signal(libc::SIGQUIT, libc::SIG_DFL);
         if let Some(prog) = &self.filter {
             if crate::seccomp::install(prog).is_err() {
                 libc::_exit(126);
