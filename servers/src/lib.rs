@@ -6,7 +6,9 @@
 //! readiness and never know what the bytes mean, and [`net`] holds what every model
 //! shares: listeners and the one write path.
 
+pub mod cli;
 pub mod io;
 pub mod net;
 pub mod proto;
+pub mod signals;
 pub mod store;
