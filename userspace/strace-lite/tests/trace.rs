@@ -599,3 +599,108 @@ fn json_timestamps_durations_and_string_limit() {
     }
     assert!(has(&text, "write(1, \"hello\"..., 66) = 66 <"), "{text}");
 }
+
+/// The project's servers, newest first: the capstone, then httpd, then echo.
+fn server_binary() -> Option<(String, PathBuf)> {
+    let dir = Path::new(BIN).parent()?;
+    for name in ["capstone", "httpd", "echo"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Some((name.to_string(), p));
+        }
+    }
+    None
+}
+
+/// Reads the server's stderr (through the tracer) until `listening addr=`.
+fn wait_listening(stderr: std::process::ChildStderr) -> Option<std::net::SocketAddr> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(i) = line.find("listening addr=") {
+                let addr = line[i + 15..].split_whitespace().next().unwrap_or("").to_string();
+                if let (Some(t), Ok(a)) = (tx.as_ref(), addr.parse()) {
+                    let _ = t.send(a);
+                    tx = None;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).ok()
+}
+
+#[test]
+fn project_server_shows_accept_epoll_and_sendfile() {
+    use std::io::{Read, Write};
+    let Some((name, exe)) = server_binary() else {
+        eprintln!("SKIP: no server binary (capstone, httpd or echo) next to strace-lite; build the workspace first");
+        return;
+    };
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<h1>traced</h1>\n".repeat(64)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("server.txt");
+    let mut args: Vec<String> = vec!["-f".into(), "-o".into(), out.to_str().unwrap().into(), exe.to_str().unwrap().into()];
+    let http = name != "echo";
+    args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    if http {
+        args.extend(["--root".into(), site.path().to_str().unwrap().into()]);
+    }
+    if name != "capstone" {
+        args.extend(["--io".into(), "epoll".into()]);
+    }
+    let mut tracer = Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let Some(addr) = wait_listening(tracer.stderr.take().unwrap()) else {
+        let _ = tracer.kill();
+        panic!("{name} under strace-lite never logged `listening addr=`");
+    };
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reply = Vec::new();
+    if http {
+        s.write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let _ = s.read_to_end(&mut reply);
+        assert!(String::from_utf8_lossy(&reply).contains("<h1>traced</h1>"));
+    } else {
+        s.write_all(b"ping\n").unwrap();
+        let mut b = [0u8; 5];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping\n");
+    }
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+    // Stop the server itself (graceful SIGTERM); the tracer ends with it.
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id())).unwrap_or_default();
+    for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        // SAFETY: signalling the server process we started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tracer.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = tracer.kill();
+            panic!("{name} did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("accept4("), "no accept4 in the {name} trace");
+    assert!(text.contains("epoll_wait(") || text.contains("epoll_pwait("), "no epoll_wait in the {name} trace");
+    assert!(text.contains("{sa_family=AF_INET, sin_port=htons("), "no decoded sockaddr in the {name} trace");
+    if http {
+        assert!(text.contains("sendfile("), "no sendfile in the {name} trace");
+    } else {
+        assert!(text.contains("\"ping\\n\""), "the echoed bytes are not decoded");
+    }
+    eprintln!("{name}: {} lines traced", text.lines().count());
+}
