@@ -621,7 +621,11 @@ fn wait_listening(stderr: std::process::ChildStderr) -> Option<std::net::SocketA
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some(i) = line.find("listening addr=") {
-                let addr = line[i + 15..].split_whitespace().next().unwrap_or("").to_string();
+                let addr = line[i + 15..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 if let (Some(t), Ok(a)) = (tx.as_ref(), addr.parse()) {
                     let _ = t.send(a);
                     tx = None;
@@ -640,10 +644,19 @@ fn project_server_shows_accept_epoll_and_sendfile() {
         return;
     };
     let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("index.html"), "<h1>traced</h1>\n".repeat(64)).unwrap();
+    std::fs::write(
+        site.path().join("index.html"),
+        "<h1>traced</h1>\n".repeat(64),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("server.txt");
-    let mut args: Vec<String> = vec!["-f".into(), "-o".into(), out.to_str().unwrap().into(), exe.to_str().unwrap().into()];
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "-o".into(),
+        out.to_str().unwrap().into(),
+        exe.to_str().unwrap().into(),
+    ];
     let http = name != "echo";
     args.extend(["--listen".into(), "127.0.0.1:0".into()]);
     if http {
@@ -668,7 +681,8 @@ fn project_server_shows_accept_epoll_and_sendfile() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reply = Vec::new();
     if http {
-        s.write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let _ = s.read_to_end(&mut reply);
         assert!(String::from_utf8_lossy(&reply).contains("<h1>traced</h1>"));
     } else {
@@ -680,8 +694,12 @@ fn project_server_shows_accept_epoll_and_sendfile() {
     drop(s);
     std::thread::sleep(Duration::from_millis(200));
     // Stop the server itself (graceful SIGTERM); the tracer ends with it.
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id())).unwrap_or_default();
-    for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id()))
+        .unwrap_or_default();
+    for pid in children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
         // SAFETY: signalling the server process we started.
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }
@@ -695,12 +713,24 @@ fn project_server_shows_accept_epoll_and_sendfile() {
     }
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("accept4("), "no accept4 in the {name} trace");
-    assert!(text.contains("epoll_wait(") || text.contains("epoll_pwait("), "no epoll_wait in the {name} trace");
-    assert!(text.contains("{sa_family=AF_INET, sin_port=htons("), "no decoded sockaddr in the {name} trace");
+    assert!(
+        text.contains("epoll_wait(") || text.contains("epoll_pwait("),
+        "no epoll_wait in the {name} trace"
+    );
+    assert!(
+        text.contains("{sa_family=AF_INET, sin_port=htons("),
+        "no decoded sockaddr in the {name} trace"
+    );
     if http {
-        assert!(text.contains("sendfile("), "no sendfile in the {name} trace");
+        assert!(
+            text.contains("sendfile("),
+            "no sendfile in the {name} trace"
+        );
     } else {
-        assert!(text.contains("\"ping\\n\""), "the echoed bytes are not decoded");
+        assert!(
+            text.contains("\"ping\\n\""),
+            "the echoed bytes are not decoded"
+        );
     }
     eprintln!("{name}: {} lines traced", text.lines().count());
 }

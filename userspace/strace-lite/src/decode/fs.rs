@@ -40,7 +40,17 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
             let _ = write!(out, "{ty:#o}");
         }
     }
-    let perm = mode & !S_IFMT;
+    for (bit, name) in [
+        (0o4000, "S_ISUID"),
+        (0o2000, "S_ISGID"),
+        (0o1000, "S_ISVTX"),
+    ] {
+        if mode & bit != 0 {
+            out.push('|');
+            out.push_str(name);
+        }
+    }
+    let perm = mode & 0o777;
     if perm == 0 {
         out.push_str("|000");
     } else {
@@ -123,4 +133,27 @@ pub fn rlimit(ctx: &mut Ctx, out: &mut String, addr: u64) {
     out.push_str(", rlim_max=");
     rlim_value(out, max);
     out.push('}');
+}
+
+/// getdents64's buffer as strace abbreviates it: `0x55d0... /* 4 entries */`.
+pub fn dirents(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+    ptr(out, addr);
+    let want = (len as usize).min(1 << 16);
+    let mut scratch = std::mem::take(&mut ctx.scratch);
+    scratch.clear();
+    scratch.resize(want, 0);
+    let got = mem::read(ctx.pid, addr, &mut scratch);
+    let mut n = 0;
+    let mut off = 0usize;
+    // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+    while off + 19 <= got {
+        let reclen = u16::from_ne_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
+        if reclen == 0 {
+            break;
+        }
+        n += 1;
+        off += reclen;
+    }
+    ctx.scratch = scratch;
+    let _ = write!(out, " /* {n} entries */");
 }

@@ -114,6 +114,11 @@ pub enum Arg {
     /// futex's timeout, uaddr2 and val3: shown only for the ops that use them (`.0` = 3, 4, 5).
     FutexTail(u8),
     GrndFlags,
+    IoctlCmd,
+    Madvise,
+    /// getdents64's buffer: the number of entries the kernel returned.
+    DirentsOut,
+    ClockId,
 }
 
 impl Arg {
@@ -135,6 +140,7 @@ impl Arg {
                 | Arg::FdPairOut
                 | Arg::RlimitOut
                 | Arg::IovOut(_)
+                | Arg::DirentsOut
         )
     }
 
@@ -383,6 +389,13 @@ pub fn arg(
             }
         }
         Arg::GrndFlags => flags::flags(out, v, GRND_FLAGS, "0"),
+        Arg::IoctlCmd => flags::constant(out, v, IOCTLS, true),
+        Arg::DirentsOut => match ret {
+            Some(r) if !failed => fs::dirents(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::Madvise => flags::constant(out, v, MADVISE, false),
+        Arg::ClockId => flags::constant(out, v, CLOCKS, false),
     }
     true
 }
@@ -498,6 +511,52 @@ const GRND_FLAGS: flags::Xlat = &[
     (1, "GRND_NONBLOCK"),
     (2, "GRND_RANDOM"),
     (4, "GRND_INSECURE"),
+];
+
+const IOCTLS: flags::Xlat = &[
+    (0x5401, "TCGETS"),
+    (0x5402, "TCSETS"),
+    (0x5403, "TCSETSW"),
+    (0x540f, "TIOCGPGRP"),
+    (0x5410, "TIOCSPGRP"),
+    (0x5413, "TIOCGWINSZ"),
+    (0x5414, "TIOCSWINSZ"),
+    (0x541b, "FIONREAD"),
+    (0x5421, "FIONBIO"),
+    (0x5450, "FIONCLEX"),
+    (0x5451, "FIOCLEX"),
+    (0x5452, "FIOASYNC"),
+];
+
+const MADVISE: flags::Xlat = &[
+    (0, "MADV_NORMAL"),
+    (1, "MADV_RANDOM"),
+    (2, "MADV_SEQUENTIAL"),
+    (3, "MADV_WILLNEED"),
+    (4, "MADV_DONTNEED"),
+    (8, "MADV_FREE"),
+    (9, "MADV_REMOVE"),
+    (10, "MADV_DONTFORK"),
+    (11, "MADV_DOFORK"),
+    (12, "MADV_MERGEABLE"),
+    (14, "MADV_HUGEPAGE"),
+    (15, "MADV_NOHUGEPAGE"),
+    (16, "MADV_DONTDUMP"),
+    (18, "MADV_WIPEONFORK"),
+    (20, "MADV_COLD"),
+    (21, "MADV_PAGEOUT"),
+    (100, "MADV_HWPOISON"),
+];
+
+const CLOCKS: flags::Xlat = &[
+    (0, "CLOCK_REALTIME"),
+    (1, "CLOCK_MONOTONIC"),
+    (2, "CLOCK_PROCESS_CPUTIME_ID"),
+    (3, "CLOCK_THREAD_CPUTIME_ID"),
+    (4, "CLOCK_MONOTONIC_RAW"),
+    (5, "CLOCK_REALTIME_COARSE"),
+    (6, "CLOCK_MONOTONIC_COARSE"),
+    (7, "CLOCK_BOOTTIME"),
 ];
 
 const FUTEX_OPS: flags::Xlat = &[
