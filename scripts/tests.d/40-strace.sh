@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
-need_pkgs strace coreutils findutils procps
+need_pkgs strace coreutils findutils procps util-linux
 cargo build --locked --workspace --bins
 # The server test picks the capstone, httpd or echo binary next to strace-lite.
 cargo test --locked -p strace-lite -- --nocapture 2>&1 | tee target/strace-lite-tests.log | grep -E '^test |SKIP|test result|lines traced'

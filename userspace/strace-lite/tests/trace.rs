@@ -734,3 +734,99 @@ fn project_server_shows_accept_epoll_and_sendfile() {
     }
     eprintln!("{name}: {} lines traced", text.lines().count());
 }
+
+#[test]
+fn execve_from_a_thread_and_group_stop() {
+    // A non-leader thread's execve takes over the process id: the tracer must move
+    // that thread's state and carry on with the new program.
+    let (code, text, _) = trace(&[
+        "-f",
+        THREADBURST,
+        "--threads",
+        "2",
+        "--iterations",
+        "2",
+        "--exec-from-thread",
+        "/bin/true",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("+++ superseded by execve in pid "), "{text}");
+    assert!(
+        has(&text, "execve(\"/bin/true\", [\"/bin/true\"]"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .ends_with("+++ exited with 0 +++"),
+        "{text}"
+    );
+
+    // A tracee that stops itself stays stopped until SIGCONT, which it then receives.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.txt");
+    let tracer = Command::new(BIN)
+        .args([
+            "-o",
+            out.to_str().unwrap(),
+            "sh",
+            "-c",
+            "kill -STOP $$; echo resumed",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tpid = tracer.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let child: i32 = loop {
+        let kids = std::fs::read_to_string(format!("/proc/{tpid}/task/{tpid}/children"))
+            .unwrap_or_default();
+        if let Some(c) = kids.split_whitespace().next().and_then(|c| c.parse().ok()) {
+            let st = std::fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+            if st.contains("State:\tt") || st.contains("State:\tT") {
+                break c;
+            }
+        }
+        assert!(Instant::now() < deadline, "tracee never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: signalling the traced shell we started.
+    unsafe { libc::kill(child, libc::SIGCONT) };
+    let o = tracer.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "resumed\n");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("--- stopped by SIGSTOP ---"), "{text}");
+    assert!(
+        text.contains("--- SIGCONT {si_signo=SIGCONT, si_code=SI_USER"),
+        "{text}"
+    );
+}
+
+#[test]
+fn attach_without_permission_is_a_clear_error() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("SKIP: needs root and setpriv to run the tracer as an unprivileged user");
+        return;
+    }
+    let o = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "-p",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let e = error_line(&o);
+    assert!(
+        e.contains("PTRACE_SEIZE, 1") && e.contains("Operation not permitted"),
+        "{e}"
+    );
+}

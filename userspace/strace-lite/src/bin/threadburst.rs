@@ -19,6 +19,10 @@ struct Cli {
     /// Writes per thread.
     #[arg(long, default_value_t = 10)]
     iterations: u32,
+    /// After the writes, exec PROGRAM from a thread that is not the main thread
+    /// (the kernel then gives that thread the process id).
+    #[arg(long, value_name = "PROGRAM")]
+    exec_from_thread: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -46,6 +50,15 @@ fn main() {
             }
             Err(_) => failed = true,
         }
+    }
+    if let Some(prog) = cli.exec_from_thread {
+        let t = std::thread::spawn(move || {
+            let err =
+                std::os::unix::process::CommandExt::exec(&mut std::process::Command::new(&prog));
+            eprintln!("threadburst: exec {}: {err}", prog.display());
+            std::process::exit(127);
+        });
+        let _ = t.join();
     }
     std::process::exit(i32::from(failed));
 }
