@@ -7,6 +7,7 @@
 //! shares: listeners and the one write path.
 
 pub mod io;
+pub mod kv;
 pub mod net;
 pub mod proto;
 pub mod store;

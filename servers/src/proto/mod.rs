@@ -17,6 +17,8 @@
 //! Output queued for one connection leaves in the order it was queued, bytes and
 //! files interleaved, whichever thread or call queued it.
 
+pub mod resp;
+
 use bytes::Bytes;
 use std::fs::File;
 use std::net::SocketAddr;
