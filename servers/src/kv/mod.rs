@@ -249,16 +249,6 @@ impl Kv {
         }
         self.aof.as_ref().and_then(Aof::write_error)
     }
-
-    /// Work between batches: active expiry, background rewrite completion, log retry.
-    /// Call it every 100–250 ms.
-    pub fn tick(&mut self, _out: &mut Outbox) {
-        self.ks.active_expire(EXPIRE_BUDGET);
-        if let Some(aof) = &mut self.aof {
-            aof.poll_rewrite();
-        }
-        self.flush_log();
-    }
 }
 
 impl Protocol for Kv {
@@ -357,6 +347,15 @@ impl Protocol for Kv {
     fn refusal(&mut self) -> Bytes {
         self.server.stats.rejected += 1;
         Bytes::from_static(b"-ERR max number of clients reached\r\n")
+    }
+
+    /// Work between batches: active expiry, background rewrite completion, log retry.
+    fn tick(&mut self, _out: &mut Outbox) {
+        self.ks.active_expire(EXPIRE_BUDGET);
+        if let Some(aof) = &mut self.aof {
+            aof.poll_rewrite();
+        }
+        self.flush_log();
     }
 }
 
