@@ -1,1 +1,3 @@
 //! Storage: the append-only log and the on-disk B-tree.
+
+pub mod aof;
