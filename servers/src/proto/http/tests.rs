@@ -520,3 +520,15 @@ mod never_panics {
         }
     }
 }
+
+/// The capstone shares one config across worker threads and moves each `Http` and
+/// its connections into a thread of its own.
+#[test]
+fn thread_safety_the_capstone_relies_on() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<HttpConfig>();
+    shared::<HttpStats>();
+    movable::<Http>();
+    movable::<HttpConn>();
+}
