@@ -1,10 +1,13 @@
 //! HTTP/1.0 and 1.1 static file serving as a [`Protocol`]: request heads in, response
 //! heads, HTML error pages and `sendfile` actions out.
 //!
-//! The one idea: every complete request in the input is answered in order and at once,
-//! its whole response queued into the [`Outbox`] (head bytes, then the file as a
-//! [`crate::proto::Action::SendFile`]), so pipelining needs no per-connection queue of
-//! our own and the model's ordering guarantee keeps responses in request order. A
+//! The one idea: every complete request in the input is answered in order, its whole
+//! response queued into the [`Outbox`] at once (head bytes, then the file inline or as
+//! a [`crate::proto::Action::SendFile`]), so pipelining needs no per-connection queue
+//! of our own and the model's ordering guarantee keeps responses in request order.
+//! After a streamed file `data` returns early, leaving the rest of a pipeline for the
+//! model to offer again (every `io` model re-offers unconsumed input while it makes
+//! progress and once a queued file is out), so one connection holds one file open. A
 //! connection is in one of three phases: waiting for a head (the header timeout is
 //! armed once, when its first byte arrives, so trickling bytes cannot extend it), idle
 //! between requests (the keep-alive timeout), or closing (input is discarded).
@@ -344,6 +347,8 @@ pub struct Http {
     cfg: Arc<HttpConfig>,
     stats: Arc<HttpStats>,
     clock: Clock,
+    /// The request just answered queued a `SendFile`.
+    streamed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,6 +421,7 @@ impl Http {
             cfg,
             stats,
             clock: Clock::new(),
+            streamed: false,
         }
     }
 
@@ -662,6 +668,7 @@ impl Http {
         } else {
             out.send(id, buf);
             out.send_file(id, file, offset, count);
+            self.streamed = true;
             count
         };
         self.account(peer, req, code, sent);
@@ -752,9 +759,16 @@ impl Protocol for Http {
                 }
                 Parsed::Complete { head, len } => {
                     consumed += len;
+                    self.streamed = false;
                     if self.serve(id, conn.peer, &head, out) {
                         conn.phase = Phase::Idle;
                         answered = true;
+                        if self.streamed {
+                            // One streamed file at a time: the model offers the rest
+                            // of a pipeline again once the file is out, so a burst of
+                            // pipelined requests cannot hold a descriptor each.
+                            break;
+                        }
                     } else {
                         self.close(id, conn, out);
                     }

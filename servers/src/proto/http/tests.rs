@@ -123,6 +123,20 @@ fn small_files_inline_large_files_stream() {
 }
 
 #[test]
+fn a_pipeline_of_streamed_files_holds_one_at_a_time() {
+    let mut s = site_with(|c| c.inline_max = 0);
+    let one = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    let three = format!("{one}{one}GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (n, r) = s.feed(three.as_bytes());
+    assert_eq!((n, r.files), (one.len(), 1));
+    let (n, r) = s.feed(&three.as_bytes()[one.len()..]);
+    assert_eq!((n, r.files), (one.len(), 1));
+    let (n, r) = s.feed(&three.as_bytes()[2 * one.len()..]);
+    assert_eq!(n, three.len() - 2 * one.len());
+    assert_eq!(status_of(&r), "404");
+}
+
+#[test]
 fn get_a_file_http10_closes() {
     let mut s = site_with(|c| c.inline_max = 0);
     let r = s.get("GET /hello.txt HTTP/1.0\r\n\r\n");
