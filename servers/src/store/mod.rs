@@ -1,1 +1,2 @@
 //! Storage: the append-only log and the on-disk B-tree.
+pub mod btree;
