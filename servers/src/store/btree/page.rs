@@ -5,8 +5,6 @@
 //! (which covers the page number, so a page written to the wrong place fails too) and
 //! every offset in it; after that, the accessors can slice without further checks.
 
-use super::node::{Branch, Entry, Leaf, Val};
-
 /// Size of every page in the file.
 pub const PAGE_SIZE: usize = 4096;
 /// Bytes before the first slot of a leaf page.
@@ -35,7 +33,7 @@ pub const MAX_INLINE_CELL: usize = 1200;
 pub const UNDERFULL: usize = PAGE_SIZE / 4;
 
 /// Flag in a leaf cell's value length: the value lives in an overflow chain.
-const OVERFLOW_FLAG: u32 = 0x8000_0000;
+pub const OVERFLOW_FLAG: u32 = 0x8000_0000;
 
 /// Page kinds, byte 4 of every page.
 pub const KIND_BRANCH: u8 = 1;
@@ -44,53 +42,10 @@ pub const KIND_OVERFLOW: u8 = 3;
 pub const KIND_FREELIST: u8 = 4;
 pub const KIND_META: u8 = 5;
 
-/// CRC-32C (Castagnoli), table-driven, slicing by 8.
-fn crc_tables() -> &'static [[u32; 256]; 8] {
-    static TABLES: std::sync::OnceLock<[[u32; 256]; 8]> = std::sync::OnceLock::new();
-    TABLES.get_or_init(|| {
-        let mut t = [[0u32; 256]; 8];
-        for i in 0..256u32 {
-            let mut c = i;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82F6_3B78
-                } else {
-                    c >> 1
-                };
-            }
-            t[0][i as usize] = c;
-        }
-        for i in 0..256 {
-            for k in 1..8 {
-                let prev = t[k - 1][i];
-                t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            }
-        }
-        t
-    })
-}
-
-/// CRC-32C of `data`, continuing from `crc` (start with 0).
+/// CRC-32C (Castagnoli) of `data`, continuing from `crc` (start with 0); the crate
+/// uses the SSE 4.2 / ARMv8 CRC instructions when the CPU has them.
 pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
-    let t = crc_tables();
-    let mut c = !crc;
-    let mut chunks = data.chunks_exact(8);
-    for ch in &mut chunks {
-        let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
-        let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-        c = t[7][(lo & 0xff) as usize]
-            ^ t[6][((lo >> 8) & 0xff) as usize]
-            ^ t[5][((lo >> 16) & 0xff) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][(hi & 0xff) as usize]
-            ^ t[2][((hi >> 8) & 0xff) as usize]
-            ^ t[1][((hi >> 16) & 0xff) as usize]
-            ^ t[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        c = t[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32c::crc32c_append(crc, data)
 }
 
 /// The checksum stored in bytes 0..4: it covers the page number, so a page that
@@ -221,7 +176,11 @@ impl Page {
         self.kind == KIND_LEAF
     }
 
-    fn slot(&self, i: usize) -> usize {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn slot(&self, i: usize) -> usize {
         let hdr = if self.is_leaf() { LEAF_HDR } else { BRANCH_HDR };
         rd16(&self.buf, hdr + 2 * i) as usize
     }
@@ -236,18 +195,7 @@ impl Page {
 
     /// Value of leaf entry `i`.
     pub fn val(&self, i: usize) -> ValRef<'_> {
-        let off = self.slot(i);
-        let klen = rd16(&self.buf, off) as usize;
-        let v = rd32(&self.buf, off + 2);
-        let start = off + 6 + klen;
-        if v & OVERFLOW_FLAG != 0 {
-            ValRef::Overflow {
-                pgno: rd64(&self.buf, start),
-                len: v & !OVERFLOW_FLAG,
-            }
-        } else {
-            ValRef::Inline(&self.buf[start..start + v as usize])
-        }
+        leaf_cell(&self.buf, self.slot(i)).1
     }
 
     /// Number of children of a branch (`n + 1`).
@@ -313,68 +261,26 @@ impl Page {
     }
 }
 
-/// Encoded size of a leaf cell plus its slot.
-pub fn leaf_cell_size(e: &Entry) -> usize {
-    2 + 6
-        + e.key.len()
-        + match &e.val {
-            Val::Inline(v) => v.len(),
-            Val::Overflow { .. } => 8,
-        }
-}
-
-/// Encoded size of a branch cell plus its slot.
-pub fn branch_cell_size(key: &[u8]) -> usize {
-    2 + 10 + key.len()
-}
-
-/// Encode a leaf into a sealed page. The caller has checked that it fits.
-pub fn encode_leaf(pgno: u64, txn: u64, leaf: &Leaf) -> Box<[u8]> {
-    let mut b = blank();
-    b[4] = KIND_LEAF;
-    wr16(&mut b, 6, leaf.entries.len() as u16);
-    wr64(&mut b, 8, txn);
-    let mut top = PAGE_SIZE;
-    for (i, e) in leaf.entries.iter().enumerate() {
-        let size = leaf_cell_size(e) - 2;
-        top -= size;
-        wr16(&mut b, LEAF_HDR + 2 * i, top as u16);
-        wr16(&mut b, top, e.key.len() as u16);
-        let k = top + 6;
-        b[k..k + e.key.len()].copy_from_slice(&e.key);
-        let v = k + e.key.len();
-        match &e.val {
-            Val::Inline(val) => {
-                wr32(&mut b, top + 2, val.len() as u32);
-                b[v..v + val.len()].copy_from_slice(val);
-            }
-            Val::Overflow { pgno, len } => {
-                wr32(&mut b, top + 2, *len | OVERFLOW_FLAG);
-                wr64(&mut b, v, *pgno);
-            }
-        }
+/// Key, value and length of the leaf cell at `off` of `buf`, which the caller knows to
+/// be a whole cell (a validated page, or a node's own buffer).
+pub fn leaf_cell(buf: &[u8], off: usize) -> (&[u8], ValRef<'_>, usize) {
+    let klen = rd16(buf, off) as usize;
+    let v = rd32(buf, off + 2);
+    let k = off + 6;
+    if v & OVERFLOW_FLAG != 0 {
+        let val = ValRef::Overflow {
+            pgno: rd64(buf, k + klen),
+            len: v & !OVERFLOW_FLAG,
+        };
+        (&buf[k..k + klen], val, 6 + klen + 8)
+    } else {
+        let vlen = v as usize;
+        (
+            &buf[k..k + klen],
+            ValRef::Inline(&buf[k + klen..k + klen + vlen]),
+            6 + klen + vlen,
+        )
     }
-    seal(pgno, &mut b);
-    b
-}
-
-/// Encode a branch into a sealed page. The caller has checked that it fits.
-pub fn encode_branch(pgno: u64, txn: u64, br: &Branch) -> Box<[u8]> {
-    let mut b = blank();
-    b[4] = KIND_BRANCH;
-    wr16(&mut b, 6, br.keys.len() as u16);
-    wr64(&mut b, 8, txn);
-    wr64(&mut b, 16, br.children[0]);
-    let mut top = PAGE_SIZE;
-    for (i, key) in br.keys.iter().enumerate() {
-        top -= branch_cell_size(key) - 2;
-        wr16(&mut b, BRANCH_HDR + 2 * i, top as u16);
-        wr16(&mut b, top, key.len() as u16);
-        wr64(&mut b, top + 2, br.children[i + 1]);
-        b[top + 10..top + 10 + key.len()].copy_from_slice(key);
-    }
-    seal(pgno, &mut b);
-    b
 }
 
 /// Encode one overflow page carrying `data` (at most [`OVERFLOW_DATA`] bytes).
@@ -455,19 +361,11 @@ mod tests {
 
     #[test]
     fn leaf_roundtrip_and_flip_detected() {
-        let leaf = Leaf {
-            entries: vec![
-                Entry {
-                    key: b"a".to_vec(),
-                    val: Val::Inline(b"1".to_vec()),
-                },
-                Entry {
-                    key: b"b".to_vec(),
-                    val: Val::Overflow { pgno: 9, len: 5000 },
-                },
-            ],
-        };
-        let buf = encode_leaf(7, 1, &leaf);
+        use super::super::node::Leaf;
+        let mut leaf = Leaf::default();
+        leaf.insert(0, b"a", ValRef::Inline(b"1"));
+        leaf.insert(1, b"b", ValRef::Overflow { pgno: 9, len: 5000 });
+        let buf = leaf.encode(7, 1);
         let p = Page::parse(7, buf.clone()).expect("valid page");
         assert_eq!(p.n, 2);
         assert_eq!(p.key(1), b"b");

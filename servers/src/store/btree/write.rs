@@ -5,10 +5,10 @@
 //! meta page changes until the new meta page is written; see the design note in
 //! the parent module for the crash reasoning.
 
-use super::node::{Branch, Entry, Leaf, Node, Val};
+use super::node::{separator, Branch, Leaf, Node};
 use super::page::{
-    self, Page, FREELIST_CAP, MAX_INLINE_CELL, MAX_KEY, MAX_VALUE, OVERFLOW_DATA, PAGE_SIZE,
-    UNDERFULL,
+    self, Page, ValRef, FREELIST_CAP, MAX_INLINE_CELL, MAX_KEY, MAX_VALUE, OVERFLOW_DATA,
+    PAGE_SIZE, UNDERFULL,
 };
 use super::{lock, Error, FreeState, Meta, Result, Shared};
 use std::collections::{HashMap, HashSet};
@@ -89,9 +89,10 @@ impl<'a> WriteBatch<'a> {
             });
         }
         let val = if 6 + key.len() + value.len() > MAX_INLINE_CELL {
-            self.write_overflow(value)
+            let (pgno, len) = self.write_overflow(value);
+            ValRef::Overflow { pgno, len }
         } else {
-            Val::Inline(value.to_vec())
+            ValRef::Inline(value)
         };
         if self.meta.root == 0 {
             let root = self.alloc();
@@ -122,12 +123,12 @@ impl<'a> WriteBatch<'a> {
         loop {
             let root = self.meta.root;
             match self.node(root)? {
-                Node::Leaf(l) if l.entries.is_empty() => {
+                Node::Leaf(l) if l.is_empty() => {
                     self.free(root);
                     self.meta.root = 0;
                     self.meta.depth = 0;
                 }
-                Node::Branch(b) if b.keys.is_empty() => {
+                Node::Branch(b) if b.nkeys() == 0 => {
                     let child = b.children[0];
                     self.free(root);
                     self.meta.root = self.make_dirty(child)?;
@@ -152,10 +153,7 @@ impl<'a> WriteBatch<'a> {
     fn grow_root(&mut self, out: Outcome) -> Result<()> {
         if let Some((sep, right)) = out.split {
             let new_root = self.alloc();
-            let br = Branch {
-                keys: vec![sep],
-                children: vec![self.meta.root, right],
-            };
+            let br = Branch::root(self.meta.root, &sep, right);
             self.dirty.insert(new_root, Node::Branch(br));
             self.meta.root = new_root;
             self.meta.depth += 1;
@@ -239,26 +237,19 @@ impl<'a> WriteBatch<'a> {
         Err(self.shared.corrupt(pgno, "tree deeper than recorded"))
     }
 
-    fn insert_rec(&mut self, pgno: u64, key: &[u8], val: Val) -> Result<Outcome> {
+    fn insert_rec(&mut self, pgno: u64, key: &[u8], val: ValRef<'_>) -> Result<Outcome> {
         let (ci, child) = match self.node_mut(pgno)? {
             Node::Leaf(leaf) => {
-                let old = match leaf.seek(key) {
-                    Ok(i) => Some(std::mem::replace(&mut leaf.entries[i].val, val)),
-                    Err(i) => {
-                        leaf.entries.insert(
-                            i,
-                            Entry {
-                                key: key.to_vec(),
-                                val,
-                            },
-                        );
-                        None
+                match leaf.seek(key) {
+                    Ok(i) => {
+                        if let Some((head, len)) = leaf.replace(i, val) {
+                            self.free_overflow(head, len)?;
+                        }
                     }
-                };
-                match old {
-                    Some(Val::Overflow { pgno: head, len }) => self.free_overflow(head, len)?,
-                    Some(Val::Inline(_)) => {}
-                    None => self.meta.entries += 1,
+                    Err(i) => {
+                        leaf.insert(i, key, val);
+                        self.meta.entries += 1;
+                    }
                 }
                 return self.settle(pgno);
             }
@@ -278,10 +269,10 @@ impl<'a> WriteBatch<'a> {
         let (ci, child) = match self.node_mut(pgno)? {
             Node::Leaf(leaf) => {
                 let removed = match leaf.seek(key) {
-                    Ok(i) => leaf.entries.remove(i),
+                    Ok(i) => leaf.delete(i),
                     Err(_) => return Err(self.internal(pgno, "deleted key vanished")),
                 };
-                if let Val::Overflow { pgno: head, len } = removed.val {
+                if let Some((head, len)) = removed {
                     self.free_overflow(head, len)?;
                 }
                 return self.settle(pgno);
@@ -314,8 +305,7 @@ impl<'a> WriteBatch<'a> {
         if let Some((sep, right)) = out.split {
             match self.node_mut(pgno)? {
                 Node::Branch(b) => {
-                    b.keys.insert(ci, sep);
-                    b.children.insert(ci + 1, right);
+                    b.insert(ci, &sep, right);
                 }
                 Node::Leaf(_) => return Err(self.internal(pgno, "split into a leaf")),
             }
@@ -337,7 +327,10 @@ impl<'a> WriteBatch<'a> {
         let (sep, right) = match self.node_mut(pgno)? {
             Node::Leaf(l) => {
                 let r = l.split();
-                let sep = r.entries.first().map(|e| e.key.clone()).unwrap_or_default();
+                if l.is_empty() || r.is_empty() {
+                    return Err(self.internal(pgno, "leaf split left an empty half"));
+                }
+                let sep = separator(l.key(l.len() - 1), r.key(0));
                 (sep, Node::Leaf(r))
             }
             Node::Branch(b) => {
@@ -381,25 +374,26 @@ impl<'a> WriteBatch<'a> {
             .remove(&rp)
             .ok_or_else(|| self.internal(rp, "right sibling missing"))?;
         let sep = match self.node(pgno)? {
-            Node::Branch(b) => b.keys[r - 1].clone(),
+            Node::Branch(b) => b.key(r - 1).to_vec(),
             Node::Leaf(_) => return Err(self.internal(pgno, "rebalance in a leaf")),
         };
         let (merged, new_sep) = match (left, right) {
             (Node::Leaf(mut a), Node::Leaf(b)) => {
-                a.entries.extend(b.entries);
+                a.extend(&b);
                 if a.size() <= PAGE_SIZE {
                     (Node::Leaf(a), None)
                 } else {
                     let b = a.split();
-                    let s = b.entries.first().map(|e| e.key.clone()).unwrap_or_default();
+                    if a.is_empty() || b.is_empty() {
+                        return Err(self.internal(lp, "leaf split left an empty half"));
+                    }
+                    let s = separator(a.key(a.len() - 1), b.key(0));
                     self.dirty.insert(rp, Node::Leaf(b));
                     (Node::Leaf(a), Some(s))
                 }
             }
             (Node::Branch(mut a), Node::Branch(b)) => {
-                a.keys.push(sep);
-                a.keys.extend(b.keys);
-                a.children.extend(b.children);
+                a.extend(&sep, &b);
                 if a.size() <= PAGE_SIZE {
                     (Node::Branch(a), None)
                 } else {
@@ -414,11 +408,8 @@ impl<'a> WriteBatch<'a> {
         let merged_away = new_sep.is_none();
         match self.node_mut(pgno)? {
             Node::Branch(b) => match new_sep {
-                Some(s) => b.keys[r - 1] = s,
-                None => {
-                    b.keys.remove(r - 1);
-                    b.children.remove(r);
-                }
+                Some(s) => b.set_key(r - 1, &s),
+                None => b.remove(r - 1),
             },
             Node::Leaf(_) => return Err(self.internal(pgno, "rebalance in a leaf")),
         }
@@ -428,7 +419,7 @@ impl<'a> WriteBatch<'a> {
         Ok(())
     }
 
-    fn write_overflow(&mut self, value: &[u8]) -> Val {
+    fn write_overflow(&mut self, value: &[u8]) -> (u64, u32) {
         let chunks: Vec<&[u8]> = value.chunks(OVERFLOW_DATA).collect();
         let pages: Vec<u64> = chunks.iter().map(|_| self.alloc()).collect();
         for (i, data) in chunks.iter().enumerate() {
@@ -438,10 +429,7 @@ impl<'a> WriteBatch<'a> {
                 page::encode_overflow(pages[i], self.txn, next, data),
             );
         }
-        Val::Overflow {
-            pgno: pages.first().copied().unwrap_or(0),
-            len: value.len() as u32,
-        }
+        (pages.first().copied().unwrap_or(0), value.len() as u32)
     }
 
     /// Free every page of an overflow chain.
