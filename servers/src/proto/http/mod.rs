@@ -181,7 +181,8 @@ pub struct HttpConfig {
     pub access_log: Option<AccessLog>,
     /// Files (or ranges) up to this size are read into the response head's buffer and
     /// leave in one write, one packet, as lighttpd does; larger ones are streamed with
-    /// `sendfile(2)` and never held in memory.
+    /// `sendfile(2)` and never held in memory. Keep it far below the model's
+    /// `Limits::out_limit`, which counts these bytes as queued memory.
     pub inline_max: u64,
     dir: fs::Root,
 }
