@@ -61,7 +61,7 @@ CONF
 cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 4096
 defaults
   mode tcp
   timeout connect 5s
