@@ -24,7 +24,8 @@ BURST=$SYSNET_ROOT/target/release/threadburst
 mkdir -p target/bench
 
 step "measure ($RUNS runs per cell, median)"
-LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench python3 - <<'PY'
+# Debian's interpreter: python3-matplotlib is installed for it, not for any other python3 on PATH.
+LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench /usr/bin/python3 - <<'PY'
 import os, statistics, subprocess, time, math
 lite, burst, runs, out = os.environ["LITE"], os.environ["BURST"], int(os.environ["RUNS"]), os.environ["OUT"]
 workloads = [

@@ -108,7 +108,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         None => (Box::new(std::io::stderr()), false),
     };
     let eager_flush = !to_file || std::io::stderr().is_terminal() && cli.output.is_none();
-    let printer = Printer::new(sink, cli.json, cli.timestamps > 0, cli.durations);
+    let printer = Printer::new(sink, cli.json, cli.timestamps, cli.durations);
     let cfg = Config {
         follow: cli.follow,
         trace: trace.clone(),
