@@ -2,7 +2,7 @@
 # strace-lite against strace, side by side in one run, tracer and tracee pinned to one
 # CPU (taskset -c 0) so the cost measured is the tracers', not cross-CPU wakeups.
 #
-#   scripts/bench/strace.sh [RUNS]      (default 5 runs per cell, median reported)
+#   scripts/bench/strace.sh [RUNS]      (default 5; short workloads run 2-5x that; median reported)
 #
 # Workloads: dd with 1-byte blocks, find over /usr/share, a shell forking /bin/true
 # eight times, threadburst (4 threads writing). Modes: plain, `strace -f -o /dev/null`,
@@ -28,11 +28,13 @@ step "measure ($RUNS runs per cell, median)"
 LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench /usr/bin/python3 - <<'PY'
 import os, statistics, subprocess, time, math
 lite, burst, runs, out = os.environ["LITE"], os.environ["BURST"], int(os.environ["RUNS"]), os.environ["OUT"]
+# (name, command, repetitions as a multiple of RUNS: short workloads need more samples
+# to see through the noise of a shared machine)
 workloads = [
-    ("dd bs=1 count=20000", ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"]),
-    ("find /usr/share -maxdepth 3", ["find", "/usr/share", "-maxdepth", "3"]),
-    ("sh: 8 x /bin/true", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"]),
-    ("threadburst 4 threads", [burst, "--threads", "4", "--iterations", "2000"]),
+    ("dd bs=1 count=20000", ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"], 1),
+    ("find /usr/share -maxdepth 3", ["find", "/usr/share", "-maxdepth", "3"], 2),
+    ("sh: 8 x /bin/true", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"], 5),
+    ("threadburst 4 threads", [burst, "--threads", "4", "--iterations", "2000"], 2),
 ]
 modes = {
     "plain": [],
@@ -50,12 +52,12 @@ def once(cmd):
     return time.perf_counter() - t
 
 res = {}
-for wname, cmd in workloads:
+for wname, cmd, mult in workloads:
     for m, pre in modes.items():
         once(pre + cmd)  # warm the page cache and the binaries
     # Interleave modes run by run so drift on a shared machine hits all alike.
     samples = {m: [] for m in modes}
-    for _ in range(runs):
+    for _ in range(runs * mult):
         for m, pre in modes.items():
             samples[m].append(once(pre + cmd))
     res[wname] = {m: statistics.median(v) for m, v in samples.items()}
