@@ -5,7 +5,6 @@
 
 use clap::Parser;
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use strace_lite::error::Error;
 use strace_lite::exec::{self, Launch};
@@ -107,7 +106,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         None => (Box::new(std::io::stderr()), false),
     };
-    let eager_flush = !to_file || std::io::stderr().is_terminal() && cli.output.is_none();
+    // A terminal or pipe shows each line as it happens; a file is flushed on a timer.
+    let eager_flush = !to_file;
     let printer = Printer::new(sink, cli.json, cli.timestamps, cli.durations);
     let cfg = Config {
         follow: cli.follow,

@@ -16,14 +16,44 @@ use crate::summary::Summary;
 use crate::table::{Ret, Row, Table};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signal that asked us to stop (SIGINT/SIGTERM/SIGHUP), or 0.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
+/// Set by SIGALRM: time to flush buffered output to the `-o` file.
+static FLUSH_DUE: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(sig, Ordering::Relaxed);
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    FLUSH_DUE.store(true, Ordering::Relaxed);
+}
+
+/// Output to a file is flushed every 200 ms instead of every line (strace writes
+/// each line): a SIGALRM interval timer interrupts `waitpid`, so even a tracee that
+/// blocks for minutes has its last line in the file, at the cost of five signals a
+/// second instead of one `write` per syscall.
+fn start_flush_timer() {
+    // SAFETY: the handler only stores to an atomic; the timer value is a local.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        let period = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        let it = libc::itimerval {
+            it_interval: period,
+            it_value: period,
+        };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
 }
 
 /// Installs handlers that only set a flag. No `SA_RESTART`: the blocked `waitpid`
@@ -186,6 +216,9 @@ impl Tracer {
     /// Runs until every tracee is gone (or we are interrupted); returns the exit status
     /// to hand on: the main tracee's code, 128+N if a signal killed it.
     pub fn run(mut self) -> Result<i32, Error> {
+        if !self.cfg.eager_flush {
+            start_flush_timer();
+        }
         loop {
             let sig = INTERRUPTED.load(Ordering::Relaxed);
             if sig != 0 {
@@ -196,7 +229,7 @@ impl Tracer {
             if self.threads.is_empty() {
                 break;
             }
-            if self.cfg.eager_flush {
+            if self.cfg.eager_flush || FLUSH_DUE.swap(false, Ordering::Relaxed) {
                 self.printer.flush();
             }
             let mut status = 0;
