@@ -830,3 +830,31 @@ fn attach_without_permission_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn output_file_is_flushed_while_the_tracee_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.txt");
+    let mut tracer = Command::new(BIN)
+        .args(["-o", out.to_str().unwrap(), "sleep", "3"])
+        .spawn()
+        .unwrap();
+    // The sleep's entry line must reach the file long before the call returns.
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        seen = std::fs::read_to_string(&out).unwrap_or_default();
+        if seen.lines().last().is_some_and(|l| {
+            l.starts_with("clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=3, tv_nsec=0}, ")
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    assert!(
+        seen.contains("clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=3, tv_nsec=0}, "),
+        "{seen}"
+    );
+}
