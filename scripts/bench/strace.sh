@@ -26,7 +26,8 @@ mkdir -p target/bench
 step "measure ($RUNS runs per cell, median)"
 # Debian's interpreter: python3-matplotlib is installed for it, not for any other python3 on PATH.
 LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench /usr/bin/python3 - <<'PY'
-import os, statistics, subprocess, time, math
+import os, random, statistics, subprocess, time, math
+rng = random.Random(5)
 lite, burst, runs, out = os.environ["LITE"], os.environ["BURST"], int(os.environ["RUNS"]), os.environ["OUT"]
 # (name, command, repetitions as a multiple of RUNS: short workloads need more samples
 # to see through the noise of a shared machine)
@@ -55,11 +56,14 @@ res = {}
 for wname, cmd, mult in workloads:
     for m, pre in modes.items():
         once(pre + cmd)  # warm the page cache and the binaries
-    # Interleave modes run by run so drift on a shared machine hits all alike.
+    # Interleave modes run by run, in a shuffled order each round, so drift and
+    # cache effects on a shared machine hit all modes alike.
     samples = {m: [] for m in modes}
+    order = list(modes)
     for _ in range(runs * mult):
-        for m, pre in modes.items():
-            samples[m].append(once(pre + cmd))
+        rng.shuffle(order)
+        for m in order:
+            samples[m].append(once(modes[m] + cmd))
     res[wname] = {m: statistics.median(v) for m, v in samples.items()}
 
 def gmean(xs):
