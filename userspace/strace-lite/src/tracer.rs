@@ -116,7 +116,7 @@ pub struct Tracer {
     table: Table,
     printer: Printer,
     summary: Summary,
-    threads: HashMap<i32, Thread>,
+    threads: HashMap<i32, Thread, TidHash>,
     seccomp: bool,
     attached: bool,
     main_pid: i32,
@@ -126,6 +126,27 @@ pub struct Tracer {
     exit_spans: Vec<(usize, usize)>,
     ret_text: String,
 }
+
+/// Thread ids are small distinct integers: a multiply spreads them well enough, and
+/// is cheaper than SipHash on a lookup made at every stop.
+#[derive(Default, Clone, Copy)]
+struct TidHasher(u64);
+
+impl std::hash::Hasher for TidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = (v as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TidHash = std::hash::BuildHasherDefault<TidHasher>;
 
 const STOP_SIGNALS: [i32; 4] = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
 
@@ -144,7 +165,7 @@ impl Tracer {
             table,
             printer,
             summary: Summary::new(),
-            threads: HashMap::new(),
+            threads: HashMap::default(),
             seccomp,
             attached,
             main_pid: 0,
