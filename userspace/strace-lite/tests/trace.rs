@@ -812,15 +812,17 @@ fn attach_without_permission_is_a_clear_error() {
         eprintln!("SKIP: needs root and setpriv to run the tracer as an unprivileged user");
         return;
     }
+    // A copy the unprivileged user can reach, wherever the build tree lives.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("strace-lite");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "-p",
-            "1",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["-p", "1"])
         .output()
         .unwrap();
     assert_ne!(o.status.code(), Some(0));
