@@ -43,9 +43,10 @@ struct Cli {
     /// Prefix each line with the wall-clock time (-tt: with microseconds).
     #[arg(short = 't', action = clap::ArgAction::Count)]
     timestamps: u8,
-    /// Maximum string length to print (paths are always whole).
-    #[arg(short = 's', value_name = "N", default_value_t = 32)]
-    strsize: usize,
+    /// Maximum string length to print, at most 1048576 (paths are always whole).
+    #[arg(short = 's', value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    strsize: u32,
     /// One JSON object per event, one per line.
     #[arg(long)]
     json: bool,
@@ -114,7 +115,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         trace: trace.clone(),
         summary: cli.summary,
         durations: cli.durations,
-        max_str: cli.strsize,
+        max_str: cli.strsize as usize,
         eager_flush,
     };
     match launch_path {
