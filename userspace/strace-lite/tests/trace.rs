@@ -644,11 +644,9 @@ fn project_server_shows_accept_epoll_and_sendfile() {
         return;
     };
     let site = tempfile::tempdir().unwrap();
-    std::fs::write(
-        site.path().join("index.html"),
-        "<h1>traced</h1>\n".repeat(64),
-    )
-    .unwrap();
+    // 256 KiB: well above any "small file goes inline" threshold, so it leaves by sendfile.
+    let page = "<h1>traced</h1>\n".repeat(16 * 1024);
+    std::fs::write(site.path().join("index.html"), page).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("server.txt");
     let mut args: Vec<String> = vec![
@@ -819,12 +817,22 @@ fn attach_without_permission_is_a_clear_error() {
     let bin = dir.path().join("strace-lite");
     std::fs::copy(BIN, &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["-p", "1"])
-        .output()
-        .unwrap();
+    // Another test's fork may briefly hold the copy's write descriptor (ETXTBSY): retry.
+    let mut tries = 0;
+    let o = loop {
+        let o = Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["-p", "1"])
+            .output()
+            .unwrap();
+        tries += 1;
+        if tries < 20 && String::from_utf8_lossy(&o.stderr).contains("Text file busy") {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        break o;
+    };
     assert_ne!(o.status.code(), Some(0));
     let e = error_line(&o);
     assert!(
