@@ -8,7 +8,11 @@
 
 pub mod cli;
 pub mod io;
+pub mod kv;
+pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
 pub mod signals;
 pub mod store;
+pub mod tls;

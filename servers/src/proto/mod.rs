@@ -19,6 +19,10 @@
 
 pub mod chat;
 pub mod echo;
+pub mod http;
+pub mod proxy;
+pub mod resp;
+pub mod tls;
 
 use bytes::Bytes;
 use std::fs::File;
