@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-need_pkgs redis-server redis-tools procps
+need_pkgs redis-server redis-tools procps util-linux
 
 step "kvd end-to-end tests (release, with redis-server and redis-cli)"
 cargo test --release --locked -p servers --test kvd

@@ -641,6 +641,132 @@ fn bgrewriteaof_during_writes_loses_nothing_and_shrinks_the_file() {
     assert_eq!(c.cmd(&["DBSIZE"]), format!(":{}\r\n", 1000 + acked));
 }
 
+fn prlimit_fsize(pid: u32, soft: &str) {
+    let st = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--fsize={soft}:unlimited"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "prlimit failed");
+}
+
+fn check_aof_valid(p: &Path) {
+    let o = Command::new(KVD)
+        .arg("--check-aof")
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "log not valid: {o:?}");
+}
+
+/// A write that hits a file-size limit part-way (as a full disk would) is undone with
+/// ftruncate: the log stays whole, writes are refused until the retry succeeds.
+#[test]
+fn failed_log_write_under_everysec_is_undone_refused_and_retried() {
+    if !have("prlimit") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &["--appendfsync", "everysec"]);
+    let mut c = s.conn();
+    let value = "x".repeat(100);
+    assert_eq!(c.cmd(&["SET", "k0", &value]), "+OK\r\n");
+    let p = aof_path(d.path());
+    let limit = std::fs::metadata(&p).unwrap().len() + 1000;
+    prlimit_fsize(s.child.id(), &limit.to_string());
+    let mut acked = vec!["k0".to_string()];
+    let mut refused = None;
+    for i in 1..100 {
+        let k = format!("k{i}");
+        let r = c.cmd(&["SET", &k, &value]);
+        if r == "+OK\r\n" {
+            acked.push(k);
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("writes were never refused");
+    assert!(
+        refused.starts_with("-MISCONF Errors writing to the AOF file: File too large"),
+        "{refused}"
+    );
+    assert!(std::fs::metadata(&p).unwrap().len() <= limit);
+    check_aof_valid(&p);
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "err");
+    // Reads still work; once the limit is lifted the queued records are written.
+    assert_eq!(c.cmd(&["GET", "k0"]), format!("$100\r\n{value}\r\n"));
+    prlimit_fsize(s.child.id(), "unlimited");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.cmd(&["SET", "after", "1"]);
+        if r == "+OK\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never recovered: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(c);
+    s.kill9();
+    check_aof_valid(&p);
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    for k in &acked {
+        assert_eq!(c.cmd(&["EXISTS", k]), ":1\r\n", "{k} lost");
+    }
+    assert_eq!(c.cmd(&["GET", "after"]), "$1\r\n1\r\n");
+}
+
+/// Under `always` a write that cannot be made durable is never acknowledged, and the
+/// server stops (memory would otherwise hold what the disk does not), with an error.
+#[test]
+fn failed_log_write_under_always_is_never_acknowledged() {
+    if !have("prlimit") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Server::start(d.path(), &["--appendfsync", "always"]);
+    let mut c = s.conn();
+    let value = "x".repeat(100);
+    let p = aof_path(d.path());
+    assert_eq!(c.cmd(&["SET", "k0", &value]), "+OK\r\n");
+    let limit = std::fs::metadata(&p).unwrap().len() + 1000;
+    prlimit_fsize(s.child.id(), &limit.to_string());
+    let mut acked = vec!["k0".to_string()];
+    let mut failed = false;
+    for i in 1..100 {
+        let k = format!("k{i}");
+        match c.try_cmd(&[b"SET", k.as_bytes(), value.as_bytes()]) {
+            Ok(r) if r == b"+OK\r\n" => acked.push(k),
+            _ => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "every write was acknowledged past the limit");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "kvd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert!(s.log().contains("appendfsync always"), "{}", s.log());
+    check_aof_valid(&p);
+    drop(s);
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    for k in &acked {
+        assert_eq!(c.cmd(&["EXISTS", k]), ":1\r\n", "{k} lost");
+    }
+}
+
 #[test]
 fn bad_input_never_crashes_and_memory_stays_bounded() {
     let d = tempfile::tempdir().unwrap();

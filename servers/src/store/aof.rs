@@ -212,6 +212,7 @@ impl Aof {
     /// [`load`].
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AofError> {
         let path = dir.join(FILE_NAME);
+        remove_stale_temps(dir);
         let existed = path.exists();
         let file = open_append(&path)?;
         if !existed {
@@ -369,6 +370,18 @@ impl Aof {
         // the event loop or running destructors that would flush shared state.
         match unsafe { nix::unistd::fork() }.map_err(AofError::Fork)? {
             nix::unistd::ForkResult::Child => {
+                // SAFETY: plain syscalls on the child's own descriptor table and
+                // process: drop every inherited descriptor but stdio (the listening
+                // socket above all, so a restarted server can bind while this child
+                // finishes), and die with the parent rather than outlive it.
+                unsafe {
+                    if libc::close_range(3, libc::c_uint::MAX, 0) != 0 {
+                        for fd in 3..1024 {
+                            libc::close(fd);
+                        }
+                    }
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                }
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     match write_child(&temp, write_snapshot) {
                         Ok(()) => 0,
@@ -492,6 +505,27 @@ impl Drop for Aof {
             let _ = nix::sys::signal::kill(rw.pid, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(rw.pid, None);
             let _ = std::fs::remove_file(&rw.temp);
+        }
+    }
+}
+
+/// Removes temporary files a rewrite left behind when its server died.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("temp-rewriteaof-bg-") && name.ends_with(".aof") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %e.path().display(), "removed a stale rewrite file")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale rewrite file")
+                }
+            }
         }
     }
 }
