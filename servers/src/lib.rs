@@ -15,3 +15,4 @@ pub mod privs;
 pub mod proto;
 pub mod signals;
 pub mod store;
+pub mod tls;

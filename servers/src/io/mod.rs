@@ -12,6 +12,7 @@ pub mod epoll;
 pub mod event_loop;
 pub mod poll;
 pub mod pool;
+pub mod relay;
 pub mod select;
 pub mod threaded;
 pub mod threads;

@@ -20,7 +20,9 @@
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod proxy;
 pub mod resp;
+pub mod tls;
 
 use bytes::Bytes;
 use std::fs::File;
