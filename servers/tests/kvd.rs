@@ -904,15 +904,18 @@ fn active_expiry_removes_keys_nobody_reads() {
 #[test]
 fn command_line_errors_are_one_line() {
     let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
     let o = Command::new(KVD)
-        .args(["--listen", "127.0.0.1:0", "--engine", "btree", "--dir"])
-        .arg(d.path())
+        .args(["--listen", "127.0.0.1:0", "--dir"])
+        .arg(&file)
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
     assert!(
-        err.contains("engine 'btree' is not available yet: only 'hash' exists"),
+        last.starts_with("kvd: create data directory") && last.contains("not-a-dir"),
         "{err}"
     );
     let o = Command::new(KVD).arg("--help").output().unwrap();
@@ -923,4 +926,62 @@ fn command_line_errors_are_one_line() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/appendonly.aof"));
+}
+
+/// `--engine btree`: values on disk in the B+tree, the log still the source of truth
+/// (a rewrite reads the tree in the forked child; the same log restarts either engine).
+#[test]
+fn btree_engine_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &["--engine", "btree"]);
+    let mut c = s.conn();
+    write_keys(&mut c, 30_000, "b");
+    write_keys(&mut c, 30_000, "b");
+    assert_eq!(c.cmd(&["DEL", "b5"]), ":1\r\n");
+    assert_eq!(c.cmd(&["APPEND", "b6", "!"]), ":6\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":29999\r\n");
+    let p = aof_path(d.path());
+    let before = std::fs::metadata(&p).unwrap().len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let (a, st, addr) = (acked.clone(), stop.clone(), s.addr);
+    let writer_thread = std::thread::spawn(move || writer(addr, 1, a, st));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        c.cmd(&["BGREWRITEAOF"]),
+        "+Background append only file rewriting started\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(&mut c, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    stop.store(true, Ordering::Relaxed);
+    writer_thread.join().unwrap();
+    let acked = acked.load(Ordering::SeqCst);
+    let after = std::fs::metadata(&p).unwrap().len();
+    assert!(after < before * 2 / 3, "{before} -> {after}");
+    drop(c);
+    s.kill9();
+    for engine in ["btree", "hash"] {
+        let s = Server::start(d.path(), &["--engine", engine]);
+        let mut c = s.conn();
+        assert_eq!(
+            c.cmd(&["DBSIZE"]),
+            format!(":{}\r\n", 29_999 + acked),
+            "{engine}"
+        );
+        for i in 1..=acked {
+            let r = c.cmd(&["GET", &format!("k{i}")]);
+            assert_eq!(
+                r,
+                format!("${}\r\n{i}\r\n", i.to_string().len()),
+                "{engine}: k{i}"
+            );
+        }
+        assert_eq!(c.cmd(&["GET", "b6"]), "$6\r\nvalue!\r\n", "{engine}");
+        assert_eq!(c.cmd(&["EXISTS", "b5"]), ":0\r\n", "{engine}");
+        assert_eq!(c.cmd(&["GET", "b29999"]), "$5\r\nvalue\r\n", "{engine}");
+    }
 }

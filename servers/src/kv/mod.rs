@@ -9,6 +9,7 @@
 //! the log. Between batches, [`Kv::tick`] expires keys actively, finishes background
 //! log rewrites and retries a log write that failed.
 
+pub mod btree_engine;
 mod cmd;
 pub mod engine;
 pub mod glob;
@@ -53,8 +54,10 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    #[error("engine '{0}' is not available yet: only 'hash' exists")]
-    EngineUnavailable(EngineKind),
+    #[error("engine '{0}' needs a data directory")]
+    EngineNeedsDir(EngineKind),
+    #[error("open the B-tree in the data directory: {0}")]
+    Btree(#[from] crate::store::btree::Error),
     #[error("create data directory {path}: {source}")]
     CreateDir {
         path: PathBuf,
@@ -146,10 +149,18 @@ fn exec(
 impl Kv {
     /// Builds the store, replaying the log in `config.dir` if there is one.
     pub fn open(config: Config) -> Result<Self, KvError> {
-        if config.engine != EngineKind::Hash {
-            return Err(KvError::EngineUnavailable(config.engine));
-        }
-        let mut ks = Keyspace::new(Box::new(HashEngine::new()));
+        let engine: Box<dyn engine::Engine> = match (config.engine, &config.dir) {
+            (EngineKind::Hash, _) => Box::new(HashEngine::new()),
+            (EngineKind::Btree, Some(dir)) => {
+                std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Box::new(btree_engine::BtreeEngine::create(dir)?)
+            }
+            (EngineKind::Btree, None) => return Err(KvError::EngineNeedsDir(config.engine)),
+        };
+        let mut ks = Keyspace::new(engine);
         let server = ServerState {
             limits: config.limits,
             maxclients: config.maxclients,

@@ -284,15 +284,30 @@ fn unknown_command_in_the_log_refuses_to_start() {
 }
 
 #[test]
-fn btree_engine_is_refused_with_a_clear_message() {
-    let err = Kv::open(Config {
+fn btree_engine_serves_and_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
         engine: EngineKind::Btree,
         ..Config::default()
-    })
-    .err()
-    .unwrap();
-    assert_eq!(
-        err.to_string(),
-        "engine 'btree' is not available yet: only 'hash' exists"
-    );
+    };
+    {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        for i in 0..25_000 {
+            c.cmd(&["SET", &format!("k{i}"), &i.to_string()]);
+        }
+        c.cmd(&["DEL", "k7"]);
+        c.cmd(&["INCRBY", "k8", "100"]);
+        assert_eq!(c.cmd(&["DBSIZE"]), ":24999\r\n");
+        let long = "x".repeat(2000);
+        assert!(c
+            .cmd(&["SET", &long, "v"])
+            .starts_with("-ERR key of 2000 bytes"));
+    }
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.cmd(&["DBSIZE"]), ":24999\r\n");
+    assert_eq!(c.cmd(&["GET", "k8"]), "$3\r\n108\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "k7"]), ":0\r\n");
+    assert_eq!(c.cmd(&["GET", "k24999"]), "$5\r\n24999\r\n");
+    assert!(c.cmd(&["INFO", "server"]).contains("engine:btree"));
 }

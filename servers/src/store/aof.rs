@@ -170,6 +170,8 @@ struct Rewrite {
     /// Every command fed since the fork: what the child's snapshot lacks.
     buf: Vec<u8>,
     started: Instant,
+    /// Held until the child is done (see `start_rewrite`).
+    _pin: Box<dyn std::any::Any + Send>,
 }
 
 /// The outcome of a finished background rewrite, for INFO and the log.
@@ -352,10 +354,12 @@ impl Aof {
 
     /// Forks a child that writes the snapshot `write_snapshot` produces (called in the
     /// child, on the child's copy-on-write view of memory) to a temporary file. Poll
-    /// [`Aof::poll_rewrite`] regularly to finish it.
+    /// [`Aof::poll_rewrite`] regularly to finish it. `pin` is kept until the child has
+    /// exited: whatever the snapshot needs to stay valid on disk meanwhile.
     pub fn start_rewrite(
         &mut self,
         write_snapshot: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+        pin: Box<dyn std::any::Any + Send>,
     ) -> Result<(), AofError> {
         if self.rewrite.is_some() {
             return Err(AofError::RewriteInProgress);
@@ -371,12 +375,16 @@ impl Aof {
         match unsafe { nix::unistd::fork() }.map_err(AofError::Fork)? {
             nix::unistd::ForkResult::Child => {
                 // SAFETY: plain syscalls on the child's own descriptor table and
-                // process: drop every inherited descriptor but stdio (the listening
-                // socket above all, so a restarted server can bind while this child
-                // finishes), and die with the parent rather than outlive it.
+                // process: close every inherited socket (the listening socket above
+                // all, so a restarted server can bind while this child finishes) but
+                // keep files (an on-disk engine reads its snapshot through them), and
+                // die with the parent rather than outlive it.
                 unsafe {
-                    if libc::close_range(3, libc::c_uint::MAX, 0) != 0 {
-                        for fd in 3..1024 {
+                    for fd in 3..inherited_fd_bound() {
+                        let mut st: libc::stat = std::mem::zeroed();
+                        if libc::fstat(fd, &mut st) == 0
+                            && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+                        {
                             libc::close(fd);
                         }
                     }
@@ -402,6 +410,7 @@ impl Aof {
                     temp,
                     buf: Vec::new(),
                     started: Instant::now(),
+                    _pin: pin,
                 });
                 Ok(())
             }
@@ -507,6 +516,20 @@ impl Drop for Aof {
             let _ = std::fs::remove_file(&rw.temp);
         }
     }
+}
+
+/// One past the highest descriptor number open, from `/proc/self/fd` (the descriptor
+/// limit may be a million; walking it would take a while).
+fn inherited_fd_bound() -> i32 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+                .max()
+                .unwrap_or(1024)
+                + 1
+        })
+        .unwrap_or(1024)
 }
 
 /// Removes temporary files a rewrite left behind when its server died.
@@ -905,7 +928,7 @@ mod tests {
         }
         a.flush().unwrap();
         let before = a.size();
-        a.start_rewrite(&|w| w.write_all(&cmd(&["SET", "k", "99"])))
+        a.start_rewrite(&|w| w.write_all(&cmd(&["SET", "k", "99"])), Box::new(()))
             .unwrap();
         a.feed(&cmd(&["SET", "j", "after"]));
         a.flush().unwrap();
