@@ -985,3 +985,32 @@ fn btree_engine_end_to_end() {
         assert_eq!(c.cmd(&["GET", "b29999"]), "$5\r\nvalue\r\n", "{engine}");
     }
 }
+
+/// 200 pipelined GETs of a 1 MiB value (200 MiB of replies) are all answered, in
+/// bounded batches: the server's memory does not grow by the size of the replies.
+#[test]
+fn pipelined_large_replies_all_arrive_with_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    let value = vec![b'v'; 1024 * 1024];
+    assert_eq!(c.try_cmd(&[b"SET", b"big", &value]).unwrap(), b"+OK\r\n");
+    let rss0 = s.rss_kib();
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend_from_slice(&encode(&[b"GET", b"big"]));
+    }
+    c.send(&batch);
+    // Read slowly at first so the server has to hold back.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_mid = s.rss_kib();
+    for i in 0..200 {
+        let r = c.reply().unwrap();
+        assert_eq!(r.len(), value.len() + 12, "reply {i}");
+    }
+    assert!(
+        rss_mid < rss0 + 64 * 1024,
+        "RSS grew from {rss0} KiB to {rss_mid} KiB while replies waited"
+    );
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}

@@ -97,6 +97,12 @@ pub struct KvConn {
     need: usize,
 }
 
+/// A batch stops once its replies pass this size: the rest of the input waits until
+/// the client has read them (the loop stops offering input to a connection whose
+/// output is over its high mark), so a pipeline of large GETs cannot make the server
+/// build an unbounded reply.
+const REPLY_BATCH_MAX: usize = 1024 * 1024;
+
 /// Active expiry gets at most this much of each tick, as Redis gives its cycle 25 ms.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
 
@@ -311,6 +317,9 @@ impl Protocol for Kv {
                     ) {
                         close = true;
                         pos = input.len();
+                        break;
+                    }
+                    if reply.len() >= REPLY_BATCH_MAX {
                         break;
                     }
                 }

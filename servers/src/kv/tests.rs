@@ -200,6 +200,28 @@ fn pipelined_batch_is_one_send() {
 }
 
 #[test]
+fn a_pipeline_of_large_replies_is_cut_into_bounded_batches() {
+    let mut c = Client::memory();
+    c.cmd(&["SET", "big", &"x".repeat(300_000)]);
+    let mut b = Vec::new();
+    for _ in 0..100 {
+        resp::encode_command(&mut b, &["GET", "big"]);
+    }
+    let mut out = Outbox::new();
+    let n = c.kv.data(ConnId(1), &mut c.conn, &b, &mut out);
+    let per = b.len() / 100;
+    assert_eq!(n, 4 * per, "stops after ~1 MiB of replies");
+    let sent: usize = out
+        .drain()
+        .map(|a| match a {
+            Action::Send { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(sent < 2 * REPLY_BATCH_MAX);
+}
+
+#[test]
 fn inline_commands_and_quit() {
     let mut c = Client::memory();
     assert_eq!(
