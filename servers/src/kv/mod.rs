@@ -155,15 +155,21 @@ fn exec(
 impl Kv {
     /// Builds the store, replaying the log in `config.dir` if there is one.
     pub fn open(config: Config) -> Result<Self, KvError> {
-        let engine: Box<dyn engine::Engine> = match (config.engine, &config.dir) {
-            (EngineKind::Hash, _) => Box::new(HashEngine::new()),
-            (EngineKind::Btree, Some(dir)) => {
+        // The log is opened (and locked) first: a second server on the same directory
+        // must stop before it touches anything (a live log's tail, the B-tree file).
+        let mut log = match &config.dir {
+            None => None,
+            Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
                     path: dir.clone(),
                     source,
                 })?;
-                Box::new(btree_engine::BtreeEngine::create(dir)?)
+                Some(Aof::open(dir, config.fsync)?)
             }
+        };
+        let engine: Box<dyn engine::Engine> = match (config.engine, &config.dir) {
+            (EngineKind::Hash, _) => Box::new(HashEngine::new()),
+            (EngineKind::Btree, Some(dir)) => Box::new(btree_engine::BtreeEngine::create(dir)?),
             (EngineKind::Btree, None) => return Err(KvError::EngineNeedsDir(config.engine)),
         };
         let mut ks = Keyspace::new(engine);
@@ -176,36 +182,30 @@ impl Kv {
             started: Instant::now(),
             stats: ServerStats::default(),
         };
-        let aof = match &config.dir {
-            None => None,
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let path = dir.join(aof::FILE_NAME);
-                let started = Instant::now();
-                ks.logging = false;
-                let mut sink = Vec::new();
-                let report = aof::load(&path, &mut |_, args| {
-                    cmd::validate(args)?;
-                    sink.clear();
-                    exec(&mut ks, None, &server, &mut sink, args, None);
-                    Ok(())
-                })?;
-                ks.logging = true;
-                ks.feed.clear();
-                tracing::info!(
-                    path = %path.display(),
-                    commands = report.commands,
-                    bytes = report.valid_len,
-                    keys = ks.len(),
-                    secs = started.elapsed().as_secs_f64(),
-                    "append-only file replayed"
-                );
-                Some(Aof::open(dir, config.fsync)?)
-            }
-        };
+        if let Some(log) = &mut log {
+            let path = log.path().to_owned();
+            let started = Instant::now();
+            ks.logging = false;
+            let mut sink = Vec::new();
+            let report = aof::load(&path, &mut |_, args| {
+                cmd::validate(args)?;
+                sink.clear();
+                exec(&mut ks, None, &server, &mut sink, args, None);
+                Ok(())
+            })?;
+            ks.logging = true;
+            ks.feed.clear();
+            tracing::info!(
+                path = %path.display(),
+                commands = report.commands,
+                bytes = report.valid_len,
+                keys = ks.len(),
+                secs = started.elapsed().as_secs_f64(),
+                "append-only file replayed"
+            );
+            log.refresh_size()?;
+        }
+        let aof = log;
         Ok(Self {
             ks,
             aof,

@@ -75,6 +75,12 @@ pub enum AofError {
         offset: u64,
         reason: String,
     },
+    #[error("{path} is in use by another process (flock): {source}")]
+    Locked {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("fork for the log rewrite: {0}")]
     Fork(nix::Error),
     #[error("a log rewrite is already in progress")]
@@ -209,14 +215,31 @@ fn open_append(path: &Path) -> Result<File, AofError> {
         .map_err(io_err("open", path))
 }
 
+/// Takes an exclusive lock on the log, so a second server on the same directory stops
+/// instead of interleaving its appends (or cutting back a tail that is being written).
+fn lock(file: &File, path: &Path) -> Result<(), AofError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open; no memory involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        return Err(AofError::Locked {
+            path: path.to_owned(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 impl Aof {
-    /// Opens (creating if needed) `dir/appendonly.aof` for appending. Load it first with
-    /// [`load`].
+    /// Opens (creating if needed) `dir/appendonly.aof` for appending, locked against
+    /// other processes. Replay it with [`load`] after opening, then call
+    /// [`Aof::refresh_size`].
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AofError> {
         let path = dir.join(FILE_NAME);
-        remove_stale_temps(dir);
         let existed = path.exists();
         let file = open_append(&path)?;
+        lock(&file, &path)?;
+        remove_stale_temps(dir);
         if !existed {
             fsync_dir(dir)?;
         }
@@ -247,6 +270,17 @@ impl Aof {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Re-reads the file's length (after [`load`] cut a torn tail away).
+    pub fn refresh_size(&mut self) -> Result<(), AofError> {
+        self.size = self
+            .file
+            .metadata()
+            .map_err(io_err("fstat", &self.path))?
+            .len();
+        self.base_size = self.size;
+        Ok(())
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -466,6 +500,7 @@ impl Aof {
         };
         let temp = rw.temp.clone();
         let new = open_append(&temp)?;
+        lock(&new, &temp)?;
         (&new).write_all(&rw.buf).map_err(io_err("write", &temp))?;
         new.sync_all().map_err(io_err("fsync", &temp))?;
         std::fs::rename(&temp, &self.path).map_err(io_err("rename", &temp))?;
