@@ -326,3 +326,46 @@ fn second_open_is_refused_while_locked() {
     let err = Db::open(&path).err().expect("second open must fail");
     assert!(matches!(err, Error::Locked { .. }), "{err}");
 }
+
+#[test]
+fn readers_in_other_threads_see_whole_batches_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(
+        Db::open_with(dir.path().join("t.db"), Options { cache_pages: 32 }).unwrap(),
+    );
+    let keys = 2000u32;
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for round in 0..40u8 {
+                let mut b = db.write().unwrap();
+                for i in 0..keys {
+                    b.put(&i.to_be_bytes(), &[round; 24]).unwrap();
+                }
+                b.commit().unwrap();
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        let snap = db.read();
+        let pairs: Vec<_> = snap.iter().collect::<Result<_, _>>().unwrap();
+        if pairs.is_empty() {
+            continue;
+        }
+        assert_eq!(pairs.len(), keys as usize, "a snapshot shows a whole batch");
+        let round = pairs[0].1[0];
+        assert!(
+            pairs.iter().all(|(_, v)| v == &vec![round; 24]),
+            "snapshot mixes batches"
+        );
+        seen.insert(round);
+        db.check().unwrap();
+    }
+    writer.join().unwrap();
+    db.check().unwrap();
+    assert!(
+        seen.len() >= 2,
+        "the reader should have overlapped several commits: {seen:?}"
+    );
+}

@@ -421,7 +421,9 @@ impl Db {
         }
     }
 
-    /// Start the (single) write batch; blocks while another batch is open.
+    /// Start the (single) write batch; blocks while another batch is open, so a thread
+    /// must not open a second batch before committing or dropping its first. A batch
+    /// keeps the pages it changes in memory until commit.
     pub fn write(&self) -> Result<WriteBatch<'_>> {
         if self.shared.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned {
@@ -432,13 +434,16 @@ impl Db {
     }
 
     /// Walk the whole file and verify order, balance, checksums and page accounting.
+    /// Runs on a snapshot, so a concurrent writer cannot reuse the pages it reads.
     pub fn check(&self) -> Result<Stats> {
-        check::walk(&self.shared, &lock(&self.shared.state).meta.clone(), true)
+        let snap = self.read();
+        check::walk(&self.shared, &snap.meta, true)
     }
 
     /// Height, page counts and fill factor (a walk of the tree, without the strict checks).
     pub fn stats(&self) -> Result<Stats> {
-        check::walk(&self.shared, &lock(&self.shared.state).meta.clone(), false)
+        let snap = self.read();
+        check::walk(&self.shared, &snap.meta, false)
     }
 
     /// Page-cache hits and misses since open.
