@@ -19,6 +19,10 @@ COUNT=10000
 LIMIT=${BENCH_TIMEOUT:-1200}   # seconds per phase, so a stuck run cannot hang CI
 
 need_pkgs python3 python3-matplotlib
+# Debian's interpreter, with Debian's libsqlite3 and matplotlib (not whatever shadows it
+# on PATH).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 step "build btree (release)"
 cargo build --release --locked -p servers --bin btree
 BT="$SYSNET_ROOT/target/release/btree"
@@ -26,11 +30,11 @@ BT="$SYSNET_ROOT/target/release/btree"
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/var/tmp}/btree-bench.XXXXXX")}
 mkdir -p "$WORK"
 [ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$WORK"' EXIT
-OUT="$SYSNET_ROOT/scripts/bench/out"
+OUT="$SYSNET_ROOT/target/bench"
 mkdir -p "$OUT"
 
 step "generate $N random keys"
-python3 - "$WORK" "$N" "$STARTS" <<'EOF'
+"$PY" - "$WORK" "$N" "$STARTS" <<'EOF'
 import os, random, sys
 work, n, starts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 keys = os.urandom(16 * n)
@@ -53,7 +57,7 @@ bt_size=$(stat -c %s "$WORK/bt.db")
 [ "$inserted" -eq "$N" ] && [ "$found" -eq "$N" ] || { echo "btree: inserted $inserted, found $found of $N" >&2; exit 1; }
 
 step "sqlite: load, lookup, scan"
-timeout $((LIMIT * 3)) python3 - "$WORK" "$BATCH" "$VLEN" "$COUNT" > "$WORK/sqlite.txt" <<'EOF'
+timeout $((LIMIT * 3)) "$PY" - "$WORK" "$BATCH" "$VLEN" "$COUNT" > "$WORK/sqlite.txt" <<'EOF'
 import os, sqlite3, sys, time
 work, batch, vlen, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def keys(path):
@@ -82,12 +86,13 @@ for s in starts:
     scanned += len(db.execute("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?", (s, count)).fetchall())
 t3 = time.time()
 db.close()
-print(len(ins), found, scanned, t1 - t0, t2 - t1, t3 - t2, os.path.getsize(path))
+print(len(ins), found, scanned, t1 - t0, t2 - t1, t3 - t2, os.path.getsize(path), sqlite3.sqlite_version)
 EOF
-read -r sq_ins sq_found sq_scanned sq_tins sq_tlook sq_tscan sq_size < "$WORK/sqlite.txt"
+read -r sq_ins sq_found sq_scanned sq_tins sq_tlook sq_tscan sq_size sq_version < "$WORK/sqlite.txt"
+echo "SQLite $sq_version"
 
 step "results"
-python3 - "$OUT" "$N" "$inserted" "$found" "$scanned" "$t0" "$t1" "$t2" "$t3" "$bt_size" \
+"$PY" - "$OUT" "$N" "$inserted" "$found" "$scanned" "$t0" "$t1" "$t2" "$t3" "$bt_size" \
   "$sq_ins" "$sq_found" "$sq_scanned" "$sq_tins" "$sq_tlook" "$sq_tscan" "$sq_size" <<'EOF'
 import sys
 out = sys.argv[1]

@@ -319,6 +319,23 @@ fn million_keys_deleted_then_reinserted_reuse_free_pages() {
 }
 
 #[test]
+fn an_empty_file_becomes_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.db");
+    std::fs::write(&path, b"").unwrap();
+    let db = Db::open(&path).unwrap();
+    let mut b = db.write().unwrap();
+    b.put(b"k", b"v").unwrap();
+    b.commit().unwrap();
+    assert_eq!(db.read().get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    std::fs::write(dir.path().join("junk.db"), b"not a database").unwrap();
+    assert!(matches!(
+        Db::open(dir.path().join("junk.db")),
+        Err(Error::Corrupt { pgno: 0, .. })
+    ));
+}
+
+#[test]
 fn second_open_is_refused_while_locked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");

@@ -350,7 +350,11 @@ impl Db {
             path: path.clone(),
             source,
         };
-        if !path.exists() {
+        // A missing or empty file (say, from mktemp) becomes a new database.
+        let empty = std::fs::metadata(&path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        if empty {
             create(&path)?;
         }
         let file = OpenOptions::new()
