@@ -368,12 +368,18 @@ impl Db {
                 source,
             }
         })?;
+        let file_pages = file.metadata().map_err(|e| io("fstat", e))?.len() / PAGE_SIZE as u64;
         let mut metas = Vec::new();
         let mut reasons = Vec::new();
         for slot in 0..2u64 {
             let mut buf = page::blank();
             match file.read_exact_at(&mut buf, slot * PAGE_SIZE as u64) {
                 Ok(()) => match Meta::decode(slot, &buf) {
+                    // Every page a meta names was written (and synced) before it.
+                    Ok(m) if m.npages > file_pages => reasons.push(format!(
+                        "meta {slot}: names {} pages, file holds {file_pages}",
+                        m.npages
+                    )),
                     Ok(m) => metas.push(m),
                     Err(r) => reasons.push(format!("meta {slot}: {r}")),
                 },
