@@ -30,9 +30,12 @@
 //! **Copy-on-write.** A write batch never modifies a page reachable from the committed
 //! root. The first time it touches a page it copies it to a newly allocated page
 //! number (and the parent's child pointer, and so on up to a new root); the old page
-//! number is recorded as *freed by this batch*. Splits happen on the way back up when
-//! a node's encoded size exceeds a page; a node under a quarter full after a delete is
-//! merged with a sibling, or, if both do not fit in one page, the two are re-split evenly.
+//! number is recorded as *freed by this batch*. On the way back up, a leaf grown past a
+//! page first spills entries into a neighbour with room (as SQLite's balance does,
+//! keeping pages ~84% full under random inserts instead of ~68%), and otherwise splits
+//! in two by bytes; branches split. A node under a quarter full after a delete is
+//! merged with a sibling, or, if both do not fit in one page, the two are re-split
+//! evenly. Branches hold the shortest separator between two leaves, not a whole key.
 //!
 //! **Commit**, for batch `txn = N+1`, in this order:
 //! 1. the freelist is rewritten into fresh pages (the previous list's pages are freed);
