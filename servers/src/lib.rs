@@ -6,7 +6,13 @@
 //! readiness and never know what the bytes mean, and [`net`] holds what every model
 //! shares: listeners and the one write path.
 
+pub mod cli;
 pub mod io;
+pub mod kv;
+pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
+pub mod signals;
 pub mod store;
+pub mod tls;
