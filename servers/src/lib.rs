@@ -6,7 +6,9 @@
 //! readiness and never know what the bytes mean, and [`net`] holds what every model
 //! shares: listeners and the one write path.
 
+pub mod capstone;
 pub mod io;
 pub mod net;
 pub mod proto;
+pub mod rotate;
 pub mod store;
