@@ -148,6 +148,21 @@ impl RotatingFile {
         res.map_err(|e| io("write", &self.path, e))
     }
 
+    /// Takes a directory descriptor of its own. After `fork` the inherited one
+    /// shares its `flock` with the parent, which would let both rotate at once.
+    pub fn detach(&mut self) -> Result<(), RotateError> {
+        let fd = openat(
+            Some(self.dir.as_raw_fd()),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io("open", &self.path, e))?;
+        // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+        self.dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(())
+    }
+
     /// Closes and reopens the path (after an external tool renamed the file).
     pub fn reopen(&mut self) -> Result<(), RotateError> {
         self.flush()?;

@@ -7,3 +7,7 @@
 //! shared-memory counter board where every loop owns one slot.
 
 pub mod config;
+pub mod logging;
+pub mod master;
+pub mod sink;
+pub mod status;
