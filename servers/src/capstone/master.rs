@@ -51,7 +51,7 @@ fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
 pub struct WorkerCtx<'a> {
     pub config: &'a Config,
     pub listeners: &'a [(SocketAddr, TcpListener)],
-    pub board: &'a Board,
+    pub board: &'static Board,
     pub slots: &'a [usize],
     pub generation: u64,
 }
@@ -174,7 +174,7 @@ struct Master {
     config: Config,
     reload: Reload,
     body: WorkerBody,
-    board: Board,
+    board: &'static Board,
     listeners: Vec<(SocketAddr, TcpListener)>,
     workers: HashMap<Pid, Worker>,
     backoff: Vec<Backoff>,
@@ -198,8 +198,10 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         unsafe { signal::sigaction(s, &action) }.map_err(sys("sigaction"))?;
     }
     set_tick(TICK)?;
+    raise_nofile();
 
-    let board = Board::new(BOARD_SLOTS)?;
+    // Never unmapped: workers and the status pages hold it for the process's life.
+    let board: &'static Board = Box::leak(Box::new(Board::new(BOARD_SLOTS)?));
     let mut listeners: Vec<(SocketAddr, TcpListener)> = Vec::new();
     for &addr in &config.listen {
         listeners.push((addr, bind(addr)?));
@@ -290,7 +292,7 @@ impl Master {
         spawn(
             &self.config,
             &self.listeners,
-            &self.board,
+            self.board,
             self.generation,
             place,
             self.body,
@@ -317,7 +319,7 @@ impl Master {
     /// Waits up to `limit` for the workers, then sends the last counters and
     /// flushes the log. Returns the exit code.
     fn finish(&mut self, limit: Duration) -> i32 {
-        wait_all(&self.board, &mut self.workers, limit);
+        wait_all(self.board, &mut self.workers, limit);
         self.sink.push(&self.board.totals());
         logging::flush(Duration::from_secs(1));
         0
@@ -432,6 +434,19 @@ impl Master {
     }
 }
 
+/// Lifts the open-file soft limit to the hard limit: each connection is a
+/// descriptor, and 10,000 clients must not hit the usual 1,024.
+pub fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "setrlimit(RLIMIT_NOFILE)");
+            }
+        }
+    }
+}
+
 fn set_tick(every: Duration) -> Result<(), MasterError> {
     let tv = libc::timeval {
         tv_sec: every.as_secs() as libc::time_t,
@@ -482,7 +497,7 @@ fn rebind(
 fn spawn(
     config: &Config,
     listeners: &[(SocketAddr, TcpListener)],
-    board: &Board,
+    board: &'static Board,
     generation: u64,
     place: usize,
     body: WorkerBody,
@@ -529,7 +544,7 @@ fn spawn(
 fn worker_main(
     config: &Config,
     listeners: &[(SocketAddr, TcpListener)],
-    board: &Board,
+    board: &'static Board,
     slots: &[usize],
     generation: u64,
     body: WorkerBody,
