@@ -229,6 +229,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         m.spawn(place)?;
     }
     tracing::info!(
+        pid = std::process::id(),
         processes = m.config.processes,
         threads = m.config.workers,
         "master started"
