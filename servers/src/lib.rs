@@ -7,8 +7,10 @@
 //! shares: listeners and the one write path.
 
 pub mod capstone;
+pub mod cli;
 pub mod io;
 pub mod net;
 pub mod proto;
 pub mod rotate;
+pub mod signals;
 pub mod store;
