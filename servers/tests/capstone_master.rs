@@ -27,7 +27,8 @@ fn body(ctx: &WorkerCtx) -> i32 {
             return 0;
         }
         for (_, l) in ctx.listeners {
-            while let Ok((mut s, _)) = l.accept() {
+            while let Ok(Some((fd, _))) = l.accept() {
+                let mut s = std::net::TcpStream::from(fd);
                 let _ = s.set_nonblocking(false);
                 let _ = write!(s, "{} {}", std::process::id(), ctx.generation);
             }

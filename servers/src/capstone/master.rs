@@ -12,11 +12,12 @@ use super::config::Config;
 use super::logging;
 use super::sink::CounterSink;
 use super::status::Board;
+use crate::net::{ListenOptions, Listener};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,11 +33,8 @@ pub enum MasterError {
         call: &'static str,
         source: nix::Error,
     },
-    #[error("bind({addr}): {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error(transparent)]
     Board(#[from] super::status::BoardError),
     #[error("the counter board has no room for {0} more event loops")]
@@ -50,7 +48,7 @@ fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
 /// What a worker process runs: everything it needs, inherited through the fork.
 pub struct WorkerCtx<'a> {
     pub config: &'a Config,
-    pub listeners: &'a [(SocketAddr, TcpListener)],
+    pub listeners: &'a [(SocketAddr, Listener)],
     pub board: &'static Board,
     pub slots: &'a [usize],
     pub generation: u64,
@@ -113,38 +111,22 @@ pub fn handled_signals() -> SigSet {
     set
 }
 
-/// Binds one listening socket: non-blocking, close-on-exec, SO_REUSEADDR (a
-/// restart does not wait out TIME_WAIT), IPv6 sockets v6-only.
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, MasterError> {
-    use nix::sys::socket::{self as s, sockopt};
-    let fail = |source: nix::Error| MasterError::Bind {
+/// Binds one listening socket (non-blocking, close-on-exec, SO_REUSEADDR so a
+/// restart does not wait out TIME_WAIT, IPv6 sockets v6-only). One socket per
+/// address, shared by every loop of every worker with `EPOLLEXCLUSIVE`: it
+/// survives reloads and worker restarts unchanged, so nothing queued in it is lost.
+pub fn bind(addr: SocketAddr) -> Result<Listener, MasterError> {
+    Ok(Listener::bind(
         addr,
-        source: source.into(),
-    };
-    let family = if addr.is_ipv4() {
-        s::AddressFamily::Inet
-    } else {
-        s::AddressFamily::Inet6
-    };
-    let fd = s::socket(
-        family,
-        s::SockType::Stream,
-        s::SockFlag::SOCK_NONBLOCK | s::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(fail)?;
-    s::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(fail)?;
-    if addr.is_ipv6() {
-        s::setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(fail)?;
-    }
-    s::bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &s::SockaddrStorage::from(addr),
-    )
-    .map_err(fail)?;
-    s::listen(&fd, s::Backlog::new(4096).unwrap_or(s::Backlog::MAXCONN)).map_err(fail)?;
-    Ok(TcpListener::from(fd))
+        &ListenOptions {
+            reuse_port: false,
+            backlog: BACKLOG,
+        },
+    )?)
 }
+
+/// The accept queue per address (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
 
 struct Worker {
     slots: Vec<usize>,
@@ -175,7 +157,7 @@ struct Master {
     reload: Reload,
     body: WorkerBody,
     board: &'static Board,
-    listeners: Vec<(SocketAddr, TcpListener)>,
+    listeners: Vec<(SocketAddr, Listener)>,
     workers: HashMap<Pid, Worker>,
     backoff: Vec<Backoff>,
     generation: u64,
@@ -202,15 +184,13 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
 
     // Never unmapped: workers and the status pages hold it for the process's life.
     let board: &'static Board = Box::leak(Box::new(Board::new(BOARD_SLOTS)?));
-    let mut listeners: Vec<(SocketAddr, TcpListener)> = Vec::new();
+    let mut listeners: Vec<(SocketAddr, Listener)> = Vec::new();
     for &addr in &config.listen {
         listeners.push((addr, bind(addr)?));
     }
     for (_, l) in &listeners {
         // The bound address, not the configured one: port 0 becomes a real port.
-        if let Ok(addr) = l.local_addr() {
-            tracing::info!(%addr, "listening");
-        }
+        tracing::info!(addr = %l.local_addr(), "listening");
     }
     board.set_generation(1);
     let mut m = Master {
@@ -472,22 +452,16 @@ fn set_tick(every: Duration) -> Result<(), MasterError> {
 /// longer listed are dropped by the caller's swap (old workers keep their copies
 /// until they exit).
 fn rebind(
-    current: &[(SocketAddr, TcpListener)],
+    current: &[(SocketAddr, Listener)],
     next: &Config,
-) -> Result<Vec<(SocketAddr, TcpListener)>, MasterError> {
+) -> Result<Vec<(SocketAddr, Listener)>, MasterError> {
     let mut out = Vec::new();
     for &addr in &next.listen {
         match current.iter().find(|(a, _)| *a == addr) {
-            Some((_, l)) => out.push((
-                addr,
-                l.try_clone()
-                    .map_err(|source| MasterError::Bind { addr, source })?,
-            )),
+            Some((_, l)) => out.push((addr, l.try_clone()?)),
             None => {
                 let l = bind(addr)?;
-                if let Ok(bound) = l.local_addr() {
-                    tracing::info!(addr = %bound, "listening (new in this configuration)");
-                }
+                tracing::info!(addr = %l.local_addr(), "listening (new in this configuration)");
                 out.push((addr, l));
             }
         }
@@ -497,7 +471,7 @@ fn rebind(
 
 fn spawn(
     config: &Config,
-    listeners: &[(SocketAddr, TcpListener)],
+    listeners: &[(SocketAddr, Listener)],
     board: &'static Board,
     generation: u64,
     place: usize,
@@ -544,7 +518,7 @@ fn spawn(
 
 fn worker_main(
     config: &Config,
-    listeners: &[(SocketAddr, TcpListener)],
+    listeners: &[(SocketAddr, Listener)],
     board: &'static Board,
     slots: &[usize],
     generation: u64,
