@@ -9,7 +9,9 @@
 pub mod capstone;
 pub mod cli;
 pub mod io;
+pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
 pub mod rotate;
 pub mod signals;

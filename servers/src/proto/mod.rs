@@ -19,6 +19,7 @@
 
 pub mod chat;
 pub mod echo;
+pub mod http;
 
 use bytes::Bytes;
 use std::fs::File;
