@@ -226,6 +226,25 @@ impl RotatingFile {
     }
 }
 
+/// The access log's writer thread hands over batches of whole lines; each line is
+/// placed on its own so rotation still happens exactly at the size limit.
+impl crate::log::LogTarget for RotatingFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            self.write_line(line).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        RotatingFile::flush(self).map_err(std::io::Error::other)
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        RotatingFile::reopen(self).map_err(std::io::Error::other)
+    }
+}
+
 impl Drop for RotatingFile {
     fn drop(&mut self) {
         let _ = self.flush();

@@ -250,7 +250,8 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let at = e.span().map_or(0, |s| s.start);
-                let msg = e.message().trim().to_string();
+                // One line, whatever toml's message looks like.
+                let msg = e.message().trim().replace('\n', "; ");
                 // "unknown field `x`" names its key; other errors get the line's key.
                 let key = msg
                     .strip_prefix("unknown field `")

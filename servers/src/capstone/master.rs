@@ -536,6 +536,9 @@ fn worker_main(
     if nix::unistd::getppid().as_raw() == 1 {
         return 1;
     }
+    // The master records the pid too, after fork returns there; whichever runs
+    // first, the status page never shows this worker's slots as unowned.
+    board.assign(slots, std::process::id());
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }

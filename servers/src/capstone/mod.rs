@@ -10,4 +10,6 @@ pub mod config;
 pub mod logging;
 pub mod master;
 pub mod sink;
+pub mod site;
 pub mod status;
+pub mod worker;
