@@ -47,8 +47,15 @@ curl -fsS -o /dev/null "http://$ADDR/logo.svg" || fail "logo"
 ab -q -n 3000 -c 32 -k "http://$ADDR/" >"$WORK/ab.txt" 2>&1 || fail "ab"
 grep -q '^Failed requests: *0$' "$WORK/ab.txt" || { cat "$WORK/ab.txt"; fail "ab saw failures"; }
 grep -q '^Non-2xx' "$WORK/ab.txt" && fail "ab saw non-2xx"
-curl -fsS "http://$ADDR/status.json" | grep -Eq '"requests_total":([3-9][0-9]{3}|[0-9]{5,})' \
-  || fail "status did not count 3000 requests: $(curl -s "http://$ADDR/status.json")"
+# The loops publish their counters every 100 ms: give them a moment.
+counted=0
+for _ in $(seq 20); do
+  if curl -fsS "http://$ADDR/status.json" | grep -Eq '"requests_total":([3-9][0-9]{3}|[0-9]{5,})'; then
+    counted=1; break
+  fi
+  sleep 0.1
+done
+[ "$counted" = 1 ] || fail "status did not count 3000 requests: $(curl -s "http://$ADDR/status.json")"
 stop_capstone
 
 echo "-- check-config"
