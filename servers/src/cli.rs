@@ -55,6 +55,9 @@ pub struct IoArgs {
     /// Set SO_REUSEPORT on the listening sockets.
     #[arg(long)]
     pub reuse_port: bool,
+    /// SO_SNDBUF for accepted connections, in bytes (small values force short writes).
+    #[arg(long)]
+    pub sndbuf: Option<usize>,
 }
 
 impl IoArgs {
@@ -70,6 +73,17 @@ impl IoArgs {
                 ..Limits::default()
             },
         }
+    }
+
+    /// Binds every address (see [`listen`]) and applies the socket options given here.
+    pub fn listen(&self, addrs: &[SocketAddr]) -> Result<Vec<Listener>, NetError> {
+        let ls = listen(addrs, &self.listen_options())?;
+        if let Some(n) = self.sndbuf {
+            for l in &ls {
+                l.set_send_buffer(n)?;
+            }
+        }
+        Ok(ls)
     }
 
     pub fn listen_options(&self) -> ListenOptions {

@@ -16,3 +16,4 @@ pub mod proto;
 pub mod rotate;
 pub mod signals;
 pub mod store;
+pub mod tls;

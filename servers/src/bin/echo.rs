@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = Shutdown::install()?;
-    let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
+    let listeners = args.io.listen(&args.listen)?;
     servers::io::serve(listeners, Echo, &args.io.options(), &shutdown)?;
     Ok(())
 }

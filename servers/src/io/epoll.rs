@@ -19,6 +19,9 @@ use std::time::Duration;
 /// `SO_REUSEPORT` listener, or clones of one listener with exclusive accept) for more.
 pub type Reactor<P> = EventLoop<P, Epoll>;
 
+/// Drains or stops a running [`Reactor`] from another thread.
+pub type ReactorHandle = super::event_loop::LoopHandle;
+
 /// The most events taken from the kernel per `epoll_wait`.
 const MAX_EVENTS: usize = 1024;
 

@@ -234,6 +234,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.ids.len()
     }
 
+    /// Slots in the connection table (open plus free for reuse).
+    pub fn table_size(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Serves until drained or stopped (through [`LoopHandle`]) or until `shutdown`
     /// is set, which drains with [`DRAIN_GRACE`].
     pub fn run(&mut self, shutdown: Option<&Shutdown>) -> Result<(), IoError> {

@@ -12,6 +12,7 @@ pub mod epoll;
 pub mod event_loop;
 pub mod poll;
 pub mod pool;
+pub mod relay;
 pub mod select;
 pub mod threaded;
 pub mod threads;
@@ -241,3 +242,6 @@ where
     );
     res
 }
+
+#[cfg(test)]
+mod tests;

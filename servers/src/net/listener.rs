@@ -81,6 +81,20 @@ impl Listener {
         Ok(Listener { fd, local })
     }
 
+    /// Adopts a descriptor that is already a listening socket (inherited from a
+    /// parent process, or moved with `dup2`); it is made non-blocking.
+    pub fn from_fd(fd: OwnedFd) -> Result<Listener, NetError> {
+        let local = local_addr(fd.as_fd())
+            .map_err(|e| NetError::new("getsockname", format!("fd {}", fd.as_raw_fd()), e))?;
+        // SAFETY: plain fcntl calls on a descriptor we own.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        let flags = cvt(flags).map_err(|e| NetError::new("fcntl(F_GETFL)", local, e))?;
+        // SAFETY: as above.
+        let res = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        cvt(res).map_err(|e| NetError::new("fcntl(F_SETFL)", local, e))?;
+        Ok(Listener { fd, local })
+    }
+
     /// The address actually bound (with the port the kernel picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -97,6 +111,14 @@ impl Listener {
             fd,
             local: self.local,
         })
+    }
+
+    /// Sets `SO_SNDBUF` on the listening socket; accepted connections inherit it
+    /// (a tiny buffer makes every large reply a series of short writes).
+    pub fn set_send_buffer(&self, bytes: usize) -> Result<(), NetError> {
+        let val = bytes.min(i32::MAX as usize) as libc::c_int;
+        set_int_opt(&self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF, val)
+            .map_err(|e| NetError::new("setsockopt(SO_SNDBUF)", self.local, e))
     }
 
     /// Accepts one pending connection; `Ok(None)` when none is pending.

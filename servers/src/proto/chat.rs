@@ -60,6 +60,41 @@ impl Chat {
         }
     }
 
+    /// Joins a client to the room, named `wanted` when that is a valid name nobody
+    /// holds (a TLS client's certificate name: `alice`, else `alice-2`, …), else a
+    /// fresh `guest-N`.
+    pub fn join(&mut self, id: ConnId, wanted: Option<&str>, out: &mut Outbox) -> ChatConn {
+        let name = match wanted.filter(|w| valid_name(w.as_bytes())) {
+            Some(w) => self.free_variant(w),
+            None => self.fresh_guest(),
+        };
+        self.taken.insert(name.clone());
+        self.names.insert(id, name.clone());
+        out.send(
+            id,
+            format!(
+                "* welcome, you are {name} ({} online; /nick NAME, /who, /quit)\n",
+                self.names.len()
+            ),
+        );
+        out.send_to(Target::AllBut(id), format!("* {name} joined\n"));
+        ChatConn {
+            name,
+            discarding: false,
+            quit: false,
+        }
+    }
+
+    fn free_variant(&mut self, wanted: &str) -> String {
+        if !self.taken.contains(wanted) {
+            return wanted.to_string();
+        }
+        let variant = (2..1000)
+            .map(|n| format!("{wanted}-{n}"))
+            .find(|c| c.len() <= MAX_NAME && !self.taken.contains(c));
+        variant.unwrap_or_else(|| self.fresh_guest())
+    }
+
     fn line(&mut self, id: ConnId, conn: &mut ChatConn, line: &[u8], out: &mut Outbox) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -103,12 +138,7 @@ impl Chat {
     }
 
     fn nick(&mut self, id: ConnId, conn: &mut ChatConn, arg: &[u8], out: &mut Outbox) {
-        let valid = !arg.is_empty()
-            && arg.len() <= MAX_NAME
-            && arg
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b));
-        if !valid {
+        if !valid_name(arg) {
             out.send(
                 id,
                 format!("! bad name: use 1 to {MAX_NAME} letters, digits, '-', '_' or '.'\n"),
@@ -144,26 +174,20 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
+/// 1 to [`MAX_NAME`] letters, digits, `-`, `_` or `.`.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+}
+
 impl Protocol for Chat {
     type Conn = ChatConn;
 
     fn open(&mut self, id: ConnId, _peer: SocketAddr, out: &mut Outbox) -> ChatConn {
-        let name = self.fresh_guest();
-        self.taken.insert(name.clone());
-        self.names.insert(id, name.clone());
-        out.send(
-            id,
-            format!(
-                "* welcome, you are {name} ({} online; /nick NAME, /who, /quit)\n",
-                self.names.len()
-            ),
-        );
-        out.send_to(Target::AllBut(id), format!("* {name} joined\n"));
-        ChatConn {
-            name,
-            discarding: false,
-            quit: false,
-        }
+        self.join(id, None, out)
     }
 
     fn data(&mut self, id: ConnId, conn: &mut ChatConn, input: &[u8], out: &mut Outbox) -> usize {
@@ -247,6 +271,22 @@ mod tests {
             .collect();
         out.drain();
         (c, conns, out)
+    }
+
+    #[test]
+    fn a_wanted_name_is_used_once_then_varied() {
+        let mut c = Chat::new();
+        let mut out = Outbox::new();
+        let a = c.join(ConnId(1), Some("alice"), &mut out);
+        let b = c.join(ConnId(2), Some("alice"), &mut out);
+        let g = c.join(ConnId(3), Some("bad name!"), &mut out);
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("alice", "alice-2"));
+        assert!(g.name.starts_with("guest-"));
+        let long = "x".repeat(MAX_NAME);
+        let l1 = c.join(ConnId(4), Some(&long), &mut out);
+        let l2 = c.join(ConnId(5), Some(&long), &mut out);
+        assert_eq!(l1.name, long);
+        assert!(l2.name.starts_with("guest-"), "{}", l2.name);
     }
 
     #[test]

@@ -20,6 +20,8 @@
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod proxy;
+pub mod tls;
 
 use bytes::Bytes;
 use std::fs::File;
