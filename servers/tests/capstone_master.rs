@@ -26,7 +26,8 @@ fn body(ctx: &WorkerCtx) -> i32 {
         if sig == libc::SIGTERM || sig == libc::SIGQUIT {
             return 0;
         }
-        for (_, l) in ctx.listeners {
+        let first = ctx.place * ctx.config.workers;
+        for l in ctx.sockets.of_loops(first, ctx.config.workers) {
             while let Ok(Some((fd, _))) = l.accept() {
                 let mut s = std::net::TcpStream::from(fd);
                 let _ = s.set_nonblocking(false);
@@ -187,7 +188,7 @@ fn master_respawns_reloads_and_stops() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("m.toml");
     let conf = |n: usize| {
-        format!("listen = [\"127.0.0.1:0\"]\nprocesses = {n}\nworkers = 1\n[timeouts]\ndrain = 2\n")
+        format!("listen = [\"127.0.0.1:0\"]\naccept = \"shared\"\nprocesses = {n}\nworkers = 1\n[timeouts]\ndrain = 2\n")
     };
     std::fs::write(&cfg, conf(2)).unwrap();
     let mut m = Master::start(&cfg);

@@ -52,6 +52,15 @@ pub struct Timeouts {
     pub drain: Duration,
 }
 
+/// How connections reach the event loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// One socket per address, shared by every loop with `EPOLLEXCLUSIVE`.
+    Shared,
+    /// One `SO_REUSEPORT` socket per address per loop; the kernel spreads connections.
+    ReusePort,
+}
+
 /// Where and how the logs are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -77,6 +86,7 @@ pub struct Config {
     pub workers: usize,
     /// Worker processes under a master; 0 = one process, no master, no fork.
     pub processes: usize,
+    pub accept: AcceptMode,
     pub user: Option<String>,
     pub chroot: Option<PathBuf>,
     /// Where the status page is served (`PATH` as HTML, `PATH.json` as JSON); `None` = off.
@@ -98,6 +108,7 @@ impl Default for Config {
             max_clients: 10_000,
             workers: default_workers(),
             processes: 1,
+            accept: AcceptMode::ReusePort,
             user: None,
             chroot: None,
             status_path: Some("/status".into()),
@@ -131,6 +142,7 @@ struct RawConfig {
     max_clients: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
     processes: Option<Spanned<i64>>,
+    accept: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
     chroot: Option<Spanned<String>>,
     status_path: Option<Spanned<String>>,
@@ -308,6 +320,19 @@ impl Config {
         }
         if let Some(v) = &raw.processes {
             cfg.processes = int_in(&src, v, "processes", 0, MAX_PROCESSES)? as usize;
+        }
+        if let Some(v) = &raw.accept {
+            cfg.accept = match v.get_ref().as_str() {
+                "shared" => AcceptMode::Shared,
+                "reuseport" => AcceptMode::ReusePort,
+                other => {
+                    return src.err(
+                        v.span(),
+                        "accept",
+                        format!("{other:?} is not \"shared\" or \"reuseport\""),
+                    )
+                }
+            };
         }
         if let Some(v) = &raw.user {
             let name = v.get_ref();
@@ -590,6 +615,7 @@ keep = 3
             ("max_clients = 0", 1, "max_clients"),
             ("workers = -1", 1, "workers"),
             ("processes = 1000", 1, "processes"),
+            ("accept = \"round-robin\"", 1, "accept"),
             ("user = \"no-such-user-zz\"", 1, "user"),
             ("chroot = \"/no/such\"", 1, "chroot"),
             ("status_path = \"status\"", 1, "status_path"),

@@ -11,8 +11,8 @@
 use super::config::Config;
 use super::logging;
 use super::sink::CounterSink;
+use super::sockets::Sockets;
 use super::status::Board;
-use crate::net::{ListenOptions, Listener};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -34,7 +34,7 @@ pub enum MasterError {
         source: nix::Error,
     },
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Sockets(#[from] super::sockets::SocketsError),
     #[error(transparent)]
     Board(#[from] super::status::BoardError),
     #[error("the counter board has no room for {0} more event loops")]
@@ -48,7 +48,10 @@ fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
 /// What a worker process runs: everything it needs, inherited through the fork.
 pub struct WorkerCtx<'a> {
     pub config: &'a Config,
-    pub listeners: &'a [(SocketAddr, Listener)],
+    pub sockets: &'a Sockets,
+    /// The worker's place in its generation: its loops are
+    /// `place * workers .. (place + 1) * workers` of the whole server.
+    pub place: usize,
     pub board: &'static Board,
     pub slots: &'a [usize],
     pub generation: u64,
@@ -111,23 +114,6 @@ pub fn handled_signals() -> SigSet {
     set
 }
 
-/// Binds one listening socket (non-blocking, close-on-exec, SO_REUSEADDR so a
-/// restart does not wait out TIME_WAIT, IPv6 sockets v6-only). One socket per
-/// address, shared by every loop of every worker with `EPOLLEXCLUSIVE`: it
-/// survives reloads and worker restarts unchanged, so nothing queued in it is lost.
-pub fn bind(addr: SocketAddr) -> Result<Listener, MasterError> {
-    Ok(Listener::bind(
-        addr,
-        &ListenOptions {
-            reuse_port: false,
-            backlog: BACKLOG,
-        },
-    )?)
-}
-
-/// The accept queue per address (the kernel caps it at `net.core.somaxconn`).
-const BACKLOG: i32 = 4096;
-
 struct Worker {
     slots: Vec<usize>,
     generation: u64,
@@ -157,7 +143,8 @@ struct Master {
     reload: Reload,
     body: WorkerBody,
     board: &'static Board,
-    listeners: Vec<(SocketAddr, Listener)>,
+    /// `None` once a graceful stop has let them go.
+    sockets: Option<Sockets>,
     workers: HashMap<Pid, Worker>,
     backoff: Vec<Backoff>,
     generation: u64,
@@ -184,13 +171,10 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
 
     // Never unmapped: workers and the status pages hold it for the process's life.
     let board: &'static Board = Box::leak(Box::new(Board::new(BOARD_SLOTS)?));
-    let mut listeners: Vec<(SocketAddr, Listener)> = Vec::new();
-    for &addr in &config.listen {
-        listeners.push((addr, bind(addr)?));
-    }
-    for (_, l) in &listeners {
+    let sockets = Sockets::bind(&config)?;
+    for addr in sockets.local_addrs() {
         // The bound address, not the configured one: port 0 becomes a real port.
-        tracing::info!(addr = %l.local_addr(), "listening");
+        tracing::info!(%addr, "listening");
     }
     board.set_generation(1);
     let mut m = Master {
@@ -199,7 +183,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         reload,
         body,
         board,
-        listeners,
+        sockets: Some(sockets),
         workers: HashMap::new(),
         generation: 1,
         stopping: None,
@@ -212,6 +196,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         pid = std::process::id(),
         processes = m.config.processes,
         threads = m.config.workers,
+        accept = ?m.config.accept,
         "master started"
     );
 
@@ -270,9 +255,12 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
 
 impl Master {
     fn spawn(&mut self, place: usize) -> Result<(), MasterError> {
+        let Some(sockets) = &self.sockets else {
+            return Ok(()); // stopping: nothing new starts
+        };
         spawn(
             &self.config,
-            &self.listeners,
+            sockets,
             self.board,
             self.generation,
             place,
@@ -293,7 +281,7 @@ impl Master {
         signal_all(&self.workers, Signal::SIGTERM);
         // The master's copies of the sockets go now: once every worker has drained
         // its accept queue and closed its own, the port is released.
-        self.listeners.clear();
+        self.sockets = None;
         self.stopping = Some(Instant::now() + self.config.timeouts.drain + Duration::from_secs(2));
     }
 
@@ -330,7 +318,8 @@ impl Master {
             );
             return;
         }
-        let bound = match rebind(&self.listeners, &next) {
+        let Some(current) = &self.sockets else { return };
+        let bound = match current.rebind(&next) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused, keeping the running configuration");
@@ -339,7 +328,7 @@ impl Master {
         };
         self.generation += 1;
         self.board.set_generation(self.generation);
-        self.listeners = bound;
+        self.sockets = Some(bound);
         self.config = next;
         self.backoff = vec![Backoff::default(); self.config.processes];
         // Old workers stop accepting first; what arrives meanwhile waits in the
@@ -448,30 +437,9 @@ fn set_tick(every: Duration) -> Result<(), MasterError> {
     Ok(())
 }
 
-/// Keeps the sockets for addresses still listed, binds the new ones; the ones no
-/// longer listed are dropped by the caller's swap (old workers keep their copies
-/// until they exit).
-fn rebind(
-    current: &[(SocketAddr, Listener)],
-    next: &Config,
-) -> Result<Vec<(SocketAddr, Listener)>, MasterError> {
-    let mut out = Vec::new();
-    for &addr in &next.listen {
-        match current.iter().find(|(a, _)| *a == addr) {
-            Some((_, l)) => out.push((addr, l.try_clone()?)),
-            None => {
-                let l = bind(addr)?;
-                tracing::info!(addr = %l.local_addr(), "listening (new in this configuration)");
-                out.push((addr, l));
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn spawn(
     config: &Config,
-    listeners: &[(SocketAddr, Listener)],
+    sockets: &Sockets,
     board: &'static Board,
     generation: u64,
     place: usize,
@@ -492,7 +460,7 @@ fn spawn(
             })
         }
         Ok(ForkResult::Child) => {
-            let code = worker_main(config, listeners, board, &slots, generation, body);
+            let code = worker_main(config, sockets, place, board, &slots, generation, body);
             logging::flush(Duration::from_secs(2));
             // SAFETY: _exit ends this process without running the parent's atexit
             // handlers or unwinding into the master's stack frames.
@@ -518,7 +486,8 @@ fn spawn(
 
 fn worker_main(
     config: &Config,
-    listeners: &[(SocketAddr, Listener)],
+    sockets: &Sockets,
+    place: usize,
     board: &'static Board,
     slots: &[usize],
     generation: u64,
@@ -544,7 +513,8 @@ fn worker_main(
     }
     let ctx = WorkerCtx {
         config,
-        listeners,
+        sockets,
+        place,
         board,
         slots,
         generation,

@@ -11,5 +11,6 @@ pub mod logging;
 pub mod master;
 pub mod sink;
 pub mod site;
+pub mod sockets;
 pub mod status;
 pub mod worker;

@@ -12,6 +12,7 @@ use super::config::Config;
 use super::logging;
 use super::master::{handled_signals, MasterError, WorkerCtx};
 use super::site::Site;
+use super::sockets::Sockets;
 use super::status::{Board, Counter};
 use crate::io::epoll::Reactor;
 use crate::io::event_loop::LoopHandle;
@@ -21,7 +22,6 @@ use crate::net::Listener;
 use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
 use crate::rotate::{RotatePolicy, RotatingFile};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,7 +63,8 @@ enum Mode {
 pub fn run(ctx: &WorkerCtx) -> i32 {
     match serve(
         ctx.config,
-        ctx.listeners,
+        ctx.sockets,
+        ctx.place,
         ctx.board,
         ctx.slots,
         Mode::Worker,
@@ -91,16 +92,14 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
         .ok_or(MasterError::BoardFull(config.workers))?;
     board.assign(&slots, std::process::id());
     board.set_generation(1);
-    let mut listeners = Vec::new();
-    for &addr in &config.listen {
-        let l = super::master::bind(addr)?;
-        tracing::info!(addr = %l.local_addr(), "listening");
-        listeners.push((addr, l));
+    let sockets = Sockets::bind(&config)?;
+    for addr in sockets.local_addrs() {
+        tracing::info!(%addr, "listening");
     }
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }
-    match serve(&config, &listeners, board, &slots, Mode::Single) {
+    match serve(&config, &sockets, 0, board, &slots, Mode::Single) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -121,7 +120,8 @@ struct Loop {
 
 fn serve(
     config: &Config,
-    listeners: &[(SocketAddr, Listener)],
+    sockets: &Sockets,
+    place: usize,
     board: &'static Board,
     slots: &[usize],
     mode: Mode,
@@ -153,10 +153,7 @@ fn serve(
     };
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
-        let own = listeners
-            .iter()
-            .map(|(_, l)| l.try_clone())
-            .collect::<Result<Vec<_>, _>>()?;
+        let own = sockets.for_loop(place * config.workers + index)?;
         let stats = Arc::new(Stats::default());
         let http_stats = Arc::new(HttpStats::default());
         let http = Site::new(Http::with_stats(http_config.clone(), http_stats.clone()));
@@ -199,7 +196,8 @@ fn serve(
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) if !draining => {
                 draining = true;
                 tracing::info!(drain_secs = config.timeouts.drain.as_secs(), "draining");
-                let waited = wait_accept_queue_empty(listeners, ACCEPT_QUEUE_WAIT);
+                let ours = sockets.of_loops(place * config.workers, config.workers);
+                let waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
                 for l in &loops {
                     l.control
                         .drain(config.timeouts.drain.saturating_sub(waited));
@@ -324,13 +322,13 @@ const ACCEPT_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// its socket's queue alone, and whatever is still queued when the last copy of
 /// the socket closes is reset; so a graceful stop first lets every connection
 /// made before the signal reach a loop that will serve it. Returns the time spent.
-fn wait_accept_queue_empty(listeners: &[(SocketAddr, Listener)], limit: Duration) -> Duration {
+fn wait_accept_queue_empty(listeners: &[&Listener], limit: Duration) -> Duration {
     use std::os::fd::AsRawFd;
     let start = Instant::now();
     loop {
         let mut fds: Vec<libc::pollfd> = listeners
             .iter()
-            .map(|(_, l)| libc::pollfd {
+            .map(|l| libc::pollfd {
                 fd: l.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
