@@ -710,3 +710,65 @@ fn status_counts_requests_across_workers() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn error_log_goes_to_its_file_and_reopens_on_usr1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "errors");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 2\nworkers = 1\n[log]\ndir = \"{}\"\naccess = \"off\"\n",
+            root.display(),
+            logs.display()
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let error_log = logs.join("error.log");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr: SocketAddr = loop {
+        let text = read(&error_log);
+        if let Some(a) = text
+            .split("listening addr=")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+        {
+            if text.matches("worker serving").count() == 2 {
+                break a.trim().parse().unwrap();
+            }
+        }
+        assert!(Instant::now() < deadline, "error log: {}", read(&error_log));
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(get(addr, "/").unwrap().status, 200);
+    std::fs::rename(&error_log, logs.join("error.log.old")).unwrap();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read(&error_log).contains("logs reopened") {
+        assert!(
+            Instant::now() < deadline,
+            "no reopen: {}",
+            read(&logs.join("error.log.old"))
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    let after = read(&error_log);
+    // The workers' own lines (their writer threads reopened too) reach the new file.
+    assert!(after.contains("draining"), "{after}");
+    assert!(after.contains("all workers done"), "{after}");
+    assert!(!read(&logs.join("error.log.old")).contains("draining"));
+}

@@ -239,8 +239,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
             m.reload();
         }
         if GOT_USR1.swap(false, Ordering::SeqCst) {
-            tracing::info!("SIGUSR1: reopening logs");
             logging::reopen();
+            tracing::info!("SIGUSR1: logs reopened");
             signal_all(&m.workers, Signal::SIGUSR1);
         }
         if m.stopping.is_none() {
