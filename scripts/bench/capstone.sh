@@ -28,6 +28,8 @@ cargo build --release --locked --bin capstone -q
 CAPSTONE="$SYSNET_ROOT/target/release/capstone"
 
 WORK=$(mktemp -d /tmp/capstone-bench.XXXXXX)
+# nginx's workers drop to nobody when started as root: they must reach the files.
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
