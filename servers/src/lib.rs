@@ -9,6 +9,7 @@
 pub mod capstone;
 pub mod cli;
 pub mod io;
+pub mod kv;
 pub mod log;
 pub mod net;
 pub mod privs;
