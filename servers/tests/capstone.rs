@@ -772,3 +772,58 @@ fn error_log_goes_to_its_file_and_reopens_on_usr1() {
     assert!(after.contains("all workers done"), "{after}");
     assert!(!read(&logs.join("error.log.old")).contains("draining"));
 }
+
+#[test]
+fn crash_loop_backs_off_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "back");
+    let cfg = tmp.path().join("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 2\nworkers = 1\n",
+            root.display()
+        ),
+    );
+    let s = Server::start(&cfg);
+    let pids = s.worker_pids();
+    assert_eq!(pids.len(), 2);
+    // Replacements now fail at once: their root is gone.
+    let parked = tmp.path().join("parked");
+    std::fs::rename(&root, &parked).unwrap();
+    // SAFETY: kill(2) on a worker pid from the server's own status page.
+    assert_eq!(unsafe { libc::kill(pids[0], libc::SIGKILL) }, 0);
+    thread::sleep(Duration::from_millis(2500));
+    let deaths = s.log_text().matches("worker died").count();
+    // 0.1 + 0.2 + 0.4 + 0.8 s of backoff fit in 2.5 s: about five, not hundreds.
+    assert!(
+        (3..=7).contains(&deaths),
+        "{deaths} deaths:\n{}",
+        s.log_text()
+    );
+    let delays: Vec<u64> = s
+        .log_text()
+        .lines()
+        .filter_map(|l| {
+            l.split("restart_in_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        delays.windows(2).skip(1).all(|w| w[1] >= w[0]),
+        "backoff not growing: {delays:?}"
+    );
+    // The surviving worker kept serving throughout.
+    std::fs::rename(&parked, &root).unwrap();
+    assert_eq!(get(s.addr, "/index.html").unwrap().status, 200);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while s.worker_pids().len() < 2 {
+        assert!(Instant::now() < deadline, "no recovery:\n{}", s.log_text());
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -108,7 +108,7 @@ impl Default for Config {
             max_clients: 10_000,
             workers: default_workers(),
             processes: 1,
-            accept: AcceptMode::ReusePort,
+            accept: AcceptMode::Shared,
             user: None,
             chroot: None,
             status_path: Some("/status".into()),
@@ -646,6 +646,19 @@ keep = 3
         assert_eq!(parse_size("M"), None);
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("99999999999999999G"), None);
+    }
+
+    #[test]
+    fn accept_modes() {
+        assert_eq!(Config::default().accept, AcceptMode::Shared);
+        assert_eq!(
+            parse("accept = \"reuseport\"").unwrap().accept,
+            AcceptMode::ReusePort
+        );
+        assert_eq!(
+            parse("accept = \"shared\"").unwrap().accept,
+            AcceptMode::Shared
+        );
     }
 
     #[test]
