@@ -827,3 +827,17 @@ fn crash_loop_backs_off_and_recovers() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn busy_port_is_one_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["--listen", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&addr) && err.contains("bind"), "{err}");
+}

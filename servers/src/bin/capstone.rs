@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         eprintln!("capstone: error log: {e}");
         return ExitCode::FAILURE;
     }
+    let error_log_is_file = config.log.error.is_some();
     let result = if config.processes == 0 {
         worker::run_single(config)
     } else {
@@ -82,8 +83,11 @@ fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code.clamp(1, 255) as u8),
         Err(e) => {
-            tracing::error!(error = %e, "capstone failed");
-            logging::flush(std::time::Duration::from_secs(1));
+            // The terminal gets one line; a file error log gets its own record too.
+            if error_log_is_file {
+                tracing::error!(error = %e, "capstone failed");
+                logging::flush(std::time::Duration::from_secs(1));
+            }
             eprintln!("capstone: {e}");
             ExitCode::FAILURE
         }
