@@ -841,3 +841,42 @@ fn busy_port_is_one_line_and_exit_1() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains(&addr) && err.contains("bind"), "{err}");
 }
+
+#[test]
+fn reload_moves_the_error_log_to_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "moved");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    let base = format!(
+        "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nworkers = 1\n",
+        root.display()
+    );
+    write_config(&cfg, &base);
+    let s = Server::start(&cfg);
+    write_config(
+        &cfg,
+        &format!(
+            "{base}[log]\ndir = \"{}\"\naccess = \"off\"\n",
+            logs.display()
+        ),
+    );
+    s.signal(libc::SIGHUP);
+    let file = logs.join("error.log");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("configuration reloaded") && text.contains("worker serving") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "file: {text}\nstderr: {}",
+            s.log_text()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!s.log_text().contains("configuration reloaded"));
+}

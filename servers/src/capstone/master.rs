@@ -326,6 +326,18 @@ impl Master {
                 return;
             }
         };
+        if next.log != self.config.log {
+            // New workers inherit the master's error log: switch it before forking.
+            let policy = crate::rotate::RotatePolicy {
+                max_size: next.log.rotate_size,
+                daily: next.log.rotate_daily,
+                keep: next.log.keep,
+            };
+            if let Err(e) = logging::open(next.log.error.as_deref(), policy) {
+                tracing::error!(error = %e, "reload refused, keeping the running configuration");
+                return;
+            }
+        }
         self.generation += 1;
         self.board.set_generation(self.generation);
         self.sockets = Some(bound);
