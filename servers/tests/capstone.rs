@@ -880,3 +880,47 @@ fn reload_moves_the_error_log_to_a_file() {
     }
     assert!(!s.log_text().contains("configuration reloaded"));
 }
+
+#[test]
+fn max_clients_per_loop_refuses_with_503() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "full");
+    let cfg = tmp.path().join("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 1\nworkers = 1\nmax_clients = 2\n",
+            root.display()
+        ),
+    );
+    let s = Server::start(&cfg);
+    let _a = TcpStream::connect(s.addr).unwrap();
+    let _b = TcpStream::connect(s.addr).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
+    drop((_a, _b));
+    // Until the loop has seen those two close, a status request is refused as well.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Ok(r) = get(s.addr, "/status.json") {
+            let text = body_text(&r);
+            let refused: u64 = text
+                .split("\"connections_refused\":")
+                .nth(1)
+                .and_then(|v| v.split(',').next()?.parse().ok())
+                .unwrap_or(0);
+            // At least ours; refused status requests while the two closed count too.
+            if refused >= 1 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "refusal never counted");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
