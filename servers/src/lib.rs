@@ -10,3 +10,4 @@ pub mod io;
 pub mod net;
 pub mod proto;
 pub mod store;
+pub mod sysnet_dev;
