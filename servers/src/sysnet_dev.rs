@@ -9,12 +9,22 @@
 //! The device is optional: when it is absent (or not writable) at start-up the server
 //! carries on without it and says so once in the log. Open it before dropping privileges
 //! (the node is 0644, root-writable) and keep the sink for the life of the process.
+//!
+//! [`Exporter`] pushes from a thread once per interval and once more when it is finished;
+//! [`Counted`] wraps any [`Protocol`] to count connections and bytes for a server that
+//! keeps no counters of its own.
 
+use crate::proto::{Action, ConnId, Outbox, Protocol};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The device node, unless `$SYSNET_DEVICE` names another path.
 pub const DEFAULT_DEVICE: &str = "/dev/sysnet";
@@ -146,6 +156,195 @@ impl DeviceSink {
     }
 }
 
+/// Where an [`Exporter`] gets the current totals.
+pub type ReadCounters = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+/// Pushes `read()`'s totals to a [`DeviceSink`] every interval from its own thread, and a
+/// last time on [`Exporter::finish`] (or drop), so the device ends with the final totals.
+pub struct Exporter {
+    shared: Arc<ExporterShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct ExporterShared {
+    sink: Mutex<DeviceSink>,
+    read: ReadCounters,
+    stop: AtomicBool,
+}
+
+impl ExporterShared {
+    fn push(&self) {
+        let totals = (self.read)();
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = sink.push(&totals) {
+            tracing::warn!(%error, "counters device: push failed");
+        }
+    }
+}
+
+impl Exporter {
+    pub fn start(sink: DeviceSink, every: Duration, read: ReadCounters) -> io::Result<Exporter> {
+        let shared = Arc::new(ExporterShared {
+            sink: Mutex::new(sink),
+            read,
+            stop: AtomicBool::new(false),
+        });
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sysnet-export".into())
+            .spawn(move || {
+                while !worker.stop.load(Ordering::Acquire) {
+                    worker.push();
+                    std::thread::park_timeout(every);
+                }
+            })?;
+        Ok(Exporter {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and pushes the final totals.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.shared.stop.store(true, Ordering::Release);
+            thread.thread().unpark();
+            if thread.join().is_err() {
+                tracing::warn!("counters device: export thread panicked");
+            }
+            self.shared.push();
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connection and byte counts kept by [`Counted`].
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    pub connections_total: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Bytes queued for sending (a broadcast counts once, files by their length).
+    pub bytes_out: AtomicU64,
+}
+
+impl ConnCounters {
+    pub fn totals(&self) -> Vec<(&'static str, u64)> {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("connections_total", g(&self.connections_total)),
+            ("connections_active", g(&self.connections_active)),
+            ("bytes_in", g(&self.bytes_in)),
+            ("bytes_out", g(&self.bytes_out)),
+        ]
+    }
+}
+
+/// A protocol that counts what passes through it into [`ConnCounters`] and otherwise
+/// behaves exactly as the protocol it wraps.
+pub struct Counted<P> {
+    inner: P,
+    counters: Arc<ConnCounters>,
+}
+
+impl<P> Counted<P> {
+    pub fn new(inner: P, counters: Arc<ConnCounters>) -> Self {
+        Counted { inner, counters }
+    }
+
+    /// Counts the bytes of the actions queued after the first `mark` ones. The outbox has
+    /// no borrowing iterator, so its actions are taken out and put back in the same order.
+    fn count_out(&self, out: &mut Outbox, mark: usize) {
+        if out.len() <= mark {
+            return;
+        }
+        let actions: Vec<Action> = out.drain().collect();
+        let mut bytes = 0u64;
+        for action in actions.iter().skip(mark) {
+            bytes += match action {
+                Action::Send { data, .. } => data.len() as u64,
+                Action::SendFile { len, .. } => *len,
+                _ => 0,
+            };
+        }
+        for action in actions {
+            match action {
+                Action::Send { to, data } => out.send_to(to, data),
+                Action::SendFile {
+                    to,
+                    file,
+                    offset,
+                    len,
+                } => out.send_file(to, file, offset, len),
+                Action::Close { id } => out.close(id),
+                Action::Deadline { id, after } => out.deadline(id, after),
+            }
+        }
+        self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl<P: Protocol> Protocol for Counted<P> {
+    type Conn = P::Conn;
+
+    fn open(&mut self, id: ConnId, peer: SocketAddr, out: &mut Outbox) -> P::Conn {
+        self.counters
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .connections_active
+            .fetch_add(1, Ordering::Relaxed);
+        let mark = out.len();
+        let conn = self.inner.open(id, peer, out);
+        self.count_out(out, mark);
+        conn
+    }
+
+    fn data(&mut self, id: ConnId, conn: &mut P::Conn, input: &[u8], out: &mut Outbox) -> usize {
+        let mark = out.len();
+        let used = self.inner.data(id, conn, input, out);
+        self.counters
+            .bytes_in
+            .fetch_add(used.min(input.len()) as u64, Ordering::Relaxed);
+        self.count_out(out, mark);
+        used
+    }
+
+    fn eof(&mut self, id: ConnId, conn: &mut P::Conn, out: &mut Outbox) {
+        let mark = out.len();
+        self.inner.eof(id, conn, out);
+        self.count_out(out, mark);
+    }
+
+    fn timeout(&mut self, id: ConnId, conn: &mut P::Conn, out: &mut Outbox) {
+        let mark = out.len();
+        self.inner.timeout(id, conn, out);
+        self.count_out(out, mark);
+    }
+
+    fn closed(&mut self, id: ConnId, conn: P::Conn, out: &mut Outbox) {
+        self.counters
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+        let mark = out.len();
+        self.inner.closed(id, conn, out);
+        self.count_out(out, mark);
+    }
+
+    fn refusal(&mut self) -> Bytes {
+        self.inner.refusal()
+    }
+}
+
 /// The device's name rule: 1 to 48 of `[a-z0-9_.]`.
 pub fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME).contains(&name.len())
@@ -245,6 +444,84 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 120);
         assert!(text.lines().all(|l| l.ends_with(&u64::MAX.to_string())));
+    }
+
+    /// Sends every byte back, then a greeting-free close on EOF.
+    struct Mirror;
+    impl Protocol for Mirror {
+        type Conn = ();
+        fn open(&mut self, id: ConnId, _peer: SocketAddr, out: &mut Outbox) {
+            out.send(id, &b"hi\n"[..]);
+        }
+        fn data(&mut self, id: ConnId, _conn: &mut (), input: &[u8], out: &mut Outbox) -> usize {
+            out.send(id, Bytes::copy_from_slice(input));
+            out.deadline(id, Some(Duration::from_secs(1)));
+            input.len()
+        }
+        fn closed(&mut self, _id: ConnId, _conn: (), _out: &mut Outbox) {}
+    }
+
+    #[test]
+    fn counted_counts_and_keeps_the_actions_in_order() {
+        let counters = Arc::new(ConnCounters::default());
+        let mut proto = Counted::new(Mirror, counters.clone());
+        let id = ConnId(1);
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let mut out = Outbox::new();
+        proto.open(id, peer, &mut out);
+        assert_eq!(proto.data(id, &mut (), b"hello", &mut out), 5);
+        proto.eof(id, &mut (), &mut out);
+        let kinds: Vec<String> = out
+            .drain()
+            .map(|a| match a {
+                Action::Send { data, .. } => format!("send {}", String::from_utf8_lossy(&data)),
+                Action::Deadline { .. } => "deadline".into(),
+                Action::Close { .. } => "close".into(),
+                Action::SendFile { .. } => "file".into(),
+            })
+            .collect();
+        assert_eq!(kinds, ["send hi\n", "send hello", "deadline", "close"]);
+        proto.closed(id, (), &mut out);
+        let totals = counters.totals();
+        assert_eq!(
+            totals,
+            vec![
+                ("connections_total", 1),
+                ("connections_active", 0),
+                ("bytes_in", 5),
+                ("bytes_out", 8)
+            ]
+        );
+    }
+
+    #[test]
+    fn exporter_pushes_periodically_and_the_final_totals_on_finish() {
+        let (_dir, path, sink) = sink_on_file();
+        let value = Arc::new(AtomicU64::new(1));
+        let v = value.clone();
+        let exporter = Exporter::start(
+            sink,
+            Duration::from_millis(20),
+            Box::new(move || vec![("requests_total", v.load(Ordering::Relaxed))]),
+        )
+        .expect("start");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(std::fs::read_to_string(&path)
+            .expect("read")
+            .contains("echo.requests_total 1\n"));
+        value.store(42, Ordering::Relaxed);
+        exporter.finish();
+        let sum = std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .map(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .expect("delta")
+            })
+            .fold(0u64, u64::wrapping_add);
+        assert_eq!(sum, 42);
     }
 
     /// A FIFO shows the write boundaries: each push must arrive as one write.
