@@ -6,8 +6,13 @@
 //! readiness and never know what the bytes mean, and [`net`] holds what every model
 //! shares: listeners and the one write path.
 
+pub mod cli;
 pub mod io;
+pub mod log;
 pub mod net;
+pub mod privs;
 pub mod proto;
+pub mod signals;
 pub mod store;
 pub mod sysnet_dev;
+pub mod tls;

@@ -17,6 +17,12 @@
 //! Output queued for one connection leaves in the order it was queued, bytes and
 //! files interleaved, whichever thread or call queued it.
 
+pub mod chat;
+pub mod echo;
+pub mod http;
+pub mod proxy;
+pub mod tls;
+
 use bytes::Bytes;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -163,5 +169,23 @@ pub trait Protocol {
     /// before it is closed (chat: `server full`, HTTP: a 503, RESP: `-ERR max clients`).
     fn refusal(&mut self) -> Bytes {
         Bytes::new()
+    }
+
+    /// Called by every model at least every 250 ms (threaded models: from one place,
+    /// under the protocol's lock), for periodic work such as expiring keys. Actions
+    /// queued here are applied like any other.
+    fn tick(&mut self, _out: &mut Outbox) {}
+
+    /// The bytes a client waiting for a free worker (`--io pool`) receives once, when
+    /// it is queued; `position` counts from 1. Empty (the default) sends nothing.
+    fn queued(&mut self, _position: usize) -> Bytes {
+        Bytes::new()
+    }
+
+    /// Whether a connection with no unconsumed input and nothing queued to send can be
+    /// closed now without losing work; a draining server closes such connections at
+    /// once (an idle HTTP keep-alive) and waits for the others.
+    fn idle(&self, _conn: &Self::Conn) -> bool {
+        true
     }
 }

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# HTTP static-file benchmark: httpd against Debian's nginx and lighttpd, side by side
+# in one run, on the same files, each server one process on loopback.
+#
+#   scripts/bench/http.sh [SECONDS_PER_CASE]     (default 5; ports 18000-18499)
+#
+# For every server x file (600 B, 64 KiB, 1 MiB) x client:
+#   wrk -t1 -c50 --latency  (HTTP/1.1 keep-alive)
+#   ab  -c50               (HTTP/1.0, one connection per request)
+# it records req/s, p50/p99 latency and the server's CPU time (utime+stime ticks from
+# /proc/PID/stat over the run), then prints a table with ratios to httpd and draws
+# target/bench/http.png.
+#
+# Adding a server = one `start_NAME PORT DOCROOT` function that runs it in the
+# foreground as ONE process (so its CPU is that process's) and echoes nothing, plus
+# its name in SERVERS. Example: SERVERS="httpd nginx lighttpd capstone".
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$SYSNET_ROOT"
+
+SECS=${1:-5}
+SERVERS=${SERVERS:-"httpd nginx lighttpd"}
+PORT_BASE=18000
+CONNS=50
+
+need_pkgs nginx-light lighttpd wrk apache2-utils python3 python3-matplotlib procps
+
+step "building httpd (release)"
+cargo build --release --locked --bin httpd -q
+HTTPD="$SYSNET_ROOT/target/release/httpd"
+
+WORK=$(mktemp -d /tmp/http-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DOCROOT="$WORK/www"
+mkdir -p "$DOCROOT"
+head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
+head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
+head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
+FILES="600b.html 64k.bin 1m.bin"
+
+# ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
+
+start_httpd() {
+  RUST_LOG=warn exec "$HTTPD" --listen "127.0.0.1:$1" --root "$2" --io epoll
+}
+
+start_nginx() {
+  local d="$WORK/nginx-$1"
+  mkdir -p "$d"
+  cat > "$d/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 30s;
+  types { text/html html; application/octet-stream bin; }
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  server {
+    listen 127.0.0.1:$1;
+    root $2;
+  }
+}
+CONF
+  exec nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
+}
+
+start_lighttpd() {
+  local d="$WORK/lighttpd-$1"
+  mkdir -p "$d"
+  cat > "$d/lighttpd.conf" <<CONF
+server.document-root = "$2"
+server.bind = "127.0.0.1"
+server.port = $1
+server.errorlog = "$d/error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 30
+server.max-fds = 8192
+server.max-connections = 4096
+mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+CONF
+  exec lighttpd -D -f "$d/lighttpd.conf"
+}
+
+# ---- measurement -----------------------------------------------------------------
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/600b.html" && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 never answered" >&2
+  return 1
+}
+
+# to_ms "1.23ms" | "456.00us" | "1.2s" -> milliseconds
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "%s", v }'
+}
+
+RESULTS="$WORK/results.tsv"
+printf 'server\tclient\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
+
+run_case() { # server pid port client file
+  local server=$1 pid=$2 port=$3 client=$4 file=$5 out t0 t1 reqs rps p50 p99 errs
+  out="$WORK/$server-$client-$file.out"
+  t0=$(cpu_ticks "$pid")
+  if [ "$client" = wrk ]; then
+    timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+  else
+    # Plain HTTP/1.0: a new connection per request.
+    timeout $((SECS + 30)) ab -q -t "$SECS" -n 5000000 -c "$CONNS" "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    rps=$(awk '/^Requests per second:/ {print $4}' "$out")
+    reqs=$(awk '/^Complete requests:/ {print $3}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    errs=$(awk '/^Failed requests:/ {n += $3} /^Non-2xx responses:/ {n += $3} END {print n + 0}' "$out")
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$client" "$file" "${reqs:-0}" "${rps:-0}" \
+    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" >> "$RESULTS"
+  printf '  %-9s %-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$client" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"
+}
+
+i=0
+for server in $SERVERS; do
+  port=$((PORT_BASE + i))
+  i=$((i + 1))
+  step "$server on 127.0.0.1:$port"
+  ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_port "$port"
+  for file in $FILES; do
+    for client in wrk ab; do
+      run_case "$server" "$pid" "$port" "$client" "$file"
+    done
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+
+mkdir -p "$SYSNET_ROOT/target/bench"
+cp "$RESULTS" "$SYSNET_ROOT/target/bench/http.tsv"
+step "results (ratios: peer / httpd; CPU/req in microseconds of server CPU per request)"
+python3 - "$RESULTS" "$SYSNET_ROOT/target/bench/http.png" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+for r in rows:
+    reqs = float(r["reqs"] or 0)
+    r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
+base = {(r["client"], r["file"]): r for r in rows if r["server"] == "httpd"}
+hdr = f"| {'client':6} | {'file':9} | {'server':9} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ httpd':>13} | {'CPU/req ÷ httpd':>15} | {'errors':>6} |"
+print(hdr)
+print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+for r in sorted(rows, key=lambda r: (r["client"], ["600b.html", "64k.bin", "1m.bin"].index(r["file"]))):
+    b = base.get((r["client"], r["file"]))
+    rps = float(r["rps"] or 0)
+    ratio = rps / float(b["rps"]) if b and float(b["rps"] or 0) else float("nan")
+    cratio = r["cpu_us"] / b["cpu_us"] if b and b["cpu_us"] else float("nan")
+    secs = float(r["reqs"]) / rps if rps else float("nan")
+    cpu_pct = 100 * float(r["cpu_s"]) / secs if secs == secs and secs else float("nan")
+    print(f"| {r['client']:6} | {r['file']:9} | {r['server']:9} | {rps:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {cpu_pct:6.0f} | {r['cpu_us']:10.1f} | {ratio:13.2f} | {cratio:15.2f} | {r['errors']:>6} |")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("matplotlib missing: no chart"); sys.exit(0)
+servers = list(dict.fromkeys(r["server"] for r in rows))
+cases = list(dict.fromkeys((r["client"], r["file"]) for r in rows))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+width = 0.8 / len(servers)
+for k, (metric, title) in enumerate([("rps", "requests per second"), ("cpu_us", "server CPU µs per request (lower is better)")]):
+    ax = axes[k]
+    for j, s in enumerate(servers):
+        vals = []
+        for c in cases:
+            m = [r for r in rows if r["server"] == s and (r["client"], r["file"]) == c]
+            vals.append(float(m[0][metric]) if m else 0)
+        ax.bar([i + j * width for i in range(len(cases))], vals, width, label=s)
+    ax.set_xticks([i + width * (len(servers) - 1) / 2 for i in range(len(cases))])
+    ax.set_xticklabels([f"{c}\n{f}" for c, f in cases], fontsize=8)
+    ax.set_title(title)
+    ax.legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+print(f"chart: {sys.argv[2]}")
+PY

@@ -1,0 +1,116 @@
+//! `httpd`: the static file server — a thin front over `proto::http` and `io::serve`.
+//!
+//! Start-up order is the security story: bind the sockets, open the document root and
+//! the access log, then `chroot` and drop to `--user`, and only then serve, so nothing
+//! a client can reach ever runs with the privileges that opened those.
+
+use clap::Parser;
+use servers::cli::{self, IoArgs};
+use servers::log::{AccessLog, AppendFile};
+use servers::privs;
+use servers::proto::http::{Http, HttpConfig};
+use servers::signals::Shutdown;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A hardened HTTP/1.0 and 1.1 static file server (GET and HEAD, ranges, keep-alive).
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    after_help = "Example:\n  httpd --listen 127.0.0.1:8080 --root ./www --access-log /tmp/access.log\n  \
+                  curl -i http://127.0.0.1:8080/\n\n\
+                  As root: httpd --listen 0.0.0.0:80 --root /srv/www --user nobody --chroot\n\
+                  SIGUSR1 reopens the access log; SIGTERM or SIGINT stops after in-flight responses."
+)]
+struct Args {
+    /// Address to listen on (repeat for more; IPv6 as [::1]:8080).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: Vec<SocketAddr>,
+    /// Document root: only files below it are served.
+    #[arg(long)]
+    root: PathBuf,
+    #[command(flatten)]
+    io: IoArgs,
+    /// Append one Combined Log Format line per request to this file.
+    #[arg(long)]
+    access_log: Option<PathBuf>,
+    /// Drop to this user (and its group) after binding and opening files.
+    #[arg(long)]
+    user: Option<String>,
+    /// Jail the process in the document root before dropping privileges.
+    #[arg(long)]
+    chroot: bool,
+    /// Seconds a request head may take to arrive (slowloris guard); then 408.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_tracing();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("httpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // Blocked before any thread exists, so every thread inherits the mask and only the
+    // waiter below ever takes SIGUSR1.
+    let mut usr1 = nix::sys::signal::SigSet::empty();
+    usr1.add(nix::sys::signal::Signal::SIGUSR1);
+    usr1.thread_block()
+        .map_err(|e| format!("pthread_sigmask(SIG_BLOCK, SIGUSR1): {e}"))?;
+    let shutdown = Shutdown::install()?;
+    // The user database is outside the jail: look the user up first.
+    let account = args.user.as_deref().map(privs::lookup).transpose()?;
+    let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
+
+    let mut cfg = HttpConfig::new(&args.root)?;
+    cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    cfg.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    let mut guard = None;
+    if let Some(path) = &args.access_log {
+        let (log, g) = AccessLog::start(Box::new(AppendFile::open(path)?), 8192)?;
+        let reopen = log.clone();
+        std::thread::Builder::new()
+            .name("sigusr1".into())
+            .spawn(move || loop {
+                if usr1.wait().is_ok() {
+                    reopen.reopen();
+                }
+            })
+            .map_err(|e| format!("spawn SIGUSR1 thread: {e}"))?;
+        cfg.access_log = Some(log);
+        guard = Some(g);
+    }
+    if args.chroot {
+        privs::chroot(cfg.root_path())?;
+        cfg.chrooted();
+        tracing::info!(root = %args.root.display(), "chrooted");
+    }
+    match &account {
+        Some(account) => privs::drop_to(account)?,
+        None => {
+            privs::warn_if_root(None);
+        }
+    }
+    tracing::info!(root = %args.root.display(), model = %args.io.model, "serving files");
+    servers::io::serve(
+        listeners,
+        Http::new(Arc::new(cfg)),
+        &args.io.options(),
+        &shutdown,
+    )?;
+    drop(guard);
+    Ok(())
+}

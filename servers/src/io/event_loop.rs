@@ -1,0 +1,855 @@
+//! The single-threaded event loop that `select`, `poll` and `epoll` share.
+//!
+//! The one idea (Redis's `ae.c`): the loop owns the connection table, the protocol and
+//! every policy (limits, deadlines, draining); a backend ([`Poller`]) only registers
+//! descriptors and reports which are ready. All backends are level-triggered, so the
+//! loop may read once per wakeup (fair to the other connections) and simply be told
+//! again if more is waiting. `EPOLLERR`/`EPOLLHUP` (and their poll twins) are reported
+//! as readable *and* writable so the handler that next touches the socket sees the
+//! error.
+//!
+//! Connections live in a slab (slots reused, no holes left behind) and are named by a
+//! [`ConnId`] that is never reused; the readiness token is the id, mapped to its slot,
+//! so an event or an action for a client that left can never reach a newcomer that
+//! took its slot.
+
+use super::{next_conn_id, IoError, Limits, Stats, DRAIN_GRACE, TICK};
+use crate::net::{self, Listener, OutQueue};
+use crate::proto::{Action, ConnId, Outbox, Protocol, Target};
+use crate::signals::Shutdown;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a descriptor is watched for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
+    /// Wake only one of the loops sharing this (listening) descriptor
+    /// (`EPOLLEXCLUSIVE`); backends without the notion ignore it.
+    pub exclusive: bool,
+}
+
+impl Interest {
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+        exclusive: false,
+    };
+}
+
+/// One ready descriptor, as a backend reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct Fired {
+    pub token: u64,
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer is gone in both directions (or the socket has an error).
+    pub hangup: bool,
+}
+
+/// A readiness backend: the five calls `select`, `poll` and `epoll` each implement.
+pub trait Poller: Sized {
+    /// The backend's name and its wait call, for error messages.
+    const NAME: &'static str;
+    const WAIT_CALL: &'static str;
+    fn new() -> io::Result<Self>;
+    fn add(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    fn modify(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    fn delete(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Waits up to `timeout`; fills `fired` (cleared first). `EINTR` is no events.
+    fn wait(&mut self, timeout: Duration, fired: &mut Vec<Fired>) -> io::Result<()>;
+}
+
+const TOKEN_SHUTDOWN: u64 = u64::MAX;
+const TOKEN_CONTROL: u64 = u64::MAX - 1;
+/// Listener `i` has token `TOKEN_LISTENER0 - i`; connection ids count up from 1.
+const TOKEN_LISTENER0: u64 = u64::MAX - 2;
+/// Reads at most this much per readiness event.
+const READ_CHUNK: usize = 64 * 1024;
+/// Accepts at most this many connections per readiness event of one listener.
+const ACCEPT_BATCH: usize = 256;
+/// A connection whose idle input buffer grew past this gives the memory back.
+const KEEP_INPUT_CAPACITY: usize = 4 * 1024;
+
+const REQ_NONE: u8 = 0;
+const REQ_DRAIN: u8 = 1;
+const REQ_STOP: u8 = 2;
+
+#[derive(Debug)]
+struct Control {
+    wake: OwnedFd,
+    request: AtomicU8,
+    grace_ms: AtomicU64,
+}
+
+/// Controls a running loop from any thread.
+#[derive(Clone, Debug)]
+pub struct LoopHandle {
+    inner: Arc<Control>,
+}
+
+impl LoopHandle {
+    /// Stop accepting; close idle connections at once; keep serving the others until
+    /// they finish or `grace` passes, then close them and return from `run`.
+    pub fn drain(&self, grace: Duration) {
+        self.inner.grace_ms.store(
+            grace.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+        let _ = self.inner.request.compare_exchange(
+            REQ_NONE,
+            REQ_DRAIN,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        net::eventfd_bump(self.inner.wake.as_raw_fd());
+    }
+
+    /// Close every connection now and return from `run`.
+    pub fn stop(&self) {
+        self.inner.request.store(REQ_STOP, Ordering::Release);
+        net::eventfd_bump(self.inner.wake.as_raw_fd());
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Running,
+    Draining(Instant),
+    Done,
+}
+
+struct Conn<C> {
+    id: ConnId,
+    fd: OwnedFd,
+    peer: SocketAddr,
+    /// `None` only between accept and `open` returning, and after `closed`.
+    state: Option<C>,
+    input: Vec<u8>,
+    out: OutQueue,
+    interest: Interest,
+    read_closed: bool,
+    /// The protocol asked to close once the queue is flushed.
+    closing: bool,
+    /// On the reap list; nothing more is done with it.
+    doomed: bool,
+    dirty: bool,
+    deadline_after: Option<Duration>,
+    deadline_at: Option<Instant>,
+}
+
+/// A single-threaded event loop over backend `B`, serving protocol `P`.
+pub struct EventLoop<P: Protocol, B: Poller> {
+    poller: B,
+    proto: P,
+    limits: Limits,
+    stats: Arc<Stats>,
+    listeners: Vec<Listener>,
+    listening: bool,
+    exclusive_accept: bool,
+    accept_paused_until: Option<Instant>,
+    slots: Vec<Option<Conn<P::Conn>>>,
+    free: Vec<usize>,
+    ids: HashMap<u64, usize>,
+    outbox: Outbox,
+    actions: Vec<Action>,
+    scratch: Vec<u8>,
+    fired: Vec<Fired>,
+    dirty: Vec<(usize, ConnId)>,
+    doomed: Vec<(usize, ConnId)>,
+    control: Arc<Control>,
+    mode: Mode,
+    now: Instant,
+}
+
+impl<P: Protocol, B: Poller> EventLoop<P, B> {
+    /// A loop owning `listeners` and `proto`; nothing runs until [`EventLoop::run`].
+    pub fn new(
+        listeners: Vec<Listener>,
+        proto: P,
+        limits: Limits,
+        stats: Arc<Stats>,
+    ) -> Result<Self, IoError> {
+        let poller = B::new().map_err(|e| IoError::sys(B::NAME, e))?;
+        let wake = net::eventfd().map_err(|e| IoError::sys("eventfd", e))?;
+        Ok(Self {
+            poller,
+            proto,
+            limits,
+            stats,
+            listeners,
+            listening: false,
+            exclusive_accept: false,
+            accept_paused_until: None,
+            slots: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::new(),
+            outbox: Outbox::new(),
+            actions: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            fired: Vec::with_capacity(1024),
+            dirty: Vec::new(),
+            doomed: Vec::new(),
+            control: Arc::new(Control {
+                wake,
+                request: AtomicU8::new(REQ_NONE),
+                grace_ms: AtomicU64::new(DRAIN_GRACE.as_millis() as u64),
+            }),
+            mode: Mode::Running,
+            now: Instant::now(),
+        })
+    }
+
+    /// Register the listeners with `EPOLLEXCLUSIVE`, for several loops (threads)
+    /// sharing one listening socket: a connection wakes one loop, not all of them.
+    pub fn exclusive_accept(mut self, yes: bool) -> Self {
+        self.exclusive_accept = yes;
+        self
+    }
+
+    /// A handle to drain or stop this loop from another thread.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            inner: self.control.clone(),
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    pub fn protocol(&self) -> &P {
+        &self.proto
+    }
+
+    /// Open connections right now.
+    pub fn connections(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Slots in the connection table (open plus free for reuse).
+    pub fn table_size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Serves until drained or stopped (through [`LoopHandle`]) or until `shutdown`
+    /// is set, which drains with [`DRAIN_GRACE`].
+    pub fn run(&mut self, shutdown: Option<&Shutdown>) -> Result<(), IoError> {
+        self.mode = Mode::Running;
+        self.listen(true)?;
+        let wake_fd = self.control.wake.as_raw_fd();
+        self.poller
+            .add(wake_fd, TOKEN_CONTROL, Interest::READ)
+            .map_err(|e| IoError::sys(B::NAME, e))?;
+        let mut watching_shutdown = false;
+        if let Some(s) = shutdown {
+            self.poller
+                .add(s.fd().as_raw_fd(), TOKEN_SHUTDOWN, Interest::READ)
+                .map_err(|e| IoError::sys(B::NAME, e))?;
+            watching_shutdown = true;
+        }
+        let mut next_tick = Instant::now() + TICK;
+        let res = loop {
+            if let Some(s) = shutdown {
+                if watching_shutdown && s.is_set() {
+                    // Stays readable for ever: stop watching it or we would spin.
+                    let _ = self.poller.delete(s.fd().as_raw_fd());
+                    watching_shutdown = false;
+                    tracing::info!(connections = self.ids.len(), "stop requested; draining");
+                    self.begin_drain(DRAIN_GRACE);
+                }
+            }
+            self.take_control_request();
+            self.check_drain();
+            if self.mode == Mode::Done {
+                break Ok(());
+            }
+            self.now = Instant::now();
+            let timeout = next_tick.saturating_duration_since(self.now);
+            let mut fired = std::mem::take(&mut self.fired);
+            if let Err(e) = self.poller.wait(timeout, &mut fired) {
+                self.fired = fired;
+                break Err(IoError::sys(B::WAIT_CALL, e));
+            }
+            self.now = Instant::now();
+            for f in fired.iter() {
+                self.dispatch(*f);
+            }
+            self.fired = fired;
+            self.settle();
+            if self.now >= next_tick {
+                next_tick = self.now + TICK;
+                self.on_tick();
+                self.settle();
+            }
+        };
+        // Whatever is left (stop, error) is closed now; each gets its `closed` call.
+        let all: Vec<(usize, ConnId)> = self
+            .ids
+            .iter()
+            .map(|(&id, &slot)| (slot, ConnId(id)))
+            .collect();
+        for (slot, id) in all {
+            self.doom(slot, id, "loop stopped");
+        }
+        self.settle();
+        self.listen(false)?;
+        let _ = self.poller.delete(wake_fd);
+        if watching_shutdown {
+            if let Some(s) = shutdown {
+                let _ = self.poller.delete(s.fd().as_raw_fd());
+            }
+        }
+        res
+    }
+
+    fn listen(&mut self, on: bool) -> Result<(), IoError> {
+        if on == self.listening {
+            return Ok(());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let fd = l.as_raw_fd();
+            if on {
+                let interest = Interest {
+                    exclusive: self.exclusive_accept,
+                    ..Interest::READ
+                };
+                self.poller
+                    .add(fd, TOKEN_LISTENER0 - i as u64, interest)
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EINVAL) if B::NAME == "select" => IoError::FdSetSize {
+                            fd,
+                            limit: libc::FD_SETSIZE,
+                        },
+                        _ => IoError::sys(B::NAME, e),
+                    })?;
+            } else {
+                let _ = self.poller.delete(fd);
+            }
+        }
+        self.listening = on;
+        Ok(())
+    }
+
+    fn take_control_request(&mut self) {
+        match self.control.request.swap(REQ_NONE, Ordering::AcqRel) {
+            REQ_DRAIN => {
+                let grace = Duration::from_millis(self.control.grace_ms.load(Ordering::Relaxed));
+                self.begin_drain(grace);
+            }
+            REQ_STOP => self.mode = Mode::Done,
+            _ => {}
+        }
+    }
+
+    fn begin_drain(&mut self, grace: Duration) {
+        if self.mode != Mode::Running {
+            return;
+        }
+        let _ = self.listen(false);
+        self.accept_paused_until = None;
+        self.mode = Mode::Draining(Instant::now() + grace);
+        self.close_idle();
+        self.settle();
+    }
+
+    fn check_drain(&mut self) {
+        let Mode::Draining(deadline) = self.mode else {
+            return;
+        };
+        self.close_idle();
+        self.settle();
+        if self.ids.is_empty() {
+            self.mode = Mode::Done;
+        } else if Instant::now() >= deadline {
+            tracing::warn!(
+                connections = self.ids.len(),
+                "drain deadline passed; closing the rest"
+            );
+            self.mode = Mode::Done;
+        }
+    }
+
+    fn close_idle(&mut self) {
+        for slot in 0..self.slots.len() {
+            let Some(c) = self.slots[slot].as_ref() else {
+                continue;
+            };
+            let idle = c.input.is_empty()
+                && c.out.is_empty()
+                && !c.doomed
+                && c.state.as_ref().is_some_and(|s| self.proto.idle(s));
+            if idle {
+                let id = c.id;
+                self.doom(slot, id, "draining");
+            }
+        }
+    }
+
+    fn dispatch(&mut self, f: Fired) {
+        match f.token {
+            TOKEN_SHUTDOWN => {} // looked at at the top of the loop
+            TOKEN_CONTROL => net::eventfd_drain(self.control.wake.as_fd()),
+            t if t > TOKEN_LISTENER0 - self.listeners.len() as u64 => {
+                let i = (TOKEN_LISTENER0 - t) as usize;
+                self.on_accept(i);
+            }
+            id => {
+                let Some(&slot) = self.ids.get(&id) else {
+                    return; // closed earlier in this batch
+                };
+                let id = ConnId(id);
+                let Some(c) = self.slots[slot].as_mut() else {
+                    return;
+                };
+                if c.doomed {
+                    return;
+                }
+                if f.hangup && c.out.is_empty() && (c.read_closed || !c.interest.read) {
+                    // Both directions are gone and nothing is left to say.
+                    self.doom(slot, id, "hangup");
+                    return;
+                }
+                if f.readable && c.interest.read {
+                    self.on_readable(slot, id);
+                }
+                self.mark_dirty(slot, id);
+            }
+        }
+    }
+
+    fn on_accept(&mut self, i: usize) {
+        if !self.listening {
+            return;
+        }
+        for _ in 0..ACCEPT_BATCH {
+            let res = match self.listeners.get(i) {
+                Some(l) => l.accept(),
+                None => return,
+            };
+            match res {
+                Ok(Some((fd, peer))) => self.admit(fd, peer),
+                Ok(None) => return,
+                Err(e) => {
+                    Stats::add(&self.stats.errors, 1);
+                    // Out of descriptors: the listener stays readable, so pause
+                    // accepting instead of spinning until connections close.
+                    tracing::error!(error = %e, "accept failed; pausing accepts for 100 ms");
+                    let _ = self.listen(false);
+                    self.accept_paused_until = Some(self.now + Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, fd: OwnedFd, peer: SocketAddr) {
+        Stats::add(&self.stats.accepted, 1);
+        if self.ids.len() >= self.limits.max_clients {
+            Stats::add(&self.stats.refused, 1);
+            tracing::warn!(%peer, max_clients = self.limits.max_clients, "client refused: server full");
+            let msg = self.proto.refusal();
+            net::send_once(fd.as_fd(), &msg);
+            return;
+        }
+        let id = next_conn_id();
+        if let Err(e) = self.poller.add(fd.as_raw_fd(), id.0, Interest::READ) {
+            Stats::add(&self.stats.refused, 1);
+            Stats::add(&self.stats.errors, 1);
+            if B::NAME == "select" && e.raw_os_error() == Some(libc::EINVAL) {
+                tracing::error!(
+                    %peer,
+                    fd = fd.as_raw_fd(),
+                    limit = libc::FD_SETSIZE,
+                    "client refused: select cannot watch a descriptor at or above FD_SETSIZE; use --io poll or --io epoll"
+                );
+            } else {
+                tracing::error!(%peer, error = %e, backend = B::NAME, "client refused: cannot watch its socket");
+            }
+            let msg = self.proto.refusal();
+            net::send_once(fd.as_fd(), &msg);
+            return;
+        }
+        let conn = Conn {
+            id,
+            fd,
+            peer,
+            state: None,
+            input: Vec::new(),
+            out: OutQueue::new(),
+            interest: Interest::READ,
+            read_closed: false,
+            closing: false,
+            doomed: false,
+            dirty: false,
+            deadline_after: None,
+            deadline_at: None,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(conn);
+                s
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        self.ids.insert(id.0, slot);
+        Stats::add(&self.stats.active, 1);
+        tracing::debug!(conn = %id, %peer, "connected");
+        let state = self.proto.open(id, peer, &mut self.outbox);
+        if let Some(c) = self.slots[slot].as_mut() {
+            c.state = Some(state);
+        }
+        self.apply();
+        self.mark_dirty(slot, id);
+    }
+
+    fn on_readable(&mut self, slot: usize, id: ConnId) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        match net::read(c.fd.as_fd(), &mut self.scratch) {
+            Ok(0) => {
+                c.read_closed = true;
+                if let Some(state) = c.state.as_mut() {
+                    self.proto.eof(id, state, &mut self.outbox);
+                }
+                self.apply();
+            }
+            Ok(n) => {
+                Stats::add(&self.stats.bytes_in, n as u64);
+                self.feed(slot, id, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                tracing::debug!(conn = %id, error = %e, "read failed");
+                self.doom(slot, id, "read error");
+            }
+        }
+    }
+
+    /// Hands the connection's unconsumed input plus `fresh` new bytes (at the start of
+    /// the scratch buffer) to the protocol, and keeps what it did not consume.
+    fn feed(&mut self, slot: usize, id: ConnId, fresh: usize) {
+        let scratch = std::mem::take(&mut self.scratch);
+        let Some(c) = self.slots[slot].as_mut() else {
+            self.scratch = scratch;
+            return;
+        };
+        let mut input = std::mem::take(&mut c.input);
+        // Fast path: nothing was left over, so the protocol reads the scratch buffer
+        // directly and only an unconsumed tail is copied.
+        let direct = input.is_empty();
+        if !direct {
+            input.extend_from_slice(&scratch[..fresh]);
+        }
+        let buf: &[u8] = if direct { &scratch[..fresh] } else { &input };
+        let used = self.run_protocol(slot, id, buf);
+        let rest = if direct {
+            let mut v = Vec::new();
+            v.extend_from_slice(&buf[used..]);
+            v
+        } else {
+            input.drain(..used);
+            if input.is_empty() && input.capacity() > KEEP_INPUT_CAPACITY {
+                Vec::new()
+            } else {
+                input
+            }
+        };
+        self.scratch = scratch;
+        let over = rest.len() >= self.limits.max_input;
+        if let Some(c) = self.slots[slot].as_mut() {
+            if c.id == id {
+                c.input = rest;
+            }
+        }
+        if over {
+            tracing::warn!(conn = %id, max_input = self.limits.max_input, "unconsumed input over the limit; closing");
+            Stats::add(&self.stats.errors, 1);
+            self.doom(slot, id, "input over limit");
+        }
+    }
+
+    /// Offers `buf` to the protocol until it stops consuming, the connection is to
+    /// close, or its own output is over the backpressure mark. Returns bytes consumed.
+    fn run_protocol(&mut self, slot: usize, id: ConnId, buf: &[u8]) -> usize {
+        let mut used = 0;
+        while used < buf.len() {
+            let Some(c) = self.slots[slot].as_mut() else {
+                break;
+            };
+            if c.id != id || c.closing || c.doomed || over_high(&c.out, &self.limits) {
+                break;
+            }
+            let Some(state) = c.state.as_mut() else {
+                break;
+            };
+            let n = self.proto.data(id, state, &buf[used..], &mut self.outbox);
+            let n = n.min(buf.len() - used);
+            self.apply();
+            if n == 0 {
+                break;
+            }
+            used += n;
+        }
+        used
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(t) = self.accept_paused_until {
+            if self.now >= t && self.mode == Mode::Running {
+                self.accept_paused_until = None;
+                if let Err(e) = self.listen(true) {
+                    tracing::error!(error = %e, "resuming accepts failed");
+                }
+            }
+        }
+        self.proto.tick(&mut self.outbox);
+        self.apply();
+        let now = self.now;
+        for slot in 0..self.slots.len() {
+            let Some(c) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            if c.doomed || !c.deadline_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            // One-shot: the protocol re-arms if it wants another.
+            c.deadline_at = None;
+            c.deadline_after = None;
+            let id = c.id;
+            Stats::add(&self.stats.timeouts, 1);
+            if let Some(state) = c.state.as_mut() {
+                self.proto.timeout(id, state, &mut self.outbox);
+            }
+            self.apply();
+            self.mark_dirty(slot, id);
+        }
+    }
+
+    /// Applies the outbox's actions in order.
+    fn apply(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let mut acts = std::mem::take(&mut self.actions);
+        acts.extend(self.outbox.drain());
+        for a in acts.drain(..) {
+            match a {
+                Action::Send { to, data } => match to {
+                    Target::One(id) => {
+                        if let Some(&slot) = self.ids.get(&id.0) {
+                            self.push(slot, data);
+                        }
+                    }
+                    Target::All | Target::AllBut(_) => {
+                        let skip = match to {
+                            Target::AllBut(x) => Some(x),
+                            _ => None,
+                        };
+                        for slot in 0..self.slots.len() {
+                            if let Some(c) = self.slots[slot].as_ref() {
+                                if Some(c.id) != skip {
+                                    self.push(slot, data.clone());
+                                }
+                            }
+                        }
+                    }
+                },
+                Action::SendFile {
+                    to,
+                    file,
+                    offset,
+                    len,
+                } => {
+                    if let Some(&slot) = self.ids.get(&to.0) {
+                        if let Some(c) = self.slots[slot].as_mut() {
+                            if !c.closing && !c.doomed {
+                                c.out.push_file(file, offset, len);
+                                self.mark_dirty(slot, to);
+                            }
+                        }
+                    }
+                }
+                Action::Close { id } => {
+                    if let Some(&slot) = self.ids.get(&id.0) {
+                        if let Some(c) = self.slots[slot].as_mut() {
+                            c.closing = true;
+                            self.mark_dirty(slot, id);
+                        }
+                    }
+                }
+                Action::Deadline { id, after } => {
+                    if let Some(&slot) = self.ids.get(&id.0) {
+                        if let Some(c) = self.slots[slot].as_mut() {
+                            c.deadline_after = after;
+                            c.deadline_at = after.map(|d| Instant::now() + d);
+                        }
+                    }
+                }
+            }
+        }
+        self.actions = acts;
+    }
+
+    fn push(&mut self, slot: usize, data: Bytes) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.closing || c.doomed {
+            return;
+        }
+        c.out.push_bytes(data);
+        let id = c.id;
+        if c.out.mem_bytes() > self.limits.out_limit {
+            tracing::warn!(
+                conn = %id,
+                peer = %c.peer,
+                queued = c.out.mem_bytes(),
+                out_limit = self.limits.out_limit,
+                "slow reader: outbound queue over the limit; disconnecting"
+            );
+            c.out.clear();
+            Stats::add(&self.stats.errors, 1);
+            self.doom(slot, id, "slow reader");
+            return;
+        }
+        self.mark_dirty(slot, id);
+    }
+
+    fn mark_dirty(&mut self, slot: usize, id: ConnId) {
+        if let Some(c) = self.slots[slot].as_mut() {
+            if c.id == id && !c.dirty && !c.doomed {
+                c.dirty = true;
+                self.dirty.push((slot, id));
+            }
+        }
+    }
+
+    fn doom(&mut self, slot: usize, id: ConnId, why: &'static str) {
+        if let Some(c) = self.slots[slot].as_mut() {
+            if c.id == id && !c.doomed {
+                c.doomed = true;
+                tracing::debug!(conn = %id, reason = why, "closing");
+                self.doomed.push((slot, id));
+            }
+        }
+    }
+
+    /// Flushes touched connections and reaps doomed ones until nothing is pending
+    /// (closing one may queue a farewell for others).
+    fn settle(&mut self) {
+        loop {
+            if let Some((slot, id)) = self.dirty.pop() {
+                self.flush_one(slot, id);
+            } else if let Some((slot, id)) = self.doomed.pop() {
+                self.reap(slot, id);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn flush_one(&mut self, slot: usize, id: ConnId) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.id != id {
+            return;
+        }
+        c.dirty = false;
+        if c.doomed {
+            return;
+        }
+        let was_high = over_high(&c.out, &self.limits);
+        if !c.out.is_empty() {
+            match c.out.flush(c.fd.as_fd()) {
+                Ok(f) => {
+                    if f.written > 0 {
+                        Stats::add(&self.stats.bytes_out, f.written as u64);
+                        if let Some(d) = c.deadline_after {
+                            c.deadline_at = Some(self.now + d);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(conn = %id, error = %e, "write failed");
+                    self.doom(slot, id, "write error");
+                    return;
+                }
+            }
+        }
+        if c.closing && c.out.is_empty() {
+            net::shutdown_write(c.fd.as_fd());
+            self.doom(slot, id, "closed by protocol");
+            return;
+        }
+        if was_high && !over_high(&c.out, &self.limits) && !c.input.is_empty() {
+            // Backpressure lifted: what was held back may hold whole requests that no
+            // new readiness event will announce.
+            self.feed(slot, id, 0);
+        }
+        self.update_interest(slot, id);
+    }
+
+    fn update_interest(&mut self, slot: usize, id: ConnId) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.id != id || c.doomed {
+            return;
+        }
+        let want = Interest {
+            read: !c.read_closed
+                && !c.closing
+                && !over_high(&c.out, &self.limits)
+                && c.input.len() < self.limits.max_input,
+            write: !c.out.is_empty(),
+            exclusive: false,
+        };
+        if want != c.interest {
+            match self.poller.modify(c.fd.as_raw_fd(), id.0, want) {
+                Ok(()) => c.interest = want,
+                Err(e) => {
+                    tracing::error!(conn = %id, error = %e, backend = B::NAME, "changing interest failed");
+                    self.doom(slot, id, "poller error");
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self, slot: usize, id: ConnId) {
+        match self.slots[slot].as_ref() {
+            Some(c) if c.id == id => {}
+            _ => return,
+        }
+        let Some(mut c) = self.slots[slot].take() else {
+            return;
+        };
+        self.free.push(slot);
+        self.ids.remove(&id.0);
+        let _ = self.poller.delete(c.fd.as_raw_fd());
+        Stats::sub(&self.stats.active, 1);
+        Stats::add(&self.stats.closed, 1);
+        tracing::debug!(conn = %id, peer = %c.peer, "disconnected");
+        if let Some(state) = c.state.take() {
+            self.proto.closed(id, state, &mut self.outbox);
+        }
+        drop(c);
+        self.apply();
+    }
+}
+
+fn over_high(out: &OutQueue, limits: &Limits) -> bool {
+    out.mem_bytes() > limits.out_high || out.file_bytes() > 0
+}

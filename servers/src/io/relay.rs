@@ -1,0 +1,901 @@
+//! The proxy's event loop: pairs of sockets joined by `splice(2)` through pipes.
+//!
+//! The one idea: once a route is decided, a proxy moves bytes it never looks at, so
+//! they should never enter user space. Each direction of a pair owns a pipe;
+//! `splice` moves bytes from the source socket into the pipe and from the pipe into
+//! the destination socket, both non-blocking. A direction reads while its pipe has
+//! room and writes while it holds bytes, so a slow receiver throttles its sender
+//! through the pipe and the socket buffers (bounded memory, no user-space queue).
+//! A read of 0 on one side becomes `shutdown(SHUT_WR)` on the other once the pipe is
+//! drained: a half-close is passed on, never turned into a reset.
+//!
+//! Each loop is single-threaded over `epoll` (level-triggered, via the socket core's
+//! [`Epoll`] backend); `--workers N` runs N loops, each with its own `SO_REUSEPORT`
+//! listener. Name resolution (`getaddrinfo` blocks) runs on a small pool of resolver
+//! threads that hand results back through an eventfd.
+
+use super::epoll::Epoll;
+use super::event_loop::{Fired, Interest, Poller};
+use crate::net::{self, Listener};
+use crate::proto::proxy::{self, Policy, Refusal, Route};
+use crate::signals::Shutdown;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a relay does with a new client.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// An HTTP forward proxy: the first request head decides the destination.
+    Forward(Policy),
+    /// A TCP forwarder: every client goes to these addresses (tried in order).
+    Upstream(Vec<SocketAddr>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub mode: Mode,
+    /// A pair with no bytes moving for this long is closed.
+    pub idle_timeout: Duration,
+    /// Resolving and connecting to the upstream may take this long (then 504).
+    pub connect_timeout: Duration,
+    /// Clients beyond this many are refused.
+    pub max_clients: usize,
+}
+
+/// Counters for one loop; read with [`RelayStats::snapshot`].
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub refused: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub bytes_up: AtomicU64,
+    pub bytes_down: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{call}: {source}")]
+    Sys {
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn sys(call: &'static str) -> impl FnOnce(io::Error) -> RelayError {
+    move |source| RelayError::Sys { call, source }
+}
+
+const TOKEN_SHUTDOWN: u64 = u64::MAX;
+const TOKEN_RESOLVER: u64 = u64::MAX - 1;
+const TOKEN_LISTENER0: u64 = u64::MAX - 2;
+/// The size asked of each pipe; the kernel may give less (pipe-max-size).
+const PIPE_SIZE: libc::c_int = 1 << 20;
+/// Pipes kept for reuse: a new pair costs no pipe2() while the pool lasts.
+const PIPE_POOL: usize = 256;
+const TICK: Duration = Duration::from_millis(250);
+
+/// Runs one relay loop on the calling thread until `shutdown`.
+pub fn run(
+    listeners: Vec<Listener>,
+    config: &RelayConfig,
+    stats: &RelayStats,
+    shutdown: &Shutdown,
+) -> Result<(), RelayError> {
+    let mut poller = Epoll::new().map_err(sys("epoll_create1"))?;
+    for (i, l) in listeners.iter().enumerate() {
+        poller
+            .add(l.as_raw_fd(), TOKEN_LISTENER0 - i as u64, Interest::READ)
+            .map_err(sys("epoll_ctl"))?;
+    }
+    poller
+        .add(shutdown.fd().as_raw_fd(), TOKEN_SHUTDOWN, Interest::READ)
+        .map_err(sys("epoll_ctl"))?;
+    let resolver = Resolver::start(2).map_err(sys("eventfd"))?;
+    poller
+        .add(resolver.wake.as_raw_fd(), TOKEN_RESOLVER, Interest::READ)
+        .map_err(sys("epoll_ctl"))?;
+
+    let mut relay = Relay {
+        poller,
+        config,
+        stats,
+        pairs: Vec::new(),
+        free: Vec::new(),
+        freed_now: Vec::new(),
+        pipes: Vec::new(),
+        resolver,
+    };
+    let mut fired = Vec::new();
+    let mut last_scan = Instant::now();
+    while !shutdown.is_set() {
+        relay
+            .poller
+            .wait(TICK, &mut fired)
+            .map_err(sys("epoll_wait"))?;
+        for ev in &fired {
+            match ev.token {
+                TOKEN_SHUTDOWN => {}
+                TOKEN_RESOLVER => relay.resolved(),
+                t if t > TOKEN_LISTENER0 - listeners.len() as u64 && t <= TOKEN_LISTENER0 => {
+                    let l = &listeners[(TOKEN_LISTENER0 - t) as usize];
+                    relay.accept(l);
+                }
+                t => relay.event(t, ev),
+            }
+        }
+        // Slots freed during this batch become reusable only now, so a stale event
+        // later in the same batch can never reach a newer pair in the same slot.
+        relay.free.append(&mut relay.freed_now);
+        if last_scan.elapsed() >= TICK {
+            last_scan = Instant::now();
+            relay.scan_timeouts();
+        }
+    }
+    let open: Vec<usize> = (0..relay.pairs.len())
+        .filter(|i| relay.pairs[*i].is_some())
+        .collect();
+    for slot in open {
+        relay.close(slot, "shutdown");
+    }
+    Ok(())
+}
+
+/// One direction of a pair: source socket → pipe → destination socket.
+#[derive(Default)]
+struct Dir {
+    /// Bytes to write before anything spliced (a rewritten request head, a
+    /// `200 Connection established`, a leftover of the client's first read).
+    prefix: Vec<u8>,
+    prefix_off: usize,
+    pipe: Option<Pipe>,
+    in_pipe: usize,
+    src_eof: bool,
+    dst_shut: bool,
+    /// Do not read the source at all yet (the route is not decided).
+    hold: bool,
+}
+
+struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
+    cap: usize,
+}
+
+impl Dir {
+    fn wants_read(&self) -> bool {
+        !self.hold && !self.src_eof && self.pipe.as_ref().is_some_and(|p| self.in_pipe < p.cap)
+    }
+    fn wants_write(&self) -> bool {
+        self.prefix_off < self.prefix.len() || self.in_pipe > 0
+    }
+    fn done(&self) -> bool {
+        self.src_eof && !self.wants_write()
+    }
+}
+
+enum Stage {
+    /// Reading the request head (forward mode).
+    Head(Vec<u8>),
+    /// Waiting for the resolver.
+    Resolving { host: String, port: u16 },
+    /// A non-blocking connect is under way; `rest` are addresses still to try.
+    Connecting { rest: VecDeque<SocketAddr> },
+    /// Bytes flow.
+    Relaying,
+    /// Writing an error response to the client, then closing.
+    Refusing,
+}
+
+struct Pair {
+    client: OwnedFd,
+    client_addr: SocketAddr,
+    upstream: Option<OwnedFd>,
+    up: Dir,
+    down: Dir,
+    stage: Stage,
+    /// The route, for a tunnel's 200 once connected.
+    tunnel: bool,
+    /// Destination, for logs and the access check on resolved addresses.
+    dest: String,
+    started: Instant,
+    last_active: Instant,
+    client_interest: Interest,
+    upstream_interest: Interest,
+}
+
+struct Relay<'a> {
+    poller: Epoll,
+    config: &'a RelayConfig,
+    stats: &'a RelayStats,
+    pairs: Vec<Option<Pair>>,
+    free: Vec<usize>,
+    freed_now: Vec<usize>,
+    pipes: Vec<Pipe>,
+    resolver: Resolver,
+}
+
+fn token(slot: usize, upstream: bool) -> u64 {
+    ((slot as u64) << 1) | u64::from(upstream)
+}
+
+impl Relay<'_> {
+    fn accept(&mut self, listener: &Listener) {
+        for _ in 0..256 {
+            let (fd, addr) = match listener.accept() {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            };
+            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let active = self.stats.active.load(Ordering::Relaxed) as usize;
+            if active >= self.config.max_clients {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                if matches!(self.config.mode, Mode::Forward(_)) {
+                    let r = proxy::error_response(503, "too many clients");
+                    net::send_once(fd.as_fd(), &r);
+                }
+                continue;
+            }
+            self.open(fd, addr);
+        }
+    }
+
+    fn open(&mut self, client: OwnedFd, client_addr: SocketAddr) {
+        let now = Instant::now();
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.pairs.push(None);
+                self.pairs.len() - 1
+            }
+        };
+        let (stage, dest, hold) = match &self.config.mode {
+            Mode::Forward(_) => (Stage::Head(Vec::new()), String::new(), true),
+            Mode::Upstream(addrs) => (
+                Stage::Connecting {
+                    rest: addrs.iter().copied().collect(),
+                },
+                addrs.first().map(|a| a.to_string()).unwrap_or_default(),
+                true,
+            ),
+        };
+        let interest = Interest {
+            read: matches!(stage, Stage::Head(_)),
+            ..Interest::default()
+        };
+        if let Err(e) = self
+            .poller
+            .add(client.as_raw_fd(), token(slot, false), interest)
+        {
+            tracing::warn!(error = %e, "epoll_ctl add failed, dropping client");
+            self.free.push(slot);
+            return;
+        }
+        self.stats.active.fetch_add(1, Ordering::Relaxed);
+        self.pairs[slot] = Some(Pair {
+            client,
+            client_addr,
+            upstream: None,
+            up: Dir {
+                hold,
+                ..Dir::default()
+            },
+            down: Dir {
+                hold: true,
+                ..Dir::default()
+            },
+            stage,
+            tunnel: true,
+            dest,
+            started: now,
+            last_active: now,
+            client_interest: interest,
+            upstream_interest: Interest::default(),
+        });
+        if matches!(self.config.mode, Mode::Upstream(_)) {
+            self.connect_next(slot);
+        }
+    }
+
+    fn event(&mut self, tok: u64, ev: &Fired) {
+        let slot = (tok >> 1) as usize;
+        let on_upstream = tok & 1 == 1;
+        let Some(pair) = self.pairs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        match pair.stage {
+            Stage::Head(_) if !on_upstream => self.read_head(slot),
+            Stage::Connecting { .. } if on_upstream && ev.writable => self.connected(slot),
+            Stage::Relaying => self.pump(slot),
+            Stage::Refusing => self.pump_refusal(slot),
+            _ => {
+                if ev.hangup && !on_upstream {
+                    self.close(slot, "client left before the upstream answered");
+                }
+            }
+        }
+    }
+
+    fn read_head(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Stage::Head(buf) = &mut pair.stage else {
+            return;
+        };
+        let mut chunk = [0u8; 8192];
+        match net::read(pair.client.as_fd(), &mut chunk) {
+            Ok(0) => return self.close(slot, "client closed before a request"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => return self.close(slot, "client read error"),
+        }
+        pair.last_active = Instant::now();
+        let Mode::Forward(policy) = &self.config.mode else {
+            return;
+        };
+        let route = match proxy::parse(buf) {
+            Ok(None) => return,
+            Ok(Some(route)) => route,
+            Err(r) => return self.refuse(slot, r),
+        };
+        if let Err(r) = policy.check_route(&route) {
+            return self.refuse(slot, r);
+        }
+        let leftover_from = match &route {
+            Route::Tunnel { head_len, .. } | Route::Forward { head_len, .. } => *head_len,
+        };
+        let leftover = buf.get(leftover_from..).unwrap_or_default().to_vec();
+        let (host, port) = match route {
+            Route::Tunnel { host, port, .. } => {
+                pair.tunnel = true;
+                pair.up.prefix = leftover;
+                (host, port)
+            }
+            Route::Forward {
+                host, port, head, ..
+            } => {
+                pair.tunnel = false;
+                let mut prefix = head;
+                prefix.extend_from_slice(&leftover);
+                pair.up.prefix = prefix;
+                (host, port)
+            }
+        };
+        pair.dest = format!("{host}:{port}");
+        pair.stage = Stage::Resolving {
+            host: host.clone(),
+            port,
+        };
+        pair.started = Instant::now();
+        self.set_interest(slot);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.resolved_one(slot, &host, Ok(vec![SocketAddr::new(ip, port)]));
+        } else {
+            self.resolver.ask(slot, host, port);
+        }
+    }
+
+    fn resolved(&mut self) {
+        net::eventfd_drain(self.resolver.wake.as_fd());
+        let answers: Vec<Answer> = match self.resolver.done.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        for a in answers {
+            // The slot may have closed (and been reused) while the name was
+            // resolving: act only if it still waits for this very name.
+            let waiting = matches!(
+                self.pairs.get(a.slot).and_then(Option::as_ref).map(|p| &p.stage),
+                Some(Stage::Resolving { host, port }) if *host == a.host && *port == a.port
+            );
+            if waiting {
+                self.resolved_one(a.slot, &a.host, a.result);
+            }
+        }
+    }
+
+    fn resolved_one(&mut self, slot: usize, host: &str, result: io::Result<Vec<SocketAddr>>) {
+        let addrs = match result {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => {
+                return self.refuse(slot, upstream_refusal(502, format!("{host}: no address")))
+            }
+            Err(e) => {
+                return self.refuse(
+                    slot,
+                    upstream_refusal(502, format!("cannot resolve {host}: {e}")),
+                )
+            }
+        };
+        if let Mode::Forward(policy) = &self.config.mode {
+            for a in &addrs {
+                if let Err(r) = policy.check_addr(host, a.ip()) {
+                    return self.refuse(slot, r);
+                }
+            }
+        }
+        if let Some(pair) = self.pairs[slot].as_mut() {
+            pair.stage = Stage::Connecting { rest: addrs.into() };
+        }
+        self.connect_next(slot);
+    }
+
+    /// Starts a non-blocking connect to the next address, or gives up with 502.
+    fn connect_next(&mut self, slot: usize) {
+        loop {
+            let Some(pair) = self.pairs[slot].as_mut() else {
+                return;
+            };
+            let Stage::Connecting { rest } = &mut pair.stage else {
+                return;
+            };
+            let Some(addr) = rest.pop_front() else {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                let dest = pair.dest.clone();
+                return self.refuse(
+                    slot,
+                    upstream_refusal(502, format!("cannot connect to {dest}")),
+                );
+            };
+            if let Some(old) = pair.upstream.take() {
+                let _ = self.poller.delete(old.as_raw_fd());
+            }
+            match connect_nonblocking(addr) {
+                Ok(fd) => {
+                    let interest = Interest {
+                        write: true,
+                        ..Interest::default()
+                    };
+                    if self
+                        .poller
+                        .add(fd.as_raw_fd(), token(slot, true), interest)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    pair.upstream = Some(fd);
+                    pair.upstream_interest = interest;
+                    pair.dest = addr.to_string();
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "connect failed");
+                }
+            }
+        }
+    }
+
+    fn connected(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Some(up) = pair.upstream.as_ref() else {
+            return;
+        };
+        if let Err(e) = socket_error(up.as_fd()) {
+            tracing::debug!(dest = %pair.dest, error = %e, "connect failed");
+            return self.connect_next(slot);
+        }
+        let (p1, p2) = match (self.take_pipe(), self.take_pipe()) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => return self.refuse(slot, upstream_refusal(502, "out of pipes".into())),
+        };
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        if pair.tunnel && matches!(self.config.mode, Mode::Forward(_)) {
+            pair.down.prefix = proxy::TUNNEL_ESTABLISHED.to_vec();
+        }
+        pair.up.pipe = Some(p1);
+        pair.down.pipe = Some(p2);
+        pair.up.hold = false;
+        pair.down.hold = false;
+        pair.stage = Stage::Relaying;
+        pair.last_active = Instant::now();
+        tracing::debug!(client = %pair.client_addr, dest = %pair.dest, "relaying");
+        self.pump(slot);
+    }
+
+    /// Moves whatever can move in both directions, then updates interest.
+    fn pump(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Some(upstream) = pair.upstream.as_ref() else {
+            return;
+        };
+        let client = pair.client.as_fd();
+        let upstream = upstream.as_fd();
+        let a = pump_dir(&mut pair.up, client, upstream);
+        let b = pump_dir(&mut pair.down, upstream, client);
+        let (moved_up, moved_down) = match (a, b) {
+            (Ok(x), Ok(y)) => (x, y),
+            (Err(e), _) | (_, Err(e)) => {
+                let why = if e.kind() == io::ErrorKind::ConnectionReset
+                    || e.kind() == io::ErrorKind::BrokenPipe
+                {
+                    "peer reset"
+                } else {
+                    "splice error"
+                };
+                return self.close(slot, why);
+            }
+        };
+        if moved_up + moved_down > 0 {
+            pair.last_active = Instant::now();
+            self.stats
+                .bytes_up
+                .fetch_add(moved_up as u64, Ordering::Relaxed);
+            self.stats
+                .bytes_down
+                .fetch_add(moved_down as u64, Ordering::Relaxed);
+        }
+        if pair.up.done() && pair.down.done() {
+            return self.close(slot, "done");
+        }
+        self.set_interest(slot);
+    }
+
+    fn set_interest(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let relaying = matches!(pair.stage, Stage::Relaying);
+        let client = Interest {
+            read: matches!(pair.stage, Stage::Head(_)) || (relaying && pair.up.wants_read()),
+            write: (relaying || matches!(pair.stage, Stage::Refusing)) && pair.down.wants_write(),
+            exclusive: false,
+        };
+        if client != pair.client_interest {
+            pair.client_interest = client;
+            let _ = self
+                .poller
+                .modify(pair.client.as_raw_fd(), token(slot, false), client);
+        }
+        if let Some(up) = pair.upstream.as_ref() {
+            let upstream = Interest {
+                read: relaying && pair.down.wants_read(),
+                write: relaying && pair.up.wants_write(),
+                exclusive: false,
+            };
+            if relaying && upstream != pair.upstream_interest {
+                pair.upstream_interest = upstream;
+                let _ = self
+                    .poller
+                    .modify(up.as_raw_fd(), token(slot, true), upstream);
+            }
+        }
+    }
+
+    /// Answers the client with an error status, then closes.
+    fn refuse(&mut self, slot: usize, r: Refusal) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        tracing::info!(client = %pair.client_addr, dest = %pair.dest, status = r.status, why = %r.why, "refused");
+        if let Some(up) = pair.upstream.take() {
+            let _ = self.poller.delete(up.as_raw_fd());
+        }
+        if matches!(self.config.mode, Mode::Upstream(_)) {
+            return self.close(slot, "upstream unreachable");
+        }
+        pair.down = Dir {
+            prefix: proxy::error_response(r.status, &r.why),
+            ..Dir::default()
+        };
+        pair.stage = Stage::Refusing;
+        self.pump_refusal(slot);
+    }
+
+    fn pump_refusal(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        match write_prefix(&mut pair.down, pair.client.as_fd()) {
+            Ok(_) if !pair.down.wants_write() => self.close(slot, "refused"),
+            Ok(_) => self.set_interest(slot),
+            Err(_) => self.close(slot, "client gone"),
+        }
+    }
+
+    fn scan_timeouts(&mut self) {
+        let now = Instant::now();
+        for slot in 0..self.pairs.len() {
+            let Some(pair) = self.pairs[slot].as_ref() else {
+                continue;
+            };
+            let waiting_upstream = matches!(
+                pair.stage,
+                Stage::Resolving { .. } | Stage::Connecting { .. }
+            );
+            if waiting_upstream && now.duration_since(pair.started) > self.config.connect_timeout {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                let dest = pair.dest.clone();
+                self.refuse(
+                    slot,
+                    upstream_refusal(504, format!("{dest} did not answer in time")),
+                );
+            } else if now.duration_since(pair.last_active) > self.config.idle_timeout {
+                self.close(slot, "idle timeout");
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize, why: &'static str) {
+        let Some(pair) = self.pairs.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        tracing::debug!(client = %pair.client_addr, dest = %pair.dest, why, "closed");
+        let _ = self.poller.delete(pair.client.as_raw_fd());
+        if let Some(up) = &pair.upstream {
+            let _ = self.poller.delete(up.as_raw_fd());
+        }
+        for dir in [pair.up, pair.down] {
+            if let Some(p) = dir.pipe {
+                // A pipe still holding bytes would leak them into the next pair.
+                if dir.in_pipe == 0 && self.pipes.len() < PIPE_POOL {
+                    self.pipes.push(p);
+                }
+            }
+        }
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
+        self.freed_now.push(slot);
+    }
+
+    fn take_pipe(&mut self) -> io::Result<Pipe> {
+        match self.pipes.pop() {
+            Some(p) => Ok(p),
+            None => new_pipe(),
+        }
+    }
+}
+
+fn upstream_refusal(status: u16, why: String) -> Refusal {
+    Refusal { status, why }
+}
+
+/// One direction: prefix first, then socket → pipe → socket until nothing moves.
+/// Returns the bytes delivered to the destination.
+fn pump_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut moved = write_prefix(d, dst)?;
+    if d.prefix_off < d.prefix.len() {
+        return Ok(moved);
+    }
+    let Some(pipe) = d.pipe.as_ref() else {
+        return Ok(moved);
+    };
+    loop {
+        let mut progress = false;
+        if !d.src_eof && d.in_pipe < pipe.cap {
+            match splice(src, pipe.w.as_fd(), pipe.cap - d.in_pipe) {
+                Ok(0) => d.src_eof = true,
+                Ok(n) => {
+                    d.in_pipe += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if d.in_pipe > 0 {
+            match splice(pipe.r.as_fd(), dst, d.in_pipe) {
+                Ok(n) => {
+                    d.in_pipe -= n;
+                    moved += n;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    if d.src_eof && d.in_pipe == 0 && !d.dst_shut {
+        d.dst_shut = true;
+        net::shutdown_write(dst);
+    }
+    Ok(moved)
+}
+
+fn write_prefix(d: &mut Dir, dst: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut moved = 0;
+    while d.prefix_off < d.prefix.len() {
+        // SAFETY: the pointer and length describe the live, unsent tail of `prefix`;
+        // `dst` is borrowed and open for the call.
+        let n = unsafe {
+            libc::send(
+                dst.as_raw_fd(),
+                d.prefix[d.prefix_off..].as_ptr().cast(),
+                d.prefix.len() - d.prefix_off,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(moved),
+                _ => return Err(e),
+            }
+        }
+        d.prefix_off += n as usize;
+        moved += n as usize;
+    }
+    if !d.prefix.is_empty() {
+        d.prefix = Vec::new();
+        d.prefix_off = 0;
+    }
+    Ok(moved)
+}
+
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are borrowed and open; null offsets mean "use and
+        // advance the descriptors' own positions", which sockets and pipes require.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn new_pipe() -> io::Result<Pipe> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    net::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by no one else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A bigger pipe moves more per splice; the kernel caps it at pipe-max-size for
+    // unprivileged users, and the default (64 KiB) is fine if it refuses.
+    // SAFETY: fcntl on an open pipe descriptor with integer arguments.
+    let _ = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    // SAFETY: as above.
+    let cap = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    let cap = if cap > 0 { cap as usize } else { 64 * 1024 };
+    Ok(Pipe { r, w, cap })
+}
+
+fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2) with constant arguments.
+    let raw = net::cvt(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `raw` is a fresh descriptor that nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // SAFETY: `one` outlives the call and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    let sa = nix::sys::socket::SockaddrStorage::from(addr);
+    use nix::sys::socket::SockaddrLike;
+    // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes for this address family.
+    let res = unsafe { libc::connect(fd.as_raw_fd(), sa.as_ptr(), sa.len()) };
+    if res == 0 {
+        return Ok(fd);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINPROGRESS) {
+        Ok(fd)
+    } else {
+        Err(e)
+    }
+}
+
+fn socket_error(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are live and sized for SO_ERROR's int result.
+    net::cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(err))
+    }
+}
+
+struct Answer {
+    slot: usize,
+    host: String,
+    port: u16,
+    result: io::Result<Vec<SocketAddr>>,
+}
+
+/// `getaddrinfo` on a few threads, so a slow name server never stalls the loop.
+struct Resolver {
+    ask: mpsc::Sender<(usize, String, u16)>,
+    done: Arc<Mutex<Vec<Answer>>>,
+    wake: OwnedFd,
+}
+
+impl Resolver {
+    fn start(threads: usize) -> io::Result<Self> {
+        let wake = net::eventfd()?;
+        let (ask, jobs) = mpsc::channel::<(usize, String, u16)>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..threads {
+            let jobs = Arc::clone(&jobs);
+            let done = Arc::clone(&done);
+            let wake_fd = wake.try_clone()?;
+            std::thread::Builder::new()
+                .name(format!("resolver-{i}"))
+                .spawn(move || loop {
+                    let job = match jobs.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    // The sender is gone: the loop has ended.
+                    let Ok((slot, host, port)) = job else { return };
+                    let result = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map(|it| it.collect::<Vec<_>>());
+                    if let Ok(mut q) = done.lock() {
+                        q.push(Answer {
+                            slot,
+                            host,
+                            port,
+                            result,
+                        });
+                    }
+                    net::eventfd_bump(wake_fd.as_raw_fd());
+                })?;
+        }
+        Ok(Self { ask, done, wake })
+    }
+
+    fn ask(&self, slot: usize, host: String, port: u16) {
+        // The workers live as long as the receiver; a send error means they are gone,
+        // and the pair then times out with a 504.
+        let _ = self.ask.send((slot, host, port));
+    }
+}

@@ -1,0 +1,314 @@
+//! The event loops driven directly (no binary): deadlines, ticks, draining, stopping,
+//! several reactors on one port, the connection table, and select's descriptor cap.
+
+use super::epoll::Reactor;
+use super::event_loop::{EventLoop, LoopHandle, Poller};
+use super::poll::Poll;
+use super::select::Select;
+use super::{epoll::Epoll, IoError, Limits, Stats};
+use crate::net::{ListenOptions, Listener};
+use crate::proto::{ConnId, Outbox, Protocol};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A line protocol for exercising the loop: `deadline MS`, `busy`, `done`, `close`;
+/// anything else is echoed.
+#[derive(Default)]
+struct Probe {
+    ticks: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct ProbeConn {
+    busy: bool,
+}
+
+impl Protocol for Probe {
+    type Conn = ProbeConn;
+
+    fn open(&mut self, id: ConnId, _peer: SocketAddr, out: &mut Outbox) -> ProbeConn {
+        out.send(id, &b"hi\n"[..]);
+        ProbeConn::default()
+    }
+
+    fn data(&mut self, id: ConnId, conn: &mut ProbeConn, input: &[u8], out: &mut Outbox) -> usize {
+        let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+            return 0;
+        };
+        let line = std::str::from_utf8(&input[..nl]).unwrap_or("");
+        if let Some(ms) = line.strip_prefix("deadline ") {
+            let ms: u64 = ms.parse().unwrap_or(100);
+            out.deadline(id, Some(Duration::from_millis(ms)));
+        } else if line == "busy" {
+            conn.busy = true;
+        } else if line == "done" {
+            conn.busy = false;
+        } else if line == "close" {
+            out.send(id, &b"bye\n"[..]);
+            out.close(id);
+        } else {
+            out.send(id, input[..=nl].to_vec());
+        }
+        nl + 1
+    }
+
+    fn timeout(&mut self, id: ConnId, _conn: &mut ProbeConn, out: &mut Outbox) {
+        out.send(id, &b"timeout\n"[..]);
+        out.close(id);
+    }
+
+    fn closed(&mut self, _id: ConnId, _conn: ProbeConn, _out: &mut Outbox) {}
+
+    fn tick(&mut self, _out: &mut Outbox) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn idle(&self, conn: &ProbeConn) -> bool {
+        !conn.busy
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    handle: LoopHandle,
+    stats: Arc<Stats>,
+    ticks: Arc<AtomicU64>,
+    /// Returns the loop's result and its table size at exit.
+    thread: JoinHandle<(Result<(), IoError>, usize)>,
+}
+
+fn spawn<B: Poller + 'static>(listeners: Vec<Listener>, exclusive: bool) -> Running {
+    let addr = listeners[0].local_addr();
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let probe = Probe::default();
+        let ticks = probe.ticks.clone();
+        let stats = Arc::new(Stats::default());
+        let mut lp = EventLoop::<Probe, B>::new(listeners, probe, Limits::default(), stats.clone())
+            .unwrap()
+            .exclusive_accept(exclusive);
+        tx.send((lp.handle(), stats, ticks)).unwrap();
+        let res = lp.run(None);
+        (res, lp.table_size())
+    });
+    let (handle, stats, ticks) = rx.recv().unwrap();
+    Running {
+        addr,
+        handle,
+        stats,
+        ticks,
+        thread,
+    }
+}
+
+fn bind() -> Listener {
+    Listener::bind("127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap()
+}
+
+fn client(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = BufReader::new(s);
+    assert_eq!(line(&mut r), "hi\n");
+    r
+}
+
+fn line(r: &mut BufReader<TcpStream>) -> String {
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    l
+}
+
+fn send(r: &mut BufReader<TcpStream>, s: &str) {
+    r.get_mut().write_all(s.as_bytes()).unwrap();
+}
+
+fn each_backend(f: impl Fn(&dyn Fn(Vec<Listener>) -> Running)) {
+    f(&|l| spawn::<Epoll>(l, false));
+    f(&|l| spawn::<Poll>(l, false));
+    f(&|l| spawn::<Select>(l, false));
+}
+
+#[test]
+fn deadline_fires_once_and_ticks_run() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let mut c = client(rt.addr);
+        let t0 = Instant::now();
+        send(&mut c, "deadline 300\n");
+        assert_eq!(line(&mut c), "timeout\n");
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert_eq!(line(&mut c), "", "closed after the timeout");
+        assert!(rt.ticks.load(Ordering::Relaxed) >= 1);
+        assert_eq!(rt.stats.timeouts.load(Ordering::Relaxed), 1);
+        rt.handle.stop();
+        rt.thread.join().unwrap().0.unwrap();
+    });
+}
+
+#[test]
+fn drain_closes_idle_at_once_and_waits_for_busy() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let mut busy = client(rt.addr);
+        let mut idle = client(rt.addr);
+        send(&mut busy, "busy\n");
+        send(&mut busy, "ping\n");
+        assert_eq!(line(&mut busy), "ping\n");
+        rt.handle.drain(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(line(&mut idle), "", "idle connection closed by the drain");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        // No longer accepting: a newcomer is never greeted.
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(mut s) = TcpStream::connect(rt.addr) {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut b = [0u8; 3];
+            assert!(
+                !matches!(s.read(&mut b), Ok(3)),
+                "greeted after drain began"
+            );
+        }
+        // The busy one is still served, then closed once it is idle.
+        send(&mut busy, "pong\n");
+        assert_eq!(line(&mut busy), "pong\n");
+        assert!(!rt.thread.is_finished());
+        send(&mut busy, "done\n");
+        assert_eq!(line(&mut busy), "");
+        let (res, _) = rt.thread.join().unwrap();
+        res.unwrap();
+    });
+}
+
+#[test]
+fn drain_deadline_closes_the_stragglers() {
+    let rt = spawn::<Epoll>(vec![bind()], false);
+    let mut busy = client(rt.addr);
+    send(&mut busy, "busy\n");
+    send(&mut busy, "x\n");
+    line(&mut busy);
+    let t0 = Instant::now();
+    rt.handle.drain(Duration::from_millis(400));
+    assert_eq!(line(&mut busy), "");
+    assert!(t0.elapsed() >= Duration::from_millis(350));
+    rt.thread.join().unwrap().0.unwrap();
+}
+
+#[test]
+fn no_stale_slots_after_many_clients_come_and_go() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let keep = client(rt.addr);
+        for i in 0..200 {
+            let mut c = client(rt.addr);
+            send(&mut c, &format!("n{i}\n"));
+            assert_eq!(line(&mut c), format!("n{i}\n"));
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while rt.stats.active.load(Ordering::Relaxed) != 1 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let s = rt.stats.snapshot();
+        assert_eq!((s.accepted, s.active, s.closed), (201, 1, 200));
+        drop(keep);
+        rt.handle.stop();
+        let (res, table) = rt.thread.join().unwrap();
+        res.unwrap();
+        assert!(table <= 3, "slots are reused: table grew to {table}");
+    });
+}
+
+#[test]
+fn reactors_share_a_listener_with_exclusive_accept() {
+    let l = bind();
+    let a = spawn::<Epoll>(vec![l.try_clone().unwrap()], true);
+    let b = spawn::<Epoll>(vec![l], true);
+    let clients: Vec<_> = (0..40).map(|_| client(a.addr)).collect();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        send(&mut c, &format!("{i}\n"));
+        assert_eq!(line(&mut c), format!("{i}\n"));
+    }
+    let total = a.stats.accepted.load(Ordering::Relaxed) + b.stats.accepted.load(Ordering::Relaxed);
+    assert_eq!(total, 40);
+    for r in [a, b] {
+        r.handle.stop();
+        r.thread.join().unwrap().0.unwrap();
+    }
+}
+
+#[test]
+fn reactors_on_reuseport_listeners_share_a_port() {
+    let opts = ListenOptions {
+        reuse_port: true,
+        backlog: 128,
+    };
+    let l1 = Listener::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+    let l2 = Listener::bind(l1.local_addr(), &opts).unwrap();
+    let rs: Vec<Running> = vec![
+        spawn::<Epoll>(vec![l1], false),
+        spawn::<Epoll>(vec![l2], false),
+    ];
+    let clients: Vec<_> = (0..64).map(|_| client(rs[0].addr)).collect();
+    drop(clients);
+    let counts: Vec<u64> = rs
+        .iter()
+        .map(|r| r.stats.accepted.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 64);
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "the kernel spreads connections: {counts:?}"
+    );
+    for r in rs {
+        r.handle.stop();
+        r.thread.join().unwrap().0.unwrap();
+    }
+}
+
+#[test]
+fn select_refuses_a_listener_past_fd_setsize() {
+    if crate::net::raise_fd_limit().unwrap_or(0) <= libc::FD_SETSIZE as u64 + 8 {
+        eprintln!("skipped: RLIMIT_NOFILE hard limit too low to open a descriptor past FD_SETSIZE");
+        return;
+    }
+    let l = bind();
+    let high = libc::FD_SETSIZE as i32 + 5;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: dup2 onto an unused high number; the new descriptor is owned below.
+    let fd = unsafe { libc::dup2(l.as_raw_fd(), high) };
+    assert_eq!(fd, high);
+    // SAFETY: `fd` was just created by dup2 and is owned by nobody else.
+    let high_l = Listener::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }).unwrap();
+    let mut lp = EventLoop::<Probe, Select>::new(
+        vec![high_l],
+        Probe::default(),
+        Limits::default(),
+        Arc::new(Stats::default()),
+    )
+    .unwrap();
+    match lp.run(None) {
+        Err(e @ IoError::FdSetSize { .. }) => assert!(e.to_string().contains("FD_SETSIZE"), "{e}"),
+        other => panic!("expected the FD_SETSIZE error, got {other:?}"),
+    }
+}
+
+#[test]
+fn reactor_type_is_the_epoll_loop() {
+    let r: Reactor<Probe> = Reactor::new(
+        vec![bind()],
+        Probe::default(),
+        Limits::default(),
+        Arc::new(Stats::default()),
+    )
+    .unwrap();
+    assert_eq!(r.connections(), 0);
+}

@@ -1,0 +1,436 @@
+//! The request head: framing, limits, and the few headers a static server acts on.
+//!
+//! Framing comes first and is ours: a head is complete at its first empty line, and
+//! until one arrives only two cheap checks run (the request line against the URI
+//! limit, the buffer against the head limit), so a client trickling bytes costs a
+//! `memchr` per arrival, never a full parse. Only a complete head goes to `httparse`,
+//! into a fixed array of 100 header slots, so nothing here allocates per header.
+
+use super::Status;
+
+/// A URI longer than this is a 414.
+pub const MAX_URI: usize = 8 * 1024;
+/// A head longer than this is a 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// More header lines than this is a 431.
+pub const MAX_HEADERS: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method<'a> {
+    Get,
+    Head,
+    Other(&'a str),
+}
+
+/// A parsed head, borrowing from the input.
+#[derive(Debug)]
+pub struct Head<'a> {
+    pub method: Method<'a>,
+    pub target: &'a str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// The request line as sent (for the access log).
+    pub line: &'a [u8],
+    pub host: Option<&'a [u8]>,
+    pub keep_alive: bool,
+    /// The request announces a body (`Content-Length` > 0 or any `Transfer-Encoding`);
+    /// a static server never reads one, so the connection closes after the answer.
+    pub has_body: bool,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// Need more bytes.
+    Partial,
+    /// A head of `len` bytes (leading empty lines included).
+    Complete { head: Head<'a>, len: usize },
+    /// Answer with `status` and close. `line` is the request line, as far as it came.
+    Reject { status: Status, line: &'a [u8] },
+}
+
+/// Where the head ends: the index just past the first empty line, if there is one.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn first_line(buf: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+    let line = &buf[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The URI of a request line: between the first and the last space.
+fn uri_len(line: &[u8]) -> usize {
+    match (memchr::memchr(b' ', line), memchr::memrchr(b' ', line)) {
+        (Some(a), Some(b)) if b > a => b - a - 1,
+        _ => 0,
+    }
+}
+
+/// Frames and parses one request head at the start of `input`. Never panics, never
+/// allocates.
+pub fn parse_head(input: &[u8]) -> Parsed<'_> {
+    // RFC 9112 §2.2: ignore empty lines before a request line.
+    let lead = input
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let buf = &input[lead..];
+    let line = first_line(buf);
+    let line_complete = memchr::memchr(b'\n', buf).is_some();
+    // A request line still open past the URI limit plus room for a method and a
+    // version can only hold an over-long URI (or garbage; 414 is fair either way).
+    if (line_complete && uri_len(line) > MAX_URI) || (!line_complete && buf.len() > MAX_URI + 64) {
+        return Parsed::Reject {
+            status: Status::UriTooLong,
+            line: &line[..line.len().min(256)],
+        };
+    }
+    let Some(end) = head_end(buf) else {
+        if buf.len() > MAX_HEAD {
+            return Parsed::Reject {
+                status: Status::HeaderFieldsTooLarge,
+                line,
+            };
+        }
+        return Parsed::Partial;
+    };
+    if end > MAX_HEAD {
+        return Parsed::Reject {
+            status: Status::HeaderFieldsTooLarge,
+            line,
+        };
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = match req.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => None,
+        Ok(httparse::Status::Partial) => Some(Status::BadRequest),
+        Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
+        Err(_) => Some(Status::BadRequest),
+    };
+    if let Some(status) = status {
+        return Parsed::Reject { status, line };
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Reject {
+            status: Status::BadRequest,
+            line,
+        };
+    };
+    match interpret(method, target, minor, line, req.headers) {
+        Ok(head) => Parsed::Complete {
+            head,
+            len: lead + end,
+        },
+        Err(status) => Parsed::Reject { status, line },
+    }
+}
+
+fn interpret<'a>(
+    method: &'a str,
+    target: &'a str,
+    minor: u8,
+    line: &'a [u8],
+    headers: &[httparse::Header<'a>],
+) -> Result<Head<'a>, Status> {
+    let mut head = Head {
+        method: match method {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            other => Method::Other(other),
+        },
+        target,
+        minor,
+        line,
+        host: None,
+        keep_alive: minor >= 1,
+        has_body: false,
+        if_modified_since: None,
+        range: None,
+        if_range: None,
+        referer: None,
+        user_agent: None,
+    };
+    let mut content_length: Option<u64> = None;
+    for h in headers {
+        let name = h.name.as_bytes();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("host") {
+            // RFC 9112 §3.2: more than one Host is a 400.
+            if head.host.replace(h.value).is_some() {
+                return Err(Status::BadRequest);
+            }
+        } else if is("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    head.keep_alive = true;
+                }
+            }
+        } else if is("content-length") {
+            let v = h.value.trim_ascii();
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(Status::BadRequest);
+            }
+            let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            // Two different lengths are a smuggling attempt (RFC 9112 §6.3).
+            if content_length.is_some_and(|old| old != n) {
+                return Err(Status::BadRequest);
+            }
+            content_length = Some(n);
+            head.has_body |= n > 0;
+        } else if is("transfer-encoding") {
+            head.has_body = true;
+        } else if is("if-modified-since") {
+            head.if_modified_since = Some(h.value);
+        } else if is("range") {
+            head.range = Some(h.value);
+        } else if is("if-range") {
+            head.if_range = Some(h.value);
+        } else if is("referer") {
+            head.referer = Some(h.value);
+        } else if is("user-agent") {
+            head.user_agent = Some(h.value);
+        }
+    }
+    // Connection: close wins over a 1.0 keep-alive listed alongside it.
+    if headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && h.value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    }) {
+        head.keep_alive = false;
+    }
+    if minor >= 1 && head.host.is_none() {
+        return Err(Status::BadRequest);
+    }
+    Ok(head)
+}
+
+/// A single byte range resolved against a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// No usable `Range`: send the whole file (also for multiple ranges, which RFC 9110
+    /// lets a server ignore).
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// 416.
+    Unsatisfiable,
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n`; anything else is ignored (the whole file).
+pub fn parse_range(value: &[u8], len: u64) -> RangeSpec {
+    let Some(spec) = value.trim_ascii().strip_prefix(b"bytes=") else {
+        return RangeSpec::Whole;
+    };
+    if spec.contains(&b',') {
+        return RangeSpec::Whole;
+    }
+    let Some(dash) = memchr::memchr(b'-', spec) else {
+        return RangeSpec::Whole;
+    };
+    let num = |s: &[u8]| -> Option<u64> {
+        let s = s.trim_ascii();
+        if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    let (first, last) = (&spec[..dash], &spec[dash + 1..]);
+    if first.trim_ascii().is_empty() {
+        // Suffix: the last n bytes.
+        return match num(last) {
+            None => RangeSpec::Whole,
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Part {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            },
+        };
+    }
+    let Some(start) = num(first) else {
+        return RangeSpec::Whole;
+    };
+    let end = if last.trim_ascii().is_empty() {
+        u64::MAX
+    } else {
+        match num(last) {
+            Some(e) if e >= start => e,
+            _ => return RangeSpec::Whole,
+        }
+    };
+    if start >= len {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Part {
+        start,
+        end: end.min(len - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(input: &[u8]) -> (Head<'_>, usize) {
+        match parse_head(input) {
+            Parsed::Complete { head, len } => (head, len),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn rejected(input: &[u8]) -> Status {
+        match parse_head(input) {
+            Parsed::Reject { status, .. } => status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_heads() {
+        let (h, len) = complete(b"GET /a HTTP/1.0\r\n\r\nGET /b");
+        assert_eq!(len, 19);
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.target, "/a");
+        assert_eq!(h.minor, 0);
+        assert!(!h.keep_alive);
+        assert_eq!(h.line, b"GET /a HTTP/1.0");
+
+        let (h, _) = complete(b"HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n");
+        assert_eq!(h.method, Method::Head);
+        assert!(h.keep_alive);
+        assert_eq!(h.user_agent, Some(&b"t"[..]));
+
+        let (h, len) = complete(b"\r\n\r\nGET / HTTP/1.0\nConnection: Keep-Alive\n\n");
+        assert_eq!(len, 43);
+        assert!(h.keep_alive);
+
+        let (h, _) = complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n");
+        assert!(!h.keep_alive);
+        let (h, _) =
+            complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+        assert!(!h.keep_alive);
+        let (h, _) = complete(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        assert_eq!(h.method, Method::Other("POST"));
+        assert!(h.has_body);
+    }
+
+    #[test]
+    fn partial_until_the_empty_line() {
+        for p in [
+            &b""[..],
+            b"G",
+            b"GET / HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r",
+            b"\r\n\r\n",
+        ] {
+            assert!(matches!(parse_head(p), Parsed::Partial), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"GET / FOO/1.0\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET  / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nNo colon\r\n\r\n",
+            b"GET / HTTP/1.0\r\nX: a\x00b\r\n\r\n",
+            b"GET /\x00 HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nContent-Length: x\r\n\r\n",
+            b"GET / HTTP/1.0\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        ] {
+            assert_eq!(
+                rejected(bad),
+                Status::BadRequest,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let mut long = b"GET /".to_vec();
+        long.extend(std::iter::repeat(b'a').take(MAX_URI));
+        assert!(
+            matches!(parse_head(&long), Parsed::Partial),
+            "the version may follow"
+        );
+        long.extend(std::iter::repeat(b'a').take(100));
+        assert_eq!(rejected(&long), Status::UriTooLong, "unterminated");
+        long.extend_from_slice(b" HTTP/1.0\r\n\r\n");
+        assert_eq!(rejected(&long), Status::UriTooLong, "terminated");
+
+        let mut ok = b"GET /".to_vec();
+        ok.extend(std::iter::repeat(b'a').take(MAX_URI - 1));
+        ok.extend_from_slice(b" HTTP/1.0\r\n\r\n");
+        assert!(matches!(parse_head(&ok), Parsed::Complete { .. }));
+
+        let mut big = b"GET / HTTP/1.0\r\n".to_vec();
+        while big.len() <= MAX_HEAD {
+            big.extend_from_slice(
+                b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            );
+        }
+        assert_eq!(rejected(&big), Status::HeaderFieldsTooLarge, "unterminated");
+        big.extend_from_slice(b"\r\n");
+        assert_eq!(rejected(&big), Status::HeaderFieldsTooLarge, "terminated");
+
+        let mut many = b"GET / HTTP/1.0\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(rejected(&many), Status::HeaderFieldsTooLarge);
+
+        let mut hundred = b"GET / HTTP/1.0\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            hundred.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        hundred.extend_from_slice(b"\r\n");
+        assert!(matches!(parse_head(&hundred), Parsed::Complete { .. }));
+    }
+
+    #[test]
+    fn ranges() {
+        use RangeSpec::*;
+        let r = |v: &str| parse_range(v.as_bytes(), 100);
+        assert_eq!(r("bytes=0-9"), Part { start: 0, end: 9 });
+        assert_eq!(r("bytes=90-"), Part { start: 90, end: 99 });
+        assert_eq!(r("bytes=90-1000"), Part { start: 90, end: 99 });
+        assert_eq!(r("bytes=-10"), Part { start: 90, end: 99 });
+        assert_eq!(r("bytes=-1000"), Part { start: 0, end: 99 });
+        assert_eq!(r("bytes=100-"), Unsatisfiable);
+        assert_eq!(r("bytes=-0"), Unsatisfiable);
+        assert_eq!(r("bytes=5-1"), Whole);
+        assert_eq!(r("bytes=0-1,5-6"), Whole);
+        assert_eq!(r("items=0-1"), Whole);
+        assert_eq!(r("bytes=x-1"), Whole);
+        assert_eq!(r("bytes=99999999999999999999-"), Whole);
+        assert_eq!(parse_range(b"bytes=0-", 0), Unsatisfiable);
+    }
+}
