@@ -227,6 +227,27 @@ impl Drop for Exporter {
     }
 }
 
+/// For a server with no counters of its own: opens the device for `prefix` and exports a
+/// fresh [`ConnCounters`] every second (feed it by serving `Counted::new(proto, counters)`;
+/// call [`Exporter::finish`] after serving for the last push). `None` when the device is
+/// absent, so the server runs unwrapped.
+pub fn export_connections(prefix: &str) -> Option<(Arc<ConnCounters>, Exporter)> {
+    let sink = DeviceSink::open(prefix)?;
+    let counters = Arc::new(ConnCounters::default());
+    let read = counters.clone();
+    match Exporter::start(
+        sink,
+        Duration::from_secs(1),
+        Box::new(move || read.totals()),
+    ) {
+        Ok(exporter) => Some((counters, exporter)),
+        Err(error) => {
+            tracing::warn!(%error, "counters device: cannot start the export thread");
+            None
+        }
+    }
+}
+
 /// Connection and byte counts kept by [`Counted`].
 #[derive(Debug, Default)]
 pub struct ConnCounters {
