@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$SYSNET_ROOT"
 
 step "system packages"
-need_pkgs build-essential pkg-config curl ca-certificates netcat-openbsd procps
+need_pkgs build-essential pkg-config curl ca-certificates netcat-openbsd procps openssl
 
 step "cargo fmt --check"
 cargo fmt --all --check

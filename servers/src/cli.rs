@@ -77,10 +77,10 @@ impl IoArgs {
 
     /// Binds every address (see [`listen`]) and applies the socket options given here.
     pub fn listen(&self, addrs: &[SocketAddr]) -> Result<Vec<Listener>, NetError> {
-        let ls = listen(addrs, &self.listen_options())?;
+        let mut ls = listen(addrs, &self.listen_options())?;
         if let Some(n) = self.sndbuf {
-            for l in &ls {
-                l.set_send_buffer(n)?;
+            for l in &mut ls {
+                l.set_send_buffer(n);
             }
         }
         Ok(ls)

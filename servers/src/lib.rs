@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod io;
+pub mod kv;
 pub mod log;
 pub mod net;
 pub mod privs;

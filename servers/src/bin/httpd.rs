@@ -74,6 +74,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // The user database is outside the jail: look the user up first.
     let account = args.user.as_deref().map(privs::lookup).transpose()?;
     let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
+    for l in &listeners {
+        // Linux copies TCP_NODELAY from the listener to every accepted socket. Without
+        // it, a response's head and its file body leave as two small segments and
+        // Nagle holds the second until the client's delayed ACK: 40 ms per keep-alive
+        // request.
+        nix::sys::socket::setsockopt(l, nix::sys::socket::sockopt::TcpNoDelay, &true)
+            .map_err(|e| format!("setsockopt(TCP_NODELAY) on {}: {e}", l.local_addr()))?;
+    }
 
     let mut cfg = HttpConfig::new(&args.root)?;
     cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));

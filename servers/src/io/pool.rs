@@ -23,8 +23,6 @@ use std::sync::{Arc, Condvar, Mutex};
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<(OwnedFd, SocketAddr)>,
-    /// Workers blocked waiting for a connection.
-    idle: usize,
     closed: bool,
 }
 
@@ -78,6 +76,7 @@ where
     );
 
     let max = opts.limits.max_clients;
+    let n_workers = workers.len();
     let queue_len = opts.queue_len.max(1);
     let res = accept_loop(
         &listeners,
@@ -95,8 +94,10 @@ where
                 refuse(&hub, fd, peer, "worker queue full");
                 return;
             }
-            // Clients ahead of this one that no idle worker will pick up at once.
-            let position = (q.waiting.len() + 1).saturating_sub(q.idle);
+            // Its place among the clients no free worker will pick up at once. `active`
+            // rises under this lock when a worker pops, so waiting + active is exact.
+            let free = n_workers.saturating_sub(served);
+            let position = (q.waiting.len() + 1).saturating_sub(free);
             if position > 0 {
                 let msg = hub.queued(position);
                 net::send_once(fd.as_fd(), &msg);
@@ -139,9 +140,7 @@ fn worker<P: Protocol>(hub: &Hub<P>, shared: &Shared) {
                     Stats::add(&hub.stats.active, 1);
                     break Some(job);
                 }
-                q.idle += 1;
                 q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-                q.idle -= 1;
             }
         };
         let Some((fd, peer)) = job else {

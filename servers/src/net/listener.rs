@@ -29,6 +29,8 @@ impl Default for ListenOptions {
 pub struct Listener {
     fd: OwnedFd,
     local: SocketAddr,
+    /// `SO_SNDBUF` to set on every accepted connection.
+    sndbuf: Option<libc::c_int>,
 }
 
 impl Listener {
@@ -78,7 +80,11 @@ impl Listener {
         let res = unsafe { libc::listen(fd.as_raw_fd(), opts.backlog) };
         cvt(res).map_err(|e| NetError::new("listen", addr, e))?;
         let local = local_addr(fd.as_fd()).map_err(|e| NetError::new("getsockname", addr, e))?;
-        Ok(Listener { fd, local })
+        Ok(Listener {
+            fd,
+            local,
+            sndbuf: None,
+        })
     }
 
     /// Adopts a descriptor that is already a listening socket (inherited from a
@@ -92,7 +98,11 @@ impl Listener {
         // SAFETY: as above.
         let res = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
         cvt(res).map_err(|e| NetError::new("fcntl(F_SETFL)", local, e))?;
-        Ok(Listener { fd, local })
+        Ok(Listener {
+            fd,
+            local,
+            sndbuf: None,
+        })
     }
 
     /// The address actually bound (with the port the kernel picked for port 0).
@@ -110,20 +120,27 @@ impl Listener {
         Ok(Listener {
             fd,
             local: self.local,
+            sndbuf: self.sndbuf,
         })
     }
 
-    /// Sets `SO_SNDBUF` on the listening socket; accepted connections inherit it
-    /// (a tiny buffer makes every large reply a series of short writes).
-    pub fn set_send_buffer(&self, bytes: usize) -> Result<(), NetError> {
-        let val = bytes.min(i32::MAX as usize) as libc::c_int;
-        set_int_opt(&self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF, val)
-            .map_err(|e| NetError::new("setsockopt(SO_SNDBUF)", self.local, e))
+    /// Sets `SO_SNDBUF` on every connection accepted from now on (a tiny buffer
+    /// makes every large reply a series of short writes). Set per connection, not on
+    /// the listener: an accepted socket inherits the size but not the lock, so the
+    /// kernel's autotuning would grow it again.
+    pub fn set_send_buffer(&mut self, bytes: usize) {
+        self.sndbuf = Some(bytes.min(i32::MAX as usize) as libc::c_int);
     }
 
     /// Accepts one pending connection; `Ok(None)` when none is pending.
     pub fn accept(&self) -> Result<Option<(OwnedFd, SocketAddr)>, NetError> {
-        accept(self.fd.as_fd()).map_err(|e| NetError::new("accept4", self.local, e))
+        let got = accept(self.fd.as_fd()).map_err(|e| NetError::new("accept4", self.local, e))?;
+        if let (Some((fd, peer)), Some(n)) = (&got, self.sndbuf) {
+            if let Err(e) = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, n) {
+                tracing::warn!(%peer, error = %e, "setsockopt(SO_SNDBUF) failed");
+            }
+        }
+        Ok(got)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod chat;
 pub mod echo;
 pub mod http;
 pub mod proxy;
+pub mod resp;
 pub mod tls;
 
 use bytes::Bytes;

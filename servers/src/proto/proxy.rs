@@ -371,7 +371,7 @@ mod tests {
             Route::Tunnel {
                 host: "example.com".into(),
                 port: 443,
-                head_len: 54
+                head_len: 59
             }
         );
     }

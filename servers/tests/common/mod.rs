@@ -195,3 +195,31 @@ pub fn raise_nofile() -> u64 {
 
 /// Every concurrency model's `--io` name.
 pub const MODELS: [&str; 5] = ["threads", "pool", "select", "poll", "epoll"];
+
+/// A buffered line reader for clients that receive a lot (byte-at-a-time reads would
+/// make the test, not the server, the slow reader).
+pub type Lines = std::io::BufReader<TcpStream>;
+
+pub fn lines(s: TcpStream) -> Lines {
+    std::io::BufReader::with_capacity(64 * 1024, s)
+}
+
+/// Next line from a [`Lines`] (panics on EOF or timeout).
+pub fn next_line(r: &mut Lines) -> String {
+    let mut l = String::new();
+    match r.read_line(&mut l) {
+        Ok(0) => panic!("EOF"),
+        Ok(_) => l,
+        Err(e) => panic!("read_line: {e} after {l:?}"),
+    }
+}
+
+/// Lines from a [`Lines`] until one contains `needle`; returns it.
+pub fn next_until(r: &mut Lines, needle: &str) -> String {
+    loop {
+        let l = next_line(r);
+        if l.contains(needle) {
+            return l;
+        }
+    }
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Key-value benchmark: kvd against Debian's redis-server, side by side in one run.
+#
+#   scripts/bench/kv.sh [REQUESTS] [RECOVERY_KEYS]    (defaults 200000 and 1000000;
+#                                                     ports 16300-16399)
+#
+# 1. Throughput: `redis-benchmark -t set,get,incr,mset,ping -n REQUESTS -c 50` at -P 1
+#    and -P 16 against each server (appendonly yes, appendfsync everysec, a temp dir
+#    each, loopback). The servers alternate test by test so both see the same machine.
+# 2. Recovery: RECOVERY_KEYS keys loaded with `redis-cli --pipe`, the server killed
+#    with SIGKILL, restarted, and timed until it answers PING with the whole keyspace.
+#    Redis runs with auto-aof-rewrite-percentage 0 so both replay a plain log of the
+#    same commands.
+# Prints a table of requests/s with ratios kvd/redis and their geometric mean, and
+# draws target/bench/kv.png.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$SYSNET_ROOT"
+
+REQUESTS=${1:-200000}
+KEYS=${2:-1000000}
+KVD_PORT=16301
+REDIS_PORT=16302
+
+need_pkgs redis-server redis-tools python3 procps
+
+step "building kvd (release)"
+cargo build --release --locked --bin kvd -q
+KVD="$SYSNET_ROOT/target/release/kvd"
+
+WORK=$(mktemp -d /tmp/kv-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill9 "$p"; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_kvd() { # DIR
+  RUST_LOG=warn "$KVD" --listen "127.0.0.1:$KVD_PORT" --dir "$1" --appendfsync everysec \
+    >"$1.log" 2>&1 &
+  echo $!
+}
+
+start_redis() { # DIR
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$1" --save '' \
+    --appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0 \
+    --daemonize no --logfile "$1.log" >/dev/null 2>&1 &
+  echo $!
+}
+
+kill9() { # PID: SIGKILL, then wait until it is gone (it is not our child to `wait` on)
+  kill -9 "$1" 2>/dev/null || true
+  while kill -0 "$1" 2>/dev/null; do sleep 0.01; done
+}
+
+port_free() { # PORT: refuse to benchmark whatever else already listens there
+  if redis-cli -p "$1" ping >/dev/null 2>&1; then
+    echo "port $1 is already in use; stop what listens there first" >&2
+    exit 1
+  fi
+}
+
+wait_ready() { # PORT TIMEOUT_S [PID]
+  local end=$((SECONDS + $2))
+  until [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ]; do
+    [ $SECONDS -lt $end ] || { echo "server on port $1 did not come up" >&2; exit 1; }
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+      echo "server on port $1 exited; see its log" >&2
+      exit 1
+    fi
+    sleep 0.01
+  done
+}
+
+# ---- throughput --------------------------------------------------------------------
+
+port_free $KVD_PORT
+port_free $REDIS_PORT
+mkdir -p "$WORK/kvd" "$WORK/redis"
+KPID=$(start_kvd "$WORK/kvd"); PIDS+=("$KPID")
+RPID=$(start_redis "$WORK/redis"); PIDS+=("$RPID")
+wait_ready $KVD_PORT 30 "$KPID"
+wait_ready $REDIS_PORT 30 "$RPID"
+
+RESULTS="$WORK/results.csv"
+: >"$RESULTS"
+for P in 1 16; do
+  for t in ping set get incr mset; do
+    for srv in kvd redis; do
+      port=$KVD_PORT; [ $srv = redis ] && port=$REDIS_PORT
+      step "redis-benchmark -t $t -P $P against $srv"
+      timeout 300 redis-benchmark -p "$port" -t "$t" -n "$REQUESTS" -c 50 -P "$P" --csv 2>/dev/null |
+        tr -d '\r' | awk -F'","' -v s=$srv -v p=$P 'NR > 1 { gsub(/"/, "", $1); print s "," p "," $1 "," $2 }' |
+        tee -a "$RESULTS"
+    done
+  done
+done
+kill9 "$KPID"
+kill9 "$RPID"
+
+# ---- recovery after kill -9 ----------------------------------------------------------
+
+step "generating $KEYS SET commands"
+python3 - "$KEYS" >"$WORK/load.resp" <<'PY'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+val = b"v" * 40
+parts = []
+for i in range(n):
+    k = b"key:%010d" % i
+    parts.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(val), val))
+    if len(parts) == 10000:
+        out.write(b"".join(parts)); parts = []
+out.write(b"".join(parts))
+PY
+ls -l "$WORK/load.resp" | awk '{printf "load file: %.1f MiB\n", $5/1048576}'
+
+recover() { # NAME START_FN PORT
+  local name=$1 start=$2 port=$3 dir="$WORK/rec-$1" pid t0 t1
+  rm -rf "$dir"; mkdir -p "$dir"
+  pid=$($start "$dir"); PIDS+=("$pid")
+  wait_ready "$port" 30 "$pid"
+  timeout 300 redis-cli -p "$port" --pipe <"$WORK/load.resp" >/dev/null
+  sleep 1.5 # everysec: let the last second reach the log, as a crash a bit later would
+  local size
+  size=$(du -sb "$dir" | awk '{print $1}')
+  kill9 "$pid"
+  t0=$(date +%s%N)
+  pid=$($start "$dir"); PIDS+=("$pid")
+  wait_ready "$port" 300 "$pid"
+  t1=$(date +%s%N)
+  local n
+  n=$(redis-cli -p "$port" dbsize)
+  kill9 "$pid"
+  [ "$n" = "$KEYS" ] || { echo "$name recovered $n keys, expected $KEYS" >&2; exit 1; }
+  echo "$name,recovery,$(( (t1 - t0) / 1000000 ))e-3,$size" | tee -a "$WORK/recovery.csv"
+}
+: >"$WORK/recovery.csv"
+step "recovery of $KEYS keys after kill -9: kvd"
+recover kvd start_kvd $KVD_PORT
+step "recovery of $KEYS keys after kill -9: redis"
+recover redis start_redis $REDIS_PORT
+
+# ---- report ----------------------------------------------------------------------------
+
+# The chart needs matplotlib: Debian's package, else a venv from pip, else no chart.
+PY=python3
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  need_pkgs python3-matplotlib || true
+  if ! python3 -c 'import matplotlib' 2>/dev/null; then
+    venv="$SYSNET_CACHE/bench-venv"
+    if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c 'import matplotlib' 2>/dev/null; then
+      mkdir -p "$SYSNET_CACHE" 2>/dev/null || venv="$SYSNET_ROOT/target/bench-venv"
+      python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib || true
+    fi
+    [ -x "$venv/bin/python3" ] && PY="$venv/bin/python3"
+  fi
+fi
+
+mkdir -p target/bench
+step "results (requests/s; ratio = kvd / redis-server)"
+"$PY" - "$RESULTS" "$WORK/recovery.csv" target/bench/kv.png <<'PY'
+import csv, math, sys
+rows = list(csv.reader(open(sys.argv[1])))
+rps = {}
+order = []
+for srv, p, test, v in rows:
+    key = (test, int(p))
+    if key not in order:
+        order.append(key)
+    rps.setdefault(key, {})[srv] = float(v)
+print(f"| {'test':<16} | {'-P':>3} | {'kvd':>12} | {'redis':>12} | {'ratio':>6} |")
+print(f"|{'-'*18}|{'-'*5}|{'-'*14}|{'-'*14}|{'-'*8}|")
+ratios = []
+for key in order:
+    k, r = rps[key].get("kvd", 0), rps[key].get("redis", 0)
+    ratio = k / r if r else 0
+    ratios.append(ratio)
+    print(f"| {key[0]:<16} | {key[1]:>3} | {k:>12,.0f} | {r:>12,.0f} | {ratio:>5.2f}x |")
+gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if all(ratios) else 0
+print(f"\ngeometric mean kvd/redis: {gm:.2f}x   lowest: {min(ratios):.2f}x   (target >= 1.0x, none below 0.8x)")
+rec = {r[0]: (float(r[2]), int(r[3])) for r in csv.reader(open(sys.argv[2]))}
+print("\n| recovery after kill -9 | seconds | log size (MiB) |")
+print("|---|---|---|")
+for name in ("kvd", "redis"):
+    if name in rec:
+        print(f"| {name} | {rec[name][0]:.2f} | {rec[name][1]/1048576:.1f} |")
+if "kvd" in rec and "redis" in rec:
+    print(f"\nrecovery time kvd/redis: {rec['kvd'][0]/rec['redis'][0]:.2f}x (target <= 1.0x)")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("\n(no chart: python3-matplotlib is not importable)")
+    sys.exit(0)
+labels = [f"{t}\n-P{p}" for t, p in order]
+fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [5, 1]})
+x = range(len(order))
+w = 0.4
+ax = axes[0]
+ax.bar([i - w/2 for i in x], [rps[k].get("kvd", 0) for k in order], w, label="kvd")
+ax.bar([i + w/2 for i in x], [rps[k].get("redis", 0) for k in order], w, label="redis-server")
+ax.set_xticks(list(x)); ax.set_xticklabels(labels, fontsize=8)
+ax.set_ylabel("requests/s"); ax.set_yscale("log")
+ax.set_title(f"redis-benchmark -c 50 (geometric mean kvd/redis {gm:.2f}x)")
+ax.legend()
+ax = axes[1]
+names = [n for n in ("kvd", "redis") if n in rec]
+ax.bar(names, [rec[n][0] for n in names], color=["C0", "C1"][:len(names)])
+ax.set_ylabel("seconds"); ax.set_title("recovery after kill -9")
+fig.tight_layout()
+fig.savefig(sys.argv[3], dpi=110)
+print(f"\nchart: {sys.argv[3]}")
+PY

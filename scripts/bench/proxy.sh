@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Proxy benchmark: the same nginx reached directly, through `proxy --upstream`
+# (TCP forwarder, splice) and through Debian's haproxy (mode tcp, 2 threads), side by
+# side in one run; then a 1 GiB download through a CONNECT tunnel against direct.
+#
+#   scripts/bench/proxy.sh [SECONDS_PER_CASE]     (default 5; ports 16600-16699)
+#
+# Prints req/s, p50/p99 and the proxy's CPU per case with ratios to haproxy and to
+# direct, and draws target/bench/proxy.png.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$SYSNET_ROOT"
+
+SECS=${1:-5}
+CONNS=${CONNS:-50}
+P_NGINX=16600 P_PROXY=16601 P_HAPROXY=16602 P_FWD=16603
+
+need_pkgs nginx-light haproxy wrk curl python3 python3-matplotlib procps
+
+step "building proxy (release)"
+cargo build --release --locked --bin proxy -q
+PROXY="$SYSNET_ROOT/target/release/proxy"
+
+WORK=$(mktemp -d /tmp/proxy-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DOCROOT="$WORK/www"
+mkdir -p "$DOCROOT"
+head -c 615 /dev/urandom | base64 -w 76 | head -c 615 > "$DOCROOT/615b.html"
+head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
+# Sparse: the transfer measures the path, not the disk.
+truncate -s 1G "$DOCROOT/1g.bin"
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  types { text/html html; application/octet-stream bin; }
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server { listen 127.0.0.1:$P_NGINX; root $DOCROOT; }
+}
+CONF
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 20000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:$P_HAPROXY
+  default_backend b
+backend b
+  server s1 127.0.0.1:$P_NGINX
+CONF
+
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" > "$WORK/nginx.log" 2>&1 &
+PIDS+=($!)
+RUST_LOG=warn "$PROXY" --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_NGINX" > "$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=($PROXY_PID)
+haproxy -db -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+PIDS+=($HAPROXY_PID)
+RUST_LOG=warn "$PROXY" --listen "127.0.0.1:$P_FWD" --allow-connect-port "$P_NGINX" > "$WORK/fwd.log" 2>&1 &
+PIDS+=($!)
+
+for port in $P_NGINX $P_PROXY $P_HAPROXY; do
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/615b.html" && break
+    sleep 0.1
+  done
+done
+
+cpu_ticks() { [ -z "$1" ] && echo 0 && return; awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "%s", v }'
+}
+
+RESULTS="$WORK/results.tsv"
+printf 'path\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
+for file in 615b.html 1m.bin; do
+  for path in direct proxy haproxy; do
+    case $path in
+      direct) port=$P_NGINX pid="" ;;
+      proxy) port=$P_PROXY pid=$PROXY_PID ;;
+      haproxy) port=$P_HAPROXY pid=$HAPROXY_PID ;;
+    esac
+    out="$WORK/$path-$file.out"
+    t0=$(cpu_ticks "$pid")
+    timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    cpu=$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$file" "${reqs:-0}" "${rps:-0}" "${p50:-0}" "${p99:-0}" "$cpu" "${errs:-0}" >> "$RESULTS"
+    printf '  %-8s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
+  done
+done
+
+step "1 GiB through a CONNECT tunnel vs direct"
+TRANSFERS="$WORK/transfers.tsv"
+printf 'path\tseconds\tMiB_per_s\n' > "$TRANSFERS"
+for path in direct tunnel direct tunnel; do
+  if [ $path = direct ]; then
+    args=()
+  else
+    args=(-p -x "http://127.0.0.1:$P_FWD")
+  fi
+  secs=$(curl -sS -o /dev/null --max-time 120 "${args[@]}" -w '%{time_total}' "http://127.0.0.1:$P_NGINX/1g.bin")
+  printf '%s\t%s\t%s\n' "$path" "$secs" "$(awk -v s="$secs" 'BEGIN {printf "%.0f", 1024 / s}')" >> "$TRANSFERS"
+  printf '  %-7s %6.2f s  %6.0f MiB/s\n' "$path" "$secs" "$(awk -v s="$secs" 'BEGIN {print 1024 / s}')"
+done
+
+mkdir -p target/bench
+cp "$RESULTS" target/bench/proxy.tsv
+cp "$TRANSFERS" target/bench/proxy-transfer.tsv
+step "results"
+python3 - "$RESULTS" "$TRANSFERS" target/bench/proxy.png <<'PY'
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+by = {(r["path"], r["file"]): r for r in rows}
+print("| file | path | req/s | p50 ms | p99 ms | proxy CPU µs/req | ÷ direct | ÷ haproxy | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+ratios = []
+for f in ["615b.html", "1m.bin"]:
+    d = float(by[("direct", f)]["rps"] or 0)
+    h = float(by[("haproxy", f)]["rps"] or 0)
+    for p in ["direct", "proxy", "haproxy"]:
+        r = by[(p, f)]
+        rps = float(r["rps"] or 0)
+        reqs = float(r["reqs"] or 0)
+        cpu = 1e6 * float(r["cpu_s"]) / reqs if reqs and p != "direct" else float("nan")
+        rd = rps / d if d else float("nan")
+        rh = rps / h if h else float("nan")
+        if p == "proxy":
+            ratios.append(rh)
+        print(f"| {f} | {p} | {rps:.0f} | {float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | {cpu:.1f} | {rd:.2f} | {rh:.2f} | {r['errors']} |")
+gm = math.exp(sum(math.log(x) for x in ratios if x > 0) / max(1, len(ratios)))
+print(f"\nproxy ÷ haproxy, geometric mean over files: {gm:.2f} (target ≥ 1.0)")
+t = list(csv.DictReader(open(sys.argv[2]), delimiter="\t"))
+best = {}
+for r in t:
+    best[r["path"]] = max(best.get(r["path"], 0.0), float(r["MiB_per_s"]))
+ratio = best.get("tunnel", 0) / best["direct"] if best.get("direct") else float("nan")
+print(f"1 GiB: direct {best.get('direct', 0):.0f} MiB/s, tunnel {best.get('tunnel', 0):.0f} MiB/s, tunnel ÷ direct {ratio:.2f} (target ≥ 0.9)")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit(0)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+for ax, f in zip(axes, ["615b.html", "1m.bin"]):
+    paths = ["direct", "proxy", "haproxy"]
+    vals = [float(by[(p, f)]["rps"] or 0) for p in paths]
+    ax.bar(paths, vals, color=["#999", "#2a7", "#c63"])
+    ax.set_title(f"wrk -t1 through the path: {f}")
+    ax.set_ylabel("requests/s")
+fig.tight_layout()
+fig.savefig(sys.argv[3], dpi=110)
+print(f"chart: {sys.argv[3]}")
+PY

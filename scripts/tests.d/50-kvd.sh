@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# kvd with the real Redis tools: the end-to-end suite again now that redis-server and
+# redis-cli are installed (cargo test skips those parts without them), in release so
+# the crash tests push real rates, then `redis-benchmark -q -n 100000` must run clean.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$SYSNET_ROOT"
+
+need_pkgs redis-server redis-tools procps
+
+step "kvd end-to-end tests (release, with redis-server and redis-cli)"
+cargo test --release --locked -p servers --test kvd
+
+step "kvd: redis-benchmark -q -n 100000"
+cargo build --release --locked --bin kvd -q
+dir=$(mktemp -d /tmp/kvd-test.XXXXXX)
+log="$dir.log"
+RUST_LOG=info target/release/kvd --listen 127.0.0.1:0 --dir "$dir" >"$log" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir" "$log"' EXIT
+port=
+for _ in $(seq 200); do
+  port=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || { cat "$log"; echo "kvd did not start" >&2; exit 1; }
+
+out=$(timeout 300 redis-benchmark -p "$port" -q -n 100000 -t ping,set,get,incr,mset 2>&1 | tr '\r' '\n')
+echo "$out" | grep 'requests per second'
+if echo "$out" | grep -Eiq 'error|unexpected|closed'; then
+  echo "redis-benchmark reported errors:" >&2
+  echo "$out" | grep -Ei 'error|unexpected|closed' >&2
+  exit 1
+fi
+[ "$(echo "$out" | grep -c 'requests per second')" -ge 6 ] || { echo "missing results" >&2; exit 1; }
+# Every benchmark write went through the log: the counter survives a restart.
+before=$(redis-cli -p "$port" get counter:__rand_int__)
+kill -9 $pid
+wait $pid 2>/dev/null || true
+: >"$log"
+RUST_LOG=info target/release/kvd --listen 127.0.0.1:0 --dir "$dir" >"$log" 2>&1 &
+pid=$!
+port=
+for _ in $(seq 600); do
+  port=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+after=$(redis-cli -p "$port" get counter:__rand_int__)
+[ "$before" = "$after" ] && [ "$after" = "100000" ] || { echo "counter $before before, $after after restart" >&2; exit 1; }
+echo "kvd: redis-benchmark clean; INCR counter 100000 survived kill -9"

@@ -1,0 +1,146 @@
+//! kvd: a Redis-compatible key-value server with an append-only log, on the epoll loop.
+//! Also `kvd --check-aof FILE [--fix]`, the log checker.
+
+use clap::Parser;
+use servers::kv::engine::EngineKind;
+use servers::kv::{Config, Kv};
+use servers::proto::resp;
+use servers::store::aof::{self, CheckOutcome, FsyncPolicy};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kvd",
+    version,
+    about = "A key-value server that speaks Redis's protocol and logs every write to an append-only file",
+    after_help = "Examples:\n  kvd --listen 127.0.0.1:6380 --dir /var/lib/kvd --appendfsync everysec\n  redis-cli -p 6380 set greeting hello\n  kvd --check-aof /var/lib/kvd/appendonly.aof --fix"
+)]
+struct Args {
+    /// Address to listen on (IPv4 or IPv6, port 0 picks one).
+    #[arg(long, required_unless_present = "check_aof")]
+    listen: Option<SocketAddr>,
+    /// Data directory; the log is DIR/appendonly.aof.
+    #[arg(long, required_unless_present = "check_aof")]
+    dir: Option<PathBuf>,
+    /// When the log is fsynced: before each acknowledgement, once a second, or never.
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Everysec)]
+    appendfsync: FsyncPolicy,
+    /// Storage engine (only `hash` is available for now).
+    #[arg(long, value_enum, default_value_t = EngineKind::Hash)]
+    engine: EngineKind,
+    /// Most clients at once; the next one is told `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: usize,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    proto_max_bulk_len: usize,
+    /// Largest request a client may make the server buffer, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    client_query_buffer_limit: usize,
+    /// Check the log FILE and exit (0: valid or fixed, 1: not valid).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "dir"])]
+    check_aof: Option<PathBuf>,
+    /// With --check-aof: truncate the log at the first bad command.
+    #[arg(long, requires = "check_aof")]
+    fix: bool,
+}
+
+fn check_aof(path: &std::path::Path, fix: bool) -> ExitCode {
+    match aof::check(path, fix, &mut |args| servers::kv::validate_logged(args)) {
+        Ok(CheckOutcome::Valid { commands, len }) => {
+            println!("AOF is valid: {commands} commands, {len} bytes");
+            ExitCode::SUCCESS
+        }
+        Ok(CheckOutcome::Bad {
+            offset,
+            file_len,
+            reason,
+            fixed,
+        }) => {
+            let cut = file_len - offset;
+            if fixed {
+                println!(
+                    "AOF was not valid at byte offset {offset} ({reason}); truncated to {offset} bytes, {cut} bytes removed"
+                );
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "AOF is not valid at byte offset {offset} of {file_len}: {reason}; \
+                     --fix would truncate it there, removing {cut} bytes"
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("kvd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let (Some(listen), Some(dir)) = (args.listen, args.dir) else {
+        return Err("--listen and --dir are required".into());
+    };
+    let limits = resp::Limits {
+        max_bulk: args.proto_max_bulk_len,
+        max_query: args
+            .client_query_buffer_limit
+            .max(args.proto_max_bulk_len + 64),
+        ..resp::Limits::default()
+    };
+    let shutdown = servers::signals::Shutdown::install().map_err(|e| e.to_string())?;
+    let mut kv = Kv::open(Config {
+        dir: Some(dir),
+        fsync: args.appendfsync,
+        engine: args.engine,
+        maxclients: args.maxclients,
+        limits,
+        port: listen.port(),
+    })
+    .map_err(|e| e.to_string())?;
+    let stop = shutdown.clone();
+    kv.on_fatal(move || stop.trigger());
+    let listener = servers::net::Listener::bind(
+        listen,
+        &servers::net::ListenOptions {
+            reuse_port: false,
+            backlog: 511,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let local = listener.local_addr();
+    tracing::info!(addr = %local, keys = kv.keys(), appendfsync = %args.appendfsync, "listening");
+    let mut opts = servers::io::Options {
+        model: servers::io::Model::Epoll,
+        ..servers::io::Options::default()
+    };
+    opts.limits.max_clients = args.maxclients;
+    // The loop must let a request the protocol accepts be buffered whole, and a reply
+    // as large as the largest value (or a big KEYS) leave without the client being
+    // taken for a slow reader.
+    opts.limits.max_input = limits.max_query + 64 * 1024;
+    opts.limits.out_limit = opts
+        .limits
+        .out_limit
+        .max(2 * limits.max_bulk + 64 * 1024 * 1024);
+    servers::io::serve(vec![listener], kv, &opts, &shutdown).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = &args.check_aof {
+        return check_aof(path, args.fix);
+    }
+    servers::cli::init_tracing();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kvd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

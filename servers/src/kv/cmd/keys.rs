@@ -1,0 +1,218 @@
+//! Key commands: DEL, EXISTS, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (NX XX GT LT), TTL,
+//! PTTL, PERSIST, KEYS, SCAN (MATCH COUNT TYPE), DBSIZE, FLUSHDB.
+
+use super::strings::expire_ms;
+use super::{Ctx, ERR_NOT_INT, ERR_SYNTAX};
+use crate::proto::resp::{self, parse_i64, Args};
+
+pub(crate) fn del(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut n = 0;
+    for k in args.iter().skip(1) {
+        if ctx.ks.del(k) {
+            n += 1;
+        }
+    }
+    if n > 0 {
+        ctx.ks.log_args(args);
+    }
+    ctx.int(n);
+}
+
+pub(crate) fn exists(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut n = 0;
+    for k in args.iter().skip(1) {
+        if ctx.ks.exists(k) {
+            n += 1;
+        }
+    }
+    ctx.int(n);
+}
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn expire_flags(args: Args<'_>) -> Result<ExpireFlags, String> {
+    let mut f = ExpireFlags::default();
+    for opt in args.iter().skip(3) {
+        if opt.eq_ignore_ascii_case(b"NX") {
+            f.nx = true;
+        } else if opt.eq_ignore_ascii_case(b"XX") {
+            f.xx = true;
+        } else if opt.eq_ignore_ascii_case(b"GT") {
+            f.gt = true;
+        } else if opt.eq_ignore_ascii_case(b"LT") {
+            f.lt = true;
+        } else {
+            return Err(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            ));
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err("ERR NX and XX, GT or LT options at the same time are not compatible".into());
+    }
+    if f.gt && f.lt {
+        return Err("ERR GT and LT options at the same time are not compatible".into());
+    }
+    Ok(f)
+}
+
+fn expire_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: i64, relative: bool, name: &str) {
+    let flags = match expire_flags(args) {
+        Ok(f) => f,
+        Err(e) => return ctx.err(&e),
+    };
+    let key = args.get(1);
+    let at = match expire_ms(args.get(2), unit, relative, ctx.ks.now, name) {
+        Ok(at) => at,
+        Err(e) => return ctx.err(&e),
+    };
+    if !ctx.ks.exists(key) {
+        return ctx.int(0);
+    }
+    let cur = ctx.ks.expire_at(key);
+    // GT treats no expiry as an infinite one, which nothing is greater than.
+    let refused = (flags.nx && cur.is_some())
+        || (flags.xx && cur.is_none())
+        || (flags.gt && cur.map_or(true, |c| at <= c))
+        || (flags.lt && cur.is_some_and(|c| at >= c));
+    if refused {
+        return ctx.int(0);
+    }
+    if at <= ctx.ks.now {
+        ctx.ks.del(key);
+        ctx.ks.log(&[&b"DEL"[..], key]);
+    } else {
+        ctx.ks.set_expire(key, at);
+        let mut b = itoa::Buffer::new();
+        ctx.ks
+            .log(&[&b"PEXPIREAT"[..], key, b.format(at).as_bytes()]);
+    }
+    ctx.int(1);
+}
+
+pub(crate) fn expire(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expire_generic(ctx, args, 1000, true, "expire")
+}
+
+pub(crate) fn pexpire(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expire_generic(ctx, args, 1, true, "pexpire")
+}
+
+pub(crate) fn expireat(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expire_generic(ctx, args, 1000, false, "expireat")
+}
+
+pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expire_generic(ctx, args, 1, false, "pexpireat")
+}
+
+fn ttl_generic(ctx: &mut Ctx<'_>, args: Args<'_>, ms: bool) {
+    let key = args.get(1);
+    if !ctx.ks.exists(key) {
+        return ctx.int(-2);
+    }
+    match ctx.ks.expire_at(key) {
+        None => ctx.int(-1),
+        Some(at) => {
+            let left = (at - ctx.ks.now).max(0);
+            ctx.int(if ms { left } else { (left + 500) / 1000 })
+        }
+    }
+}
+
+pub(crate) fn ttl(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    ttl_generic(ctx, args, false)
+}
+
+pub(crate) fn pttl(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    ttl_generic(ctx, args, true)
+}
+
+pub(crate) fn persist(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let key = args.get(1);
+    if ctx.ks.exists(key) && ctx.ks.persist(key) {
+        ctx.ks.log_args(args);
+        ctx.int(1)
+    } else {
+        ctx.int(0)
+    }
+}
+
+pub(crate) fn keys(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let found = ctx.ks.keys(args.get(1));
+    ctx.array(found.len());
+    for k in &found {
+        ctx.bulk(k);
+    }
+}
+
+fn parse_cursor(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+pub(crate) fn scan(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let Some(cursor) = parse_cursor(args.get(1)) else {
+        return ctx.err("ERR invalid cursor");
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut only_strings = true;
+    let mut i = 2;
+    while i < args.len() {
+        let (opt, left) = (args.get(i), args.len() - i);
+        if opt.eq_ignore_ascii_case(b"COUNT") && left >= 2 {
+            match parse_i64(args.get(i + 1)) {
+                None => return ctx.err(ERR_NOT_INT),
+                Some(n) if n < 1 => return ctx.err(ERR_SYNTAX),
+                Some(n) => count = usize::try_from(n).unwrap_or(usize::MAX),
+            }
+        } else if opt.eq_ignore_ascii_case(b"MATCH") && left >= 2 {
+            let p = args.get(i + 1);
+            pattern = if p == b"*" { None } else { Some(p) };
+        } else if opt.eq_ignore_ascii_case(b"TYPE") && left >= 2 {
+            only_strings = args.get(i + 1).eq_ignore_ascii_case(b"string");
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+        i += 2;
+    }
+    let (next, mut found) = ctx.ks.scan(cursor, count, pattern);
+    if !only_strings {
+        found.clear();
+    }
+    ctx.array(2);
+    let mut b = itoa::Buffer::new();
+    resp::encode_bulk(ctx.out, b.format(next).as_bytes());
+    ctx.array(found.len());
+    for k in &found {
+        ctx.bulk(k);
+    }
+}
+
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    let n = ctx.ks.len();
+    ctx.int(n as i64);
+}
+
+pub(crate) fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    if args.len() > 2
+        || (args.len() == 2
+            && !args.get(1).eq_ignore_ascii_case(b"ASYNC")
+            && !args.get(1).eq_ignore_ascii_case(b"SYNC"))
+    {
+        return ctx.err(ERR_SYNTAX);
+    }
+    ctx.ks.clear();
+    ctx.ks.log(&[&b"FLUSHDB"[..]]);
+    ctx.ok();
+}

@@ -1,0 +1,350 @@
+//! The keyspace: an [`Engine`] plus key expiry, plus the feed of write commands for the
+//! log.
+//!
+//! The one idea, as in Redis: expiry times live in a table of their own beside the
+//! data, so a key is expired in two ways — lazily, when a command touches it and finds
+//! its time passed, and actively, by [`Keyspace::active_expire`] sampling random keys
+//! of that table a few times a second. Either way the deletion is written to the log as
+//! a `DEL`, so a replay never depends on the clock at replay time for what was already
+//! gone. Times are absolute Unix milliseconds.
+
+use super::engine::Engine;
+use crate::proto::resp;
+use indexmap::IndexMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyspaceStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+}
+
+pub struct Keyspace {
+    engine: Box<dyn Engine>,
+    expires: IndexMap<Box<[u8]>, i64, foldhash::fast::RandomState>,
+    /// The time commands see: set once per batch, as Redis caches it per command.
+    pub now: i64,
+    /// Write commands to append to the log, RESP-encoded; drained by the caller.
+    pub feed: Vec<u8>,
+    /// Off while replaying the log: what is replayed is already in it.
+    pub logging: bool,
+    pub stats: KeyspaceStats,
+    rng: u64,
+}
+
+impl Keyspace {
+    pub fn new(engine: Box<dyn Engine>) -> Self {
+        Self {
+            engine,
+            expires: IndexMap::default(),
+            now: unix_ms(),
+            feed: Vec::new(),
+            logging: true,
+            stats: KeyspaceStats::default(),
+            rng: (unix_ms() as u64) | 1,
+        }
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// Appends a command to the log feed.
+    pub fn log<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        if self.logging {
+            resp::encode_command(&mut self.feed, args);
+        }
+    }
+
+    /// Appends a command to the log feed exactly as the client sent it.
+    pub fn log_args(&mut self, args: resp::Args<'_>) {
+        if self.logging {
+            args.encode(&mut self.feed);
+        }
+    }
+
+    /// Deletes `key` if its time has passed; true when it did.
+    fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        if self.expires.is_empty() {
+            return false;
+        }
+        match self.expires.get(key) {
+            Some(&at) if at <= self.now => {
+                self.expires.swap_remove(key);
+                self.engine.del(key);
+                self.stats.expired += 1;
+                self.log(&[&b"DEL"[..], key]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The value of a live key, counting a hit or a miss.
+    pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+        self.expire_if_needed(key);
+        let v = self.engine.get(key);
+        if v.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        v
+    }
+
+    /// The value of a live key, without touching the hit counters (for writes).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&[u8]> {
+        self.expire_if_needed(key);
+        self.engine.get(key)
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.expire_if_needed(key);
+        self.engine.contains(key)
+    }
+
+    /// Stores `value`, dropping any expiry (plain SET semantics).
+    pub fn set(&mut self, key: &[u8], value: Vec<u8>) {
+        self.engine.set(key, value);
+        if !self.expires.is_empty() {
+            self.expires.swap_remove(key);
+        }
+    }
+
+    /// Stores `value`, keeping the key's expiry (INCR, APPEND, SET KEEPTTL).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Vec<u8>) {
+        self.expire_if_needed(key);
+        self.engine.set(key, value);
+    }
+
+    /// Appends to a live key's value (creating it), returning the new length.
+    pub fn append(&mut self, key: &[u8], tail: &[u8]) -> usize {
+        self.expire_if_needed(key);
+        self.engine.append(key, tail)
+    }
+
+    pub fn del(&mut self, key: &[u8]) -> bool {
+        if self.expire_if_needed(key) {
+            return false;
+        }
+        if !self.expires.is_empty() {
+            self.expires.swap_remove(key);
+        }
+        self.engine.del(key)
+    }
+
+    /// The expiry of a live key (`None`: no expiry); call [`Keyspace::exists`] first.
+    pub fn expire_at(&self, key: &[u8]) -> Option<i64> {
+        self.expires.get(key).copied()
+    }
+
+    /// Sets the expiry of an existing key.
+    pub fn set_expire(&mut self, key: &[u8], at: i64) {
+        if let Some(v) = self.expires.get_mut(key) {
+            *v = at;
+        } else {
+            self.expires.insert(key.into(), at);
+        }
+    }
+
+    /// Removes a key's expiry; true when it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.expires.swap_remove(key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.engine.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.engine.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.engine.clear();
+        self.expires = IndexMap::default();
+    }
+
+    /// Live keys matching `pattern` (KEYS).
+    pub fn keys(&mut self, pattern: &[u8]) -> Vec<Vec<u8>> {
+        let all = pattern == b"*";
+        let mut out = Vec::new();
+        let now = self.now;
+        let expires = &self.expires;
+        self.engine.scan(0, usize::MAX, &mut |k| {
+            if (all || super::glob::matches(pattern, k, false))
+                && !matches!(expires.get(k), Some(&at) if at <= now)
+            {
+                out.push(k.to_vec());
+            }
+        });
+        out
+    }
+
+    /// One SCAN step: keys visited from `cursor`, filtered by `pattern`, live ones only.
+    pub fn scan(
+        &mut self,
+        cursor: u64,
+        count: usize,
+        pattern: Option<&[u8]>,
+    ) -> (u64, Vec<Vec<u8>>) {
+        let mut found = Vec::new();
+        let next = self.engine.scan(cursor, count, &mut |k| {
+            if pattern.map_or(true, |p| super::glob::matches(p, k, false)) {
+                found.push(k.to_vec());
+            }
+        });
+        found.retain(|k| !self.expire_if_needed(k));
+        (next, found)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: cheap and good enough to pick keys to sample.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Redis's active expiry cycle: sample 20 keys with an expiry, delete the expired
+    /// ones, and go again while more than a quarter of a sample had expired, within
+    /// `budget`. Returns how many keys were deleted.
+    pub fn active_expire(&mut self, budget: Duration) -> u64 {
+        const SAMPLE: usize = 20;
+        let started = Instant::now();
+        self.now = unix_ms();
+        let mut deleted = 0;
+        loop {
+            let n = self.expires.len();
+            if n == 0 {
+                break;
+            }
+            let mut expired_here = 0;
+            for _ in 0..SAMPLE.min(n) {
+                let n = self.expires.len();
+                if n == 0 {
+                    break;
+                }
+                let i = (self.next_random() % n as u64) as usize;
+                let Some((k, &at)) = self.expires.get_index(i) else {
+                    break;
+                };
+                if at <= self.now {
+                    let k = k.clone();
+                    self.expires.swap_remove_index(i);
+                    self.engine.del(&k);
+                    self.stats.expired += 1;
+                    self.log(&[&b"DEL"[..], &k]);
+                    expired_here += 1;
+                }
+            }
+            deleted += expired_here;
+            if expired_here * 4 <= SAMPLE.min(n) as u64 || started.elapsed() >= budget {
+                break;
+            }
+        }
+        deleted
+    }
+
+    /// Writes the keyspace as commands that rebuild it: `SET k v` or
+    /// `SET k v PXAT ms`. Runs in the rewrite child, on its snapshot.
+    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(256 * 1024);
+        let mut err = None;
+        self.engine.for_each(&mut |k, v| {
+            if err.is_some() {
+                return;
+            }
+            match self.expires.get(k) {
+                Some(at) => {
+                    let mut ms = itoa::Buffer::new();
+                    resp::encode_command(
+                        &mut buf,
+                        &[&b"SET"[..], k, v, b"PXAT", ms.format(*at).as_bytes()],
+                    );
+                }
+                None => resp::encode_command(&mut buf, &[&b"SET"[..], k, v]),
+            }
+            if buf.len() >= 128 * 1024 {
+                if let Err(e) = w.write_all(&buf) {
+                    err = Some(e);
+                }
+                buf.clear();
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        w.write_all(&buf)?;
+        w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::engine::HashEngine;
+    use super::*;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(Box::new(HashEngine::new()))
+    }
+
+    #[test]
+    fn lazy_expiry_logs_a_del() {
+        let mut k = ks();
+        k.set(b"a", b"1".to_vec());
+        k.set_expire(b"a", k.now + 1000);
+        assert_eq!(k.get(b"a"), Some(&b"1"[..]));
+        k.now += 1000;
+        assert_eq!(k.get(b"a"), None);
+        assert_eq!(k.feed, b"*2\r\n$3\r\nDEL\r\n$1\r\na\r\n");
+        assert_eq!(k.stats.expired, 1);
+        assert_eq!(k.expires_len(), 0);
+    }
+
+    #[test]
+    fn active_expiry_clears_most_expired_keys() {
+        let mut k = ks();
+        let past = unix_ms() - 10;
+        for i in 0..10_000u32 {
+            k.set(&i.to_be_bytes(), vec![]);
+            k.set_expire(&i.to_be_bytes(), past);
+        }
+        for i in 10_000..10_100u32 {
+            k.set(&i.to_be_bytes(), vec![]);
+            k.set_expire(&i.to_be_bytes(), past + 3_600_000);
+        }
+        for _ in 0..100 {
+            k.active_expire(Duration::from_millis(25));
+        }
+        assert!(k.len() < 10_100 + 2500, "left {}", k.len());
+        assert!(k.len() >= 100);
+        assert!(k.exists(&10_050u32.to_be_bytes()));
+    }
+
+    #[test]
+    fn set_clears_ttl_and_keep_ttl_keeps_it() {
+        let mut k = ks();
+        k.set(b"a", b"1".to_vec());
+        k.set_expire(b"a", k.now + 5000);
+        k.set_keep_ttl(b"a", b"2".to_vec());
+        assert!(k.expire_at(b"a").is_some());
+        k.set(b"a", b"3".to_vec());
+        assert!(k.expire_at(b"a").is_none());
+    }
+}

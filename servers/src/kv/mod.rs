@@ -1,0 +1,369 @@
+//! kvd: a key-value store that speaks Redis's protocol (RESP2) and keeps an append-only
+//! log, as a [`Protocol`] any concurrency model can drive.
+//!
+//! The one idea: a batch is the unit of work. [`Kv::data`] runs every complete command
+//! the client has sent (pipelining costs one call, not one per command), gathering the
+//! replies into one buffer and the log records into another; then the log is written
+//! (and under `appendfsync always`, fsynced), and only then do the replies leave, as a
+//! single send. So no client ever sees an acknowledgement for a write that is not in
+//! the log. Between batches, [`Kv::tick`] expires keys actively, finishes background
+//! log rewrites and retries a log write that failed.
+
+mod cmd;
+pub mod engine;
+pub mod glob;
+pub mod keyspace;
+
+use crate::proto::resp::{self, Args, Parsed, Source};
+use crate::proto::{ConnId, Outbox, Protocol};
+use crate::store::aof::{self, Aof, AofError, FsyncPolicy};
+use bytes::Bytes;
+use engine::{EngineKind, HashEngine};
+use keyspace::Keyspace;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How kvd is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the log lives; `None` keeps everything in memory only (tests).
+    pub dir: Option<PathBuf>,
+    pub fsync: FsyncPolicy,
+    pub engine: EngineKind,
+    pub maxclients: usize,
+    pub limits: resp::Limits,
+    /// Shown in INFO and CONFIG GET.
+    pub port: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            fsync: FsyncPolicy::Everysec,
+            engine: EngineKind::Hash,
+            maxclients: 10_000,
+            limits: resp::Limits::default(),
+            port: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("engine '{0}' is not available yet: only 'hash' exists")]
+    EngineUnavailable(EngineKind),
+    #[error("create data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Aof(#[from] AofError),
+}
+
+/// Counters for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerStats {
+    pub connections_received: u64,
+    pub connected: u64,
+    pub rejected: u64,
+    pub commands: u64,
+    pub net_input: u64,
+    pub net_output: u64,
+}
+
+/// What commands may read about the server.
+pub struct ServerState {
+    pub limits: resp::Limits,
+    pub maxclients: usize,
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub port: u16,
+    pub started: Instant,
+    pub stats: ServerStats,
+}
+
+/// Per-connection state: only how many bytes the pending frame needs at least, so a
+/// large value arriving in many reads is not re-walked on each.
+#[derive(Debug, Default)]
+pub struct KvConn {
+    need: usize,
+}
+
+/// Active expiry gets at most this much of each tick, as Redis gives its cycle 25 ms.
+const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
+
+pub struct Kv {
+    ks: Keyspace,
+    aof: Option<Aof>,
+    server: ServerState,
+    ranges: Vec<Range<usize>>,
+    scratch: Vec<u8>,
+    on_fatal: Option<Box<dyn FnMut() + Send>>,
+    /// Set when the log could not be made durable under `always`: the process must stop.
+    fatal: bool,
+}
+
+/// Runs one command, its reply appended to `out`. True when the client asked to quit.
+fn exec(
+    ks: &mut Keyspace,
+    aof: Option<&mut Aof>,
+    server: &ServerState,
+    out: &mut Vec<u8>,
+    args: Args<'_>,
+    refuse_writes: Option<&str>,
+) -> bool {
+    let Some(spec) = cmd::lookup(args.get(0)) else {
+        resp::encode_error(out, &cmd::unknown_command(args));
+        return false;
+    };
+    if !spec.arity_ok(args.len()) {
+        resp::encode_error(out, &cmd::wrong_arity(spec.name));
+        return false;
+    }
+    if let (true, Some(why)) = (spec.is_write(), refuse_writes) {
+        resp::encode_error(
+            out,
+            &format!("MISCONF Errors writing to the AOF file: {why}"),
+        );
+        return false;
+    }
+    let mut ctx = cmd::Ctx {
+        ks,
+        out,
+        aof,
+        server,
+        quit: false,
+    };
+    (spec.run)(&mut ctx, args);
+    ctx.quit
+}
+
+impl Kv {
+    /// Builds the store, replaying the log in `config.dir` if there is one.
+    pub fn open(config: Config) -> Result<Self, KvError> {
+        if config.engine != EngineKind::Hash {
+            return Err(KvError::EngineUnavailable(config.engine));
+        }
+        let mut ks = Keyspace::new(Box::new(HashEngine::new()));
+        let server = ServerState {
+            limits: config.limits,
+            maxclients: config.maxclients,
+            dir: config.dir.clone().unwrap_or_default(),
+            fsync: config.fsync,
+            port: config.port,
+            started: Instant::now(),
+            stats: ServerStats::default(),
+        };
+        let aof = match &config.dir {
+            None => None,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = dir.join(aof::FILE_NAME);
+                let started = Instant::now();
+                ks.logging = false;
+                let mut sink = Vec::new();
+                let report = aof::load(&path, &mut |_, args| {
+                    cmd::validate(args)?;
+                    sink.clear();
+                    exec(&mut ks, None, &server, &mut sink, args, None);
+                    Ok(())
+                })?;
+                ks.logging = true;
+                ks.feed.clear();
+                tracing::info!(
+                    path = %path.display(),
+                    commands = report.commands,
+                    bytes = report.valid_len,
+                    keys = ks.len(),
+                    secs = started.elapsed().as_secs_f64(),
+                    "append-only file replayed"
+                );
+                Some(Aof::open(dir, config.fsync)?)
+            }
+        };
+        Ok(Self {
+            ks,
+            aof,
+            server,
+            ranges: Vec::new(),
+            scratch: Vec::new(),
+            on_fatal: None,
+            fatal: false,
+        })
+    }
+
+    /// Called once if the log cannot be made durable under `appendfsync always` (the
+    /// process should stop, as Redis does: memory holds writes the disk does not).
+    pub fn on_fatal(&mut self, f: impl FnMut() + Send + 'static) {
+        self.on_fatal = Some(Box::new(f));
+    }
+
+    pub fn keys(&self) -> usize {
+        self.ks.len()
+    }
+
+    /// Moves the batch's log records into the log and writes them. False when the
+    /// batch must not be acknowledged.
+    fn flush_log(&mut self) -> bool {
+        let Some(aof) = &mut self.aof else {
+            self.ks.feed.clear();
+            return true;
+        };
+        if !self.ks.feed.is_empty() {
+            aof.feed(&self.ks.feed);
+            self.ks.feed.clear();
+            if self.ks.feed.capacity() > 1024 * 1024 {
+                self.ks.feed.shrink_to(64 * 1024);
+            }
+        }
+        match aof.flush() {
+            Ok(()) => true,
+            Err(e) if aof.policy() == FsyncPolicy::Always => {
+                tracing::error!(error = %e, "cannot make the append-only file durable under appendfsync always; stopping");
+                if !self.fatal {
+                    self.fatal = true;
+                    if let Some(f) = &mut self.on_fatal {
+                        f();
+                    }
+                }
+                false
+            }
+            // Under everysec/no the records stay queued and writes are refused until a
+            // retry succeeds (see `write_refusal`); this batch's replies still go out,
+            // as in Redis.
+            Err(_) => true,
+        }
+    }
+
+    fn write_refusal(&self) -> Option<String> {
+        if self.fatal {
+            return Some("the log cannot be made durable; shutting down".into());
+        }
+        self.aof.as_ref().and_then(Aof::write_error)
+    }
+}
+
+impl Protocol for Kv {
+    type Conn = KvConn;
+
+    fn open(&mut self, _id: ConnId, _peer: SocketAddr, _out: &mut Outbox) -> KvConn {
+        self.server.stats.connections_received += 1;
+        self.server.stats.connected += 1;
+        KvConn::default()
+    }
+
+    fn data(&mut self, id: ConnId, conn: &mut KvConn, input: &[u8], out: &mut Outbox) -> usize {
+        if input.len() < conn.need {
+            return 0;
+        }
+        conn.need = 0;
+        self.ks.now = keyspace::unix_ms();
+        let refuse = self.write_refusal();
+        let mut reply = Vec::new();
+        let mut pos = 0;
+        let mut close = false;
+        let mut commands = 0u64;
+        while pos < input.len() {
+            let rest = &input[pos..];
+            match resp::parse(
+                rest,
+                &self.server.limits,
+                &mut self.ranges,
+                &mut self.scratch,
+            ) {
+                Ok(Parsed::Command { len, source }) => {
+                    pos += len;
+                    if self.ranges.is_empty() {
+                        continue;
+                    }
+                    let src = match source {
+                        Source::Input => rest,
+                        Source::Scratch => &self.scratch[..],
+                    };
+                    commands += 1;
+                    let args = Args::new(src, &self.ranges);
+                    if exec(
+                        &mut self.ks,
+                        self.aof.as_mut(),
+                        &self.server,
+                        &mut reply,
+                        args,
+                        refuse.as_deref(),
+                    ) {
+                        close = true;
+                        pos = input.len();
+                        break;
+                    }
+                }
+                Ok(Parsed::Incomplete { need }) => {
+                    conn.need = need;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(conn = %id, error = %e, "closing a client after a protocol error");
+                    resp::encode_error(&mut reply, &format!("ERR {e}"));
+                    close = true;
+                    pos = input.len();
+                    break;
+                }
+            }
+        }
+        if self.ranges.capacity() > 4096 {
+            self.ranges = Vec::new();
+        }
+        if self.scratch.capacity() > resp::INLINE_MAX {
+            self.scratch = Vec::new();
+        }
+        let st = &mut self.server.stats;
+        st.commands += commands;
+        st.net_input += pos as u64;
+        if !self.flush_log() {
+            // Not durable: nothing of this batch may be acknowledged.
+            out.close(id);
+            return input.len();
+        }
+        self.server.stats.net_output += reply.len() as u64;
+        if !reply.is_empty() {
+            out.send(id, Bytes::from(reply));
+        }
+        if close {
+            out.close(id);
+        }
+        pos
+    }
+
+    fn closed(&mut self, _id: ConnId, _conn: KvConn, _out: &mut Outbox) {
+        self.server.stats.connected = self.server.stats.connected.saturating_sub(1);
+    }
+
+    fn refusal(&mut self) -> Bytes {
+        self.server.stats.rejected += 1;
+        Bytes::from_static(b"-ERR max number of clients reached\r\n")
+    }
+
+    /// Work between batches: active expiry, background rewrite completion, log retry.
+    fn tick(&mut self, _out: &mut Outbox) {
+        self.ks.active_expire(EXPIRE_BUDGET);
+        if let Some(aof) = &mut self.aof {
+            aof.poll_rewrite();
+        }
+        self.flush_log();
+    }
+}
+
+/// `kvd --check-aof`: is every command in the log a known command with a valid
+/// argument count?
+pub fn validate_logged(args: Args<'_>) -> Result<(), String> {
+    cmd::validate(args).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests;

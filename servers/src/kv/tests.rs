@@ -1,0 +1,298 @@
+//! The protocol driven directly, bytes in and bytes out, with no sockets.
+
+use super::*;
+use crate::proto::Action;
+
+struct Client {
+    kv: Kv,
+    conn: KvConn,
+    pending: Vec<u8>,
+    closed: bool,
+}
+
+impl Client {
+    fn new(kv: Kv) -> Self {
+        let mut kv = kv;
+        let mut out = Outbox::new();
+        let conn = kv.open(ConnId(1), "127.0.0.1:1".parse().unwrap(), &mut out);
+        Self {
+            kv,
+            conn,
+            pending: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn memory() -> Self {
+        Self::new(Kv::open(Config::default()).unwrap())
+    }
+
+    /// Sends bytes, returns every byte replied.
+    fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Outbox::new();
+        let n = self
+            .kv
+            .data(ConnId(1), &mut self.conn, &self.pending, &mut out);
+        self.pending.drain(..n);
+        let mut got = Vec::new();
+        for a in out.drain() {
+            match a {
+                Action::Send { data, .. } => got.extend_from_slice(&data),
+                Action::Close { .. } => self.closed = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> String {
+        let mut b = Vec::new();
+        resp::encode_command(&mut b, args);
+        String::from_utf8_lossy(&self.send(&b)).into_owned()
+    }
+}
+
+#[test]
+fn basic_strings() {
+    let mut c = Client::memory();
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(c.cmd(&["ping", "hi"]), "$2\r\nhi\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["GET", "nope"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "w", "NX"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "w", "XX", "GET"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["SET", "n", "w", "XX"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["GETSET", "k", "x"]), "$1\r\nw\r\n");
+    assert_eq!(c.cmd(&["APPEND", "k", "yz"]), ":3\r\n");
+    assert_eq!(c.cmd(&["STRLEN", "k"]), ":3\r\n");
+    assert_eq!(c.cmd(&["MSET", "a", "1", "b", "2"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["MGET", "a", "x", "b"]),
+        "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n"
+    );
+    assert_eq!(c.cmd(&["INCR", "a"]), ":2\r\n");
+    assert_eq!(c.cmd(&["INCRBY", "a", "10"]), ":12\r\n");
+    assert_eq!(c.cmd(&["DECR", "a"]), ":11\r\n");
+    assert_eq!(c.cmd(&["DECRBY", "a", "20"]), ":-9\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "a", "a", "zz"]), ":2\r\n");
+    assert_eq!(c.cmd(&["DEL", "a", "b", "zz"]), ":2\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":1\r\n");
+    assert_eq!(c.cmd(&["FLUSHDB"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n");
+}
+
+#[test]
+fn errors_in_redis_words() {
+    let mut c = Client::memory();
+    assert_eq!(
+        c.cmd(&["FOO", "a", "b"]),
+        "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n"
+    );
+    assert_eq!(
+        c.cmd(&["GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["MSET", "a", "1", "b"]),
+        "-ERR wrong number of arguments for 'mset' command\r\n"
+    );
+    c.cmd(&["SET", "s", "abc"]);
+    assert_eq!(
+        c.cmd(&["INCR", "s"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["INCRBY", "n", "x"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    c.cmd(&["SET", "m", "9223372036854775807"]);
+    assert_eq!(
+        c.cmd(&["INCR", "m"]),
+        "-ERR increment or decrement would overflow\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "0"]),
+        "-ERR invalid expire time in 'set' command\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "x"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "NX", "XX"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(c.cmd(&["SET", "k", "v", "EX"]), "-ERR syntax error\r\n");
+    assert_eq!(c.cmd(&["SCAN", "x"]), "-ERR invalid cursor\r\n");
+    assert!(!c.closed);
+}
+
+#[test]
+fn expiry_commands() {
+    let mut c = Client::memory();
+    assert_eq!(c.cmd(&["TTL", "k"]), ":-2\r\n");
+    c.cmd(&["SET", "k", "v"]);
+    assert_eq!(c.cmd(&["TTL", "k"]), ":-1\r\n");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "100"]), ":1\r\n");
+    assert_eq!(c.cmd(&["TTL", "k"]), ":100\r\n");
+    let pttl = c.cmd(&["PTTL", "k"]);
+    let ms: i64 = pttl[1..pttl.len() - 2].parse().unwrap();
+    assert!((99_000..=100_000).contains(&ms), "{pttl}");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "50", "GT"]), ":0\r\n");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "50", "LT"]), ":1\r\n");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "50", "NX"]), ":0\r\n");
+    assert_eq!(c.cmd(&["PERSIST", "k"]), ":1\r\n");
+    assert_eq!(c.cmd(&["PERSIST", "k"]), ":0\r\n");
+    assert_eq!(c.cmd(&["PEXPIRE", "k", "1"]), ":1\r\n");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(c.cmd(&["GET", "k"]), "$-1\r\n");
+    c.cmd(&["SET", "k", "v", "PX", "100000"]);
+    assert_eq!(c.cmd(&["INCR", "c"]), ":1\r\n");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "-1"]), ":1\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "k"]), ":0\r\n");
+    assert_eq!(
+        c.cmd(&["EXPIRE", "c", "9223372036854775807"]),
+        "-ERR invalid expire time in 'expire' command\r\n"
+    );
+}
+
+#[test]
+fn keys_and_scan() {
+    let mut c = Client::memory();
+    for i in 0..100 {
+        c.cmd(&["SET", &format!("key:{i}"), "v"]);
+    }
+    c.cmd(&["SET", "other", "v"]);
+    let keys = c.cmd(&["KEYS", "key:1?"]);
+    assert!(keys.starts_with("*10\r\n"), "{keys}");
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let r = c.cmd(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "7"]);
+        let lines: Vec<&str> = r.split("\r\n").collect();
+        cursor = lines[2].to_string();
+        for l in lines.iter().skip(5).step_by(2) {
+            if !l.is_empty() {
+                seen.insert(l.to_string());
+            }
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 100);
+}
+
+#[test]
+fn pipelined_batch_is_one_send() {
+    let mut c = Client::memory();
+    let mut b = Vec::new();
+    for i in 0..100 {
+        resp::encode_command(&mut b, &["SET", &format!("k{i}"), "v"]);
+    }
+    b.extend_from_slice(b"PING\r\n*1\r\n$4\r\nPI");
+    let mut out = Outbox::new();
+    let n = c.kv.data(ConnId(1), &mut c.conn, &b, &mut out);
+    assert_eq!(n, b.len() - 10);
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn inline_commands_and_quit() {
+    let mut c = Client::memory();
+    assert_eq!(
+        c.send(b"SET k \"a b\"\r\nGET k\r\n"),
+        b"+OK\r\n$3\r\na b\r\n"
+    );
+    assert_eq!(c.send(b"QUIT\r\nPING\r\n"), b"+OK\r\n");
+    assert!(c.closed);
+}
+
+#[test]
+fn protocol_error_replies_then_closes() {
+    let mut c = Client::memory();
+    assert_eq!(
+        c.send(b"PING\r\n*1\r\n$-5\r\n"),
+        b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert!(c.closed);
+}
+
+#[test]
+fn large_value_arrives_in_pieces() {
+    let mut c = Client::memory();
+    let value = vec![b'x'; 1_000_000];
+    let mut b = Vec::new();
+    resp::encode_command(&mut b, &[&b"SET"[..], b"big", &value]);
+    for chunk in b.chunks(4096) {
+        let r = c.send(chunk);
+        if !r.is_empty() {
+            assert_eq!(r, b"+OK\r\n");
+        }
+    }
+    assert!(c.pending.is_empty());
+    assert_eq!(c.cmd(&["STRLEN", "big"]), ":1000000\r\n");
+}
+
+#[test]
+fn log_replays_into_the_same_state() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
+        fsync: FsyncPolicy::Always,
+        ..Config::default()
+    };
+    {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["INCRBY", "a", "5"]);
+        c.cmd(&["SET", "t", "v", "EX", "1000"]);
+        c.cmd(&["SET", "gone", "v"]);
+        c.cmd(&["DEL", "gone"]);
+        c.cmd(&["APPEND", "s", "xy"]);
+        c.cmd(&["MSET", "m1", "a", "m2", "b"]);
+        c.cmd(&["SET", "nx", "1", "NX"]);
+        c.cmd(&["SET", "nx", "2", "NX"]);
+    }
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.cmd(&["GET", "a"]), "$1\r\n6\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "gone"]), ":0\r\n");
+    assert_eq!(c.cmd(&["GET", "s"]), "$2\r\nxy\r\n");
+    assert_eq!(c.cmd(&["GET", "nx"]), "$1\r\n1\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":6\r\n");
+    let ttl = c.cmd(&["TTL", "t"]);
+    assert!(ttl == ":1000\r\n" || ttl == ":999\r\n", "{ttl}");
+}
+
+#[test]
+fn unknown_command_in_the_log_refuses_to_start() {
+    let d = tempfile::tempdir().unwrap();
+    let mut b = Vec::new();
+    resp::encode_command(&mut b, &["SET", "a", "1"]);
+    let at = b.len();
+    resp::encode_command(&mut b, &["BOGUS", "a"]);
+    std::fs::write(d.path().join(aof::FILE_NAME), &b).unwrap();
+    let err = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains(&format!("offset {at}")), "{err}");
+}
+
+#[test]
+fn btree_engine_is_refused_with_a_clear_message() {
+    let err = Kv::open(Config {
+        engine: EngineKind::Btree,
+        ..Config::default()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "engine 'btree' is not available yet: only 'hash' exists"
+    );
+}

@@ -1,0 +1,587 @@
+//! Argument decoders: one `Arg` kind per way of printing a syscall argument.
+//!
+//! A syscall's row in `table` lists its arguments' kinds. Kinds the kernel fills in
+//! (`BufOut`, `StatOut`, ...) are printed at syscall exit, everything before the first
+//! of them at entry — strace's split that makes `read(3, ` appear while the call blocks.
+//! Kinds that are both in and out (`LenInOut`) capture their entry value in a
+//! per-thread slot so the exit can print `[128 => 16]`.
+
+pub mod flags;
+pub mod fs;
+pub mod net;
+pub mod process;
+pub mod strings;
+
+use std::fmt::Write;
+use strings::ptr;
+
+/// What a decoder needs: whose memory to read, the `-s` limit, a reusable buffer.
+pub struct Ctx {
+    pub pid: i32,
+    pub max_str: usize,
+    pub scratch: Vec<u8>,
+}
+
+/// How one argument prints. Indices (`u8`) name another argument of the same call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// Signed decimal (32-bit, as C's `int`).
+    Int,
+    /// Signed decimal (64-bit: offsets, lengths that may be negative).
+    Long,
+    Uint,
+    /// `0x...`, `0` for zero.
+    Hex,
+    /// `NULL` or `0x...`.
+    Ptr,
+    Fd,
+    /// A directory fd: `AT_FDCWD` for -100.
+    DirFd,
+    Path,
+    CStr,
+    /// Data the tracee gives: `len` is argument `.0`.
+    BufIn(u8),
+    /// Data the kernel returns: as many bytes as the return value, at exit.
+    BufOut,
+    /// getrandom's bytes, hex-escaped like strace.
+    RandomOut,
+    /// A NUL-terminated string the kernel returns (getcwd).
+    CStrOut,
+    OpenFlags,
+    /// Printed only when the open flags (argument `.0`) include O_CREAT or O_TMPFILE.
+    OpenMode(u8),
+    Mode,
+    AccessMode,
+    AtFlags,
+    Prot,
+    MmapFlags,
+    Whence,
+    SockDomain,
+    SockType,
+    /// `SOCK_CLOEXEC|SOCK_NONBLOCK` (accept4).
+    SockFlags,
+    /// Protocol, interpreted by the domain in argument `.0`.
+    SockProto(u8),
+    /// A sockaddr the tracee gives; its length is argument `.0`.
+    SockaddrIn(u8),
+    /// A sockaddr the kernel fills; its length pointer is argument `.0`.
+    SockaddrOut(u8),
+    /// A `socklen_t *` read at entry and exit: `[128 => 16]`.
+    LenInOut,
+    MsgFlags,
+    SockLevel,
+    /// Option name, interpreted by the level in argument `.0`.
+    SockOpt(u8),
+    /// Option value; its length is argument `.0`.
+    SockOptVal(u8),
+    Shutdown,
+    FcntlCmd,
+    /// fcntl's third argument, interpreted by the command in argument `.0`.
+    FcntlArg(u8),
+    FdFlags,
+    Argv,
+    Envp,
+    Signal,
+    SigHow,
+    SigsetIn,
+    SigsetOut,
+    SigactionIn,
+    SigactionOut,
+    /// clone(2)'s five arguments as strace names them (the row has this one kind).
+    CloneArgs,
+    Clone3Args,
+    WaitStatusOut,
+    WaitOptions,
+    EpollOp,
+    EpollCreateFlags,
+    EpollEventIn,
+    /// epoll_wait's events, as many as the return value.
+    EpollEventsOut,
+    StatOut,
+    /// An `off_t *` read at entry and exit (sendfile): `[0] => [1234]`.
+    OffInOut,
+    /// `int[2]` filled by the kernel (pipe, socketpair).
+    FdPairOut,
+    ArchPrctl,
+    Fadvise,
+    Rlimit,
+    RlimitIn,
+    RlimitOut,
+    TimespecIn,
+    IovIn(u8),
+    IovOut(u8),
+    FutexOp,
+    /// futex's timeout, uaddr2 and val3: shown only for the ops that use them (`.0` = 3, 4, 5).
+    FutexTail(u8),
+    GrndFlags,
+    IoctlCmd,
+    Madvise,
+    /// getdents64's buffer: the number of entries the kernel returned.
+    DirentsOut,
+    ClockId,
+}
+
+impl Arg {
+    /// Whether this argument is printed at syscall exit.
+    pub fn at_exit(self) -> bool {
+        matches!(
+            self,
+            Arg::BufOut
+                | Arg::RandomOut
+                | Arg::CStrOut
+                | Arg::SockaddrOut(_)
+                | Arg::LenInOut
+                | Arg::SigsetOut
+                | Arg::SigactionOut
+                | Arg::WaitStatusOut
+                | Arg::EpollEventsOut
+                | Arg::StatOut
+                | Arg::OffInOut
+                | Arg::FdPairOut
+                | Arg::RlimitOut
+                | Arg::IovOut(_)
+                | Arg::DirentsOut
+        )
+    }
+
+    /// Whether a value must be captured at entry for the exit to print.
+    pub fn captures(self) -> bool {
+        matches!(self, Arg::LenInOut | Arg::OffInOut)
+    }
+}
+
+/// Captures the entry value of an in/out argument (see `Arg::captures`).
+pub fn capture(ctx: &mut Ctx, kind: Arg, v: u64) -> u64 {
+    match kind {
+        Arg::LenInOut => crate::mem::read_u32(ctx.pid, v).map_or(u64::MAX, u64::from),
+        Arg::OffInOut => crate::mem::read_u64(ctx.pid, v).unwrap_or(u64::MAX),
+        _ => 0,
+    }
+}
+
+/// Whether a raw return value is an error (`-4095..-1`).
+pub fn is_error(ret: i64) -> bool {
+    (-4095..0).contains(&ret)
+}
+
+/// Appends argument `i` of kind `kind`. `ret` is the return value at exit (None at
+/// entry); `saved` holds captured entry values. Returns false if nothing was printed
+/// (an optional argument that is absent), so the caller can drop the separator.
+pub fn arg(
+    ctx: &mut Ctx,
+    out: &mut String,
+    kind: Arg,
+    i: usize,
+    a: &[u64; 6],
+    ret: Option<i64>,
+    saved: u64,
+) -> bool {
+    let v = a[i];
+    let failed = ret.is_some_and(is_error);
+    match kind {
+        Arg::Int => {
+            let _ = write!(out, "{}", v as i32);
+        }
+        Arg::Long => {
+            let _ = write!(out, "{}", v as i64);
+        }
+        Arg::Uint => {
+            let _ = write!(out, "{v}");
+        }
+        Arg::Hex => hex(out, v),
+        Arg::Ptr => ptr(out, v),
+        Arg::Fd => {
+            let _ = write!(out, "{}", v as i32);
+        }
+        Arg::DirFd => {
+            if v as i32 == libc::AT_FDCWD {
+                out.push_str("AT_FDCWD");
+            } else {
+                let _ = write!(out, "{}", v as i32);
+            }
+        }
+        Arg::Path => strings::path(ctx, out, v),
+        Arg::CStr => strings::cstring(ctx, out, v),
+        Arg::BufIn(len) => strings::buffer(ctx, out, v, a[len as usize]),
+        Arg::BufOut | Arg::RandomOut | Arg::CStrOut => match ret {
+            Some(r) if !failed => match kind {
+                Arg::CStrOut => strings::path(ctx, out, v),
+                Arg::RandomOut => random(ctx, out, v, r as u64),
+                _ => strings::buffer(ctx, out, v, r as u64),
+            },
+            _ => ptr(out, v),
+        },
+        Arg::OpenFlags => flags::open_flags(out, v),
+        Arg::OpenMode(fl) => {
+            if a[fl as usize] & (0o100 | 0o20000000) == 0 {
+                return false;
+            }
+            fs::mode(out, v);
+        }
+        Arg::Mode => fs::mode(out, v),
+        Arg::AccessMode => flags::flags(out, v, flags::ACCESS_MODES, "F_OK"),
+        Arg::AtFlags => flags::flags(out, v, flags::AT_FLAGS, "0"),
+        Arg::Prot => flags::flags(out, v, flags::PROT, "PROT_NONE"),
+        Arg::MmapFlags => flags::mmap_flags(out, v),
+        Arg::Whence => flags::constant(out, v, flags::WHENCE, false),
+        Arg::SockDomain => flags::constant(out, v, flags::AF, false),
+        Arg::SockType => flags::sock_type(out, v),
+        Arg::SockFlags => flags::flags(out, v, flags::SOCK_FLAGS, "0"),
+        Arg::SockProto(d) => net::protocol(out, a[d as usize], v),
+        Arg::SockaddrIn(len) => net::sockaddr(ctx, out, v, a[len as usize]),
+        Arg::SockaddrOut(lenp) => {
+            let len = crate::mem::read_u32(ctx.pid, a[lenp as usize]).unwrap_or(0);
+            if failed || v == 0 {
+                ptr(out, v);
+            } else {
+                net::sockaddr(ctx, out, v, len as u64);
+            }
+        }
+        Arg::LenInOut => {
+            if v == 0 {
+                out.push_str("NULL");
+            } else {
+                let now = crate::mem::read_u32(ctx.pid, v).map_or(u64::MAX, u64::from);
+                if saved == u64::MAX {
+                    ptr(out, v);
+                } else if failed || now == saved || now == u64::MAX {
+                    let _ = write!(out, "[{saved}]");
+                } else {
+                    let _ = write!(out, "[{saved} => {now}]");
+                }
+            }
+        }
+        Arg::MsgFlags => flags::flags(out, v, flags::MSG_FLAGS, "0"),
+        Arg::SockLevel => flags::constant(out, v, flags::SOL, false),
+        Arg::SockOpt(level) => net::sockopt_name(out, a[level as usize], v),
+        Arg::SockOptVal(len) => net::sockopt_value(ctx, out, v, a[len as usize]),
+        Arg::Shutdown => flags::constant(out, v, flags::SHUT, false),
+        Arg::FcntlCmd => flags::constant(out, v, flags::FCNTL_CMD, false),
+        Arg::FcntlArg(cmd) => match a[cmd as usize] {
+            1 | 3 | 9 | 1025 | 1032 | 1034 => return false,
+            2 => flags::flags(out, v, flags::FD_FLAGS, "0"),
+            4 => flags::open_flags(out, v),
+            0 | 1030 | 8 | 1024 | 1031 | 1033 => {
+                let _ = write!(out, "{}", v as i32);
+            }
+            _ => ptr(out, v),
+        },
+        Arg::FdFlags => flags::flags(out, v, flags::OPEN_FLAGS, "0"),
+        Arg::Argv => strings::argv(ctx, out, v),
+        Arg::Envp => strings::envp(ctx, out, v),
+        Arg::Signal => flags::signal(out, v),
+        Arg::SigHow => flags::constant(out, v, flags::SIGPROCMASK_HOW, false),
+        Arg::SigsetIn => process::sigset(ctx, out, v),
+        Arg::SigsetOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                process::sigset(ctx, out, v)
+            }
+        }
+        Arg::SigactionIn => process::sigaction(ctx, out, v),
+        Arg::SigactionOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                process::sigaction(ctx, out, v)
+            }
+        }
+        Arg::CloneArgs => process::clone_args(out, a),
+        Arg::Clone3Args => process::clone3_args(ctx, out, v),
+        Arg::WaitStatusOut => match crate::mem::read_u32(ctx.pid, v) {
+            Some(s) if !failed && v != 0 && ret != Some(0) => process::wait_status(out, s as i32),
+            _ => ptr(out, v),
+        },
+        Arg::WaitOptions => flags::flags(out, v, flags::WAIT_OPTIONS, "0"),
+        Arg::EpollOp => flags::constant(out, v, flags::EPOLL_CTL, false),
+        Arg::EpollCreateFlags => flags::flags(out, v, flags::EPOLL_CREATE, "0"),
+        Arg::EpollEventIn => epoll_events(ctx, out, v, 1, false),
+        Arg::EpollEventsOut => match ret {
+            Some(r) if !failed => epoll_events(ctx, out, v, r as u64, true),
+            _ => ptr(out, v),
+        },
+        Arg::StatOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::stat(ctx, out, v)
+            }
+        }
+        Arg::OffInOut => {
+            if v == 0 {
+                out.push_str("NULL");
+            } else {
+                let now = crate::mem::read_u64(ctx.pid, v);
+                let _ = write!(out, "[{}]", saved as i64);
+                if let (Some(n), false) = (now, failed) {
+                    let _ = write!(out, " => [{}]", n as i64);
+                }
+            }
+        }
+        Arg::FdPairOut => {
+            let mut b = [0u8; 8];
+            if failed || crate::mem::read(ctx.pid, v, &mut b) < 8 {
+                ptr(out, v);
+            } else {
+                let x = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                let y = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+                let _ = write!(out, "[{x}, {y}]");
+            }
+        }
+        Arg::ArchPrctl => match flags::lookup(v, flags::ARCH_PRCTL) {
+            Some(n) => out.push_str(n),
+            None => {
+                let _ = write!(out, "{v:#x} /* ARCH_??? */");
+            }
+        },
+        Arg::Fadvise => flags::constant(out, v, flags::FADVISE, false),
+        Arg::Rlimit => flags::constant(out, v, fs::RLIMITS, false),
+        Arg::RlimitIn => fs::rlimit(ctx, out, v),
+        Arg::RlimitOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::rlimit(ctx, out, v)
+            }
+        }
+        Arg::TimespecIn => {
+            if v == 0 {
+                out.push_str("NULL");
+            } else {
+                fs::timespec(ctx, out, v)
+            }
+        }
+        Arg::IovIn(cnt) => iovec(ctx, out, v, a[cnt as usize], u64::MAX),
+        Arg::IovOut(cnt) => match ret {
+            Some(r) if !failed => iovec(ctx, out, v, a[cnt as usize], r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::FutexOp => futex_op(out, v),
+        Arg::FutexTail(which) => {
+            let op = a[1] & 0x7f;
+            let used = match which {
+                3 => matches!(op, 0 | 6 | 9 | 11 | 13),
+                4 => matches!(op, 3 | 4 | 5 | 12),
+                _ => matches!(op, 4 | 5 | 9 | 10 | 12),
+            };
+            if !used {
+                return false;
+            }
+            match (which, op) {
+                (3, _) => {
+                    if v == 0 {
+                        out.push_str("NULL")
+                    } else {
+                        fs::timespec(ctx, out, v)
+                    }
+                }
+                (4, 3 | 4) => {
+                    let _ = write!(out, "{}", a[3] as i32);
+                    out.push_str(", ");
+                    ptr(out, v);
+                }
+                (4, _) => ptr(out, v),
+                (_, 9 | 10) if v as u32 == u32::MAX => out.push_str("FUTEX_BITSET_MATCH_ANY"),
+                _ => {
+                    let _ = write!(out, "{}", v as i32);
+                }
+            }
+        }
+        Arg::GrndFlags => flags::flags(out, v, GRND_FLAGS, "0"),
+        Arg::IoctlCmd => flags::constant(out, v, IOCTLS, true),
+        Arg::DirentsOut => match ret {
+            Some(r) if !failed => fs::dirents(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::Madvise => flags::constant(out, v, MADVISE, false),
+        Arg::ClockId => flags::constant(out, v, CLOCKS, false),
+    }
+    true
+}
+
+/// strace's `%#lx`: `0` for zero, `0x1f` otherwise.
+pub fn hex(out: &mut String, v: u64) {
+    if v == 0 {
+        out.push('0');
+    } else {
+        let _ = write!(out, "{v:#x}");
+    }
+}
+
+/// A value with no decoder: small numbers in decimal, addresses and masks in hex.
+pub fn raw(out: &mut String, v: u64) {
+    let s = v as i64;
+    if (-4096..=0xffff).contains(&s) {
+        let _ = write!(out, "{s}");
+    } else {
+        let _ = write!(out, "{v:#x}");
+    }
+}
+
+fn random(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+    let want = (len as usize).min(ctx.max_str);
+    let mut scratch = std::mem::take(&mut ctx.scratch);
+    scratch.clear();
+    scratch.resize(want, 0);
+    if crate::mem::read(ctx.pid, addr, &mut scratch) < want {
+        ptr(out, addr);
+    } else {
+        out.push('"');
+        for b in &scratch {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+        out.push('"');
+        if len as usize > want {
+            out.push_str("...");
+        }
+    }
+    ctx.scratch = scratch;
+}
+
+/// `struct epoll_event` is packed on x86_64: 4 bytes of events, 8 of data.
+fn epoll_events(ctx: &mut Ctx, out: &mut String, addr: u64, n: u64, array: bool) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    if array {
+        out.push('[');
+    }
+    let shown = n.min(ctx.max_str as u64);
+    for k in 0..shown {
+        let mut b = [0u8; 12];
+        if crate::mem::read(ctx.pid, addr + 12 * k, &mut b) < 12 {
+            if k == 0 && !array {
+                ptr(out, addr);
+                return;
+            }
+            break;
+        }
+        if k > 0 {
+            out.push_str(", ");
+        }
+        let ev = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&b[4..12]);
+        let data = u64::from_ne_bytes(d);
+        out.push_str("{events=");
+        flags::flags(out, ev as u64, flags::EPOLL_EVENTS, "0");
+        let _ = write!(out, ", data={{u32={}, u64={}}}}}", data as u32, data);
+    }
+    if shown < n {
+        out.push_str(", ...");
+    }
+    if array {
+        out.push(']');
+    }
+}
+
+/// `[{iov_base="...", iov_len=5}, ...]`; at exit only `budget` bytes are shown in all.
+fn iovec(ctx: &mut Ctx, out: &mut String, addr: u64, cnt: u64, mut budget: u64) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    out.push('[');
+    let shown = cnt.min(ctx.max_str as u64).min(1024);
+    for k in 0..shown {
+        let (Some(base), Some(len)) = (
+            crate::mem::read_u64(ctx.pid, addr + 16 * k),
+            crate::mem::read_u64(ctx.pid, addr + 16 * k + 8),
+        ) else {
+            break;
+        };
+        if k > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{iov_base=");
+        let data = len.min(budget);
+        strings::buffer(ctx, out, base, data);
+        budget -= data;
+        let _ = write!(out, ", iov_len={len}}}");
+    }
+    if shown < cnt {
+        out.push_str(", ...");
+    }
+    out.push(']');
+}
+
+const GRND_FLAGS: flags::Xlat = &[
+    (1, "GRND_NONBLOCK"),
+    (2, "GRND_RANDOM"),
+    (4, "GRND_INSECURE"),
+];
+
+const IOCTLS: flags::Xlat = &[
+    (0x5401, "TCGETS"),
+    (0x5402, "TCSETS"),
+    (0x5403, "TCSETSW"),
+    (0x540f, "TIOCGPGRP"),
+    (0x5410, "TIOCSPGRP"),
+    (0x5413, "TIOCGWINSZ"),
+    (0x5414, "TIOCSWINSZ"),
+    (0x541b, "FIONREAD"),
+    (0x5421, "FIONBIO"),
+    (0x5450, "FIONCLEX"),
+    (0x5451, "FIOCLEX"),
+    (0x5452, "FIOASYNC"),
+];
+
+const MADVISE: flags::Xlat = &[
+    (0, "MADV_NORMAL"),
+    (1, "MADV_RANDOM"),
+    (2, "MADV_SEQUENTIAL"),
+    (3, "MADV_WILLNEED"),
+    (4, "MADV_DONTNEED"),
+    (8, "MADV_FREE"),
+    (9, "MADV_REMOVE"),
+    (10, "MADV_DONTFORK"),
+    (11, "MADV_DOFORK"),
+    (12, "MADV_MERGEABLE"),
+    (14, "MADV_HUGEPAGE"),
+    (15, "MADV_NOHUGEPAGE"),
+    (16, "MADV_DONTDUMP"),
+    (18, "MADV_WIPEONFORK"),
+    (20, "MADV_COLD"),
+    (21, "MADV_PAGEOUT"),
+    (100, "MADV_HWPOISON"),
+];
+
+const CLOCKS: flags::Xlat = &[
+    (0, "CLOCK_REALTIME"),
+    (1, "CLOCK_MONOTONIC"),
+    (2, "CLOCK_PROCESS_CPUTIME_ID"),
+    (3, "CLOCK_THREAD_CPUTIME_ID"),
+    (4, "CLOCK_MONOTONIC_RAW"),
+    (5, "CLOCK_REALTIME_COARSE"),
+    (6, "CLOCK_MONOTONIC_COARSE"),
+    (7, "CLOCK_BOOTTIME"),
+];
+
+const FUTEX_OPS: flags::Xlat = &[
+    (0, "FUTEX_WAIT"),
+    (1, "FUTEX_WAKE"),
+    (2, "FUTEX_FD"),
+    (3, "FUTEX_REQUEUE"),
+    (4, "FUTEX_CMP_REQUEUE"),
+    (5, "FUTEX_WAKE_OP"),
+    (6, "FUTEX_LOCK_PI"),
+    (7, "FUTEX_UNLOCK_PI"),
+    (8, "FUTEX_TRYLOCK_PI"),
+    (9, "FUTEX_WAIT_BITSET"),
+    (10, "FUTEX_WAKE_BITSET"),
+    (11, "FUTEX_WAIT_REQUEUE_PI"),
+    (12, "FUTEX_CMP_REQUEUE_PI"),
+    (13, "FUTEX_LOCK_PI2"),
+];
+
+fn futex_op(out: &mut String, v: u64) {
+    flags::constant(out, v & 0x7f, FUTEX_OPS, false);
+    if v & 128 != 0 {
+        out.push_str("_PRIVATE");
+    }
+    if v & 256 != 0 {
+        out.push_str("|FUTEX_CLOCK_REALTIME");
+    }
+}

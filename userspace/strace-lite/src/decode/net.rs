@@ -1,0 +1,106 @@
+//! Socket addresses and socket-call arguments.
+//!
+//! A sockaddr is read whole (at most 128 bytes, `sockaddr_storage`) and printed by
+//! family, in strace's notation: `{sa_family=AF_INET, sin_port=htons(80),
+//! sin_addr=inet_addr("127.0.0.1")}`.
+
+use super::flags::{self, AF};
+use super::strings::{ptr, quote};
+use super::Ctx;
+use crate::mem;
+use std::fmt::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Appends the sockaddr of `len` bytes at `addr`.
+pub fn sockaddr(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    let mut b = [0u8; 128];
+    let want = (len as usize).min(b.len());
+    if want < 2 || mem::read(ctx.pid, addr, &mut b[..want]) < want {
+        ptr(out, addr);
+        return;
+    }
+    let b = &b[..want];
+    let family = u16::from_ne_bytes([b[0], b[1]]);
+    out.push_str("{sa_family=");
+    flags::constant(out, family as u64, AF, false);
+    match family as i32 {
+        libc::AF_INET if b.len() >= 8 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+            let _ = write!(
+                out,
+                ", sin_port=htons({port}), sin_addr=inet_addr(\"{ip}\")}}"
+            );
+        }
+        libc::AF_INET6 if b.len() >= 24 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[8..24]);
+            let ip = Ipv6Addr::from(a);
+            let scope = if b.len() >= 28 {
+                u32::from_ne_bytes([b[24], b[25], b[26], b[27]])
+            } else {
+                0
+            };
+            let _ = write!(
+                out,
+                ", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), inet_pton(AF_INET6, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}"
+            );
+        }
+        libc::AF_UNIX => {
+            let path = &b[2..];
+            out.push_str(", sun_path=");
+            if path.first() == Some(&0) && path.len() > 1 {
+                // Abstract socket: strace prints a leading '@'.
+                let end = path.len();
+                out.push('@');
+                quote(out, &path[1..end]);
+            } else {
+                let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                quote(out, &path[..end]);
+            }
+            out.push('}');
+        }
+        _ => {
+            out.push_str(", sa_data=");
+            quote(out, &b[2..]);
+            out.push('}');
+        }
+    }
+}
+
+/// The protocol argument of `socket`: named for IP families, a number otherwise.
+pub fn protocol(out: &mut String, domain: u64, proto: u64) {
+    if domain == libc::AF_INET as u64 || domain == libc::AF_INET6 as u64 {
+        flags::constant(out, proto, flags::IPPROTO, false);
+    } else {
+        let _ = write!(out, "{}", proto as i32);
+    }
+}
+
+/// `setsockopt`'s option name, by level.
+pub fn sockopt_name(out: &mut String, level: u64, name: u64) {
+    let table = match level as i32 {
+        libc::SOL_SOCKET => flags::SO,
+        libc::IPPROTO_TCP => flags::TCP_OPTS,
+        libc::IPPROTO_IPV6 => flags::IPV6_OPTS,
+        _ => &[],
+    };
+    flags::constant(out, name, table, false);
+}
+
+/// An option value: `[1]` for an int, the bytes otherwise.
+pub fn sockopt_value(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+    if len == 4 {
+        if let Some(v) = mem::read_u32(ctx.pid, addr) {
+            let _ = write!(out, "[{}]", v as i32);
+            return;
+        }
+    }
+    super::strings::buffer(ctx, out, addr, len);
+}

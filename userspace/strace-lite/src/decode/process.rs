@@ -1,0 +1,383 @@
+//! Processes and signals: wait statuses, signal sets, `siginfo_t`, clone flags, errno.
+//!
+//! These are also used outside syscall lines: the tracer prints `--- SIGCHLD {...} ---`
+//! and `+++ killed by SIGKILL +++` with the same names.
+
+use super::flags::{self, signal, CLONE_FLAGS};
+use super::strings::ptr;
+use super::Ctx;
+use crate::mem;
+use std::fmt::Write;
+
+/// `[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]`, as strace prints a wait status.
+pub fn wait_status(out: &mut String, s: i32) {
+    out.push_str("[{");
+    if libc::WIFEXITED(s) {
+        let _ = write!(
+            out,
+            "WIFEXITED(s) && WEXITSTATUS(s) == {}",
+            libc::WEXITSTATUS(s)
+        );
+    } else if libc::WIFSIGNALED(s) {
+        out.push_str("WIFSIGNALED(s) && WTERMSIG(s) == ");
+        signal(out, libc::WTERMSIG(s) as u64);
+        if libc::WCOREDUMP(s) {
+            out.push_str(" && WCOREDUMP(s)");
+        }
+    } else if libc::WIFSTOPPED(s) {
+        out.push_str("WIFSTOPPED(s) && WSTOPSIG(s) == ");
+        signal(out, libc::WSTOPSIG(s) as u64);
+    } else if libc::WIFCONTINUED(s) {
+        out.push_str("WIFCONTINUED(s)");
+    } else {
+        let _ = write!(out, "{s:#x}");
+    }
+    out.push_str("}]");
+}
+
+fn short_sig(out: &mut String, sig: u32) {
+    match sig {
+        1..=31 => out.push_str(&flags::SIGNALS[sig as usize][3..]),
+        32 => out.push_str("RTMIN"),
+        _ => {
+            let _ = write!(out, "RT_{}", sig - 32);
+        }
+    }
+}
+
+/// A kernel signal set (64 bits): `[INT TERM]`, or `~[...]` when most bits are set.
+pub fn sigset(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    let Some(mut set) = mem::read_u64(ctx.pid, addr) else {
+        ptr(out, addr);
+        return;
+    };
+    if set.count_ones() > 32 {
+        out.push('~');
+        set = !set;
+    }
+    out.push('[');
+    let mut first = true;
+    for sig in 1..=64u32 {
+        if set & (1u64 << (sig - 1)) != 0 {
+            if !first {
+                out.push(' ');
+            }
+            short_sig(out, sig);
+            first = false;
+        }
+    }
+    out.push(']');
+}
+
+pub const SA_FLAGS: flags::Xlat = &[
+    (0x04000000, "SA_RESTORER"),
+    (0x00000001, "SA_NOCLDSTOP"),
+    (0x00000002, "SA_NOCLDWAIT"),
+    (0x00000004, "SA_SIGINFO"),
+    (0x08000000, "SA_ONSTACK"),
+    (0x10000000, "SA_RESTART"),
+    (0x40000000, "SA_NODEFER"),
+    (0x80000000, "SA_RESETHAND"),
+];
+
+/// The kernel's `struct sigaction` (handler, flags, restorer, mask).
+pub fn sigaction(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    let mut b = [0u8; 32];
+    if mem::read(ctx.pid, addr, &mut b) < 32 {
+        ptr(out, addr);
+        return;
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let (handler, sa_flags, restorer) = (word(0), word(1), word(2));
+    out.push_str("{sa_handler=");
+    match handler {
+        0 => out.push_str("SIG_DFL"),
+        1 => out.push_str("SIG_IGN"),
+        h => {
+            let _ = write!(out, "{h:#x}");
+        }
+    }
+    out.push_str(", sa_mask=");
+    sigset(ctx, out, addr + 24);
+    out.push_str(", sa_flags=");
+    flags::flags(out, sa_flags, SA_FLAGS, "0");
+    if sa_flags & 0x04000000 != 0 {
+        let _ = write!(out, ", sa_restorer={restorer:#x}");
+    }
+    out.push('}');
+}
+
+/// clone(2)'s arguments on x86_64: flags, stack, parent_tid, child_tid, tls.
+pub fn clone_args(out: &mut String, a: &[u64; 6]) {
+    let fl = a[0];
+    out.push_str("child_stack=");
+    ptr(out, a[1]);
+    out.push_str(", flags=");
+    clone_flags(out, fl);
+    if fl & 0x00100000 != 0 {
+        out.push_str(", parent_tid=");
+        ptr(out, a[2]);
+    }
+    if fl & 0x00080000 != 0 {
+        let _ = write!(out, ", tls={:#x}", a[4]);
+    }
+    if fl & (0x01000000 | 0x00200000) != 0 {
+        out.push_str(", child_tidptr=");
+        ptr(out, a[3]);
+    }
+}
+
+/// Clone flags with the exit signal in the low byte, as `CLONE_VM|...|SIGCHLD`.
+pub fn clone_flags(out: &mut String, v: u64) {
+    let sig = v & 0xff;
+    let rest = v & !0xff;
+    flags::flags(out, rest, CLONE_FLAGS, "");
+    if sig != 0 {
+        if rest != 0 {
+            out.push('|');
+        }
+        signal(out, sig);
+    } else if rest == 0 {
+        out.push('0');
+    }
+}
+
+/// clone3's `struct clone_args`: the flags and exit signal, the rest abbreviated.
+pub fn clone3_args(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let (Some(fl), Some(sig)) = (
+        mem::read_u64(ctx.pid, addr),
+        mem::read_u64(ctx.pid, addr + 32),
+    ) else {
+        ptr(out, addr);
+        return;
+    };
+    out.push_str("{flags=");
+    flags::flags(out, fl, CLONE_FLAGS, "0");
+    out.push_str(", exit_signal=");
+    signal(out, sig);
+    out.push_str(", ...}");
+}
+
+const SI_CODES: flags::Xlat = &[
+    (0, "SI_USER"),
+    (0x80, "SI_KERNEL"),
+    (-1i64 as u64, "SI_QUEUE"),
+    (-2i64 as u64, "SI_TIMER"),
+    (-3i64 as u64, "SI_MESGQ"),
+    (-4i64 as u64, "SI_ASYNCIO"),
+    (-5i64 as u64, "SI_SIGIO"),
+    (-6i64 as u64, "SI_TKILL"),
+];
+const CLD_CODES: flags::Xlat = &[
+    (1, "CLD_EXITED"),
+    (2, "CLD_KILLED"),
+    (3, "CLD_DUMPED"),
+    (4, "CLD_TRAPPED"),
+    (5, "CLD_STOPPED"),
+    (6, "CLD_CONTINUED"),
+];
+const SEGV_CODES: flags::Xlat = &[
+    (1, "SEGV_MAPERR"),
+    (2, "SEGV_ACCERR"),
+    (3, "SEGV_BNDERR"),
+    (4, "SEGV_PKUERR"),
+];
+const BUS_CODES: flags::Xlat = &[(1, "BUS_ADRALN"), (2, "BUS_ADRERR"), (3, "BUS_OBJERR")];
+const ILL_CODES: flags::Xlat = &[
+    (1, "ILL_ILLOPC"),
+    (2, "ILL_ILLOPN"),
+    (3, "ILL_ILLADR"),
+    (4, "ILL_ILLTRP"),
+    (5, "ILL_PRVOPC"),
+];
+const FPE_CODES: flags::Xlat = &[
+    (1, "FPE_INTDIV"),
+    (2, "FPE_INTOVF"),
+    (3, "FPE_FLTDIV"),
+    (4, "FPE_FLTOVF"),
+];
+
+/// `{si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=12, ...}` for a stopped signal.
+pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
+    let signo = si.si_signo;
+    let code = si.si_code;
+    out.push_str("{si_signo=");
+    signal(out, signo as u64);
+    out.push_str(", si_code=");
+    let kernel_code = code > 0 && code != 0x80;
+    let table = match signo {
+        libc::SIGCHLD if kernel_code => CLD_CODES,
+        libc::SIGSEGV if kernel_code => SEGV_CODES,
+        libc::SIGBUS if kernel_code => BUS_CODES,
+        libc::SIGILL if kernel_code => ILL_CODES,
+        libc::SIGFPE if kernel_code => FPE_CODES,
+        _ => SI_CODES,
+    };
+    flags::constant(out, code as i64 as u64, table, false);
+    // SAFETY (for the accessors below): each union member is read only for the
+    // si_code/si_signo combination in which the kernel fills it.
+    if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
+        if code != 0x80 {
+            let (pid, uid) = unsafe { (si.si_pid(), si.si_uid()) };
+            let _ = write!(out, ", si_pid={pid}, si_uid={uid}");
+        }
+    } else if signo == libc::SIGCHLD {
+        let (pid, uid, status, ut, st) = unsafe {
+            (
+                si.si_pid(),
+                si.si_uid(),
+                si.si_status(),
+                si.si_utime(),
+                si.si_stime(),
+            )
+        };
+        let _ = write!(out, ", si_pid={pid}, si_uid={uid}, si_status=");
+        if code == 1 {
+            let _ = write!(out, "{status}");
+        } else {
+            signal(out, status as u64);
+        }
+        let _ = write!(out, ", si_utime={ut}, si_stime={st}");
+    } else if matches!(
+        signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+    ) {
+        let addr = unsafe { si.si_addr() } as u64;
+        out.push_str(", si_addr=");
+        ptr(out, addr);
+    }
+    out.push('}');
+}
+
+/// `ENOENT (No such file or directory)`, as strace prints a failure.
+pub fn errno(out: &mut String, e: i64) {
+    let name = errno_name(e as i32);
+    match (name, e) {
+        (Some(n), _) => {
+            out.push_str(n);
+            out.push_str(" (");
+            out.push_str(&strerror(e as i32));
+            out.push(')');
+        }
+        (None, 512) => out.push_str("ERESTARTSYS (To be restarted if SA_RESTART is set)"),
+        (None, 513) => out.push_str("ERESTARTNOINTR (To be restarted)"),
+        (None, 514) => out.push_str("ERESTARTNOHAND (To be restarted if no handler)"),
+        (None, 515) => out.push_str("ENOIOCTLCMD (No ioctl command)"),
+        (None, 516) => out.push_str("ERESTART_RESTARTBLOCK (Interrupted by signal)"),
+        (None, 517) => out.push_str("EPROBE_DEFER (Requested probe deferral)"),
+        (None, _) => {
+            let _ = write!(out, "errno {e} (Unknown error {e})");
+        }
+    }
+}
+
+pub fn strerror(e: i32) -> String {
+    let mut buf = [0u8; 128];
+    // SAFETY: the XSI/GNU strerror_r in libc writes at most `buf.len()` bytes into
+    // `buf` (NUL-terminated) for the `__xpg_strerror_r` variant that libc exports.
+    let rc = unsafe { libc::strerror_r(e, buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return format!("Unknown error {e}");
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+pub fn errno_name(e: i32) -> Option<&'static str> {
+    ERRNO_NAMES.iter().find(|&&(n, _)| n == e).map(|&(_, s)| s)
+}
+
+const ERRNO_NAMES: &[(i32, &str)] = &[
+    (1, "EPERM"),
+    (2, "ENOENT"),
+    (3, "ESRCH"),
+    (4, "EINTR"),
+    (5, "EIO"),
+    (6, "ENXIO"),
+    (7, "E2BIG"),
+    (8, "ENOEXEC"),
+    (9, "EBADF"),
+    (10, "ECHILD"),
+    (11, "EAGAIN"),
+    (12, "ENOMEM"),
+    (13, "EACCES"),
+    (14, "EFAULT"),
+    (15, "ENOTBLK"),
+    (16, "EBUSY"),
+    (17, "EEXIST"),
+    (18, "EXDEV"),
+    (19, "ENODEV"),
+    (20, "ENOTDIR"),
+    (21, "EISDIR"),
+    (22, "EINVAL"),
+    (23, "ENFILE"),
+    (24, "EMFILE"),
+    (25, "ENOTTY"),
+    (26, "ETXTBSY"),
+    (27, "EFBIG"),
+    (28, "ENOSPC"),
+    (29, "ESPIPE"),
+    (30, "EROFS"),
+    (31, "EMLINK"),
+    (32, "EPIPE"),
+    (33, "EDOM"),
+    (34, "ERANGE"),
+    (35, "EDEADLK"),
+    (36, "ENAMETOOLONG"),
+    (37, "ENOLCK"),
+    (38, "ENOSYS"),
+    (39, "ENOTEMPTY"),
+    (40, "ELOOP"),
+    (42, "ENOMSG"),
+    (43, "EIDRM"),
+    (61, "ENODATA"),
+    (62, "ETIME"),
+    (71, "EPROTO"),
+    (74, "EBADMSG"),
+    (75, "EOVERFLOW"),
+    (84, "EILSEQ"),
+    (88, "ENOTSOCK"),
+    (89, "EDESTADDRREQ"),
+    (90, "EMSGSIZE"),
+    (91, "EPROTOTYPE"),
+    (92, "ENOPROTOOPT"),
+    (93, "EPROTONOSUPPORT"),
+    (94, "ESOCKTNOSUPPORT"),
+    (95, "EOPNOTSUPP"),
+    (96, "EPFNOSUPPORT"),
+    (97, "EAFNOSUPPORT"),
+    (98, "EADDRINUSE"),
+    (99, "EADDRNOTAVAIL"),
+    (100, "ENETDOWN"),
+    (101, "ENETUNREACH"),
+    (102, "ENETRESET"),
+    (103, "ECONNABORTED"),
+    (104, "ECONNRESET"),
+    (105, "ENOBUFS"),
+    (106, "EISCONN"),
+    (107, "ENOTCONN"),
+    (108, "ESHUTDOWN"),
+    (110, "ETIMEDOUT"),
+    (111, "ECONNREFUSED"),
+    (112, "EHOSTDOWN"),
+    (113, "EHOSTUNREACH"),
+    (114, "EALREADY"),
+    (115, "EINPROGRESS"),
+    (116, "ESTALE"),
+    (122, "EDQUOT"),
+    (125, "ECANCELED"),
+    (130, "EOWNERDEAD"),
+    (131, "ENOTRECOVERABLE"),
+];

@@ -1,0 +1,145 @@
+//! `strace-lite`: trace a program's syscalls, or attach to a running process.
+//!
+//! A thin front: parse options, check the program, start the tracer, hand on the
+//! tracee's exit status (a tracee killed by signal N gives 128+N, like a shell).
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use strace_lite::error::Error;
+use strace_lite::exec::{self, Launch};
+use strace_lite::filter::TraceSet;
+use strace_lite::output::Printer;
+use strace_lite::table::Table;
+use strace_lite::tracer::{Config, Tracer};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strace-lite",
+    version,
+    about = "Trace the system calls of a program, the way strace does",
+    after_help = "Examples:\n  strace-lite cat /etc/hosts\n  strace-lite -f -e trace=%network,openat -o trace.txt ./capstone\n  strace-lite -c -f sh -c 'ls; ls'\n  strace-lite -p 1234            (Ctrl-C detaches, the process keeps running)"
+)]
+struct Cli {
+    /// Attach to a running process (PTRACE_SEIZE); Ctrl-C detaches. May be repeated.
+    #[arg(short = 'p', long = "attach", value_name = "PID")]
+    pids: Vec<i32>,
+    /// Follow forks, vforks, clones and threads.
+    #[arg(short = 'f')]
+    follow: bool,
+    /// Which calls to show: trace=NAME,%file,%network,%process,%signal,%memory,%desc
+    /// (with a program to launch, a seccomp-bpf filter keeps the others from stopping it).
+    #[arg(short = 'e', value_name = "EXPR")]
+    expr: Vec<String>,
+    /// Count time, calls and errors per syscall and print a summary at the end.
+    #[arg(short = 'c')]
+    summary: bool,
+    /// Write the trace to FILE instead of stderr.
+    #[arg(short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Show the time spent in each call.
+    #[arg(short = 'T')]
+    durations: bool,
+    /// Prefix each line with the wall-clock time (-tt: with microseconds).
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    timestamps: u8,
+    /// Maximum string length to print (paths are always whole).
+    #[arg(short = 's', value_name = "N", default_value_t = 32)]
+    strsize: usize,
+    /// One JSON object per event, one per line.
+    #[arg(long)]
+    json: bool,
+    /// The program to run and its arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    cmd: Vec<OsString>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRACE_LITE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("strace-lite: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    if cli.cmd.is_empty() == cli.pids.is_empty() {
+        return Err(Error::Usage(
+            "give either a command to run or -p PID (see --help)".into(),
+        ));
+    }
+    let table = Table::new();
+    let trace = match cli.expr.last() {
+        Some(e) => TraceSet::parse(e, &table)?,
+        None => TraceSet::all(),
+    };
+    // Check the program before creating any output file, like a shell would.
+    let launch_path = match cli.cmd.first() {
+        Some(cmd) => {
+            let path = exec::resolve(cmd)?;
+            exec::precheck(&path)?;
+            Some(path)
+        }
+        None => None,
+    };
+    let (sink, to_file): (Box<dyn std::io::Write>, bool) = match &cli.output {
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|source| Error::Output {
+                path: p.display().to_string(),
+                source,
+            })?;
+            (Box::new(f), true)
+        }
+        None => (Box::new(std::io::stderr()), false),
+    };
+    let eager_flush = !to_file || std::io::stderr().is_terminal() && cli.output.is_none();
+    let printer = Printer::new(sink, cli.json, cli.timestamps > 0, cli.durations);
+    let cfg = Config {
+        follow: cli.follow,
+        trace: trace.clone(),
+        summary: cli.summary,
+        durations: cli.durations,
+        max_str: cli.strsize,
+        eager_flush,
+    };
+    match launch_path {
+        Some(path) => {
+            let seccomp = !trace.all;
+            let filter = seccomp.then(|| strace_lite::seccomp::program(&trace));
+            let launch = Launch::new(&path, &cli.cmd, filter)?;
+            let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
+            let pid = launch.spawn(Tracer::options(cli.follow, seccomp))?;
+            tracer.add_launched(pid);
+            tracer.run()
+        }
+        None => {
+            for &pid in &cli.pids {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() || pid <= 0 {
+                    return Err(Error::Usage(format!(
+                        "attach: process {pid}: No such process"
+                    )));
+                }
+            }
+            let mut tracer = Tracer::new(cfg, table, printer, false, true);
+            for &pid in &cli.pids {
+                tracer.attach(pid)?;
+            }
+            tracer.run()
+        }
+    }
+}
