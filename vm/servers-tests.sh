@@ -55,8 +55,26 @@ t_echo_counters() {
   grep -qx 'echo.bytes_in 34' $DEV || { echo "no final push:"; cat $DEV; return 1; }
 }
 
+# strace-lite follows the echo server through one connection.
+t_strace_echo() {
+  strace-lite -f -o /tmp/trace-echo.txt sysnet-echo --listen 127.0.0.1:7002 \
+    >/tmp/strace-echo.log 2>&1 &
+  pid=$!
+  wait_port 7002 || { cat /tmp/strace-echo.log; kill $pid; return 1; }
+  got=$(printf 'traced\n' | timeout 5 nc 127.0.0.1 7002)
+  kill -TERM $(pidof sysnet-echo)
+  wait $pid
+  [ "$got" = traced ] || { echo "echo under strace-lite replied '$got'"; return 1; }
+  for call in 'execve' 'accept' 'traced'; do
+    grep -q "$call" /tmp/trace-echo.txt || { echo "no $call in the trace:"; tail -n 20 /tmp/trace-echo.txt; return 1; }
+  done
+}
+
 if [ -x /usr/local/bin/sysnet-echo ]; then
   run echo_counters_reach_device t_echo_counters
+  if [ -x /usr/local/bin/strace-lite ]; then
+    run strace_lite_on_echo t_strace_echo
+  fi
 fi
 
 # 100 requests with busybox wget; after the flush interval the device shows them all.
