@@ -49,8 +49,8 @@ OUT=$SYSNET_ROOT/target/vm
 mkdir -p "$OUT"
 
 log "phase 1/6: packages (qemu-system-x86 to boot, busybox-static for the VM's userland,"
-log "  cpio + gzip to pack the initramfs)"
-need_pkgs qemu-system-x86 busybox-static cpio gzip
+log "  cpio + gzip to pack the initramfs, binutils to strip, python3 to pick a free port)"
+need_pkgs qemu-system-x86 busybox-static cpio gzip binutils python3 bc
 
 log "phase 2/6: kernel (built once, then reused from the cache)"
 scripts/build-kernel.sh >/dev/null
@@ -119,9 +119,16 @@ chmod 755 "$root/init"
 cp vm/tests.sh vm/servers.sh "$root/sysnet/"
 [ -f vm/servers-tests.sh ] && cp vm/servers-tests.sh "$root/sysnet/"
 cp "$OUT/kmod/sysnet.ko" "$root/sysnet/sysnet.ko"
-# `echo` would be shadowed by the shell's builtin: it goes in as `sysnet-echo`.
-for b in capstone:capstone echo:sysnet-echo httpd:httpd strace-lite:strace-lite; do
-  if [ -x "$bindir/${b%%:*}" ]; then cp "$bindir/${b%%:*}" "$root/usr/local/bin/${b#*:}"; fi
+# Only what this run built (the target dir may hold binaries of another checkout). `echo`
+# would be shadowed by the shell's builtin: it goes in as `sysnet-echo`.
+built=("${bins[@]/--bin/}")
+[ $have_strace -eq 1 ] && built+=(strace-lite)
+for b in "${built[@]}"; do
+  [ -n "$b" ] || continue
+  dest=$b
+  [ "$b" = echo ] && dest=sysnet-echo
+  # Stripped: the release profile keeps line tables, which only slow the boot down here.
+  strip -o "$root/usr/local/bin/$dest" "$bindir/$b"
 done
 if [ -d servers/www ]; then
   cp -r servers/www/. "$root/srv/www/"
@@ -155,11 +162,13 @@ if [ $mode = shell ]; then
 fi
 
 log "phase 6/6: booting for the tests (timeout ${timeout_s}s; serial log: $OUT/test-console.log)"
+t0=$(date +%s.%N)
 set +e
 timeout --kill-after=10 "$timeout_s" "${qemu[@]}" -display none -monitor none -serial stdio \
   -append "$append sysnet_mode=test" </dev/null | tee "$OUT/test-console.log"
 status=${PIPESTATUS[0]}
 set -e
+log "VM ran $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s (boot, tests, poweroff)"
 # The VM's own summary, then the host's verdict on how QEMU ended (the poweroff test).
 summary=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$OUT/test-console.log" | tail -n 1 | tr -d '\r')
 passed=$(grep -ac '^PASS ' "$OUT/test-console.log" || true)
