@@ -17,4 +17,5 @@ pub mod proto;
 pub mod rotate;
 pub mod signals;
 pub mod store;
+pub mod sysnet_dev;
 pub mod tls;
