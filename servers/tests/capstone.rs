@@ -105,6 +105,25 @@ impl Server {
         String::from_utf8_lossy(&get(self.addr, "/status.json").expect("status").body).into_owned()
     }
 
+    /// Waits until `n` workers show on the status page (a worker just forked shows
+    /// once it has recorded its pid) and returns their pids.
+    fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.worker_pids();
+            if pids.len() == n {
+                return pids;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} workers, want {n}: {}",
+                pids.len(),
+                self.status()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Worker pids from the status JSON, one per process.
     fn worker_pids(&self) -> Vec<i32> {
         let s = self.status();
@@ -127,6 +146,19 @@ impl Drop for Server {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
+        }
+    }
+}
+
+/// A capstone started without [`Server`]: stopped at once if the test fails early.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill(2) on our own child; its workers follow (PDEATHSIG).
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGQUIT) };
+            let _ = self.0.wait();
         }
     }
 }
@@ -395,7 +427,7 @@ fn bad_reload_is_refused_and_old_config_keeps_serving() {
         ),
     );
     let s = Server::start(&cfg);
-    let pids = s.worker_pids();
+    let pids = s.wait_workers(1);
     write_config(
         &cfg,
         "listen = [\"127.0.0.1:0\"]\nroot = \"/no/such/root\"\n",
@@ -429,8 +461,7 @@ fn killed_worker_is_replaced_within_a_second() {
         ),
     );
     let s = Server::start(&cfg);
-    let before = s.worker_pids();
-    assert_eq!(before.len(), 2, "{}", s.status());
+    let before = s.wait_workers(2);
     let load = Load::start(s.addr, "/index.html", 4, Duration::from_secs(10));
     thread::sleep(Duration::from_millis(300));
     let victim = before[0];
@@ -727,12 +758,15 @@ fn error_log_goes_to_its_file_and_reopens_on_usr1() {
             logs.display()
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut guard = Guard(
+        Command::new(BIN)
+            .args(["--config", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let error_log = logs.join("error.log");
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -787,8 +821,13 @@ fn crash_loop_backs_off_and_recovers() {
         ),
     );
     let s = Server::start(&cfg);
-    let pids = s.worker_pids();
-    assert_eq!(pids.len(), 2);
+    let pids = s.wait_workers(2);
+    // Both must have opened their root before it goes away.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.log_text().matches("worker serving").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", s.log_text());
+        thread::sleep(Duration::from_millis(20));
+    }
     // Replacements now fail at once: their root is gone.
     let parked = tmp.path().join("parked");
     std::fs::rename(&root, &parked).unwrap();
@@ -940,13 +979,16 @@ fn counters_reach_the_device_as_deltas_including_at_shutdown() {
             root.display()
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .env("SYSNET_DEVICE", &device)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = Guard(
+        Command::new(BIN)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("SYSNET_DEVICE", &device)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr: SocketAddr = loop {
         let line = lines.next().expect("capstone exited").unwrap();
