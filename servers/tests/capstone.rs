@@ -117,6 +117,19 @@ impl Server {
         pids.dedup();
         pids
     }
+
+    /// The worker pids once `n` workers have started their loops: the listening line
+    /// comes from the master, before the workers are up.
+    fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            let pids = self.worker_pids();
+            if pids.len() >= n || Instant::now() > end {
+                return pids;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -395,7 +408,7 @@ fn bad_reload_is_refused_and_old_config_keeps_serving() {
         ),
     );
     let s = Server::start(&cfg);
-    let pids = s.worker_pids();
+    let pids = s.wait_workers(1);
     write_config(
         &cfg,
         "listen = [\"127.0.0.1:0\"]\nroot = \"/no/such/root\"\n",
@@ -429,7 +442,7 @@ fn killed_worker_is_replaced_within_a_second() {
         ),
     );
     let s = Server::start(&cfg);
-    let before = s.worker_pids();
+    let before = s.wait_workers(2);
     assert_eq!(before.len(), 2, "{}", s.status());
     let load = Load::start(s.addr, "/index.html", 4, Duration::from_secs(10));
     thread::sleep(Duration::from_millis(300));
@@ -787,7 +800,7 @@ fn crash_loop_backs_off_and_recovers() {
         ),
     );
     let s = Server::start(&cfg);
-    let pids = s.worker_pids();
+    let pids = s.wait_workers(2);
     assert_eq!(pids.len(), 2);
     // Replacements now fail at once: their root is gone.
     let parked = tmp.path().join("parked");
