@@ -301,7 +301,7 @@ impl<P: Protocol> Hub<P> {
             ];
             // SAFETY: `fds` is a live array of 3 pollfds whose descriptors stay open
             // (borrowed socket, our eventfd, the shutdown eventfd) during the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout.as_millis() as libc::c_int) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, super::wait_ms(timeout)) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -425,7 +425,7 @@ pub(crate) fn accept_loop<P: Protocol>(
             libc::poll(
                 nfds.as_mut_ptr(),
                 nfds.len() as libc::nfds_t,
-                timeout.as_millis() as libc::c_int,
+                super::wait_ms(timeout),
             )
         };
         if n < 0 {
