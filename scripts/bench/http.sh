@@ -19,15 +19,16 @@ source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
-SERVERS=${SERVERS:-"httpd nginx lighttpd"}
+SERVERS=${SERVERS:-"httpd nginx lighttpd capstone"}
 PORT_BASE=18000
 CONNS=50
 
 need_pkgs nginx-light lighttpd wrk apache2-utils python3 python3-matplotlib procps
 
 step "building httpd (release)"
-cargo build --release --locked --bin httpd -q
+cargo build --release --locked --bin httpd --bin capstone -q
 HTTPD="$SYSNET_ROOT/target/release/httpd"
+CAPSTONE="$SYSNET_ROOT/target/release/capstone"
 
 WORK=$(mktemp -d /tmp/http-bench.XXXXXX)
 PIDS=()
@@ -49,6 +50,15 @@ FILES="600b.html 64k.bin 1m.bin"
 
 start_httpd() {
   RUST_LOG=warn exec "$HTTPD" --listen "127.0.0.1:$1" --root "$2" --io epoll
+}
+
+# The capstone as one process (no master; its two event-loop threads share it), so
+# this script's per-process CPU accounting holds. scripts/bench/capstone.sh runs it
+# with its master and workers against a two-worker nginx.
+start_capstone() {
+  printf 'listen = ["127.0.0.1:%s"]\nroot = "%s"\nprocesses = 0\nworkers = 2\nstatus_path = ""\n' "$1" "$2" \
+    > "$WORK/capstone-$1.toml"
+  RUST_LOG=warn exec "$CAPSTONE" --config "$WORK/capstone-$1.toml"
 }
 
 start_nginx() {

@@ -95,6 +95,9 @@ pub fn run(
 ) -> Result<(), RelayError> {
     let mut poller = Epoll::new().map_err(sys("epoll_create1"))?;
     for (i, l) in listeners.iter().enumerate() {
+        // Accepted sockets inherit it: a relayed response split in two segments must
+        // not wait for the client's delayed ACK (Nagle).
+        set_nodelay(l.as_raw_fd());
         poller
             .add(l.as_raw_fd(), TOKEN_LISTENER0 - i as u64, Interest::READ)
             .map_err(sys("epoll_ctl"))?;
@@ -856,17 +859,7 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: `raw` is a fresh descriptor that nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
-    // SAFETY: `one` outlives the call and its size is passed.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    set_nodelay(fd.as_raw_fd());
     let sa = nix::sys::socket::SockaddrStorage::from(addr);
     use nix::sys::socket::SockaddrLike;
     // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes for this address family.
@@ -879,6 +872,21 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
         Ok(fd)
     } else {
         Err(e)
+    }
+}
+
+/// Best effort: without it only latency suffers, so a failure is not an error.
+fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` outlives the call and its size is passed; `fd` is an open socket.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

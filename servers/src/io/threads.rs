@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Small stacks: a connection thread only runs the protocol and a read buffer on
-/// the heap, so the default 2 MiB would waste address space at thousands of clients.
-const STACK: usize = 256 * 1024;
+/// Smaller than the 2 MiB default (thousands of clients means thousands of stacks of
+/// address space) but roomy enough for any protocol's call depth, TLS handshakes
+/// included; only the pages a thread touches become resident.
+const STACK: usize = 1024 * 1024;
 
 pub fn serve<P>(
     listeners: Vec<Listener>,

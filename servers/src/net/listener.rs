@@ -135,9 +135,16 @@ impl Listener {
     /// Accepts one pending connection; `Ok(None)` when none is pending.
     pub fn accept(&self) -> Result<Option<(OwnedFd, SocketAddr)>, NetError> {
         let got = accept(self.fd.as_fd()).map_err(|e| NetError::new("accept4", self.local, e))?;
-        if let (Some((fd, peer)), Some(n)) = (&got, self.sndbuf) {
-            if let Err(e) = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, n) {
-                tracing::warn!(%peer, error = %e, "setsockopt(SO_SNDBUF) failed");
+        if let Some((fd, peer)) = &got {
+            // Replies are written whole from the outbound queue, so Nagle's delay
+            // would only add latency to small ones.
+            if let Err(e) = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1) {
+                tracing::debug!(%peer, error = %e, "setsockopt(TCP_NODELAY) failed");
+            }
+            if let Some(n) = self.sndbuf {
+                if let Err(e) = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, n) {
+                    tracing::warn!(%peer, error = %e, "setsockopt(SO_SNDBUF) failed");
+                }
             }
         }
         Ok(got)

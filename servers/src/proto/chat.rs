@@ -95,20 +95,8 @@ impl Chat {
         variant.unwrap_or_else(|| self.fresh_guest())
     }
 
-    fn line(&mut self, id: ConnId, conn: &mut ChatConn, line: &[u8], out: &mut Outbox) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return;
-        }
-        if line[0] != b'/' {
-            let mut msg = Vec::with_capacity(conn.name.len() + 3 + line.len());
-            msg.extend_from_slice(conn.name.as_bytes());
-            msg.extend_from_slice(b": ");
-            msg.extend_from_slice(line);
-            msg.push(b'\n');
-            out.send_to(Target::AllBut(id), msg);
-            return;
-        }
+    /// A command line (starts with `/`, `\r` stripped).
+    fn command(&mut self, id: ConnId, conn: &mut ChatConn, line: &[u8], out: &mut Outbox) {
         let (cmd, arg) = match line.iter().position(|&b| b == b' ') {
             Some(i) => (&line[..i], trim(&line[i + 1..])),
             None => (line, &b""[..]),
@@ -191,6 +179,15 @@ impl Protocol for Chat {
     }
 
     fn data(&mut self, id: ConnId, conn: &mut ChatConn, input: &[u8], out: &mut Outbox) -> usize {
+        // Consecutive chat lines of one read go out as one message: same recipients,
+        // same order, one queue entry per recipient instead of one per line. The
+        // batch is sent before anything else this client causes, so order holds.
+        let mut batch: Vec<u8> = Vec::new();
+        let send_batch = |batch: &mut Vec<u8>, out: &mut Outbox| {
+            if !batch.is_empty() {
+                out.send_to(Target::AllBut(id), std::mem::take(batch));
+            }
+        };
         let mut used = 0;
         while !conn.quit {
             let Some(nl) = memchr::memchr(b'\n', &input[used..]) else {
@@ -203,14 +200,28 @@ impl Protocol for Chat {
                 continue;
             }
             if line.len() > MAX_LINE {
+                send_batch(&mut batch, out);
                 out.send(
                     id,
                     format!("! line too long (max {MAX_LINE} bytes); dropped\n"),
                 );
                 continue;
             }
-            self.line(id, conn, line, out);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            if line[0] != b'/' {
+                batch.extend_from_slice(conn.name.as_bytes());
+                batch.extend_from_slice(b": ");
+                batch.extend_from_slice(line);
+                batch.push(b'\n');
+                continue;
+            }
+            send_batch(&mut batch, out);
+            self.command(id, conn, line, out);
         }
+        send_batch(&mut batch, out);
         if conn.quit {
             return input.len();
         }

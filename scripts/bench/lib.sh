@@ -1,0 +1,59 @@
+# Shared by the benchmark scripts. Source it after ../lib/common.sh.
+#   start_logged NAME CMD...   start CMD in the background, stderr to $OUT/NAME.log;
+#                              sets BG_PID
+#   wait_listening LOG         wait (5 s max) for the "listening addr=" line
+#   stop_pid PID               SIGTERM, then wait (5 s), then SIGKILL
+#   peak_rss_kib PID           the process's peak resident set (VmHWM), in KiB
+
+start_logged() {
+  local name=$1; shift
+  "$@" 2>"$OUT/$name.log" >/dev/null &
+  BG_PID=$!
+}
+
+wait_listening() {
+  local log=$1 i
+  for i in $(seq 100); do
+    grep -q "listening addr=" "$log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server never logged 'listening': $(cat "$log")" >&2
+  return 1
+}
+
+wait_port() {
+  local port=$1 i
+  for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listening on port $port" >&2
+  return 1
+}
+
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.05
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+peak_rss_kib() {
+  awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# field NAME LINE: the value of NAME=VALUE in a loadgen result line.
+field() {
+  tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k {print $2}'
+}
+
+# cpu_ms PID: user + system CPU the process has used so far, in milliseconds.
+cpu_ms() {
+  local hz
+  hz=$(getconf CLK_TCK)
+  awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
