@@ -937,3 +937,65 @@ fn max_clients_per_loop_refuses_with_503() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn counters_reach_the_device_as_deltas_including_at_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "dev");
+    let device = tmp.path().join("sysnet");
+    std::fs::write(&device, "").unwrap();
+    let cfg = tmp.path().join("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 2\nworkers = 1\n",
+            root.display()
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("SYSNET_DEVICE", &device)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("capstone exited").unwrap();
+        if let Some(a) = line.split("listening addr=").nth(1) {
+            break a.trim().parse().unwrap();
+        }
+    };
+    thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(addr, "/index.html").is_err() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        assert_eq!(get(addr, "/index.html").unwrap().status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(addr, "/missing").unwrap().status, 404);
+    }
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&device).unwrap();
+    let sum = |name: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("capstone.{name} ")))
+            .map(|v| v.parse::<u64>().unwrap())
+            .fold(0u64, u64::wrapping_add)
+    };
+    assert_eq!(sum("responses_4xx"), 5, "{text}");
+    assert!(sum("requests_total") >= 16, "{text}");
+    assert_eq!(
+        sum("requests_total"),
+        sum("responses_2xx") + sum("responses_4xx"),
+        "{text}"
+    );
+    // A gauge goes up and down through wrapping deltas; everyone has left.
+    assert_eq!(sum("connections_active"), 0, "{text}");
+}
