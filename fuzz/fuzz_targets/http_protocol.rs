@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 fn config() -> Arc<HttpConfig> {
     static CFG: OnceLock<Arc<HttpConfig>> = OnceLock::new();
     CFG.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("httpd-fuzz-root-{}", std::process::id()));
+        let root = std::env::temp_dir().join("httpd-fuzz-root");
         let _ = std::fs::create_dir_all(root.join("dir"));
         let _ = std::fs::write(root.join("index.html"), "<h1>x</h1>");
         let _ = std::fs::write(root.join("a.txt"), "0123456789");

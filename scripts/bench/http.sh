@@ -19,15 +19,16 @@ source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
-SERVERS=${SERVERS:-"httpd nginx lighttpd"}
+SERVERS=${SERVERS:-"httpd nginx lighttpd capstone"}
 PORT_BASE=18000
 CONNS=50
 
 need_pkgs nginx-light lighttpd wrk apache2-utils python3 python3-matplotlib procps
 
 step "building httpd (release)"
-cargo build --release --locked --bin httpd -q
+cargo build --release --locked --bin httpd --bin capstone -q
 HTTPD="$SYSNET_ROOT/target/release/httpd"
+CAPSTONE="$SYSNET_ROOT/target/release/capstone"
 
 WORK=$(mktemp -d /tmp/http-bench.XXXXXX)
 PIDS=()
@@ -49,6 +50,15 @@ FILES="600b.html 64k.bin 1m.bin"
 
 start_httpd() {
   RUST_LOG=warn exec "$HTTPD" --listen "127.0.0.1:$1" --root "$2" --io epoll
+}
+
+# The capstone as one process (no master; its two event-loop threads share it), so
+# this script's per-process CPU accounting holds. scripts/bench/capstone.sh runs it
+# with its master and workers against a two-worker nginx.
+start_capstone() {
+  printf 'listen = ["127.0.0.1:%s"]\nroot = "%s"\nprocesses = 0\nworkers = 2\nstatus_path = ""\n' "$1" "$2" \
+    > "$WORK/capstone-$1.toml"
+  RUST_LOG=warn exec "$CAPSTONE" --config "$WORK/capstone-$1.toml"
 }
 
 start_nginx() {
@@ -174,47 +184,7 @@ done
 mkdir -p "$SYSNET_ROOT/target/bench"
 cp "$RESULTS" "$SYSNET_ROOT/target/bench/http.tsv"
 step "results (ratios: peer / httpd; CPU/req in microseconds of server CPU per request)"
-python3 - "$RESULTS" "$SYSNET_ROOT/target/bench/http.png" <<'PY'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-for r in rows:
-    reqs = float(r["reqs"] or 0)
-    r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
-base = {(r["client"], r["file"]): r for r in rows if r["server"] == "httpd"}
-hdr = f"| {'client':6} | {'file':9} | {'server':9} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ httpd':>13} | {'CPU/req ÷ httpd':>15} | {'errors':>6} |"
-print(hdr)
-print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
-for r in sorted(rows, key=lambda r: (r["client"], ["600b.html", "64k.bin", "1m.bin"].index(r["file"]))):
-    b = base.get((r["client"], r["file"]))
-    rps = float(r["rps"] or 0)
-    ratio = rps / float(b["rps"]) if b and float(b["rps"] or 0) else float("nan")
-    cratio = r["cpu_us"] / b["cpu_us"] if b and b["cpu_us"] else float("nan")
-    secs = float(r["reqs"]) / rps if rps else float("nan")
-    cpu_pct = 100 * float(r["cpu_s"]) / secs if secs == secs and secs else float("nan")
-    print(f"| {r['client']:6} | {r['file']:9} | {r['server']:9} | {rps:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {cpu_pct:6.0f} | {r['cpu_us']:10.1f} | {ratio:13.2f} | {cratio:15.2f} | {r['errors']:>6} |")
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    print("matplotlib missing: no chart"); sys.exit(0)
-servers = list(dict.fromkeys(r["server"] for r in rows))
-cases = list(dict.fromkeys((r["client"], r["file"]) for r in rows))
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-width = 0.8 / len(servers)
-for k, (metric, title) in enumerate([("rps", "requests per second"), ("cpu_us", "server CPU µs per request (lower is better)")]):
-    ax = axes[k]
-    for j, s in enumerate(servers):
-        vals = []
-        for c in cases:
-            m = [r for r in rows if r["server"] == s and (r["client"], r["file"]) == c]
-            vals.append(float(m[0][metric]) if m else 0)
-        ax.bar([i + j * width for i in range(len(cases))], vals, width, label=s)
-    ax.set_xticks([i + width * (len(servers) - 1) / 2 for i in range(len(cases))])
-    ax.set_xticklabels([f"{c}\n{f}" for c, f in cases], fontsize=8)
-    ax.set_title(title)
-    ax.legend()
-fig.tight_layout()
-fig.savefig(sys.argv[2], dpi=110)
-print(f"chart: {sys.argv[2]}")
-PY
+# Debian's interpreter (where python3-matplotlib lives), not whatever is first in PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+"$PY" "$(dirname "$0")/http_report.py" "$RESULTS" "$SYSNET_ROOT/target/bench/http.png"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proxy benchmark: the same nginx reached directly, through `proxy --upstream`
-# (TCP forwarder, splice) and through Debian's haproxy (mode tcp, 2 threads), side by
+# (TCP forwarder, 2 event-loop threads) and through Debian's haproxy (mode tcp, 2 threads), side by
 # side in one run; then a 1 GiB download through a CONNECT tunnel against direct.
 #
 #   scripts/bench/proxy.sh [SECONDS_PER_CASE]     (default 5; ports 16600-16699)
@@ -61,7 +61,7 @@ CONF
 cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 4096
 defaults
   mode tcp
   timeout connect 5s
@@ -76,7 +76,7 @@ CONF
 
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" > "$WORK/nginx.log" 2>&1 &
 PIDS+=($!)
-RUST_LOG=warn "$PROXY" --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_NGINX" > "$WORK/proxy.log" 2>&1 &
+RUST_LOG=warn "$PROXY" --workers 2 --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_NGINX" > "$WORK/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=($PROXY_PID)
 haproxy -db -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 &

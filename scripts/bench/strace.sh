@@ -2,7 +2,7 @@
 # strace-lite against strace, side by side in one run, tracer and tracee pinned to one
 # CPU (taskset -c 0) so the cost measured is the tracers', not cross-CPU wakeups.
 #
-#   scripts/bench/strace.sh [RUNS]      (default 5 runs per cell, median reported)
+#   scripts/bench/strace.sh [RUNS]      (default 5; short workloads run 2-5x that; median reported)
 #
 # Workloads: dd with 1-byte blocks, find over /usr/share, a shell forking /bin/true
 # eight times, threadburst (4 threads writing). Modes: plain, `strace -f -o /dev/null`,
@@ -24,14 +24,18 @@ BURST=$SYSNET_ROOT/target/release/threadburst
 mkdir -p target/bench
 
 step "measure ($RUNS runs per cell, median)"
-LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench python3 - <<'PY'
-import os, statistics, subprocess, time, math
+# Debian's interpreter: python3-matplotlib is installed for it, not for any other python3 on PATH.
+LITE=$LITE BURST=$BURST RUNS=$RUNS OUT=target/bench /usr/bin/python3 - <<'PY'
+import os, random, statistics, subprocess, time, math
+rng = random.Random(5)
 lite, burst, runs, out = os.environ["LITE"], os.environ["BURST"], int(os.environ["RUNS"]), os.environ["OUT"]
+# (name, command, repetitions as a multiple of RUNS: short workloads need more samples
+# to see through the noise of a shared machine)
 workloads = [
-    ("dd bs=1 count=20000", ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"]),
-    ("find /usr/share -maxdepth 3", ["find", "/usr/share", "-maxdepth", "3"]),
-    ("sh: 8 x /bin/true", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"]),
-    ("threadburst 4 threads", [burst, "--threads", "4", "--iterations", "2000"]),
+    ("dd bs=1 count=20000", ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"], 1),
+    ("find /usr/share -maxdepth 3", ["find", "/usr/share", "-maxdepth", "3"], 2),
+    ("sh: 8 x /bin/true", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"], 5),
+    ("threadburst 4 threads", [burst, "--threads", "4", "--iterations", "2000"], 2),
 ]
 modes = {
     "plain": [],
@@ -49,14 +53,17 @@ def once(cmd):
     return time.perf_counter() - t
 
 res = {}
-for wname, cmd in workloads:
+for wname, cmd, mult in workloads:
     for m, pre in modes.items():
         once(pre + cmd)  # warm the page cache and the binaries
-    # Interleave modes run by run so drift on a shared machine hits all alike.
+    # Interleave modes run by run, in a shuffled order each round, so drift and
+    # cache effects on a shared machine hit all modes alike.
     samples = {m: [] for m in modes}
-    for _ in range(runs):
-        for m, pre in modes.items():
-            samples[m].append(once(pre + cmd))
+    order = list(modes)
+    for _ in range(runs * mult):
+        rng.shuffle(order)
+        for m in order:
+            samples[m].append(once(modes[m] + cmd))
     res[wname] = {m: statistics.median(v) for m, v in samples.items()}
 
 def gmean(xs):

@@ -6,8 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-need_pkgs curl apache2-utils chromium coreutils passwd
-for tool in curl ab chromium; do
+need_pkgs curl apache2-utils chromium strace coreutils
+for tool in curl ab chromium strace; do
   command -v "$tool" >/dev/null || { echo "30-httpd: $tool missing after install" >&2; exit 1; }
 done
 cargo test --locked -p servers --test httpd -- --test-threads=2

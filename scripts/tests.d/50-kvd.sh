@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-need_pkgs redis-server redis-tools procps
+need_pkgs redis-server redis-tools procps util-linux
 
 step "kvd end-to-end tests (release, with redis-server and redis-cli)"
 cargo test --release --locked -p servers --test kvd
@@ -17,7 +17,7 @@ dir=$(mktemp -d /tmp/kvd-test.XXXXXX)
 log="$dir.log"
 RUST_LOG=info target/release/kvd --listen 127.0.0.1:0 --dir "$dir" >"$log" 2>&1 &
 pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir" "$log"' EXIT
+trap 'kill -9 $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir" "$log"' EXIT
 port=
 for _ in $(seq 200); do
   port=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)

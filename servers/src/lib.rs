@@ -6,6 +6,7 @@
 //! readiness and never know what the bytes mean, and [`net`] holds what every model
 //! shares: listeners and the one write path.
 
+pub mod capstone;
 pub mod cli;
 pub mod io;
 pub mod kv;
@@ -13,6 +14,8 @@ pub mod log;
 pub mod net;
 pub mod privs;
 pub mod proto;
+pub mod rotate;
 pub mod signals;
 pub mod store;
+pub mod sysnet_dev;
 pub mod tls;

@@ -319,10 +319,107 @@ fn million_keys_deleted_then_reinserted_reuse_free_pages() {
 }
 
 #[test]
+fn an_empty_file_becomes_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.db");
+    std::fs::write(&path, b"").unwrap();
+    let db = Db::open(&path).unwrap();
+    let mut b = db.write().unwrap();
+    b.put(b"k", b"v").unwrap();
+    b.commit().unwrap();
+    assert_eq!(db.read().get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    std::fs::write(dir.path().join("junk.db"), b"not a database").unwrap();
+    assert!(matches!(
+        Db::open(dir.path().join("junk.db")),
+        Err(Error::Corrupt { pgno: 0, .. })
+    ));
+}
+
+#[test]
 fn second_open_is_refused_while_locked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");
     let _db = Db::open(&path).unwrap();
     let err = Db::open(&path).err().expect("second open must fail");
     assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
+
+#[test]
+fn readers_in_other_threads_see_whole_batches_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(
+        Db::open_with(dir.path().join("t.db"), Options { cache_pages: 32 }).unwrap(),
+    );
+    let keys = 2000u32;
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for round in 0..40u8 {
+                let mut b = db.write().unwrap();
+                for i in 0..keys {
+                    b.put(&i.to_be_bytes(), &[round; 24]).unwrap();
+                }
+                b.commit().unwrap();
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        let snap = db.read();
+        let pairs: Vec<_> = snap.iter().collect::<Result<_, _>>().unwrap();
+        if pairs.is_empty() {
+            continue;
+        }
+        assert_eq!(pairs.len(), keys as usize, "a snapshot shows a whole batch");
+        let round = pairs[0].1[0];
+        assert!(
+            pairs.iter().all(|(_, v)| v == &vec![round; 24]),
+            "snapshot mixes batches"
+        );
+        seen.insert(round);
+        db.check().unwrap();
+    }
+    writer.join().unwrap();
+    db.check().unwrap();
+    assert!(
+        seen.len() >= 2,
+        "the reader should have overlapped several commits: {seen:?}"
+    );
+}
+
+#[test]
+fn torn_newest_meta_page_falls_back_to_the_previous_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let (txn_a, txn_b) = {
+        let db = Db::open(&path).unwrap();
+        let mut b = db.write().unwrap();
+        for i in 0..3000u32 {
+            b.put(&i.to_be_bytes(), b"first").unwrap();
+        }
+        let a = b.commit().unwrap();
+        let mut b = db.write().unwrap();
+        for i in 0..3000u32 {
+            b.put(&i.to_be_bytes(), b"second").unwrap();
+        }
+        (a, b.commit().unwrap())
+    };
+    // A crash halfway through writing meta page B: the sector holding its root and
+    // counters never made it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    file.write_all_at(&[0xAA; 40], (txn_b % 2) * PAGE_SIZE as u64 + 32)
+        .unwrap();
+    let db = Db::open(&path).unwrap();
+    let s = db.check().unwrap();
+    assert_eq!(s.txn, txn_a);
+    assert!(db.read().iter().all(|r| r.unwrap().1 == b"first"));
+    // The next batch takes B's slot again and the file stays consistent.
+    let mut b = db.write().unwrap();
+    b.put(b"x", b"y").unwrap();
+    assert_eq!(b.commit().unwrap(), txn_b);
+    db.check().unwrap();
 }

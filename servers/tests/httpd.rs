@@ -330,6 +330,7 @@ fn keep_alive_and_pipelining() {
 #[test]
 fn every_io_model_serves() {
     let site = site();
+    std::fs::write(site.root.join("big.bin"), vec![b'z'; 100_000]).unwrap();
     for model in MODELS {
         let srv = start(&site, &["--io", model]);
         let bytes = raw_bytes(
@@ -345,6 +346,16 @@ fn every_io_model_serves() {
             Some("text/plain; charset=utf-8")
         );
         assert!(r.contains("Content-Type: image/png"), "{model}");
+        // A pipeline of files too big to inline: each is streamed in turn, the rest of
+        // the pipeline offered again by the model once the file is out.
+        let one = b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut pipeline = one.repeat(3);
+        pipeline
+            .extend_from_slice(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let bytes = raw_bytes(srv.addr, &pipeline);
+        let body_bytes = bytes.iter().filter(|&&b| b == b'z').count();
+        assert_eq!(body_bytes, 3 * 100_000, "{model}");
+        assert!(bytes.ends_with(b"0123456789"), "{model}");
     }
 }
 
@@ -436,6 +447,52 @@ fn large_file_streams_without_buffering() {
     assert!(
         hwm_kib < 24 * 1024,
         "peak RSS {hwm_kib} KiB: the file was buffered"
+    );
+}
+
+#[test]
+fn files_leave_with_sendfile() {
+    if !have("strace") {
+        eprintln!("SKIP: strace is not installed; scripts/test.sh installs it");
+        return;
+    }
+    let site = site();
+    std::fs::write(site.root.join("64k.bin"), vec![7u8; 64 * 1024]).unwrap();
+    let trace = site.parent.path().join("trace");
+    let srv = start(&site, &[]);
+    // Attached to the running server, so stopping strace leaves no orphan behind.
+    let mut strace = Command::new("strace")
+        .args(["-f", "-e", "trace=sendfile,sendmsg,writev,write", "-o"])
+        .arg(&trace)
+        .args(["-p", &srv.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace says "attached" on stderr once it traces.
+    let mut attached = [0u8; 64];
+    let _ = strace.stderr.as_mut().unwrap().read(&mut attached);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+        ])
+        .arg(format!("http://{}/64k.bin", srv.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "65536");
+    // SAFETY: kill(2) on our own child's pid; SIGINT makes strace detach and exit.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+    let _ = strace.wait();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("sendfile(") && l.contains("65536")),
+        "no sendfile of the 64 KiB file in:\n{text}"
     );
 }
 

@@ -641,6 +641,140 @@ fn bgrewriteaof_during_writes_loses_nothing_and_shrinks_the_file() {
     assert_eq!(c.cmd(&["DBSIZE"]), format!(":{}\r\n", 1000 + acked));
 }
 
+fn prlimit_fsize(pid: u32, soft: &str) {
+    let st = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--fsize={soft}:unlimited"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "prlimit failed");
+}
+
+fn check_aof_valid(p: &Path) {
+    let o = Command::new(KVD)
+        .arg("--check-aof")
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "log not valid: {o:?}");
+}
+
+/// A write that hits a file-size limit part-way (as a full disk would) is undone with
+/// ftruncate: the log stays whole, writes are refused until the retry succeeds.
+#[test]
+fn failed_log_write_under_everysec_is_undone_refused_and_retried() {
+    if !have("prlimit") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &["--appendfsync", "everysec"]);
+    let mut c = s.conn();
+    let value = "x".repeat(100);
+    assert_eq!(c.cmd(&["SET", "k0", &value]), "+OK\r\n");
+    let p = aof_path(d.path());
+    let limit = std::fs::metadata(&p).unwrap().len() + 1000;
+    prlimit_fsize(s.child.id(), &limit.to_string());
+    let mut acked = vec!["k0".to_string()];
+    let mut refused = None;
+    for i in 1..100 {
+        let k = format!("k{i}");
+        let r = c.cmd(&["SET", &k, &value]);
+        if r == "+OK\r\n" {
+            acked.push(k);
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("writes were never refused");
+    assert!(
+        refused.starts_with("-MISCONF Errors writing to the AOF file: File too large"),
+        "{refused}"
+    );
+    assert!(std::fs::metadata(&p).unwrap().len() <= limit);
+    check_aof_valid(&p);
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "err");
+    // Reads still work; once the limit is lifted the queued records are written.
+    assert_eq!(c.cmd(&["GET", "k0"]), format!("$100\r\n{value}\r\n"));
+    prlimit_fsize(s.child.id(), "unlimited");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.cmd(&["SET", "after", "1"]);
+        if r == "+OK\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never recovered: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(c);
+    s.kill9();
+    check_aof_valid(&p);
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    for k in &acked {
+        assert_eq!(c.cmd(&["EXISTS", k]), ":1\r\n", "{k} lost");
+    }
+    assert_eq!(c.cmd(&["GET", "after"]), "$1\r\n1\r\n");
+}
+
+/// Under `always` a write that cannot be made durable is never acknowledged, and the
+/// server stops (memory would otherwise hold what the disk does not), with an error.
+#[test]
+fn failed_log_write_under_always_is_never_acknowledged() {
+    if !have("prlimit") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Server::start(d.path(), &["--appendfsync", "always"]);
+    let mut c = s.conn();
+    let value = "x".repeat(100);
+    let p = aof_path(d.path());
+    assert_eq!(c.cmd(&["SET", "k0", &value]), "+OK\r\n");
+    let limit = std::fs::metadata(&p).unwrap().len() + 1000;
+    prlimit_fsize(s.child.id(), &limit.to_string());
+    let mut acked = vec!["k0".to_string()];
+    let mut failed = false;
+    for i in 1..100 {
+        let k = format!("k{i}");
+        match c.try_cmd(&[b"SET", k.as_bytes(), value.as_bytes()]) {
+            Ok(r) if r == b"+OK\r\n" => acked.push(k),
+            _ => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "every write was acknowledged past the limit");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "kvd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    // The reader thread may still be catching up with the last lines.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s
+        .log()
+        .contains("could not be written under appendfsync always")
+    {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check_aof_valid(&p);
+    drop(s);
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    for k in &acked {
+        assert_eq!(c.cmd(&["EXISTS", k]), ":1\r\n", "{k} lost");
+    }
+}
+
 #[test]
 fn bad_input_never_crashes_and_memory_stays_bounded() {
     let d = tempfile::tempdir().unwrap();
@@ -778,15 +912,18 @@ fn active_expiry_removes_keys_nobody_reads() {
 #[test]
 fn command_line_errors_are_one_line() {
     let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
     let o = Command::new(KVD)
-        .args(["--listen", "127.0.0.1:0", "--engine", "btree", "--dir"])
-        .arg(d.path())
+        .args(["--listen", "127.0.0.1:0", "--dir"])
+        .arg(&file)
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
     assert!(
-        err.contains("engine 'btree' is not available yet: only 'hash' exists"),
+        last.starts_with("kvd: create data directory") && last.contains("not-a-dir"),
         "{err}"
     );
     let o = Command::new(KVD).arg("--help").output().unwrap();
@@ -797,4 +934,110 @@ fn command_line_errors_are_one_line() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/appendonly.aof"));
+}
+
+/// `--engine btree`: values on disk in the B+tree, the log still the source of truth
+/// (a rewrite reads the tree in the forked child; the same log restarts either engine).
+#[test]
+fn btree_engine_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &["--engine", "btree"]);
+    let mut c = s.conn();
+    write_keys(&mut c, 30_000, "b");
+    write_keys(&mut c, 30_000, "b");
+    assert_eq!(c.cmd(&["DEL", "b5"]), ":1\r\n");
+    assert_eq!(c.cmd(&["APPEND", "b6", "!"]), ":6\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":29999\r\n");
+    let p = aof_path(d.path());
+    let before = std::fs::metadata(&p).unwrap().len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let (a, st, addr) = (acked.clone(), stop.clone(), s.addr);
+    let writer_thread = std::thread::spawn(move || writer(addr, 1, a, st));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        c.cmd(&["BGREWRITEAOF"]),
+        "+Background append only file rewriting started\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(&mut c, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    stop.store(true, Ordering::Relaxed);
+    writer_thread.join().unwrap();
+    let acked = acked.load(Ordering::SeqCst);
+    let after = std::fs::metadata(&p).unwrap().len();
+    assert!(after < before * 2 / 3, "{before} -> {after}");
+    drop(c);
+    s.kill9();
+    for engine in ["btree", "hash"] {
+        let s = Server::start(d.path(), &["--engine", engine]);
+        let mut c = s.conn();
+        assert_eq!(
+            c.cmd(&["DBSIZE"]),
+            format!(":{}\r\n", 29_999 + acked),
+            "{engine}"
+        );
+        for i in 1..=acked {
+            let r = c.cmd(&["GET", &format!("k{i}")]);
+            assert_eq!(
+                r,
+                format!("${}\r\n{i}\r\n", i.to_string().len()),
+                "{engine}: k{i}"
+            );
+        }
+        assert_eq!(c.cmd(&["GET", "b6"]), "$6\r\nvalue!\r\n", "{engine}");
+        assert_eq!(c.cmd(&["EXISTS", "b5"]), ":0\r\n", "{engine}");
+        assert_eq!(c.cmd(&["GET", "b29999"]), "$5\r\nvalue\r\n", "{engine}");
+    }
+}
+
+/// 200 pipelined GETs of a 1 MiB value (200 MiB of replies) are all answered, in
+/// bounded batches: the server's memory does not grow by the size of the replies.
+#[test]
+fn pipelined_large_replies_all_arrive_with_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    let value = vec![b'v'; 1024 * 1024];
+    assert_eq!(c.try_cmd(&[b"SET", b"big", &value]).unwrap(), b"+OK\r\n");
+    let rss0 = s.rss_kib();
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend_from_slice(&encode(&[b"GET", b"big"]));
+    }
+    c.send(&batch);
+    // Read slowly at first so the server has to hold back.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_mid = s.rss_kib();
+    for i in 0..200 {
+        let r = c.reply().unwrap();
+        assert_eq!(r.len(), value.len() + 12, "reply {i}");
+    }
+    assert!(
+        rss_mid < rss0 + 64 * 1024,
+        "RSS grew from {rss0} KiB to {rss_mid} KiB while replies waited"
+    );
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}
+
+/// A second server on the same directory stops before touching the log.
+#[test]
+fn a_second_server_on_the_same_directory_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let a = Server::start(d.path(), &["--appendfsync", "always"]);
+    write_keys(&mut a.conn(), 100, "x");
+    let len = std::fs::metadata(aof_path(d.path())).unwrap().len();
+    for engine in ["hash", "btree"] {
+        match Server::try_start(d.path(), &["--engine", engine]) {
+            Ok(_) => panic!("a second kvd started on a locked directory"),
+            Err(log) => assert!(log.contains("in use by another process"), "{log}"),
+        }
+    }
+    assert_eq!(std::fs::metadata(aof_path(d.path())).unwrap().len(), len);
+    let mut c = a.conn();
+    assert_eq!(c.cmd(&["DBSIZE"]), ":100\r\n");
+    assert_eq!(c.cmd(&["SET", "after", "1"]), "+OK\r\n");
 }

@@ -239,6 +239,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             w(&mut out, "txn", s.txn.to_string())
                 .and_then(|_| w(&mut out, "entries", s.entries.to_string()))
                 .and_then(|_| w(&mut out, "height", s.height.to_string()))
+                .and_then(|_| w(&mut out, "root", s.root.to_string()))
                 .and_then(|_| w(&mut out, "pages", s.pages.to_string()))
                 .and_then(|_| w(&mut out, "branch_pages", s.branch_pages.to_string()))
                 .and_then(|_| w(&mut out, "leaf_pages", s.leaf_pages.to_string()))

@@ -36,6 +36,14 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = Shutdown::install()?;
     let listeners = args.io.listen(&args.listen)?;
-    servers::io::serve(listeners, Echo, &args.io.options(), &shutdown)?;
+    // With /dev/sysnet present, export echo.* connection counters to it.
+    match servers::sysnet_dev::export_connections("echo") {
+        None => servers::io::serve(listeners, Echo, &args.io.options(), &shutdown)?,
+        Some((counters, exporter)) => {
+            let proto = servers::sysnet_dev::Counted::new(Echo, counters);
+            servers::io::serve(listeners, proto, &args.io.options(), &shutdown)?;
+            exporter.finish();
+        }
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `httpd`: the static file server — a thin front over `proto::http` and `io::serve`.
 //!
-//! Start-up order is the security story: bind the sockets, open the document root and
-//! the access log, then `chroot` and drop to `--user`, and only then serve, so nothing
+//! Start-up order is the security story: open the document root and the access log,
+//! bind the sockets, then `chroot` and drop to `--user`, and only then serve, so nothing
 //! a client can reach ever runs with the privileges that opened those.
 
 use clap::Parser;
@@ -73,16 +73,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = Shutdown::install()?;
     // The user database is outside the jail: look the user up first.
     let account = args.user.as_deref().map(privs::lookup).transpose()?;
-    let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
-    for l in &listeners {
-        // Linux copies TCP_NODELAY from the listener to every accepted socket. Without
-        // it, a response's head and its file body leave as two small segments and
-        // Nagle holds the second until the client's delayed ACK: 40 ms per keep-alive
-        // request.
-        nix::sys::socket::setsockopt(l, nix::sys::socket::sockopt::TcpNoDelay, &true)
-            .map_err(|e| format!("setsockopt(TCP_NODELAY) on {}: {e}", l.local_addr()))?;
-    }
-
     let mut cfg = HttpConfig::new(&args.root)?;
     cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));
     cfg.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
@@ -101,6 +91,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         cfg.access_log = Some(log);
         guard = Some(g);
     }
+    let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
+    for l in &listeners {
+        // Linux copies TCP_NODELAY from the listener to every accepted socket. Without
+        // it, a response's head and its file body leave as two small segments and
+        // Nagle holds the second until the client's delayed ACK: 40 ms per keep-alive
+        // request.
+        nix::sys::socket::setsockopt(l, nix::sys::socket::sockopt::TcpNoDelay, &true)
+            .map_err(|e| format!("setsockopt(TCP_NODELAY) on {}: {e}", l.local_addr()))?;
+    }
+
     if args.chroot {
         privs::chroot(cfg.root_path())?;
         cfg.chrooted();

@@ -92,6 +92,12 @@ fn run(args: Args) -> Result<(), String> {
         ..resp::Limits::default()
     };
     let shutdown = servers::signals::Shutdown::install().map_err(|e| e.to_string())?;
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety
+    // preconditions. A file-size limit must make a log write fail with EFBIG (handled
+    // like any write error: undone, retried, reported) instead of killing the server.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let mut kv = Kv::open(Config {
         dir: Some(dir),
         fsync: args.appendfsync,
@@ -102,7 +108,12 @@ fn run(args: Args) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let stop = shutdown.clone();
-    kv.on_fatal(move || stop.trigger());
+    let fatal = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fatal2 = fatal.clone();
+    kv.on_fatal(move || {
+        fatal2.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop.trigger();
+    });
     let listener = servers::net::Listener::bind(
         listen,
         &servers::net::ListenOptions {
@@ -127,6 +138,11 @@ fn run(args: Args) -> Result<(), String> {
         .out_limit
         .max(2 * limits.max_bulk + 64 * 1024 * 1024);
     servers::io::serve(vec![listener], kv, &opts, &shutdown).map_err(|e| e.to_string())?;
+    if fatal.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(
+            "stopped: the append-only file could not be written under appendfsync always".into(),
+        );
+    }
     Ok(())
 }
 

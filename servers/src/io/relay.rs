@@ -1,11 +1,14 @@
 //! The proxy's event loop: pairs of sockets joined by `splice(2)` through pipes.
 //!
 //! The one idea: once a route is decided, a proxy moves bytes it never looks at, so
-//! they should never enter user space. Each direction of a pair owns a pipe;
+//! bulk bytes should never enter user space. Each direction of a pair owns a pipe;
 //! `splice` moves bytes from the source socket into the pipe and from the pipe into
 //! the destination socket, both non-blocking. A direction reads while its pipe has
 //! room and writes while it holds bytes, so a slow receiver throttles its sender
-//! through the pipe and the socket buffers (bounded memory, no user-space queue).
+//! through the pipe and the socket buffers (bounded memory). Small exchanges (a
+//! request, a short response) cost fewer syscalls as one `read` and one `send`
+//! through a buffer, so a direction starts that way and switches to splicing for
+//! good the first time a read fills the whole buffer (HAProxy's "splice-auto" idea).
 //! A read of 0 on one side becomes `shutdown(SHUT_WR)` on the other once the pipe is
 //! drained: a half-close is passed on, never turned into a reset.
 //!
@@ -80,6 +83,8 @@ const PIPE_SIZE: libc::c_int = 1 << 20;
 /// Pipes kept for reuse: a new pair costs no pipe2() while the pool lasts.
 const PIPE_POOL: usize = 256;
 const TICK: Duration = Duration::from_millis(250);
+/// A read that fills this much switches a direction from copying to splicing.
+const COPY_BUF: usize = 64 * 1024;
 
 /// Runs one relay loop on the calling thread until `shutdown`.
 pub fn run(
@@ -90,6 +95,9 @@ pub fn run(
 ) -> Result<(), RelayError> {
     let mut poller = Epoll::new().map_err(sys("epoll_create1"))?;
     for (i, l) in listeners.iter().enumerate() {
+        // Accepted sockets inherit it: a relayed response split in two segments must
+        // not wait for the client's delayed ACK (Nagle).
+        set_nodelay(l.as_raw_fd());
         poller
             .add(l.as_raw_fd(), TOKEN_LISTENER0 - i as u64, Interest::READ)
             .map_err(sys("epoll_ctl"))?;
@@ -111,6 +119,7 @@ pub fn run(
         freed_now: Vec::new(),
         pipes: Vec::new(),
         resolver,
+        buf: vec![0; COPY_BUF],
     };
     let mut fired = Vec::new();
     let mut last_scan = Instant::now();
@@ -160,6 +169,8 @@ struct Dir {
     dst_shut: bool,
     /// Do not read the source at all yet (the route is not decided).
     hold: bool,
+    /// Bulk mode: bytes go through the pipe (see [`pump_dir`]).
+    splicing: bool,
 }
 
 struct Pipe {
@@ -170,7 +181,12 @@ struct Pipe {
 
 impl Dir {
     fn wants_read(&self) -> bool {
-        !self.hold && !self.src_eof && self.pipe.as_ref().is_some_and(|p| self.in_pipe < p.cap)
+        let room = if self.splicing {
+            self.pipe.as_ref().is_some_and(|p| self.in_pipe < p.cap)
+        } else {
+            self.prefix_off >= self.prefix.len()
+        };
+        !self.hold && !self.src_eof && room
     }
     fn wants_write(&self) -> bool {
         self.prefix_off < self.prefix.len() || self.in_pipe > 0
@@ -219,6 +235,8 @@ struct Relay<'a> {
     freed_now: Vec<usize>,
     pipes: Vec<Pipe>,
     resolver: Resolver,
+    /// Where copy-mode bytes pass through (see [`pump_dir`]).
+    buf: Vec<u8>,
 }
 
 fn token(slot: usize, upstream: bool) -> u64 {
@@ -517,8 +535,8 @@ impl Relay<'_> {
         };
         let client = pair.client.as_fd();
         let upstream = upstream.as_fd();
-        let a = pump_dir(&mut pair.up, client, upstream);
-        let b = pump_dir(&mut pair.down, upstream, client);
+        let a = pump_dir(&mut pair.up, client, upstream, &mut self.buf);
+        let b = pump_dir(&mut pair.down, upstream, client, &mut self.buf);
         let (moved_up, moved_down) = match (a, b) {
             (Ok(x), Ok(y)) => (x, y),
             (Err(e), _) | (_, Err(e)) => {
@@ -665,16 +683,54 @@ fn upstream_refusal(status: u16, why: String) -> Refusal {
     Refusal { status, why }
 }
 
-/// One direction: prefix first, then socket → pipe → socket until nothing moves.
+/// One direction: prefix first, then the bytes themselves. A direction starts by
+/// copying through `buf` (read + send: the fewest syscalls for the small exchanges of
+/// request/response traffic) and switches to splicing through its pipe for good once
+/// one read fills the whole buffer, the sign of a bulk transfer.
 /// Returns the bytes delivered to the destination.
-fn pump_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<usize> {
+fn pump_dir(
+    d: &mut Dir,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
     let mut moved = write_prefix(d, dst)?;
     if d.prefix_off < d.prefix.len() {
         return Ok(moved);
     }
+    if !d.splicing && !d.src_eof {
+        match net::read(src, buf) {
+            Ok(0) => d.src_eof = true,
+            Ok(n) => {
+                let sent = send_some(dst, &buf[..n])?;
+                moved += sent;
+                if sent < n {
+                    d.prefix = buf[sent..n].to_vec();
+                    d.prefix_off = 0;
+                    return Ok(moved);
+                }
+                d.splicing = n == buf.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if d.splicing {
+        moved += splice_dir(d, src, dst)?;
+    }
+    if d.src_eof && !d.wants_write() && !d.dst_shut {
+        d.dst_shut = true;
+        net::shutdown_write(dst);
+    }
+    Ok(moved)
+}
+
+/// Socket → pipe → socket until nothing moves.
+fn splice_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<usize> {
     let Some(pipe) = d.pipe.as_ref() else {
-        return Ok(moved);
+        return Ok(0);
     };
+    let mut moved = 0;
     loop {
         let mut progress = false;
         if !d.src_eof && d.in_pipe < pipe.cap {
@@ -700,39 +756,45 @@ fn pump_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result
             }
         }
         if !progress {
-            break;
+            return Ok(moved);
         }
     }
-    if d.src_eof && d.in_pipe == 0 && !d.dst_shut {
-        d.dst_shut = true;
-        net::shutdown_write(dst);
+}
+
+/// One non-blocking send of as much of `data` as the socket takes.
+fn send_some(dst: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the pointer and length describe the live slice `data`; `dst` is
+        // borrowed and open for the call.
+        let n = unsafe {
+            libc::send(
+                dst.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(e),
+        }
     }
-    Ok(moved)
 }
 
 fn write_prefix(d: &mut Dir, dst: BorrowedFd<'_>) -> io::Result<usize> {
     let mut moved = 0;
     while d.prefix_off < d.prefix.len() {
-        // SAFETY: the pointer and length describe the live, unsent tail of `prefix`;
-        // `dst` is borrowed and open for the call.
-        let n = unsafe {
-            libc::send(
-                dst.as_raw_fd(),
-                d.prefix[d.prefix_off..].as_ptr().cast(),
-                d.prefix.len() - d.prefix_off,
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Ok(moved),
-                _ => return Err(e),
-            }
+        let n = send_some(dst, &d.prefix[d.prefix_off..])?;
+        if n == 0 {
+            return Ok(moved);
         }
-        d.prefix_off += n as usize;
-        moved += n as usize;
+        d.prefix_off += n;
+        moved += n;
     }
     if !d.prefix.is_empty() {
         d.prefix = Vec::new();
@@ -797,17 +859,7 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: `raw` is a fresh descriptor that nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
-    // SAFETY: `one` outlives the call and its size is passed.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    set_nodelay(fd.as_raw_fd());
     let sa = nix::sys::socket::SockaddrStorage::from(addr);
     use nix::sys::socket::SockaddrLike;
     // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes for this address family.
@@ -820,6 +872,21 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
         Ok(fd)
     } else {
         Err(e)
+    }
+}
+
+/// Best effort: without it only latency suffers, so a failure is not an error.
+fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` outlives the call and its size is passed; `fd` is an open socket.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

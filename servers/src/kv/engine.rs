@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 pub enum EngineKind {
     /// An in-memory hash table.
     Hash,
-    /// The ordered on-disk B-tree (not available yet).
+    /// The ordered on-disk B+tree (values on disk, rebuilt from the log at start).
     Btree,
 }
 
@@ -55,8 +55,18 @@ pub trait Engine: Send {
     /// continue from (0 when done). Every key present for a whole scan is visited at
     /// least once; keys may be visited more than once.
     fn scan(&mut self, cursor: u64, count: usize, visit: &mut dyn FnMut(&[u8])) -> u64;
-    /// Visits every entry (used to write a compacted log).
-    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8]));
+    /// Visits every entry (used to write a compacted log); an error means the visit
+    /// is incomplete.
+    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String>;
+    /// Something to hold while a forked child reads the engine: an on-disk engine pins
+    /// its current state so the parent does not reuse pages the child still reads.
+    fn pin(&self) -> Box<dyn std::any::Any + Send> {
+        Box::new(())
+    }
+    /// Refuses a key or value the engine cannot store, with the reply's wording.
+    fn fits(&self, _key: &[u8], _value_len: usize) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The in-memory engine: an insertion-ordered hash table (`IndexMap`), because its
@@ -136,10 +146,11 @@ impl Engine for HashEngine {
         pos
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) {
+    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String> {
         for (k, v) in &self.map {
             visit(k, v);
         }
+        Ok(())
     }
 }
 

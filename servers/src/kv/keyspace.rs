@@ -58,6 +58,16 @@ impl Keyspace {
         self.engine.name()
     }
 
+    /// See [`Engine::pin`].
+    pub fn pin(&self) -> Box<dyn std::any::Any + Send> {
+        self.engine.pin()
+    }
+
+    /// Whether the engine can store `key` with a value of `value_len` bytes.
+    pub fn fits(&self, key: &[u8], value_len: usize) -> Result<(), String> {
+        self.engine.fits(key, value_len)
+    }
+
     /// Appends a command to the log feed.
     pub fn log<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         if self.logging {
@@ -266,7 +276,7 @@ impl Keyspace {
     pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(256 * 1024);
         let mut err = None;
-        self.engine.for_each(&mut |k, v| {
+        let walked = self.engine.for_each(&mut |k, v| {
             if err.is_some() {
                 return;
             }
@@ -290,6 +300,7 @@ impl Keyspace {
         if let Some(e) = err {
             return Err(e);
         }
+        walked.map_err(std::io::Error::other)?;
         w.write_all(&buf)?;
         w.flush()
     }

@@ -9,6 +9,7 @@
 //! the log. Between batches, [`Kv::tick`] expires keys actively, finishes background
 //! log rewrites and retries a log write that failed.
 
+pub mod btree_engine;
 mod cmd;
 pub mod engine;
 pub mod glob;
@@ -53,8 +54,10 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    #[error("engine '{0}' is not available yet: only 'hash' exists")]
-    EngineUnavailable(EngineKind),
+    #[error("engine '{0}' needs a data directory")]
+    EngineNeedsDir(EngineKind),
+    #[error("open the B-tree in the data directory: {0}")]
+    Btree(#[from] crate::store::btree::Error),
     #[error("create data directory {path}: {source}")]
     CreateDir {
         path: PathBuf,
@@ -93,6 +96,12 @@ pub struct ServerState {
 pub struct KvConn {
     need: usize,
 }
+
+/// A batch stops once its replies pass this size: the rest of the input waits until
+/// the client has read them (the loop stops offering input to a connection whose
+/// output is over its high mark), so a pipeline of large GETs cannot make the server
+/// build an unbounded reply.
+const REPLY_BATCH_MAX: usize = 1024 * 1024;
 
 /// Active expiry gets at most this much of each tick, as Redis gives its cycle 25 ms.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
@@ -146,10 +155,24 @@ fn exec(
 impl Kv {
     /// Builds the store, replaying the log in `config.dir` if there is one.
     pub fn open(config: Config) -> Result<Self, KvError> {
-        if config.engine != EngineKind::Hash {
-            return Err(KvError::EngineUnavailable(config.engine));
-        }
-        let mut ks = Keyspace::new(Box::new(HashEngine::new()));
+        // The log is opened (and locked) first: a second server on the same directory
+        // must stop before it touches anything (a live log's tail, the B-tree file).
+        let mut log = match &config.dir {
+            None => None,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(Aof::open(dir, config.fsync)?)
+            }
+        };
+        let engine: Box<dyn engine::Engine> = match (config.engine, &config.dir) {
+            (EngineKind::Hash, _) => Box::new(HashEngine::new()),
+            (EngineKind::Btree, Some(dir)) => Box::new(btree_engine::BtreeEngine::create(dir)?),
+            (EngineKind::Btree, None) => return Err(KvError::EngineNeedsDir(config.engine)),
+        };
+        let mut ks = Keyspace::new(engine);
         let server = ServerState {
             limits: config.limits,
             maxclients: config.maxclients,
@@ -159,36 +182,30 @@ impl Kv {
             started: Instant::now(),
             stats: ServerStats::default(),
         };
-        let aof = match &config.dir {
-            None => None,
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| KvError::CreateDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let path = dir.join(aof::FILE_NAME);
-                let started = Instant::now();
-                ks.logging = false;
-                let mut sink = Vec::new();
-                let report = aof::load(&path, &mut |_, args| {
-                    cmd::validate(args)?;
-                    sink.clear();
-                    exec(&mut ks, None, &server, &mut sink, args, None);
-                    Ok(())
-                })?;
-                ks.logging = true;
-                ks.feed.clear();
-                tracing::info!(
-                    path = %path.display(),
-                    commands = report.commands,
-                    bytes = report.valid_len,
-                    keys = ks.len(),
-                    secs = started.elapsed().as_secs_f64(),
-                    "append-only file replayed"
-                );
-                Some(Aof::open(dir, config.fsync)?)
-            }
-        };
+        if let Some(log) = &mut log {
+            let path = log.path().to_owned();
+            let started = Instant::now();
+            ks.logging = false;
+            let mut sink = Vec::new();
+            let report = aof::load(&path, &mut |_, args| {
+                cmd::validate(args)?;
+                sink.clear();
+                exec(&mut ks, None, &server, &mut sink, args, None);
+                Ok(())
+            })?;
+            ks.logging = true;
+            ks.feed.clear();
+            tracing::info!(
+                path = %path.display(),
+                commands = report.commands,
+                bytes = report.valid_len,
+                keys = ks.len(),
+                secs = started.elapsed().as_secs_f64(),
+                "append-only file replayed"
+            );
+            log.refresh_size()?;
+        }
+        let aof = log;
         Ok(Self {
             ks,
             aof,
@@ -300,6 +317,9 @@ impl Protocol for Kv {
                     ) {
                         close = true;
                         pos = input.len();
+                        break;
+                    }
+                    if reply.len() >= REPLY_BATCH_MAX {
                         break;
                     }
                 }

@@ -200,6 +200,28 @@ fn pipelined_batch_is_one_send() {
 }
 
 #[test]
+fn a_pipeline_of_large_replies_is_cut_into_bounded_batches() {
+    let mut c = Client::memory();
+    c.cmd(&["SET", "big", &"x".repeat(300_000)]);
+    let mut b = Vec::new();
+    for _ in 0..100 {
+        resp::encode_command(&mut b, &["GET", "big"]);
+    }
+    let mut out = Outbox::new();
+    let n = c.kv.data(ConnId(1), &mut c.conn, &b, &mut out);
+    let per = b.len() / 100;
+    assert_eq!(n, 4 * per, "stops after ~1 MiB of replies");
+    let sent: usize = out
+        .drain()
+        .map(|a| match a {
+            Action::Send { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(sent < 2 * REPLY_BATCH_MAX);
+}
+
+#[test]
 fn inline_commands_and_quit() {
     let mut c = Client::memory();
     assert_eq!(
@@ -284,15 +306,30 @@ fn unknown_command_in_the_log_refuses_to_start() {
 }
 
 #[test]
-fn btree_engine_is_refused_with_a_clear_message() {
-    let err = Kv::open(Config {
+fn btree_engine_serves_and_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
         engine: EngineKind::Btree,
         ..Config::default()
-    })
-    .err()
-    .unwrap();
-    assert_eq!(
-        err.to_string(),
-        "engine 'btree' is not available yet: only 'hash' exists"
-    );
+    };
+    {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        for i in 0..25_000 {
+            c.cmd(&["SET", &format!("k{i}"), &i.to_string()]);
+        }
+        c.cmd(&["DEL", "k7"]);
+        c.cmd(&["INCRBY", "k8", "100"]);
+        assert_eq!(c.cmd(&["DBSIZE"]), ":24999\r\n");
+        let long = "x".repeat(2000);
+        assert!(c
+            .cmd(&["SET", &long, "v"])
+            .starts_with("-ERR key of 2000 bytes"));
+    }
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.cmd(&["DBSIZE"]), ":24999\r\n");
+    assert_eq!(c.cmd(&["GET", "k8"]), "$3\r\n108\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "k7"]), ":0\r\n");
+    assert_eq!(c.cmd(&["GET", "k24999"]), "$5\r\n24999\r\n");
+    assert!(c.cmd(&["INFO", "server"]).contains("engine:btree"));
 }

@@ -75,6 +75,12 @@ pub enum AofError {
         offset: u64,
         reason: String,
     },
+    #[error("{path} is in use by another process (flock): {source}")]
+    Locked {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("fork for the log rewrite: {0}")]
     Fork(nix::Error),
     #[error("a log rewrite is already in progress")]
@@ -170,6 +176,8 @@ struct Rewrite {
     /// Every command fed since the fork: what the child's snapshot lacks.
     buf: Vec<u8>,
     started: Instant,
+    /// Held until the child is done (see `start_rewrite`).
+    _pin: Box<dyn std::any::Any + Send>,
 }
 
 /// The outcome of a finished background rewrite, for INFO and the log.
@@ -207,13 +215,31 @@ fn open_append(path: &Path) -> Result<File, AofError> {
         .map_err(io_err("open", path))
 }
 
+/// Takes an exclusive lock on the log, so a second server on the same directory stops
+/// instead of interleaving its appends (or cutting back a tail that is being written).
+fn lock(file: &File, path: &Path) -> Result<(), AofError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open; no memory involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        return Err(AofError::Locked {
+            path: path.to_owned(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 impl Aof {
-    /// Opens (creating if needed) `dir/appendonly.aof` for appending. Load it first with
-    /// [`load`].
+    /// Opens (creating if needed) `dir/appendonly.aof` for appending, locked against
+    /// other processes. Replay it with [`load`] after opening, then call
+    /// [`Aof::refresh_size`].
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AofError> {
         let path = dir.join(FILE_NAME);
         let existed = path.exists();
         let file = open_append(&path)?;
+        lock(&file, &path)?;
+        remove_stale_temps(dir);
         if !existed {
             fsync_dir(dir)?;
         }
@@ -244,6 +270,17 @@ impl Aof {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Re-reads the file's length (after [`load`] cut a torn tail away).
+    pub fn refresh_size(&mut self) -> Result<(), AofError> {
+        self.size = self
+            .file
+            .metadata()
+            .map_err(io_err("fstat", &self.path))?
+            .len();
+        self.base_size = self.size;
+        Ok(())
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -351,10 +388,12 @@ impl Aof {
 
     /// Forks a child that writes the snapshot `write_snapshot` produces (called in the
     /// child, on the child's copy-on-write view of memory) to a temporary file. Poll
-    /// [`Aof::poll_rewrite`] regularly to finish it.
+    /// [`Aof::poll_rewrite`] regularly to finish it. `pin` is kept until the child has
+    /// exited: whatever the snapshot needs to stay valid on disk meanwhile.
     pub fn start_rewrite(
         &mut self,
         write_snapshot: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+        pin: Box<dyn std::any::Any + Send>,
     ) -> Result<(), AofError> {
         if self.rewrite.is_some() {
             return Err(AofError::RewriteInProgress);
@@ -369,6 +408,22 @@ impl Aof {
         // the event loop or running destructors that would flush shared state.
         match unsafe { nix::unistd::fork() }.map_err(AofError::Fork)? {
             nix::unistd::ForkResult::Child => {
+                // SAFETY: plain syscalls on the child's own descriptor table and
+                // process: close every inherited socket (the listening socket above
+                // all, so a restarted server can bind while this child finishes) but
+                // keep files (an on-disk engine reads its snapshot through them), and
+                // die with the parent rather than outlive it.
+                unsafe {
+                    for fd in 3..inherited_fd_bound() {
+                        let mut st: libc::stat = std::mem::zeroed();
+                        if libc::fstat(fd, &mut st) == 0
+                            && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+                        {
+                            libc::close(fd);
+                        }
+                    }
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                }
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     match write_child(&temp, write_snapshot) {
                         Ok(()) => 0,
@@ -389,6 +444,7 @@ impl Aof {
                     temp,
                     buf: Vec::new(),
                     started: Instant::now(),
+                    _pin: pin,
                 });
                 Ok(())
             }
@@ -444,6 +500,7 @@ impl Aof {
         };
         let temp = rw.temp.clone();
         let new = open_append(&temp)?;
+        lock(&new, &temp)?;
         (&new).write_all(&rw.buf).map_err(io_err("write", &temp))?;
         new.sync_all().map_err(io_err("fsync", &temp))?;
         std::fs::rename(&temp, &self.path).map_err(io_err("rename", &temp))?;
@@ -492,6 +549,41 @@ impl Drop for Aof {
             let _ = nix::sys::signal::kill(rw.pid, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(rw.pid, None);
             let _ = std::fs::remove_file(&rw.temp);
+        }
+    }
+}
+
+/// One past the highest descriptor number open, from `/proc/self/fd` (the descriptor
+/// limit may be a million; walking it would take a while).
+fn inherited_fd_bound() -> i32 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+                .max()
+                .unwrap_or(1024)
+                + 1
+        })
+        .unwrap_or(1024)
+}
+
+/// Removes temporary files a rewrite left behind when its server died.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("temp-rewriteaof-bg-") && name.ends_with(".aof") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %e.path().display(), "removed a stale rewrite file")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale rewrite file")
+                }
+            }
         }
     }
 }
@@ -871,7 +963,7 @@ mod tests {
         }
         a.flush().unwrap();
         let before = a.size();
-        a.start_rewrite(&|w| w.write_all(&cmd(&["SET", "k", "99"])))
+        a.start_rewrite(&|w| w.write_all(&cmd(&["SET", "k", "99"])), Box::new(()))
             .unwrap();
         a.feed(&cmd(&["SET", "j", "after"]));
         a.flush().unwrap();

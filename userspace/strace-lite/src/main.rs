@@ -5,7 +5,6 @@
 
 use clap::Parser;
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use strace_lite::error::Error;
 use strace_lite::exec::{self, Launch};
@@ -44,9 +43,10 @@ struct Cli {
     /// Prefix each line with the wall-clock time (-tt: with microseconds).
     #[arg(short = 't', action = clap::ArgAction::Count)]
     timestamps: u8,
-    /// Maximum string length to print (paths are always whole).
-    #[arg(short = 's', value_name = "N", default_value_t = 32)]
-    strsize: usize,
+    /// Maximum string length to print, at most 1048576 (paths are always whole).
+    #[arg(short = 's', value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    strsize: u32,
     /// One JSON object per event, one per line.
     #[arg(long)]
     json: bool,
@@ -107,14 +107,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         None => (Box::new(std::io::stderr()), false),
     };
-    let eager_flush = !to_file || std::io::stderr().is_terminal() && cli.output.is_none();
-    let printer = Printer::new(sink, cli.json, cli.timestamps > 0, cli.durations);
+    // A terminal or pipe shows each line as it happens; a file is flushed on a timer.
+    let eager_flush = !to_file;
+    let printer = Printer::new(sink, cli.json, cli.timestamps, cli.durations);
     let cfg = Config {
         follow: cli.follow,
         trace: trace.clone(),
         summary: cli.summary,
         durations: cli.durations,
-        max_str: cli.strsize,
+        max_str: cli.strsize as usize,
         eager_flush,
     };
     match launch_path {

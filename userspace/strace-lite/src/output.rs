@@ -15,7 +15,8 @@ const RESULT_COLUMN: usize = 40;
 pub struct Printer {
     out: io::BufWriter<Box<dyn Write>>,
     pub json: bool,
-    timestamps: bool,
+    /// 0: none, 1: `-t` (seconds), 2: `-tt` (microseconds).
+    timestamps: u8,
     durations: bool,
     /// The tid whose syscall line is open.
     open: Option<i32>,
@@ -35,7 +36,7 @@ pub struct JsonCall<'a> {
 }
 
 impl Printer {
-    pub fn new(out: Box<dyn Write>, json: bool, timestamps: bool, durations: bool) -> Printer {
+    pub fn new(out: Box<dyn Write>, json: bool, timestamps: u8, durations: bool) -> Printer {
         Printer {
             out: io::BufWriter::with_capacity(64 * 1024, out),
             json,
@@ -70,8 +71,8 @@ impl Printer {
         if show_pid {
             let _ = write!(self.line, "[pid {tid:>5}] ");
         }
-        if self.timestamps {
-            wall_clock(&mut self.line);
+        if self.timestamps > 0 {
+            wall_clock(&mut self.line, self.timestamps > 1);
             self.line.push(' ');
         }
         let line = std::mem::take(&mut self.line);
@@ -138,7 +139,7 @@ impl Printer {
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), "syscall".into());
         obj.insert("pid".into(), c.tid.into());
-        if self.timestamps {
+        if self.timestamps > 0 {
             obj.insert("time".into(), unix_time().into());
         }
         obj.insert("name".into(), c.name.into());
@@ -164,7 +165,7 @@ impl Printer {
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), kind.into());
         obj.insert("pid".into(), tid.into());
-        if self.timestamps {
+        if self.timestamps > 0 {
             obj.insert("time".into(), unix_time().into());
         }
         for (k, v) in fields {
@@ -191,8 +192,8 @@ fn unix_time() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// `HH:MM:SS.uuuuuu` in local time, as `-tt`.
-fn wall_clock(out: &mut String) {
+/// `HH:MM:SS` (`-t`) or `HH:MM:SS.uuuuuu` (`-tt`) in local time.
+fn wall_clock(out: &mut String, micros: bool) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -202,14 +203,10 @@ fn wall_clock(out: &mut String) {
     // SAFETY: both pointers are to live locals.
     let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
     if ok {
-        let _ = write!(
-            out,
-            "{:02}:{:02}:{:02}.{:06}",
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec,
-            now.subsec_micros()
-        );
+        let _ = write!(out, "{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if micros {
+            let _ = write!(out, ".{:06}", now.subsec_micros());
+        }
     } else {
         let _ = write!(out, "{}.{:06}", now.as_secs(), now.subsec_micros());
     }

@@ -175,7 +175,8 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::clock_nanosleep => (&[ClockId, Hex, TimespecIn, Ptr], Ret::Int),
         S::clock_gettime => (&[ClockId, Ptr], Ret::Int),
         S::getsockopt => (&[Fd, SockLevel, SockOpt(1), Ptr, Ptr], Ret::Int),
-        S::sendmsg | S::recvmsg => (&[Fd, Ptr, MsgFlags], Ret::Int),
+        S::sendmsg => (&[Fd, MsghdrIn, MsgFlags], Ret::Int),
+        S::recvmsg => (&[Fd, MsghdrOut, MsgFlags], Ret::Int),
         S::sched_yield | S::pause | S::setsid | S::getpgrp => (&[], Ret::Int),
         S::setpgid => (&[Int, Int], Ret::Int),
         S::alarm => (&[Uint], Ret::Int),
@@ -187,10 +188,10 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
 }
 
 /// Class lists after strace's syscallent: TF (%file), TN, TP, TS, TM, TD.
-fn classes(s: Sysno) -> u8 {
+/// Returns (syscall number, class bits) for every named syscall this architecture has.
+fn classes() -> Vec<(usize, u8)> {
     use class::*;
-    let name = s.name();
-    let mut c = 0;
+    let mut v = Vec::new();
     const FILE_CALLS: &[&str] = &[
         "open",
         "openat",
@@ -491,12 +492,26 @@ fn classes(s: Sysno) -> u8 {
         (MEMORY_CALLS, MEMORY),
         (DESC_CALLS, DESC),
     ] {
-        if list.contains(&name) {
-            c |= bit;
+        for name in list {
+            // Names newer than the `syscalls` crate's table are skipped.
+            if let Ok(s) = name.parse::<Sysno>() {
+                v.push((s.id() as usize, bit));
+            } else {
+                debug_assert!(NEWER_CALLS.contains(name), "{name} is not a syscall");
+            }
         }
     }
-    c
+    v
 }
+
+/// Class-list entries the `syscalls` crate may not know yet.
+const NEWER_CALLS: &[&str] = &[
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "mseal",
+];
 
 /// The table for this architecture, indexed by syscall number.
 pub struct Table {
@@ -530,12 +545,17 @@ impl Table {
                 .unwrap_or(nargs as usize) as u8;
             rows[nr] = Row {
                 name: s.name(),
-                class: classes(s),
+                class: 0,
                 args,
                 nargs: args.map_or(nargs, |a| a.len() as u8),
                 ret,
                 split,
             };
+        }
+        for (nr, bit) in classes() {
+            if let Some(r) = rows.get_mut(nr) {
+                r.class |= bit;
+            }
         }
         Table { rows, unknown }
     }
@@ -592,5 +612,11 @@ mod tests {
             }
         }
         assert_eq!(t.get(9999).name, "syscall");
+        let class_of = |n: &str| t.get(t.lookup(n).unwrap()).class;
+        assert_eq!(class_of("sendfile"), class::NETWORK | class::DESC);
+        assert_eq!(class_of("kill"), class::SIGNAL | class::PROCESS);
+        assert_eq!(class_of("mmap"), class::MEMORY | class::DESC);
+        assert_eq!(class_of("execve"), class::FILE | class::PROCESS);
+        assert_eq!(class_of("getpid"), 0);
     }
 }

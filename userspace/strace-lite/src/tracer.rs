@@ -16,14 +16,44 @@ use crate::summary::Summary;
 use crate::table::{Ret, Row, Table};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signal that asked us to stop (SIGINT/SIGTERM/SIGHUP), or 0.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
+/// Set by SIGALRM: time to flush buffered output to the `-o` file.
+static FLUSH_DUE: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(sig, Ordering::Relaxed);
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    FLUSH_DUE.store(true, Ordering::Relaxed);
+}
+
+/// Output to a file is flushed every 200 ms instead of every line (strace writes
+/// each line): a SIGALRM interval timer interrupts `waitpid`, so even a tracee that
+/// blocks for minutes has its last line in the file, at the cost of five signals a
+/// second instead of one `write` per syscall.
+fn start_flush_timer() {
+    // SAFETY: the handler only stores to an atomic; the timer value is a local.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        let period = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        let it = libc::itimerval {
+            it_interval: period,
+            it_value: period,
+        };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
 }
 
 /// Installs handlers that only set a flag. No `SA_RESTART`: the blocked `waitpid`
@@ -86,7 +116,7 @@ pub struct Tracer {
     table: Table,
     printer: Printer,
     summary: Summary,
-    threads: HashMap<i32, Thread>,
+    threads: HashMap<i32, Thread, TidHash>,
     seccomp: bool,
     attached: bool,
     main_pid: i32,
@@ -96,6 +126,27 @@ pub struct Tracer {
     exit_spans: Vec<(usize, usize)>,
     ret_text: String,
 }
+
+/// Thread ids are small distinct integers: a multiply spreads them well enough, and
+/// is cheaper than SipHash on a lookup made at every stop.
+#[derive(Default, Clone, Copy)]
+struct TidHasher(u64);
+
+impl std::hash::Hasher for TidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = (v as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TidHash = std::hash::BuildHasherDefault<TidHasher>;
 
 const STOP_SIGNALS: [i32; 4] = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
 
@@ -114,7 +165,7 @@ impl Tracer {
             table,
             printer,
             summary: Summary::new(),
-            threads: HashMap::new(),
+            threads: HashMap::default(),
             seccomp,
             attached,
             main_pid: 0,
@@ -186,6 +237,9 @@ impl Tracer {
     /// Runs until every tracee is gone (or we are interrupted); returns the exit status
     /// to hand on: the main tracee's code, 128+N if a signal killed it.
     pub fn run(mut self) -> Result<i32, Error> {
+        if !self.cfg.eager_flush {
+            start_flush_timer();
+        }
         loop {
             let sig = INTERRUPTED.load(Ordering::Relaxed);
             if sig != 0 {
@@ -196,7 +250,7 @@ impl Tracer {
             if self.threads.is_empty() {
                 break;
             }
-            if self.cfg.eager_flush {
+            if self.cfg.eager_flush || FLUSH_DUE.swap(false, Ordering::Relaxed) {
                 self.printer.flush();
             }
             let mut status = 0;

@@ -644,11 +644,9 @@ fn project_server_shows_accept_epoll_and_sendfile() {
         return;
     };
     let site = tempfile::tempdir().unwrap();
-    std::fs::write(
-        site.path().join("index.html"),
-        "<h1>traced</h1>\n".repeat(64),
-    )
-    .unwrap();
+    // 256 KiB: well above any "small file goes inline" threshold, so it leaves by sendfile.
+    let page = "<h1>traced</h1>\n".repeat(16 * 1024);
+    std::fs::write(site.path().join("index.html"), page).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("server.txt");
     let mut args: Vec<String> = vec![
@@ -812,21 +810,61 @@ fn attach_without_permission_is_a_clear_error() {
         eprintln!("SKIP: needs root and setpriv to run the tracer as an unprivileged user");
         return;
     }
-    let o = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "-p",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    // A copy the unprivileged user can reach, wherever the build tree lives.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("strace-lite");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test's fork may briefly hold the copy's write descriptor (ETXTBSY): retry.
+    let mut tries = 0;
+    let o = loop {
+        let o = Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["-p", "1"])
+            .output()
+            .unwrap();
+        tries += 1;
+        if tries < 20 && String::from_utf8_lossy(&o.stderr).contains("Text file busy") {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        break o;
+    };
     assert_ne!(o.status.code(), Some(0));
     let e = error_line(&o);
     assert!(
         e.contains("PTRACE_SEIZE, 1") && e.contains("Operation not permitted"),
         "{e}"
+    );
+}
+
+#[test]
+fn output_file_is_flushed_while_the_tracee_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.txt");
+    let mut tracer = Command::new(BIN)
+        .args(["-o", out.to_str().unwrap(), "sleep", "3"])
+        .spawn()
+        .unwrap();
+    // The sleep's entry line must reach the file long before the call returns.
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        seen = std::fs::read_to_string(&out).unwrap_or_default();
+        if seen.lines().last().is_some_and(|l| {
+            l.starts_with("clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=3, tv_nsec=0}, ")
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    assert!(
+        seen.contains("clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=3, tv_nsec=0}, "),
+        "{seen}"
     );
 }

@@ -131,7 +131,7 @@ pub(crate) fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) {
     if aof.rewrite_in_progress() {
         return ctx.err("ERR Background append only file rewriting already in progress");
     }
-    match aof.start_rewrite(&|w| ks.write_snapshot(w)) {
+    match aof.start_rewrite(&|w| ks.write_snapshot(w), ks.pin()) {
         Ok(()) => ctx.simple("Background append only file rewriting started"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot start the log rewrite");

@@ -83,6 +83,9 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: Args<'_>) {
         }
         i += 1;
     }
+    if let Err(e) = ctx.ks.fits(key, value.len()) {
+        return ctx.err(&e);
+    }
     // Options first, then the expire value, as Redis checks them.
     if let Some((raw, unit, relative)) = pending {
         match parse_i64(raw) {
@@ -143,6 +146,9 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: Args<'_>) {
 
 pub(crate) fn getset(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let (key, value) = (args.get(1), args.get(2));
+    if let Err(e) = ctx.ks.fits(key, value.len()) {
+        return ctx.err(&e);
+    }
     match ctx.ks.peek(key) {
         Some(v) => crate::proto::resp::encode_bulk(ctx.out, v),
         None => ctx.null(),
@@ -156,6 +162,9 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let cur = ctx.ks.peek(key).map_or(0, <[u8]>::len);
     if cur + tail.len() > ctx.server.limits.max_bulk {
         return ctx.err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    if let Err(e) = ctx.ks.fits(key, cur + tail.len()) {
+        return ctx.err(&e);
     }
     let n = ctx.ks.append(key, tail);
     ctx.ks.log_args(args);
@@ -183,6 +192,13 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     let mut i = 1;
     while i + 1 < args.len() {
+        if let Err(e) = ctx.ks.fits(args.get(i), args.get(i + 1).len()) {
+            return ctx.err(&e);
+        }
+        i += 2;
+    }
+    let mut i = 1;
+    while i + 1 < args.len() {
         ctx.ks.set(args.get(i), args.get(i + 1).to_vec());
         i += 2;
     }
@@ -190,7 +206,8 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) {
     ctx.ok();
 }
 
-fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<i64, &'static str> {
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<i64, String> {
+    ctx.ks.fits(key, 20)?;
     let cur = match ctx.ks.peek(key) {
         None => 0,
         Some(v) => parse_i64(v).ok_or(ERR_NOT_INT)?,
@@ -207,7 +224,7 @@ fn incr_reply(ctx: &mut Ctx<'_>, args: Args<'_>, by: i64) {
             ctx.ks.log_args(args);
             ctx.int(v)
         }
-        Err(e) => ctx.err(e),
+        Err(e) => ctx.err(&e),
     }
 }
 

@@ -1,10 +1,13 @@
 //! HTTP/1.0 and 1.1 static file serving as a [`Protocol`]: request heads in, response
 //! heads, HTML error pages and `sendfile` actions out.
 //!
-//! The one idea: every complete request in the input is answered in order and at once,
-//! its whole response queued into the [`Outbox`] (head bytes, then the file as a
-//! [`crate::proto::Action::SendFile`]), so pipelining needs no per-connection queue of
-//! our own and the model's ordering guarantee keeps responses in request order. A
+//! The one idea: every complete request in the input is answered in order, its whole
+//! response queued into the [`Outbox`] at once (head bytes, then the file inline or as
+//! a [`crate::proto::Action::SendFile`]), so pipelining needs no per-connection queue
+//! of our own and the model's ordering guarantee keeps responses in request order.
+//! After a streamed file `data` returns early, leaving the rest of a pipeline for the
+//! model to offer again (every `io` model re-offers unconsumed input while it makes
+//! progress and once a queued file is out), so one connection holds one file open. A
 //! connection is in one of three phases: waiting for a head (the header timeout is
 //! armed once, when its first byte arrives, so trickling bytes cannot extend it), idle
 //! between requests (the keep-alive timeout), or closing (input is discarded).
@@ -32,7 +35,7 @@ use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -176,6 +179,11 @@ pub struct HttpConfig {
     /// only), checked before the file lookup.
     pub routes: Vec<(String, RouteHandler)>,
     pub access_log: Option<AccessLog>,
+    /// Files (or ranges) up to this size are read into the response head's buffer and
+    /// leave in one write, one packet, as lighttpd does; larger ones are streamed with
+    /// `sendfile(2)` and never held in memory. Keep it far below the model's
+    /// `Limits::out_limit`, which counts these bytes as queued memory.
+    pub inline_max: u64,
     dir: fs::Root,
 }
 
@@ -192,6 +200,7 @@ impl std::fmt::Debug for HttpConfig {
                 &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
             )
             .field("access_log", &self.access_log.is_some())
+            .field("inline_max", &self.inline_max)
             .finish()
     }
 }
@@ -213,6 +222,7 @@ impl HttpConfig {
             index: "index.html".into(),
             routes: Vec::new(),
             access_log: None,
+            inline_max: 16 * 1024,
             dir,
         })
     }
@@ -338,6 +348,8 @@ pub struct Http {
     cfg: Arc<HttpConfig>,
     stats: Arc<HttpStats>,
     clock: Clock,
+    /// The request just answered queued a `SendFile`.
+    streamed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +422,7 @@ impl Http {
             cfg,
             stats,
             clock: Clock::new(),
+            streamed: false,
         }
     }
 
@@ -634,11 +647,29 @@ impl Http {
             );
         }
         h.push_str("\r\n");
-        out.send(id, h.into_bytes());
+        let mut buf = h.into_bytes();
         let sent = if req.head_only || count == 0 {
+            out.send(id, buf);
             0
+        } else if count <= self.cfg.inline_max {
+            // `count` is at most `inline_max`, so the cast and the buffer are bounded.
+            let start = buf.len();
+            buf.resize(start + count as usize, 0);
+            if let Err(e) = file.read_exact_at(&mut buf[start..], offset) {
+                // A file that shrank or failed under us: let the model's sendfile hit
+                // the same error and drop the connection, as for a large file.
+                tracing::debug!(error = %e, "inline read failed; falling back to sendfile");
+                buf.truncate(start);
+                out.send(id, buf);
+                out.send_file(id, file, offset, count);
+            } else {
+                out.send(id, buf);
+            }
+            count
         } else {
+            out.send(id, buf);
             out.send_file(id, file, offset, count);
+            self.streamed = true;
             count
         };
         self.account(peer, req, code, sent);
@@ -729,9 +760,16 @@ impl Protocol for Http {
                 }
                 Parsed::Complete { head, len } => {
                     consumed += len;
+                    self.streamed = false;
                     if self.serve(id, conn.peer, &head, out) {
                         conn.phase = Phase::Idle;
                         answered = true;
+                        if self.streamed {
+                            // One streamed file at a time: the model offers the rest
+                            // of a pipeline again once the file is out, so a burst of
+                            // pipelined requests cannot hold a descriptor each.
+                            break;
+                        }
                     } else {
                         self.close(id, conn, out);
                     }

@@ -13,6 +13,10 @@ struct Site {
 const ID: ConnId = ConnId(7);
 
 fn site() -> Site {
+    site_with(|_| {})
+}
+
+fn site_with(tune: impl FnOnce(&mut HttpConfig)) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
@@ -27,6 +31,7 @@ fn site() -> Site {
         content_type: "application/json".into(),
         body: Bytes::from(format!("{{\"path\":\"{}\"}}", r.path)),
     });
+    tune(&mut cfg);
     let mut http = Http::new(Arc::new(cfg));
     let mut out = Outbox::new();
     let conn = http.open(ID, "127.0.0.1:5555".parse().unwrap(), &mut out);
@@ -106,8 +111,34 @@ fn body(s: &Seen) -> &str {
 }
 
 #[test]
+fn small_files_inline_large_files_stream() {
+    let mut s = site_with(|c| c.inline_max = 5);
+    let r = s.get("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.files, body(&r)), (1, "hello world\n"));
+    let r = s.get("GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-5\r\n\r\n");
+    assert_eq!((r.files, body(&r)), (0, "ello "));
+    let r = s.get("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.files, 1);
+    assert_eq!(body(&r), "<h1>home</h1>");
+}
+
+#[test]
+fn a_pipeline_of_streamed_files_holds_one_at_a_time() {
+    let mut s = site_with(|c| c.inline_max = 0);
+    let one = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    let three = format!("{one}{one}GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (n, r) = s.feed(three.as_bytes());
+    assert_eq!((n, r.files), (one.len(), 1));
+    let (n, r) = s.feed(&three.as_bytes()[one.len()..]);
+    assert_eq!((n, r.files), (one.len(), 1));
+    let (n, r) = s.feed(&three.as_bytes()[2 * one.len()..]);
+    assert_eq!(n, three.len() - 2 * one.len());
+    assert_eq!(status_of(&r), "404");
+}
+
+#[test]
 fn get_a_file_http10_closes() {
-    let mut s = site();
+    let mut s = site_with(|c| c.inline_max = 0);
     let r = s.get("GET /hello.txt HTTP/1.0\r\n\r\n");
     assert!(r.bytes.starts_with("HTTP/1.1 200 OK\r\n"), "{}", r.bytes);
     assert_eq!(
@@ -502,4 +533,16 @@ mod never_panics {
             drive(&[noise], &cuts);
         }
     }
+}
+
+/// The capstone shares one config across worker threads and moves each `Http` and
+/// its connections into a thread of its own.
+#[test]
+fn thread_safety_the_capstone_relies_on() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<HttpConfig>();
+    shared::<HttpStats>();
+    movable::<Http>();
+    movable::<HttpConn>();
 }

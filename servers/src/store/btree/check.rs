@@ -13,6 +13,8 @@ use super::{Meta, Result, Shared};
 pub struct Stats {
     pub txn: u64,
     pub entries: u64,
+    /// Page number of the root (0 for an empty tree).
+    pub root: u64,
     /// Levels from root to leaf (0 for an empty tree).
     pub height: u32,
     /// Pages below the high-water mark, meta pages included.
@@ -193,6 +195,7 @@ pub(crate) fn walk(sh: &Shared, meta: &Meta, strict: bool) -> Result<Stats> {
     w.stats.txn = meta.txn;
     w.stats.entries = entries;
     w.stats.height = meta.depth;
+    w.stats.root = meta.root;
     w.stats.pages = meta.npages;
     w.stats.free_pages = listed;
     w.stats.fill = if tree_pages == 0 {

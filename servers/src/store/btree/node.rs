@@ -165,6 +165,26 @@ impl Leaf {
         self.size += 2 + cell.len();
     }
 
+    /// Bytes entry `i` takes in a page, slot included.
+    pub fn cell_size(&self, i: usize) -> usize {
+        2 + self.cell(i).2
+    }
+
+    /// Remove and return the first `k` entries.
+    pub fn take_front(&mut self, k: usize) -> Leaf {
+        let front = self.slice(0, k);
+        *self = self.slice(k, self.len());
+        front
+    }
+
+    /// Remove and return the last `k` entries.
+    pub fn take_back(&mut self, k: usize) -> Leaf {
+        let at = self.len() - k;
+        let back = self.slice(at, self.len());
+        *self = self.slice(0, at);
+        back
+    }
+
     /// Append every entry of `other` (all of whose keys are greater).
     pub fn extend(&mut self, other: &Leaf) {
         for i in 0..other.len() {

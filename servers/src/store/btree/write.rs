@@ -40,6 +40,8 @@ pub struct WriteBatch<'a> {
 struct Outcome {
     split: Option<(Vec<u8>, u64)>,
     underfull: bool,
+    /// A leaf grew past a page; its parent first tries to spill entries into a sibling.
+    overfull: bool,
 }
 
 impl<'a> WriteBatch<'a> {
@@ -102,7 +104,10 @@ impl<'a> WriteBatch<'a> {
         }
         let root = self.make_dirty(self.meta.root)?;
         self.meta.root = root;
-        let out = self.insert_rec(root, key, val)?;
+        let mut out = self.insert_rec(root, key, val)?;
+        if out.overfull {
+            out.split = self.split_now(root)?;
+        }
         self.grow_root(out)
     }
 
@@ -117,7 +122,7 @@ impl<'a> WriteBatch<'a> {
         self.meta.entries = self.meta.entries.saturating_sub(1);
         self.grow_root(Outcome {
             split: out.split,
-            underfull: false,
+            ..Outcome::default()
         })?;
         // Shrink the root while it is an empty leaf or a branch with a single child.
         loop {
@@ -251,6 +256,12 @@ impl<'a> WriteBatch<'a> {
                         self.meta.entries += 1;
                     }
                 }
+                if self.node(pgno)?.overfull() {
+                    return Ok(Outcome {
+                        overfull: true,
+                        ..Outcome::default()
+                    });
+                }
                 return self.settle(pgno);
             }
             Node::Branch(b) => {
@@ -301,7 +312,11 @@ impl<'a> WriteBatch<'a> {
 
     /// Fold a child's outcome into branch `pgno`: link a new sibling, or rebalance an
     /// underfull child with its neighbour.
-    fn absorb(&mut self, pgno: u64, ci: usize, out: Outcome) -> Result<()> {
+    fn absorb(&mut self, pgno: u64, ci: usize, mut out: Outcome) -> Result<()> {
+        if out.overfull && !self.spill(pgno, ci)? {
+            let child = self.child_at(pgno, ci)?;
+            out.split = self.split_now(child)?;
+        }
         if let Some((sep, right)) = out.split {
             match self.node_mut(pgno)? {
                 Node::Branch(b) => {
@@ -320,9 +335,116 @@ impl<'a> WriteBatch<'a> {
         let size = self.node(pgno)?.size();
         if size <= PAGE_SIZE {
             return Ok(Outcome {
-                split: None,
                 underfull: size < UNDERFULL,
+                ..Outcome::default()
             });
+        }
+        Ok(Outcome {
+            split: self.split_now(pgno)?,
+            ..Outcome::default()
+        })
+    }
+
+    fn child_at(&self, pgno: u64, ci: usize) -> Result<u64> {
+        match self.node(pgno)? {
+            Node::Branch(b) if ci < b.children.len() => Ok(b.children[ci]),
+            _ => Err(self.internal(pgno, "child index out of range")),
+        }
+    }
+
+    /// Encoded size of a leaf, from the batch's copy or the committed page.
+    fn leaf_size(&self, pgno: u64) -> Result<usize> {
+        match self.dirty.get(&pgno) {
+            Some(Node::Leaf(l)) => Ok(l.size()),
+            Some(Node::Branch(_)) => Err(self.internal(pgno, "expected a leaf")),
+            None => {
+                let p = self.shared.page(pgno, self.meta.npages)?;
+                if !p.is_leaf() {
+                    return Err(self
+                        .shared
+                        .corrupt(pgno, "expected a leaf at the bottom level"));
+                }
+                Ok(p.used())
+            }
+        }
+    }
+
+    /// An overfull leaf, child `ci` of `pgno`, hands entries to a sibling with room
+    /// instead of splitting (as SQLite's balance does): pages stay fuller and the file
+    /// smaller. Returns false when neither neighbour can take enough.
+    fn spill(&mut self, pgno: u64, ci: usize) -> Result<bool> {
+        let nch = match self.node(pgno)? {
+            Node::Branch(b) => b.children.len(),
+            Node::Leaf(_) => return Err(self.internal(pgno, "spill in a leaf")),
+        };
+        let child = self.child_at(pgno, ci)?;
+        let sizes: Vec<usize> = match self.node(child)? {
+            Node::Leaf(l) => (0..l.len()).map(|i| l.cell_size(i)).collect(),
+            Node::Branch(_) => return Err(self.internal(child, "spill of a branch")),
+        };
+        let total = self.node(child)?.size();
+        // How many cells to move, taking them in `order`, so that the leaf fits and the
+        // two end up about equal; None if the sibling cannot take them.
+        let plan = |sib: usize, order: &mut dyn Iterator<Item = usize>| -> Option<usize> {
+            let (mut mine, mut theirs, mut k) = (total, sib, 0usize);
+            for c in order {
+                if mine <= PAGE_SIZE && theirs + c > mine - c {
+                    break;
+                }
+                mine -= c;
+                theirs += c;
+                k += 1;
+            }
+            (mine <= PAGE_SIZE && theirs <= PAGE_SIZE && k >= 1 && k < sizes.len()).then_some(k)
+        };
+        if ci > 0 {
+            let sib = self.child_at(pgno, ci - 1)?;
+            if let Some(k) = plan(self.leaf_size(sib)?, &mut sizes.iter().copied()) {
+                let sp = self.make_dirty(sib)?;
+                self.set_child(pgno, ci - 1, sp)?;
+                let (Some(Node::Leaf(mut left)), Some(Node::Leaf(mut me))) =
+                    (self.dirty.remove(&sp), self.dirty.remove(&child))
+                else {
+                    return Err(self.internal(child, "spill lost a leaf"));
+                };
+                left.extend(&me.take_front(k));
+                let sep = separator(left.key(left.len() - 1), me.key(0));
+                self.dirty.insert(sp, Node::Leaf(left));
+                self.dirty.insert(child, Node::Leaf(me));
+                if let Node::Branch(b) = self.node_mut(pgno)? {
+                    b.set_key(ci - 1, &sep);
+                }
+                return Ok(true);
+            }
+        }
+        if ci + 1 < nch {
+            let sib = self.child_at(pgno, ci + 1)?;
+            if let Some(k) = plan(self.leaf_size(sib)?, &mut sizes.iter().rev().copied()) {
+                let sp = self.make_dirty(sib)?;
+                self.set_child(pgno, ci + 1, sp)?;
+                let (Some(Node::Leaf(right)), Some(Node::Leaf(mut me))) =
+                    (self.dirty.remove(&sp), self.dirty.remove(&child))
+                else {
+                    return Err(self.internal(child, "spill lost a leaf"));
+                };
+                let mut moved = me.take_back(k);
+                moved.extend(&right);
+                let sep = separator(me.key(me.len() - 1), moved.key(0));
+                self.dirty.insert(sp, Node::Leaf(moved));
+                self.dirty.insert(child, Node::Leaf(me));
+                if let Node::Branch(b) = self.node_mut(pgno)? {
+                    b.set_key(ci, &sep);
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Split node `pgno` if it overflows; returns the separator and the new right page.
+    fn split_now(&mut self, pgno: u64) -> Result<Option<(Vec<u8>, u64)>> {
+        if !self.node(pgno)?.overfull() {
+            return Ok(None);
         }
         let (sep, right) = match self.node_mut(pgno)? {
             Node::Leaf(l) => {
@@ -340,10 +462,7 @@ impl<'a> WriteBatch<'a> {
         };
         let rp = self.alloc();
         self.dirty.insert(rp, right);
-        Ok(Outcome {
-            split: Some((sep, rp)),
-            underfull: false,
-        })
+        Ok(Some((sep, rp)))
     }
 
     /// Merge child `ci` of branch `pgno` with a neighbour, or, if the two do not fit in

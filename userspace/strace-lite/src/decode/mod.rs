@@ -118,6 +118,10 @@ pub enum Arg {
     Madvise,
     /// getdents64's buffer: the number of entries the kernel returned.
     DirentsOut,
+    /// sendmsg's `struct msghdr` (its iovecs' data, all of it sent).
+    MsghdrIn,
+    /// recvmsg's `struct msghdr` at exit (as many data bytes as were received).
+    MsghdrOut,
     ClockId,
 }
 
@@ -141,6 +145,7 @@ impl Arg {
                 | Arg::RlimitOut
                 | Arg::IovOut(_)
                 | Arg::DirentsOut
+                | Arg::MsghdrOut
         )
     }
 
@@ -394,6 +399,11 @@ pub fn arg(
             Some(r) if !failed => fs::dirents(ctx, out, v, r as u64),
             _ => ptr(out, v),
         },
+        Arg::MsghdrIn => msghdr(ctx, out, v, u64::MAX),
+        Arg::MsghdrOut => match ret {
+            Some(r) if !failed => msghdr(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
         Arg::Madvise => flags::constant(out, v, MADVISE, false),
         Arg::ClockId => flags::constant(out, v, CLOCKS, false),
     }
@@ -513,6 +523,35 @@ const GRND_FLAGS: flags::Xlat = &[
     (4, "GRND_INSECURE"),
 ];
 
+/// x86_64 `struct msghdr`: name@0, namelen@8, iov@16, iovlen@24, control@32,
+/// controllen@40, flags@48.
+fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
+    let mut b = [0u8; 56];
+    if addr == 0 || crate::mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let namelen = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+    let msg_flags = i32::from_ne_bytes([b[48], b[49], b[50], b[51]]);
+    out.push_str("{msg_name=");
+    net::sockaddr(ctx, out, word(0), u64::from(namelen));
+    let _ = write!(out, ", msg_namelen={namelen}, msg_iov=");
+    iovec(ctx, out, word(16), word(24), budget);
+    let _ = write!(out, ", msg_iovlen={}", word(24));
+    if word(40) != 0 {
+        out.push_str(", msg_control=");
+        ptr(out, word(32));
+    }
+    let _ = write!(out, ", msg_controllen={}, msg_flags=", word(40));
+    flags::flags(out, msg_flags as u32 as u64, flags::MSG_FLAGS, "0");
+    out.push('}');
+}
+
 const IOCTLS: flags::Xlat = &[
     (0x5401, "TCGETS"),
     (0x5402, "TCSETS"),
@@ -583,5 +622,43 @@ fn futex_op(out: &mut String, v: u64) {
     }
     if v & 256 != 0 {
         out.push_str("|FUTEX_CLOCK_REALTIME");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msghdr_from_own_memory() {
+        let mut ctx = Ctx {
+            pid: std::process::id() as i32,
+            max_str: 32,
+            scratch: Vec::new(),
+        };
+        let data = *b"ping\n";
+        let iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; all-zero is a valid value.
+        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+        m.msg_iov = &iov as *const libc::iovec as *mut libc::iovec;
+        m.msg_iovlen = 1;
+        let mut out = String::new();
+        msghdr(
+            &mut ctx,
+            &mut out,
+            &m as *const libc::msghdr as u64,
+            u64::MAX,
+        );
+        assert_eq!(
+            out,
+            r#"{msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="ping\n", iov_len=5}], msg_iovlen=1, msg_controllen=0, msg_flags=0}"#
+        );
+        // At recvmsg's exit only the received bytes are shown.
+        out.clear();
+        msghdr(&mut ctx, &mut out, &m as *const libc::msghdr as u64, 2);
+        assert!(out.contains(r#"iov_base="pi", iov_len=5"#), "{out}");
     }
 }

@@ -104,3 +104,46 @@ pub fn sockopt_value(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
     }
     super::strings::buffer(ctx, out, addr, len);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes from this process's own memory: process_vm_readv works on ourselves.
+    fn decode(bytes: &[u8]) -> String {
+        let mut ctx = Ctx {
+            pid: std::process::id() as i32,
+            max_str: 32,
+            scratch: Vec::new(),
+        };
+        let mut s = String::new();
+        sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);
+        s
+    }
+
+    #[test]
+    fn inet_inet6_unix() {
+        let mut v4 = vec![2u8, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        v4.extend([0u8; 8]);
+        assert_eq!(
+            decode(&v4),
+            r#"{sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}"#
+        );
+        let mut v6 = vec![10u8, 0, 0, 80, 0, 0, 0, 0];
+        v6.extend([0u8; 15]);
+        v6.push(1);
+        v6.extend([0u8; 4]);
+        assert_eq!(
+            decode(&v6),
+            r#"{sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}"#
+        );
+        let mut un = vec![1u8, 0];
+        un.extend(b"/run/x.sock\0");
+        assert_eq!(
+            decode(&un),
+            r#"{sa_family=AF_UNIX, sun_path="/run/x.sock"}"#
+        );
+        // Too short to hold a family: printed as the pointer it is.
+        assert!(decode(&[2u8]).starts_with("0x"));
+    }
+}

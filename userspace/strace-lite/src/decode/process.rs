@@ -381,3 +381,49 @@ const ERRNO_NAMES: &[(i32, &str)] = &[
     (130, "EOWNERDEAD"),
     (131, "ENOTRECOVERABLE"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_and_errnos() {
+        let ws = |s: i32| {
+            let mut o = String::new();
+            wait_status(&mut o, s);
+            o
+        };
+        assert_eq!(ws(3 << 8), "[{WIFEXITED(s) && WEXITSTATUS(s) == 3}]");
+        assert_eq!(ws(9), "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}]");
+        assert_eq!(
+            ws(11 | 0x80),
+            "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGSEGV && WCOREDUMP(s)}]"
+        );
+        let mut o = String::new();
+        errno(&mut o, 2);
+        assert_eq!(o, "ENOENT (No such file or directory)");
+        o.clear();
+        errno(&mut o, 512);
+        assert_eq!(o, "ERESTARTSYS (To be restarted if SA_RESTART is set)");
+        o.clear();
+        clone_flags(&mut o, 0x01200000 | 17);
+        assert_eq!(o, "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD");
+    }
+
+    #[test]
+    fn sigsets_from_own_memory() {
+        let mut ctx = Ctx {
+            pid: std::process::id() as i32,
+            max_str: 32,
+            scratch: Vec::new(),
+        };
+        let show = |ctx: &mut Ctx, set: u64| {
+            let mut o = String::new();
+            sigset(ctx, &mut o, &set as *const u64 as u64);
+            o
+        };
+        assert_eq!(show(&mut ctx, 0), "[]");
+        assert_eq!(show(&mut ctx, 1 << 16), "[CHLD]");
+        assert_eq!(show(&mut ctx, !((1 << 8) | (1 << 18))), "~[KILL STOP]");
+    }
+}

@@ -142,12 +142,19 @@ pub fn envp(ctx: &mut Ctx, out: &mut String, addr: u64) {
     if addr == 0 {
         return;
     }
+    // Pointers are read 64 at a time: one syscall for a typical environment.
     let mut n = 0u64;
-    // Bounded: a corrupt environment pointer cannot keep us reading forever.
-    while n < 65536 {
-        match mem::read_u64(ctx.pid, addr + 8 * n) {
-            Some(0) | None => break,
-            Some(_) => n += 1,
+    let mut chunk = [0u8; 512];
+    'outer: while n < 65536 {
+        let got = mem::read(ctx.pid, addr + 8 * n, &mut chunk) / 8;
+        if got == 0 {
+            break;
+        }
+        for w in chunk.chunks_exact(8).take(got) {
+            if w.iter().all(|&b| b == 0) {
+                break 'outer;
+            }
+            n += 1;
         }
     }
     let _ = write!(out, " /* {n} var{} */", if n == 1 { "" } else { "s" });

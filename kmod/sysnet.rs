@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/sysnet`: a misc character device holding up to 128 named `u64` counters that
+//! servers add to and anyone may read as text.
+//!
+//! The one idea: a write is parsed and applied to a scratch copy of the table under the
+//! table's lock, and the copy replaces the table only if every line was good, so a write is
+//! applied whole or not at all; a read from offset 0 formats a fresh snapshot under the same
+//! lock into the open file's own buffer, and reads at later offsets page through that
+//! snapshot, so a reader with a 4-byte buffer still sees one consistent table.
+//!
+//! Reading gives one `name value\n` line per counter, sorted by name. Writing takes lines
+//! `name delta` (`name`: 1 to 48 of `[a-z0-9_.]`, `delta`: a decimal `u64`); a counter is
+//! created on first use, up to 128. A malformed line, a delta that does not fit in a `u64`,
+//! a blank line or a write over 4 KiB fails the whole write with `EINVAL`; a write that would
+//! create a 129th counter fails with `ENOSPC`. The line `reset`, alone in its write, zeroes
+//! the table. Counters add with wrapping (modular `u64`) arithmetic, so a gauge such as
+//! `connections_active` is lowered by `n` by adding its two's complement `2^64 - n`.
+//!
+//! The node is mode 0644: anyone reads, only root writes (servers open it before dropping
+//! privileges). There are no ioctls: every ioctl gets `ENOTTY`.
+//!
+//! All `unsafe` is in [`MiscRegistration`] and its `extern "C"` trampolines, the boundary
+//! with the C misc-device API; the counter logic ([`Table`], [`parse_line`], [`Counters`])
+//! is safe Rust.
+
+use kernel::{
+    bindings, c_str,
+    error::to_result,
+    ffi::{c_char, c_int, c_long, c_uint, c_ulong},
+    new_mutex,
+    prelude::*,
+    str::CStr,
+    sync::Mutex,
+    types::Opaque,
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
+};
+
+module! {
+    type: SysnetModule,
+    name: "sysnet",
+    author: "sysnet",
+    description: "/dev/sysnet: named u64 counters that servers add to and anyone may read",
+    license: "GPL",
+}
+
+/// Most counters the device holds; the 129th new name in a write gives `ENOSPC`.
+const MAX_COUNTERS: usize = 128;
+/// Longest counter name, in bytes.
+const MAX_NAME: usize = 48;
+/// Largest write accepted; anything longer gives `EINVAL` without being read.
+const MAX_WRITE: usize = 4096;
+/// Longest output line: name, space, 20 digits of `u64::MAX`, newline.
+const MAX_LINE: usize = MAX_NAME + 1 + 20 + 1;
+/// Largest snapshot, so a reader's buffer is allocated once at its full size.
+const MAX_SNAPSHOT: usize = MAX_COUNTERS * MAX_LINE;
+
+struct SysnetModule {
+    _device: MiscRegistration<Counters>,
+}
+
+impl kernel::Module for SysnetModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let device = MiscRegistration::register(c_str!("sysnet"), 0o644, module, Counters::new()?)?;
+        pr_info!("/dev/sysnet registered ({} counters max)\n", MAX_COUNTERS);
+        Ok(Self { _device: device })
+    }
+}
+
+impl Drop for SysnetModule {
+    fn drop(&mut self) {
+        pr_info!("/dev/sysnet removed\n");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The counter logic: safe Rust only.
+// ---------------------------------------------------------------------------------------
+
+/// One named counter. The name is stored inline so the table never allocates per counter.
+#[derive(Clone, Copy)]
+struct Counter {
+    name: [u8; MAX_NAME],
+    name_len: u8,
+    value: u64,
+}
+
+impl Counter {
+    const EMPTY: Counter = Counter {
+        name: [0; MAX_NAME],
+        name_len: 0,
+        value: 0,
+    };
+
+    /// `name` has already passed [`valid_name`], so it fits; a longer one is cut.
+    fn new(name: &[u8], value: u64) -> Counter {
+        let mut c = Counter::EMPTY;
+        // Element-wise copies (here and in `Table::copy_from`) have no length-mismatch
+        // panic path: 6.12's objtool does not know that newer rustc's panic is `noreturn`.
+        for (dst, src) in c.name.iter_mut().zip(name) {
+            *dst = *src;
+        }
+        c.name_len = name.len().min(MAX_NAME) as u8;
+        c.value = value;
+        c
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.name[..usize::from(self.name_len)]
+    }
+}
+
+/// Counters sorted by name in a buffer allocated once at full size, so nothing allocates
+/// while the lock is held and a lookup is a binary search.
+///
+/// # Invariants
+///
+/// `len <= MAX_COUNTERS == slots.len()`, and `slots[..len]` is sorted by name with no
+/// duplicates.
+struct Table {
+    slots: KVec<Counter>,
+    len: usize,
+}
+
+impl Table {
+    fn new() -> Result<Table> {
+        Ok(Table {
+            slots: KVec::from_elem(Counter::EMPTY, MAX_COUNTERS, GFP_KERNEL)?,
+            len: 0,
+        })
+    }
+
+    fn live(&self) -> &[Counter] {
+        &self.slots[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn copy_from(&mut self, other: &Table) {
+        for (dst, src) in self.slots.iter_mut().zip(other.live()) {
+            *dst = *src;
+        }
+        self.len = other.len;
+    }
+
+    /// Adds `delta` to `name` (wrapping), creating the counter if it is new.
+    fn add(&mut self, name: &[u8], delta: u64) -> Result {
+        match self.live().binary_search_by(|c| c.name().cmp(name)) {
+            Ok(i) => {
+                let c = &mut self.slots[i];
+                c.value = c.value.wrapping_add(delta);
+            }
+            Err(i) => {
+                if self.len == MAX_COUNTERS {
+                    return Err(ENOSPC);
+                }
+                // Open a hole at `i` by shifting the tail right by one slot.
+                self.slots[i..=self.len].rotate_right(1);
+                self.slots[i] = Counter::new(name, delta);
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the text form of the table to `out`, which has room for [`MAX_SNAPSHOT`].
+    fn format_into(&self, out: &mut KVec<u8>) -> Result {
+        for c in self.live() {
+            let mut digits = [0u8; 20];
+            out.extend_from_slice(c.name(), GFP_KERNEL)?;
+            out.push(b' ', GFP_KERNEL)?;
+            out.extend_from_slice(format_u64(c.value, &mut digits), GFP_KERNEL)?;
+            out.push(b'\n', GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+}
+
+/// The decimal digits of `v`, written at the end of `buf`.
+fn format_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+fn valid_name(name: &[u8]) -> bool {
+    (1..=MAX_NAME).contains(&name.len())
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// Parses `name delta` (exactly one space, nothing else); `None` when malformed, including
+/// a delta that does not fit in a `u64`.
+fn parse_line(line: &[u8]) -> Option<(&[u8], u64)> {
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (name, digits) = (&line[..space], &line[space + 1..]);
+    if !valid_name(name) || digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((name, value))
+}
+
+/// The live table and the scratch table a write is tried on.
+struct Tables {
+    live: Table,
+    scratch: Table,
+}
+
+impl Tables {
+    /// Applies one whole write, or nothing.
+    fn apply(&mut self, request: &[u8]) -> Result {
+        if request == b"reset" || request == b"reset\n" {
+            self.live.clear();
+            return Ok(());
+        }
+        // One trailing newline ends the last line; anything else empty is a blank line.
+        let body = request.strip_suffix(b"\n").unwrap_or(request);
+        if body.is_empty() {
+            return Err(EINVAL);
+        }
+        self.scratch.copy_from(&self.live);
+        for line in body.split(|&b| b == b'\n') {
+            let (name, delta) = parse_line(line).ok_or(EINVAL)?;
+            self.scratch.add(name, delta)?;
+        }
+        core::mem::swap(&mut self.live, &mut self.scratch);
+        Ok(())
+    }
+}
+
+/// The device's shared state: every open file of `/dev/sysnet` reaches the same one.
+#[pin_data]
+struct Counters {
+    #[pin]
+    tables: Mutex<Tables>,
+}
+
+impl Counters {
+    fn new() -> Result<impl PinInit<Self, Error>> {
+        let tables = Tables {
+            live: Table::new()?,
+            scratch: Table::new()?,
+        };
+        Ok(try_pin_init!(Counters {
+            tables <- new_mutex!(tables),
+        }))
+    }
+}
+
+/// What one open file remembers: the snapshot its reads page through.
+struct Snapshot {
+    text: KVec<u8>,
+    taken: bool,
+}
+
+#[pin_data]
+struct Reader {
+    #[pin]
+    snapshot: Mutex<Snapshot>,
+}
+
+impl FileOps for Counters {
+    type Open = Reader;
+
+    fn open(&self) -> impl PinInit<Reader, Error> {
+        try_pin_init!(Reader {
+            snapshot <- new_mutex!(Snapshot {
+                text: KVec::new(),
+                taken: false,
+            }),
+        })
+    }
+
+    fn read(&self, open: &Reader, mut out: UserSliceWriter, pos: &mut i64) -> Result<usize> {
+        let mut snap = open.snapshot.lock();
+        if *pos == 0 || !snap.taken {
+            let mut text = KVec::with_capacity(MAX_SNAPSHOT, GFP_KERNEL)?;
+            self.tables.lock().live.format_into(&mut text)?;
+            snap.text = text;
+            snap.taken = true;
+        }
+        let start = usize::try_from(*pos).map_err(|_| EINVAL)?;
+        let end = start.saturating_add(out.len()).min(snap.text.len());
+        if start >= end {
+            return Ok(0);
+        }
+        out.write_slice(&snap.text[start..end])?;
+        // `end <= MAX_SNAPSHOT`, far below `i64::MAX`.
+        *pos = end as i64;
+        Ok(end - start)
+    }
+
+    fn write(&self, _open: &Reader, data: UserSliceReader) -> Result<usize> {
+        let len = data.len();
+        if len > MAX_WRITE {
+            return Err(EINVAL);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut request = KVec::with_capacity(len, GFP_KERNEL)?;
+        data.read_all(&mut request, GFP_KERNEL)?;
+        self.tables.lock().apply(&request)?;
+        Ok(len)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The boundary with the C misc-device API: the only `unsafe` in the module.
+// ---------------------------------------------------------------------------------------
+
+/// What a misc device does with its files; implemented in safe Rust.
+trait FileOps: Sync + Sized {
+    /// Per-open-file state, created by [`FileOps::open`] and dropped on the last close.
+    type Open: Send + Sync;
+    fn open(&self) -> impl PinInit<Self::Open, Error>;
+    /// Copies up to `out.len()` bytes from offset `*pos`, advancing `*pos`.
+    fn read(&self, open: &Self::Open, out: UserSliceWriter, pos: &mut i64) -> Result<usize>;
+    /// Consumes a whole write; returns the bytes taken.
+    fn write(&self, open: &Self::Open, data: UserSliceReader) -> Result<usize>;
+}
+
+/// The device's C structures and its shared state, in one pinned allocation so the
+/// pointers C keeps (`misc.fops`, `file->private_data`) stay valid.
+#[pin_data]
+struct MiscInner<T: FileOps> {
+    #[pin]
+    misc: Opaque<bindings::miscdevice>,
+    #[pin]
+    fops: Opaque<bindings::file_operations>,
+    #[pin]
+    data: T,
+}
+
+/// A registered misc device whose files are served by `T`.
+///
+/// # Invariants
+///
+/// `inner.misc` is registered with the misc subsystem, its `fops` points at `inner.fops`,
+/// whose `owner` is this module, and both stay registered until `drop`.
+struct MiscRegistration<T: FileOps> {
+    inner: Pin<KBox<MiscInner<T>>>,
+}
+
+/// What `file->private_data` points to while a file is open.
+struct OpenFile<T: FileOps> {
+    device: *const MiscInner<T>,
+    state: Pin<KBox<T::Open>>,
+}
+
+impl<T: FileOps> MiscRegistration<T> {
+    fn register(
+        name: &'static CStr,
+        mode: u16,
+        module: &'static ThisModule,
+        data: impl PinInit<T, Error>,
+    ) -> Result<Self> {
+        let inner = KBox::try_pin_init(
+            try_pin_init!(MiscInner {
+                misc: Opaque::uninit(),
+                fops: Opaque::uninit(),
+                data <- data,
+            }),
+            GFP_KERNEL,
+        )?;
+        let fops = bindings::file_operations {
+            owner: module.as_ptr(),
+            open: Some(open_trampoline::<T>),
+            release: Some(release_trampoline::<T>),
+            read: Some(read_trampoline::<T>),
+            write: Some(write_trampoline::<T>),
+            llseek: Some(bindings::default_llseek),
+            unlocked_ioctl: Some(ioctl_trampoline),
+            compat_ioctl: Some(ioctl_trampoline),
+            // bindgen's `Default` is all-zero: every other operation "not provided".
+            ..Default::default()
+        };
+        let misc = bindings::miscdevice {
+            minor: bindings::MISC_DYNAMIC_MINOR as c_int,
+            name: name.as_char_ptr(),
+            fops: inner.fops.get(),
+            mode,
+            // All-zero list, parent, groups and nodename: what an unregistered device has.
+            ..Default::default()
+        };
+        // SAFETY: `inner` is pinned in a heap allocation that outlives the registration (it
+        // is dropped after `misc_deregister` in `Drop`), so the pointers written into `misc`
+        // stay valid. Nothing else can see `misc` or `fops` before `misc_register`, so plain
+        // writes do not race. `name` is `'static`.
+        let ret = unsafe {
+            inner.fops.get().write(fops);
+            inner.misc.get().write(misc);
+            bindings::misc_register(inner.misc.get())
+        };
+        to_result(ret)?;
+        // INVARIANT: `misc_register` succeeded with `fops` pointing at `inner.fops`.
+        Ok(Self { inner })
+    }
+}
+
+// SAFETY: after `register` the C structures are only touched by the misc core, under its own
+// lock, and by the VFS through the trampolines; `T` itself is `Sync`. Moving the handle
+// between threads moves only the pointer to the pinned allocation.
+unsafe impl<T: FileOps> Send for MiscRegistration<T> {}
+// SAFETY: `&MiscRegistration` gives no access to anything; see `Send`.
+unsafe impl<T: FileOps> Sync for MiscRegistration<T> {}
+
+impl<T: FileOps> Drop for MiscRegistration<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the device is registered. After this returns no new
+        // open can start; files already open hold a reference on the module (`fops.owner`),
+        // so module exit, and with it this drop, cannot run while any is open.
+        unsafe { bindings::misc_deregister(self.inner.misc.get()) };
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS with `file->private_data` set by `misc_open` to our `miscdevice`,
+/// which lives inside a `MiscInner<T>` (only `MiscRegistration<T>` registers such fops).
+unsafe extern "C" fn open_trampoline<T: FileOps>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `file` is valid for the call; `misc_open` stored our `miscdevice` pointer in
+    // `private_data`, and `misc` is the `repr(transparent)` first-class field of
+    // `MiscInner<T>`, so `container_of` yields the enclosing, pinned, live `MiscInner<T>`.
+    let device = unsafe {
+        let misc = (*file).private_data.cast::<Opaque<bindings::miscdevice>>();
+        kernel::container_of!(misc, MiscInner<T>, misc)
+    };
+    // SAFETY: `device` is live while the module is loaded, and an open file holds the module.
+    let data = unsafe { &(*device).data };
+    let state = match KBox::try_pin_init(data.open(), GFP_KERNEL) {
+        Ok(state) => state,
+        Err(e) => return e.to_errno(),
+    };
+    let open = match KBox::new(OpenFile { device, state }, GFP_KERNEL) {
+        Ok(open) => open,
+        Err(_) => return ENOMEM.to_errno(),
+    };
+    // SAFETY: `file` is valid; the VFS hands `private_data` back to read, write and release,
+    // and release turns it back into the box.
+    unsafe { (*file).private_data = KBox::into_raw(open).cast() };
+    0
+}
+
+/// # Safety
+///
+/// `file` went through [`open_trampoline`] successfully and is not used again.
+unsafe extern "C" fn release_trampoline<T: FileOps>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `private_data` is the `KBox<OpenFile<T>>` leaked by `open_trampoline`, and
+    // release is the last call for this file, so ownership can be taken back and dropped.
+    drop(unsafe { KBox::from_raw((*file).private_data.cast::<OpenFile<T>>()) });
+    0
+}
+
+/// The device's shared state and this file's state, from `file->private_data`.
+///
+/// # Safety
+///
+/// `file` went through [`open_trampoline`] successfully and has not been released; the
+/// references must not outlive the current file operation.
+unsafe fn file_state<'a, T: FileOps>(file: *mut bindings::file) -> (&'a T, &'a T::Open) {
+    // SAFETY: per the function's contract, `private_data` is a live `OpenFile<T>`, whose
+    // `device` is live while the file is open (the file holds the module).
+    unsafe {
+        let open = &*(*file).private_data.cast::<OpenFile<T>>();
+        (&(*open.device).data, &open.state)
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS on an open file with a user buffer of `count` bytes and a valid `ppos`.
+unsafe extern "C" fn read_trampoline<T: FileOps>(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+) -> isize {
+    if ppos.is_null() {
+        return EINVAL.to_errno() as isize;
+    }
+    // SAFETY: the file is open for the duration of this call.
+    let (data, open) = unsafe { file_state::<T>(file) };
+    let out = UserSlice::new(buf as usize, count).writer();
+    // SAFETY: `ppos` is non-null and valid for this call; the VFS owns it, nothing else
+    // writes it concurrently.
+    let mut pos = unsafe { *ppos };
+    match data.read(open, out, &mut pos) {
+        Ok(n) => {
+            // SAFETY: as above.
+            unsafe { *ppos = pos };
+            n as isize
+        }
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS on an open file with a user buffer of `count` bytes.
+unsafe extern "C" fn write_trampoline<T: FileOps>(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+    _ppos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the file is open for the duration of this call.
+    let (data, open) = unsafe { file_state::<T>(file) };
+    let input = UserSlice::new(buf as usize, count).reader();
+    match data.write(open, input) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// The device defines no ioctls.
+extern "C" fn ioctl_trampoline(
+    _file: *mut bindings::file,
+    _cmd: c_uint,
+    _arg: c_ulong,
+) -> c_long {
+    ENOTTY.to_errno() as c_long
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The capstone against Debian's nginx (master + 2 workers, sendfile on) and lighttpd
+# (one process), side by side in one run, on the same files, on loopback.
+#
+#   scripts/bench/capstone.sh [SECONDS_PER_CASE]     (default 5; ports 19000-19499)
+#
+# For every server x file (600 B, 64 KiB, 1 MiB) x connections (64, 256):
+#   wrk -t1 -cN --latency  (HTTP/1.1 keep-alive)
+# records req/s, p50/p99 and the CPU the server's whole process tree used during the
+# run (utime+stime from /proc), prints a table with ratios to the faster peer and
+# draws target/bench/capstone.png. The capstone runs twice, once per accept mode
+# (one shared socket with EPOLLEXCLUSIVE, one SO_REUSEPORT socket per loop): that
+# comparison is what chose the default. Then each server holds 10,000 idle
+# keep-alive connections and its memory is read (capstone target: < 100 MiB RSS).
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$SYSNET_ROOT"
+
+SECS=${1:-5}
+SERVERS=${SERVERS:-"capstone-reuseport capstone-shared nginx lighttpd"}
+PORT_BASE=19000
+IDLE=${IDLE:-10000}
+
+need_pkgs nginx-light lighttpd wrk python3 python3-matplotlib procps curl
+
+step "building capstone (release)"
+cargo build --release --locked --bin capstone -q
+CAPSTONE="$SYSNET_ROOT/target/release/capstone"
+
+WORK=$(mktemp -d /tmp/capstone-bench.XXXXXX)
+# nginx's workers drop to nobody when started as root: they must reach the files.
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DOCROOT="$WORK/www"
+mkdir -p "$DOCROOT"
+head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
+head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
+head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
+FILES="600b.html 64k.bin 1m.bin"
+ulimit -n "$(ulimit -Hn)"
+
+# ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
+
+capstone_conf() { # port docroot accept
+  cat > "$WORK/capstone-$1.toml" <<CONF
+listen = ["127.0.0.1:$1"]
+root = "$2"
+processes = 1
+workers = 2
+accept = "$3"
+max_clients = 20000
+status_path = ""
+[timeouts]
+idle = 60
+CONF
+  echo "$WORK/capstone-$1.toml"
+}
+start_capstone-shared() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" shared)"; }
+start_capstone-reuseport() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" reuseport)"; }
+
+start_nginx() {
+  local d="$WORK/nginx-$1"
+  mkdir -p "$d"
+  cat > "$d/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile 30000;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  types { text/html html; application/octet-stream bin; }
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  server {
+    listen 127.0.0.1:$1;
+    root $2;
+  }
+}
+CONF
+  exec nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
+}
+
+start_lighttpd() {
+  local d="$WORK/lighttpd-$1"
+  mkdir -p "$d"
+  cat > "$d/lighttpd.conf" <<CONF
+server.document-root = "$2"
+server.bind = "127.0.0.1"
+server.port = $1
+server.errorlog = "$d/error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 60
+server.max-fds = 30000
+server.max-connections = 15000
+mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+CONF
+  exec lighttpd -D -f "$d/lighttpd.conf"
+}
+
+# ---- measurement -----------------------------------------------------------------
+
+TCK=$(getconf CLK_TCK)
+tree_pids() { # pid and every descendant
+  local p=$1 t c
+  echo "$p"
+  for t in /proc/"$p"/task/*; do
+    for c in $(cat "$t/children" 2>/dev/null); do tree_pids "$c"; done
+  done
+}
+# CPU ticks of the tree, the dead included: a process's cutime/cstime hold its reaped children.
+cpu_ticks() {
+  local sum=0 p
+  for p in $(tree_pids "$1"); do
+    sum=$((sum + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/600b.html" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 never answered" >&2
+  return 1
+}
+
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "%s", v }'
+}
+
+RESULTS="$WORK/results.tsv"
+printf 'server\tconns\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
+IDLE_RESULTS="$WORK/idle.txt"
+: > "$IDLE_RESULTS"
+
+run_case() { # server pid port conns file
+  local server=$1 pid=$2 port=$3 conns=$4 file=$5 out t0 t1 reqs rps p50 p99 errs
+  out="$WORK/$server-$conns-$file.out"
+  t0=$(cpu_ticks "$pid")
+  timeout $((SECS + 30)) wrk -t1 -c"$conns" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+  t1=$(cpu_ticks "$pid")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  reqs=$(awk '/requests in/ {print $1}' "$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$conns" "$file" "${reqs:-0}" "${rps:-0}" \
+    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" >> "$RESULTS"
+  printf '  %-18s c%-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$conns" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"
+}
+
+i=0
+for server in $SERVERS; do
+  port=$((PORT_BASE + i))
+  i=$((i + 1))
+  step "$server on 127.0.0.1:$port"
+  ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_port "$port"
+  for file in $FILES; do
+    for conns in 64 256; do
+      run_case "$server" "$pid" "$port" "$conns" "$file"
+    done
+  done
+  printf '%-18s ' "$server" >> "$IDLE_RESULTS"
+  python3 scripts/bench/idle-conns.py "127.0.0.1:$port" "$pid" "$IDLE" /600b.html >> "$IDLE_RESULTS" 2>&1 || echo "idle run failed" >> "$IDLE_RESULTS"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+
+mkdir -p "$SYSNET_ROOT/target/bench"
+cp "$RESULTS" "$SYSNET_ROOT/target/bench/capstone.tsv"
+step "results (ratios to the faster of nginx and lighttpd; CPU µs/req = server CPU per request)"
+# Debian's interpreter (where python3-matplotlib lives), not whatever is first in PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+"$PY" "$(dirname "$0")/capstone_report.py" "$RESULTS" "$SYSNET_ROOT/target/bench/capstone.png"
+step "10,000 idle keep-alive connections (memory of the whole process tree)"
+cat "$IDLE_RESULTS"

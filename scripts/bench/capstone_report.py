@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Table and chart for scripts/bench/capstone.sh: capstone_report.py RESULTS.tsv OUT.png"""
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+for r in rows:
+    reqs = float(r["reqs"] or 0)
+    r["rps"] = float(r["rps"] or 0)
+    r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
+    r["cpu_pct"] = 100 * float(r["cpu_s"]) * r["rps"] / reqs if reqs else float("nan")
+def best_peer(conns, f):
+    peers = [r for r in rows if r["server"] in ("nginx", "lighttpd") and (r["conns"], r["file"]) == (conns, f)]
+    return max(peers, key=lambda r: r["rps"]) if peers else None
+hdr = f"| {'conns':5} | {'file':9} | {'server':18} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ best peer':>17} | {'errors':>6} |"
+print(hdr)
+print("|" + "|".join("-" * len(c) for c in hdr.split("|")[1:-1]) + "|")
+order = ["600b.html", "64k.bin", "1m.bin"]
+for r in sorted(rows, key=lambda r: (order.index(r["file"]), int(r["conns"]))):
+    b = best_peer(r["conns"], r["file"])
+    ratio = r["rps"] / b["rps"] if b and b["rps"] else float("nan")
+    print(f"| {r['conns']:5} | {r['file']:9} | {r['server']:18} | {r['rps']:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {r['cpu_pct']:6.0f} | {r['cpu_us']:10.1f} | {ratio:17.2f} | {r['errors']:>6} |")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("matplotlib missing: no chart"); sys.exit(0)
+servers = list(dict.fromkeys(r["server"] for r in rows))
+cases = list(dict.fromkeys((r["conns"], r["file"]) for r in rows))
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+width = 0.8 / len(servers)
+for k, (metric, title) in enumerate([("rps", "requests per second (wrk -t1)"), ("cpu_us", "server CPU µs per request (lower is better)")]):
+    ax = axes[k]
+    for j, s in enumerate(servers):
+        vals = []
+        for c in cases:
+            m = [r for r in rows if r["server"] == s and (r["conns"], r["file"]) == c]
+            vals.append(float(m[0][metric]) if m else 0)
+        ax.bar([i + j * width for i in range(len(cases))], vals, width, label=s)
+    ax.set_xticks([i + width * (len(servers) - 1) / 2 for i in range(len(cases))])
+    ax.set_xticklabels([f"c{c}\n{f}" for c, f in cases], fontsize=8)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+print(f"chart: {sys.argv[2]}")

@@ -1,0 +1,675 @@
+//! The capstone's configuration: a TOML file, validated whole before anything starts.
+//!
+//! The one idea: every field is read as a `toml::Spanned` value, so a value that
+//! parses but makes no sense (a port of 70000, a missing root) is reported with the
+//! line it sits on, exactly like a syntax error. A config either loads completely or
+//! not at all, which is what lets a reload (SIGHUP) refuse a bad file and keep serving
+//! with the old one.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The bundled site, found from the source tree so a fresh checkout serves it.
+pub const BUNDLED_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www");
+
+/// The address the embedded default listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+const MAX_WORKERS: u64 = 256;
+const MAX_PROCESSES: u64 = 64;
+const MAX_CLIENTS: u64 = 1_000_000;
+const MAX_TIMEOUT_SECS: u64 = 3600;
+const MAX_KEEP: u64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("open({path}): {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {msg}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        msg: String,
+    },
+}
+
+/// Timeouts, all in whole seconds in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a client may take to send a request's head.
+    pub header: Duration,
+    /// How long a keep-alive connection may sit with nothing to do.
+    pub idle: Duration,
+    /// How long a graceful stop (SIGTERM, or old workers after a reload) waits for
+    /// in-flight requests before closing what is left.
+    pub drain: Duration,
+}
+
+/// How connections reach the event loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// One socket per address, shared by every loop with `EPOLLEXCLUSIVE`.
+    Shared,
+    /// One `SO_REUSEPORT` socket per address per loop; the kernel spreads connections.
+    ReusePort,
+}
+
+/// Where and how the logs are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The access log (Combined Log Format); `None` = off.
+    pub access: Option<PathBuf>,
+    /// The error log; `None` = standard error.
+    pub error: Option<PathBuf>,
+    /// Rotate a file before it would grow past this many bytes; `None` = never by size.
+    pub rotate_size: Option<u64>,
+    /// Rotate at the first write of each new day (UTC).
+    pub rotate_daily: bool,
+    /// How many rotated files to keep (`access.log.1` … `access.log.N`).
+    pub keep: usize,
+}
+
+/// A complete, validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub root: PathBuf,
+    pub max_clients: usize,
+    /// Event-loop threads per worker process (already resolved: never 0).
+    pub workers: usize,
+    /// Worker processes under a master; 0 = one process, no master, no fork.
+    pub processes: usize,
+    pub accept: AcceptMode,
+    pub user: Option<String>,
+    pub chroot: Option<PathBuf>,
+    /// Where the status page is served (`PATH` as HTML, `PATH.json` as JSON); `None` = off.
+    pub status_path: Option<String>,
+    pub timeouts: Timeouts,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    /// The embedded default: 127.0.0.1:8080, the bundled site, one worker process
+    /// with one loop per CPU, errors to standard error, no access log.
+    fn default() -> Self {
+        Config {
+            // The literal is a valid socket address; the unit test `default_is_valid` proves it.
+            listen: vec![DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a socket address")],
+            root: PathBuf::from(BUNDLED_ROOT),
+            max_clients: 10_000,
+            workers: default_workers(),
+            processes: 1,
+            accept: AcceptMode::Shared,
+            user: None,
+            chroot: None,
+            status_path: Some("/status".into()),
+            timeouts: Timeouts {
+                header: Duration::from_secs(10),
+                idle: Duration::from_secs(60),
+                drain: Duration::from_secs(10),
+            },
+            log: LogConfig {
+                access: None,
+                error: None,
+                rotate_size: None,
+                rotate_daily: false,
+                keep: 5,
+            },
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    root: Option<Spanned<String>>,
+    max_clients: Option<Spanned<i64>>,
+    workers: Option<Spanned<i64>>,
+    processes: Option<Spanned<i64>>,
+    accept: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    chroot: Option<Spanned<String>>,
+    status_path: Option<Spanned<String>>,
+    timeouts: Option<RawTimeouts>,
+    log: Option<RawLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    header: Option<Spanned<i64>>,
+    idle: Option<Spanned<i64>>,
+    drain: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    dir: Option<Spanned<String>>,
+    access: Option<Spanned<String>>,
+    error: Option<Spanned<String>>,
+    rotate_size: Option<Spanned<Size>>,
+    rotate_daily: Option<Spanned<bool>>,
+    keep: Option<Spanned<i64>>,
+}
+
+/// A byte count: an integer, or a string with a K/M/G suffix ("10M").
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(i64),
+    Text(String),
+}
+
+/// Line and key context for one file being validated.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line_of(span.start),
+            key: key.to_string(),
+            msg: msg.into(),
+        })
+    }
+
+    /// The key a parse error points at: the text before `=` on the error's line, so
+    /// "invalid type" errors name their key even though toml's message does not.
+    fn key_at(&self, offset: usize) -> String {
+        let start = self.text[..offset.min(self.text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let line = self.text[start..].lines().next().unwrap_or("");
+        match line.split_once('=') {
+            Some((k, _)) => k.trim().to_string(),
+            None => line.trim().to_string(),
+        }
+    }
+}
+
+fn int_in(src: &Source, v: &Spanned<i64>, key: &str, lo: u64, hi: u64) -> Result<u64, ConfigError> {
+    let n = *v.get_ref();
+    if n < lo as i64 || n > hi as i64 {
+        return src.err(v.span(), key, format!("{n} is out of range {lo}..={hi}"));
+    }
+    Ok(n as u64)
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, mult) = match t.char_indices().last()? {
+        (i, 'k' | 'K') => (&t[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&t[..i], 1 << 20),
+        (i, 'g' | 'G') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+impl Config {
+    /// Reads and validates `path`. Relative paths inside the file are taken from the
+    /// file's own directory, so a config works whatever the current directory is.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Validates `text` as if read from `path`, resolving relative paths against `base`.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let src = Source { path, text };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let at = e.span().map_or(0, |s| s.start);
+                // One line, whatever toml's message looks like.
+                let msg = e.message().trim().replace('\n', "; ");
+                // "unknown field `x`" names its key; other errors get the line's key.
+                let key = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| src.key_at(at));
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: src.line_of(at),
+                    key,
+                    msg,
+                });
+            }
+        };
+        let resolve = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p)
+            }
+        };
+        let mut cfg = Config::default();
+
+        if let Some(listen) = &raw.listen {
+            if listen.get_ref().is_empty() {
+                return src.err(listen.span(), "listen", "needs at least one address");
+            }
+            let mut addrs = Vec::new();
+            for a in listen.get_ref() {
+                let addr: SocketAddr = match a.get_ref().parse() {
+                    Ok(addr) => addr,
+                    Err(_) => {
+                        return src.err(
+                            a.span(),
+                            "listen",
+                            format!("{:?} is not an address:port (like \"127.0.0.1:8080\" or \"[::1]:8080\")", a.get_ref()),
+                        )
+                    }
+                };
+                if addrs.contains(&addr) {
+                    return src.err(a.span(), "listen", format!("{addr} is listed twice"));
+                }
+                addrs.push(addr);
+            }
+            cfg.listen = addrs;
+        }
+        if let Some(v) = &raw.max_clients {
+            cfg.max_clients = int_in(&src, v, "max_clients", 1, MAX_CLIENTS)? as usize;
+        }
+        if let Some(v) = &raw.workers {
+            let n = int_in(&src, v, "workers", 0, MAX_WORKERS)? as usize;
+            cfg.workers = if n == 0 { default_workers() } else { n };
+        }
+        if let Some(v) = &raw.processes {
+            cfg.processes = int_in(&src, v, "processes", 0, MAX_PROCESSES)? as usize;
+        }
+        if let Some(v) = &raw.accept {
+            cfg.accept = match v.get_ref().as_str() {
+                "shared" => AcceptMode::Shared,
+                "reuseport" => AcceptMode::ReusePort,
+                other => {
+                    return src.err(
+                        v.span(),
+                        "accept",
+                        format!("{other:?} is not \"shared\" or \"reuseport\""),
+                    )
+                }
+            };
+        }
+        if let Some(v) = &raw.user {
+            let name = v.get_ref();
+            match nix::unistd::User::from_name(name) {
+                Ok(Some(_)) => cfg.user = Some(name.clone()),
+                Ok(None) => return src.err(v.span(), "user", format!("no such user {name:?}")),
+                Err(e) => return src.err(v.span(), "user", format!("getpwnam({name:?}): {e}")),
+            }
+        }
+        if let Some(v) = &raw.chroot {
+            let dir = resolve(v.get_ref());
+            if !dir.is_dir() {
+                return src.err(
+                    v.span(),
+                    "chroot",
+                    format!("{} is not a directory", dir.display()),
+                );
+            }
+            cfg.chroot = Some(dir);
+        }
+        if let Some(v) = &raw.root {
+            let root = resolve(v.get_ref());
+            // Under a chroot the root is a path inside it, as the workers will see it.
+            let seen = match &cfg.chroot {
+                Some(jail) => jail.join(root.strip_prefix("/").unwrap_or(&root)),
+                None => root.clone(),
+            };
+            if !seen.is_dir() {
+                return src.err(
+                    v.span(),
+                    "root",
+                    format!("{} is not a directory", seen.display()),
+                );
+            }
+            cfg.root = root;
+        } else if cfg.chroot.is_some() {
+            return src.err(
+                0..0,
+                "root",
+                "must be set when chroot is (as a path inside the chroot)",
+            );
+        }
+        if let Some(v) = &raw.status_path {
+            let p = v.get_ref();
+            if p.is_empty() {
+                cfg.status_path = None;
+            } else if !p.starts_with('/') || p.ends_with('/') || p.contains(['?', '#', ' ']) {
+                return src.err(
+                    v.span(),
+                    "status_path",
+                    format!("{p:?} must be an absolute path like \"/status\""),
+                );
+            } else {
+                cfg.status_path = Some(p.clone());
+            }
+        }
+        if let Some(t) = &raw.timeouts {
+            if let Some(v) = &t.header {
+                cfg.timeouts.header =
+                    Duration::from_secs(int_in(&src, v, "timeouts.header", 1, MAX_TIMEOUT_SECS)?);
+            }
+            if let Some(v) = &t.idle {
+                cfg.timeouts.idle =
+                    Duration::from_secs(int_in(&src, v, "timeouts.idle", 1, MAX_TIMEOUT_SECS)?);
+            }
+            if let Some(v) = &t.drain {
+                cfg.timeouts.drain =
+                    Duration::from_secs(int_in(&src, v, "timeouts.drain", 0, MAX_TIMEOUT_SECS)?);
+            }
+        }
+        if let Some(l) = &raw.log {
+            let dir = match &l.dir {
+                Some(d) => {
+                    let dir = resolve(d.get_ref());
+                    if !dir.is_dir() {
+                        return src.err(
+                            d.span(),
+                            "log.dir",
+                            format!("{} is not a directory", dir.display()),
+                        );
+                    }
+                    Some(dir)
+                }
+                None => None,
+            };
+            let file = |v: &Spanned<String>, key: &str| -> Result<Option<PathBuf>, ConfigError> {
+                let name = v.get_ref();
+                if name == "off" {
+                    return Ok(None);
+                }
+                if name.is_empty() || name.ends_with('/') {
+                    return src.err(
+                        v.span(),
+                        key,
+                        format!("{name:?} is not a file name (or \"off\")"),
+                    );
+                }
+                let p = PathBuf::from(name);
+                let full = if p.is_absolute() {
+                    p
+                } else {
+                    match &dir {
+                        Some(d) => d.join(p),
+                        None => resolve(name),
+                    }
+                };
+                match full.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => src.err(
+                        v.span(),
+                        key,
+                        format!("{} is not a directory", parent.display()),
+                    ),
+                    _ => Ok(Some(full)),
+                }
+            };
+            cfg.log.access = match &l.access {
+                Some(v) => file(v, "log.access")?,
+                None => dir.as_ref().map(|d| d.join("access.log")),
+            };
+            cfg.log.error = match &l.error {
+                Some(v) => file(v, "log.error")?,
+                None => dir.as_ref().map(|d| d.join("error.log")),
+            };
+            if let Some(v) = &l.rotate_size {
+                let n = match v.get_ref() {
+                    Size::Bytes(n) if *n >= 0 => Some(*n as u64),
+                    Size::Text(t) => parse_size(t),
+                    Size::Bytes(_) => None,
+                };
+                cfg.log.rotate_size = match n {
+                    Some(0) => None,
+                    Some(n) if n < 1024 => {
+                        return src.err(
+                            v.span(),
+                            "log.rotate_size",
+                            format!("{n} bytes is below the 1024-byte minimum"),
+                        )
+                    }
+                    Some(n) => Some(n),
+                    None => {
+                        return src.err(
+                            v.span(),
+                            "log.rotate_size",
+                            "must be a byte count like 10485760 or \"10M\"",
+                        )
+                    }
+                };
+            }
+            if let Some(v) = &l.rotate_daily {
+                cfg.log.rotate_daily = *v.get_ref();
+            }
+            if let Some(v) = &l.keep {
+                cfg.log.keep = int_in(&src, v, "log.keep", 1, MAX_KEEP)? as usize;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Applies the command line's `--listen`/`--root` on top of the file.
+    pub fn override_with(&mut self, listen: Option<SocketAddr>, root: Option<PathBuf>) {
+        if let Some(addr) = listen {
+            self.listen = vec![addr];
+        }
+        if let Some(root) = root {
+            self.root = root;
+        }
+    }
+
+    /// Event-loop threads across all processes: how many counter slots one
+    /// generation of workers needs.
+    pub fn total_loops(&self) -> usize {
+        self.workers * self.processes.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            Path::new("test.toml"),
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+    }
+
+    fn err(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid { line, key, msg, .. }) => (line, key, msg),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_valid() {
+        let c = Config::default();
+        assert_eq!(
+            c.listen,
+            vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(c.root.join("index.html").is_file(), "bundled site missing");
+        assert!(c.workers >= 1);
+        assert_eq!(parse("").unwrap(), c);
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = parse(
+            r#"
+listen = ["127.0.0.1:9000", "[::1]:9001"]
+root = "www"
+max_clients = 500
+workers = 3
+processes = 2
+status_path = "/server-status"
+[timeouts]
+header = 5
+idle = 30
+drain = 2
+[log]
+dir = "src"
+access = "a.log"
+rotate_size = "64K"
+rotate_daily = true
+keep = 3
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.root, Path::new(env!("CARGO_MANIFEST_DIR")).join("www"));
+        assert_eq!((c.max_clients, c.workers, c.processes), (500, 3, 2));
+        assert_eq!(c.status_path.as_deref(), Some("/server-status"));
+        assert_eq!(c.timeouts.drain, Duration::from_secs(2));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        assert_eq!(c.log.access, Some(src.join("a.log")));
+        assert_eq!(c.log.error, Some(src.join("error.log")));
+        assert_eq!(c.log.rotate_size, Some(64 * 1024));
+        assert!(c.log.rotate_daily);
+        assert_eq!(c.log.keep, 3);
+        assert_eq!(c.total_loops(), 6);
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("capstone.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(!c.listen.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let (line, key, msg) = err("workers = 2\n\nlisten_on = [\"127.0.0.1:1\"]\n");
+        assert_eq!((line, key.as_str()), (3, "listen_on"));
+        assert!(msg.contains("unknown field"), "{msg}");
+        let (line, key, _) = err("[timeouts]\nheader = 1\nslow = 3\n");
+        assert_eq!((line, key.as_str()), (3, "slow"));
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let (line, key, msg) = err("root = \"www\"\nworkers = \"many\"\n");
+        assert_eq!((line, key.as_str()), (2, "workers"));
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let (line, _, _) = err("workers = 2\nprocesses = \n");
+        assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("\nlisten = [\"localhost:80\"]", 2, "listen"),
+            ("listen = []", 1, "listen"),
+            ("listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"]", 1, "listen"),
+            ("\n\nroot = \"/no/such/dir\"", 3, "root"),
+            ("max_clients = 0", 1, "max_clients"),
+            ("workers = -1", 1, "workers"),
+            ("processes = 1000", 1, "processes"),
+            ("accept = \"round-robin\"", 1, "accept"),
+            ("user = \"no-such-user-zz\"", 1, "user"),
+            ("chroot = \"/no/such\"", 1, "chroot"),
+            ("status_path = \"status\"", 1, "status_path"),
+            ("[timeouts]\nheader = 0", 2, "timeouts.header"),
+            ("[timeouts]\nidle = 99999", 2, "timeouts.idle"),
+            ("[log]\ndir = \"/no/such\"", 2, "log.dir"),
+            ("[log]\nrotate_size = \"ten\"", 2, "log.rotate_size"),
+            ("[log]\nrotate_size = 10", 2, "log.rotate_size"),
+            ("[log]\nkeep = 0", 2, "log.keep"),
+            ("[log]\naccess = \"/no/such/dir/a.log\"", 2, "log.access"),
+        ];
+        for (text, want_line, want_key) in cases {
+            let (line, key, msg) = err(text);
+            assert_eq!(
+                (line, key.as_str()),
+                (*want_line, *want_key),
+                "{text:?}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("4k"), Some(4096));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("99999999999999999G"), None);
+    }
+
+    #[test]
+    fn accept_modes() {
+        assert_eq!(Config::default().accept, AcceptMode::Shared);
+        assert_eq!(
+            parse("accept = \"reuseport\"").unwrap().accept,
+            AcceptMode::ReusePort
+        );
+        assert_eq!(
+            parse("accept = \"shared\"").unwrap().accept,
+            AcceptMode::Shared
+        );
+    }
+
+    #[test]
+    fn off_and_zero() {
+        let c =
+            parse("status_path = \"\"\n[log]\ndir = \"src\"\naccess = \"off\"\nrotate_size = 0")
+                .unwrap();
+        assert_eq!(c.status_path, None);
+        assert_eq!(c.log.access, None);
+        assert_eq!(c.log.rotate_size, None);
+        let c = parse("workers = 0").unwrap();
+        assert!(c.workers >= 1);
+    }
+}

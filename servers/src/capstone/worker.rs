@@ -1,0 +1,390 @@
+//! A worker process: a set of event-loop threads, each an epoll `Reactor` running
+//! its own `Http`, plus the process's main thread, which takes the signals and
+//! copies each loop's counters into that loop's slot of the shared board.
+//!
+//! The one idea: the event loops never see a signal. Every handled signal stays
+//! blocked in all threads (the mask comes from the master and is set before any
+//! thread starts), and the main thread collects them with `sigtimedwait`, then
+//! tells the loops what to do through their control handles. Between signals,
+//! the same wait's timeout paces the counter publishing.
+
+use super::config::Config;
+use super::logging;
+use super::master::{handled_signals, MasterError, WorkerCtx};
+use super::site::Site;
+use super::sockets::Sockets;
+use super::status::{Board, Counter};
+use crate::io::epoll::Reactor;
+use crate::io::event_loop::LoopHandle;
+use crate::io::{Limits, Stats};
+use crate::log::AccessLog;
+use crate::net::Listener;
+use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
+use crate::rotate::{RotatePolicy, RotatingFile};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the counters reach the board (and a finished drain is noticed).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Access-log lines that may wait for the writer thread before lines are dropped.
+const ACCESS_QUEUE: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{call}: {source}")]
+    Sys {
+        call: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rotate(#[from] crate::rotate::RotateError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error(transparent)]
+    Http(#[from] crate::proto::http::HttpError),
+    #[error(transparent)]
+    Privileges(#[from] crate::privs::PrivError),
+}
+
+/// A forked worker (the master relays signals) or the whole server in one process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Worker,
+    Single,
+}
+
+/// The master's entry into a forked worker; returns the exit code.
+pub fn run(ctx: &WorkerCtx) -> i32 {
+    match serve(
+        ctx.config,
+        ctx.sockets,
+        ctx.place,
+        ctx.board,
+        ctx.slots,
+        Mode::Worker,
+    ) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            2
+        }
+    }
+}
+
+/// `processes = 0`: bind and serve in this very process, no master, no fork.
+pub fn run_single(config: Config) -> Result<i32, MasterError> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None).map_err(
+        |source| MasterError::Sys {
+            call: "sigprocmask",
+            source,
+        },
+    )?;
+    super::master::raise_nofile();
+    let board: &'static Board = Box::leak(Box::new(Board::new(config.workers)?));
+    let slots = board
+        .claim(config.workers, 1)
+        .ok_or(MasterError::BoardFull(config.workers))?;
+    board.assign(&slots, std::process::id());
+    board.set_generation(1);
+    let sockets = Sockets::bind(&config)?;
+    for addr in sockets.local_addrs() {
+        tracing::info!(%addr, "listening");
+    }
+    if let Err(e) = logging::start_writer_thread() {
+        tracing::error!(error = %e, "error log writer thread");
+    }
+    match serve(&config, &sockets, 0, board, &slots, Mode::Single) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            logging::flush(Duration::from_secs(1));
+            Ok(1)
+        }
+    }
+}
+
+/// One event loop as the main thread sees it.
+struct Loop {
+    thread: JoinHandle<()>,
+    control: LoopHandle,
+    stats: Arc<Stats>,
+    http: Arc<HttpStats>,
+    slot: usize,
+}
+
+fn serve(
+    config: &Config,
+    sockets: &Sockets,
+    place: usize,
+    board: &'static Board,
+    slots: &[usize],
+    mode: Mode,
+) -> Result<(), WorkerError> {
+    let policy = RotatePolicy {
+        max_size: config.log.rotate_size,
+        daily: config.log.rotate_daily,
+        keep: config.log.keep,
+    };
+    // Opened before the chroot: the file and its directory (for rotation) stay
+    // reachable through descriptors afterwards.
+    let access = match &config.log.access {
+        Some(path) => Some(AccessLog::start(
+            Box::new(RotatingFile::open(path, policy)?),
+            ACCESS_QUEUE,
+        )?),
+        None => None,
+    };
+    let http_config = Arc::new(http_config(
+        config,
+        board,
+        access.as_ref().map(|(a, _)| a.clone()),
+    )?);
+    drop_privileges(config)?;
+
+    let limits = Limits {
+        max_clients: config.max_clients,
+        ..Limits::default()
+    };
+    let mut loops = Vec::with_capacity(slots.len());
+    for (index, &slot) in slots.iter().enumerate() {
+        let own = sockets.for_loop(place * config.workers + index)?;
+        let stats = Arc::new(Stats::default());
+        let http_stats = Arc::new(HttpStats::default());
+        let http = Site::new(Http::with_stats(http_config.clone(), http_stats.clone()));
+        // One shared socket per address; EPOLLEXCLUSIVE wakes one loop per connection.
+        let mut reactor =
+            Reactor::new(own, http, limits.clone(), stats.clone())?.exclusive_accept(true);
+        let control = reactor.handle();
+        let thread = std::thread::Builder::new()
+            .name(format!("loop-{index}"))
+            .spawn(move || {
+                if let Err(e) = reactor.run(None) {
+                    tracing::error!(error = %e, loop_index = index, "event loop failed");
+                }
+            })
+            .map_err(|source| WorkerError::Sys {
+                call: "pthread_create",
+                source,
+            })?;
+        loops.push(Loop {
+            thread,
+            control,
+            stats,
+            http: http_stats,
+            slot,
+        });
+    }
+    tracing::info!(
+        pid = std::process::id(),
+        loops = loops.len(),
+        "worker serving"
+    );
+
+    let set = handled_signals();
+    let mut draining = false;
+    loop {
+        match wait_signal(&set, PUBLISH_EVERY) {
+            // In a worker SIGINT is the terminal's Ctrl-C reaching the whole process
+            // group: the master answers it with SIGTERM, so the worker ignores it.
+            Some(Signal::SIGINT) if mode == Mode::Worker => {}
+            Some(Signal::SIGTERM) | Some(Signal::SIGINT) if !draining => {
+                draining = true;
+                tracing::info!(drain_secs = config.timeouts.drain.as_secs(), "draining");
+                let ours = sockets.of_loops(place * config.workers, config.workers);
+                let waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
+                for l in &loops {
+                    l.control
+                        .drain(config.timeouts.drain.saturating_sub(waited));
+                }
+            }
+            Some(Signal::SIGQUIT) => {
+                for l in &loops {
+                    l.control.stop();
+                }
+            }
+            Some(Signal::SIGUSR1) => {
+                if let Some((a, _)) = &access {
+                    a.reopen();
+                }
+                logging::reopen();
+            }
+            Some(Signal::SIGHUP) if mode == Mode::Single => {
+                tracing::error!("reload refused: processes = 0 has no master; restart instead");
+            }
+            _ => {}
+        }
+        publish(&loops, board, access.as_ref().map(|(a, _)| a));
+        if loops.iter().all(|l| l.thread.is_finished()) {
+            break;
+        }
+    }
+    for l in loops {
+        // A loop that panicked was reported by the panic hook; its counters still count.
+        let _ = l.thread.join();
+        write_slot(board, l.slot, &l.stats, &l.http);
+    }
+    if let Some((a, guard)) = access {
+        board
+            .slot(slots[0])
+            .set(Counter::LogDropped, a.dropped() + logging::dropped());
+        drop(guard);
+    }
+    logging::flush(Duration::from_secs(2));
+    Ok(())
+}
+
+/// The HTTP configuration every loop of this process shares, status routes included.
+fn http_config(
+    config: &Config,
+    board: &'static Board,
+    access: Option<AccessLog>,
+) -> Result<HttpConfig, WorkerError> {
+    // Opened before any chroot: the root stays reachable through its descriptor.
+    let root = match &config.chroot {
+        Some(jail) => jail.join(config.root.strip_prefix("/").unwrap_or(&config.root)),
+        None => config.root.clone(),
+    };
+    let mut h = HttpConfig::new(&root)?;
+    h.header_timeout = config.timeouts.header;
+    h.idle_timeout = config.timeouts.idle;
+    h.server_name = "capstone".into();
+    h.access_log = access;
+    if config.chroot.as_deref() == Some(root.as_path()) {
+        h.chrooted();
+    }
+    if let Some(path) = &config.status_path {
+        h.route(path.clone(), move |r: &RouteRequest<'_>| {
+            let json = r
+                .query
+                .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
+            status_page(board, json)
+        });
+        h.route(format!("{path}.json"), move |_: &RouteRequest<'_>| {
+            status_page(board, true)
+        });
+    }
+    Ok(h)
+}
+
+fn status_page(board: &Board, json: bool) -> RouteResponse {
+    RouteResponse {
+        status: 200,
+        content_type: if json {
+            "application/json".into()
+        } else {
+            "text/html; charset=utf-8".into()
+        },
+        body: board.render(json).into(),
+    }
+}
+
+/// chroot, then setgroups → setgid → setuid (nginx's order, after the sockets are
+/// inherited and the files opened). Only as root; otherwise a warning.
+fn drop_privileges(config: &Config) -> Result<(), WorkerError> {
+    if config.user.is_none() && config.chroot.is_none() {
+        if nix::unistd::geteuid().is_root() {
+            tracing::warn!(
+                "workers run as root: set `user` (and `chroot`) in the config to drop privileges"
+            );
+        }
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        tracing::warn!("user/chroot are ignored: the server is not running as root");
+        return Ok(());
+    }
+    // Looked up before the chroot, while /etc/passwd is still visible.
+    let account = config
+        .user
+        .as_deref()
+        .map(crate::privs::lookup)
+        .transpose()?;
+    if let Some(dir) = &config.chroot {
+        crate::privs::chroot(dir)?;
+    }
+    if let Some(a) = &account {
+        crate::privs::drop_to(a)?;
+    }
+    Ok(())
+}
+
+/// How long a graceful stop waits for the loops to empty the accept queue.
+const ACCEPT_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits (up to `limit`) until no listening socket has a connection waiting to be
+/// accepted, while the loops go on accepting. A loop that stops listening leaves
+/// its socket's queue alone, and whatever is still queued when the last copy of
+/// the socket closes is reset; so a graceful stop first lets every connection
+/// made before the signal reach a loop that will serve it. Returns the time spent.
+fn wait_accept_queue_empty(listeners: &[&Listener], limit: Duration) -> Duration {
+    use std::os::fd::AsRawFd;
+    let start = Instant::now();
+    loop {
+        let mut fds: Vec<libc::pollfd> = listeners
+            .iter()
+            .map(|l| libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs; timeout 0
+        // only samples readiness (it never competes with the loops for a wakeup).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        // 0: nothing waiting; < 0: poll failed, so there is nothing to wait for.
+        if n <= 0 || start.elapsed() >= limit {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `sigtimedwait`: the next pending signal of `set`, or `None` after `limit`.
+fn wait_signal(set: &SigSet, limit: Duration) -> Option<Signal> {
+    let ts = libc::timespec {
+        tv_sec: limit.as_secs() as libc::time_t,
+        tv_nsec: limit.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `set` is a valid sigset_t for the call's duration, `info` may be null,
+    // and `ts` is a valid timespec on our stack.
+    let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+    if sig < 0 {
+        return None; // EAGAIN (timeout) or EINTR
+    }
+    Signal::try_from(sig).ok()
+}
+
+fn write_slot(board: &Board, slot: usize, stats: &Stats, http: &HttpStats) {
+    let s = stats.snapshot();
+    let h = http.snapshot();
+    let b = board.slot(slot);
+    b.set(Counter::Accepted, s.accepted);
+    b.set(Counter::Active, s.active);
+    b.set(Counter::Refused, s.refused);
+    b.set(Counter::Closed, s.closed);
+    b.set(Counter::BytesIn, s.bytes_in);
+    b.set(Counter::BytesOut, s.bytes_out);
+    b.set(Counter::Timeouts, s.timeouts);
+    b.set(Counter::Errors, s.errors);
+    b.set(Counter::Requests, h.requests);
+    b.set(Counter::Responses2xx, h.responses_2xx);
+    b.set(Counter::Responses3xx, h.responses_3xx);
+    b.set(Counter::Responses4xx, h.responses_4xx);
+    b.set(Counter::Responses5xx, h.responses_5xx);
+}
+
+fn publish(loops: &[Loop], board: &Board, access: Option<&AccessLog>) {
+    for l in loops {
+        write_slot(board, l.slot, &l.stats, &l.http);
+    }
+    if let Some(first) = loops.first() {
+        let dropped = access.map_or(0, |a| a.dropped()) + logging::dropped();
+        board.slot(first.slot).set(Counter::LogDropped, dropped);
+    }
+}
