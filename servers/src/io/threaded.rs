@@ -54,14 +54,21 @@ impl Peer {
         if m.kill || m.close || data.is_empty() {
             return;
         }
+        // Wake the owner only when its mailbox goes from empty to not: it takes the
+        // whole mailbox at each wakeup, so one bump covers everything queued until
+        // then (a 500-client broadcast would otherwise be 499 wakeups per line).
+        let was_empty = m.queue.is_empty();
         m.pending += data.len();
         m.queue.push_bytes(data);
         if m.pending > limits.out_limit {
             m.kill = true;
             m.queue.clear();
         }
+        let wake = was_empty || m.kill;
         drop(m);
-        net::eventfd_bump(self.wake.as_raw_fd());
+        if wake {
+            net::eventfd_bump(self.wake.as_raw_fd());
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Mailbox)) {
