@@ -84,12 +84,27 @@ fn sigkill_at_random_moments_leaves_exactly_the_committed_batches() {
                 }
             }
         });
-        std::thread::sleep(Duration::from_millis(rng.next() % 400));
+        // Kill at a random point of the load, found by progress rather than by the
+        // clock (a loaded or an idle machine would otherwise kill too early or too
+        // late): after a random number of commits, plus a random few milliseconds so
+        // the kill also lands inside a commit.
+        let batches = keys.len() / BATCH;
+        let target = (rng.next() % batches as u64) as usize;
+        let mut reported = 0;
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        while reported < target && Instant::now() < wait_until {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(n) => reported = n,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.next() % 5_000));
         let finished = matches!(child.try_wait(), Ok(Some(_)));
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
-        let reported = rx.try_iter().last().unwrap_or(0);
+        let reported = rx.try_iter().last().unwrap_or(reported);
         if !finished {
             killed_mid_run += 1;
         }

@@ -451,6 +451,37 @@ fn large_file_streams_without_buffering() {
 }
 
 #[test]
+fn a_client_that_stops_reading_is_evicted_after_the_idle_timeout() {
+    let site = site();
+    let size = 64 * 1024 * 1024u64;
+    let f = std::fs::File::create(site.root.join("huge.bin")).unwrap();
+    f.set_len(size).unwrap();
+    let srv = start(&site, &["--idle-timeout", "1"]);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Read nothing while the server's send buffer and our receive buffer fill up and
+    // the idle timeout (measured from the last byte written) passes.
+    std::thread::sleep(Duration::from_secs(4));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    assert!(
+        total < size / 2,
+        "got {total} of {size} bytes: the stalled client was never evicted"
+    );
+    // The server still serves others.
+    let (code, _) = curl(srv.addr, "/digits.txt", &[]);
+    assert_eq!(code, "200");
+}
+
+#[test]
 fn files_leave_with_sendfile() {
     if !have("strace") {
         eprintln!("SKIP: strace is not installed; scripts/test.sh installs it");

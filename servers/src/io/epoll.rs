@@ -91,7 +91,7 @@ impl Poller for Epoll {
 
     fn wait(&mut self, timeout: Duration, fired: &mut Vec<Fired>) -> io::Result<()> {
         fired.clear();
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let ms = super::wait_ms(timeout);
         // SAFETY: the buffer has capacity MAX_EVENTS and the kernel writes at most
         // that many entries; `set_len` below covers only what it reported.
         let n = unsafe {

@@ -628,11 +628,22 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             c.deadline_at = None;
             c.deadline_after = None;
             let id = c.id;
+            // Writes push the deadline back, so output still queued now is output the
+            // peer has not taken for the whole period: a client that stopped reading.
+            let stalled = !c.out.is_empty();
             Stats::add(&self.stats.timeouts, 1);
             if let Some(state) = c.state.as_mut() {
                 self.proto.timeout(id, state, &mut self.outbox);
             }
             self.apply();
+            if let Some(c) = self.slots[slot].as_mut() {
+                if stalled && c.id == id && c.closing {
+                    // A close that waits for the flush would wait for ever.
+                    c.out.clear();
+                    self.doom(slot, id, "timed out with output pending");
+                    continue;
+                }
+            }
             self.mark_dirty(slot, id);
         }
     }

@@ -25,6 +25,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A timeout in whole milliseconds for `poll`/`epoll_wait`, rounded *up*: rounding
+/// down turns the last sub-millisecond stretch before a deadline into a burst of
+/// zero-timeout waits (a busy loop) instead of one short sleep.
+pub(crate) fn wait_ms(timeout: Duration) -> libc::c_int {
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    ms.min(libc::c_int::MAX as u128) as libc::c_int
+}
+
 /// How often every model calls [`Protocol::tick`] and scans deadlines.
 pub const TICK: Duration = Duration::from_millis(250);
 /// How long a signal-triggered stop lets busy connections finish.

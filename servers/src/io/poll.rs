@@ -78,7 +78,7 @@ impl Poller for Poll {
 
     fn wait(&mut self, timeout: Duration, fired: &mut Vec<Fired>) -> io::Result<()> {
         fired.clear();
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let ms = super::wait_ms(timeout);
         // SAFETY: `fds` is a live array of exactly `fds.len()` pollfds.
         let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
         match cvt(n) {

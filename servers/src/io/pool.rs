@@ -6,7 +6,7 @@
 //! [`Protocol::queued`] line). When the queue is full the newcomer is shed at once
 //! with the protocol's refusal line rather than blocking the acceptor: a blocked
 //! acceptor would leave every later client hanging in the kernel backlog with no word.
-//! This limit, a long-lived chat client holding a worker for its whole session, is
+//! This limit, a long-lived chat client holding a worker for as long as it stays, is
 //! why the event-loop models exist.
 
 use super::threaded::{accept_loop, lock, refuse, Hub};

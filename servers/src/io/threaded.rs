@@ -54,14 +54,21 @@ impl Peer {
         if m.kill || m.close || data.is_empty() {
             return;
         }
+        // Wake the owner only when its mailbox goes from empty to not: it takes the
+        // whole mailbox at each wakeup, so one bump covers everything queued until
+        // then (a 500-client broadcast would otherwise be 499 wakeups per line).
+        let was_empty = m.queue.is_empty();
         m.pending += data.len();
         m.queue.push_bytes(data);
         if m.pending > limits.out_limit {
             m.kill = true;
             m.queue.clear();
         }
+        let wake = was_empty || m.kill;
         drop(m);
-        net::eventfd_bump(self.wake.as_raw_fd());
+        if wake {
+            net::eventfd_bump(self.wake.as_raw_fd());
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Mailbox)) {
@@ -301,7 +308,7 @@ impl<P: Protocol> Hub<P> {
             ];
             // SAFETY: `fds` is a live array of 3 pollfds whose descriptors stay open
             // (borrowed socket, our eventfd, the shutdown eventfd) during the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout.as_millis() as libc::c_int) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, super::wait_ms(timeout)) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -425,7 +432,7 @@ pub(crate) fn accept_loop<P: Protocol>(
             libc::poll(
                 nfds.as_mut_ptr(),
                 nfds.len() as libc::nfds_t,
-                timeout.as_millis() as libc::c_int,
+                super::wait_ms(timeout),
             )
         };
         if n < 0 {
