@@ -189,6 +189,13 @@ impl OutQueue {
             };
             n_iov += 1;
         }
+        // A response head followed by a file: MSG_MORE lets the head ride in the same
+        // segment as the file's first bytes (nginx's tcp_nopush) instead of leaving as
+        // a small packet of its own; the sendfile that follows pushes both.
+        let more = match self.chunks.get(n_iov) {
+            Some(Chunk::File { .. }) => libc::MSG_MORE,
+            _ => 0,
+        };
         // SAFETY: an all-zero msghdr is a valid value of that plain C struct.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
@@ -196,7 +203,7 @@ impl OutQueue {
         // SAFETY: every iovec points into a `Bytes` owned by `self.chunks`, which is
         // not touched until the call returns; MSG_NOSIGNAL turns a closed peer into
         // EPIPE instead of killing the process with SIGPIPE.
-        let res = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        let res = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | more) };
         let mut n = cvt_size(res)?;
         let total = n;
         while n > 0 {

@@ -801,6 +801,13 @@ impl Protocol for Http {
 
     fn closed(&mut self, _id: ConnId, _conn: HttpConn, _out: &mut Outbox) {}
 
+    /// Only a kept-alive connection between requests is idle: a fresh one has a
+    /// request on its way, and a drain that closed it would reset a request the
+    /// server had already accepted.
+    fn idle(&self, conn: &HttpConn) -> bool {
+        conn.phase != Phase::Head
+    }
+
     fn refusal(&mut self) -> Bytes {
         let req = Req::unparsed(b"");
         let body = html_page(503);
