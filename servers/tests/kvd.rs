@@ -961,6 +961,24 @@ fn btree_engine_end_to_end() {
     assert_eq!(c.cmd(&["DEL", "b5"]), ":1\r\n");
     assert_eq!(c.cmd(&["APPEND", "b6", "!"]), ":6\r\n");
     assert_eq!(c.cmd(&["DBSIZE"]), ":29999\r\n");
+    // RANGE walks the tree in key order: b1, b10, b100, ... (b5 was deleted above).
+    assert_eq!(
+        c.cmd(&["RANGE", "b1", "b2", "LIMIT", "3"]),
+        "*6\r\n$2\r\nb1\r\n$5\r\nvalue\r\n$3\r\nb10\r\n$5\r\nvalue\r\n$4\r\nb100\r\n$5\r\nvalue\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["RANGE", "b4999", "b50", "LIMIT", "2"]),
+        "*4\r\n$5\r\nb4999\r\n$5\r\nvalue\r\n$3\r\nb50\r\n$5\r\nvalue\r\n"
+    );
+    assert_eq!(c.cmd(&["RANGE", "b9", "b1"]), "*0\r\n");
+    assert_eq!(
+        c.cmd(&["RANGE", "b1", "b2", "LIMIT", "-1"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["RANGE", "b1", "b2", "BOGUS"]),
+        "-ERR syntax error\r\n"
+    );
     let p = aof_path(d.path());
     let before = std::fs::metadata(&p).unwrap().len();
     let stop = Arc::new(AtomicBool::new(false));
@@ -1059,4 +1077,19 @@ fn a_second_server_on_the_same_directory_is_refused() {
     let mut c = a.conn();
     assert_eq!(c.cmd(&["DBSIZE"]), ":100\r\n");
     assert_eq!(c.cmd(&["SET", "after", "1"]), "+OK\r\n");
+}
+
+#[test]
+fn range_needs_the_ordered_engine() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd(&["RANGE", "a", "z"]),
+        "-ERR RANGE needs an ordered engine: start kvd with --engine btree\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["RANGE", "a"]),
+        "-ERR wrong number of arguments for 'range' command\r\n"
+    );
 }

@@ -183,6 +183,33 @@ impl Engine for BtreeEngine {
         0
     }
 
+    fn range(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Option<Result<(), String>> {
+        self.commit();
+        let Some(db) = self.db.as_ref() else {
+            return Some(Ok(()));
+        };
+        let snap = db.read();
+        for item in snap.range(
+            std::ops::Bound::Included(start),
+            std::ops::Bound::Included(end),
+        ) {
+            match item {
+                Ok((k, v)) => {
+                    if !visit(&k, &v) {
+                        break;
+                    }
+                }
+                Err(e) => return Some(Err(format!("reading the B-tree: {e}"))),
+            }
+        }
+        Some(Ok(()))
+    }
+
     /// Tree entries not shadowed by the overlay, then the overlay's live entries.
     fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String> {
         if let Some(db) = self.db.as_ref() {

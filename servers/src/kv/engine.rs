@@ -63,6 +63,16 @@ pub trait Engine: Send {
     fn pin(&self) -> Box<dyn std::any::Any + Send> {
         Box::new(())
     }
+    /// Visits the pairs with `start <= key <= end` in key order until `visit` returns
+    /// false. `None`: the engine keeps no order (the hash engine).
+    fn range(
+        &mut self,
+        _start: &[u8],
+        _end: &[u8],
+        _visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Option<Result<(), String>> {
+        None
+    }
     /// Refuses a key or value the engine cannot store, with the reply's wording.
     fn fits(&self, _key: &[u8], _value_len: usize) -> Result<(), String> {
         Ok(())

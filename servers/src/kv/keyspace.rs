@@ -204,6 +204,33 @@ impl Keyspace {
         out
     }
 
+    /// RANGE: the live pairs with `start <= key <= end`, in key order, at most
+    /// `limit`. `None` when the engine keeps no order.
+    #[allow(clippy::type_complexity)]
+    pub fn range(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, String>> {
+        let now = self.now;
+        let expires = &self.expires;
+        let mut out = Vec::new();
+        if limit == 0 || start > end {
+            return self
+                .engine
+                .range(start, start, &mut |_, _| false)
+                .map(|r| r.map(|()| out));
+        }
+        let res = self.engine.range(start, end, &mut |k, v| {
+            if !matches!(expires.get(k), Some(&at) if at <= now) {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            out.len() < limit
+        })?;
+        Some(res.map(|()| out))
+    }
+
     /// One SCAN step: keys visited from `cursor`, filtered by `pattern`, live ones only.
     pub fn scan(
         &mut self,

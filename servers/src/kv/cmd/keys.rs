@@ -1,5 +1,5 @@
 //! Key commands: DEL, EXISTS, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (NX XX GT LT), TTL,
-//! PTTL, PERSIST, KEYS, SCAN (MATCH COUNT TYPE), DBSIZE, FLUSHDB.
+//! PTTL, PERSIST, KEYS, SCAN (MATCH COUNT TYPE), RANGE (LIMIT), DBSIZE, FLUSHDB.
 
 use super::strings::expire_ms;
 use super::{Ctx, ERR_NOT_INT, ERR_SYNTAX};
@@ -150,6 +150,35 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, args: Args<'_>) {
     ctx.array(found.len());
     for k in &found {
         ctx.bulk(k);
+    }
+}
+
+/// `RANGE start end [LIMIT n]`: the pairs with `start <= key <= end` in key order, as a
+/// flat array `key value key value ...` (at most `n` pairs). Needs `--engine btree`.
+pub(crate) fn range(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut limit = usize::MAX;
+    let mut i = 3;
+    while i < args.len() {
+        if args.get(i).eq_ignore_ascii_case(b"LIMIT") && i + 1 < args.len() {
+            match parse_i64(args.get(i + 1)) {
+                Some(n) if n >= 0 => limit = usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return ctx.err(ERR_NOT_INT),
+            }
+            i += 2;
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+    }
+    match ctx.ks.range(args.get(1), args.get(2), limit) {
+        None => ctx.err("ERR RANGE needs an ordered engine: start kvd with --engine btree"),
+        Some(Err(e)) => ctx.err(&format!("ERR {e}")),
+        Some(Ok(pairs)) => {
+            ctx.array(pairs.len() * 2);
+            for (k, v) in &pairs {
+                ctx.bulk(k);
+                ctx.bulk(v);
+            }
+        }
     }
 }
 

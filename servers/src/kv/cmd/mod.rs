@@ -130,6 +130,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("persist", 2, WRITE | FAST, 1, 1, 1, keys::persist),
     spec!("keys", 2, READONLY, 0, 0, 0, keys::keys),
     spec!("scan", -2, READONLY, 0, 0, 0, keys::scan),
+    spec!("range", -3, READONLY, 1, 2, 1, keys::range),
     spec!("dbsize", 1, READONLY | FAST, 0, 0, 0, keys::dbsize),
     spec!("flushdb", -1, WRITE, 0, 0, 0, keys::flushdb),
     spec!("flushall", -1, WRITE, 0, 0, 0, keys::flushdb),
