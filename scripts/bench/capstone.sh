@@ -14,6 +14,7 @@
 # keep-alive connections and its memory is read (capstone target: < 100 MiB RSS).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
@@ -143,14 +144,6 @@ wait_port() {
   return 1
 }
 
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "%s", v }'
-}
-
 RESULTS="$WORK/results.tsv"
 printf 'server\tconns\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
 IDLE_RESULTS="$WORK/idle.txt"
@@ -162,11 +155,7 @@ run_case() { # server pid port conns file
   t0=$(cpu_ticks "$pid")
   timeout $((SECS + 30)) wrk -t1 -c"$conns" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
   t1=$(cpu_ticks "$pid")
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-  reqs=$(awk '/requests in/ {print $1}' "$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+  read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$conns" "$file" "${reqs:-0}" "${rps:-0}" \
     "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" >> "$RESULTS"
   printf '  %-18s c%-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$conns" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"

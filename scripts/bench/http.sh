@@ -16,6 +16,7 @@
 # its name in SERVERS. Example: SERVERS="httpd nginx lighttpd capstone".
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
@@ -124,15 +125,6 @@ wait_port() {
   return 1
 }
 
-# to_ms "1.23ms" | "456.00us" | "1.2s" -> milliseconds
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "%s", v }'
-}
-
 RESULTS="$WORK/results.tsv"
 printf 'server\tclient\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
 
@@ -143,11 +135,7 @@ run_case() { # server pid port client file
   if [ "$client" = wrk ]; then
     timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
     t1=$(cpu_ticks "$pid")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    reqs=$(awk '/requests in/ {print $1}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
   else
     # Plain HTTP/1.0: a new connection per request.
     timeout $((SECS + 30)) ab -q -t "$SECS" -n 5000000 -c "$CONNS" "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true

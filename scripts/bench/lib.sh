@@ -4,6 +4,7 @@
 #   wait_listening LOG         wait (5 s max) for the "listening addr=" line
 #   stop_pid PID               SIGTERM, then wait (5 s), then SIGKILL
 #   peak_rss_kib PID           the process's peak resident set (VmHWM), in KiB
+#   wrk_stats FILE             "REQS RPS P50_MS P99_MS ERRORS" from `wrk --latency` output
 
 start_logged() {
   local name=$1; shift
@@ -56,4 +57,24 @@ cpu_ms() {
   local hz
   hz=$(getconf CLK_TCK)
   awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# wrk_stats FILE: "REQS RPS P50_MS P99_MS ERRORS" from `wrk --latency` output (zeros for
+# what is missing); latencies are converted to milliseconds whatever unit wrk chose.
+wrk_stats() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return v / 1000
+      if (v ~ /ms$/) return v + 0
+      if (v ~ /s$/) return v * 1000
+      return v + 0
+    }
+    /requests in/ { reqs = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { errs += $NF }
+    /Socket errors/ { gsub(/,/, ""); errs += $4 + $6 + $8 + $10 }
+    END { printf "%d %s %.3f %.3f %d\n", reqs, (rps == "" ? 0 : rps), p50, p99, errs }
+  ' "$1"
 }

@@ -9,6 +9,7 @@
 # direct, and draws target/bench/proxy.png.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
@@ -94,14 +95,6 @@ done
 
 cpu_ticks() { [ -z "$1" ] && echo 0 && return; awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "%s", v }'
-}
-
 RESULTS="$WORK/results.tsv"
 printf 'path\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
 for file in 615b.html 1m.bin; do
@@ -115,11 +108,7 @@ for file in 615b.html 1m.bin; do
     t0=$(cpu_ticks "$pid")
     timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
     t1=$(cpu_ticks "$pid")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    reqs=$(awk '/requests in/ {print $1}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
     cpu=$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$file" "${reqs:-0}" "${rps:-0}" "${p50:-0}" "${p99:-0}" "$cpu" "${errs:-0}" >> "$RESULTS"
     printf '  %-8s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
