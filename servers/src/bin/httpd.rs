@@ -49,6 +49,10 @@ struct Args {
     /// Seconds a kept-alive connection may sit idle between requests.
     #[arg(long, default_value_t = 30)]
     idle_timeout: u64,
+    /// Opened files kept per worker for the rest of the current second (a change on
+    /// disk shows within about a second); 0 opens every request's file afresh.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65536))]
+    file_cache: u32,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = HttpConfig::new(&args.root)?;
     cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));
     cfg.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    cfg.file_cache = args.file_cache as usize;
     let mut guard = None;
     if let Some(path) = &args.access_log {
         let (log, g) = AccessLog::start(Box::new(AppendFile::open(path)?), 8192)?;

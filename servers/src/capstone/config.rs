@@ -18,6 +18,8 @@ pub const BUNDLED_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www");
 /// The address the embedded default listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// Each cached file holds a descriptor and up to 16 KiB: bound both.
+const MAX_FILE_CACHE: u64 = 65_536;
 const MAX_WORKERS: u64 = 256;
 const MAX_PROCESSES: u64 = 64;
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -91,6 +93,8 @@ pub struct Config {
     pub chroot: Option<PathBuf>,
     /// Where the status page is served (`PATH` as HTML, `PATH.json` as JSON); `None` = off.
     pub status_path: Option<String>,
+    /// Opened files each event loop keeps for the rest of the current second; 0 = off.
+    pub file_cache: usize,
     pub timeouts: Timeouts,
     pub log: LogConfig,
 }
@@ -112,6 +116,7 @@ impl Default for Config {
             user: None,
             chroot: None,
             status_path: Some("/status".into()),
+            file_cache: 256,
             timeouts: Timeouts {
                 header: Duration::from_secs(10),
                 idle: Duration::from_secs(60),
@@ -146,6 +151,7 @@ struct RawConfig {
     user: Option<Spanned<String>>,
     chroot: Option<Spanned<String>>,
     status_path: Option<Spanned<String>>,
+    file_cache: Option<Spanned<i64>>,
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
 }
@@ -313,6 +319,9 @@ impl Config {
         }
         if let Some(v) = &raw.max_clients {
             cfg.max_clients = int_in(&src, v, "max_clients", 1, MAX_CLIENTS)? as usize;
+        }
+        if let Some(v) = &raw.file_cache {
+            cfg.file_cache = int_in(&src, v, "file_cache", 0, MAX_FILE_CACHE)? as usize;
         }
         if let Some(v) = &raw.workers {
             let n = int_in(&src, v, "workers", 0, MAX_WORKERS)? as usize;
@@ -546,6 +555,7 @@ mod tests {
 listen = ["127.0.0.1:9000", "[::1]:9001"]
 root = "www"
 max_clients = 500
+file_cache = 64
 workers = 3
 processes = 2
 status_path = "/server-status"
@@ -565,6 +575,7 @@ keep = 3
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.root, Path::new(env!("CARGO_MANIFEST_DIR")).join("www"));
         assert_eq!((c.max_clients, c.workers, c.processes), (500, 3, 2));
+        assert_eq!(c.file_cache, 64);
         assert_eq!(c.status_path.as_deref(), Some("/server-status"));
         assert_eq!(c.timeouts.drain, Duration::from_secs(2));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -613,6 +624,8 @@ keep = 3
             ("listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"]", 1, "listen"),
             ("\n\nroot = \"/no/such/dir\"", 3, "root"),
             ("max_clients = 0", 1, "max_clients"),
+            ("file_cache = -1", 1, "file_cache"),
+            ("file_cache = 100000", 1, "file_cache"),
             ("workers = -1", 1, "workers"),
             ("processes = 1000", 1, "processes"),
             ("accept = \"round-robin\"", 1, "accept"),

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
 
 /// How many chunks one gather write takes at most (well under `IOV_MAX`).
 const MAX_IOV: usize = 64;
@@ -35,7 +36,7 @@ enum Chunk {
         sent: usize,
     },
     File {
-        file: File,
+        file: Arc<File>,
         offset: u64,
         remaining: u64,
     },
@@ -85,13 +86,13 @@ impl OutQueue {
         self.chunks.push_back(Chunk::Bytes(data));
     }
 
-    pub fn push_file(&mut self, file: File, offset: u64, len: u64) {
+    pub fn push_file(&mut self, file: impl Into<Arc<File>>, offset: u64, len: u64) {
         if len == 0 {
             return;
         }
         self.file_bytes += len;
         self.chunks.push_back(Chunk::File {
-            file,
+            file: file.into(),
             offset,
             remaining: len,
         });

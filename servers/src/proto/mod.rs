@@ -27,6 +27,7 @@ pub mod tls;
 use bytes::Bytes;
 use std::fs::File;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A connection's identity for the life of the process: never reused, so an id held
@@ -60,7 +61,9 @@ pub enum Action {
     /// Stream `len` bytes of `file` from `offset` (with `sendfile(2)` where the model can).
     SendFile {
         to: ConnId,
-        file: File,
+        /// Shared, so a protocol may keep the descriptor open across requests (an
+        /// open-file cache); reads use explicit offsets, never the file position.
+        file: Arc<File>,
         offset: u64,
         len: u64,
     },
@@ -103,10 +106,10 @@ impl Outbox {
         });
     }
 
-    pub fn send_file(&mut self, to: ConnId, file: File, offset: u64, len: u64) {
+    pub fn send_file(&mut self, to: ConnId, file: impl Into<Arc<File>>, offset: u64, len: u64) {
         self.actions.push(Action::SendFile {
             to,
-            file,
+            file: file.into(),
             offset,
             len,
         });

@@ -158,33 +158,33 @@ impl<P: TlsAware> Tls<P> {
     fn encrypt_file(
         &mut self,
         to: ConnId,
-        mut file: std::fs::File,
+        file: std::sync::Arc<std::fs::File>,
         offset: u64,
         len: u64,
         out: &mut Outbox,
     ) {
-        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt;
         let Some(s) = self.sessions.get_mut(&to) else {
             return;
         };
         let mut buf = vec![0u8; 16 * 1024];
-        let mut left = len;
-        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
-            tracing::warn!(conn = %to, error = %e, "tls: lseek on a file to send failed, closing");
-            out.close(to);
-            return;
-        }
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            match file.read(&mut buf[..want]) {
+        let mut pos = offset;
+        let end = offset.saturating_add(len);
+        while pos < end {
+            let want = buf
+                .len()
+                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+            // Positional reads: the descriptor may be shared, its offset is not ours.
+            match file.read_at(&mut buf[..want], pos) {
                 Ok(0) => break,
                 Ok(n) => {
                     if s.tls.writer().write_all(&buf[..n]).is_err() {
                         break;
                     }
                     flush_session(to, s, out);
-                    left -= n as u64;
+                    pos += n as u64;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(conn = %to, error = %e, "tls: read of a file to send failed, closing");
                     out.close(to);

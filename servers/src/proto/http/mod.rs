@@ -17,6 +17,7 @@
 //! Directories serve their `index.html` and are otherwise a 403: no listings, so a
 //! directory's contents are only public file by file.
 
+mod cache;
 mod date;
 mod fs;
 mod mime;
@@ -33,6 +34,7 @@ pub use request::{
 use crate::log::{AccessLog, Combined};
 use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
+use cache::{Cached, FileCache};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -184,6 +186,9 @@ pub struct HttpConfig {
     /// `sendfile(2)` and never held in memory. Keep it far below the model's
     /// `Limits::out_limit`, which counts these bytes as queued memory.
     pub inline_max: u64,
+    /// How many opened files each worker keeps for the rest of the current second
+    /// (see `cache`); 0 opens every request's file afresh.
+    pub file_cache: usize,
     dir: fs::Root,
 }
 
@@ -201,6 +206,7 @@ impl std::fmt::Debug for HttpConfig {
             )
             .field("access_log", &self.access_log.is_some())
             .field("inline_max", &self.inline_max)
+            .field("file_cache", &self.file_cache)
             .finish()
     }
 }
@@ -223,6 +229,7 @@ impl HttpConfig {
             routes: Vec::new(),
             access_log: None,
             inline_max: 16 * 1024,
+            file_cache: 256,
             dir,
         })
     }
@@ -348,6 +355,7 @@ pub struct Http {
     cfg: Arc<HttpConfig>,
     stats: Arc<HttpStats>,
     clock: Clock,
+    cache: FileCache,
     /// The request just answered queued a `SendFile`.
     streamed: bool,
 }
@@ -419,6 +427,7 @@ impl Http {
     /// An instance counting into existing counters.
     pub fn with_stats(cfg: Arc<HttpConfig>, stats: Arc<HttpStats>) -> Http {
         Http {
+            cache: FileCache::new(cfg.file_cache),
             cfg,
             stats,
             clock: Clock::new(),
@@ -555,6 +564,17 @@ impl Http {
                 return self.route_reply(id, peer, &mut req, resp, out);
             }
         }
+        self.clock.tick();
+        let now = self.clock.secs;
+        // "/dir" and "/dir/" answer differently (a redirect, the index), so the
+        // trailing slash is part of the key.
+        let mut key = target.rel.clone();
+        if target.trailing_slash {
+            key.push(b'/');
+        }
+        if let Some(hit) = self.cache.get(&key, now) {
+            return self.send_file(id, peer, head, &mut req, &hit, out);
+        }
         let cfg = Arc::clone(&self.cfg);
         let (file, meta, rel) = match cfg.dir.open_file(&target.rel) {
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
@@ -587,30 +607,48 @@ impl Http {
             // FIFOs, sockets, devices.
             Ok(_) => return self.page(id, peer, &mut req, Status::Forbidden, "", out),
         };
-        self.send_file(id, peer, head, &mut req, file, &meta, &rel, out)
+        let len = meta.len();
+        // A small file is read whole now, so every answer from this entry is of one
+        // version of it; a file that fails or shrinks under the read is kept without
+        // its bytes and the send path meets the same error.
+        let body = (len <= cfg.inline_max)
+            .then(|| {
+                // `len` is at most `inline_max`, so the buffer is bounded.
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, 0)
+                    .ok()
+                    .map(|()| Bytes::from(buf))
+            })
+            .flatten();
+        let entry = Arc::new(Cached {
+            file: Arc::new(file),
+            len,
+            mtime: meta.mtime(),
+            last_modified: format_http_date(meta.mtime()),
+            content_type: content_type(&rel),
+            body,
+        });
+        self.cache.insert(key, Arc::clone(&entry), now);
+        self.send_file(id, peer, head, &mut req, &entry, out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send_file(
         &mut self,
         id: ConnId,
         peer: SocketAddr,
         head: &Head<'_>,
         req: &mut Req<'_>,
-        file: std::fs::File,
-        meta: &std::fs::Metadata,
-        rel: &[u8],
+        f: &Cached,
         out: &mut Outbox,
     ) -> bool {
-        let len = meta.len();
-        let last_modified = format_http_date(meta.mtime());
+        let len = f.len;
         let since = head
             .if_modified_since
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(parse_http_date);
-        if since.is_some_and(|t| meta.mtime() <= t) {
+        if since.is_some_and(|t| f.mtime <= t) {
             let mut h = self.head(304, req, None, None);
-            let _ = write!(h, "Last-Modified: {last_modified}\r\n\r\n");
+            let _ = write!(h, "Last-Modified: {}\r\n\r\n", f.last_modified);
             out.send(id, h.into_bytes());
             self.account(peer, req, 304, 0);
             return req.keep;
@@ -619,12 +657,11 @@ impl Http {
         // representation may have changed, so the whole file.
         let range_ok = head
             .if_range
-            .map_or(true, |v| v.trim_ascii() == last_modified.as_bytes());
+            .map_or(true, |v| v.trim_ascii() == f.last_modified.as_bytes());
         let spec = match head.range {
             Some(r) if range_ok => parse_range(r, len),
             _ => RangeSpec::Whole,
         };
-        let ctype = content_type(rel);
         let (code, offset, count) = match spec {
             RangeSpec::Whole => (200, 0, len),
             RangeSpec::Part { start, end } => (206, start, end - start + 1),
@@ -633,10 +670,11 @@ impl Http {
                 return self.page(id, peer, req, Status::RangeNotSatisfiable, &extra, out);
             }
         };
-        let mut h = self.head(code, req, Some(ctype), Some(count));
+        let mut h = self.head(code, req, Some(f.content_type), Some(count));
         let _ = write!(
             h,
-            "Last-Modified: {last_modified}\r\nAccept-Ranges: bytes\r\n"
+            "Last-Modified: {}\r\nAccept-Ranges: bytes\r\n",
+            f.last_modified
         );
         if code == 206 {
             let _ = write!(
@@ -651,24 +689,30 @@ impl Http {
         let sent = if req.head_only || count == 0 {
             out.send(id, buf);
             0
+        } else if let Some(body) = &f.body {
+            // Ranges were checked against `len`, which is the body's length.
+            let part = body.slice(offset as usize..(offset + count) as usize);
+            out.send(id, buf);
+            out.send(id, part);
+            count
         } else if count <= self.cfg.inline_max {
             // `count` is at most `inline_max`, so the cast and the buffer are bounded.
             let start = buf.len();
             buf.resize(start + count as usize, 0);
-            if let Err(e) = file.read_exact_at(&mut buf[start..], offset) {
+            if let Err(e) = f.file.read_exact_at(&mut buf[start..], offset) {
                 // A file that shrank or failed under us: let the model's sendfile hit
                 // the same error and drop the connection, as for a large file.
                 tracing::debug!(error = %e, "inline read failed; falling back to sendfile");
                 buf.truncate(start);
                 out.send(id, buf);
-                out.send_file(id, file, offset, count);
+                out.send_file(id, Arc::clone(&f.file), offset, count);
             } else {
                 out.send(id, buf);
             }
             count
         } else {
             out.send(id, buf);
-            out.send_file(id, file, offset, count);
+            out.send_file(id, Arc::clone(&f.file), offset, count);
             self.streamed = true;
             count
         };
@@ -800,6 +844,11 @@ impl Protocol for Http {
     }
 
     fn closed(&mut self, _id: ConnId, _conn: HttpConn, _out: &mut Outbox) {}
+
+    fn tick(&mut self, _out: &mut Outbox) {
+        self.clock.tick();
+        self.cache.expire(self.clock.secs);
+    }
 
     /// Only a kept-alive connection between requests is idle: a fresh one has a
     /// request on its way, and a drain that closed it would reset a request the

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::proto::Action;
-use std::io::{Read, Seek, SeekFrom};
 
 struct Site {
     _dir: tempfile::TempDir,
@@ -62,15 +61,11 @@ fn render(out: &mut Outbox) -> Seen {
         match a {
             Action::Send { data, .. } => seen.bytes.push_str(&String::from_utf8_lossy(&data)),
             Action::SendFile {
-                mut file,
-                offset,
-                len,
-                ..
+                file, offset, len, ..
             } => {
-                file.seek(SeekFrom::Start(offset)).unwrap();
-                let mut s = String::new();
-                file.take(len).read_to_string(&mut s).unwrap();
-                seen.bytes.push_str(&s);
+                let mut buf = vec![0u8; usize::try_from(len).unwrap()];
+                file.read_exact_at(&mut buf, offset).unwrap();
+                seen.bytes.push_str(&String::from_utf8_lossy(&buf));
                 seen.files += 1;
             }
             Action::Close { .. } => seen.closed = true,
@@ -134,6 +129,74 @@ fn a_pipeline_of_streamed_files_holds_one_at_a_time() {
     let (n, r) = s.feed(&three.as_bytes()[2 * one.len()..]);
     assert_eq!(n, three.len() - 2 * one.len());
     assert_eq!(status_of(&r), "404");
+}
+
+/// Sleeps until the wall-clock second turns (at most ~1 s).
+fn next_second() {
+    let secs = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = secs();
+    for _ in 0..300 {
+        if secs() != start {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the clock did not move in 1.5 s");
+}
+
+#[test]
+fn cached_files_answer_ranges_and_see_changes_within_a_second() {
+    let mut s = site();
+    let get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    // At the start of a second, so the next requests fall in the same one (the
+    // test takes microseconds) and must come from the entry opened by the first.
+    next_second();
+    assert_eq!(body(&s.get(get)), "hello world\n");
+    std::fs::write(s._dir.path().join("hello.txt"), "changed\n").unwrap();
+    let r = s.get("GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-5\r\n\r\n");
+    assert_eq!(
+        (status_of(&r), body(&r)),
+        ("206", "ello "),
+        "served from the cache"
+    );
+    assert_eq!(header(&r, "Content-Range"), Some("bytes 1-5/12"));
+    next_second();
+    let r = s.get(get);
+    assert_eq!(
+        (header(&r, "Content-Length"), body(&r)),
+        (Some("8"), "changed\n")
+    );
+    std::fs::remove_file(s._dir.path().join("hello.txt")).unwrap();
+    next_second();
+    assert_eq!(status_of(&s.get(get)), "404");
+}
+
+#[test]
+fn without_the_cache_every_request_opens_afresh() {
+    let mut s = site_with(|c| c.file_cache = 0);
+    let get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(body(&s.get(get)), "hello world\n");
+    std::fs::write(s._dir.path().join("hello.txt"), "changed\n").unwrap();
+    assert_eq!(body(&s.get(get)), "changed\n");
+    std::fs::remove_file(s._dir.path().join("hello.txt")).unwrap();
+    assert_eq!(status_of(&s.get(get)), "404");
+}
+
+#[test]
+fn a_cached_index_does_not_answer_for_the_slashless_path() {
+    let mut s = site();
+    for _ in 0..2 {
+        let r = s.get("GET /docs HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status_of(&r), "301");
+        let r = s.get("GET /docs/ HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((status_of(&r), body(&r)), ("200", "docs"));
+        assert_eq!(header(&r, "Content-Type"), Some("text/html; charset=utf-8"));
+    }
 }
 
 #[test]

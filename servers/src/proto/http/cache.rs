@@ -1,0 +1,121 @@
+//! An open-file cache: what a path resolved to, kept for the rest of the current second.
+//!
+//! Without it every request for a small file costs `openat2`, `statx`, `pread` and
+//! `close` beside the socket's own read and write; with it a repeated request costs
+//! the socket calls only. The one idea: an entry is trusted only during the wall-clock
+//! second in which it was opened (the validity lighttpd's default stat cache gives, and
+//! nginx's `open_file_cache_valid` makes configurable), then it is dropped and the next
+//! request opens the path afresh, through the same `openat2(RESOLVE_BENEATH)`
+//! containment check as an uncached one. So a file replaced, removed, or made
+//! unreadable is seen within about a second, and nothing ever skips the check for
+//! longer than that.
+//!
+//! Bounds: at most `max` entries per [`super::Http`] instance (one per worker), each
+//! holding one descriptor and, for a file no larger than the inline limit, its bytes;
+//! so memory is at most `max` x `inline_max` per worker. Only successful opens of
+//! regular files are kept; errors are answered fresh every time.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+
+/// What a request path resolved to: an open regular file and what its answers need.
+#[derive(Debug)]
+pub(super) struct Cached {
+    pub file: Arc<File>,
+    pub len: u64,
+    pub mtime: i64,
+    /// `mtime` as an HTTP date, formatted once.
+    pub last_modified: String,
+    pub content_type: &'static str,
+    /// The whole file when it is small enough to go inline; read at open time, so the
+    /// answers of one entry are all of one version of the file.
+    pub body: Option<Bytes>,
+}
+
+#[derive(Debug)]
+pub(super) struct FileCache {
+    entries: HashMap<Vec<u8>, Arc<Cached>>,
+    /// The second the entries were opened in.
+    second: i64,
+    max: usize,
+}
+
+impl FileCache {
+    /// A cache of at most `max` entries; 0 turns it off.
+    pub fn new(max: usize) -> FileCache {
+        FileCache {
+            entries: HashMap::new(),
+            second: i64::MIN,
+            max,
+        }
+    }
+
+    /// The entry for `key` if it was opened during second `now`.
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<Arc<Cached>> {
+        self.expire(now);
+        self.entries.get(key).cloned()
+    }
+
+    /// Keeps `entry` for the rest of second `now`, if there is room.
+    pub fn insert(&mut self, key: Vec<u8>, entry: Arc<Cached>, now: i64) {
+        self.expire(now);
+        if self.entries.len() < self.max {
+            self.entries.insert(key, entry);
+        }
+    }
+
+    /// Drops everything once the second has turned; also called from the model's
+    /// periodic tick, so descriptors of removed files are let go on an idle server.
+    pub fn expire(&mut self, now: i64) {
+        if now != self.second {
+            self.second = now;
+            self.entries.clear();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Arc<Cached> {
+        Arc::new(Cached {
+            file: Arc::new(tempfile::tempfile().unwrap()),
+            len: 0,
+            mtime: 0,
+            last_modified: String::new(),
+            content_type: "text/plain",
+            body: None,
+        })
+    }
+
+    #[test]
+    fn entries_live_for_their_second_only() {
+        let mut c = FileCache::new(4);
+        c.insert(b"a".to_vec(), entry(), 100);
+        assert!(c.get(b"a", 100).is_some());
+        assert!(c.get(b"b", 100).is_none());
+        assert!(c.get(b"a", 101).is_none(), "a new second opens afresh");
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn bounded_and_off_at_zero() {
+        let mut c = FileCache::new(2);
+        for k in [b"a", b"b", b"c"] {
+            c.insert(k.to_vec(), entry(), 5);
+        }
+        assert_eq!(c.len(), 2);
+        assert!(c.get(b"c", 5).is_none());
+        let mut off = FileCache::new(0);
+        off.insert(b"a".to_vec(), entry(), 5);
+        assert!(off.get(b"a", 5).is_none());
+    }
+}
