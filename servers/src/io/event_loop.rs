@@ -75,6 +75,8 @@ const TOKEN_LISTENER0: u64 = u64::MAX - 2;
 const READ_CHUNK: usize = 64 * 1024;
 /// Accepts at most this many connections per readiness event of one listener.
 const ACCEPT_BATCH: usize = 256;
+/// A drain takes what waits in the accept queue in at most this many batches.
+const DRAIN_ACCEPT_ROUNDS: usize = 64;
 /// A connection whose idle input buffer grew past this gives the memory back.
 const KEEP_INPUT_CAPACITY: usize = 4 * 1024;
 
@@ -353,6 +355,20 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if self.mode != Mode::Running {
             return;
         }
+        if self.listening {
+            // Connections the kernel completed before the stop wait in the accept
+            // queue; when the last copy of the socket closes they are reset. They
+            // were made before the stop, so they are served like the rest. Bounded:
+            // the queue holds at most the backlog, and `admit` refuses past
+            // `max_clients`.
+            for i in 0..self.listeners.len() {
+                for _ in 0..DRAIN_ACCEPT_ROUNDS {
+                    if self.on_accept(i) < ACCEPT_BATCH {
+                        break;
+                    }
+                }
+            }
+        }
         let _ = self.listen(false);
         self.accept_paused_until = None;
         self.mode = Mode::Draining(Instant::now() + grace);
@@ -399,7 +415,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             TOKEN_CONTROL => net::eventfd_drain(self.control.wake.as_fd()),
             t if t > TOKEN_LISTENER0 - self.listeners.len() as u64 => {
                 let i = (TOKEN_LISTENER0 - t) as usize;
-                self.on_accept(i);
+                let _ = self.on_accept(i);
             }
             id => {
                 let Some(&slot) = self.ids.get(&id) else {
@@ -430,18 +446,19 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         }
     }
 
-    fn on_accept(&mut self, i: usize) {
+    /// Accepts up to [`ACCEPT_BATCH`] connections; returns how many it took.
+    fn on_accept(&mut self, i: usize) -> usize {
         if !self.listening {
-            return;
+            return 0;
         }
-        for _ in 0..ACCEPT_BATCH {
+        for n in 0..ACCEPT_BATCH {
             let res = match self.listeners.get(i) {
                 Some(l) => l.accept(),
-                None => return,
+                None => return n,
             };
             match res {
                 Ok(Some((fd, peer))) => self.admit(fd, peer),
-                Ok(None) => return,
+                Ok(None) => return n,
                 Err(e) => {
                     Stats::add(&self.stats.errors, 1);
                     // Out of descriptors: the listener stays readable, so pause
@@ -449,10 +466,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                     tracing::error!(error = %e, "accept failed; pausing accepts for 100 ms");
                     let _ = self.listen(false);
                     self.accept_paused_until = Some(self.now + Duration::from_millis(100));
-                    return;
+                    return n;
                 }
             }
         }
+        ACCEPT_BATCH
     }
 
     fn admit(&mut self, fd: OwnedFd, peer: SocketAddr) {

@@ -15,8 +15,10 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A line protocol for exercising the loop: `deadline MS`, `busy`, `done`, `close`;
-/// anything else is echoed.
+/// A line protocol for exercising the loop: `deadline MS`, `busy`, `done`, `close`,
+/// `stall MS` (blocks the whole loop, so new connections wait in the accept queue);
+/// anything else is echoed. A connection is idle once it has sent a line and is not
+/// busy (like a kept-alive HTTP connection between requests).
 #[derive(Default)]
 struct Probe {
     ticks: Arc<AtomicU64>,
@@ -25,6 +27,7 @@ struct Probe {
 #[derive(Default)]
 struct ProbeConn {
     busy: bool,
+    spoke: bool,
 }
 
 impl Protocol for Probe {
@@ -40,7 +43,10 @@ impl Protocol for Probe {
             return 0;
         };
         let line = std::str::from_utf8(&input[..nl]).unwrap_or("");
-        if let Some(ms) = line.strip_prefix("deadline ") {
+        conn.spoke = true;
+        if let Some(ms) = line.strip_prefix("stall ") {
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(100)));
+        } else if let Some(ms) = line.strip_prefix("deadline ") {
             let ms: u64 = ms.parse().unwrap_or(100);
             out.deadline(id, Some(Duration::from_millis(ms)));
         } else if line == "busy" {
@@ -68,7 +74,7 @@ impl Protocol for Probe {
     }
 
     fn idle(&self, conn: &ProbeConn) -> bool {
-        !conn.busy
+        conn.spoke && !conn.busy
     }
 }
 
@@ -160,6 +166,8 @@ fn drain_closes_idle_at_once_and_waits_for_busy() {
         let rt = start(vec![bind()]);
         let mut busy = client(rt.addr);
         let mut idle = client(rt.addr);
+        send(&mut idle, "x\n");
+        assert_eq!(line(&mut idle), "x\n");
         send(&mut busy, "busy\n");
         send(&mut busy, "ping\n");
         assert_eq!(line(&mut busy), "ping\n");
@@ -186,6 +194,35 @@ fn drain_closes_idle_at_once_and_waits_for_busy() {
         assert_eq!(line(&mut busy), "");
         let (res, _) = rt.thread.join().unwrap();
         res.unwrap();
+    });
+}
+
+#[test]
+fn drain_serves_connections_already_in_the_accept_queue() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let mut a = client(rt.addr);
+        send(&mut a, "stall 400\n");
+        // The loop is stalled: these complete their handshake in the kernel and
+        // wait in the accept queue while the drain is asked for.
+        std::thread::sleep(Duration::from_millis(50));
+        let mut queued: Vec<BufReader<TcpStream>> = (0..3)
+            .map(|_| {
+                let s = TcpStream::connect(rt.addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                BufReader::new(s)
+            })
+            .collect();
+        for (i, q) in queued.iter_mut().enumerate() {
+            send(q, &format!("ping {i}\n"));
+        }
+        rt.handle.drain(Duration::from_secs(10));
+        for (i, q) in queued.iter_mut().enumerate() {
+            assert_eq!(line(q), "hi\n", "queued connection {i} accepted");
+            assert_eq!(line(q), format!("ping {i}\n"), "and served");
+            assert_eq!(line(q), "", "then closed as idle");
+        }
+        rt.thread.join().unwrap().0.unwrap();
     });
 }
 
