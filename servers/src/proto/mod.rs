@@ -177,6 +177,18 @@ pub trait Protocol {
     /// queued here are applied like any other.
     fn tick(&mut self, _out: &mut Outbox) {}
 
+    /// Called after each round of calls above and before the model writes anything
+    /// they queued: the event loops once per loop iteration, after serving every
+    /// ready connection (and again if flushing fed a connection more input); the
+    /// threaded models after each call, under the protocol's lock. Work that costs
+    /// less done once for many connections goes here, as in Redis's `beforeSleep`:
+    /// kvd writes every log record of the iteration with one `write(2)` (and one
+    /// fsync under `always`), and only then releases the replies that acknowledge
+    /// them. Actions queued here are applied like any other. The default does nothing
+    /// and, the loops being generic over the protocol, costs nothing.
+    #[inline]
+    fn before_wait(&mut self, _out: &mut Outbox) {}
+
     /// The bytes a client waiting for a free worker (`--io pool`) receives once, when
     /// it is queued; `position` counts from 1. Empty (the default) sends nothing.
     fn queued(&mut self, _position: usize) -> Bytes {

@@ -311,6 +311,11 @@ impl Aof {
         self.rewrite.is_some()
     }
 
+    /// Whether bytes were fed that [`Aof::flush`] has not written yet.
+    pub fn pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Queues one command's bytes (RESP). Nothing reaches the file before [`Aof::flush`].
     pub fn feed(&mut self, cmd: &[u8]) {
         self.buf.extend_from_slice(cmd);
