@@ -157,7 +157,9 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     accept_paused_until: Option<Instant>,
     slots: Vec<Option<Conn<P::Conn>>>,
     free: Vec<usize>,
-    ids: HashMap<u64, usize>,
+    /// Looked up on every event and every send: a fast hash, as the ids are our own
+    /// counter, not chosen by a peer.
+    ids: HashMap<u64, usize, foldhash::fast::RandomState>,
     outbox: Outbox,
     actions: Vec<Action>,
     scratch: Vec<u8>,
@@ -192,7 +194,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             accept_paused_until: None,
             slots: Vec::new(),
             free: Vec::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             outbox: Outbox::new(),
             actions: Vec::new(),
             scratch: vec![0; READ_CHUNK],

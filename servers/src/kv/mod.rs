@@ -111,6 +111,10 @@ pub struct KvConn {
 /// log written first) once they pass it too, so holding them is bounded as well.
 const REPLY_BATCH_MAX: usize = 1024 * 1024;
 
+/// Replies up to this size are copied out of the reused reply buffer (see
+/// `Kv::reply_bytes`); larger ones take the buffer with them.
+const REPLY_COPY_MAX: usize = 16 * 1024;
+
 /// What waits in [`Kv`] for the log write that must precede it.
 #[derive(Debug)]
 enum Held {
@@ -134,6 +138,8 @@ pub struct Kv {
     held: Vec<Held>,
     /// Bytes in `held`.
     held_bytes: usize,
+    /// The reply buffer, reused from batch to batch while its replies stay small.
+    reply: Vec<u8>,
 }
 
 /// Runs one command, its reply appended to `out`. True when the client asked to quit.
@@ -235,6 +241,7 @@ impl Kv {
             fatal: false,
             held: Vec::new(),
             held_bytes: 0,
+            reply: Vec::new(),
         })
     }
 
@@ -309,6 +316,20 @@ impl Kv {
         }
     }
 
+    /// Turns a batch's replies into what is sent, keeping the buffer for the next
+    /// batch: a small reply is copied out (one exact allocation, where handing the
+    /// buffer over would cost its growth and a shared header every batch); a large one
+    /// is handed over as it is, and the next batch starts a fresh buffer.
+    fn reply_bytes(&mut self, mut reply: Vec<u8>) -> Bytes {
+        if reply.len() > REPLY_COPY_MAX {
+            return Bytes::from(reply);
+        }
+        let b = Bytes::copy_from_slice(&reply);
+        reply.clear();
+        self.reply = reply;
+        b
+    }
+
     fn write_refusal(&self) -> Option<String> {
         if self.fatal {
             return Some("the log cannot be made durable; shutting down".into());
@@ -336,7 +357,7 @@ impl Protocol for Kv {
         conn.need = 0;
         self.ks.now = keyspace::unix_ms();
         let refuse = self.write_refusal();
-        let mut reply = Vec::new();
+        let mut reply = std::mem::take(&mut self.reply);
         let mut pos = 0;
         let mut close = false;
         let mut commands = 0u64;
@@ -399,10 +420,11 @@ impl Protocol for Kv {
         st.net_input += pos as u64;
         st.net_output += reply.len() as u64;
         conn.quit = close;
+        let reply = self.reply_bytes(reply);
         if self.queue_log() || !self.held.is_empty() {
             if !reply.is_empty() {
                 self.held_bytes += reply.len();
-                self.held.push(Held::Send(id, Bytes::from(reply)));
+                self.held.push(Held::Send(id, reply));
             }
             if close {
                 self.held.push(Held::Close(id));
@@ -413,7 +435,7 @@ impl Protocol for Kv {
             return pos;
         }
         if !reply.is_empty() {
-            out.send(id, Bytes::from(reply));
+            out.send(id, reply);
         }
         if close {
             out.close(id);
