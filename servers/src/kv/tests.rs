@@ -453,3 +453,39 @@ fn held_replies_are_released_early_past_the_batch_bound() {
     assert_eq!(replies[0], (1, b"+OK\r\n".to_vec()));
     assert!(kv.held.is_empty() && kv.held_bytes == 0);
 }
+
+/// A rewrite asked for in the same batch as writes before it: the new log holds their
+/// effect once (in the snapshot), not again after it.
+#[test]
+fn rewrite_in_a_batch_after_writes_replays_them_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    };
+    {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        let mut batch = command(&["INCR", "n"]);
+        batch.extend_from_slice(&command(&["BGREWRITEAOF"]));
+        batch.extend_from_slice(&command(&["INCR", "n"]));
+        assert_eq!(
+            c.send(&batch),
+            b":1\r\n+Background append only file rewriting started\r\n:2\r\n"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.kv.aof.as_ref().unwrap().rewrite_in_progress() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rewrite never finished"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+            c.kv.tick(&mut Outbox::new());
+        }
+        assert_eq!(
+            c.kv.aof.as_ref().unwrap().last_rewrite_status,
+            Some(aof::RewriteStatus::Ok)
+        );
+    }
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.cmd(&["GET", "n"]), "$1\r\n2\r\n");
+}
