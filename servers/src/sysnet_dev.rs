@@ -364,6 +364,12 @@ impl<P: Protocol> Protocol for Counted<P> {
     fn refusal(&mut self) -> Bytes {
         self.inner.refusal()
     }
+
+    fn before_wait(&mut self, out: &mut Outbox) {
+        let mark = out.len();
+        self.inner.before_wait(out);
+        self.count_out(out, mark);
+    }
 }
 
 /// The device's name rule: 1 to 48 of `[a-z0-9_.]`.

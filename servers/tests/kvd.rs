@@ -492,6 +492,47 @@ fn kill9_under_always_keeps_every_acknowledged_write() {
     assert_eq!(missing, 0, "{missing} of {acked} acknowledged writes lost");
 }
 
+/// Many clients writing at once share each log write and fsync (one per loop
+/// iteration): each still sees its acknowledgement only once its own write is durable.
+#[test]
+fn kill9_under_always_with_many_writers_keeps_every_acknowledged_write() {
+    const WRITERS: u64 = 8;
+    const SPAN: u64 = 1_000_000_000;
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &["--appendfsync", "always"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let acked = Arc::new(AtomicU64::new(0));
+            let (a, st, addr) = (acked.clone(), stop.clone(), s.addr);
+            let t = std::thread::spawn(move || writer(addr, w * SPAN + 1, a, st));
+            (w * SPAN + 1, acked, t)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.kill9();
+    stop.store(true, Ordering::Relaxed);
+    let s = Server::start(d.path(), &["--appendfsync", "always"]);
+    let mut c = s.conn();
+    let (mut total, mut missing) = (0, 0);
+    for (start, acked, t) in writers {
+        t.join().unwrap();
+        let last = acked.load(Ordering::SeqCst);
+        if last < start {
+            continue;
+        }
+        for i in start..=last {
+            total += 1;
+            let r = c.cmd(&["GET", &format!("k{i}")]);
+            if r != format!("${}\r\n{i}\r\n", i.to_string().len()) {
+                missing += 1;
+            }
+        }
+    }
+    assert!(total > 10 * WRITERS, "too few writes acknowledged: {total}");
+    assert_eq!(missing, 0, "{missing} of {total} acknowledged writes lost");
+}
+
 #[test]
 fn kill9_under_everysec_loses_at_most_about_a_second() {
     let (acked, missing, elapsed) = crash_during_writes("everysec");

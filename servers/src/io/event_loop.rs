@@ -159,7 +159,9 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     accept_paused_until: Option<Instant>,
     slots: Vec<Option<Conn<P::Conn>>>,
     free: Vec<usize>,
-    ids: HashMap<u64, usize>,
+    /// Looked up on every event and every send: a fast hash, as the ids are our own
+    /// counter, not chosen by a peer.
+    ids: HashMap<u64, usize, foldhash::fast::RandomState>,
     outbox: Outbox,
     actions: Vec<Action>,
     scratch: Vec<u8>,
@@ -169,6 +171,8 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     control: Arc<Control>,
     mode: Mode,
     now: Instant,
+    /// The protocol was called since the flag was last cleared (see `finish_round`).
+    called_in_settle: bool,
 }
 
 impl<P: Protocol, B: Poller> EventLoop<P, B> {
@@ -192,7 +196,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             accept_paused_until: None,
             slots: Vec::new(),
             free: Vec::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             outbox: Outbox::new(),
             actions: Vec::new(),
             scratch: vec![0; READ_CHUNK],
@@ -206,6 +210,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }),
             mode: Mode::Running,
             now: Instant::now(),
+            called_in_settle: false,
         })
     }
 
@@ -285,11 +290,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                 self.dispatch(*f);
             }
             self.fired = fired;
-            self.settle();
+            self.finish_round();
             if self.now >= next_tick {
                 next_tick = self.now + TICK;
                 self.on_tick();
-                self.settle();
+                self.finish_round();
             }
         };
         // Whatever is left (stop, error) is closed now; each gets its `closed` call.
@@ -301,7 +306,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         for (slot, id) in all {
             self.doom(slot, id, "loop stopped");
         }
-        self.settle();
+        self.finish_round();
         self.listen(false)?;
         let _ = self.poller.delete(wake_fd);
         if watching_shutdown {
@@ -373,7 +378,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.accept_paused_until = None;
         self.mode = Mode::Draining(Instant::now() + grace);
         self.close_idle();
-        self.settle();
+        self.finish_round();
     }
 
     fn check_drain(&mut self) {
@@ -381,7 +386,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             return;
         };
         self.close_idle();
-        self.settle();
+        self.finish_round();
         if self.ids.is_empty() {
             self.mode = Mode::Done;
         } else if Instant::now() >= deadline {
@@ -617,6 +622,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             let Some(state) = c.state.as_mut() else {
                 break;
             };
+            self.called_in_settle = true;
             let n = self.proto.data(id, state, &buf[used..], &mut self.outbox);
             let n = n.min(buf.len() - used);
             self.apply();
@@ -780,6 +786,23 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         }
     }
 
+    /// Ends a round of protocol calls: [`Protocol::before_wait`] first, then the
+    /// flush. Flushing may call the protocol again (input held back under
+    /// backpressure is fed once it lifts; a reaped connection gets `closed`), so the
+    /// hook then runs again: a protocol that holds output until the hook (kvd's
+    /// replies wait for their log write) never leaves it waiting for the next wakeup.
+    fn finish_round(&mut self) {
+        loop {
+            self.proto.before_wait(&mut self.outbox);
+            self.apply();
+            self.called_in_settle = false;
+            self.settle();
+            if !self.called_in_settle {
+                break;
+            }
+        }
+    }
+
     /// Flushes touched connections and reaps doomed ones until nothing is pending
     /// (closing one may queue a farewell for others).
     fn settle(&mut self) {
@@ -877,6 +900,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         Stats::add(&self.stats.closed, 1);
         tracing::debug!(conn = %id, peer = %c.peer, "disconnected");
         if let Some(state) = c.state.take() {
+            self.called_in_settle = true;
             self.proto.closed(id, state, &mut self.outbox);
         }
         drop(c);

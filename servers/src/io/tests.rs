@@ -16,12 +16,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A line protocol for exercising the loop: `deadline MS`, `busy`, `done`, `close`,
-/// `stall MS` (blocks the whole loop, so new connections wait in the accept queue);
-/// anything else is echoed. A connection is idle once it has sent a line and is not
-/// busy (like a kept-alive HTTP connection between requests).
+/// `stall MS` (blocks the whole loop, so new connections wait in the accept queue),
+/// `big N` (N bytes of `x` and a newline), `later WORD` (WORD, sent only from
+/// `before_wait`); anything else is echoed. A connection is idle once it has sent a
+/// line and is not busy (like a kept-alive HTTP connection between requests).
 #[derive(Default)]
 struct Probe {
     ticks: Arc<AtomicU64>,
+    rounds: Arc<AtomicU64>,
+    later: Vec<(ConnId, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -56,6 +59,12 @@ impl Protocol for Probe {
         } else if line == "close" {
             out.send(id, &b"bye\n"[..]);
             out.close(id);
+        } else if let Some(n) = line.strip_prefix("big ") {
+            let mut v = vec![b'x'; n.parse().unwrap_or(1)];
+            v.push(b'\n');
+            out.send(id, v);
+        } else if let Some(w) = line.strip_prefix("later ") {
+            self.later.push((id, format!("{w}\n").into_bytes()));
         } else {
             out.send(id, input[..=nl].to_vec());
         }
@@ -73,6 +82,13 @@ impl Protocol for Probe {
         self.ticks.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn before_wait(&mut self, out: &mut Outbox) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        for (id, data) in self.later.drain(..) {
+            out.send(id, data);
+        }
+    }
+
     fn idle(&self, conn: &ProbeConn) -> bool {
         conn.spoke && !conn.busy
     }
@@ -83,30 +99,41 @@ struct Running {
     handle: LoopHandle,
     stats: Arc<Stats>,
     ticks: Arc<AtomicU64>,
+    rounds: Arc<AtomicU64>,
     /// Returns the loop's result and its table size at exit.
     thread: JoinHandle<(Result<(), IoError>, usize)>,
 }
 
 fn spawn<B: Poller + 'static>(listeners: Vec<Listener>, exclusive: bool) -> Running {
+    spawn_with::<B>(listeners, exclusive, Limits::default())
+}
+
+fn spawn_with<B: Poller + 'static>(
+    listeners: Vec<Listener>,
+    exclusive: bool,
+    limits: Limits,
+) -> Running {
     let addr = listeners[0].local_addr();
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let probe = Probe::default();
         let ticks = probe.ticks.clone();
+        let rounds = probe.rounds.clone();
         let stats = Arc::new(Stats::default());
-        let mut lp = EventLoop::<Probe, B>::new(listeners, probe, Limits::default(), stats.clone())
+        let mut lp = EventLoop::<Probe, B>::new(listeners, probe, limits, stats.clone())
             .unwrap()
             .exclusive_accept(exclusive);
-        tx.send((lp.handle(), stats, ticks)).unwrap();
+        tx.send((lp.handle(), stats, ticks, rounds)).unwrap();
         let res = lp.run(None);
         (res, lp.table_size())
     });
-    let (handle, stats, ticks) = rx.recv().unwrap();
+    let (handle, stats, ticks, rounds) = rx.recv().unwrap();
     Running {
         addr,
         handle,
         stats,
         ticks,
+        rounds,
         thread,
     }
 }
@@ -158,6 +185,93 @@ fn deadline_fires_once_and_ticks_run() {
         rt.handle.stop();
         rt.thread.join().unwrap().0.unwrap();
     });
+}
+
+#[test]
+fn before_wait_runs_each_iteration_and_its_output_leaves_at_once() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let mut c = client(rt.addr);
+        for i in 0..20 {
+            let t0 = Instant::now();
+            send(&mut c, &format!("later w{i}\n"));
+            assert_eq!(line(&mut c), format!("w{i}\n"));
+            // Not waiting for the 250 ms tick: the hook ran in the same iteration.
+            assert!(
+                t0.elapsed() < Duration::from_millis(200),
+                "{:?}",
+                t0.elapsed()
+            );
+        }
+        // In order with what data() sent directly.
+        send(&mut c, "later b\na\n");
+        assert_eq!(line(&mut c), "a\n");
+        assert_eq!(line(&mut c), "b\n");
+        // Idle, the loop wakes for ticks only: a few rounds, not a spin.
+        let before = rt.rounds.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(600));
+        let idle_rounds = rt.rounds.load(Ordering::Relaxed) - before;
+        assert!(
+            (1..=12).contains(&idle_rounds),
+            "{idle_rounds} rounds while idle"
+        );
+        rt.handle.stop();
+        rt.thread.join().unwrap().0.unwrap();
+    });
+}
+
+/// Input held back under backpressure is fed when the flush lifts it; what the
+/// protocol then holds for `before_wait` must leave without any new event from the
+/// client (none comes: it waits for the reply).
+#[test]
+fn before_wait_runs_after_input_held_back_by_backpressure() {
+    fn run<B: Poller + 'static>() {
+        let limits = Limits {
+            out_high: 1000,
+            ..Limits::default()
+        };
+        let rt = spawn_with::<B>(vec![bind()], false, limits);
+        let mut c = client(rt.addr);
+        // 1.5 KB passes the mark, so `later` waits in the input until the flush, which
+        // empties the queue in one write and feeds it: nothing is left to write.
+        send(&mut c, "big 1500\nlater tail\n");
+        assert_eq!(line(&mut c).len(), 1501);
+        let t0 = Instant::now();
+        assert_eq!(line(&mut c), "tail\n");
+        assert!(
+            t0.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
+        rt.handle.stop();
+        rt.thread.join().unwrap().0.unwrap();
+    }
+    run::<Epoll>();
+    run::<Poll>();
+    run::<Select>();
+}
+
+#[test]
+fn threaded_models_call_before_wait_after_each_call() {
+    for model in [super::Model::Threads, super::Model::Pool] {
+        let l = bind();
+        let addr = l.local_addr();
+        let shutdown = crate::signals::Shutdown::new().unwrap();
+        let stop = shutdown.clone();
+        let opts = super::Options {
+            model,
+            workers: 2,
+            ..super::Options::default()
+        };
+        let t =
+            std::thread::spawn(move || super::serve(vec![l], Probe::default(), &opts, &shutdown));
+        let mut c = client(addr);
+        send(&mut c, "later x\n");
+        assert_eq!(line(&mut c), "x\n", "{model}");
+        stop.trigger();
+        drop(c);
+        t.join().unwrap().unwrap();
+    }
 }
 
 #[test]

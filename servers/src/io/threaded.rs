@@ -157,11 +157,13 @@ impl<P: Protocol> Hub<P> {
         }
     }
 
-    /// Runs `f` on the protocol under the lock and applies what it queued.
+    /// Runs `f` on the protocol under the lock, then its end-of-round hook, and
+    /// applies what they queued.
     fn with<R>(&self, f: impl FnOnce(&mut P, &mut Outbox) -> R) -> R {
         let mut g = lock(&self.shared);
         let s = &mut *g;
         let r = f(&mut s.proto, &mut s.outbox);
+        s.proto.before_wait(&mut s.outbox);
         s.apply(&self.limits);
         r
     }
@@ -199,6 +201,7 @@ impl<P: Protocol> Hub<P> {
             g.peers.insert(id, me.clone());
             let s = &mut *g;
             let st = s.proto.open(id, peer_addr, &mut s.outbox);
+            s.proto.before_wait(&mut s.outbox);
             s.apply(&self.limits);
             st
         };
@@ -209,6 +212,7 @@ impl<P: Protocol> Hub<P> {
         g.peers.remove(&id);
         let s = &mut *g;
         s.proto.closed(id, state, &mut s.outbox);
+        s.proto.before_wait(&mut s.outbox);
         s.apply(&self.limits);
         Stats::add(&self.stats.closed, 1);
     }

@@ -1,13 +1,17 @@
 //! kvd: a key-value store that speaks Redis's protocol (RESP2) and keeps an append-only
 //! log, as a [`Protocol`] any concurrency model can drive.
 //!
-//! The one idea: a batch is the unit of work. [`Kv::data`] runs every complete command
-//! the client has sent (pipelining costs one call, not one per command), gathering the
-//! replies into one buffer and the log records into another; then the log is written
-//! (and under `appendfsync always`, fsynced), and only then do the replies leave, as a
-//! single send. So no client ever sees an acknowledgement for a write that is not in
-//! the log. Between batches, [`Kv::tick`] expires keys actively, finishes background
-//! log rewrites and retries a log write that failed.
+//! The one idea: a loop iteration is the unit of work, as in Redis. [`Kv::data`] runs
+//! every complete command a client has sent (pipelining costs one call, not one per
+//! command), gathering its replies into one buffer and the log records into the log's
+//! queue. While the log holds records not yet written, replies (anyone's: a read may
+//! show a write) are held back in [`Kv`]; at the end of the iteration
+//! ([`Protocol::before_wait`]) the records of every client go to the log with one
+//! `write(2)` (and under `appendfsync always` one fsync), and only then are the held
+//! replies released, each as a single send. So no client ever sees an
+//! acknowledgement for a write that is not in the log, and fifty clients writing at
+//! once cost one log write, not fifty. Between iterations, [`Kv::tick`] expires keys
+//! actively, finishes background log rewrites and retries a log write that failed.
 
 pub mod btree_engine;
 mod cmd;
@@ -90,18 +94,33 @@ pub struct ServerState {
     pub stats: ServerStats,
 }
 
-/// Per-connection state: only how many bytes the pending frame needs at least, so a
-/// large value arriving in many reads is not re-walked on each.
+/// Per-connection state: how many bytes the pending frame needs at least, so a large
+/// value arriving in many reads is not re-walked on each.
 #[derive(Debug, Default)]
 pub struct KvConn {
     need: usize,
+    /// The client quit (or broke the protocol); its close may still be held, so
+    /// whatever it sends meanwhile is dropped.
+    quit: bool,
 }
 
 /// A batch stops once its replies pass this size: the rest of the input waits until
 /// the client has read them (the loop stops offering input to a connection whose
 /// output is over its high mark), so a pipeline of large GETs cannot make the server
-/// build an unbounded reply.
+/// build an unbounded reply. Held replies of all clients together are released (the
+/// log written first) once they pass it too, so holding them is bounded as well.
 const REPLY_BATCH_MAX: usize = 1024 * 1024;
+
+/// Replies up to this size are copied out of the reused reply buffer (see
+/// `Kv::reply_bytes`); larger ones take the buffer with them.
+const REPLY_COPY_MAX: usize = 16 * 1024;
+
+/// What waits in [`Kv`] for the log write that must precede it.
+#[derive(Debug)]
+enum Held {
+    Send(ConnId, Bytes),
+    Close(ConnId),
+}
 
 /// Active expiry gets at most this much of each tick, as Redis gives its cycle 25 ms.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
@@ -115,6 +134,12 @@ pub struct Kv {
     on_fatal: Option<Box<dyn FnMut() + Send>>,
     /// Set when the log could not be made durable under `always`: the process must stop.
     fatal: bool,
+    /// Replies and closes waiting for the log write, in the order they were made.
+    held: Vec<Held>,
+    /// Bytes in `held`.
+    held_bytes: usize,
+    /// The reply buffer, reused from batch to batch while its replies stay small.
+    reply: Vec<u8>,
 }
 
 /// Runs one command, its reply appended to `out`. True when the client asked to quit.
@@ -214,6 +239,9 @@ impl Kv {
             scratch: Vec::new(),
             on_fatal: None,
             fatal: false,
+            held: Vec::new(),
+            held_bytes: 0,
+            reply: Vec::new(),
         })
     }
 
@@ -227,12 +255,12 @@ impl Kv {
         self.ks.len()
     }
 
-    /// Moves the batch's log records into the log and writes them. False when the
-    /// batch must not be acknowledged.
-    fn flush_log(&mut self) -> bool {
+    /// Moves the batch's log records into the log's queue, unwritten; true when the
+    /// log then holds records not yet written (the batch's replies must wait).
+    fn queue_log(&mut self) -> bool {
         let Some(aof) = &mut self.aof else {
             self.ks.feed.clear();
-            return true;
+            return false;
         };
         if !self.ks.feed.is_empty() {
             aof.feed(&self.ks.feed);
@@ -241,6 +269,34 @@ impl Kv {
                 self.ks.feed.shrink_to(64 * 1024);
             }
         }
+        aof.pending()
+    }
+
+    /// Writes the log (one `write(2)`, and under `always` an fsync), then releases
+    /// what was held for it: the replies, or, if the log could not be made durable
+    /// under `always`, closes in their place, so nothing unlogged is acknowledged.
+    fn release(&mut self, out: &mut Outbox) {
+        let durable = self.flush_log();
+        self.held_bytes = 0;
+        for h in self.held.drain(..) {
+            match h {
+                Held::Send(id, data) if durable => out.send(id, data),
+                Held::Close(id) => out.close(id),
+                Held::Send(id, _) => out.close(id),
+            }
+        }
+        if self.held.capacity() > 4096 {
+            self.held = Vec::new();
+        }
+    }
+
+    /// Moves the log records into the log and writes them. False when what waits for
+    /// them must not be acknowledged.
+    fn flush_log(&mut self) -> bool {
+        self.queue_log();
+        let Some(aof) = &mut self.aof else {
+            return true;
+        };
         match aof.flush() {
             Ok(()) => true,
             Err(e) if aof.policy() == FsyncPolicy::Always => {
@@ -258,6 +314,20 @@ impl Kv {
             // as in Redis.
             Err(_) => true,
         }
+    }
+
+    /// Turns a batch's replies into what is sent, keeping the buffer for the next
+    /// batch: a small reply is copied out (one exact allocation, where handing the
+    /// buffer over would cost its growth and a shared header every batch); a large one
+    /// is handed over as it is, and the next batch starts a fresh buffer.
+    fn reply_bytes(&mut self, mut reply: Vec<u8>) -> Bytes {
+        if reply.len() > REPLY_COPY_MAX {
+            return Bytes::from(reply);
+        }
+        let b = Bytes::copy_from_slice(&reply);
+        reply.clear();
+        self.reply = reply;
+        b
     }
 
     fn write_refusal(&self) -> Option<String> {
@@ -278,13 +348,16 @@ impl Protocol for Kv {
     }
 
     fn data(&mut self, id: ConnId, conn: &mut KvConn, input: &[u8], out: &mut Outbox) -> usize {
+        if conn.quit {
+            return input.len();
+        }
         if input.len() < conn.need {
             return 0;
         }
         conn.need = 0;
         self.ks.now = keyspace::unix_ms();
         let refuse = self.write_refusal();
-        let mut reply = Vec::new();
+        let mut reply = std::mem::take(&mut self.reply);
         let mut pos = 0;
         let mut close = false;
         let mut commands = 0u64;
@@ -345,19 +418,38 @@ impl Protocol for Kv {
         let st = &mut self.server.stats;
         st.commands += commands;
         st.net_input += pos as u64;
-        if !self.flush_log() {
-            // Not durable: nothing of this batch may be acknowledged.
-            out.close(id);
-            return input.len();
+        st.net_output += reply.len() as u64;
+        conn.quit = close;
+        let reply = self.reply_bytes(reply);
+        if self.queue_log() || !self.held.is_empty() {
+            if !reply.is_empty() {
+                self.held_bytes += reply.len();
+                self.held.push(Held::Send(id, reply));
+            }
+            if close {
+                self.held.push(Held::Close(id));
+            }
+            if self.held_bytes >= REPLY_BATCH_MAX {
+                self.release(out);
+            }
+            return pos;
         }
-        self.server.stats.net_output += reply.len() as u64;
         if !reply.is_empty() {
-            out.send(id, Bytes::from(reply));
+            out.send(id, reply);
         }
         if close {
             out.close(id);
         }
         pos
+    }
+
+    /// The end of the loop iteration: every client's log records in one write, then
+    /// their replies.
+    fn before_wait(&mut self, out: &mut Outbox) {
+        let pending = self.aof.as_ref().is_some_and(Aof::pending);
+        if pending || !self.held.is_empty() || !self.ks.feed.is_empty() {
+            self.release(out);
+        }
     }
 
     fn closed(&mut self, _id: ConnId, _conn: KvConn, _out: &mut Outbox) {
@@ -369,13 +461,14 @@ impl Protocol for Kv {
         Bytes::from_static(b"-ERR max number of clients reached\r\n")
     }
 
-    /// Work between batches: active expiry, background rewrite completion, log retry.
-    fn tick(&mut self, _out: &mut Outbox) {
+    /// Work between iterations: active expiry, background rewrite completion, log
+    /// retry.
+    fn tick(&mut self, out: &mut Outbox) {
         self.ks.active_expire(EXPIRE_BUDGET);
         if let Some(aof) = &mut self.aof {
             aof.poll_rewrite();
         }
-        self.flush_log();
+        self.release(out);
     }
 }
 

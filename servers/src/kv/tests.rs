@@ -27,7 +27,7 @@ impl Client {
         Self::new(Kv::open(Config::default()).unwrap())
     }
 
-    /// Sends bytes, returns every byte replied.
+    /// Sends bytes, returns every byte replied by the end of the loop iteration.
     fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(bytes);
         let mut out = Outbox::new();
@@ -35,6 +35,7 @@ impl Client {
             .kv
             .data(ConnId(1), &mut self.conn, &self.pending, &mut out);
         self.pending.drain(..n);
+        self.kv.before_wait(&mut out);
         let mut got = Vec::new();
         for a in out.drain() {
             match a {
@@ -332,4 +333,159 @@ fn btree_engine_serves_and_replays() {
     assert_eq!(c.cmd(&["EXISTS", "k7"]), ":0\r\n");
     assert_eq!(c.cmd(&["GET", "k24999"]), "$5\r\n24999\r\n");
     assert!(c.cmd(&["INFO", "server"]).contains("engine:btree"));
+}
+
+/// What one call queued: bytes sent per connection, in order, and closes.
+fn sent(out: &mut Outbox) -> Vec<(u64, Vec<u8>)> {
+    out.drain()
+        .map(|a| match a {
+            Action::Send {
+                to: crate::proto::Target::One(id),
+                data,
+            } => (id.0, data.to_vec()),
+            Action::Close { id } => (id.0, b"<close>".to_vec()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+fn command(args: &[&str]) -> Vec<u8> {
+    let mut b = Vec::new();
+    resp::encode_command(&mut b, args);
+    b
+}
+
+fn log_len(d: &std::path::Path) -> u64 {
+    std::fs::metadata(d.join(aof::FILE_NAME)).unwrap().len()
+}
+
+/// Within a loop iteration every reply waits until the log records of all clients are
+/// written, in one write at the iteration's end; with nothing to log, replies go at
+/// once.
+#[test]
+fn replies_wait_for_the_iterations_log_write() {
+    for fsync in [FsyncPolicy::Everysec, FsyncPolicy::Always, FsyncPolicy::No] {
+        let d = tempfile::tempdir().unwrap();
+        let mut kv = Kv::open(Config {
+            dir: Some(d.path().to_owned()),
+            fsync,
+            ..Config::default()
+        })
+        .unwrap();
+        let mut out = Outbox::new();
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let mut a = kv.open(ConnId(1), peer, &mut out);
+        let mut b = kv.open(ConnId(2), peer, &mut out);
+        let mut c = kv.open(ConnId(3), peer, &mut out);
+
+        let q = command(&["GET", "k"]);
+        assert_eq!(kv.data(ConnId(3), &mut c, &q, &mut out), q.len());
+        assert_eq!(sent(&mut out), vec![(3, b"$-1\r\n".to_vec())], "{fsync}");
+
+        let set = command(&["SET", "k", "v"]);
+        let incr = command(&["INCR", "n"]);
+        assert_eq!(kv.data(ConnId(1), &mut a, &set, &mut out), set.len());
+        assert_eq!(kv.data(ConnId(2), &mut b, &incr, &mut out), incr.len());
+        // A read after a write in the same iteration may show it: it waits too.
+        assert_eq!(kv.data(ConnId(3), &mut c, &q, &mut out), q.len());
+        let quit = command(&["QUIT"]);
+        assert_eq!(kv.data(ConnId(2), &mut b, &quit, &mut out), quit.len());
+        assert!(
+            sent(&mut out).is_empty(),
+            "{fsync}: a reply left before the log write"
+        );
+        assert_eq!(log_len(d.path()), 0, "{fsync}");
+
+        kv.before_wait(&mut out);
+        assert_eq!(log_len(d.path()), (set.len() + incr.len()) as u64);
+        assert_eq!(
+            sent(&mut out),
+            vec![
+                (1, b"+OK\r\n".to_vec()),
+                (2, b":1\r\n".to_vec()),
+                (3, b"$1\r\nv\r\n".to_vec()),
+                (2, b"+OK\r\n".to_vec()),
+                (2, b"<close>".to_vec()),
+            ],
+            "{fsync}"
+        );
+        // Whatever a quitting client sends while its close is applied is dropped.
+        assert_eq!(kv.data(ConnId(2), &mut b, &set, &mut out), set.len());
+        kv.before_wait(&mut out);
+        assert!(sent(&mut out).is_empty());
+        assert_eq!(log_len(d.path()), (set.len() + incr.len()) as u64);
+
+        // Nothing pending: the end of the iteration does nothing.
+        assert_eq!(kv.data(ConnId(1), &mut a, &q, &mut out), q.len());
+        assert_eq!(sent(&mut out), vec![(1, b"$1\r\nv\r\n".to_vec())]);
+        kv.before_wait(&mut out);
+        assert!(out.is_empty());
+    }
+}
+
+/// Held replies are bounded: past REPLY_BATCH_MAX the log is written and they are
+/// released from within the batch, so the loop's backpressure sees them.
+#[test]
+fn held_replies_are_released_early_past_the_batch_bound() {
+    let d = tempfile::tempdir().unwrap();
+    let mut kv = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut out = Outbox::new();
+    let mut a = kv.open(ConnId(1), "127.0.0.1:1".parse().unwrap(), &mut out);
+    let big = "x".repeat(REPLY_BATCH_MAX / 3);
+    let set = command(&["SET", "big", &big]);
+    assert_eq!(kv.data(ConnId(1), &mut a, &set, &mut out), set.len());
+    let get = command(&["GET", "big"]);
+    let mut held = 0;
+    for _ in 0..3 {
+        assert_eq!(kv.data(ConnId(1), &mut a, &get, &mut out), get.len());
+        if out.is_empty() {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 2, "the third GET passes the bound");
+    assert_eq!(log_len(d.path()), set.len() as u64);
+    let replies = sent(&mut out);
+    assert_eq!(replies.len(), 4);
+    assert_eq!(replies[0], (1, b"+OK\r\n".to_vec()));
+    assert!(kv.held.is_empty() && kv.held_bytes == 0);
+}
+
+/// A rewrite asked for in the same batch as writes before it: the new log holds their
+/// effect once (in the snapshot), not again after it.
+#[test]
+fn rewrite_in_a_batch_after_writes_replays_them_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    };
+    {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        let mut batch = command(&["INCR", "n"]);
+        batch.extend_from_slice(&command(&["BGREWRITEAOF"]));
+        batch.extend_from_slice(&command(&["INCR", "n"]));
+        assert_eq!(
+            c.send(&batch),
+            b":1\r\n+Background append only file rewriting started\r\n:2\r\n"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.kv.aof.as_ref().unwrap().rewrite_in_progress() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rewrite never finished"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+            c.kv.tick(&mut Outbox::new());
+        }
+        assert_eq!(
+            c.kv.aof.as_ref().unwrap().last_rewrite_status,
+            Some(aof::RewriteStatus::Ok)
+        );
+    }
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.cmd(&["GET", "n"]), "$1\r\n2\r\n");
 }

@@ -3,7 +3,8 @@
 //! The queue is advanced only by the count the kernel returns, so a short write leaves
 //! the unwritten tail at the front, `EINTR` retries, and `EAGAIN` stops with the queue
 //! intact for the next writable event. Consecutive byte chunks leave in one
-//! `sendmsg` (gather write); file ranges leave with `sendfile(2)`.
+//! `sendmsg` (gather write; a lone chunk in one `send`); file ranges leave with
+//! `sendfile(2)`.
 
 use super::cvt_size;
 use bytes::{Buf, Bytes};
@@ -72,11 +73,19 @@ impl OutQueue {
         }
         self.mem += data.len();
         if data.len() <= COALESCE_MAX {
-            if let Some(Chunk::Owned { buf, .. }) = self.chunks.back_mut() {
-                if buf.len() + data.len() <= COALESCE_CAP {
+            match self.chunks.back_mut() {
+                Some(Chunk::Owned { buf, .. }) if buf.len() + data.len() <= COALESCE_CAP => {
                     buf.extend_from_slice(&data);
                     return;
                 }
+                // An empty queue: a request's reply, most likely written whole by the
+                // flush that follows. Queued as it is, it costs no copy; a chunk that
+                // follows it starts the shared tail buffer.
+                None => {
+                    self.chunks.push_back(Chunk::Bytes(data));
+                    return;
+                }
+                _ => {}
             }
             let mut buf = Vec::with_capacity(data.len().max(512));
             buf.extend_from_slice(&data);
@@ -171,8 +180,30 @@ impl OutQueue {
         })
     }
 
-    /// One gather write of the leading byte chunks; advances by what was written.
+    /// One write of the leading byte chunks (a gather write when there are several);
+    /// advances by what was written.
     fn send_bytes(&mut self, sock: BorrowedFd<'_>) -> io::Result<usize> {
+        let single: Option<&[u8]> = match (self.chunks.len(), self.chunks.front()) {
+            (1, Some(Chunk::Bytes(b))) => Some(b),
+            (1, Some(Chunk::Owned { buf, sent })) => Some(&buf[*sent..]),
+            _ => None,
+        };
+        if let Some(part) = single {
+            // SAFETY: `part` is a live slice of `part.len()` bytes owned by the queue,
+            // untouched until the call returns; `sock` is borrowed and open.
+            // MSG_NOSIGNAL: a closed peer is EPIPE, not a SIGPIPE.
+            let res = unsafe {
+                libc::send(
+                    sock.as_raw_fd(),
+                    part.as_ptr().cast(),
+                    part.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            let n = cvt_size(res)?;
+            self.advance(n);
+            return Ok(n);
+        }
         let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -205,8 +236,13 @@ impl OutQueue {
         // not touched until the call returns; MSG_NOSIGNAL turns a closed peer into
         // EPIPE instead of killing the process with SIGPIPE.
         let res = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | more) };
-        let mut n = cvt_size(res)?;
-        let total = n;
+        let n = cvt_size(res)?;
+        self.advance(n);
+        Ok(n)
+    }
+
+    /// Drops `n` written bytes from the front of the leading byte chunks.
+    fn advance(&mut self, mut n: usize) {
         while n > 0 {
             let left = match self.chunks.front_mut() {
                 Some(Chunk::Bytes(b)) => b.len(),
@@ -227,7 +263,6 @@ impl OutQueue {
             self.mem -= n;
             n = 0;
         }
-        Ok(total)
     }
 }
 

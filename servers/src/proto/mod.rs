@@ -180,6 +180,21 @@ pub trait Protocol {
     /// queued here are applied like any other.
     fn tick(&mut self, _out: &mut Outbox) {}
 
+    /// Called after each round of calls above: the event loops once per loop
+    /// iteration, after serving every ready connection (and again if flushing fed a
+    /// connection more input), before waiting for readiness again; the threaded
+    /// models after each call, under the protocol's lock. Output queued by the calls
+    /// before it may already be written (an event loop answers each connection as
+    /// soon as it has read it), so a protocol that must not answer before this work
+    /// holds its answers itself. Work that costs less done once for many connections
+    /// goes here, as in Redis's `beforeSleep`: kvd writes every log record of the
+    /// iteration with one `write(2)` (and one fsync under `always`), and only then
+    /// releases the replies it held back. Actions queued here are applied like any
+    /// other. The default does nothing and, the loops being generic over the
+    /// protocol, costs nothing.
+    #[inline]
+    fn before_wait(&mut self, _out: &mut Outbox) {}
+
     /// The bytes a client waiting for a free worker (`--io pool`) receives once, when
     /// it is queued; `position` counts from 1. Empty (the default) sends nothing.
     fn queued(&mut self, _position: usize) -> Bytes {

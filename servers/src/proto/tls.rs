@@ -367,6 +367,13 @@ impl<P: TlsAware> Protocol for Tls<P> {
         self.apply_inner(out);
     }
 
+    fn before_wait(&mut self, out: &mut Outbox) {
+        self.inner.before_wait(&mut self.scratch);
+        if !self.scratch.is_empty() {
+            self.apply_inner(out);
+        }
+    }
+
     /// A refused client gets no bytes: plaintext would be garbage to a TLS client,
     /// and a handshake just to say "full" costs more than it tells.
     fn refusal(&mut self) -> Bytes {

@@ -4,7 +4,8 @@
 //! The one idea, as in Redis's `aof.c`: a command is acknowledged only after the bytes
 //! describing it have been handed to the kernel (`write`), and, under `always`, made
 //! durable (`fdatasync`) — so the caller feeds commands with [`Aof::feed`] while it runs
-//! a batch and calls [`Aof::flush`] *before* sending that batch's replies. Under
+//! a loop iteration (every client's batch) and calls [`Aof::flush`] once, *before*
+//! sending any of that iteration's replies. Under
 //! `everysec` a thread of its own runs `fdatasync` once a second, so the event loop never
 //! waits on the disk; under `no` the kernel decides. A write that fails half-way is
 //! undone with `ftruncate`, so the file never holds half a command we did not intend.
@@ -309,6 +310,11 @@ impl Aof {
 
     pub fn rewrite_in_progress(&self) -> bool {
         self.rewrite.is_some()
+    }
+
+    /// Whether bytes were fed that [`Aof::flush`] has not written yet.
+    pub fn pending(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// Queues one command's bytes (RESP). Nothing reaches the file before [`Aof::flush`].

@@ -124,13 +124,20 @@ fn render_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
 }
 
 pub(crate) fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) {
-    let ks: &crate::kv::keyspace::Keyspace = ctx.ks;
     let Some(aof) = ctx.aof.as_deref_mut() else {
         return ctx.err("ERR the append-only file is off");
     };
     if aof.rewrite_in_progress() {
         return ctx.err("ERR Background append only file rewriting already in progress");
     }
+    // The records of the commands before this one in the batch go to the old log now:
+    // fed after the fork, they would follow the snapshot that already holds their
+    // effect, and replay would apply them twice (an INCR counted twice).
+    if !ctx.ks.feed.is_empty() {
+        aof.feed(&ctx.ks.feed);
+        ctx.ks.feed.clear();
+    }
+    let ks: &crate::kv::keyspace::Keyspace = ctx.ks;
     match aof.start_rewrite(&|w| ks.write_snapshot(w), ks.pin()) {
         Ok(()) => ctx.simple("Background append only file rewriting started"),
         Err(e) => {
