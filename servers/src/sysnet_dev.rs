@@ -365,10 +365,24 @@ impl<P: Protocol> Protocol for Counted<P> {
         self.inner.refusal()
     }
 
+    fn tick(&mut self, out: &mut Outbox) {
+        let mark = out.len();
+        self.inner.tick(out);
+        self.count_out(out, mark);
+    }
+
     fn before_wait(&mut self, out: &mut Outbox) {
         let mark = out.len();
         self.inner.before_wait(out);
         self.count_out(out, mark);
+    }
+
+    fn queued(&mut self, position: usize) -> Bytes {
+        self.inner.queued(position)
+    }
+
+    fn idle(&self, conn: &P::Conn) -> bool {
+        self.inner.idle(conn)
     }
 }
 
@@ -486,6 +500,27 @@ mod tests {
             input.len()
         }
         fn closed(&mut self, _id: ConnId, _conn: (), _out: &mut Outbox) {}
+        fn tick(&mut self, out: &mut Outbox) {
+            out.send_to(crate::proto::Target::All, &b"tick\n"[..]);
+        }
+        fn queued(&mut self, position: usize) -> Bytes {
+            Bytes::from(format!("wait {position}\n"))
+        }
+        fn idle(&self, _conn: &()) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn counted_passes_on_the_optional_calls() {
+        let counters = Arc::new(ConnCounters::default());
+        let mut proto = Counted::new(Mirror, counters.clone());
+        let mut out = Outbox::new();
+        proto.tick(&mut out);
+        assert_eq!(out.len(), 1, "tick reached the inner protocol");
+        assert_eq!(counters.totals()[3], ("bytes_out", 5));
+        assert_eq!(&proto.queued(3)[..], b"wait 3\n");
+        assert!(!proto.idle(&()), "idle is the inner protocol's answer");
     }
 
     #[test]
