@@ -2,11 +2,13 @@
 # Key-value benchmark: kvd against Debian's redis-server, side by side in one run.
 #
 #   scripts/bench/kv.sh [REQUESTS] [RECOVERY_KEYS]    (defaults 200000 and 1000000;
-#                                                     ports 16300-16399)
+#                                                     ports 16300-16399; ROUNDS=3)
 #
 # 1. Throughput: `redis-benchmark -t set,get,incr,mset,ping -n REQUESTS -c 50` at -P 1
 #    and -P 16 against each server (appendonly yes, appendfsync everysec, a temp dir
-#    each, loopback). The servers alternate test by test so both see the same machine.
+#    each, loopback). Each test runs ROUNDS times per server, the servers alternating
+#    and taking turns going first, and the median counts: a -P 16 test lasts a fraction
+#    of a second, so one run of it is at the mercy of whatever else the machine does.
 # 2. Recovery: RECOVERY_KEYS keys loaded with `redis-cli --pipe`, the server killed
 #    with SIGKILL, restarted, and timed until it answers PING with the whole keyspace.
 #    Redis runs with auto-aof-rewrite-percentage 0 so both replay a plain log of the
@@ -19,6 +21,7 @@ cd "$SYSNET_ROOT"
 
 REQUESTS=${1:-200000}
 KEYS=${2:-1000000}
+ROUNDS=${ROUNDS:-3}
 KVD_PORT=16301
 REDIS_PORT=16302
 
@@ -87,12 +90,15 @@ RESULTS="$WORK/results.csv"
 : >"$RESULTS"
 for P in 1 16; do
   for t in ping set get incr mset; do
-    for srv in kvd redis; do
-      port=$KVD_PORT; [ $srv = redis ] && port=$REDIS_PORT
-      step "redis-benchmark -t $t -P $P against $srv"
-      timeout 300 redis-benchmark -p "$port" -t "$t" -n "$REQUESTS" -c 50 -P "$P" --csv 2>/dev/null |
-        tr -d '\r' | awk -F'","' -v s=$srv -v p=$P 'NR > 1 { gsub(/"/, "", $1); print s "," p "," $1 "," $2 }' |
-        tee -a "$RESULTS"
+    for round in $(seq 1 "$ROUNDS"); do
+      order="kvd redis"; [ $((round % 2)) -eq 0 ] && order="redis kvd"
+      for srv in $order; do
+        port=$KVD_PORT; [ $srv = redis ] && port=$REDIS_PORT
+        step "redis-benchmark -t $t -P $P against $srv (round $round of $ROUNDS)"
+        timeout 300 redis-benchmark -p "$port" -t "$t" -n "$REQUESTS" -c 50 -P "$P" --csv 2>/dev/null |
+          tr -d '\r' | awk -F'","' -v s=$srv -v p=$P 'NR > 1 { gsub(/"/, "", $1); print s "," p "," $1 "," $2 }' |
+          tee -a "$RESULTS"
+      done
     done
   done
 done
@@ -162,15 +168,19 @@ fi
 mkdir -p target/bench
 step "results (requests/s; ratio = kvd / redis-server)"
 "$PY" - "$RESULTS" "$WORK/recovery.csv" target/bench/kv.png <<'PY'
-import csv, math, sys
+import csv, math, statistics, sys
 rows = list(csv.reader(open(sys.argv[1])))
-rps = {}
+runs = {}
 order = []
 for srv, p, test, v in rows:
     key = (test, int(p))
     if key not in order:
         order.append(key)
-    rps.setdefault(key, {})[srv] = float(v)
+    runs.setdefault(key, {}).setdefault(srv, []).append(float(v))
+# The median of each server's rounds.
+rps = {k: {s: statistics.median(v) for s, v in by.items()} for k, by in runs.items()}
+rounds = max(len(v) for by in runs.values() for v in by.values())
+print(f"(median of {rounds} rounds per server and test)")
 print(f"| {'test':<16} | {'-P':>3} | {'kvd':>12} | {'redis':>12} | {'ratio':>6} |")
 print(f"|{'-'*18}|{'-'*5}|{'-'*14}|{'-'*14}|{'-'*8}|")
 ratios = []
