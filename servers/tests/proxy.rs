@@ -267,3 +267,77 @@ fn forwarder_moves_a_large_stream_intact_both_ways() {
     assert_eq!(got.len(), data.len());
     assert!(got == data, "bytes differ");
 }
+
+/// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is parenthesised and may hold spaces:
+    // the first is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (f[10] + f[11]) as f64 / hz
+}
+
+#[test]
+fn a_stalled_reader_does_not_make_the_forwarder_spin() {
+    // An upstream that sends a file with sendfile(2), as a web server does: its bytes
+    // reach the proxy as pieces of page-cache pages, so the proxy's pipe runs out of
+    // buffers before it reaches its byte capacity. A client that reads nothing for a
+    // while must leave the proxy asleep, not splicing into a full pipe in a loop.
+    const LEN: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.bin");
+    std::fs::File::create(&path).unwrap().set_len(LEN).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let Some(Ok(c)) = l.incoming().next() else {
+            return;
+        };
+        let mut off: libc::off_t = 0;
+        while (off as u64) < LEN {
+            // SAFETY: both descriptors are open for the call; `off` is a live off_t
+            // the kernel advances.
+            let n = unsafe {
+                libc::sendfile(
+                    c.as_raw_fd(),
+                    file.as_raw_fd(),
+                    &mut off,
+                    (LEN - off as u64) as usize,
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+        }
+    });
+    let px = Server::start(PROXY, &["--upstream", &up.to_string()]);
+    let mut s = TcpStream::connect(px.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Let the socket buffers and the pipe fill while the client reads nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(px.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_seconds(px.pid()) - before;
+    assert!(
+        used < 0.3,
+        "the proxy used {used:.2} s of CPU in 1 s while its client read nothing"
+    );
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf).unwrap() {
+            0 => break,
+            n => got += n as u64,
+        }
+    }
+    assert_eq!(got, LEN);
+}

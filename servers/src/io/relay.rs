@@ -83,6 +83,9 @@ const PIPE_SIZE: libc::c_int = 1 << 20;
 /// Pipes kept for reuse: a new pair costs no pipe2() while the pool lasts.
 const PIPE_POOL: usize = 256;
 const TICK: Duration = Duration::from_millis(250);
+/// Pipes' worth of bytes one direction may move per wakeup before the loop serves
+/// the others (see [`splice_dir`]).
+const SPLICE_BUDGET: usize = 4;
 /// A read that fills this much switches a direction from copying to splicing.
 const COPY_BUF: usize = 64 * 1024;
 
@@ -165,6 +168,9 @@ struct Dir {
     prefix_off: usize,
     pipe: Option<Pipe>,
     in_pipe: usize,
+    /// The pipe refused more (`EAGAIN` while holding bytes): stop reading the source
+    /// until the pipe is empty again. See [`splice_dir`].
+    pipe_full: bool,
     src_eof: bool,
     dst_shut: bool,
     /// Do not read the source at all yet (the route is not decided).
@@ -182,7 +188,7 @@ struct Pipe {
 impl Dir {
     fn wants_read(&self) -> bool {
         let room = if self.splicing {
-            self.pipe.as_ref().is_some_and(|p| self.in_pipe < p.cap)
+            !self.pipe_full && self.pipe.as_ref().is_some_and(|p| self.in_pipe < p.cap)
         } else {
             self.prefix_off >= self.prefix.len()
         };
@@ -237,6 +243,44 @@ struct Relay<'a> {
     resolver: Resolver,
     /// Where copy-mode bytes pass through (see [`pump_dir`]).
     buf: Vec<u8>,
+}
+
+/// Which directions of a pair an event can move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dirs {
+    /// Client → upstream.
+    up: bool,
+    /// Upstream → client.
+    down: bool,
+}
+
+impl Dirs {
+    const BOTH: Self = Self {
+        up: true,
+        down: true,
+    };
+
+    /// A direction moves only when its source is readable or its destination
+    /// writable. Pumping the other one too would cost a `read` or `splice` that
+    /// can only say `EAGAIN`, once per wakeup: during a one-way bulk transfer that
+    /// is one wasted syscall per chunk on the idle direction. An error or hangup
+    /// concerns both.
+    fn fired(on_upstream: bool, ev: &Fired) -> Self {
+        if ev.hangup {
+            return Self::BOTH;
+        }
+        if on_upstream {
+            Self {
+                up: ev.writable,
+                down: ev.readable,
+            }
+        } else {
+            Self {
+                up: ev.readable,
+                down: ev.writable,
+            }
+        }
+    }
 }
 
 fn token(slot: usize, upstream: bool) -> u64 {
@@ -334,7 +378,7 @@ impl Relay<'_> {
         match pair.stage {
             Stage::Head(_) if !on_upstream => self.read_head(slot),
             Stage::Connecting { .. } if on_upstream && ev.writable => self.connected(slot),
-            Stage::Relaying => self.pump(slot),
+            Stage::Relaying => self.pump(slot, Dirs::fired(on_upstream, ev)),
             Stage::Refusing => self.pump_refusal(slot),
             _ => {
                 if ev.hangup && !on_upstream {
@@ -522,11 +566,11 @@ impl Relay<'_> {
         pair.stage = Stage::Relaying;
         pair.last_active = Instant::now();
         tracing::debug!(client = %pair.client_addr, dest = %pair.dest, "relaying");
-        self.pump(slot);
+        self.pump(slot, Dirs::BOTH);
     }
 
-    /// Moves whatever can move in both directions, then updates interest.
-    fn pump(&mut self, slot: usize) {
+    /// Moves whatever can move in the directions `dirs`, then updates interest.
+    fn pump(&mut self, slot: usize, dirs: Dirs) {
         let Some(pair) = self.pairs[slot].as_mut() else {
             return;
         };
@@ -535,8 +579,16 @@ impl Relay<'_> {
         };
         let client = pair.client.as_fd();
         let upstream = upstream.as_fd();
-        let a = pump_dir(&mut pair.up, client, upstream, &mut self.buf);
-        let b = pump_dir(&mut pair.down, upstream, client, &mut self.buf);
+        let a = if dirs.up {
+            pump_dir(&mut pair.up, client, upstream, &mut self.buf)
+        } else {
+            Ok(0)
+        };
+        let b = if dirs.down {
+            pump_dir(&mut pair.down, upstream, client, &mut self.buf)
+        } else {
+            Ok(0)
+        };
         let (moved_up, moved_down) = match (a, b) {
             (Ok(x), Ok(y)) => (x, y),
             (Err(e), _) | (_, Err(e)) => {
@@ -725,22 +777,33 @@ fn pump_dir(
     Ok(moved)
 }
 
-/// Socket → pipe → socket until nothing moves.
+/// Socket → pipe → socket until nothing moves or a budget of [`SPLICE_BUDGET`] pipes
+/// has passed: a steady stream would otherwise hold the loop for as long as it flows,
+/// and the other pairs of this loop would wait (level-triggered, the pair is simply
+/// reported again on the next wait).
+///
+/// A pipe fills by buffers, not bytes: a socket's bytes arrive as pieces of pages, so
+/// the pipe can run out of buffers well before `cap` bytes, and splicing into it then
+/// fails with `EAGAIN` exactly as an empty socket does. Reading on would spin while the
+/// destination is slow (the source stays readable, level-triggered), so, as HAProxy's
+/// `raw_sock_to_pipe` does, `EAGAIN` with bytes still in the pipe counts as "full":
+/// the source is not read again until the destination has emptied the pipe.
 fn splice_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<usize> {
     let Some(pipe) = d.pipe.as_ref() else {
         return Ok(0);
     };
     let mut moved = 0;
-    loop {
+    let budget = pipe.cap.saturating_mul(SPLICE_BUDGET);
+    while moved < budget {
         let mut progress = false;
-        if !d.src_eof && d.in_pipe < pipe.cap {
+        if !d.src_eof && !d.pipe_full && d.in_pipe < pipe.cap {
             match splice(src, pipe.w.as_fd(), pipe.cap - d.in_pipe) {
                 Ok(0) => d.src_eof = true,
                 Ok(n) => {
                     d.in_pipe += n;
                     progress = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => d.pipe_full = d.in_pipe > 0,
                 Err(e) => return Err(e),
             }
         }
@@ -748,6 +811,7 @@ fn splice_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Resu
             match splice(pipe.r.as_fd(), dst, d.in_pipe) {
                 Ok(n) => {
                     d.in_pipe -= n;
+                    d.pipe_full &= d.in_pipe > 0;
                     moved += n;
                     progress |= n > 0;
                 }
@@ -756,9 +820,10 @@ fn splice_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Resu
             }
         }
         if !progress {
-            return Ok(moved);
+            break;
         }
     }
+    Ok(moved)
 }
 
 /// One non-blocking send of as much of `data` as the socket takes.
@@ -964,5 +1029,41 @@ impl Resolver {
         // The workers live as long as the receiver; a send error means they are gone,
         // and the pair then times out with a 504.
         let _ = self.ask.send((slot, host, port));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(readable: bool, writable: bool, hangup: bool) -> Fired {
+        Fired {
+            token: 0,
+            readable,
+            writable,
+            hangup,
+        }
+    }
+
+    #[test]
+    fn an_event_pumps_only_the_directions_it_can_move() {
+        let up_only = Dirs {
+            up: true,
+            down: false,
+        };
+        let down_only = Dirs {
+            up: false,
+            down: true,
+        };
+        // The upstream has bytes, or room: the download, or the upload.
+        assert_eq!(Dirs::fired(true, &ev(true, false, false)), down_only);
+        assert_eq!(Dirs::fired(true, &ev(false, true, false)), up_only);
+        // The client has bytes, or room: the upload, or the download.
+        assert_eq!(Dirs::fired(false, &ev(true, false, false)), up_only);
+        assert_eq!(Dirs::fired(false, &ev(false, true, false)), down_only);
+        assert_eq!(Dirs::fired(false, &ev(true, true, false)), Dirs::BOTH);
+        // A hangup or error must reach both, whatever else is set.
+        assert_eq!(Dirs::fired(true, &ev(false, false, true)), Dirs::BOTH);
+        assert_eq!(Dirs::fired(false, &ev(true, false, true)), Dirs::BOTH);
     }
 }
