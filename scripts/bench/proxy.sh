@@ -94,7 +94,7 @@ PIDS+=($FWD_PID)
 
 for port in $P_NGINX $P_PROXY $P_HAPROXY; do
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/615b.html" && break
+    curl -fs -o /dev/null "http://127.0.0.1:$port/615b.html" && break
     sleep 0.1
   done
 done
