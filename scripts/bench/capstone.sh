@@ -2,13 +2,17 @@
 # The capstone against Debian's nginx (master + 2 workers, sendfile on) and lighttpd
 # (one process), side by side in one run, on the same files, on loopback.
 #
-#   scripts/bench/capstone.sh [SECONDS_PER_CASE]     (default 5; ports 19000-19499)
+#   scripts/bench/capstone.sh [SECONDS_PER_CASE]     (default 5; ports 19000-19499;
+#                                                     ROUNDS=3)
 #
 # For every server x file (600 B, 64 KiB, 1 MiB) x connections (64, 256):
 #   wrk -t1 -cN --latency  (HTTP/1.1 keep-alive)
 # records req/s, p50/p99 and the CPU the server's whole process tree used during the
-# run (utime+stime from /proc), prints a table with ratios to the faster peer and
-# draws target/bench/capstone.png. The capstone runs twice, once per accept mode
+# run (utime+stime from /proc). All servers run at once (idle but for the one being
+# measured); every case runs ROUNDS times per server, the servers taking turns going
+# first, and the table gives the median of each figure: one 5-second run's p99 on two
+# shared cores moves by a factor of two from run to run. It prints ratios to the
+# faster peer and draws target/bench/capstone.png. The capstone runs twice, once per accept mode
 # (one shared socket with EPOLLEXCLUSIVE, one SO_REUSEPORT socket per loop): that
 # comparison is what chose the default. Then each server holds 10,000 idle
 # keep-alive connections and its memory is read (capstone target: < 100 MiB RSS).
@@ -18,6 +22,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
+ROUNDS=${ROUNDS:-3}
 SERVERS=${SERVERS:-"capstone-reuseport capstone-shared nginx lighttpd"}
 PORT_BASE=19000
 IDLE=${IDLE:-10000}
@@ -145,40 +150,55 @@ wait_port() {
 }
 
 RESULTS="$WORK/results.tsv"
-printf 'server\tconns\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
+printf 'server\tconns\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\tround\n' > "$RESULTS"
 IDLE_RESULTS="$WORK/idle.txt"
 : > "$IDLE_RESULTS"
 
-run_case() { # server pid port conns file
-  local server=$1 pid=$2 port=$3 conns=$4 file=$5 out t0 t1 reqs rps p50 p99 errs
+run_case() { # server pid port conns file round
+  local server=$1 pid=$2 port=$3 conns=$4 file=$5 round=$6 out t0 t1 reqs rps p50 p99 errs
   out="$WORK/$server-$conns-$file.out"
   t0=$(cpu_ticks "$pid")
   timeout $((SECS + 30)) wrk -t1 -c"$conns" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
   t1=$(cpu_ticks "$pid")
   read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$conns" "$file" "${reqs:-0}" "${rps:-0}" \
-    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" >> "$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$conns" "$file" "${reqs:-0}" "${rps:-0}" \
+    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" "$round" >> "$RESULTS"
   printf '  %-18s c%-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$conns" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"
 }
 
+declare -A PID_OF PORT_OF
 i=0
 for server in $SERVERS; do
   port=$((PORT_BASE + i))
   i=$((i + 1))
   step "$server on 127.0.0.1:$port"
   ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
+  PID_OF[$server]=$!
+  PORT_OF[$server]=$port
+  PIDS+=("$!")
   wait_port "$port"
+done
+
+read -r -a ORDER <<< "$SERVERS"
+for round in $(seq 1 "$ROUNDS"); do
+  step "round $round of $ROUNDS"
   for file in $FILES; do
     for conns in 64 256; do
-      run_case "$server" "$pid" "$port" "$conns" "$file"
+      for server in "${ORDER[@]}"; do
+        run_case "$server" "${PID_OF[$server]}" "${PORT_OF[$server]}" "$conns" "$file" "$round"
+      done
     done
   done
+  # The next round starts with the server that went second.
+  ORDER=("${ORDER[@]:1}" "${ORDER[0]}")
+done
+
+for server in $SERVERS; do
+  step "$server: $IDLE idle keep-alive connections"
   printf '%-18s ' "$server" >> "$IDLE_RESULTS"
-  python3 scripts/bench/idle-conns.py "127.0.0.1:$port" "$pid" "$IDLE" /600b.html >> "$IDLE_RESULTS" 2>&1 || echo "idle run failed" >> "$IDLE_RESULTS"
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  python3 scripts/bench/idle-conns.py "127.0.0.1:${PORT_OF[$server]}" "${PID_OF[$server]}" "$IDLE" /600b.html >> "$IDLE_RESULTS" 2>&1 || echo "idle run failed" >> "$IDLE_RESULTS"
+  kill "${PID_OF[$server]}" 2>/dev/null || true
+  wait "${PID_OF[$server]}" 2>/dev/null || true
 done
 
 mkdir -p "$SYSNET_ROOT/target/bench"
@@ -188,5 +208,5 @@ step "results (ratios to the faster of nginx and lighttpd; CPU µs/req = server 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 "$PY" "$(dirname "$0")/capstone_report.py" "$RESULTS" "$SYSNET_ROOT/target/bench/capstone.png"
-step "10,000 idle keep-alive connections (memory of the whole process tree)"
+step "$IDLE idle keep-alive connections (memory of the whole process tree)"
 cat "$IDLE_RESULTS"
