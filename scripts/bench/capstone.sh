@@ -12,10 +12,11 @@
 # measured); every case runs ROUNDS times per server, the servers taking turns going
 # first, and the table gives the median of each figure: one 5-second run's p99 on two
 # shared cores moves by a factor of two from run to run. It prints ratios to the
-# faster peer and draws target/bench/capstone.png. The capstone runs twice, once per accept mode
-# (one shared socket with EPOLLEXCLUSIVE, one SO_REUSEPORT socket per loop): that
-# comparison is what chose the default. Then each server holds 10,000 idle
-# keep-alive connections and its memory is read (capstone target: < 100 MiB RSS).
+# faster peer and draws target/bench/capstone.png. The capstone runs three times: with
+# two loops once per accept mode (one shared socket with EPOLLEXCLUSIVE, one
+# SO_REUSEPORT socket per loop: that comparison chose the default), and with one loop
+# (`workers = 1`). Then each server holds 10,000 idle keep-alive connections and its
+# memory is read (capstone target: < 100 MiB RSS).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/lib.sh"
@@ -23,7 +24,7 @@ cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
-SERVERS=${SERVERS:-"capstone-reuseport capstone-shared nginx lighttpd"}
+SERVERS=${SERVERS:-"capstone-reuseport capstone-shared capstone-1loop nginx lighttpd"}
 PORT_BASE=19000
 IDLE=${IDLE:-10000}
 
@@ -54,12 +55,12 @@ ulimit -n "$(ulimit -Hn)"
 
 # ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
 
-capstone_conf() { # port docroot accept
+capstone_conf() { # port docroot accept [workers]
   cat > "$WORK/capstone-$1.toml" <<CONF
 listen = ["127.0.0.1:$1"]
 root = "$2"
 processes = 1
-workers = 2
+workers = ${4:-2}
 accept = "$3"
 max_clients = 20000
 status_path = ""
@@ -70,6 +71,9 @@ CONF
 }
 start_capstone-shared() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" shared)"; }
 start_capstone-reuseport() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" reuseport)"; }
+# One loop in the worker: on two cores shared with a one-thread load generator, a
+# second loop mostly competes with the generator for a core.
+start_capstone-1loop() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" shared 1)"; }
 
 start_nginx() {
   local d="$WORK/nginx-$1"
