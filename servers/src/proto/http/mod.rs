@@ -568,17 +568,20 @@ impl Http {
         let now = self.clock.secs;
         // "/dir" and "/dir/" answer differently (a redirect, the index), so the
         // trailing slash is part of the key.
-        let mut key = target.rel.clone();
+        let mut key = target.rel;
         if target.trailing_slash {
             key.push(b'/');
         }
         if let Some(hit) = self.cache.get(&key, now) {
             return self.send_file(id, peer, head, &mut req, &hit, out);
         }
+        // Not cached (at most once a second per path): the path itself, without the
+        // key's slash.
+        let path = key[..key.len() - usize::from(target.trailing_slash)].to_vec();
         let cfg = Arc::clone(&self.cfg);
-        let (file, meta, rel) = match cfg.dir.open_file(&target.rel) {
+        let (file, meta, rel) = match cfg.dir.open_file(&path) {
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
-            Ok((file, meta)) if meta.is_file() => (file, meta, target.rel),
+            Ok((file, meta)) if meta.is_file() => (file, meta, path),
             Ok((_, meta)) if meta.is_dir() => {
                 if !target.trailing_slash {
                     // Relative links in the index need the slash: redirect, as nginx does.
@@ -590,7 +593,7 @@ impl Http {
                     location.push_str("\r\n");
                     return self.page(id, peer, &mut req, Status::MovedPermanently, &location, out);
                 }
-                let mut index = target.rel;
+                let mut index = path;
                 if !index.is_empty() {
                     index.push(b'/');
                 }
