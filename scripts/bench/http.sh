@@ -2,14 +2,17 @@
 # HTTP static-file benchmark: httpd against Debian's nginx and lighttpd, side by side
 # in one run, on the same files, each server one process on loopback.
 #
-#   scripts/bench/http.sh [SECONDS_PER_CASE]     (default 5; ports 18000-18499)
+#   scripts/bench/http.sh [SECONDS_PER_CASE]     (default 5; ports 18000-18499;
+#                                                 ROUNDS=3)
 #
 # For every server x file (600 B, 64 KiB, 1 MiB) x client:
 #   wrk -t1 -c50 --latency  (HTTP/1.1 keep-alive)
 #   ab  -c50               (HTTP/1.0, one connection per request)
 # it records req/s, p50/p99 latency and the server's CPU time (utime+stime ticks from
-# /proc/PID/stat over the run), then prints a table with ratios to httpd and draws
-# target/bench/http.png.
+# /proc/PID/stat over the run). All servers run at once (idle but for the one being
+# measured); every case runs ROUNDS times per server, the servers taking turns going
+# first, and the table gives the median of each figure. It prints ratios to httpd
+# and draws target/bench/http.png.
 #
 # Adding a server = one `start_NAME PORT DOCROOT` function that runs it in the
 # foreground as ONE process (so its CPU is that process's) and echoes nothing, plus
@@ -20,6 +23,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
+ROUNDS=${ROUNDS:-3}
 SERVERS=${SERVERS:-"httpd nginx lighttpd capstone"}
 PORT_BASE=18000
 CONNS=50
@@ -126,10 +130,10 @@ wait_port() {
 }
 
 RESULTS="$WORK/results.tsv"
-printf 'server\tclient\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RESULTS"
+printf 'server\tclient\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\tround\n' > "$RESULTS"
 
-run_case() { # server pid port client file
-  local server=$1 pid=$2 port=$3 client=$4 file=$5 out t0 t1 reqs rps p50 p99 errs
+run_case() { # server pid port client file round
+  local server=$1 pid=$2 port=$3 client=$4 file=$5 round=$6 out t0 t1 reqs rps p50 p99 errs
   out="$WORK/$server-$client-$file.out"
   t0=$(cpu_ticks "$pid")
   if [ "$client" = wrk ]; then
@@ -146,27 +150,36 @@ run_case() { # server pid port client file
     p99=$(awk '$1 == "99%" {print $2}' "$out")
     errs=$(awk '/^Failed requests:/ {n += $3} /^Non-2xx responses:/ {n += $3} END {print n + 0}' "$out")
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$client" "$file" "${reqs:-0}" "${rps:-0}" \
-    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" >> "$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$client" "$file" "${reqs:-0}" "${rps:-0}" \
+    "${p50:-0}" "${p99:-0}" "$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')" "${errs:-0}" "$round" >> "$RESULTS"
   printf '  %-9s %-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$client" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"
 }
 
+declare -A PID_OF PORT_OF
 i=0
 for server in $SERVERS; do
   port=$((PORT_BASE + i))
   i=$((i + 1))
   step "$server on 127.0.0.1:$port"
   ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
+  PID_OF[$server]=$!
+  PORT_OF[$server]=$port
+  PIDS+=("$!")
   wait_port "$port"
+done
+
+read -r -a ORDER <<< "$SERVERS"
+for round in $(seq 1 "$ROUNDS"); do
+  step "round $round of $ROUNDS"
   for file in $FILES; do
     for client in wrk ab; do
-      run_case "$server" "$pid" "$port" "$client" "$file"
+      for server in "${ORDER[@]}"; do
+        run_case "$server" "${PID_OF[$server]}" "${PORT_OF[$server]}" "$client" "$file" "$round"
+      done
     done
   done
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  # The next round starts with the server that went second.
+  ORDER=("${ORDER[@]:1}" "${ORDER[0]}")
 done
 
 mkdir -p "$SYSNET_ROOT/target/bench"

@@ -3,22 +3,34 @@
 
 Ratios are peer / httpd for req/s and for server CPU per request, per client and file.
 """
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-for r in rows:
+import csv, statistics, sys
+runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+for r in runs:
     reqs = float(r["reqs"] or 0)
+    r["rps"] = float(r["rps"] or 0)
     r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
+    r["cpu_pct"] = 100 * float(r["cpu_s"]) * r["rps"] / reqs if reqs else float("nan")
+# One row per server and case: the median of its rounds for each figure, errors summed.
+groups = {}
+for r in runs:
+    groups.setdefault((r["server"], r["client"], r["file"]), []).append(r)
+rows = []
+for (server, client, f), rs in groups.items():
+    med = lambda k: statistics.median(float(x[k]) for x in rs)
+    rows.append({"server": server, "client": client, "file": f, "rps": med("rps"),
+                 "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "cpu_us": med("cpu_us"),
+                 "cpu_pct": med("cpu_pct"), "errors": sum(int(x["errors"]) for x in rs)})
+print(f"(median of {max(len(rs) for rs in groups.values())} rounds per server and case)")
 base = {(r["client"], r["file"]): r for r in rows if r["server"] == "httpd"}
 hdr = f"| {'client':6} | {'file':9} | {'server':9} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ httpd':>13} | {'CPU/req ÷ httpd':>15} | {'errors':>6} |"
 print(hdr)
 print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
 for r in sorted(rows, key=lambda r: (r["client"], ["600b.html", "64k.bin", "1m.bin"].index(r["file"]))):
     b = base.get((r["client"], r["file"]))
-    rps = float(r["rps"] or 0)
-    ratio = rps / float(b["rps"]) if b and float(b["rps"] or 0) else float("nan")
+    rps = r["rps"]
+    ratio = rps / b["rps"] if b and b["rps"] else float("nan")
     cratio = r["cpu_us"] / b["cpu_us"] if b and b["cpu_us"] else float("nan")
-    secs = float(r["reqs"]) / rps if rps else float("nan")
-    cpu_pct = 100 * float(r["cpu_s"]) / secs if secs == secs and secs else float("nan")
+    cpu_pct = r["cpu_pct"]
     print(f"| {r['client']:6} | {r['file']:9} | {r['server']:9} | {rps:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {cpu_pct:6.0f} | {r['cpu_us']:10.1f} | {ratio:13.2f} | {cratio:15.2f} | {r['errors']:>6} |")
 try:
     import matplotlib
