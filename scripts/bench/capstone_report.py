@@ -1,23 +1,8 @@
 #!/usr/bin/env python3
 """Table and chart for scripts/bench/capstone.sh: capstone_report.py RESULTS.tsv OUT.png"""
-import csv, statistics, sys
-runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-for r in runs:
-    reqs = float(r["reqs"] or 0)
-    r["rps"] = float(r["rps"] or 0)
-    r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
-    r["cpu_pct"] = 100 * float(r["cpu_s"]) * r["rps"] / reqs if reqs else float("nan")
-# One row per server and case: the median of its rounds for each figure, errors summed.
-rows = []
-groups = {}
-for r in runs:
-    groups.setdefault((r["server"], r["conns"], r["file"]), []).append(r)
-for (server, conns, f), rs in groups.items():
-    med = lambda k: statistics.median(float(x[k]) for x in rs)
-    rows.append({"server": server, "conns": conns, "file": f, "rps": med("rps"),
-                 "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "cpu_us": med("cpu_us"),
-                 "cpu_pct": med("cpu_pct"), "errors": sum(int(x["errors"]) for x in rs)})
-rounds = max(len(rs) for rs in groups.values())
+import sys
+from bench_rows import median_rows
+rows, rounds = median_rows(sys.argv[1], "conns")
 print(f"(median of {rounds} rounds per server and case)")
 def best_peer(conns, f):
     peers = [r for r in rows if r["server"] in ("nginx", "lighttpd") and (r["conns"], r["file"]) == (conns, f)]

@@ -155,32 +155,8 @@ run_case() { # server pid port client file round
   printf '  %-9s %-4s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$server" "$client" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${errs:-?}"
 }
 
-declare -A PID_OF PORT_OF
-i=0
-for server in $SERVERS; do
-  port=$((PORT_BASE + i))
-  i=$((i + 1))
-  step "$server on 127.0.0.1:$port"
-  ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
-  PID_OF[$server]=$!
-  PORT_OF[$server]=$port
-  PIDS+=("$!")
-  wait_port "$port"
-done
-
-read -r -a ORDER <<< "$SERVERS"
-for round in $(seq 1 "$ROUNDS"); do
-  step "round $round of $ROUNDS"
-  for file in $FILES; do
-    for client in wrk ab; do
-      for server in "${ORDER[@]}"; do
-        run_case "$server" "${PID_OF[$server]}" "${PORT_OF[$server]}" "$client" "$file" "$round"
-      done
-    done
-  done
-  # The next round starts with the server that went second.
-  ORDER=("${ORDER[@]:1}" "${ORDER[0]}")
-done
+start_servers
+run_rounds wrk ab
 
 mkdir -p "$SYSNET_ROOT/target/bench"
 cp "$RESULTS" "$SYSNET_ROOT/target/bench/http.tsv"

@@ -3,24 +3,10 @@
 
 Ratios are peer / httpd for req/s and for server CPU per request, per client and file.
 """
-import csv, statistics, sys
-runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-for r in runs:
-    reqs = float(r["reqs"] or 0)
-    r["rps"] = float(r["rps"] or 0)
-    r["cpu_us"] = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
-    r["cpu_pct"] = 100 * float(r["cpu_s"]) * r["rps"] / reqs if reqs else float("nan")
-# One row per server and case: the median of its rounds for each figure, errors summed.
-groups = {}
-for r in runs:
-    groups.setdefault((r["server"], r["client"], r["file"]), []).append(r)
-rows = []
-for (server, client, f), rs in groups.items():
-    med = lambda k: statistics.median(float(x[k]) for x in rs)
-    rows.append({"server": server, "client": client, "file": f, "rps": med("rps"),
-                 "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "cpu_us": med("cpu_us"),
-                 "cpu_pct": med("cpu_pct"), "errors": sum(int(x["errors"]) for x in rs)})
-print(f"(median of {max(len(rs) for rs in groups.values())} rounds per server and case)")
+import sys
+from bench_rows import median_rows
+rows, rounds = median_rows(sys.argv[1], "client")
+print(f"(median of {rounds} rounds per server and case)")
 base = {(r["client"], r["file"]): r for r in rows if r["server"] == "httpd"}
 hdr = f"| {'client':6} | {'file':9} | {'server':9} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ httpd':>13} | {'CPU/req ÷ httpd':>15} | {'errors':>6} |"
 print(hdr)

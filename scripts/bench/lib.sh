@@ -5,6 +5,11 @@
 #   stop_pid PID               SIGTERM, then wait (5 s), then SIGKILL
 #   peak_rss_kib PID           the process's peak resident set (VmHWM), in KiB
 #   wrk_stats FILE             "REQS RPS P50_MS P99_MS ERRORS" from `wrk --latency` output
+#   start_servers              start every `start_NAME PORT DOCROOT` of $SERVERS at once
+#                              (ports from $PORT_BASE); fills PID_OF and PORT_OF
+#   run_rounds PARAMS...       ROUNDS rounds of `run_case SERVER PID PORT PARAM FILE ROUND`
+#                              over $FILES x PARAMS x servers, the servers taking turns
+#                              going first
 
 start_logged() {
   local name=$1; shift
@@ -77,4 +82,40 @@ wrk_stats() {
     /Socket errors/ { gsub(/,/, ""); errs += $4 + $6 + $8 + $10 }
     END { printf "%d %s %.3f %.3f %d\n", reqs, (rps == "" ? 0 : rps), p50, p99, errs }
   ' "$1"
+}
+
+# start_servers: every server of $SERVERS up at once, each idle but while measured, so
+# rounds can interleave them. Uses the caller's start_NAME, wait_port, DOCROOT, WORK and
+# PIDS (killed by the caller's cleanup).
+declare -A PID_OF PORT_OF
+start_servers() {
+  local i=0 server port
+  for server in $SERVERS; do
+    port=$((PORT_BASE + i))
+    i=$((i + 1))
+    step "$server on 127.0.0.1:$port"
+    ( "start_$server" "$port" "$DOCROOT" ) > "$WORK/$server.log" 2>&1 &
+    PID_OF[$server]=$!
+    PORT_OF[$server]=$port
+    PIDS+=("$!")
+    wait_port "$port"
+  done
+}
+
+# run_rounds PARAMS...: every case ROUNDS times per server; each round starts with the
+# server that went second in the one before, so no server always follows the same one.
+run_rounds() {
+  local order round file param server
+  read -r -a order <<< "$SERVERS"
+  for round in $(seq 1 "$ROUNDS"); do
+    step "round $round of $ROUNDS"
+    for file in $FILES; do
+      for param in "$@"; do
+        for server in "${order[@]}"; do
+          run_case "$server" "${PID_OF[$server]}" "${PORT_OF[$server]}" "$param" "$file" "$round"
+        done
+      done
+    done
+    order=("${order[@]:1}" "${order[0]}")
+  done
 }
