@@ -808,7 +808,14 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     fn settle(&mut self) {
         loop {
             if let Some((slot, id)) = self.dirty.pop() {
-                self.flush_one(slot, id);
+                // Already flushed since it was marked (a connection is answered as soon
+                // as it is read): nothing left to do for it.
+                if self.slots[slot]
+                    .as_ref()
+                    .is_some_and(|c| c.id == id && c.dirty)
+                {
+                    self.flush_one(slot, id);
+                }
             } else if let Some((slot, id)) = self.doomed.pop() {
                 self.reap(slot, id);
             } else {
