@@ -12,10 +12,11 @@
 # measured); every case runs ROUNDS times per server, the servers taking turns going
 # first, and the table gives the median of each figure: one 5-second run's p99 on two
 # shared cores moves by a factor of two from run to run. It prints ratios to the
-# faster peer and draws target/bench/capstone.png. The capstone runs three times: with
-# two loops once per accept mode (one shared socket with EPOLLEXCLUSIVE, one
-# SO_REUSEPORT socket per loop: that comparison chose the default), and with one loop
-# (`workers = 1`). Then each server holds 10,000 idle keep-alive connections and its
+# faster peer and draws target/bench/capstone.png. The capstone runs four times: with
+# two loops once per accept mode (`fill`, the default: one shared socket, the first
+# loop takes connections until it is saturated; `shared`: every loop always waits on
+# the socket with EPOLLEXCLUSIVE; `reuseport`: one SO_REUSEPORT socket per loop), and
+# with one loop (`workers = 1`). Then each server holds 10,000 idle keep-alive connections and its
 # memory is read (capstone target: < 100 MiB RSS).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
@@ -24,7 +25,7 @@ cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
-SERVERS=${SERVERS:-"capstone-reuseport capstone-shared capstone-1loop nginx lighttpd"}
+SERVERS=${SERVERS:-"capstone-fill capstone-shared capstone-reuseport capstone-1loop nginx lighttpd"}
 PORT_BASE=19000
 IDLE=${IDLE:-10000}
 
@@ -69,6 +70,7 @@ idle = 60
 CONF
   echo "$WORK/capstone-$1.toml"
 }
+start_capstone-fill() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" fill)"; }
 start_capstone-shared() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" shared)"; }
 start_capstone-reuseport() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" reuseport)"; }
 # One loop in the worker: on two cores shared with a one-thread load generator, a

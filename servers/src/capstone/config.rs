@@ -57,6 +57,10 @@ pub struct Timeouts {
 /// How connections reach the event loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcceptMode {
+    /// One socket per address. A process's first loop takes new connections until it
+    /// is saturated; then every loop does, with `EPOLLEXCLUSIVE` (see
+    /// [`crate::io::accept_group`]).
+    Fill,
     /// One socket per address, shared by every loop with `EPOLLEXCLUSIVE`.
     Shared,
     /// One `SO_REUSEPORT` socket per address per loop; the kernel spreads connections.
@@ -112,7 +116,7 @@ impl Default for Config {
             max_clients: 10_000,
             workers: default_workers(),
             processes: 1,
-            accept: AcceptMode::Shared,
+            accept: AcceptMode::Fill,
             user: None,
             chroot: None,
             status_path: Some("/status".into()),
@@ -332,13 +336,14 @@ impl Config {
         }
         if let Some(v) = &raw.accept {
             cfg.accept = match v.get_ref().as_str() {
+                "fill" => AcceptMode::Fill,
                 "shared" => AcceptMode::Shared,
                 "reuseport" => AcceptMode::ReusePort,
                 other => {
                     return src.err(
                         v.span(),
                         "accept",
-                        format!("{other:?} is not \"shared\" or \"reuseport\""),
+                        format!("{other:?} is not \"fill\", \"shared\" or \"reuseport\""),
                     )
                 }
             };
@@ -663,7 +668,8 @@ keep = 3
 
     #[test]
     fn accept_modes() {
-        assert_eq!(Config::default().accept, AcceptMode::Shared);
+        assert_eq!(Config::default().accept, AcceptMode::Fill);
+        assert_eq!(parse("accept = \"fill\"").unwrap().accept, AcceptMode::Fill);
         assert_eq!(
             parse("accept = \"reuseport\"").unwrap().accept,
             AcceptMode::ReusePort

@@ -3,7 +3,9 @@
 //! The one idea: sockets outlive workers. The master holds every one for its whole
 //! life and workers get copies through `fork`, so a worker that dies or drains
 //! never takes a socket (and the connections queued in it) away. Two layouts:
-//! `shared` is one socket per address, watched by every loop with `EPOLLEXCLUSIVE`.
+//! `fill` and `shared` are one socket per address, watched with `EPOLLEXCLUSIVE` (by
+//! the first loop of a process and, once it is saturated, by all of them; or always by
+//! every loop).
 //! `reuseport` is one `SO_REUSEPORT` socket per address per loop, and the kernel
 //! hashes connections across them. Loop `i` of the whole server always gets the
 //! i-th socket, so a replacement worker takes over exactly what its predecessor had.
@@ -49,7 +51,7 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<Listener, NetError> {
 
 fn bind_addr(addr: SocketAddr, mode: AcceptMode, loops: usize) -> Result<Vec<Listener>, NetError> {
     match mode {
-        AcceptMode::Shared => Ok(vec![bind_one(addr, false)?]),
+        AcceptMode::Fill | AcceptMode::Shared => Ok(vec![bind_one(addr, false)?]),
         AcceptMode::ReusePort => {
             let first = bind_one(addr, true)?;
             // Port 0 picked a port: the rest of the group must join that one.
@@ -116,7 +118,7 @@ impl Sockets {
 
     /// Whether loops share sockets (and so must register them with `EPOLLEXCLUSIVE`).
     pub fn shared(&self) -> bool {
-        self.mode == AcceptMode::Shared
+        self.mode != AcceptMode::ReusePort
     }
 
     /// The bound addresses (port 0 resolved), one per configured address.
@@ -129,7 +131,7 @@ impl Sockets {
         self.addrs
             .iter()
             .map(|(_, v)| match self.mode {
-                AcceptMode::Shared => v[0].try_clone(),
+                AcceptMode::Fill | AcceptMode::Shared => v[0].try_clone(),
                 AcceptMode::ReusePort => v[index % v.len()].try_clone(),
             })
             .collect()
@@ -140,7 +142,7 @@ impl Sockets {
         let mut out = Vec::new();
         for (_, v) in &self.addrs {
             match self.mode {
-                AcceptMode::Shared => out.push(&v[0]),
+                AcceptMode::Fill | AcceptMode::Shared => out.push(&v[0]),
                 AcceptMode::ReusePort => {
                     out.extend((first..first + count).map(|i| &v[i % v.len()]))
                 }

@@ -8,12 +8,13 @@
 //! tells the loops what to do through their control handles. Between signals,
 //! the same wait's timeout paces the counter publishing.
 
-use super::config::Config;
+use super::config::{AcceptMode, Config};
 use super::logging;
 use super::master::{handled_signals, MasterError, WorkerCtx};
 use super::site::Site;
 use super::sockets::Sockets;
 use super::status::{Board, Counter};
+use crate::io::accept_group::AcceptGroup;
 use crate::io::epoll::Reactor;
 use crate::io::event_loop::LoopHandle;
 use crate::io::{Limits, Stats};
@@ -151,15 +152,19 @@ fn serve(
         max_clients: config.max_clients,
         ..Limits::default()
     };
+    let group = AcceptGroup::new();
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
         let own = sockets.for_loop(place * config.workers + index)?;
         let stats = Arc::new(Stats::default());
         let http_stats = Arc::new(HttpStats::default());
         let http = Site::new(Http::with_stats(http_config.clone(), http_stats.clone()));
-        // One shared socket per address; EPOLLEXCLUSIVE wakes one loop per connection.
-        let mut reactor =
-            Reactor::new(own, http, limits.clone(), stats.clone())?.exclusive_accept(true);
+        // EPOLLEXCLUSIVE: a connection wakes one loop of those sharing its socket.
+        let reactor = Reactor::new(own, http, limits.clone(), stats.clone())?;
+        let mut reactor = match config.accept {
+            AcceptMode::Fill => reactor.accept_group(&group),
+            AcceptMode::Shared | AcceptMode::ReusePort => reactor.exclusive_accept(true),
+        };
         let control = reactor.handle();
         let thread = std::thread::Builder::new()
             .name(format!("loop-{index}"))

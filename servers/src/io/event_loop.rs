@@ -13,6 +13,7 @@
 //! so an event or an action for a client that left can never reach a newcomer that
 //! took its slot.
 
+use super::accept_group::{AcceptGroup, Member};
 use super::{next_conn_id, IoError, Limits, Stats, DRAIN_GRACE, TICK};
 use crate::net::{self, Listener, OutQueue};
 use crate::proto::{Action, ConnId, Outbox, Protocol, Target};
@@ -119,6 +120,23 @@ impl LoopHandle {
         self.inner.request.store(REQ_STOP, Ordering::Release);
         net::eventfd_bump(self.inner.wake.as_raw_fd());
     }
+
+    /// Interrupts the loop's wait so it looks at shared state again.
+    pub(crate) fn wake(&self) {
+        net::eventfd_bump(self.inner.wake.as_raw_fd());
+    }
+
+    /// A handle belonging to no loop (its wakes go nowhere).
+    #[cfg(test)]
+    pub(crate) fn unattached() -> LoopHandle {
+        LoopHandle {
+            inner: Arc::new(Control {
+                wake: net::eventfd().expect("eventfd"),
+                request: AtomicU8::new(REQ_NONE),
+                grace_ms: AtomicU64::new(0),
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -156,6 +174,8 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     listeners: Vec<Listener>,
     listening: bool,
     exclusive_accept: bool,
+    /// Shares the listeners with the other loops of an [`AcceptGroup`].
+    group: Option<Member>,
     accept_paused_until: Option<Instant>,
     slots: Vec<Option<Conn<P::Conn>>>,
     free: Vec<usize>,
@@ -193,6 +213,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             listeners,
             listening: false,
             exclusive_accept: false,
+            group: None,
             accept_paused_until: None,
             slots: Vec::new(),
             free: Vec::new(),
@@ -218,6 +239,14 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     /// sharing one listening socket: a connection wakes one loop, not all of them.
     pub fn exclusive_accept(mut self, yes: bool) -> Self {
         self.exclusive_accept = yes;
+        self
+    }
+
+    /// Joins `group`: the first loop to join always accepts, the others only while
+    /// it is saturated (see [`AcceptGroup`]). Implies [`EventLoop::exclusive_accept`].
+    pub fn accept_group(mut self, group: &Arc<AcceptGroup>) -> Self {
+        self.exclusive_accept = true;
+        self.group = Some(group.join(self.handle()));
         self
     }
 
@@ -250,7 +279,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     /// is set, which drains with [`DRAIN_GRACE`].
     pub fn run(&mut self, shutdown: Option<&Shutdown>) -> Result<(), IoError> {
         self.mode = Mode::Running;
-        self.listen(true)?;
+        self.listen(self.wants_listening())?;
         let wake_fd = self.control.wake.as_raw_fd();
         self.poller
             .add(wake_fd, TOKEN_CONTROL, Interest::READ)
@@ -278,14 +307,18 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             if self.mode == Mode::Done {
                 break Ok(());
             }
-            self.now = Instant::now();
-            let timeout = next_tick.saturating_duration_since(self.now);
+            self.sync_listening();
+            let before = Instant::now();
+            let timeout = next_tick.saturating_duration_since(before);
             let mut fired = std::mem::take(&mut self.fired);
             if let Err(e) = self.poller.wait(timeout, &mut fired) {
                 self.fired = fired;
                 break Err(IoError::sys(B::WAIT_CALL, e));
             }
             self.now = Instant::now();
+            if let Some(m) = self.group.as_mut() {
+                m.waited(self.now.saturating_duration_since(before));
+            }
             for f in fired.iter() {
                 self.dispatch(*f);
             }
@@ -315,6 +348,24 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }
         }
         res
+    }
+
+    /// Whether the listeners should be watched now: while running, not paused after an
+    /// accept error, and admitted by the accept group (if any).
+    fn wants_listening(&self) -> bool {
+        self.mode == Mode::Running
+            && self.accept_paused_until.is_none()
+            && self.group.as_ref().map_or(true, Member::admits)
+    }
+
+    fn sync_listening(&mut self) {
+        let want = self.wants_listening();
+        if want != self.listening {
+            if let Err(e) = self.listen(want) {
+                tracing::error!(error = %e, "watching the listeners failed; retrying in 100 ms");
+                self.accept_paused_until = Some(self.now + Duration::from_millis(100));
+            }
+        }
     }
 
     fn listen(&mut self, on: bool) -> Result<(), IoError> {
@@ -635,13 +686,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     }
 
     fn on_tick(&mut self) {
-        if let Some(t) = self.accept_paused_until {
-            if self.now >= t && self.mode == Mode::Running {
-                self.accept_paused_until = None;
-                if let Err(e) = self.listen(true) {
-                    tracing::error!(error = %e, "resuming accepts failed");
-                }
-            }
+        // Accepts resume (or a follower starts or stops accepting) at the top of
+        // the next iteration.
+        if self.accept_paused_until.is_some_and(|t| self.now >= t) {
+            self.accept_paused_until = None;
+        }
+        if let Some(m) = self.group.as_mut() {
+            m.tick(self.now);
         }
         self.proto.tick(&mut self.outbox);
         self.apply();

@@ -8,6 +8,7 @@
 //! readiness backends; `threads` and `pool` share one blocking-free per-connection
 //! loop ([`threaded`]).
 
+pub mod accept_group;
 pub mod epoll;
 pub mod event_loop;
 pub mod poll;

@@ -1,6 +1,7 @@
 //! The event loops driven directly (no binary): deadlines, ticks, draining, stopping,
 //! several reactors on one port, the connection table, and select's descriptor cap.
 
+use super::accept_group::AcceptGroup;
 use super::epoll::Reactor;
 use super::event_loop::{EventLoop, LoopHandle, Poller};
 use super::poll::Poll;
@@ -105,13 +106,15 @@ struct Running {
 }
 
 fn spawn<B: Poller + 'static>(listeners: Vec<Listener>, exclusive: bool) -> Running {
-    spawn_with::<B>(listeners, exclusive, Limits::default())
+    spawn_with::<B>(listeners, Limits::default(), move |lp| {
+        lp.exclusive_accept(exclusive)
+    })
 }
 
 fn spawn_with<B: Poller + 'static>(
     listeners: Vec<Listener>,
-    exclusive: bool,
     limits: Limits,
+    setup: impl FnOnce(EventLoop<Probe, B>) -> EventLoop<Probe, B> + Send + 'static,
 ) -> Running {
     let addr = listeners[0].local_addr();
     let (tx, rx) = mpsc::channel();
@@ -120,9 +123,8 @@ fn spawn_with<B: Poller + 'static>(
         let ticks = probe.ticks.clone();
         let rounds = probe.rounds.clone();
         let stats = Arc::new(Stats::default());
-        let mut lp = EventLoop::<Probe, B>::new(listeners, probe, limits, stats.clone())
-            .unwrap()
-            .exclusive_accept(exclusive);
+        let mut lp =
+            setup(EventLoop::<Probe, B>::new(listeners, probe, limits, stats.clone()).unwrap());
         tx.send((lp.handle(), stats, ticks, rounds)).unwrap();
         let res = lp.run(None);
         (res, lp.table_size())
@@ -230,7 +232,7 @@ fn before_wait_runs_after_input_held_back_by_backpressure() {
             out_high: 1000,
             ..Limits::default()
         };
-        let rt = spawn_with::<B>(vec![bind()], false, limits);
+        let rt = spawn_with::<B>(vec![bind()], limits, |lp| lp);
         let mut c = client(rt.addr);
         // 1.5 KB passes the mark, so `later` waits in the input until the flush, which
         // empties the queue in one write and feeds it: nothing is left to write.
@@ -394,6 +396,88 @@ fn reactors_share_a_listener_with_exclusive_accept() {
         r.handle.stop();
         r.thread.join().unwrap().0.unwrap();
     }
+}
+
+#[test]
+fn an_accept_group_fills_the_first_loop_and_spills_while_it_is_saturated() {
+    let l = bind();
+    let group = AcceptGroup::new();
+    let g = group.clone();
+    let lead = spawn_with::<Epoll>(vec![l.try_clone().unwrap()], Limits::default(), move |lp| {
+        lp.accept_group(&g)
+    });
+    let g = group.clone();
+    let follow = spawn_with::<Epoll>(vec![l], Limits::default(), move |lp| lp.accept_group(&g));
+    let accepted = |r: &Running| r.stats.accepted.load(Ordering::Relaxed);
+
+    // An idle leader takes every connection, however many arrive at once.
+    let mut idle: Vec<_> = (0..40).map(|_| client(lead.addr)).collect();
+    assert_eq!((accepted(&lead), accepted(&follow)), (40, 0));
+    assert!(!group.spilling());
+    // A leader that is briefly busy (well under the threshold) keeps its place: the
+    // newcomer waits for it rather than waking the follower.
+    send(&mut idle[0], "stall 120\n");
+    std::thread::sleep(Duration::from_millis(20));
+    idle.push(client(lead.addr));
+    assert_eq!((accepted(&lead), accepted(&follow)), (41, 0));
+
+    // Keep the leader working (each line blocks it for 50 ms) for a few ticks.
+    let mut hog = idle.pop().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let hogger = std::thread::spawn(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            send(&mut hog, "stall 50\nping\n");
+            assert_eq!(line(&mut hog), "ping\n");
+        }
+        hog
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while !group.spilling() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        group.spilling(),
+        "a saturated leader lets the others accept"
+    );
+    // The follower takes what the stalled leader cannot: served at once.
+    let t = Instant::now();
+    let mut fresh: Vec<_> = (0..8).map(|_| client(lead.addr)).collect();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(accepted(&follow) > 0);
+    for (i, c) in fresh.iter_mut().enumerate() {
+        send(c, &format!("{i}\n"));
+        assert_eq!(line(c), format!("{i}\n"));
+    }
+
+    // Idle again: the leader has room, the follower stops accepting.
+    stop.store(true, Ordering::Relaxed);
+    let _hog = hogger.join().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while group.spilling() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!group.spilling(), "the leader has room again");
+    // The follower's next wakeup takes it off the listeners.
+    follow.handle.wake();
+    std::thread::sleep(Duration::from_millis(50));
+    let before = accepted(&follow);
+    let _late: Vec<_> = (0..20).map(|_| client(lead.addr)).collect();
+    assert_eq!(accepted(&follow), before);
+
+    // Stopping the leader hands the socket to the follower.
+    lead.handle.stop();
+    lead.thread.join().unwrap().0.unwrap();
+    let mut c = client(follow.addr);
+    send(&mut c, "x\n");
+    assert_eq!(line(&mut c), "x\n");
+    follow.handle.stop();
+    follow.thread.join().unwrap().0.unwrap();
+    drop(idle);
 }
 
 #[test]
