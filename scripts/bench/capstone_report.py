@@ -23,9 +23,9 @@ except ImportError:
     print("matplotlib missing: no chart"); sys.exit(0)
 servers = list(dict.fromkeys(r["server"] for r in rows))
 cases = list(dict.fromkeys((r["conns"], r["file"]) for r in rows))
-fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+fig, axes = plt.subplots(1, 3, figsize=(20, 4.8))
 width = 0.8 / len(servers)
-for k, (metric, title) in enumerate([("rps", "requests per second (wrk -t1)"), ("cpu_us", "server CPU µs per request (lower is better)")]):
+for k, (metric, title) in enumerate([("rps", "requests per second (wrk -t1)"), ("cpu_us", "server CPU µs per request (lower is better)"), ("p99_ms", "p99 latency, ms, log scale (lower is better)")]):
     ax = axes[k]
     for j, s in enumerate(servers):
         vals = []
@@ -36,6 +36,8 @@ for k, (metric, title) in enumerate([("rps", "requests per second (wrk -t1)"), (
     ax.set_xticks([i + width * (len(servers) - 1) / 2 for i in range(len(cases))])
     ax.set_xticklabels([f"c{c}\n{f}" for c, f in cases], fontsize=8)
     ax.set_title(title)
+    if metric == "p99_ms":
+        ax.set_yscale("log")
     ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=110)
