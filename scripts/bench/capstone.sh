@@ -51,7 +51,7 @@ mkdir -p "$DOCROOT"
 head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
 head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
 head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
-FILES="600b.html 64k.bin 1m.bin"
+FILES=${FILES:-"600b.html 64k.bin 1m.bin"}
 ulimit -n "$(ulimit -Hn)"
 
 # ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
