@@ -3,7 +3,8 @@
 # (one process), side by side in one run, on the same files, on loopback.
 #
 #   scripts/bench/capstone.sh [SECONDS_PER_CASE]     (default 5; ports 19000-19499;
-#                                                     ROUNDS=3)
+#                                                     ROUNDS=3; SERVERS, FILES and
+#                                                     IDLE narrow a run)
 #
 # For every server x file (600 B, 64 KiB, 1 MiB) x connections (64, 256):
 #   wrk -t1 -cN --latency  (HTTP/1.1 keep-alive)
