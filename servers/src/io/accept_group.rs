@@ -97,9 +97,11 @@ impl Member {
         self.leader || self.group.spilling()
     }
 
-    /// The loop spent `d` waiting for events.
+    /// The loop spent `d` waiting for events (only the leader's load is measured).
     pub(crate) fn waited(&mut self, d: Duration) {
-        self.waited += d;
+        if self.leader {
+            self.waited += d;
+        }
     }
 
     /// Once per tick: the leader turns its load since the last tick into the

@@ -136,6 +136,30 @@ pub struct Launch {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     filter: Option<Vec<libc::sock_filter>>,
+    /// The dispositions the tracer's own handlers replace, as it found them: the
+    /// program gets them back (`nohup strace-lite CMD` keeps SIGHUP ignored, a
+    /// background job keeps SIGINT and SIGQUIT ignored), as it would without us.
+    restore: [(libc::c_int, libc::sighandler_t); 4],
+}
+
+/// The signals the tracer handles or ignores itself (see `tracer.rs`).
+const TRACER_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// `SIG_IGN` if `sig` is ignored now, else `SIG_DFL` (a handler does not survive exec).
+fn inherited(sig: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: a query only (null new action) into a zeroed sigaction on our stack.
+    let old = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            return libc::SIG_DFL;
+        }
+        old
+    };
+    if old.sa_sigaction == libc::SIG_IGN {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    }
 }
 
 impl Launch {
@@ -169,6 +193,7 @@ impl Launch {
             _envp: envp,
             envp_ptrs,
             filter,
+            restore: TRACER_SIGNALS.map(|sig| (sig, inherited(sig))),
         })
     }
 
@@ -219,10 +244,9 @@ impl Launch {
         libc::close(rd);
         // The tracer ignores SIGPIPE (Rust's runtime does); the program must not inherit it.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-        libc::signal(libc::SIGHUP, libc::SIG_DFL);
-        libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+        for &(sig, disposition) in &self.restore {
+            libc::signal(sig, disposition);
+        }
         if let Some(prog) = &self.filter {
             if crate::seccomp::install(prog).is_err() {
                 libc::_exit(126);

@@ -333,6 +333,43 @@ fn forks_match_strace_as_a_multiset() {
     assert_eq!(a, b);
 }
 
+/// The traced program inherits the signal dispositions its caller gave the tracer:
+/// what was ignored stays ignored (a background job's SIGINT, `nohup`'s SIGHUP), and the
+/// tracer's own handlers do not leak into it. Compared with the same program run
+/// directly by the same shell.
+#[test]
+fn the_program_keeps_the_callers_ignored_signals() {
+    let ignored = |prefix: &str, traced: bool| -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("trace.txt");
+        let run = if traced {
+            format!("exec {BIN} -o {} cat /proc/self/status", out.display())
+        } else {
+            "exec cat /proc/self/status".to_string()
+        };
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{prefix} {run}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .unwrap_or_else(|| panic!("no SigIgn in {text}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    // Bits are signal numbers minus one: SIGHUP 1, SIGINT 2, SIGQUIT 3, SIGTERM 15.
+    let ours: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14);
+    let plain = ignored("", false);
+    assert_eq!(ignored("", true) & ours, plain & ours);
+    let trapped = ignored("trap '' HUP INT;", false);
+    assert_eq!(trapped & 0b11, 0b11, "the shell ignores HUP and INT");
+    assert_eq!(ignored("trap '' HUP INT;", true) & ours, trapped & ours);
+}
+
 #[test]
 fn threads_are_followed_with_per_thread_state() {
     let (code, text, _) = trace(&["-f", THREADBURST, "--threads", "4", "--iterations", "25"]);
