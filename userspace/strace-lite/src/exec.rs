@@ -143,7 +143,8 @@ pub struct Launch {
 }
 
 /// The signals the tracer handles or ignores itself (see `tracer.rs`).
-const TRACER_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+pub(crate) const TRACER_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// `SIG_IGN` if `sig` is ignored now, else `SIG_DFL` (a handler does not survive exec).
 fn inherited(sig: libc::c_int) -> libc::sighandler_t {

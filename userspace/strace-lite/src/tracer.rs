@@ -60,7 +60,7 @@ fn start_flush_timer() {
 /// returns `EINTR` and the loop sees the flag at once.
 fn install_signal_handlers(attached: bool) {
     let handled: &[i32] = if attached {
-        &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT]
+        &crate::exec::TRACER_SIGNALS
     } else {
         &[libc::SIGTERM, libc::SIGHUP]
     };
