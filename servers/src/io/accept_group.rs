@@ -63,7 +63,7 @@ impl AcceptGroup {
         }
     }
 
-    fn set_spill(&self, on: bool) {
+    pub(crate) fn set_spill(&self, on: bool) {
         if self.spill.swap(on, Ordering::Relaxed) != on {
             tracing::debug!(spill = on, "accept group");
             if on {

@@ -360,6 +360,14 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
 
     fn sync_listening(&mut self) {
         let want = self.wants_listening();
+        if !want && self.listening && self.mode == Mode::Running {
+            // A follower leaving the group's listeners: a connection the kernel
+            // announced to it alone (its wakeup consumed, the event not yet harvested)
+            // would otherwise wait for the next arrival. One round takes it.
+            for i in 0..self.listeners.len() {
+                let _ = self.on_accept(i);
+            }
+        }
         if want != self.listening {
             if let Err(e) = self.listen(want) {
                 tracing::error!(error = %e, "watching the listeners failed; retrying in 100 ms");

@@ -481,6 +481,33 @@ fn an_accept_group_fills_the_first_loop_and_spills_while_it_is_saturated() {
 }
 
 #[test]
+fn a_follower_that_stops_accepting_first_takes_what_was_announced_to_it() {
+    // The leader here is a handle only, so nothing else will ever accept: a
+    // connection left in the queue when the follower stops watching is lost.
+    let group = AcceptGroup::new();
+    let _leader = group.join(LoopHandle::unattached());
+    group.set_spill(true);
+    let g = group.clone();
+    let follow = spawn_with::<Epoll>(vec![bind()], Limits::default(), move |lp| {
+        lp.accept_group(&g)
+    });
+    let mut busy = client(follow.addr);
+    // Arrives while the follower is stalled; spill ends before it looks again.
+    send(&mut busy, "stall 300\n");
+    std::thread::sleep(Duration::from_millis(50));
+    let late = std::thread::spawn(move || {
+        let mut c = client(follow.addr);
+        send(&mut c, "x\n");
+        line(&mut c)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    group.set_spill(false);
+    assert_eq!(late.join().unwrap(), "x\n");
+    follow.handle.stop();
+    follow.thread.join().unwrap().0.unwrap();
+}
+
+#[test]
 fn reactors_on_reuseport_listeners_share_a_port() {
     let opts = ListenOptions {
         reuse_port: true,
