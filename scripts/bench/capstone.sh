@@ -17,8 +17,8 @@
 # two loops once per accept mode (`fill`, the default: one shared socket, the first
 # loop takes connections until it is saturated; `shared`: every loop always waits on
 # the socket with EPOLLEXCLUSIVE; `reuseport`: one SO_REUSEPORT socket per loop), and
-# with one loop (`workers = 1`). Then each server holds 10,000 idle keep-alive connections and its
-# memory is read (capstone target: < 100 MiB RSS).
+# with one loop (`workers = 1`). Then each server holds 10,000 idle keep-alive
+# connections and its memory is read (capstone target: < 100 MiB RSS).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/lib.sh"
