@@ -99,8 +99,10 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
-    /// Stop accepting; close idle connections at once; keep serving the others until
-    /// they finish or `grace` passes, then close them and return from `run`.
+    /// Take what waits in the accept queue, then stop accepting and close this
+    /// loop's listening sockets; close idle connections at once; keep serving the
+    /// others until they finish or `grace` passes, then close them and return from
+    /// `run`.
     pub fn drain(&self, grace: Duration) {
         self.inner.grace_ms.store(
             grace.as_millis().min(u64::MAX as u128) as u64,
@@ -434,6 +436,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }
         }
         let _ = self.listen(false);
+        // Our copies of the listening sockets go now, not when the loop ends: once
+        // every holder has closed its copy the kernel refuses newcomers at once
+        // (rather than queueing them for nobody and resetting them at the end) and a
+        // replacement server may bind the port while this one finishes its
+        // responses. A holder that stays (a master keeping the sockets for the next
+        // generation) keeps the socket open for the others.
+        self.listeners.clear();
         self.accept_paused_until = None;
         self.mode = Mode::Draining(Instant::now() + grace);
         self.close_idle();
