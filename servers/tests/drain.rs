@@ -1,9 +1,12 @@
 //! Graceful stops of `httpd` and the capstone, end to end: the listening socket goes at
 //! once (newcomers are refused, a replacement may bind) while a slow download in
-//! flight goes on.
+//! flight goes on; httpd's `--drain-timeout`.
 //!
 //! The slow reader is a client with a small receive buffer that takes 32 KiB every
-//! 40 ms (at most 800 KiB/s), so a 6 MiB file takes at least 7.5 s.
+//! 40 ms (at most 800 KiB/s), so a 6 MiB file takes at least 7.5 s: longer than the
+//! fixed 5 s drain httpd once had. httpd runs with a small `--sndbuf`, so the kernel
+//! does not take most of the file into the socket's send buffer (where it would
+//! still reach the client after the server gave up on the connection).
 
 mod common;
 
@@ -125,6 +128,11 @@ impl Download {
         Download { stop, thread }
     }
 
+    /// Waits for the download to end by itself.
+    fn finish(self) -> Got {
+        self.thread.join().unwrap()
+    }
+
     /// Hangs up (the server then has nothing left in flight).
     fn abandon(self) -> Got {
         self.stop.store(true, Ordering::Relaxed);
@@ -180,6 +188,70 @@ fn httpd_sigterm_closes_the_listener_at_once_while_a_download_drains() {
         let status = srv.stop();
         assert!(status.success(), "{model}: {status:?}");
     }
+}
+
+#[test]
+fn httpd_default_drain_lets_a_slow_download_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root);
+    let srv = Server::start(
+        HTTPD,
+        &["--root", root.to_str().unwrap(), "--sndbuf", "32768"],
+    );
+    let dl = Download::start(srv.addr, "/big.bin");
+    let term = Instant::now();
+    signal(srv.pid(), libc::SIGTERM);
+    let got = dl.finish();
+    assert_eq!(got.expected, BIG);
+    assert_eq!(
+        got.body,
+        BIG,
+        "cut {:?} after SIGTERM; log:\n{}",
+        got.ended - term,
+        srv.log()
+    );
+    assert!(
+        got.ended - term > Duration::from_secs(5),
+        "too fast to tell a 5 s drain from a longer one: {:?}",
+        got.ended - term
+    );
+    assert!(srv.stop().success());
+}
+
+#[test]
+fn httpd_drain_timeout_cuts_a_slow_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root);
+    let srv = Server::start(
+        HTTPD,
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--sndbuf",
+            "32768",
+            "--drain-timeout",
+            "1",
+        ],
+    );
+    let dl = Download::start(srv.addr, "/big.bin");
+    let term = Instant::now();
+    signal(srv.pid(), libc::SIGTERM);
+    let got = dl.finish();
+    let after = got.ended - term;
+    assert!(got.body < BIG, "{got:?}");
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(3),
+        "cut {after:?} after SIGTERM, want about 1 s; log:\n{}",
+        srv.log()
+    );
+    assert!(
+        srv.wait_log("drain deadline passed", Duration::from_secs(3)),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.stop().success());
 }
 
 /// A capstone with `processes = 2`, `workers = 2` and the given accept mode.

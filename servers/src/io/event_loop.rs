@@ -191,6 +191,9 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     dirty: Vec<(usize, ConnId)>,
     doomed: Vec<(usize, ConnId)>,
     control: Arc<Control>,
+    /// How long a drain started by the `Shutdown` given to `run` lets busy
+    /// connections finish.
+    shutdown_grace: Duration,
     mode: Mode,
     now: Instant,
     /// The protocol was called since the flag was last cleared (see `finish_round`).
@@ -231,6 +234,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                 request: AtomicU8::new(REQ_NONE),
                 grace_ms: AtomicU64::new(DRAIN_GRACE.as_millis() as u64),
             }),
+            shutdown_grace: DRAIN_GRACE,
             mode: Mode::Running,
             now: Instant::now(),
             called_in_settle: false,
@@ -249,6 +253,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     pub fn accept_group(mut self, group: &Arc<AcceptGroup>) -> Self {
         self.exclusive_accept = true;
         self.group = Some(group.join(self.handle()));
+        self
+    }
+
+    /// How long the drain that a stop through `run`'s [`Shutdown`] starts lets busy
+    /// connections finish ([`DRAIN_GRACE`] unless set); zero closes them at once.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 
@@ -278,7 +289,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     }
 
     /// Serves until drained or stopped (through [`LoopHandle`]) or until `shutdown`
-    /// is set, which drains with [`DRAIN_GRACE`].
+    /// is set, which drains with the [`EventLoop::shutdown_grace`].
     pub fn run(&mut self, shutdown: Option<&Shutdown>) -> Result<(), IoError> {
         self.mode = Mode::Running;
         self.listen(self.wants_listening())?;
@@ -301,7 +312,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                     let _ = self.poller.delete(s.fd().as_raw_fd());
                     watching_shutdown = false;
                     tracing::info!(connections = self.ids.len(), "stop requested; draining");
-                    self.begin_drain(DRAIN_GRACE);
+                    self.begin_drain(self.shutdown_grace);
                 }
             }
             self.take_control_request();
