@@ -1,6 +1,6 @@
 //! Graceful stops of `httpd` and the capstone, end to end: the listening socket goes at
 //! once (newcomers are refused, a replacement may bind) while a slow download in
-//! flight goes on; httpd's `--drain-timeout`.
+//! flight goes on; httpd's `--drain-timeout`; httpd's log reopening inside a chroot.
 //!
 //! The slow reader is a client with a small receive buffer that takes 32 KiB every
 //! 40 ms (at most 800 KiB/s), so a 6 MiB file takes at least 7.5 s: longer than the
@@ -252,6 +252,70 @@ fn httpd_drain_timeout_cuts_a_slow_download() {
         srv.log()
     );
     assert!(srv.stop().success());
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn httpd_reopens_its_access_log_from_inside_the_chroot() {
+    if !is_root() {
+        eprintln!("SKIP: --chroot needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root);
+    // Outside the jail: after the chroot this path names nothing.
+    let log = tmp.path().join("logs").join("access.log");
+    std::fs::create_dir(log.parent().unwrap()).unwrap();
+    let srv = Server::start(
+        HTTPD,
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--chroot",
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        srv.wait_log("chrooted", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200 "), "{path}: {out}");
+    };
+    get("/index.html?before");
+    let rotated = log.with_extension("log.1");
+    // The writer flushes at least once a second; wait for the line, then rotate.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("before")) {
+        assert!(Instant::now() < end, "first line never written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::rename(&log, &rotated).unwrap();
+    signal(srv.pid(), libc::SIGUSR1);
+    assert!(
+        srv.wait_log("access log reopen", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    get("/index.html?after");
+    assert!(srv.log().contains("access log reopened"), "{}", srv.log());
+    assert!(srv.stop().success());
+    let fresh = std::fs::read_to_string(&log).unwrap_or_default();
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(fresh.contains("?after"), "new log: {fresh:?}; old: {old:?}");
+    assert!(!old.contains("?after"), "old log: {old:?}");
 }
 
 /// A capstone with `processes = 2`, `workers = 2` and the given accept mode.
