@@ -934,14 +934,20 @@ fn crash_loop_backs_off_and_recovers() {
 fn busy_port_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let state = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["--listen", &addr])
+        .env("XDG_RUNTIME_DIR", state.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains(&addr) && err.contains("bind"), "{err}");
+    assert!(
+        !state.path().join("sysnet/capstone.pid").exists(),
+        "pid file left by a failed start"
+    );
 }
 
 #[test]

@@ -117,21 +117,20 @@ fn main() -> ExitCode {
     // Claimed before anything binds: a second master for the same pid file stops
     // here, with one line, instead of at the busy port. Removed when this returns
     // (workers leave through `_exit` and never drop it).
-    let pid_file = match pid_path(&config, args.config.as_deref()).and_then(|p| PidFile::create(&p))
-    {
-        Ok((file, stale)) => {
-            if let Some(note) = stale {
-                eprintln!("capstone: replacing a {note}");
+    let _pid_file =
+        match pid_path(&config, args.config.as_deref()).and_then(|p| PidFile::create(&p)) {
+            Ok((file, stale)) => {
+                if let Some(note) = stale {
+                    eprintln!("capstone: replacing a {note}");
+                }
+                file
             }
-            file
-        }
-        Err(e) => {
-            eprintln!("capstone: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+            Err(e) => {
+                eprintln!("capstone: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     logging::init();
-    tracing::info!(path = %pid_file.path().display(), "pid file written");
     let policy = RotatePolicy {
         max_size: config.log.rotate_size,
         daily: config.log.rotate_daily,
