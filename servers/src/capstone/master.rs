@@ -48,7 +48,9 @@ fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
 /// What a worker process runs: everything it needs, inherited through the fork.
 pub struct WorkerCtx<'a> {
     pub config: &'a Config,
-    pub sockets: &'a Sockets,
+    /// The worker's own copies of the listening sockets (the master's, inherited):
+    /// owned, so a stopping worker can close them and let the port go.
+    pub sockets: Sockets,
     /// The worker's place in its generation: its loops are
     /// `place * workers .. (place + 1) * workers` of the whole server.
     pub place: usize,
@@ -58,7 +60,7 @@ pub struct WorkerCtx<'a> {
 }
 
 /// The body of a worker process; returns its exit code.
-pub type WorkerBody = fn(&WorkerCtx) -> i32;
+pub type WorkerBody = fn(WorkerCtx) -> i32;
 
 /// How to re-read the configuration on SIGHUP.
 pub struct Reload {
@@ -222,6 +224,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         if GOT_QUIT.swap(false, Ordering::SeqCst) {
             tracing::info!("SIGQUIT: stopping now");
             signal_all(&m.workers, Signal::SIGQUIT);
+            // As on SIGTERM: the port goes once the workers close their copies.
+            m.sockets = None;
             return Ok(m.finish(Duration::from_secs(2)));
         }
         if GOT_TERM.swap(false, Ordering::SeqCst) && m.stopping.is_none() {
@@ -262,12 +266,12 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
 
 impl Master {
     fn spawn(&mut self, place: usize) -> Result<(), MasterError> {
-        let Some(sockets) = &self.sockets else {
+        if self.sockets.is_none() {
             return Ok(()); // stopping: nothing new starts
-        };
+        }
         spawn(
             &self.config,
-            sockets,
+            &mut self.sockets,
             self.board,
             self.generation,
             place,
@@ -479,9 +483,11 @@ fn set_tick(every: Duration) -> Result<(), MasterError> {
     Ok(())
 }
 
+/// Forks a worker. `sockets` is `Some` (the caller checks); in the child it is
+/// taken, so the worker owns the copies it inherited.
 fn spawn(
     config: &Config,
-    sockets: &Sockets,
+    sockets: &mut Option<Sockets>,
     board: &'static Board,
     generation: u64,
     place: usize,
@@ -502,7 +508,12 @@ fn spawn(
             })
         }
         Ok(ForkResult::Child) => {
-            let code = worker_main(config, sockets, place, board, &slots, generation, body);
+            let code = match sockets.take() {
+                Some(sockets) => {
+                    worker_main(config, sockets, place, board, &slots, generation, body)
+                }
+                None => 1,
+            };
             logging::flush(Duration::from_secs(2));
             // SAFETY: _exit ends this process without running the parent's atexit
             // handlers or unwinding into the master's stack frames.
@@ -528,7 +539,7 @@ fn spawn(
 
 fn worker_main(
     config: &Config,
-    sockets: &Sockets,
+    sockets: Sockets,
     place: usize,
     board: &'static Board,
     slots: &[usize],
@@ -561,7 +572,7 @@ fn worker_main(
         slots,
         generation,
     };
-    body(&ctx)
+    body(ctx)
 }
 
 fn signal_all(workers: &HashMap<Pid, Worker>, sig: Signal) {

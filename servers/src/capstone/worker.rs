@@ -64,7 +64,7 @@ enum Mode {
 }
 
 /// The master's entry into a forked worker; returns the exit code.
-pub fn run(ctx: &WorkerCtx) -> i32 {
+pub fn run(ctx: WorkerCtx) -> i32 {
     match serve(
         ctx.config,
         ctx.sockets,
@@ -103,7 +103,7 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }
-    match serve(&config, &sockets, 0, board, &slots, Mode::Single) {
+    match serve(&config, sockets, 0, board, &slots, Mode::Single) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -124,7 +124,7 @@ struct Loop {
 
 fn serve(
     config: &Config,
-    sockets: &Sockets,
+    sockets: Sockets,
     place: usize,
     board: &'static Board,
     slots: &[usize],
@@ -216,6 +216,9 @@ fn serve(
         "worker serving"
     );
 
+    // Until a stop: this process's copies of the listening sockets (the loops hold
+    // copies of their own).
+    let mut sockets = Some(sockets);
     let set = handled_signals();
     let mut draining = false;
     loop {
@@ -226,17 +229,27 @@ fn serve(
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) if !draining => {
                 draining = true;
                 tracing::info!(drain_secs = config.timeouts.drain.as_secs(), "draining");
-                let ours = sockets.of_loops(place * config.workers, config.workers);
-                let waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
+                let mut waited = Duration::ZERO;
+                if let Some(s) = &sockets {
+                    let ours = s.of_loops(place * config.workers, config.workers);
+                    waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
+                }
                 for l in &loops {
                     l.control
                         .drain(config.timeouts.drain.saturating_sub(waited));
                 }
+                // Each loop takes the queue once more and closes its copies; ours go
+                // now. On a stop the master has let its copies go too, so the port is
+                // free once every worker is here: newcomers are refused at once and
+                // a new server may bind while the responses in flight finish. On a
+                // reload the master keeps the sockets for the next generation.
+                sockets = None;
             }
             Some(Signal::SIGQUIT) => {
                 for l in &loops {
                     l.control.stop();
                 }
+                sockets = None;
             }
             Some(Signal::SIGUSR1) => {
                 if let Some((a, _)) = &access {
