@@ -76,6 +76,9 @@ impl Reload {
             None => Config::default(),
         };
         cfg.override_with(self.listen, self.root.clone());
+        if cfg.root.is_none() {
+            cfg.root = Some(super::bundled::root()?);
+        }
         Ok(cfg)
     }
 }
@@ -153,6 +156,8 @@ struct Master {
     /// Set by a graceful stop: when the last worker must be gone.
     stopping: Option<Instant>,
     sink: CounterSink,
+    /// The master's own error-log write failures already on the board.
+    log_write_errors: u64,
 }
 
 /// The master: runs until a stop signal; returns the process exit code.
@@ -190,6 +195,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         generation: 1,
         stopping: None,
         sink: CounterSink::open(),
+        log_write_errors: 0,
     };
     for place in 0..m.config.processes {
         m.spawn(place)?;
@@ -252,6 +258,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         }
         if last_push.elapsed() >= Duration::from_secs(1) {
             last_push = Instant::now();
+            m.count_log_write_errors();
             m.sink.push(&m.board.totals());
         }
     }
@@ -293,9 +300,20 @@ impl Master {
     /// flushes the log. Returns the exit code.
     fn finish(&mut self, limit: Duration) -> i32 {
         wait_all(self.board, &mut self.workers, limit);
+        self.count_log_write_errors();
         self.sink.push(&self.board.totals());
         logging::flush(Duration::from_secs(1));
         0
+    }
+
+    /// Moves the master's new error-log write failures onto the board.
+    fn count_log_write_errors(&mut self) {
+        let now = logging::write_errors();
+        self.board.add_retired(
+            super::status::Counter::LogWriteErrors,
+            now.saturating_sub(self.log_write_errors),
+        );
+        self.log_write_errors = now;
     }
 
     /// SIGHUP: a new configuration and new workers, or a refusal and nothing changed.
@@ -309,6 +327,18 @@ impl Master {
         };
         if next.processes == 0 {
             tracing::error!("reload refused: processes = 0 needs a restart, not a reload");
+            return;
+        }
+        // A reload that keeps no current address would leave every client of the
+        // running server refused: most likely a damaged file. Moving to wholly new
+        // addresses takes two reloads (add the new, then drop the old) or a restart.
+        if !next.listen.iter().any(|a| self.config.listen.contains(a)) {
+            tracing::error!(
+                current = ?self.config.listen,
+                next = ?next.listen,
+                "reload refused: the new configuration would close every current listener \
+                 (add the new addresses first and drop the old ones in a second reload, or restart)"
+            );
             return;
         }
         let free = (0..self.board.capacity())
