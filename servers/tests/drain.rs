@@ -451,3 +451,29 @@ fn capstone_shared_stop_releases_the_port_at_once() {
 fn capstone_reuseport_stop_releases_the_port_at_once() {
     capstone_stop_releases_the_port("reuseport");
 }
+
+#[test]
+fn capstone_single_process_stop_releases_the_port_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root);
+    let cfg = tmp.path().join("capstone.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 0\nworkers = 2\n\
+             [timeouts]\ndrain = 30\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let srv = Server::start_raw(CAPSTONE, &["--config", cfg.to_str().unwrap()], &[]);
+    let dl = Download::start(srv.addr, "/big.bin");
+    let term = Instant::now();
+    signal(srv.pid(), libc::SIGTERM);
+    assert_port_released(srv.addr, term, || srv.log());
+    assert!(!dl.thread.is_finished(), "download cut");
+    let got = dl.abandon();
+    assert!(got.body < got.expected && got.ended > term, "{got:?}");
+    assert!(srv.stop().success());
+}
