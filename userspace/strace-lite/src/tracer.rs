@@ -534,12 +534,18 @@ impl Tracer {
                 }
             }
             None => {
+                // A number with no name prints as strace's printargs does: all hex.
+                let unknown = row.name == "syscall";
                 for (i, &a) in args.iter().enumerate().take(row.nargs as usize) {
                     if i > 0 {
                         th.text.push_str(", ");
                     }
                     let start = th.text.len();
-                    decode::raw(&mut th.text, a);
+                    if unknown {
+                        decode::hex(&mut th.text, a);
+                    } else {
+                        decode::raw(&mut th.text, a);
+                    }
                     th.spans.push((start, th.text.len()));
                 }
             }
