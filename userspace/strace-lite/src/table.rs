@@ -74,6 +74,15 @@ pub enum Ret {
     NoReturn,
     /// fcntl: `0x1 (flags FD_CLOEXEC)` for the F_GET* commands.
     Fcntl,
+    /// poll's ready descriptors: `1 ([{fd=3, revents=POLLIN}])`.
+    Poll,
+    /// ppoll: the ready descriptors and the time left.
+    Ppoll,
+    /// select: `2 (in [3], out [4], left {tv_sec=0, tv_usec=10})`.
+    Select,
+    Pselect6,
+    /// prctl: `1 (SUID_DUMP_USER)` for PR_GET_DUMPABLE.
+    Prctl,
 }
 
 #[derive(Clone, Debug)]
@@ -191,17 +200,49 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
             Ret::Int,
         ),
         S::getdents64 => (&[Fd, DirentsOut, Uint], Ret::Int),
-        S::statfs => (&[Path, Ptr], Ret::Int),
-        S::fstatfs => (&[Fd, Ptr], Ret::Int),
-        S::statx => (&[DirFd, Path, AtFlags, Hex, Ptr], Ret::Int),
+        S::statfs => (&[Path, StatfsOut], Ret::Int),
+        S::fstatfs => (&[Fd, StatfsOut], Ret::Int),
+        S::statx => (&[DirFd, Path, StatxFlags, StatxMask, StatxOut], Ret::Int),
         S::getxattr | S::lgetxattr => (&[Path, CStr, Ptr, Uint], Ret::Int),
         S::fgetxattr => (&[Fd, CStr, Ptr, Uint], Ret::Int),
         S::ioctl => (&[Fd, IoctlCmd, Ptr], Ret::Int),
         S::madvise => (&[Ptr, Uint, Madvise], Ret::Int),
-        S::mremap => (&[Ptr, Uint, Uint, Hex, Ptr], Ret::Hex),
+        S::mremap => (&[Ptr, Uint, Uint, MremapFlags, MremapNew(3)], Ret::Hex),
+        S::mlock | S::munlock => (&[Ptr, Uint], Ret::Int),
+        S::mlock2 => (&[Ptr, Uint, MlockFlags], Ret::Int),
+        S::mlockall => (&[MlockallFlags], Ret::Int),
+        S::munlockall => (&[], Ret::Int),
+        S::msync => (&[Ptr, Uint, MsyncFlags], Ret::Int),
+        S::mincore => (&[Ptr, Uint, MincoreVec(1)], Ret::Int),
+        S::poll => (&[PollFds(1), Uint, Int], Ret::Poll),
+        S::ppoll => (&[PollFds(1), Uint, TimespecIn, SigsetIn, Uint], Ret::Ppoll),
+        S::select => (&[Int, FdSet(0), FdSet(0), FdSet(0), TimevalIn], Ret::Select),
+        S::pselect6 => (
+            &[
+                Int,
+                FdSet(0),
+                FdSet(0),
+                FdSet(0),
+                TimespecIn,
+                PselectSigmask,
+            ],
+            Ret::Pselect6,
+        ),
+        S::setuid | S::setgid | S::setfsuid | S::setfsgid => (&[Id], Ret::Int),
+        S::setreuid | S::setregid => (&[Id, Id], Ret::Int),
+        S::setresuid | S::setresgid => (&[Id, Id, Id], Ret::Int),
+        S::getresuid | S::getresgid => (&[IdOut, IdOut, IdOut], Ret::Int),
+        S::setgroups => (&[Int, GidListIn(0)], Ret::Int),
+        S::getgroups => (&[Int, GidListOut], Ret::Int),
+        S::capget => (&[CapHeader, CapDataOut(0)], Ret::Int),
+        S::capset => (&[CapHeader, CapDataIn(0)], Ret::Int),
+        S::prctl => (&[Prctl], Ret::Prctl),
         S::clock_nanosleep => (&[ClockId, Hex, TimespecIn, Ptr], Ret::Int),
         S::clock_gettime => (&[ClockId, Ptr], Ret::Int),
-        S::getsockopt => (&[Fd, SockLevel, SockOpt(1), Ptr, Ptr], Ret::Int),
+        S::getsockopt => (
+            &[Fd, SockLevel, SockOpt(1), SockOptValOut(4), LenInOut],
+            Ret::Int,
+        ),
         S::sendmsg => (&[Fd, MsghdrIn, MsgFlags], Ret::Int),
         S::recvmsg => (&[Fd, MsghdrOut, MsgFlags], Ret::Int),
         S::sched_yield | S::pause | S::setsid | S::getpgrp => (&[], Ret::Int),
@@ -713,7 +754,7 @@ mod tests {
             if let Some(a) = row.args {
                 let n = NARGS[nr as usize];
                 assert!(
-                    a.len() <= n as usize || row.name == "clone",
+                    a.len() <= n as usize || row.name == "clone" || row.name == "prctl",
                     "{} has {} > {n}",
                     row.name,
                     a.len()

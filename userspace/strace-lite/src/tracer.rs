@@ -7,7 +7,7 @@
 //! `PTRACE_CONT` and stops only at traced calls (`PTRACE_EVENT_SECCOMP`, an entry);
 //! it is then resumed with `PTRACE_SYSCALL` once, to see that call's exit.
 
-use crate::decode::{self, flags, process, Ctx};
+use crate::decode::{self, flags, poll, process, Ctx};
 use crate::error::Error;
 use crate::filter::TraceSet;
 use crate::output::{JsonCall, Printer};
@@ -594,7 +594,8 @@ impl Tracer {
             }
             let row = table.get(nr);
             ret_text.clear();
-            format_ret(ret_text, row, &th.args, rval);
+            ctx.pid = tid;
+            format_ret(ret_text, ctx, row, &th.args, rval);
             printer.exit(tid, show_pid, &display_name(row, nr), "", ret_text, None);
             return;
         }
@@ -626,7 +627,7 @@ impl Tracer {
             );
         }
         ret_text.clear();
-        format_ret(ret_text, row, &th.args, rval);
+        format_ret(ret_text, ctx, row, &th.args, rval);
         let name = display_name(row, nr);
         if printer.json {
             let mut args: Vec<&str> = th.spans.iter().map(|&(a, b)| &th.text[a..b]).collect();
@@ -727,7 +728,7 @@ fn display_name(row: &Row, nr: u64) -> std::borrow::Cow<'static, str> {
 }
 
 /// The text after `= `.
-fn format_ret(out: &mut String, row: &Row, args: &[u64; 6], rval: i64) {
+fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval: i64) {
     if row.ret == Ret::NoReturn {
         out.push('?');
         return;
@@ -754,6 +755,20 @@ fn format_ret(out: &mut String, row: &Row, args: &[u64; 6], rval: i64) {
             let _ = write!(out, "{rval:#x} (flags ");
             flags::open_flags(out, rval as u64);
             out.push(')');
+        }
+        Ret::Poll | Ret::Ppoll | Ret::Select | Ret::Pselect6 => {
+            let _ = write!(out, "{rval}");
+            let which = match row.ret {
+                Ret::Poll => poll::Which::Poll,
+                Ret::Ppoll => poll::Which::Ppoll,
+                Ret::Select => poll::Which::Select,
+                _ => poll::Which::Pselect6,
+            };
+            poll::result(ctx, out, which, args, rval);
+        }
+        Ret::Prctl => {
+            let _ = write!(out, "{rval}");
+            decode::creds::prctl_result(out, args, rval);
         }
         _ => {
             let _ = write!(out, "{rval}");

@@ -905,3 +905,135 @@ fn output_file_is_flushed_while_the_tracee_blocks() {
         "{seen}"
     );
 }
+
+/// Compiles `tests/progs/NAME.c` with `cc` into `dir`; None (and a SKIP line) without a compiler.
+fn compile(name: &str, dir: &Path) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/progs")
+        .join(format!("{name}.c"));
+    let exe = dir.join(name);
+    match Command::new("cc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(exe),
+        Ok(o) => panic!("cc {name}.c: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => {
+            eprintln!("SKIP: no C compiler (cc) to build {name}.c");
+            None
+        }
+    }
+}
+
+/// The lines a test program traces after its `write(-1, "BEGIN", 5)` marker, up to its
+/// exit, normalised; the time a call had left (`left {...}`) differs run to run.
+fn after_marker(text: &str) -> Vec<String> {
+    let lines = lines_of(text);
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("write(-1, \"BEGIN\", 5)"))
+        .map_or(lines.len(), |p| p + 1);
+    lines[start..]
+        .iter()
+        .take_while(|l| !l.starts_with("exit_group(") && !l.starts_with("+++"))
+        .map(|l| match l.find("left {") {
+            Some(p) => {
+                let end = l[p..].find('}').map_or(l.len(), |e| p + e + 1);
+                format!("{}left {{...}}{}", &l[..p], &l[end..])
+            }
+            None => l.clone(),
+        })
+        .collect()
+}
+
+/// Traces the test program NAME with strace and strace-lite and compares the lines
+/// after its marker one by one. Returns strace-lite's lines for further checks.
+fn program_matches_strace(name: &str, args: &[&str]) -> Option<Vec<String>> {
+    if !have_strace() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(name, dir.path())?;
+    let exe = exe.to_str().unwrap();
+    let mut full = vec![exe];
+    full.extend_from_slice(args);
+    let (_, ours, _) = trace(&full);
+    let theirs = strace(&full);
+    let (a, b) = (after_marker(&theirs), after_marker(&ours));
+    assert!(!a.is_empty(), "{name}: no lines after the marker\n{theirs}");
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        assert_eq!(
+            x,
+            y,
+            "{name}: line {} after the marker differs\nstrace:      {x}\nstrace-lite: {y}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{name}: different number of lines\n{theirs}\n{ours}"
+    );
+    Some(b)
+}
+
+#[test]
+fn memory_calls_match_strace() {
+    let Some(lines) = program_matches_strace("memory", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.contains("21<<MAP_HUGE_SHIFT")));
+    assert!(lines.iter().any(|l| l.contains("MADV_??? */")));
+}
+
+#[test]
+fn stat_family_matches_strace() {
+    if let Some(lines) = program_matches_strace("stat", &[]) {
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("statx(") && l.contains("stx_mode=S_IFCHR|0666")));
+        assert!(lines.iter().any(|l| l.contains("f_type=PROC_SUPER_MAGIC")));
+    }
+    // A regular file, a directory and a symlink in a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("plain");
+    std::fs::write(&f, "12345").unwrap();
+    program_matches_strace("stat", &[f.to_str().unwrap()]);
+    program_matches_strace("stat", &[dir.path().to_str().unwrap()]);
+}
+
+#[test]
+fn poll_and_select_sets_match_strace() {
+    let Some(lines) = program_matches_strace("poll", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.contains("([{fd=3, revents=POLLIN}")));
+    assert!(lines.iter().any(|l| l.contains("(in [")));
+}
+
+#[test]
+fn socket_addresses_and_options_match_strace() {
+    let Some(lines) = program_matches_strace("sockets", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("sa_family=AF_NETLINK, nl_pid=0")));
+    assert!(lines.iter().any(|l| l.contains("{l_onoff=1, l_linger=5}")));
+}
+
+#[test]
+fn credentials_and_prctl_match_strace() {
+    let Some(lines) = program_matches_strace("creds", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("capget({version=_LINUX_CAPABILITY_VERSION_3")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("prctl(PR_GET_PDEATHSIG, [SIGKILL])")));
+}

@@ -6,9 +6,12 @@
 //! Kinds that are both in and out (`LenInOut`) capture their entry value in a
 //! per-thread slot so the exit can print `[128 => 16]`.
 
+pub mod creds;
 pub mod flags;
 pub mod fs;
+pub mod memory;
 pub mod net;
+pub mod poll;
 pub mod process;
 pub mod strings;
 
@@ -123,6 +126,39 @@ pub enum Arg {
     /// recvmsg's `struct msghdr` at exit (as many data bytes as were received).
     MsghdrOut,
     ClockId,
+    MlockFlags,
+    MlockallFlags,
+    MsyncFlags,
+    MremapFlags,
+    /// mremap's new address: shown only with MREMAP_FIXED or MREMAP_DONTUNMAP in `.0`.
+    MremapNew(u8),
+    /// mincore's page vector; the range's length is argument `.0`.
+    MincoreVec(u8),
+    StatxFlags,
+    StatxMask,
+    StatxOut,
+    StatfsOut,
+    /// `struct pollfd[n]`, `n` is argument `.0`.
+    PollFds(u8),
+    /// An `fd_set` of argument `.0` bits.
+    FdSet(u8),
+    PselectSigmask,
+    TimevalIn,
+    /// A uid or gid (`-1` for "unchanged").
+    Id,
+    IdOut,
+    /// A gid list of argument `.0` entries.
+    GidListIn(u8),
+    /// getgroups' list: as many entries as the return value.
+    GidListOut,
+    CapHeader,
+    /// Capability data; the header (its version) is argument `.0`.
+    CapDataIn(u8),
+    CapDataOut(u8),
+    /// prctl's five arguments, by option (the row has this one kind).
+    Prctl,
+    /// getsockopt's value at exit; its length pointer is argument `.0`.
+    SockOptValOut(u8),
 }
 
 impl Arg {
@@ -146,6 +182,14 @@ impl Arg {
                 | Arg::IovOut(_)
                 | Arg::DirentsOut
                 | Arg::MsghdrOut
+                | Arg::MincoreVec(_)
+                | Arg::StatxOut
+                | Arg::StatfsOut
+                | Arg::IdOut
+                | Arg::GidListOut
+                | Arg::CapDataOut(_)
+                | Arg::Prctl
+                | Arg::SockOptValOut(_)
         )
     }
 
@@ -227,7 +271,7 @@ pub fn arg(
         Arg::AccessMode => flags::flags(out, v, flags::ACCESS_MODES, "F_OK"),
         Arg::AtFlags => flags::flags(out, v, flags::AT_FLAGS, "0"),
         Arg::Prot => flags::flags(out, v, flags::PROT, "PROT_NONE"),
-        Arg::MmapFlags => flags::mmap_flags(out, v),
+        Arg::MmapFlags => memory::mmap_flags(out, v),
         Arg::Whence => flags::constant(out, v, flags::WHENCE, false),
         Arg::SockDomain => flags::constant(out, v, flags::AF, false),
         Arg::SockType => flags::sock_type(out, v),
@@ -257,9 +301,13 @@ pub fn arg(
             }
         }
         Arg::MsgFlags => flags::flags(out, v, flags::MSG_FLAGS, "0"),
-        Arg::SockLevel => flags::constant(out, v, flags::SOL, false),
+        Arg::SockLevel => net::level(out, v),
         Arg::SockOpt(level) => net::sockopt_name(out, a[level as usize], v),
-        Arg::SockOptVal(len) => net::sockopt_value(ctx, out, v, a[len as usize]),
+        Arg::SockOptVal(len) => net::sockopt_value(ctx, out, a[1], a[2], v, a[len as usize]),
+        Arg::SockOptValOut(lenp) => match crate::mem::read_u32(ctx.pid, a[lenp as usize]) {
+            Some(len) if !failed => net::sockopt_value(ctx, out, a[1], a[2], v, u64::from(len)),
+            _ => ptr(out, v),
+        },
         Arg::Shutdown => flags::constant(out, v, flags::SHUT, false),
         Arg::FcntlCmd => flags::constant(out, v, flags::FCNTL_CMD, false),
         Arg::FcntlArg(cmd) => match a[cmd as usize] {
@@ -404,8 +452,68 @@ pub fn arg(
             Some(r) if !failed => msghdr(ctx, out, v, r as u64),
             _ => ptr(out, v),
         },
-        Arg::Madvise => flags::constant(out, v, MADVISE, false),
+        Arg::Madvise => flags::xval(out, v, memory::MADVISE, "MADV_???"),
         Arg::ClockId => flags::constant(out, v, CLOCKS, false),
+        Arg::MlockFlags => flags::flags(out, v, memory::MLOCK2_FLAGS, "0"),
+        Arg::MlockallFlags => flags::flags(out, v, memory::MLOCKALL_FLAGS, "0"),
+        Arg::MsyncFlags => flags::flags(out, v, memory::MSYNC_FLAGS, "0"),
+        Arg::MremapFlags => flags::flags(out, v, memory::MREMAP_FLAGS, "0"),
+        Arg::MremapNew(fl) => {
+            if a[fl as usize] & 6 == 0 {
+                return false;
+            }
+            ptr(out, v);
+        }
+        Arg::MincoreVec(len) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                memory::mincore_vec(ctx, out, v, a[len as usize])
+            }
+        }
+        Arg::StatxFlags => fs::statx_flags(out, v),
+        Arg::StatxMask => flags::flags(out, v & 0xffff_ffff, fs::STATX_MASK, "0"),
+        Arg::StatxOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::statx(ctx, out, v)
+            }
+        }
+        Arg::StatfsOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::statfs(ctx, out, v)
+            }
+        }
+        Arg::PollFds(n) => poll::pollfd_in(ctx, out, v, a[n as usize]),
+        Arg::FdSet(n) => poll::fdset_in(ctx, out, v, a[n as usize]),
+        Arg::PselectSigmask => poll::pselect_sigmask(ctx, out, v),
+        Arg::TimevalIn => poll::timeval(ctx, out, v),
+        Arg::Id => creds::id(out, v),
+        Arg::IdOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                creds::id_out(ctx, out, v)
+            }
+        }
+        Arg::GidListIn(n) => creds::gid_list(ctx, out, v, a[n as usize] as i32 as i64 as u64),
+        Arg::GidListOut => match ret {
+            Some(r) if !failed && a[0] != 0 => creds::gid_list(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::CapHeader => creds::cap_header(ctx, out, v),
+        Arg::CapDataIn(h) => creds::cap_data(ctx, out, a[h as usize], v),
+        Arg::CapDataOut(h) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                creds::cap_data(ctx, out, a[h as usize], v)
+            }
+        }
+        Arg::Prctl => creds::prctl(ctx, out, a, failed),
     }
     true
 }
@@ -565,26 +673,6 @@ const IOCTLS: flags::Xlat = &[
     (0x5450, "FIONCLEX"),
     (0x5451, "FIOCLEX"),
     (0x5452, "FIOASYNC"),
-];
-
-const MADVISE: flags::Xlat = &[
-    (0, "MADV_NORMAL"),
-    (1, "MADV_RANDOM"),
-    (2, "MADV_SEQUENTIAL"),
-    (3, "MADV_WILLNEED"),
-    (4, "MADV_DONTNEED"),
-    (8, "MADV_FREE"),
-    (9, "MADV_REMOVE"),
-    (10, "MADV_DONTFORK"),
-    (11, "MADV_DOFORK"),
-    (12, "MADV_MERGEABLE"),
-    (14, "MADV_HUGEPAGE"),
-    (15, "MADV_NOHUGEPAGE"),
-    (16, "MADV_DONTDUMP"),
-    (18, "MADV_WIPEONFORK"),
-    (20, "MADV_COLD"),
-    (21, "MADV_PAGEOUT"),
-    (100, "MADV_HWPOISON"),
 ];
 
 const CLOCKS: flags::Xlat = &[

@@ -1,0 +1,52 @@
+/* wait4 and waitid on children that exit and are killed; signals waited for and
+   an alternate stack; scheduling policies and affinity. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void) {
+    write(-1, "BEGIN", 5);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &m, NULL);
+    struct timespec ts = {0, 1000};
+    siginfo_t si;
+    sigtimedwait(&m, &si, &ts);
+    kill(getpid(), SIGUSR2);
+    sigtimedwait(&m, &si, &ts);
+    static char stack[65536];
+    stack_t ss = {.ss_sp = stack, .ss_size = sizeof stack, .ss_flags = 0}, old;
+    sigaltstack(&ss, &old);
+    sigaltstack(NULL, &old);
+    struct sched_param sp = {0};
+    sched_getscheduler(0);
+    sched_getparam(0, &sp);
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+    sched_get_priority_max(SCHED_FIFO);
+    sched_get_priority_min(SCHED_RR);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    sched_getaffinity(0, sizeof set, &set);
+    sched_rr_get_interval(0, &ts);
+    int st;
+    pid_t c = fork();
+    if (c == 0)
+        _exit(7);
+    waitpid(c, &st, 0);
+    c = fork();
+    if (c == 0)
+        _exit(3);
+    waitid(P_PID, c, &si, WEXITED);
+    waitid(P_ALL, 0, &si, WEXITED | WNOHANG);
+    struct rusage ru;
+    wait4(-1, &st, WNOHANG, &ru);
+    return 0;
+}
