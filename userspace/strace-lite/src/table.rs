@@ -83,6 +83,10 @@ pub enum Ret {
     Pselect6,
     /// prctl: `1 (SUID_DUMP_USER)` for PR_GET_DUMPABLE.
     Prctl,
+    /// A signal number: `12 (SIGUSR2)` (rt_sigtimedwait).
+    Signal,
+    /// A scheduling policy: `0 (SCHED_OTHER)`.
+    SchedPolicy,
 }
 
 #[derive(Clone, Debug)]
@@ -249,8 +253,38 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::setpgid => (&[Int, Int], Ret::Int),
         S::alarm => (&[Uint], Ret::Int),
         S::chroot => (&[Path], Ret::Int),
-        S::eventfd2 => (&[Uint, FdFlags], Ret::Int),
-        S::close_range => (&[Fd, Fd, Hex], Ret::Int),
+        S::eventfd2 => (&[Uint, EfdFlags], Ret::Int),
+        S::eventfd => (&[Uint], Ret::Int),
+        S::close_range => (&[Uint, Uint, CloseRangeFlags], Ret::Int),
+        S::timerfd_create => (&[ClockId, TfdFlags], Ret::Int),
+        S::timerfd_settime => (&[Fd, TfdSetFlags, ItimerspecIn, ItimerspecOut], Ret::Int),
+        S::timerfd_gettime => (&[Fd, ItimerspecOut], Ret::Int),
+        S::signalfd4 => (&[Fd, SigsetIn, Uint, SfdFlags], Ret::Int),
+        S::signalfd => (&[Fd, SigsetIn, Uint], Ret::Int),
+        S::inotify_init => (&[], Ret::Int),
+        S::inotify_init1 => (&[InotifyInitFlags], Ret::Int),
+        S::inotify_add_watch => (&[Fd, Path, InotifyMask], Ret::Int),
+        S::inotify_rm_watch => (&[Fd, Int], Ret::Int),
+        S::memfd_create => (&[CStr, MfdFlags], Ret::Int),
+        S::splice => (&[Fd, OffIn, Fd, OffIn, Uint, SpliceFlags], Ret::Int),
+        S::tee => (&[Fd, Fd, Uint, SpliceFlags], Ret::Int),
+        S::vmsplice => (&[Fd, IovIn(2), Uint, SpliceFlags], Ret::Int),
+        S::copy_file_range => (&[Fd, OffIn, Fd, OffIn, Uint, Hex], Ret::Int),
+        S::openat2 => (&[DirFd, Path, OpenHow(3), Uint], Ret::Int),
+        S::pidfd_open => (&[Int, PidfdFlags], Ret::Int),
+        S::pidfd_send_signal => (&[Fd, Signal, Ptr, Hex], Ret::Int),
+        S::pidfd_getfd => (&[Fd, Int, Hex], Ret::Int),
+        S::rt_sigtimedwait => (&[SigsetIn, SiginfoOut, TimespecIn, Uint], Ret::Signal),
+        S::sigaltstack => (&[StackIn, StackOut], Ret::Int),
+        S::sched_getscheduler => (&[Int], Ret::SchedPolicy),
+        S::sched_setscheduler => (&[Int, SchedPolicy, SchedParamIn], Ret::Int),
+        S::sched_getparam => (&[Int, SchedParamOut], Ret::Int),
+        S::sched_setparam => (&[Int, SchedParamIn], Ret::Int),
+        S::sched_get_priority_max | S::sched_get_priority_min => (&[SchedPolicy], Ret::Int),
+        S::sched_setaffinity => (&[Int, Uint, CpuSetIn(1)], Ret::Int),
+        S::sched_getaffinity => (&[Int, Uint, CpuSetOut], Ret::Int),
+        S::sched_rr_get_interval => (&[Int, TimespecOut], Ret::Int),
+        S::waitid => (&[IdType, Int, SiginfoOut, WaitOptions, Ptr], Ret::Int),
         _ => return None,
     })
 }

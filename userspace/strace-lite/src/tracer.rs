@@ -766,6 +766,16 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             };
             poll::result(ctx, out, which, args, rval);
         }
+        Ret::Signal => {
+            let _ = write!(out, "{rval} (");
+            flags::signal(out, rval as u64);
+            out.push(')');
+        }
+        Ret::SchedPolicy => {
+            let _ = write!(out, "{rval} (");
+            decode::sched::policy(out, rval as u64);
+            out.push(')');
+        }
         Ret::Prctl => {
             let _ = write!(out, "{rval}");
             decode::creds::prctl_result(out, args, rval);

@@ -7,12 +7,14 @@
 //! per-thread slot so the exit can print `[128 => 16]`.
 
 pub mod creds;
+pub mod fds;
 pub mod flags;
 pub mod fs;
 pub mod memory;
 pub mod net;
 pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod strings;
 
 use std::fmt::Write;
@@ -159,6 +161,34 @@ pub enum Arg {
     Prctl,
     /// getsockopt's value at exit; its length pointer is argument `.0`.
     SockOptValOut(u8),
+    EfdFlags,
+    TfdFlags,
+    TfdSetFlags,
+    SfdFlags,
+    InotifyInitFlags,
+    InotifyMask,
+    MfdFlags,
+    SpliceFlags,
+    CloseRangeFlags,
+    PidfdFlags,
+    ItimerspecIn,
+    ItimerspecOut,
+    /// An `loff_t *` shown with its value at entry: `[2]`.
+    OffIn,
+    /// openat2's `struct open_how`; its size is argument `.0`.
+    OpenHow(u8),
+    SchedPolicy,
+    SchedParamIn,
+    SchedParamOut,
+    /// A CPU set given by the tracee; its size is argument `.0`.
+    CpuSetIn(u8),
+    /// sched_getaffinity's set: as many bytes as the return value.
+    CpuSetOut,
+    TimespecOut,
+    IdType,
+    SiginfoOut,
+    StackIn,
+    StackOut,
 }
 
 impl Arg {
@@ -190,6 +220,12 @@ impl Arg {
                 | Arg::CapDataOut(_)
                 | Arg::Prctl
                 | Arg::SockOptValOut(_)
+                | Arg::ItimerspecOut
+                | Arg::SchedParamOut
+                | Arg::CpuSetOut
+                | Arg::TimespecOut
+                | Arg::SiginfoOut
+                | Arg::StackOut
         )
     }
 
@@ -514,6 +550,46 @@ pub fn arg(
             }
         }
         Arg::Prctl => creds::prctl(ctx, out, a, failed),
+        Arg::EfdFlags => flags::flags(out, v, fds::EFD_FLAGS, "0"),
+        Arg::TfdFlags => flags::flags(out, v, fds::TFD_FLAGS, "0"),
+        Arg::TfdSetFlags => flags::flags(out, v, fds::TFD_SET_FLAGS, "0"),
+        Arg::SfdFlags => flags::flags(out, v, fds::SFD_FLAGS, "0"),
+        Arg::InotifyInitFlags => flags::flags(out, v, fds::IN_INIT_FLAGS, "0"),
+        Arg::InotifyMask => flags::flags(out, v & 0xffff_ffff, fds::IN_MASK, "0"),
+        Arg::MfdFlags => flags::flags(out, v, fds::MFD_FLAGS, "0"),
+        Arg::SpliceFlags => flags::flags(out, v, fds::SPLICE_FLAGS, "0"),
+        Arg::CloseRangeFlags => flags::flags(out, v, fds::CLOSE_RANGE_FLAGS, "0"),
+        Arg::PidfdFlags => flags::flags(out, v, fds::PIDFD_FLAGS, "0"),
+        Arg::ItimerspecIn => fds::itimerspec(ctx, out, v),
+        Arg::ItimerspecOut | Arg::TimespecOut | Arg::SchedParamOut | Arg::StackOut if failed => {
+            ptr(out, v)
+        }
+        Arg::ItimerspecOut => fds::itimerspec(ctx, out, v),
+        Arg::TimespecOut => {
+            if v == 0 {
+                out.push_str("NULL")
+            } else {
+                fs::timespec(ctx, out, v)
+            }
+        }
+        Arg::OffIn => fds::offset(ctx, out, v),
+        Arg::OpenHow(size) => fds::open_how(ctx, out, v, a[size as usize]),
+        Arg::SchedPolicy => sched::policy(out, v),
+        Arg::SchedParamIn | Arg::SchedParamOut => sched::param(ctx, out, v),
+        Arg::CpuSetIn(size) => sched::cpu_set(ctx, out, v, a[size as usize]),
+        Arg::CpuSetOut => match ret {
+            Some(r) if !failed => sched::cpu_set(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::IdType => flags::xval(out, v, sched::ID_TYPES, "P_???"),
+        Arg::SiginfoOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                sched::siginfo_at(ctx, out, v)
+            }
+        }
+        Arg::StackIn | Arg::StackOut => sched::stack(ctx, out, v),
     }
     true
 }

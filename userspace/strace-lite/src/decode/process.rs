@@ -209,10 +209,65 @@ const FPE_CODES: flags::Xlat = &[
     (4, "FPE_FLTOVF"),
 ];
 
+/// The fields of a `siginfo_t` that strace prints; which are meaningful depends on
+/// the signal and code.
+pub struct SigFields {
+    pub signo: i32,
+    pub code: i32,
+    pub pid: i32,
+    pub uid: u32,
+    pub status: i32,
+    pub utime: i64,
+    pub stime: i64,
+    pub addr: u64,
+}
+
 /// `{si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=12, ...}` for a stopped signal.
 pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
-    let signo = si.si_signo;
     let code = si.si_code;
+    let signo = si.si_signo;
+    // SAFETY (for the accessors below): union members read only for the si_code/si_signo
+    // combinations in which the kernel fills them; the others are not printed.
+    let fault = matches!(
+        signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+    ) && code > 0;
+    let (pid, uid) = if fault {
+        (0, 0)
+    } else {
+        // SAFETY: not a fault signal, so the kill/child member holds the sender.
+        unsafe { (si.si_pid(), si.si_uid()) }
+    };
+    let (status, utime, stime) = if signo == libc::SIGCHLD && code > 0 {
+        // SAFETY: a kernel SIGCHLD carries the child's status and times.
+        unsafe { (si.si_status(), si.si_utime(), si.si_stime()) }
+    } else {
+        (0, 0, 0)
+    };
+    let addr = if fault {
+        // SAFETY: a fault signal from the kernel carries the faulting address.
+        (unsafe { si.si_addr() }) as u64
+    } else {
+        0
+    };
+    siginfo_fields(
+        out,
+        &SigFields {
+            signo,
+            code,
+            pid,
+            uid,
+            status,
+            utime,
+            stime,
+            addr,
+        },
+    );
+}
+
+/// Prints decoded siginfo fields in strace's notation.
+pub fn siginfo_fields(out: &mut String, f: &SigFields) {
+    let (signo, code) = (f.signo, f.code);
     out.push_str("{si_signo=");
     signal(out, signo as u64);
     out.push_str(", si_code=");
@@ -226,37 +281,24 @@ pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
         _ => SI_CODES,
     };
     flags::constant(out, code as i64 as u64, table, false);
-    // SAFETY (for the accessors below): each union member is read only for the
-    // si_code/si_signo combination in which the kernel fills it.
     if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
         if code != 0x80 {
-            let (pid, uid) = unsafe { (si.si_pid(), si.si_uid()) };
-            let _ = write!(out, ", si_pid={pid}, si_uid={uid}");
+            let _ = write!(out, ", si_pid={}, si_uid={}", f.pid, f.uid);
         }
     } else if signo == libc::SIGCHLD {
-        let (pid, uid, status, ut, st) = unsafe {
-            (
-                si.si_pid(),
-                si.si_uid(),
-                si.si_status(),
-                si.si_utime(),
-                si.si_stime(),
-            )
-        };
-        let _ = write!(out, ", si_pid={pid}, si_uid={uid}, si_status=");
+        let _ = write!(out, ", si_pid={}, si_uid={}, si_status=", f.pid, f.uid);
         if code == 1 {
-            let _ = write!(out, "{status}");
+            let _ = write!(out, "{}", f.status);
         } else {
-            signal(out, status as u64);
+            signal(out, f.status as u64);
         }
-        let _ = write!(out, ", si_utime={ut}, si_stime={st}");
+        let _ = write!(out, ", si_utime={}, si_stime={}", f.utime, f.stime);
     } else if matches!(
         signo,
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
     ) {
-        let addr = unsafe { si.si_addr() } as u64;
         out.push_str(", si_addr=");
-        ptr(out, addr);
+        ptr(out, f.addr);
     }
     out.push('}');
 }

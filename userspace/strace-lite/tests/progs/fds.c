@@ -22,6 +22,8 @@ int main(void) {
     struct itimerspec its = {{1, 0}, {5, 500}}, old;
     timerfd_settime(t, 0, &its, &old);
     timerfd_settime(t, TFD_TIMER_ABSTIME, &its, NULL);
+    struct itimerspec disarm = {{0, 0}, {0, 0}};
+    timerfd_settime(t, 0, &disarm, NULL);
     timerfd_gettime(t, &old);
     sigset_t m;
     sigemptyset(&m);

@@ -36,6 +36,11 @@ int main(void) {
     sched_setaffinity(0, sizeof set, &set);
     sched_getaffinity(0, sizeof set, &set);
     sched_rr_get_interval(0, &ts);
+    /* SIGCHLD blocked: its arrival before or after wait4 would be a race. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
     int st;
     pid_t c = fork();
     if (c == 0)

@@ -1,0 +1,125 @@
+//! Scheduling, waiting and signal stacks: policies, `struct sched_param`, CPU sets,
+//! `siginfo_t` as waitid and rt_sigtimedwait return it, `stack_t`.
+
+use super::flags::{self, Xlat};
+use super::strings::ptr;
+use super::Ctx;
+use crate::mem;
+use std::fmt::Write;
+
+pub const POLICIES: Xlat = &[
+    (0, "SCHED_OTHER"),
+    (1, "SCHED_FIFO"),
+    (2, "SCHED_RR"),
+    (3, "SCHED_BATCH"),
+    (4, "SCHED_ISO"),
+    (5, "SCHED_IDLE"),
+    (6, "SCHED_DEADLINE"),
+];
+
+/// A policy, with `SCHED_RESET_ON_FORK` as a flag beside it.
+pub fn policy(out: &mut String, v: u64) {
+    let v = v as u32 as u64;
+    flags::xval(out, v & !0x4000_0000, POLICIES, "SCHED_???");
+    if v & 0x4000_0000 != 0 {
+        out.push_str("|SCHED_RESET_ON_FORK");
+    }
+}
+
+/// `struct sched_param`: `[0]` (its one field, the priority).
+pub fn param(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    match mem::read_u32(ctx.pid, addr) {
+        Some(p) => {
+            let _ = write!(out, "[{}]", p as i32);
+        }
+        None => ptr(out, addr),
+    }
+}
+
+/// A CPU set of `len` bytes: `[0 2 3]`.
+pub fn cpu_set(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+    let len = (len as usize).min(8192);
+    let mut b = vec![0u8; len];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < len {
+        ptr(out, addr);
+        return;
+    }
+    out.push('[');
+    let mut first = true;
+    for (i, byte) in b.iter().enumerate() {
+        for bit in 0..8 {
+            if byte & (1 << bit) != 0 {
+                if !first {
+                    out.push(' ');
+                }
+                let _ = write!(out, "{}", i * 8 + bit);
+                first = false;
+            }
+        }
+    }
+    out.push(']');
+}
+
+pub const ID_TYPES: Xlat = &[(0, "P_ALL"), (1, "P_PID"), (2, "P_PGID"), (3, "P_PIDFD")];
+
+/// A `siginfo_t` in the tracee's memory (waitid, rt_sigtimedwait): read as bytes and
+/// printed like the tracer's own `--- SIG... {...} ---` lines. An empty siginfo
+/// (waitid with WNOHANG and nothing to report) prints `{}`.
+pub fn siginfo_at(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 128];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let i32_at = |i: usize| i32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let i64_at = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i..i + 8]);
+        i64::from_ne_bytes(x)
+    };
+    let fields = super::process::SigFields {
+        signo: i32_at(0),
+        code: i32_at(8),
+        pid: i32_at(16),
+        uid: i32_at(20) as u32,
+        status: i32_at(24),
+        utime: i64_at(32),
+        stime: i64_at(40),
+        addr: i64_at(16) as u64,
+    };
+    if fields.signo == 0 {
+        out.push_str("{}");
+        return;
+    }
+    super::process::siginfo_fields(out, &fields);
+}
+
+const SS_FLAGS: Xlat = &[
+    (1, "SS_ONSTACK"),
+    (2, "SS_DISABLE"),
+    (0x8000_0000, "SS_AUTODISARM"),
+];
+
+/// `stack_t`: `{ss_sp=0x..., ss_flags=0, ss_size=65536}`.
+pub fn stack(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 24];
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    if mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[0..8]);
+    let sp = u64::from_ne_bytes(x);
+    let fl = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+    x.copy_from_slice(&b[16..24]);
+    let size = u64::from_ne_bytes(x);
+    out.push_str("{ss_sp=");
+    ptr(out, sp);
+    out.push_str(", ss_flags=");
+    flags::flags(out, u64::from(fl), SS_FLAGS, "0");
+    let _ = write!(out, ", ss_size={size}}}");
+}
