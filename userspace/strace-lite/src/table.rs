@@ -209,7 +209,7 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::statx => (&[DirFd, Path, StatxFlags, StatxMask, StatxOut], Ret::Int),
         S::getxattr | S::lgetxattr => (&[Path, CStr, Ptr, Uint], Ret::Int),
         S::fgetxattr => (&[Fd, CStr, Ptr, Uint], Ret::Int),
-        S::ioctl => (&[Fd, IoctlCmd, Ptr], Ret::Int),
+        S::ioctl => (&[Fd, IoctlCmd, IoctlArg(1)], Ret::Int),
         S::madvise => (&[Ptr, Uint, Madvise], Ret::Int),
         S::mremap => (&[Ptr, Uint, Uint, MremapFlags, MremapNew(3)], Ret::Hex),
         S::mlock | S::munlock => (&[Ptr, Uint], Ret::Int),
@@ -285,6 +285,35 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::sched_getaffinity => (&[Int, Uint, CpuSetOut], Ret::Int),
         S::sched_rr_get_interval => (&[Int, TimespecOut], Ret::Int),
         S::waitid => (&[IdType, Int, SiginfoOut, WaitOptions, Ptr], Ret::Int),
+        S::shmget => (&[IpcKey, Uint, IpcGetFlags], Ret::Int),
+        S::shmat => (&[Int, Ptr, ShmatFlags], Ret::Hex),
+        S::shmdt => (&[Ptr], Ret::Int),
+        S::shmctl => (&[Int, ShmctlCmd, Ptr], Ret::Int),
+        S::semget => (&[IpcKey, Int, IpcGetFlags], Ret::Int),
+        S::semop => (&[Int, Sembufs(2), Uint], Ret::Int),
+        S::semtimedop => (&[Int, Sembufs(2), Uint, TimespecIn], Ret::Int),
+        S::semctl => (&[Int, Int, SemctlCmd, Ptr], Ret::Int),
+        S::msgget => (&[IpcKey, IpcGetFlags], Ret::Int),
+        S::msgsnd => (&[Int, MsgbufIn(2), Uint, IpcMsgFlags], Ret::Int),
+        S::msgrcv => (&[Int, MsgbufOut(2), Uint, Long, IpcMsgFlags], Ret::Int),
+        S::msgctl => (&[Int, MsgctlCmd, Ptr], Ret::Int),
+        S::mount => (&[Path, Path, CStr, MountFlags, CStr], Ret::Int),
+        S::umount2 => (&[Path, UmountFlags], Ret::Int),
+        S::pivot_root => (&[Path, Path], Ret::Int),
+        S::seccomp => (&[Seccomp], Ret::Int),
+        S::bpf => (&[BpfCmd, Ptr, Uint], Ret::Int),
+        S::perf_event_open => (&[PerfAttr, Int, Int, Int, PerfFlags], Ret::Int),
+        S::io_uring_setup => (&[Uint, IoUringParams], Ret::Int),
+        S::io_uring_enter => (&[Fd, Uint, Uint, IoringEnterFlags, Ptr, Uint], Ret::Int),
+        S::io_uring_register => (&[Fd, IoringRegisterOp, Ptr, Uint], Ret::Int),
+        S::fanotify_init => (&[FanInitFlags, OpenFlags], Ret::Int),
+        S::fanotify_mark => (&[Fd, FanMarkFlags, FanEvents, DirFd, Path], Ret::Int),
+        S::epoll_pwait2 => (
+            &[Fd, EpollEventsOut, Int, TimespecIn, SigsetIn, Uint],
+            Ret::Int,
+        ),
+        S::sendmmsg => (&[Fd, MmsgIn(2), Uint, MsgFlags], Ret::Int),
+        S::recvmmsg => (&[Fd, MmsgOut, Uint, MsgFlags, TimespecIn], Ret::Int),
         _ => return None,
     })
 }
@@ -788,7 +817,7 @@ mod tests {
             if let Some(a) = row.args {
                 let n = NARGS[nr as usize];
                 assert!(
-                    a.len() <= n as usize || row.name == "clone" || row.name == "prctl",
+                    a.len() <= n as usize || row.name == "clone",
                     "{} has {} > {n}",
                     row.name,
                     a.len()

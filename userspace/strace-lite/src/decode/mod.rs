@@ -10,12 +10,14 @@ pub mod creds;
 pub mod fds;
 pub mod flags;
 pub mod fs;
+pub mod ipc;
 pub mod memory;
 pub mod net;
 pub mod poll;
 pub mod process;
 pub mod sched;
 pub mod strings;
+pub mod sys;
 
 use std::fmt::Write;
 use strings::ptr;
@@ -189,6 +191,38 @@ pub enum Arg {
     SiginfoOut,
     StackIn,
     StackOut,
+    IpcKey,
+    IpcGetFlags,
+    ShmatFlags,
+    ShmctlCmd,
+    SemctlCmd,
+    MsgctlCmd,
+    /// semop's operations; their count is argument `.0`.
+    Sembufs(u8),
+    IpcMsgFlags,
+    /// msgsnd's buffer; the text's size is argument `.0`.
+    MsgbufIn(u8),
+    /// msgrcv's buffer at exit; the text's size is argument `.0`.
+    MsgbufOut(u8),
+    MountFlags,
+    UmountFlags,
+    /// seccomp's three arguments, by operation (the row has this one kind).
+    Seccomp,
+    BpfCmd,
+    PerfAttr,
+    PerfFlags,
+    IoUringParams,
+    IoringEnterFlags,
+    IoringRegisterOp,
+    FanInitFlags,
+    FanMarkFlags,
+    FanEvents,
+    /// ioctl's third argument, by the request in argument `.0`, at exit.
+    IoctlArg(u8),
+    /// sendmmsg's vector, at exit (the kernel fills each msg_len); count in `.0`.
+    MmsgIn(u8),
+    /// recvmmsg's vector at exit: as many entries as the return value.
+    MmsgOut,
 }
 
 impl Arg {
@@ -226,6 +260,10 @@ impl Arg {
                 | Arg::TimespecOut
                 | Arg::SiginfoOut
                 | Arg::StackOut
+                | Arg::MsgbufOut(_)
+                | Arg::IoctlArg(_)
+                | Arg::MmsgIn(_)
+                | Arg::MmsgOut
         )
     }
 
@@ -478,7 +516,7 @@ pub fn arg(
             }
         }
         Arg::GrndFlags => flags::flags(out, v, GRND_FLAGS, "0"),
-        Arg::IoctlCmd => flags::constant(out, v, IOCTLS, true),
+        Arg::IoctlCmd => flags::constant(out, v & 0xffff_ffff, sys::IOCTLS, true),
         Arg::DirentsOut => match ret {
             Some(r) if !failed => fs::dirents(ctx, out, v, r as u64),
             _ => ptr(out, v),
@@ -590,6 +628,42 @@ pub fn arg(
             }
         }
         Arg::StackIn | Arg::StackOut => sched::stack(ctx, out, v),
+        Arg::IpcKey => ipc::key(out, v),
+        Arg::IpcGetFlags => ipc::get_flags(out, v),
+        Arg::ShmatFlags => flags::flags(out, v, ipc::SHMAT_FLAGS, "0"),
+        Arg::ShmctlCmd => ipc::cmd(out, v, ipc::SHMCTL_CMDS, "SHM_???"),
+        Arg::SemctlCmd => ipc::cmd(out, v, ipc::SEMCTL_CMDS, "SEM_???"),
+        Arg::MsgctlCmd => ipc::cmd(out, v, ipc::MSGCTL_CMDS, "MSG_???"),
+        Arg::Sembufs(n) => ipc::sembufs(ctx, out, v, a[n as usize]),
+        Arg::IpcMsgFlags => flags::flags(out, v, ipc::MSG_FLAGS, "0"),
+        Arg::MsgbufIn(size) => ipc::msgbuf(ctx, out, v, a[size as usize]),
+        Arg::MsgbufOut(size) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                ipc::msgbuf(ctx, out, v, a[size as usize])
+            }
+        }
+        Arg::MountFlags => sys::mount_flags(out, v),
+        Arg::UmountFlags => flags::flags(out, v, sys::UMOUNT_FLAGS, "0"),
+        Arg::Seccomp => sys::seccomp(ctx, out, a),
+        Arg::BpfCmd => flags::xval(out, v, sys::BPF_CMDS, "BPF_???"),
+        Arg::PerfAttr => sys::perf_attr(ctx, out, v),
+        Arg::PerfFlags => flags::flags(out, v, sys::PERF_FLAGS, "0"),
+        Arg::IoUringParams => sys::io_uring_params(ctx, out, v),
+        Arg::IoringEnterFlags => flags::flags(out, v, sys::IORING_ENTER_FLAGS, "0"),
+        Arg::IoringRegisterOp => {
+            flags::xval(out, v, sys::IORING_REGISTER_OPS, "IORING_REGISTER_???")
+        }
+        Arg::FanInitFlags => sys::fan_init_flags(out, v),
+        Arg::FanMarkFlags => flags::flags(out, v, sys::FAN_MARK_FLAGS, "0"),
+        Arg::FanEvents => flags::flags(out, v, sys::FAN_EVENTS, "0"),
+        Arg::IoctlArg(req) => return sys::ioctl_arg(ctx, out, a[req as usize], v, failed),
+        Arg::MmsgIn(n) => sys::mmsghdrs(ctx, out, v, a[n as usize], false),
+        Arg::MmsgOut => match ret {
+            Some(r) if !failed => sys::mmsghdrs(ctx, out, v, r as u64, true),
+            _ => ptr(out, v),
+        },
     }
     true
 }
@@ -709,7 +783,7 @@ const GRND_FLAGS: flags::Xlat = &[
 
 /// x86_64 `struct msghdr`: name@0, namelen@8, iov@16, iovlen@24, control@32,
 /// controllen@40, flags@48.
-fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
+pub(crate) fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
     let mut b = [0u8; 56];
     if addr == 0 || crate::mem::read(ctx.pid, addr, &mut b) < b.len() {
         ptr(out, addr);
@@ -735,21 +809,6 @@ fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
     flags::flags(out, msg_flags as u32 as u64, flags::MSG_FLAGS, "0");
     out.push('}');
 }
-
-const IOCTLS: flags::Xlat = &[
-    (0x5401, "TCGETS"),
-    (0x5402, "TCSETS"),
-    (0x5403, "TCSETSW"),
-    (0x540f, "TIOCGPGRP"),
-    (0x5410, "TIOCSPGRP"),
-    (0x5413, "TIOCGWINSZ"),
-    (0x5414, "TIOCSWINSZ"),
-    (0x541b, "FIONREAD"),
-    (0x5421, "FIONBIO"),
-    (0x5450, "FIONCLEX"),
-    (0x5451, "FIOCLEX"),
-    (0x5452, "FIOASYNC"),
-];
 
 const CLOCKS: flags::Xlat = &[
     (0, "CLOCK_REALTIME"),
