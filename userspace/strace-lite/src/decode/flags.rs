@@ -82,10 +82,10 @@ pub const OPEN_FLAGS: Xlat = &[
     (0o400000, "O_NOFOLLOW"),
     (0o1000000, "O_NOATIME"),
     (0o2000000, "O_CLOEXEC"),
+    (0o10000000, "O_PATH"),
     (0o20200000, "O_TMPFILE"),
     (0o200000, "O_DIRECTORY"),
     (0o20000, "FASYNC"),
-    (0o10000000, "O_PATH"),
 ];
 
 /// `O_RDONLY|O_CLOEXEC`: the access mode is a 2-bit field, not a flag.
@@ -98,6 +98,13 @@ pub fn open_flags(out: &mut String, v: u64) {
         flags(out, rest, OPEN_FLAGS, "");
     }
 }
+
+/// faccessat2's flags: 0x200 is AT_EACCESS here, not AT_REMOVEDIR.
+pub const ACCESS_AT_FLAGS: Xlat = &[
+    (0x200, "AT_EACCESS"),
+    (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x1000, "AT_EMPTY_PATH"),
+];
 
 pub const ACCESS_MODES: Xlat = &[(4, "R_OK"), (2, "W_OK"), (1, "X_OK")];
 

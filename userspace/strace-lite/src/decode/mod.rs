@@ -223,6 +223,13 @@ pub enum Arg {
     MmsgIn(u8),
     /// recvmmsg's vector at exit: as many entries as the return value.
     MmsgOut,
+    AccessAtFlags,
+    UtsnameOut,
+    SysinfoOut,
+    /// rt_sigreturn's mask, read from the signal frame (the row has this one kind).
+    Sigreturn,
+    /// utimensat's `struct timespec[2]`, or NULL.
+    Timespec2,
 }
 
 impl Arg {
@@ -264,6 +271,9 @@ impl Arg {
                 | Arg::IoctlArg(_)
                 | Arg::MmsgIn(_)
                 | Arg::MmsgOut
+                | Arg::UtsnameOut
+                | Arg::SysinfoOut
+                | Arg::Clone3Args
         )
     }
 
@@ -415,7 +425,7 @@ pub fn arg(
             }
         }
         Arg::CloneArgs => process::clone_args(out, a),
-        Arg::Clone3Args => process::clone3_args(ctx, out, v),
+        Arg::Clone3Args => process::clone3_args(ctx, out, a, ret.is_some() && !failed),
         Arg::WaitStatusOut => match crate::mem::read_u32(ctx.pid, v) {
             Some(s) if !failed && v != 0 && ret != Some(0) => process::wait_status(out, s as i32),
             _ => ptr(out, v),
@@ -659,6 +669,22 @@ pub fn arg(
         Arg::FanMarkFlags => flags::flags(out, v, sys::FAN_MARK_FLAGS, "0"),
         Arg::FanEvents => flags::flags(out, v, sys::FAN_EVENTS, "0"),
         Arg::IoctlArg(req) => return sys::ioctl_arg(ctx, out, a[req as usize], v, failed),
+        Arg::AccessAtFlags => flags::flags(out, v, flags::ACCESS_AT_FLAGS, "0"),
+        Arg::UtsnameOut | Arg::SysinfoOut if failed => ptr(out, v),
+        Arg::UtsnameOut => sys::utsname(ctx, out, v),
+        Arg::SysinfoOut => sys::sysinfo(ctx, out, v),
+        Arg::Sigreturn => sys::sigreturn(ctx, out),
+        Arg::Timespec2 => {
+            if v == 0 {
+                out.push_str("NULL");
+            } else {
+                out.push('[');
+                fs::timespec(ctx, out, v);
+                out.push_str(", ");
+                fs::timespec(ctx, out, v + 16);
+                out.push(']');
+            }
+        }
         Arg::MmsgIn(n) => sys::mmsghdrs(ctx, out, v, a[n as usize], false),
         Arg::MmsgOut => match ret {
             Some(r) if !failed => sys::mmsghdrs(ctx, out, v, r as u64, true),

@@ -75,13 +75,14 @@ pub fn sigset(ctx: &mut Ctx, out: &mut String, addr: u64) {
 
 pub const SA_FLAGS: flags::Xlat = &[
     (0x04000000, "SA_RESTORER"),
-    (0x00000001, "SA_NOCLDSTOP"),
-    (0x00000002, "SA_NOCLDWAIT"),
-    (0x00000004, "SA_SIGINFO"),
     (0x08000000, "SA_ONSTACK"),
     (0x10000000, "SA_RESTART"),
+    (0x20000000, "SA_INTERRUPT"),
     (0x40000000, "SA_NODEFER"),
     (0x80000000, "SA_RESETHAND"),
+    (0x00000004, "SA_SIGINFO"),
+    (0x00000001, "SA_NOCLDSTOP"),
+    (0x00000002, "SA_NOCLDWAIT"),
 ];
 
 /// The kernel's `struct sigaction` (handler, flags, restorer, mask).
@@ -154,20 +155,78 @@ pub fn clone_flags(out: &mut String, v: u64) {
     }
 }
 
-/// clone3's `struct clone_args`: the flags and exit signal, the rest abbreviated.
-pub fn clone3_args(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let (Some(fl), Some(sig)) = (
-        mem::read_u64(ctx.pid, addr),
-        mem::read_u64(ctx.pid, addr + 32),
-    ) else {
+/// clone3's `struct clone_args` and size, printed at exit as strace does:
+/// `{flags=..., child_tid=..., exit_signal=SIGCHLD, stack=..., stack_size=..., tls=...}
+/// => {parent_tid=[1234]}, 88`; the part after `=>` is what the kernel wrote back.
+pub fn clone3_args(ctx: &mut Ctx, out: &mut String, a: &[u64; 6], ok: bool) {
+    let addr = a[0];
+    let mut b = [0u8; 88];
+    let got = mem::read(ctx.pid, addr, &mut b);
+    if addr == 0 || got < 64 {
         ptr(out, addr);
+        let _ = write!(out, ", {}", a[1]);
         return;
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(x)
     };
+    let fl = w(0);
     out.push_str("{flags=");
     flags::flags(out, fl, CLONE_FLAGS, "0");
+    if fl & 0x1000 != 0 {
+        out.push_str(", pidfd=");
+        ptr(out, w(1));
+    }
+    if fl & (0x0100_0000 | 0x0020_0000) != 0 {
+        out.push_str(", child_tid=");
+        ptr(out, w(2));
+    }
+    if fl & 0x0010_0000 != 0 {
+        out.push_str(", parent_tid=");
+        ptr(out, w(3));
+    }
     out.push_str(", exit_signal=");
-    signal(out, sig);
-    out.push_str(", ...}");
+    signal(out, w(4));
+    out.push_str(", stack=");
+    ptr(out, w(5));
+    out.push_str(", stack_size=");
+    super::hex(out, w(6));
+    if fl & 0x0008_0000 != 0 {
+        out.push_str(", tls=");
+        ptr(out, w(7));
+    }
+    if got >= 80 && (w(8) != 0 || w(9) != 0) {
+        out.push_str(", set_tid=");
+        ptr(out, w(8));
+        let _ = write!(out, ", set_tid_size={}", w(9));
+    }
+    out.push('}');
+    if ok && fl & (0x1000 | 0x0010_0000) != 0 {
+        out.push_str(" => {");
+        if fl & 0x1000 != 0 {
+            match mem::read_u32(ctx.pid, w(1)) {
+                Some(fd) => {
+                    let _ = write!(out, "pidfd=[{}]", fd as i32);
+                }
+                None => ptr(out, w(1)),
+            }
+            if fl & 0x0010_0000 != 0 {
+                out.push_str(", ");
+            }
+        }
+        if fl & 0x0010_0000 != 0 {
+            match mem::read_u32(ctx.pid, w(3)) {
+                Some(tid) => {
+                    let _ = write!(out, "parent_tid=[{}]", tid as i32);
+                }
+                None => ptr(out, w(3)),
+            }
+        }
+        out.push('}');
+    }
+    let _ = write!(out, ", {}", a[1]);
 }
 
 const SI_CODES: flags::Xlat = &[
@@ -292,7 +351,13 @@ pub fn siginfo_fields(out: &mut String, f: &SigFields) {
         } else {
             signal(out, f.status as u64);
         }
-        let _ = write!(out, ", si_utime={}, si_stime={}", f.utime, f.stime);
+        // Clock ticks, with the seconds they stand for when not zero (USER_HZ is 100).
+        for (name, t) in [("si_utime", f.utime), ("si_stime", f.stime)] {
+            let _ = write!(out, ", {name}={t}");
+            if t != 0 {
+                let _ = write!(out, " /* {}.{:02} s */", t / 100, t % 100);
+            }
+        }
     } else if matches!(
         signo,
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE

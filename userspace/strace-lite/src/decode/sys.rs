@@ -520,7 +520,7 @@ pub const IOCTLS: Xlat = &[
     (0x127b, "BLKPBSZGET"),
     (0x40086602, "FS_IOC_SETFLAGS"),
     (0x80086601, "FS_IOC_GETFLAGS"),
-    (0x40049409, "BTRFS_IOC_CLONE"),
+    (0x40049409, "BTRFS_IOC_CLONE or FICLONE"),
     (0xc020660b, "FS_IOC_FIEMAP"),
 ];
 
@@ -533,6 +533,8 @@ fn ioctl_arg_kind(req: u64) -> IoctlArg {
         0x540f | 0x5410 | 0x541b | 0x5421 | 0x5452 | 0x80045430 | 0x40045431 | 0x5411 | 0x5429
         | 0x5424 | 0x5423 | 0x1268 | 0x127b | 0x125e | 0x125d | 0x8905 => IoctlArg::Int,
         0x80081272 | 0x1260 => IoctlArg::U64,
+        // The argument is a descriptor or number passed by value.
+        0x40049409 | 0x5409 | 0x540a | 0x540b | 0x540e => IoctlArg::Value,
         0x5450 | 0x5451 | 0x5422 | 0x540c | 0x540d | 0x125f | 0x1261 => IoctlArg::None,
         _ => IoctlArg::Raw,
     }
@@ -540,6 +542,7 @@ fn ioctl_arg_kind(req: u64) -> IoctlArg {
 
 enum IoctlArg {
     None,
+    Value,
     Int,
     U64,
     Winsize,
@@ -578,6 +581,9 @@ pub fn ioctl_arg(ctx: &mut Ctx, out: &mut String, req: u64, v: u64, failed: bool
     }
     match ioctl_arg_kind(req) {
         IoctlArg::None => return false,
+        IoctlArg::Value => {
+            let _ = write!(out, "{}", v as i32);
+        }
         IoctlArg::Int => match mem::read_u32(ctx.pid, v) {
             Some(x) => {
                 let _ = write!(out, "[{}]", x as i32);
@@ -756,4 +762,69 @@ pub fn mmsghdrs(ctx: &mut Ctx, out: &mut String, addr: u64, n: u64, received: bo
         out.push_str(", ...");
     }
     out.push(']');
+}
+
+/// `struct utsname`: `{sysname="Linux", nodename="vm", ...}`.
+pub fn utsname(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 130];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let field = |f: &[u8]| {
+        let end = f.iter().position(|&c| c == 0).unwrap_or(f.len());
+        f[..end].to_vec()
+    };
+    out.push_str("{sysname=");
+    super::strings::quote(out, &field(&b[..65]));
+    out.push_str(", nodename=");
+    super::strings::quote(out, &field(&b[65..130]));
+    out.push_str(", ...}");
+}
+
+/// `struct sysinfo`, every field (they change from call to call).
+pub fn sysinfo(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 112];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(x)
+    };
+    let _ = write!(
+        out,
+        "{{uptime={}, loads=[{}, {}, {}], totalram={}, freeram={}, sharedram={}, bufferram={}, \
+         totalswap={}, freeswap={}, procs={}, totalhigh={}, freehigh={}, mem_unit={}}}",
+        w(0) as i64,
+        w(8),
+        w(16),
+        w(24),
+        w(32),
+        w(40),
+        w(48),
+        w(56),
+        w(64),
+        w(72),
+        u16::from_ne_bytes([b[80], b[81]]),
+        w(88),
+        w(96),
+        u32::from_ne_bytes([b[104], b[105], b[106], b[107]])
+    );
+}
+
+/// rt_sigreturn's argument: the signal mask the frame on the stack restores,
+/// `{mask=[]}`. The frame's `ucontext` starts at the stack pointer; its
+/// `uc_sigmask` follows flags, link, stack_t and the 256-byte sigcontext.
+pub fn sigreturn(ctx: &mut Ctx, out: &mut String) {
+    match crate::ptrace::stack_pointer(ctx.pid) {
+        Ok(sp) => {
+            out.push_str("{mask=");
+            super::process::sigset(ctx, out, sp + 296);
+            out.push('}');
+        }
+        Err(_) => out.push_str("{mask=?}"),
+    }
 }
