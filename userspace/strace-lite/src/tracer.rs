@@ -174,11 +174,18 @@ impl Tracer {
                 pid: 0,
                 max_str,
                 scratch: Vec::with_capacity(4096),
+                verbose: false,
             },
             exit_text: String::with_capacity(256),
             exit_spans: Vec::new(),
             ret_text: String::with_capacity(64),
         }
+    }
+
+    /// strace's `-v`: structures printed whole (getdents64's entries) instead of
+    /// abbreviated.
+    pub fn set_verbose(&mut self, on: bool) {
+        self.ctx.verbose = on;
     }
 
     /// ptrace options for every tracee.

@@ -913,7 +913,7 @@ fn compile(name: &str, dir: &Path) -> Option<PathBuf> {
         .join(format!("{name}.c"));
     let exe = dir.join(name);
     match Command::new("cc")
-        .arg("-O0")
+        .args(["-O0", "-pthread"])
         .arg("-o")
         .arg(&exe)
         .arg(&src)
@@ -1174,4 +1174,21 @@ fn mounts_ioctls_and_kernel_interfaces_match_strace() {
     assert!(lines
         .iter()
         .any(|l| l.starts_with("bpf(BPF_PROG_LOAD, NULL, 0)")));
+}
+
+#[test]
+fn signal_frames_threads_and_flag_orders_match_strace() {
+    let Some(lines) = program_matches_strace("frames", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("rt_sigreturn({mask=[TERM]})")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("clone3({flags=CLONE_VM|")
+            && l.contains("} => {parent_tid=[PID]}, 88)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("AT_SYMLINK_NOFOLLOW|AT_EACCESS")));
 }

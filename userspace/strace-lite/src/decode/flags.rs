@@ -101,8 +101,8 @@ pub fn open_flags(out: &mut String, v: u64) {
 
 /// faccessat2's flags: 0x200 is AT_EACCESS here, not AT_REMOVEDIR.
 pub const ACCESS_AT_FLAGS: Xlat = &[
-    (0x200, "AT_EACCESS"),
     (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x200, "AT_EACCESS"),
     (0x1000, "AT_EMPTY_PATH"),
 ];
 

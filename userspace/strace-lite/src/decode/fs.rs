@@ -293,9 +293,21 @@ pub fn rlimit(ctx: &mut Ctx, out: &mut String, addr: u64) {
     out.push('}');
 }
 
-/// getdents64's buffer as strace abbreviates it: `0x55d0... /* 4 entries */`.
+const DT_TYPES: super::flags::Xlat = &[
+    (0, "DT_UNKNOWN"),
+    (1, "DT_FIFO"),
+    (2, "DT_CHR"),
+    (4, "DT_DIR"),
+    (6, "DT_BLK"),
+    (8, "DT_REG"),
+    (10, "DT_LNK"),
+    (12, "DT_SOCK"),
+    (14, "DT_WHT"),
+];
+
+/// getdents64's buffer: `0x55d0... /* 4 entries */`, or with `-v` every entry,
+/// `[{d_ino=2, d_off=..., d_reclen=24, d_type=DT_DIR, d_name="."}, ...]`.
 pub fn dirents(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
-    ptr(out, addr);
     let want = (len as usize).min(1 << 16);
     let mut scratch = std::mem::take(&mut ctx.scratch);
     scratch.clear();
@@ -303,15 +315,83 @@ pub fn dirents(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
     let got = mem::read(ctx.pid, addr, &mut scratch);
     let mut n = 0;
     let mut off = 0usize;
+    let mut entries = String::new();
     // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
     while off + 19 <= got {
-        let reclen = u16::from_ne_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
+        let e = &scratch[off..];
+        let reclen = u16::from_ne_bytes([e[16], e[17]]) as usize;
         if reclen == 0 {
             break;
+        }
+        if ctx.verbose {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&e[0..8]);
+            let ino = u64::from_ne_bytes(w);
+            w.copy_from_slice(&e[8..16]);
+            let d_off = i64::from_ne_bytes(w);
+            let name_end = e[19..reclen.min(e.len())]
+                .iter()
+                .position(|&c| c == 0)
+                .map_or(reclen.min(e.len()), |p| 19 + p);
+            if n > 0 {
+                entries.push_str(", ");
+            }
+            let _ = write!(
+                entries,
+                "{{d_ino={ino}, d_off={d_off}, d_reclen={reclen}, d_type="
+            );
+            super::flags::xval(&mut entries, u64::from(e[18]), DT_TYPES, "DT_???");
+            entries.push_str(", d_name=");
+            super::strings::quote(&mut entries, &e[19..name_end]);
+            entries.push('}');
         }
         n += 1;
         off += reclen;
     }
     ctx.scratch = scratch;
-    let _ = write!(out, " /* {n} entries */");
+    if ctx.verbose {
+        out.push('[');
+        out.push_str(&entries);
+        out.push(']');
+    } else {
+        ptr(out, addr);
+        let _ = write!(out, " /* {n} entries */");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirents_abbreviated_and_verbose() {
+        // Two records: "." (a directory) and "a" (a regular file), 24 bytes each.
+        let mut buf = Vec::new();
+        for (ino, off, ty, name) in [(2u64, 10i64, 4u8, "."), (12, 20, 8, "a")] {
+            buf.extend(ino.to_ne_bytes());
+            buf.extend(off.to_ne_bytes());
+            buf.extend(24u16.to_ne_bytes());
+            buf.push(ty);
+            let mut n = name.as_bytes().to_vec();
+            n.resize(5, 0);
+            buf.extend(n);
+        }
+        let mut ctx = Ctx {
+            pid: std::process::id() as i32,
+            max_str: 32,
+            scratch: Vec::new(),
+            verbose: false,
+        };
+        let addr = buf.as_ptr() as u64;
+        let mut out = String::new();
+        dirents(&mut ctx, &mut out, addr, buf.len() as u64);
+        assert!(out.ends_with(" /* 2 entries */"), "{out}");
+        ctx.verbose = true;
+        out.clear();
+        dirents(&mut ctx, &mut out, addr, buf.len() as u64);
+        assert_eq!(
+            out,
+            r#"[{d_ino=2, d_off=10, d_reclen=24, d_type=DT_DIR, d_name="."}, {d_ino=12, d_off=20, d_reclen=24, d_type=DT_REG, d_name="a"}]"#
+        );
+    }
 }

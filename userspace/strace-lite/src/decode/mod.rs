@@ -27,6 +27,8 @@ pub struct Ctx {
     pub pid: i32,
     pub max_str: usize,
     pub scratch: Vec<u8>,
+    /// strace's `-v`: print structures whole.
+    pub verbose: bool,
 }
 
 /// How one argument prints. Indices (`u8`) name another argument of the same call.
@@ -884,6 +886,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let data = *b"ping\n";
         let iov = libc::iovec {

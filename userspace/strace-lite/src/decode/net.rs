@@ -177,6 +177,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let mut s = String::new();
         sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);

@@ -523,6 +523,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let show = |ctx: &mut Ctx, set: u64| {
             let mut o = String::new();
