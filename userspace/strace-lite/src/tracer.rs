@@ -783,6 +783,15 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             decode::sched::policy(out, rval as u64);
             out.push(')');
         }
+        Ret::Personality => {
+            if rval == 0 {
+                out.push_str("0 (");
+            } else {
+                let _ = write!(out, "{rval:#x} (");
+            }
+            decode::fds::personality(out, rval as u64);
+            out.push(')');
+        }
         Ret::Prctl => {
             let _ = write!(out, "{rval}");
             decode::creds::prctl_result(out, args, rval);

@@ -1192,3 +1192,19 @@ fn signal_frames_threads_and_flag_orders_match_strace() {
         .iter()
         .any(|l| l.contains("AT_SYMLINK_NOFOLLOW|AT_EACCESS")));
 }
+
+#[test]
+fn everyday_file_time_and_process_calls_match_strace() {
+    let Some(lines) = program_matches_strace("files", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("flock(3, LOCK_EX|LOCK_NB)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("mknodat(AT_FDCWD, \"/nonexistent/fifo\", S_IFIFO|0644)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("personality(0xX) = 0 (PER_LINUX)")));
+}

@@ -128,3 +128,94 @@ pub fn open_how(ctx: &mut Ctx, out: &mut String, addr: u64, size: u64) {
     flags::flags(out, resolve, RESOLVE_FLAGS, "0");
     out.push('}');
 }
+
+pub const FLOCK_OPS: Xlat = &[
+    (1, "LOCK_SH"),
+    (2, "LOCK_EX"),
+    (4, "LOCK_NB"),
+    (8, "LOCK_UN"),
+    (32, "LOCK_MAND"),
+    (64, "LOCK_READ"),
+    (128, "LOCK_WRITE"),
+];
+pub const XATTR_FLAGS: Xlat = &[(1, "XATTR_CREATE"), (2, "XATTR_REPLACE")];
+pub const RWF_FLAGS: Xlat = &[
+    (1, "RWF_HIPRI"),
+    (2, "RWF_DSYNC"),
+    (4, "RWF_SYNC"),
+    (8, "RWF_NOWAIT"),
+    (16, "RWF_APPEND"),
+];
+pub const PRIO_WHICH: Xlat = &[(0, "PRIO_PROCESS"), (1, "PRIO_PGRP"), (2, "PRIO_USER")];
+pub const ITIMER_WHICH: Xlat = &[
+    (0, "ITIMER_REAL"),
+    (1, "ITIMER_VIRTUAL"),
+    (2, "ITIMER_PROF"),
+];
+
+/// `struct itimerval`: `{it_interval={tv_sec=0, tv_usec=0}, it_value={...}}`.
+pub fn itimerval(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 32];
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    if mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        i64::from_ne_bytes(x)
+    };
+    let _ = write!(
+        out,
+        "{{it_interval={{tv_sec={}, tv_usec={}}}, it_value={{tv_sec={}, tv_usec={}}}}}",
+        w(0),
+        w(1),
+        w(2),
+        w(3)
+    );
+}
+
+/// mknod's mode (file type and permissions) and, for devices, the device number.
+pub fn mknod_mode(out: &mut String, mode: u64, dev: u64) {
+    super::fs::file_mode(out, mode as u32);
+    let ty = mode as u32 & 0o170000;
+    if ty == 0o020000 || ty == 0o060000 {
+        let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+        let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+        let _ = write!(out, ", makedev({major:#x}, {minor:#x})");
+    }
+}
+
+const PERSONALITY_FLAGS: Xlat = &[
+    (0x0020000, "UNAME26"),
+    (0x0040000, "ADDR_NO_RANDOMIZE"),
+    (0x0080000, "FDPIC_FUNCPTRS"),
+    (0x0100000, "MMAP_PAGE_ZERO"),
+    (0x0200000, "ADDR_COMPAT_LAYOUT"),
+    (0x0400000, "READ_IMPLIES_EXEC"),
+    (0x0800000, "ADDR_LIMIT_32BIT"),
+    (0x1000000, "SHORT_INODE"),
+    (0x2000000, "WHOLE_SECONDS"),
+    (0x4000000, "STICKY_TIMEOUTS"),
+    (0x8000000, "ADDR_LIMIT_3GB"),
+];
+
+/// A personality: `PER_LINUX|ADDR_NO_RANDOMIZE` (the low byte is the execution domain).
+pub fn personality(out: &mut String, v: u64) {
+    let v = v & 0xffff_ffff;
+    let domain = v & 0xff;
+    if domain == 0 {
+        out.push_str("PER_LINUX");
+    } else {
+        let _ = write!(out, "{domain:#x}");
+    }
+    let rest = v & !0xff;
+    if rest != 0 {
+        out.push('|');
+        flags::flags(out, rest, PERSONALITY_FLAGS, "");
+    }
+}

@@ -232,6 +232,19 @@ pub enum Arg {
     Sigreturn,
     /// utimensat's `struct timespec[2]`, or NULL.
     Timespec2,
+    FlockOp,
+    XattrFlags,
+    RwfFlags,
+    PrioWhich,
+    ItimerWhich,
+    ItimervalIn,
+    ItimervalOut,
+    /// mknod's mode; the device number (argument `.0`) follows for device files.
+    MknodMode(u8),
+    /// An `int *` / `unsigned *` the kernel fills: `[0]`.
+    IntOut,
+    /// personality's argument: `0xffffffff` (a query) or the flags.
+    Personality,
 }
 
 impl Arg {
@@ -276,6 +289,8 @@ impl Arg {
                 | Arg::UtsnameOut
                 | Arg::SysinfoOut
                 | Arg::Clone3Args
+                | Arg::ItimervalOut
+                | Arg::IntOut
         )
     }
 
@@ -685,6 +700,28 @@ pub fn arg(
                 out.push_str(", ");
                 fs::timespec(ctx, out, v + 16);
                 out.push(']');
+            }
+        }
+        Arg::FlockOp => flags::flags(out, v, fds::FLOCK_OPS, "0"),
+        Arg::XattrFlags => flags::flags(out, v, fds::XATTR_FLAGS, "0"),
+        Arg::RwfFlags => flags::flags(out, v, fds::RWF_FLAGS, "0"),
+        Arg::PrioWhich => flags::xval(out, v, fds::PRIO_WHICH, "PRIO_???"),
+        Arg::ItimerWhich => flags::xval(out, v, fds::ITIMER_WHICH, "ITIMER_???"),
+        Arg::ItimervalIn => fds::itimerval(ctx, out, v),
+        Arg::ItimervalOut | Arg::IntOut if failed => ptr(out, v),
+        Arg::ItimervalOut => fds::itimerval(ctx, out, v),
+        Arg::IntOut => match crate::mem::read_u32(ctx.pid, v) {
+            Some(x) if v != 0 => {
+                let _ = write!(out, "[{}]", x as i32);
+            }
+            _ => ptr(out, v),
+        },
+        Arg::MknodMode(dev) => fds::mknod_mode(out, v, a[dev as usize]),
+        Arg::Personality => {
+            if v as u32 == u32::MAX {
+                hex(out, v & 0xffff_ffff)
+            } else {
+                fds::personality(out, v)
             }
         }
         Arg::MmsgIn(n) => sys::mmsghdrs(ctx, out, v, a[n as usize], false),
