@@ -178,7 +178,7 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::fchdir => (&[Fd], Ret::Int),
         S::rename | S::symlink | S::link => (&[Path, Path], Ret::Int),
         S::renameat => (&[DirFd, Path, DirFd, Path], Ret::Int),
-        S::renameat2 => (&[DirFd, Path, DirFd, Path, Hex], Ret::Int),
+        S::renameat2 => (&[DirFd, Path, DirFd, Path, RenameFlags], Ret::Int),
         S::mkdir | S::chmod => (&[Path, Mode], Ret::Int),
         S::mkdirat | S::fchmodat => (&[DirFd, Path, Mode], Ret::Int),
         S::fchmod => (&[Fd, Mode], Ret::Int),

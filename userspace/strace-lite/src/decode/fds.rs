@@ -129,6 +129,12 @@ pub fn open_how(ctx: &mut Ctx, out: &mut String, addr: u64, size: u64) {
     out.push('}');
 }
 
+pub const RENAME_FLAGS: Xlat = &[
+    (1, "RENAME_NOREPLACE"),
+    (2, "RENAME_EXCHANGE"),
+    (4, "RENAME_WHITEOUT"),
+];
+
 pub const FLOCK_OPS: Xlat = &[
     (1, "LOCK_SH"),
     (2, "LOCK_EX"),

@@ -245,6 +245,7 @@ pub enum Arg {
     IntOut,
     /// personality's argument: `0xffffffff` (a query) or the flags.
     Personality,
+    RenameFlags,
 }
 
 impl Arg {
@@ -602,7 +603,9 @@ pub fn arg(
         }
         Arg::GidListIn(n) => creds::gid_list(ctx, out, v, a[n as usize] as i32 as i64 as u64),
         Arg::GidListOut => match ret {
-            Some(r) if !failed && a[0] != 0 => creds::gid_list(ctx, out, v, r as u64),
+            // With size 0 the kernel only counts the groups: nothing was written.
+            Some(_) if !failed && a[0] == 0 && v != 0 => out.push_str("[]"),
+            Some(r) if !failed => creds::gid_list(ctx, out, v, r as u64),
             _ => ptr(out, v),
         },
         Arg::CapHeader => creds::cap_header(ctx, out, v),
@@ -702,6 +705,7 @@ pub fn arg(
                 out.push(']');
             }
         }
+        Arg::RenameFlags => flags::flags(out, v, fds::RENAME_FLAGS, "0"),
         Arg::FlockOp => flags::flags(out, v, fds::FLOCK_OPS, "0"),
         Arg::XattrFlags => flags::flags(out, v, fds::XATTR_FLAGS, "0"),
         Arg::RwfFlags => flags::flags(out, v, fds::RWF_FLAGS, "0"),

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -27,6 +29,9 @@ int main(void) {
     fdatasync(fd);
     syncfs(fd);
     link("/nonexistent", "/nonexistent2");
+    renameat2(AT_FDCWD, "/nonexistent", AT_FDCWD, "/nonexistent2", RENAME_NOREPLACE);
+    gid_t groups[4];
+    getgroups(0, groups);
     linkat(AT_FDCWD, "/nonexistent", AT_FDCWD, "/nonexistent2", AT_SYMLINK_FOLLOW);
     symlinkat("target", AT_FDCWD, "/nonexistent/link");
     mknodat(AT_FDCWD, "/nonexistent/fifo", S_IFIFO | 0644, 0);
