@@ -89,6 +89,8 @@ pub enum Ret {
     SchedPolicy,
     /// personality's previous value: `0 (PER_LINUX)`.
     Personality,
+    /// Seconds since the epoch, with the local time: `1796653045 (2026-12-07T14:17:25+0000)`.
+    Time,
 }
 
 #[derive(Clone, Debug)]
@@ -315,6 +317,25 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
             Ret::Int,
         ),
         S::uname => (&[UtsnameOut], Ret::Int),
+        S::getrlimit => (&[Rlimit, RlimitOut], Ret::Int),
+        S::setrlimit => (&[Rlimit, RlimitIn], Ret::Int),
+        S::gettimeofday => (&[TimevalOut, Ptr], Ret::Int),
+        S::settimeofday => (&[TimevalIn, Ptr], Ret::Int),
+        S::clock_getres => (&[ClockId, TimespecOut], Ret::Int),
+        S::clock_settime => (&[ClockId, TimespecIn], Ret::Int),
+        S::time => (&[Ptr], Ret::Time),
+        S::utimes => (&[Path, Ptr], Ret::Int),
+        S::futimesat => (&[DirFd, Path, Ptr], Ret::Int),
+        S::unshare => (&[NsFlags], Ret::Int),
+        S::setns => (&[Fd, NsFlags], Ret::Int),
+        S::sync_file_range => (&[Fd, Long, Long, SyncFileRangeFlags], Ret::Int),
+        S::timer_delete | S::timer_getoverrun => (&[Int], Ret::Int),
+        S::fchmodat2 => (&[DirFd, Path, Mode, AtFlags], Ret::Int),
+        S::pkey_free => (&[Int], Ret::Int),
+        S::vhangup => (&[], Ret::Int),
+        S::acct | S::swapoff => (&[Path], Ret::Int),
+        S::mq_unlink => (&[CStr], Ret::Int),
+        S::mq_open => (&[CStr, OpenFlags, OpenMode(1), Ptr], Ret::Int),
         S::fchown => (&[Fd, Id, Id], Ret::Int),
         S::chown | S::lchown => (&[Path, Id, Id], Ret::Int),
         S::fchownat => (&[DirFd, Path, Id, Id, AtFlags], Ret::Int),

@@ -783,6 +783,10 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             decode::sched::policy(out, rval as u64);
             out.push(')');
         }
+        Ret::Time => {
+            let _ = write!(out, "{rval}");
+            local_time(out, rval);
+        }
         Ret::Personality => {
             if rval == 0 {
                 out.push_str("0 (");
@@ -800,6 +804,32 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             let _ = write!(out, "{rval}");
         }
     }
+}
+
+/// ` (2026-12-07T14:17:25+0000)`: seconds since the epoch as local time, as strace
+/// prints time(2)'s result.
+fn local_time(out: &mut String, secs: i64) {
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills from `t`; both are live locals.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return;
+    }
+    let off = tm.tm_gmtoff;
+    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    let _ = write!(
+        out,
+        " ({:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}{:02})",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        off / 3600,
+        off % 3600 / 60
+    );
 }
 
 /// Thread ids of `pid` from /proc; just `pid` if the listing fails.

@@ -129,6 +129,12 @@ pub fn open_how(ctx: &mut Ctx, out: &mut String, addr: u64, size: u64) {
     out.push('}');
 }
 
+pub const SYNC_FILE_RANGE_FLAGS: Xlat = &[
+    (1, "SYNC_FILE_RANGE_WAIT_BEFORE"),
+    (2, "SYNC_FILE_RANGE_WRITE"),
+    (4, "SYNC_FILE_RANGE_WAIT_AFTER"),
+];
+
 pub const RENAME_FLAGS: Xlat = &[
     (1, "RENAME_NOREPLACE"),
     (2, "RENAME_EXCHANGE"),

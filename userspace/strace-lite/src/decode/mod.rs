@@ -246,6 +246,10 @@ pub enum Arg {
     /// personality's argument: `0xffffffff` (a query) or the flags.
     Personality,
     RenameFlags,
+    TimevalOut,
+    /// unshare's and setns's namespace flags (CLONE_NEW*).
+    NsFlags,
+    SyncFileRangeFlags,
 }
 
 impl Arg {
@@ -292,6 +296,7 @@ impl Arg {
                 | Arg::Clone3Args
                 | Arg::ItimervalOut
                 | Arg::IntOut
+                | Arg::TimevalOut
         )
     }
 
@@ -705,6 +710,15 @@ pub fn arg(
                 out.push(']');
             }
         }
+        Arg::TimevalOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                poll::timeval(ctx, out, v)
+            }
+        }
+        Arg::NsFlags => flags::flags(out, v, flags::CLONE_FLAGS, "0"),
+        Arg::SyncFileRangeFlags => flags::flags(out, v, fds::SYNC_FILE_RANGE_FLAGS, "0"),
         Arg::RenameFlags => flags::flags(out, v, fds::RENAME_FLAGS, "0"),
         Arg::FlockOp => flags::flags(out, v, fds::FLOCK_OPS, "0"),
         Arg::XattrFlags => flags::flags(out, v, fds::XATTR_FLAGS, "0"),

@@ -62,6 +62,10 @@ int main(void) {
     sigpending(&m);
     syscall(SYS_rt_sigqueueinfo, -1, SIGUSR1, NULL);
     unshare(0);
+    unshare(CLONE_NEWUTS | CLONE_NEWIPC);
+    sync_file_range(fd, 0, 4096, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE);
+    struct rlimit rl2;
+    syscall(SYS_getrlimit, RLIMIT_STACK, &rl2);
     unsigned cpu, node;
     syscall(SYS_getcpu, &cpu, &node, NULL);
     syscall(SYS_personality, 0xffffffff);
