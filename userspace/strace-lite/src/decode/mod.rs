@@ -297,6 +297,7 @@ impl Arg {
                 | Arg::ItimervalOut
                 | Arg::IntOut
                 | Arg::TimevalOut
+                | Arg::IoUringParams
         )
     }
 
@@ -685,7 +686,7 @@ pub fn arg(
         Arg::BpfCmd => flags::xval(out, v, sys::BPF_CMDS, "BPF_???"),
         Arg::PerfAttr => sys::perf_attr(ctx, out, v),
         Arg::PerfFlags => flags::flags(out, v, sys::PERF_FLAGS, "0"),
-        Arg::IoUringParams => sys::io_uring_params(ctx, out, v),
+        Arg::IoUringParams => sys::io_uring_params(ctx, out, v, !failed),
         Arg::IoringEnterFlags => flags::flags(out, v, sys::IORING_ENTER_FLAGS, "0"),
         Arg::IoringRegisterOp => {
             flags::xval(out, v, sys::IORING_REGISTER_OPS, "IORING_REGISTER_???")

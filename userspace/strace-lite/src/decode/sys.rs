@@ -339,9 +339,27 @@ const IORING_SETUP_FLAGS: Xlat = &[
     (8192, "IORING_SETUP_DEFER_TASKRUN"),
 ];
 
-/// io_uring_setup's `struct io_uring_params` as given: flags, SQ thread CPU and idle.
-pub fn io_uring_params(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let mut b = [0u8; 20];
+const IORING_FEATURES: Xlat = &[
+    (1, "IORING_FEAT_SINGLE_MMAP"),
+    (2, "IORING_FEAT_NODROP"),
+    (4, "IORING_FEAT_SUBMIT_STABLE"),
+    (8, "IORING_FEAT_RW_CUR_POS"),
+    (16, "IORING_FEAT_CUR_PERSONALITY"),
+    (32, "IORING_FEAT_FAST_POLL"),
+    (64, "IORING_FEAT_POLL_32BITS"),
+    (128, "IORING_FEAT_SQPOLL_NONFIXED"),
+    (256, "IORING_FEAT_EXT_ARG"),
+    (512, "IORING_FEAT_NATIVE_WORKERS"),
+    (1024, "IORING_FEAT_RSRC_TAGS"),
+    (2048, "IORING_FEAT_CQE_SKIP"),
+    (4096, "IORING_FEAT_LINKED_FILE"),
+];
+
+/// io_uring_setup's `struct io_uring_params`, printed at exit: what the caller asked
+/// (flags, SQ thread CPU and idle), then on success what the kernel filled in (ring
+/// sizes, features, the offsets of the ring fields).
+pub fn io_uring_params(ctx: &mut Ctx, out: &mut String, addr: u64, ok: bool) {
+    let mut b = [0u8; 120];
     if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
         ptr(out, addr);
         return;
@@ -349,7 +367,25 @@ pub fn io_uring_params(ctx: &mut Ctx, out: &mut String, addr: u64) {
     let u = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     out.push_str("{flags=");
     flags::flags(out, u64::from(u(8)), IORING_SETUP_FLAGS, "0");
-    let _ = write!(out, ", sq_thread_cpu={}, sq_thread_idle={}}}", u(12), u(16));
+    let _ = write!(out, ", sq_thread_cpu={}, sq_thread_idle={}", u(12), u(16));
+    if u(8) & 32 != 0 {
+        let _ = write!(out, ", wq_fd={}", u(24) as i32);
+    }
+    if ok {
+        let _ = write!(out, ", sq_entries={}, cq_entries={}, features=", u(0), u(4));
+        flags::flags(out, u64::from(u(20)), IORING_FEATURES, "0");
+        let _ = write!(
+            out,
+            ", sq_off={{head={}, tail={}, ring_mask={}, ring_entries={}, flags={}, dropped={}, array={}}}",
+            u(40), u(44), u(48), u(52), u(56), u(60), u(64)
+        );
+        let _ = write!(
+            out,
+            ", cq_off={{head={}, tail={}, ring_mask={}, ring_entries={}, overflow={}, cqes={}, flags={}}}",
+            u(80), u(84), u(88), u(92), u(96), u(100), u(104)
+        );
+    }
+    out.push('}');
 }
 
 pub const IORING_ENTER_FLAGS: Xlat = &[

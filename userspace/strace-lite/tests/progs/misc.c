@@ -87,6 +87,9 @@ int main(void) {
     struct io_uring_params up;
     memset(&up, 0, sizeof up);
     syscall(SYS_io_uring_setup, 0, &up);
+    memset(&up, 0, sizeof up);
+    int ring = syscall(SYS_io_uring_setup, 4, &up);
+    syscall(SYS_io_uring_enter, ring, 0, 0, 0, NULL, 0);
     syscall(SYS_io_uring_enter, -1, 1, 0, IORING_ENTER_GETEVENTS, NULL, 0);
     syscall(SYS_io_uring_register, -1, IORING_REGISTER_BUFFERS, NULL, 0);
     fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE);
