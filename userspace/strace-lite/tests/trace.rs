@@ -1213,3 +1213,43 @@ fn everyday_file_time_and_process_calls_match_strace() {
         .iter()
         .any(|l| l.starts_with("personality(0xX) = 0 (PER_LINUX)")));
 }
+
+/// `-e trace=%CLASS` selects what strace's syscall table says it does. (strace 6.1
+/// installs its seccomp filter only with -f, so PR_GET_SECCOMP's answer is left out.)
+#[test]
+fn class_filters_select_what_strace_selects() {
+    if !have_strace() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (prog, class) in [
+        ("ipc", "%ipc"),
+        ("creds", "%creds"),
+        ("procs", "%pure"),
+        ("stat", "%%stat"),
+        ("stat", "%fstat"),
+        ("stat", "%statfs"),
+        ("stat", "%%statfs"),
+        ("memory", "%memory"),
+        ("stat", "%desc"),
+        ("sockets", "%network"),
+    ] {
+        let Some(exe) = compile(prog, dir.path()) else {
+            return;
+        };
+        let exe = exe.to_str().unwrap();
+        let expr = format!("trace={class}");
+        let (_, ours, _) = trace(&["-e", &expr, exe]);
+        let theirs = strace(&["--seccomp-bpf", "-e", &expr, exe]);
+        let norm = |t: &str| {
+            lines_of(&pids_named(t))
+                .into_iter()
+                .map(ipc_ids_named)
+                .filter(|l| !l.starts_with("prctl(PR_GET_SECCOMP)"))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (norm(&theirs), norm(&ours));
+        assert!(a.len() > 1, "{prog} {class}: nothing traced\n{theirs}");
+        assert_eq!(a, b, "{prog} -e {expr}");
+    }
+}
