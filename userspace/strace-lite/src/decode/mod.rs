@@ -250,6 +250,10 @@ pub enum Arg {
     /// unshare's and setns's namespace flags (CLONE_NEW*).
     NsFlags,
     SyncFileRangeFlags,
+    RusageWho,
+    /// A `struct rusage` the kernel fills (getrusage, wait4), or NULL.
+    RusageOut,
+    TmsOut,
 }
 
 impl Arg {
@@ -298,6 +302,8 @@ impl Arg {
                 | Arg::IntOut
                 | Arg::TimevalOut
                 | Arg::IoUringParams
+                | Arg::RusageOut
+                | Arg::TmsOut
         )
     }
 
@@ -718,6 +724,10 @@ pub fn arg(
                 poll::timeval(ctx, out, v)
             }
         }
+        Arg::RusageWho => flags::xval(out, v as i32 as i64 as u64, sched::RUSAGE_WHO, "RUSAGE_???"),
+        Arg::RusageOut | Arg::TmsOut if failed && v != 0 => ptr(out, v),
+        Arg::RusageOut => sched::rusage(ctx, out, v),
+        Arg::TmsOut => sched::tms(ctx, out, v),
         Arg::NsFlags => flags::flags(out, v, flags::CLONE_FLAGS, "0"),
         Arg::SyncFileRangeFlags => flags::flags(out, v, fds::SYNC_FILE_RANGE_FLAGS, "0"),
         Arg::RenameFlags => flags::flags(out, v, fds::RENAME_FLAGS, "0"),

@@ -45,7 +45,9 @@ int main(void) {
     pid_t c = fork();
     if (c == 0)
         _exit(7);
-    waitpid(c, &st, 0);
+    struct rusage ru0;
+    wait4(c, &st, 0, &ru0);
+    getrusage(RUSAGE_SELF, &ru0);
     c = fork();
     if (c == 0)
         _exit(3);
