@@ -91,6 +91,8 @@ pub enum Ret {
     Personality,
     /// Seconds since the epoch, with the local time: `1796653045 (2026-12-07T14:17:25+0000)`.
     Time,
+    /// membarrier: MEMBARRIER_CMD_QUERY's answer is the set of supported commands.
+    Membarrier,
 }
 
 #[derive(Clone, Debug)]
@@ -172,6 +174,9 @@ fn decoder(s: Sysno) -> Option<(&'static [Arg], Ret)> {
         S::execveat => (&[DirFd, Path, Argv, Envp, AtFlags], Ret::Int),
         S::exit | S::exit_group => (&[Int], Ret::NoReturn),
         S::wait4 => (&[Int, WaitStatusOut, WaitOptions, RusageOut], Ret::Int),
+        S::sched_getattr => (&[Int, SchedAttrOut, Uint, Uint], Ret::Int),
+        S::sched_setattr => (&[Int, SchedAttrIn, Uint], Ret::Int),
+        S::membarrier => (&[MembarrierCmd, Hex], Ret::Membarrier),
         S::getrusage => (&[RusageWho, RusageOut], Ret::Int),
         S::times => (&[TmsOut], Ret::Int),
         S::kill => (&[Int, Signal], Ret::Int),

@@ -783,6 +783,11 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             decode::sched::policy(out, rval as u64);
             out.push(')');
         }
+        Ret::Membarrier if args[0] == 0 && rval > 0 => {
+            let _ = write!(out, "{rval:#x} (");
+            flags::flags(out, rval as u64, decode::sched::MEMBARRIER_CMDS, "0");
+            out.push(')');
+        }
         Ret::Time => {
             let _ = write!(out, "{rval}");
             local_time(out, rval);

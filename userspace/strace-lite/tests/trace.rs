@@ -1137,6 +1137,12 @@ fn waits_signals_and_scheduling_match_strace() {
     assert!(lines.iter().any(|l| l.ends_with("= 0 (SCHED_OTHER)")));
     assert!(lines
         .iter()
+        .any(|l| l.starts_with("sched_getattr(0, {size=56, sched_policy=SCHED_OTHER, ")));
+    assert!(lines.iter().any(
+        |l| l.starts_with("membarrier(MEMBARRIER_CMD_QUERY, 0) = 0xX (MEMBARRIER_CMD_GLOBAL|")
+    ));
+    assert!(lines
+        .iter()
         .any(|l| l.starts_with("getrusage(RUSAGE_SELF, {ru_utime={tv_sec=T, tv_usec=T}")));
     assert!(lines.iter().any(
         |l| l.starts_with("wait4(PID, [{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, {ru_utime=")

@@ -251,6 +251,10 @@ pub enum Arg {
     NsFlags,
     SyncFileRangeFlags,
     RusageWho,
+    SchedAttrIn,
+    /// sched_getattr's attributes, at exit.
+    SchedAttrOut,
+    MembarrierCmd,
     /// A `struct rusage` the kernel fills (getrusage, wait4), or NULL.
     RusageOut,
     TmsOut,
@@ -304,6 +308,7 @@ impl Arg {
                 | Arg::IoUringParams
                 | Arg::RusageOut
                 | Arg::TmsOut
+                | Arg::SchedAttrOut
         )
     }
 
@@ -724,6 +729,15 @@ pub fn arg(
                 poll::timeval(ctx, out, v)
             }
         }
+        Arg::SchedAttrIn => sched::sched_attr(ctx, out, v),
+        Arg::SchedAttrOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                sched::sched_attr(ctx, out, v)
+            }
+        }
+        Arg::MembarrierCmd => flags::xval(out, v, sched::MEMBARRIER_CMDS, "MEMBARRIER_CMD_???"),
         Arg::RusageWho => flags::xval(out, v as i32 as i64 as u64, sched::RUSAGE_WHO, "RUSAGE_???"),
         Arg::RusageOut | Arg::TmsOut if failed && v != 0 => ptr(out, v),
         Arg::RusageOut => sched::rusage(ctx, out, v),

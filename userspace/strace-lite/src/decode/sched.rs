@@ -177,3 +177,64 @@ pub fn tms(ctx: &mut Ctx, out: &mut String, addr: u64) {
         w(3)
     );
 }
+
+const SCHED_ATTR_FLAGS: Xlat = &[
+    (0x1, "SCHED_FLAG_RESET_ON_FORK"),
+    (0x2, "SCHED_FLAG_RECLAIM"),
+    (0x4, "SCHED_FLAG_DL_OVERRUN"),
+    (0x8, "SCHED_FLAG_KEEP_POLICY"),
+    (0x10, "SCHED_FLAG_KEEP_PARAMS"),
+    (0x20, "SCHED_FLAG_UTIL_CLAMP_MIN"),
+    (0x40, "SCHED_FLAG_UTIL_CLAMP_MAX"),
+];
+
+/// `struct sched_attr`: every field its `size` covers (48 bytes, or 56 with the
+/// utilisation clamps).
+pub fn sched_attr(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 56];
+    let Some(size) = mem::read_u32(ctx.pid, addr) else {
+        ptr(out, addr);
+        return;
+    };
+    let want = if size >= 56 { 56 } else { 48 };
+    if mem::read(ctx.pid, addr, &mut b[..want]) < want {
+        ptr(out, addr);
+        return;
+    }
+    let u = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(x)
+    };
+    let _ = write!(out, "{{size={size}, sched_policy=");
+    policy(out, u64::from(u(4)));
+    out.push_str(", sched_flags=");
+    flags::flags(out, w(8), SCHED_ATTR_FLAGS, "0");
+    let _ = write!(
+        out,
+        ", sched_nice={}, sched_priority={}, sched_runtime={}, sched_deadline={}, sched_period={}",
+        u(16) as i32,
+        u(20),
+        w(24),
+        w(32),
+        w(40)
+    );
+    if want == 56 {
+        let _ = write!(out, ", sched_util_min={}, sched_util_max={}", u(48), u(52));
+    }
+    out.push('}');
+}
+
+pub const MEMBARRIER_CMDS: Xlat = &[
+    (0, "MEMBARRIER_CMD_QUERY"),
+    (1, "MEMBARRIER_CMD_GLOBAL"),
+    (2, "MEMBARRIER_CMD_GLOBAL_EXPEDITED"),
+    (4, "MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED"),
+    (8, "MEMBARRIER_CMD_PRIVATE_EXPEDITED"),
+    (16, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED"),
+    (32, "MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"),
+    (64, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE"),
+    (128, "MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ"),
+    (256, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ"),
+];

@@ -2,12 +2,24 @@
    an alternate stack; scheduling policies and affinity. */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The kernel's struct sched_attr (glibc's <sched.h> clashes with <linux/sched/types.h>). */
+struct sched_attr {
+    unsigned size, sched_policy;
+    unsigned long long sched_flags;
+    int sched_nice;
+    unsigned sched_priority;
+    unsigned long long sched_runtime, sched_deadline, sched_period;
+    unsigned sched_util_min, sched_util_max;
+};
 
 int main(void) {
     write(-1, "BEGIN", 5);
@@ -36,6 +48,13 @@ int main(void) {
     sched_setaffinity(0, sizeof set, &set);
     sched_getaffinity(0, sizeof set, &set);
     sched_rr_get_interval(0, &ts);
+    struct sched_attr sa;
+    memset(&sa, 0, sizeof sa);
+    syscall(SYS_sched_getattr, 0, &sa, sizeof sa, 0);
+    syscall(SYS_sched_setattr, 0, &sa, 0);
+    syscall(SYS_sched_getattr, 0, &sa, 8, 0);
+    syscall(SYS_membarrier, 0, 0, 0);
+    syscall(SYS_membarrier, 16, 0, 0);
     /* SIGCHLD blocked: its arrival before or after wait4 would be a race. */
     sigset_t chld;
     sigemptyset(&chld);
