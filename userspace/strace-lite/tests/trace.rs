@@ -1287,3 +1287,19 @@ fn class_filters_select_what_strace_selects() {
         assert_eq!(a, b, "{prog} -e {expr}");
     }
 }
+
+#[test]
+fn posix_timers_and_queued_signals_match_strace() {
+    let Some(lines) = program_matches_strace("timers", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.starts_with(
+        "--- SIGALRM {si_signo=SIGALRM, si_code=SI_TIMER, si_timerid=0, si_overrun=0"
+    )));
+    assert!(lines.iter().any(|l| l
+        .starts_with("rt_sigqueueinfo(PID, SIGUSR1, {si_signo=SIGUSR1, si_code=SI_QUEUE")
+        && l.contains("si_int=42")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("timer_settime(0, TIMER_ABSTIME, ")));
+}

@@ -255,6 +255,9 @@ pub enum Arg {
     /// sched_getattr's attributes, at exit.
     SchedAttrOut,
     MembarrierCmd,
+    TimerFlags,
+    /// A `siginfo_t` the tracee gives (rt_sigqueueinfo), or NULL.
+    SiginfoIn,
     /// A `struct rusage` the kernel fills (getrusage, wait4), or NULL.
     RusageOut,
     TmsOut,
@@ -738,6 +741,8 @@ pub fn arg(
             }
         }
         Arg::MembarrierCmd => flags::xval(out, v, sched::MEMBARRIER_CMDS, "MEMBARRIER_CMD_???"),
+        Arg::SiginfoIn => sched::siginfo_at(ctx, out, v),
+        Arg::TimerFlags => flags::flags(out, v, &[(1, "TIMER_ABSTIME")], "0"),
         Arg::RusageWho => flags::xval(out, v as i32 as i64 as u64, sched::RUSAGE_WHO, "RUSAGE_???"),
         Arg::RusageOut | Arg::TmsOut if failed && v != 0 => ptr(out, v),
         Arg::RusageOut => sched::rusage(ctx, out, v),

@@ -279,49 +279,47 @@ pub struct SigFields {
     pub utime: i64,
     pub stime: i64,
     pub addr: u64,
+    /// The `sigval` of a queued or timer signal (offset 24).
+    pub value: u64,
+}
+
+impl SigFields {
+    /// Reads the fields from a `siginfo_t`'s 128 bytes (x86_64 layout).
+    pub fn from_bytes(b: &[u8; 128]) -> SigFields {
+        let i32_at = |i: usize| i32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let i64_at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            i64::from_ne_bytes(x)
+        };
+        SigFields {
+            signo: i32_at(0),
+            code: i32_at(8),
+            pid: i32_at(16),
+            uid: i32_at(20) as u32,
+            status: i32_at(24),
+            utime: i64_at(32),
+            stime: i64_at(40),
+            addr: i64_at(16) as u64,
+            value: i64_at(24) as u64,
+        }
+    }
 }
 
 /// `{si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=12, ...}` for a stopped signal.
 pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
-    let code = si.si_code;
-    let signo = si.si_signo;
-    // SAFETY (for the accessors below): union members read only for the si_code/si_signo
-    // combinations in which the kernel fills them; the others are not printed.
-    let fault = matches!(
-        signo,
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
-    ) && code > 0;
-    let (pid, uid) = if fault {
-        (0, 0)
-    } else {
-        // SAFETY: not a fault signal, so the kill/child member holds the sender.
-        unsafe { (si.si_pid(), si.si_uid()) }
+    let mut b = [0u8; 128];
+    let n = std::mem::size_of::<libc::siginfo_t>().min(b.len());
+    // SAFETY: siginfo_t is plain integer data that PTRACE_GETSIGINFO filled whole;
+    // `n` bytes are in bounds of both the source and `b`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (si as *const libc::siginfo_t).cast::<u8>(),
+            b.as_mut_ptr(),
+            n,
+        )
     };
-    let (status, utime, stime) = if signo == libc::SIGCHLD && code > 0 {
-        // SAFETY: a kernel SIGCHLD carries the child's status and times.
-        unsafe { (si.si_status(), si.si_utime(), si.si_stime()) }
-    } else {
-        (0, 0, 0)
-    };
-    let addr = if fault {
-        // SAFETY: a fault signal from the kernel carries the faulting address.
-        (unsafe { si.si_addr() }) as u64
-    } else {
-        0
-    };
-    siginfo_fields(
-        out,
-        &SigFields {
-            signo,
-            code,
-            pid,
-            uid,
-            status,
-            utime,
-            stime,
-            addr,
-        },
-    );
+    siginfo_fields(out, &SigFields::from_bytes(&b));
 }
 
 /// Prints decoded siginfo fields in strace's notation.
@@ -340,9 +338,22 @@ pub fn siginfo_fields(out: &mut String, f: &SigFields) {
         _ => SI_CODES,
     };
     flags::constant(out, code as i64 as u64, table, false);
-    if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
+    if code == -2 {
+        // SI_TIMER: the timer's id and overrun where a sender would be.
+        let _ = write!(
+            out,
+            ", si_timerid={}, si_overrun={}, si_int={}, si_ptr=",
+            f.pid, f.uid as i32, f.value as i32
+        );
+        ptr(out, f.value);
+    } else if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
         if code != 0x80 {
             let _ = write!(out, ", si_pid={}, si_uid={}", f.pid, f.uid);
+        }
+        if code == -1 || code == -3 {
+            // SI_QUEUE, SI_MESGQ: the value sent with the signal.
+            let _ = write!(out, ", si_int={}, si_ptr=", f.value as i32);
+            ptr(out, f.value);
         }
     } else if signo == libc::SIGCHLD {
         let _ = write!(out, ", si_pid={}, si_uid={}, si_status=", f.pid, f.uid);

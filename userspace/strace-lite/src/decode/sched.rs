@@ -71,22 +71,7 @@ pub fn siginfo_at(ctx: &mut Ctx, out: &mut String, addr: u64) {
         ptr(out, addr);
         return;
     }
-    let i32_at = |i: usize| i32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let i64_at = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i..i + 8]);
-        i64::from_ne_bytes(x)
-    };
-    let fields = super::process::SigFields {
-        signo: i32_at(0),
-        code: i32_at(8),
-        pid: i32_at(16),
-        uid: i32_at(20) as u32,
-        status: i32_at(24),
-        utime: i64_at(32),
-        stime: i64_at(40),
-        addr: i64_at(16) as u64,
-    };
+    let fields = super::process::SigFields::from_bytes(&b);
     if fields.signo == 0 {
         out.push_str("{}");
         return;
