@@ -114,11 +114,20 @@ pub fn syscall_info(pid: i32) -> io::Result<SyscallInfo> {
 /// The syscall number of a tracee stopped at syscall exit (x86_64 `orig_rax`), for
 /// an exit whose entry we never saw (attached mid-call).
 pub fn orig_syscall_nr(pid: i32) -> io::Result<u64> {
-    const ORIG_RAX: usize = 15 * 8;
+    peek_user(pid, 15 * 8)
+}
+
+/// The stack pointer (x86_64 `rsp`) of a stopped tracee: rt_sigreturn's signal frame.
+pub fn stack_pointer(pid: i32) -> io::Result<u64> {
+    peek_user(pid, 19 * 8)
+}
+
+/// One word of the tracee's `struct user_regs_struct`, at byte offset `off`.
+fn peek_user(pid: i32, off: usize) -> io::Result<u64> {
     // SAFETY: PEEKUSER returns the word; -1 is ambiguous so errno is cleared first.
     unsafe { *libc::__errno_location() = 0 };
     // SAFETY: integer arguments only.
-    let v = unsafe { libc::ptrace(libc::PTRACE_PEEKUSER, pid, ORIG_RAX, 0) };
+    let v = unsafe { libc::ptrace(libc::PTRACE_PEEKUSER, pid, off, 0) };
     if v == -1 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(0) {

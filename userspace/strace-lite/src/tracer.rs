@@ -7,7 +7,7 @@
 //! `PTRACE_CONT` and stops only at traced calls (`PTRACE_EVENT_SECCOMP`, an entry);
 //! it is then resumed with `PTRACE_SYSCALL` once, to see that call's exit.
 
-use crate::decode::{self, flags, process, Ctx};
+use crate::decode::{self, flags, poll, process, Ctx};
 use crate::error::Error;
 use crate::filter::TraceSet;
 use crate::output::{JsonCall, Printer};
@@ -174,11 +174,18 @@ impl Tracer {
                 pid: 0,
                 max_str,
                 scratch: Vec::with_capacity(4096),
+                verbose: false,
             },
             exit_text: String::with_capacity(256),
             exit_spans: Vec::new(),
             ret_text: String::with_capacity(64),
         }
+    }
+
+    /// strace's `-v`: structures printed whole (getdents64's entries) instead of
+    /// abbreviated.
+    pub fn set_verbose(&mut self, on: bool) {
+        self.ctx.verbose = on;
     }
 
     /// ptrace options for every tracee.
@@ -534,12 +541,18 @@ impl Tracer {
                 }
             }
             None => {
+                // A number with no name prints as strace's printargs does: all hex.
+                let unknown = row.name == "syscall";
                 for (i, &a) in args.iter().enumerate().take(row.nargs as usize) {
                     if i > 0 {
                         th.text.push_str(", ");
                     }
                     let start = th.text.len();
-                    decode::raw(&mut th.text, a);
+                    if unknown {
+                        decode::hex(&mut th.text, a);
+                    } else {
+                        decode::raw(&mut th.text, a);
+                    }
                     th.spans.push((start, th.text.len()));
                 }
             }
@@ -588,7 +601,8 @@ impl Tracer {
             }
             let row = table.get(nr);
             ret_text.clear();
-            format_ret(ret_text, row, &th.args, rval);
+            ctx.pid = tid;
+            format_ret(ret_text, ctx, row, &th.args, rval);
             printer.exit(tid, show_pid, &display_name(row, nr), "", ret_text, None);
             return;
         }
@@ -620,7 +634,7 @@ impl Tracer {
             );
         }
         ret_text.clear();
-        format_ret(ret_text, row, &th.args, rval);
+        format_ret(ret_text, ctx, row, &th.args, rval);
         let name = display_name(row, nr);
         if printer.json {
             let mut args: Vec<&str> = th.spans.iter().map(|&(a, b)| &th.text[a..b]).collect();
@@ -721,7 +735,7 @@ fn display_name(row: &Row, nr: u64) -> std::borrow::Cow<'static, str> {
 }
 
 /// The text after `= `.
-fn format_ret(out: &mut String, row: &Row, args: &[u64; 6], rval: i64) {
+fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval: i64) {
     if row.ret == Ret::NoReturn {
         out.push('?');
         return;
@@ -749,10 +763,78 @@ fn format_ret(out: &mut String, row: &Row, args: &[u64; 6], rval: i64) {
             flags::open_flags(out, rval as u64);
             out.push(')');
         }
+        Ret::Poll | Ret::Ppoll | Ret::Select | Ret::Pselect6 => {
+            let _ = write!(out, "{rval}");
+            let which = match row.ret {
+                Ret::Poll => poll::Which::Poll,
+                Ret::Ppoll => poll::Which::Ppoll,
+                Ret::Select => poll::Which::Select,
+                _ => poll::Which::Pselect6,
+            };
+            poll::result(ctx, out, which, args, rval);
+        }
+        Ret::Signal => {
+            let _ = write!(out, "{rval} (");
+            flags::signal(out, rval as u64);
+            out.push(')');
+        }
+        Ret::SchedPolicy => {
+            let _ = write!(out, "{rval} (");
+            decode::sched::policy(out, rval as u64);
+            out.push(')');
+        }
+        Ret::Membarrier if args[0] == 0 && rval > 0 => {
+            let _ = write!(out, "{rval:#x} (");
+            flags::flags(out, rval as u64, decode::sched::MEMBARRIER_CMDS, "0");
+            out.push(')');
+        }
+        Ret::Time => {
+            let _ = write!(out, "{rval}");
+            local_time(out, rval);
+        }
+        Ret::Personality => {
+            if rval == 0 {
+                out.push_str("0 (");
+            } else {
+                let _ = write!(out, "{rval:#x} (");
+            }
+            decode::fds::personality(out, rval as u64);
+            out.push(')');
+        }
+        Ret::Prctl => {
+            let _ = write!(out, "{rval}");
+            decode::creds::prctl_result(out, args, rval);
+        }
         _ => {
             let _ = write!(out, "{rval}");
         }
     }
+}
+
+/// ` (2026-12-07T14:17:25+0000)`: seconds since the epoch as local time, as strace
+/// prints time(2)'s result.
+fn local_time(out: &mut String, secs: i64) {
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills from `t`; both are live locals.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return;
+    }
+    let off = tm.tm_gmtoff;
+    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    let _ = write!(
+        out,
+        " ({:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}{:02})",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        off / 3600,
+        off % 3600 / 60
+    );
 }
 
 /// Thread ids of `pid` from /proc; just `pid` if the listing fails.

@@ -905,3 +905,401 @@ fn output_file_is_flushed_while_the_tracee_blocks() {
         "{seen}"
     );
 }
+
+/// Compiles `tests/progs/NAME.c` with `cc` into `dir`; None (and a SKIP line) without a compiler.
+fn compile(name: &str, dir: &Path) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/progs")
+        .join(format!("{name}.c"));
+    let exe = dir.join(name);
+    match Command::new("cc")
+        .args(["-O0", "-pthread"])
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(exe),
+        Ok(o) => panic!("cc {name}.c: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => {
+            eprintln!("SKIP: no C compiler (cc) to build {name}.c");
+            None
+        }
+    }
+}
+
+/// The lines a test program traces after its `write(-1, "BEGIN", 5)` marker, up to its
+/// exit, normalised; the time a call had left (`left {...}`) differs run to run.
+fn after_marker(text: &str) -> Vec<String> {
+    let text = pids_named(text);
+    let lines = lines_of(&text);
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("write(-1, \"BEGIN\", 5)"))
+        .map_or(lines.len(), |p| p + 1);
+    lines[start..]
+        .iter()
+        .take_while(|l| !l.starts_with("exit_group(") && !l.starts_with("+++"))
+        .map(|l| match l.find("left {") {
+            Some(p) => {
+                let end = l[p..].find('}').map_or(l.len(), |e| p + e + 1);
+                format!("{}left {{...}}{}", &l[..p], &l[end..])
+            }
+            None => l.clone(),
+        })
+        .collect()
+}
+
+/// Replaces every process id the trace shows as a result (getpid, clone, wait4) by
+/// `PID` wherever it appears, so arguments and siginfo that name a pid compare equal.
+fn pids_named(text: &str) -> String {
+    let pids: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.rsplit(" = ").next())
+        .filter(|r| r.len() >= 3 && r.chars().all(|c| c.is_ascii_digit()))
+        .filter(|r| r.parse::<u64>().unwrap_or(0) > 300)
+        .map(str::to_string)
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if pids.contains(word.as_str()) {
+            out.push_str("PID");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    let mut prev_alnum = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() && (!prev_alnum || !word.is_empty()) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+        prev_alnum = c.is_ascii_alphanumeric() || c == '_';
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Traces the test program NAME with strace and strace-lite and compares the lines
+/// after its marker one by one. Returns strace-lite's lines for further checks.
+fn program_matches_strace(name: &str, args: &[&str]) -> Option<Vec<String>> {
+    program_matches_strace_with(name, args, |l| l)
+}
+
+/// As `program_matches_strace`, with `fix` applied to every line of both traces first
+/// (for values that differ between two runs in ways the general normalising cannot know).
+fn program_matches_strace_with(
+    name: &str,
+    args: &[&str],
+    fix: impl Fn(String) -> String,
+) -> Option<Vec<String>> {
+    if !have_strace() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(name, dir.path())?;
+    let exe = exe.to_str().unwrap();
+    let mut full = vec![exe];
+    full.extend_from_slice(args);
+    let (_, ours, _) = trace(&full);
+    let theirs = strace(&full);
+    let fixed = |t: &str| after_marker(t).into_iter().map(&fix).collect::<Vec<_>>();
+    let (a, b) = (fixed(&theirs), fixed(&ours));
+    assert!(!a.is_empty(), "{name}: no lines after the marker\n{theirs}");
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        assert_eq!(
+            x,
+            y,
+            "{name}: line {} after the marker differs\nstrace:      {x}\nstrace-lite: {y}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{name}: different number of lines\n{theirs}\n{ours}"
+    );
+    Some(b)
+}
+
+#[test]
+fn memory_calls_match_strace() {
+    let Some(lines) = program_matches_strace("memory", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.contains("21<<MAP_HUGE_SHIFT")));
+    assert!(lines.iter().any(|l| l.contains("MADV_??? */")));
+}
+
+#[test]
+fn stat_family_matches_strace() {
+    if let Some(lines) = program_matches_strace("stat", &[]) {
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("statx(") && l.contains("stx_mode=S_IFCHR|0666")));
+        assert!(lines.iter().any(|l| l.contains("f_type=PROC_SUPER_MAGIC")));
+    }
+    // A regular file, a directory and a symlink in a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("plain");
+    std::fs::write(&f, "12345").unwrap();
+    program_matches_strace("stat", &[f.to_str().unwrap()]);
+    program_matches_strace("stat", &[dir.path().to_str().unwrap()]);
+}
+
+#[test]
+fn poll_and_select_sets_match_strace() {
+    let Some(lines) = program_matches_strace("poll", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.contains("([{fd=3, revents=POLLIN}")));
+    assert!(lines.iter().any(|l| l.contains("(in [")));
+}
+
+#[test]
+fn socket_addresses_and_options_match_strace() {
+    let Some(lines) = program_matches_strace("sockets", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("sa_family=AF_NETLINK, nl_pid=0")));
+    assert!(lines.iter().any(|l| l.contains("{l_onoff=1, l_linger=5}")));
+}
+
+#[test]
+fn credentials_and_prctl_match_strace() {
+    let Some(lines) = program_matches_strace("creds", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("capget({version=_LINUX_CAPABILITY_VERSION_3")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("prctl(PR_GET_PDEATHSIG, [SIGKILL])")));
+}
+
+#[test]
+fn descriptor_objects_match_strace() {
+    let Some(lines) = program_matches_strace("fds", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(
+        |l| l.starts_with("timerfd_settime(") && l.contains("it_value={tv_sec=5, tv_nsec=500}")
+    ));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("resolve=RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("close_range(100, 4294967295, CLOSE_RANGE_CLOEXEC)")));
+}
+
+#[test]
+fn waits_signals_and_scheduling_match_strace() {
+    // Resource usage differs from run to run: its times are replaced.
+    let times = |l: String| {
+        if !l.starts_with("wait4(") && !l.starts_with("getrusage(") {
+            return l;
+        }
+        let mut out = String::new();
+        let mut digits = false;
+        for (i, c) in l.char_indices() {
+            if c.is_ascii_digit()
+                && (digits || l[..i].ends_with("tv_sec=") || l[..i].ends_with("tv_usec="))
+            {
+                if !digits {
+                    out.push('T');
+                }
+                digits = true;
+            } else {
+                digits = false;
+                out.push(c);
+            }
+        }
+        out
+    };
+    let Some(lines) = program_matches_strace_with("procs", &[], times) else {
+        return;
+    };
+    assert!(lines.iter().any(
+        |l| l.starts_with("rt_sigtimedwait([USR2], {si_signo=SIGUSR2")
+            && l.ends_with("= 12 (SIGUSR2)")
+    ));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("waitid(P_PID, PID, {si_signo=SIGCHLD, si_code=CLD_EXITED")));
+    assert!(lines.iter().any(|l| l.ends_with("= 0 (SCHED_OTHER)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("sched_getattr(0, {size=56, sched_policy=SCHED_OTHER, ")));
+    assert!(lines.iter().any(
+        |l| l.starts_with("membarrier(MEMBARRIER_CMD_QUERY, 0) = 0xX (MEMBARRIER_CMD_GLOBAL|")
+    ));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("getrusage(RUSAGE_SELF, {ru_utime={tv_sec=T, tv_usec=T}")));
+    assert!(lines.iter().any(
+        |l| l.starts_with("wait4(PID, [{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, {ru_utime=")
+    ));
+}
+
+/// System V IPC ids grow from run to run: the id a `*get` call returns, and the first
+/// argument of the calls that use it, become `ID`.
+fn ipc_ids_named(l: String) -> String {
+    if !["shm", "sem", "msg"].iter().any(|p| l.starts_with(p)) {
+        return l;
+    }
+    let mut l = l;
+    if !["shmget(", "semget(", "msgget("]
+        .iter()
+        .any(|p| l.starts_with(p))
+    {
+        if let (Some(open), Some(comma)) = (l.find('('), l.find(',')) {
+            l.replace_range(open + 1..comma, "ID");
+        }
+    } else if let Some(p) = l.rfind(" = ") {
+        if !l[p + 3..].starts_with('-') {
+            l.truncate(p);
+            l.push_str(" = ID");
+        }
+    }
+    l
+}
+
+#[test]
+fn system_v_ipc_matches_strace() {
+    let Some(lines) = program_matches_strace_with("ipc", &[], ipc_ids_named) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("shmget(IPC_PRIVATE, 4096, IPC_CREAT|IPC_EXCL|0600)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("{mtype=1, mtext=\"hello\\0\"}")));
+}
+
+#[test]
+fn mounts_ioctls_and_kernel_interfaces_match_strace() {
+    let Some(lines) = program_matches_strace("misc", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("epoll_pwait2(3, [], 2, {tv_sec=0, tv_nsec=0}, [USR1], 8)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("recvmmsg(5, [{msg_hdr={") && l.contains("msg_len=3}")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("ioctl(5, FIONREAD, [0])")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l
+                .starts_with("seccomp(SECCOMP_GET_ACTION_AVAIL, 0, [SECCOMP_RET_KILL_PROCESS])"))
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("bpf(BPF_PROG_LOAD, NULL, 0)")));
+}
+
+#[test]
+fn signal_frames_threads_and_flag_orders_match_strace() {
+    let Some(lines) = program_matches_strace("frames", &[]) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("rt_sigreturn({mask=[TERM]})")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("clone3({flags=CLONE_VM|")
+            && l.contains("} => {parent_tid=[PID]}, 88)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("AT_SYMLINK_NOFOLLOW|AT_EACCESS")));
+}
+
+#[test]
+fn everyday_file_time_and_process_calls_match_strace() {
+    // getcpu reports whichever CPU the call ran on.
+    let cpu = |l: String| match l.strip_prefix("getcpu([") {
+        Some(rest) => format!("getcpu([CPU{}", &rest[rest.find(']').unwrap_or(0)..]),
+        None => l,
+    };
+    let Some(lines) = program_matches_strace_with("files", &[], cpu) else {
+        return;
+    };
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("flock(3, LOCK_EX|LOCK_NB)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("mknodat(AT_FDCWD, \"/nonexistent/fifo\", S_IFIFO|0644)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("personality(0xX) = 0 (PER_LINUX)")));
+}
+
+/// `-e trace=%CLASS` selects what strace's syscall table says it does. (strace 6.1
+/// installs its seccomp filter only with -f, so PR_GET_SECCOMP's answer is left out.)
+#[test]
+fn class_filters_select_what_strace_selects() {
+    if !have_strace() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (prog, class) in [
+        ("ipc", "%ipc"),
+        ("creds", "%creds"),
+        ("procs", "%pure"),
+        ("stat", "%%stat"),
+        ("stat", "%fstat"),
+        ("stat", "%statfs"),
+        ("stat", "%%statfs"),
+        ("memory", "%memory"),
+        ("stat", "%desc"),
+        ("sockets", "%network"),
+    ] {
+        let Some(exe) = compile(prog, dir.path()) else {
+            return;
+        };
+        let exe = exe.to_str().unwrap();
+        let expr = format!("trace={class}");
+        let (_, ours, _) = trace(&["-e", &expr, exe]);
+        let theirs = strace(&["--seccomp-bpf", "-e", &expr, exe]);
+        let norm = |t: &str| {
+            lines_of(&pids_named(t))
+                .into_iter()
+                .map(ipc_ids_named)
+                .filter(|l| !l.starts_with("prctl(PR_GET_SECCOMP)"))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (norm(&theirs), norm(&ours));
+        assert!(a.len() > 1, "{prog} {class}: nothing traced\n{theirs}");
+        assert_eq!(a, b, "{prog} -e {expr}");
+    }
+}
+
+#[test]
+fn posix_timers_and_queued_signals_match_strace() {
+    let Some(lines) = program_matches_strace("timers", &[]) else {
+        return;
+    };
+    assert!(lines.iter().any(|l| l.starts_with(
+        "--- SIGALRM {si_signo=SIGALRM, si_code=SI_TIMER, si_timerid=0, si_overrun=0"
+    )));
+    assert!(lines.iter().any(|l| l
+        .starts_with("rt_sigqueueinfo(PID, SIGUSR1, {si_signo=SIGUSR1, si_code=SI_QUEUE")
+        && l.contains("si_int=42")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("timer_settime(0, TIMER_ABSTIME, ")));
+}

@@ -47,6 +47,16 @@ pub fn constant(out: &mut String, v: u64, table: Xlat, hex_fallback: bool) {
     }
 }
 
+/// strace's `printxval`: the name of `v`, or `0x3e7 /* MADV_??? */`.
+pub fn xval(out: &mut String, v: u64, table: Xlat, unknown: &str) {
+    match lookup(v, table) {
+        Some(name) => out.push_str(name),
+        None => {
+            let _ = write!(out, "{v:#x} /* {unknown} */");
+        }
+    }
+}
+
 pub fn lookup(v: u64, table: Xlat) -> Option<&'static str> {
     table.iter().find(|&&(k, _)| k == v).map(|&(_, n)| n)
 }
@@ -72,10 +82,10 @@ pub const OPEN_FLAGS: Xlat = &[
     (0o400000, "O_NOFOLLOW"),
     (0o1000000, "O_NOATIME"),
     (0o2000000, "O_CLOEXEC"),
+    (0o10000000, "O_PATH"),
     (0o20200000, "O_TMPFILE"),
     (0o200000, "O_DIRECTORY"),
     (0o20000, "FASYNC"),
-    (0o10000000, "O_PATH"),
 ];
 
 /// `O_RDONLY|O_CLOEXEC`: the access mode is a 2-bit field, not a flag.
@@ -88,6 +98,13 @@ pub fn open_flags(out: &mut String, v: u64) {
         flags(out, rest, OPEN_FLAGS, "");
     }
 }
+
+/// faccessat2's flags: 0x200 is AT_EACCESS here, not AT_REMOVEDIR.
+pub const ACCESS_AT_FLAGS: Xlat = &[
+    (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x200, "AT_EACCESS"),
+    (0x1000, "AT_EMPTY_PATH"),
+];
 
 pub const ACCESS_MODES: Xlat = &[(4, "R_OK"), (2, "W_OK"), (1, "X_OK")];
 
@@ -110,45 +127,6 @@ pub const PROT: Xlat = &[
     (0x01000000, "PROT_GROWSDOWN"),
     (0x02000000, "PROT_GROWSUP"),
 ];
-
-pub const MAP_TYPE: Xlat = &[
-    (1, "MAP_SHARED"),
-    (2, "MAP_PRIVATE"),
-    (3, "MAP_SHARED_VALIDATE"),
-];
-
-pub const MAP_FLAGS: Xlat = &[
-    (0x10, "MAP_FIXED"),
-    (0x20, "MAP_ANONYMOUS"),
-    (0x40, "MAP_32BIT"),
-    (0x100, "MAP_GROWSDOWN"),
-    (0x800, "MAP_DENYWRITE"),
-    (0x1000, "MAP_EXECUTABLE"),
-    (0x2000, "MAP_LOCKED"),
-    (0x4000, "MAP_NORESERVE"),
-    (0x8000, "MAP_POPULATE"),
-    (0x10000, "MAP_NONBLOCK"),
-    (0x20000, "MAP_STACK"),
-    (0x40000, "MAP_HUGETLB"),
-    (0x80000, "MAP_SYNC"),
-    (0x100000, "MAP_FIXED_NOREPLACE"),
-    (0x4000000, "MAP_UNINITIALIZED"),
-];
-
-pub fn mmap_flags(out: &mut String, v: u64) {
-    let ty = v & 0xf;
-    let rest = v & !0xf;
-    match lookup(ty, MAP_TYPE) {
-        Some(n) => out.push_str(n),
-        None => {
-            let _ = write!(out, "{ty:#x}");
-        }
-    }
-    if rest != 0 {
-        out.push('|');
-        flags(out, rest, MAP_FLAGS, "");
-    }
-}
 
 pub const WHENCE: Xlat = &[
     (0, "SEEK_SET"),
@@ -217,11 +195,21 @@ pub const MSG_FLAGS: Xlat = &[
 ];
 
 pub const SOL: Xlat = &[
-    (1, "SOL_SOCKET"),
     (0, "SOL_IP"),
+    (1, "SOL_SOCKET"),
     (6, "SOL_TCP"),
     (17, "SOL_UDP"),
     (41, "SOL_IPV6"),
+    (58, "SOL_ICMPV6"),
+    (132, "SOL_SCTP"),
+    (136, "SOL_UDPLITE"),
+    (255, "SOL_RAW"),
+    (263, "SOL_PACKET"),
+    (270, "SOL_NETLINK"),
+    (274, "SOL_TIPC"),
+    (279, "SOL_ALG"),
+    (282, "SOL_TLS"),
+    (283, "SOL_XDP"),
 ];
 
 pub const SO: Xlat = &[
@@ -234,20 +222,213 @@ pub const SO: Xlat = &[
     (7, "SO_SNDBUF"),
     (8, "SO_RCVBUF"),
     (9, "SO_KEEPALIVE"),
+    (10, "SO_OOBINLINE"),
+    (11, "SO_NO_CHECK"),
+    (12, "SO_PRIORITY"),
     (13, "SO_LINGER"),
+    (14, "SO_BSDCOMPAT"),
     (15, "SO_REUSEPORT"),
+    (16, "SO_PASSCRED"),
+    (17, "SO_PEERCRED"),
+    (18, "SO_RCVLOWAT"),
+    (19, "SO_SNDLOWAT"),
     (20, "SO_RCVTIMEO_OLD"),
     (21, "SO_SNDTIMEO_OLD"),
+    (22, "SO_SECURITY_AUTHENTICATION"),
+    (23, "SO_SECURITY_ENCRYPTION_TRANSPORT"),
+    (24, "SO_SECURITY_ENCRYPTION_NETWORK"),
+    (25, "SO_BINDTODEVICE"),
+    (26, "SO_ATTACH_FILTER"),
+    (27, "SO_DETACH_FILTER"),
+    (28, "SO_PEERNAME"),
+    (29, "SO_TIMESTAMP_OLD"),
+    (30, "SO_ACCEPTCONN"),
+    (31, "SO_PEERSEC"),
+    (32, "SO_SNDBUFFORCE"),
+    (33, "SO_RCVBUFFORCE"),
+    (34, "SO_PASSSEC"),
+    (35, "SO_TIMESTAMPNS_OLD"),
+    (36, "SO_MARK"),
+    (37, "SO_TIMESTAMPING_OLD"),
+    (38, "SO_PROTOCOL"),
+    (39, "SO_DOMAIN"),
+    (40, "SO_RXQ_OVFL"),
+    (41, "SO_WIFI_STATUS"),
+    (42, "SO_PEEK_OFF"),
+    (43, "SO_NOFCS"),
+    (44, "SO_LOCK_FILTER"),
+    (45, "SO_SELECT_ERR_QUEUE"),
+    (46, "SO_BUSY_POLL"),
+    (47, "SO_MAX_PACING_RATE"),
+    (48, "SO_BPF_EXTENSIONS"),
+    (49, "SO_INCOMING_CPU"),
+    (50, "SO_ATTACH_BPF"),
+    (51, "SO_ATTACH_REUSEPORT_CBPF"),
+    (52, "SO_ATTACH_REUSEPORT_EBPF"),
+    (53, "SO_CNX_ADVICE"),
+    (54, "SCM_TIMESTAMPING_OPT_STATS"),
+    (55, "SO_MEMINFO"),
+    (56, "SO_INCOMING_NAPI_ID"),
+    (57, "SO_COOKIE"),
+    (58, "SCM_TIMESTAMPING_PKTINFO"),
+    (59, "SO_PEERGROUPS"),
+    (60, "SO_ZEROCOPY"),
+    (61, "SO_TXTIME"),
+    (62, "SO_BINDTOIFINDEX"),
+    (63, "SO_TIMESTAMP_NEW"),
+    (64, "SO_TIMESTAMPNS_NEW"),
+    (65, "SO_TIMESTAMPING_NEW"),
+    (66, "SO_RCVTIMEO_NEW"),
+    (67, "SO_SNDTIMEO_NEW"),
+    (68, "SO_DETACH_REUSEPORT_BPF"),
+    (69, "SO_PREFER_BUSY_POLL"),
+    (70, "SO_BUSY_POLL_BUDGET"),
+    (71, "SO_NETNS_COOKIE"),
+    (72, "SO_BUF_LOCK"),
+    (73, "SO_RESERVE_MEM"),
+    (74, "SO_TXREHASH"),
+    (75, "SO_RCVMARK"),
 ];
 
 pub const TCP_OPTS: Xlat = &[
     (1, "TCP_NODELAY"),
+    (2, "TCP_MAXSEG"),
     (3, "TCP_CORK"),
     (4, "TCP_KEEPIDLE"),
+    (5, "TCP_KEEPINTVL"),
+    (6, "TCP_KEEPCNT"),
+    (7, "TCP_SYNCNT"),
+    (8, "TCP_LINGER2"),
     (9, "TCP_DEFER_ACCEPT"),
+    (10, "TCP_WINDOW_CLAMP"),
+    (11, "TCP_INFO"),
+    (12, "TCP_QUICKACK"),
+    (13, "TCP_CONGESTION"),
+    (14, "TCP_MD5SIG"),
+    (15, "TCP_COOKIE_TRANSACTIONS"),
+    (16, "TCP_THIN_LINEAR_TIMEOUTS"),
+    (17, "TCP_THIN_DUPACK"),
+    (18, "TCP_USER_TIMEOUT"),
+    (19, "TCP_REPAIR"),
+    (20, "TCP_REPAIR_QUEUE"),
+    (21, "TCP_QUEUE_SEQ"),
+    (22, "TCP_REPAIR_OPTIONS"),
+    (23, "TCP_FASTOPEN"),
+    (24, "TCP_TIMESTAMP"),
+    (25, "TCP_NOTSENT_LOWAT"),
+    (26, "TCP_CC_INFO"),
+    (27, "TCP_SAVE_SYN"),
+    (28, "TCP_SAVED_SYN"),
+    (29, "TCP_REPAIR_WINDOW"),
+    (30, "TCP_FASTOPEN_CONNECT"),
+    (31, "TCP_ULP"),
+    (32, "TCP_MD5SIG_EXT"),
+    (33, "TCP_FASTOPEN_KEY"),
+    (34, "TCP_FASTOPEN_NO_COOKIE"),
+    (35, "TCP_ZEROCOPY_RECEIVE"),
+    (36, "TCP_INQ"),
+    (37, "TCP_TX_DELAY"),
 ];
 
-pub const IPV6_OPTS: Xlat = &[(26, "IPV6_V6ONLY")];
+pub const UDP_OPTS: Xlat = &[
+    (1, "UDP_CORK"),
+    (100, "UDP_ENCAP"),
+    (101, "UDP_NO_CHECK6_TX"),
+    (102, "UDP_NO_CHECK6_RX"),
+    (103, "UDP_SEGMENT"),
+    (104, "UDP_GRO"),
+];
+
+pub const IP_OPTS: Xlat = &[
+    (1, "IP_TOS"),
+    (2, "IP_TTL"),
+    (3, "IP_HDRINCL"),
+    (4, "IP_OPTIONS"),
+    (5, "IP_ROUTER_ALERT"),
+    (6, "IP_RECVOPTS"),
+    (7, "IP_RETOPTS"),
+    (8, "IP_PKTINFO"),
+    (9, "IP_PKTOPTIONS"),
+    (10, "IP_MTU_DISCOVER"),
+    (11, "IP_RECVERR"),
+    (12, "IP_RECVTTL"),
+    (13, "IP_RECVTOS"),
+    (14, "IP_MTU"),
+    (15, "IP_FREEBIND"),
+    (16, "IP_IPSEC_POLICY"),
+    (17, "IP_XFRM_POLICY"),
+    (18, "IP_PASSSEC"),
+    (19, "IP_TRANSPARENT"),
+    (20, "IP_ORIGDSTADDR"),
+    (21, "IP_MINTTL"),
+    (22, "IP_NODEFRAG"),
+    (23, "IP_CHECKSUM"),
+    (24, "IP_BIND_ADDRESS_NO_PORT"),
+    (25, "IP_RECVFRAGSIZE"),
+    (26, "IP_RECVERR_RFC4884"),
+    (32, "IP_MULTICAST_IF"),
+    (33, "IP_MULTICAST_TTL"),
+    (34, "IP_MULTICAST_LOOP"),
+    (35, "IP_ADD_MEMBERSHIP"),
+    (36, "IP_DROP_MEMBERSHIP"),
+    (37, "IP_UNBLOCK_SOURCE"),
+    (38, "IP_BLOCK_SOURCE"),
+    (39, "IP_ADD_SOURCE_MEMBERSHIP"),
+    (40, "IP_DROP_SOURCE_MEMBERSHIP"),
+    (41, "IP_MSFILTER"),
+    (49, "IP_MULTICAST_ALL"),
+    (50, "IP_UNICAST_IF"),
+];
+
+pub const IPV6_OPTS: Xlat = &[
+    (1, "IPV6_ADDRFORM"),
+    (2, "IPV6_2292PKTINFO"),
+    (3, "IPV6_2292HOPOPTS"),
+    (4, "IPV6_2292DSTOPTS"),
+    (5, "IPV6_2292RTHDR"),
+    (6, "IPV6_2292PKTOPTIONS"),
+    (7, "IPV6_CHECKSUM"),
+    (8, "IPV6_2292HOPLIMIT"),
+    (9, "IPV6_NEXTHOP"),
+    (10, "IPV6_AUTHHDR"),
+    (11, "IPV6_FLOWINFO"),
+    (16, "IPV6_UNICAST_HOPS"),
+    (17, "IPV6_MULTICAST_IF"),
+    (18, "IPV6_MULTICAST_HOPS"),
+    (19, "IPV6_MULTICAST_LOOP"),
+    (20, "IPV6_ADD_MEMBERSHIP"),
+    (21, "IPV6_DROP_MEMBERSHIP"),
+    (22, "IPV6_ROUTER_ALERT"),
+    (23, "IPV6_MTU_DISCOVER"),
+    (24, "IPV6_MTU"),
+    (25, "IPV6_RECVERR"),
+    (26, "IPV6_V6ONLY"),
+    (27, "IPV6_JOIN_ANYCAST"),
+    (28, "IPV6_LEAVE_ANYCAST"),
+    (49, "IPV6_RECVPKTINFO"),
+    (50, "IPV6_PKTINFO"),
+    (51, "IPV6_RECVHOPLIMIT"),
+    (52, "IPV6_HOPLIMIT"),
+    (53, "IPV6_RECVHOPOPTS"),
+    (54, "IPV6_HOPOPTS"),
+    (55, "IPV6_RTHDRDSTOPTS"),
+    (56, "IPV6_RECVRTHDR"),
+    (57, "IPV6_RTHDR"),
+    (58, "IPV6_RECVDSTOPTS"),
+    (59, "IPV6_DSTOPTS"),
+    (60, "IPV6_RECVPATHMTU"),
+    (61, "IPV6_PATHMTU"),
+    (62, "IPV6_DONTFRAG"),
+    (66, "IPV6_RECVTCLASS"),
+    (67, "IPV6_TCLASS"),
+    (72, "IPV6_ADDR_PREFERENCES"),
+    (73, "IPV6_MINHOPCOUNT"),
+    (74, "IPV6_ORIGDSTADDR"),
+    (75, "IPV6_TRANSPARENT"),
+    (76, "IPV6_UNICAST_IF"),
+    (77, "IPV6_RECVFRAGSIZE"),
+    (78, "IPV6_FREEBIND"),
+];
 
 pub const SHUT: Xlat = &[(0, "SHUT_RD"), (1, "SHUT_WR"), (2, "SHUT_RDWR")];
 
@@ -441,9 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn mmap_and_unknown_bits() {
-        assert_eq!(f(mmap_flags, 0x22), "MAP_PRIVATE|MAP_ANONYMOUS");
-        assert_eq!(f(mmap_flags, 0x812), "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE");
+    fn prot_sock_type_and_unknown_bits() {
         let mut s = String::new();
         flags(&mut s, 0x3 | 0x1000_0000_0000, PROT, "PROT_NONE");
         assert_eq!(s, "PROT_READ|PROT_WRITE|0x100000000000");

@@ -1,4 +1,5 @@
-//! File-system structures: `struct stat`, `struct timespec`, `struct rlimit`.
+//! File-system structures: `struct stat`, `struct statx`, `struct statfs`,
+//! `struct timespec`, `struct rlimit`.
 //!
 //! strace's default (abbreviated) notation is kept: a stat shows the file type and
 //! permissions and the size (or the device number for device files), then `...`.
@@ -33,6 +34,18 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
     w.copy_from_slice(&b[48..56]);
     let size = i64::from_ne_bytes(w);
     out.push_str("{st_mode=");
+    file_mode(out, mode);
+    if mode & S_IFMT == 0o020000 || mode & S_IFMT == 0o060000 {
+        let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+        let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+        let _ = write!(out, ", st_rdev=makedev({major:#x}, {minor:#x}), ...}}");
+    } else {
+        let _ = write!(out, ", st_size={size}, ...}}");
+    }
+}
+
+/// A file type and permissions: `S_IFREG|S_ISUID|0755`.
+pub fn file_mode(out: &mut String, mode: u32) {
     let ty = mode & S_IFMT;
     match FILE_TYPES.iter().find(|&&(t, _)| t == ty) {
         Some(&(_, name)) => out.push_str(name),
@@ -56,13 +69,158 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
     } else {
         let _ = write!(out, "|0{perm:o}");
     }
-    if ty == 0o020000 || ty == 0o060000 {
-        let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
-        let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-        let _ = write!(out, ", st_rdev=makedev({major:#x}, {minor:#x}), ...}}");
-    } else {
-        let _ = write!(out, ", st_size={size}, ...}}");
+}
+
+pub const STATX_MASK: super::flags::Xlat = &[
+    (0xfff, "STATX_ALL"),
+    (0x7ff, "STATX_BASIC_STATS"),
+    (0x1, "STATX_TYPE"),
+    (0x2, "STATX_MODE"),
+    (0x4, "STATX_NLINK"),
+    (0x8, "STATX_UID"),
+    (0x10, "STATX_GID"),
+    (0x20, "STATX_ATIME"),
+    (0x40, "STATX_MTIME"),
+    (0x80, "STATX_CTIME"),
+    (0x100, "STATX_INO"),
+    (0x200, "STATX_SIZE"),
+    (0x400, "STATX_BLOCKS"),
+    (0x800, "STATX_BTIME"),
+    (0x1000, "STATX_MNT_ID"),
+    (0x2000, "STATX_DIOALIGN"),
+];
+
+const STATX_ATTRS: super::flags::Xlat = &[
+    (0x4, "STATX_ATTR_COMPRESSED"),
+    (0x10, "STATX_ATTR_IMMUTABLE"),
+    (0x20, "STATX_ATTR_APPEND"),
+    (0x40, "STATX_ATTR_NODUMP"),
+    (0x800, "STATX_ATTR_ENCRYPTED"),
+    (0x1000, "STATX_ATTR_AUTOMOUNT"),
+    (0x2000, "STATX_ATTR_MOUNT_ROOT"),
+    (0x100000, "STATX_ATTR_VERITY"),
+    (0x200000, "STATX_ATTR_DAX"),
+];
+
+/// statx's flags: the sync type (a field, always named) then the AT_* bits.
+pub fn statx_flags(out: &mut String, v: u64) {
+    let sync = v & 0x6000;
+    out.push_str(match sync {
+        0 => "AT_STATX_SYNC_AS_STAT",
+        0x2000 => "AT_STATX_FORCE_SYNC",
+        0x4000 => "AT_STATX_DONT_SYNC",
+        _ => "AT_STATX_FORCE_SYNC|AT_STATX_DONT_SYNC",
+    });
+    let rest = v & !0x6000;
+    if rest != 0 {
+        out.push('|');
+        super::flags::flags(out, rest, super::flags::AT_FLAGS, "");
     }
+}
+
+/// `struct statx`, abbreviated as strace does: mask, attributes, mode, size.
+pub fn statx(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 48];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    out.push_str("{stx_mask=");
+    super::flags::flags(out, u64::from(u32_at(0)), STATX_MASK, "0");
+    out.push_str(", stx_attributes=");
+    super::flags::flags(out, u64_at(8), STATX_ATTRS, "0");
+    out.push_str(", stx_mode=");
+    file_mode(out, u32::from(u16::from_ne_bytes([b[28], b[29]])));
+    let _ = write!(out, ", stx_size={}, ...}}", u64_at(40));
+}
+
+const FS_MAGIC: super::flags::Xlat = &[
+    (0xef53, "EXT2_SUPER_MAGIC"),
+    (0x01021994, "TMPFS_MAGIC"),
+    (0x9fa0, "PROC_SUPER_MAGIC"),
+    (0x62656572, "SYSFS_MAGIC"),
+    (0x794c7630, "OVERLAYFS_SUPER_MAGIC"),
+    (0x9123683e, "BTRFS_SUPER_MAGIC"),
+    (0x58465342, "XFS_SUPER_MAGIC"),
+    (0x63677270, "CGROUP2_SUPER_MAGIC"),
+    (0x27e0eb, "CGROUP_SUPER_MAGIC"),
+    (0x1cd1, "DEVPTS_SUPER_MAGIC"),
+    (0x6969, "NFS_SUPER_MAGIC"),
+    (0x65735546, "FUSE_SUPER_MAGIC"),
+    (0x73717368, "SQUASHFS_MAGIC"),
+    (0x01021997, "V9FS_MAGIC"),
+    (0x858458f6, "RAMFS_MAGIC"),
+    (0x4d44, "MSDOS_SUPER_MAGIC"),
+    (0x2011bab0, "EXFAT_SUPER_MAGIC"),
+    (0x64626720, "DEBUGFS_MAGIC"),
+    (0x73636673, "SECURITYFS_MAGIC"),
+    (0x6e736673, "NSFS_MAGIC"),
+    (0xcafe4a11, "BPF_FS_MAGIC"),
+    (0x50495045, "PIPEFS_MAGIC"),
+    (0x534f434b, "SOCKFS_MAGIC"),
+    (0x42494e4d, "BINFMTFS_MAGIC"),
+    (0x74726163, "TRACEFS_MAGIC"),
+    (0xf2f52010, "F2FS_SUPER_MAGIC"),
+    (0x3153464a, "JFS_SUPER_MAGIC"),
+    (0x52654973, "REISERFS_SUPER_MAGIC"),
+    (0xff534d42, "CIFS_SUPER_MAGIC"),
+    (0x9660, "ISOFS_SUPER_MAGIC"),
+    (0x1373, "DEVFS_SUPER_MAGIC"),
+    (0x2fc12fc1, "ZFS_SUPER_MAGIC"),
+];
+
+const STATFS_FLAGS: super::flags::Xlat = &[
+    (0x1, "ST_RDONLY"),
+    (0x2, "ST_NOSUID"),
+    (0x4, "ST_NODEV"),
+    (0x8, "ST_NOEXEC"),
+    (0x10, "ST_SYNCHRONOUS"),
+    (0x20, "ST_VALID"),
+    (0x40, "ST_MANDLOCK"),
+    (0x80, "ST_WRITE"),
+    (0x100, "ST_APPEND"),
+    (0x200, "ST_IMMUTABLE"),
+    (0x400, "ST_NOATIME"),
+    (0x800, "ST_NODIRATIME"),
+    (0x1000, "ST_RELATIME"),
+    (0x2000, "ST_NOSYMFOLLOW"),
+];
+
+/// x86_64 `struct statfs`: eleven 8-byte fields, f_fsid two ints at 56.
+pub fn statfs(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 88];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(x)
+    };
+    out.push_str("{f_type=");
+    match super::flags::lookup(w(0), FS_MAGIC) {
+        Some(n) => out.push_str(n),
+        None => super::hex(out, w(0)),
+    }
+    let _ = write!(
+        out,
+        ", f_bsize={}, f_blocks={}, f_bfree={}, f_bavail={}, f_files={}, f_ffree={}, f_fsid={{val=[",
+        w(1), w(2), w(3), w(4), w(5), w(6)
+    );
+    let fsid = w(7);
+    super::hex(out, fsid & 0xffff_ffff);
+    out.push_str(", ");
+    super::hex(out, fsid >> 32);
+    let _ = write!(out, "]}}, f_namelen={}, f_frsize={}, f_flags=", w(8), w(9));
+    super::flags::flags(out, w(10), STATFS_FLAGS, "0");
+    out.push('}');
 }
 
 /// A permission mode as C prints it with `%#03o`: `0644`, `000`.
@@ -135,9 +293,21 @@ pub fn rlimit(ctx: &mut Ctx, out: &mut String, addr: u64) {
     out.push('}');
 }
 
-/// getdents64's buffer as strace abbreviates it: `0x55d0... /* 4 entries */`.
+const DT_TYPES: super::flags::Xlat = &[
+    (0, "DT_UNKNOWN"),
+    (1, "DT_FIFO"),
+    (2, "DT_CHR"),
+    (4, "DT_DIR"),
+    (6, "DT_BLK"),
+    (8, "DT_REG"),
+    (10, "DT_LNK"),
+    (12, "DT_SOCK"),
+    (14, "DT_WHT"),
+];
+
+/// getdents64's buffer: `0x55d0... /* 4 entries */`, or with `-v` every entry,
+/// `[{d_ino=2, d_off=..., d_reclen=24, d_type=DT_DIR, d_name="."}, ...]`.
 pub fn dirents(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
-    ptr(out, addr);
     let want = (len as usize).min(1 << 16);
     let mut scratch = std::mem::take(&mut ctx.scratch);
     scratch.clear();
@@ -145,15 +315,83 @@ pub fn dirents(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
     let got = mem::read(ctx.pid, addr, &mut scratch);
     let mut n = 0;
     let mut off = 0usize;
+    let mut entries = String::new();
     // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
     while off + 19 <= got {
-        let reclen = u16::from_ne_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
+        let e = &scratch[off..];
+        let reclen = u16::from_ne_bytes([e[16], e[17]]) as usize;
         if reclen == 0 {
             break;
+        }
+        if ctx.verbose {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&e[0..8]);
+            let ino = u64::from_ne_bytes(w);
+            w.copy_from_slice(&e[8..16]);
+            let d_off = i64::from_ne_bytes(w);
+            let name_end = e[19..reclen.min(e.len())]
+                .iter()
+                .position(|&c| c == 0)
+                .map_or(reclen.min(e.len()), |p| 19 + p);
+            if n > 0 {
+                entries.push_str(", ");
+            }
+            let _ = write!(
+                entries,
+                "{{d_ino={ino}, d_off={d_off}, d_reclen={reclen}, d_type="
+            );
+            super::flags::xval(&mut entries, u64::from(e[18]), DT_TYPES, "DT_???");
+            entries.push_str(", d_name=");
+            super::strings::quote(&mut entries, &e[19..name_end]);
+            entries.push('}');
         }
         n += 1;
         off += reclen;
     }
     ctx.scratch = scratch;
-    let _ = write!(out, " /* {n} entries */");
+    if ctx.verbose {
+        out.push('[');
+        out.push_str(&entries);
+        out.push(']');
+    } else {
+        ptr(out, addr);
+        let _ = write!(out, " /* {n} entries */");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirents_abbreviated_and_verbose() {
+        // Two records: "." (a directory) and "a" (a regular file), 24 bytes each.
+        let mut buf = Vec::new();
+        for (ino, off, ty, name) in [(2u64, 10i64, 4u8, "."), (12, 20, 8, "a")] {
+            buf.extend(ino.to_ne_bytes());
+            buf.extend(off.to_ne_bytes());
+            buf.extend(24u16.to_ne_bytes());
+            buf.push(ty);
+            let mut n = name.as_bytes().to_vec();
+            n.resize(5, 0);
+            buf.extend(n);
+        }
+        let mut ctx = Ctx {
+            pid: std::process::id() as i32,
+            max_str: 32,
+            scratch: Vec::new(),
+            verbose: false,
+        };
+        let addr = buf.as_ptr() as u64;
+        let mut out = String::new();
+        dirents(&mut ctx, &mut out, addr, buf.len() as u64);
+        assert!(out.ends_with(" /* 2 entries */"), "{out}");
+        ctx.verbose = true;
+        out.clear();
+        dirents(&mut ctx, &mut out, addr, buf.len() as u64);
+        assert_eq!(
+            out,
+            r#"[{d_ino=2, d_off=10, d_reclen=24, d_type=DT_DIR, d_name="."}, {d_ino=12, d_off=20, d_reclen=24, d_type=DT_REG, d_name="a"}]"#
+        );
+    }
 }

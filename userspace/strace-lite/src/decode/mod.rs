@@ -6,11 +6,18 @@
 //! Kinds that are both in and out (`LenInOut`) capture their entry value in a
 //! per-thread slot so the exit can print `[128 => 16]`.
 
+pub mod creds;
+pub mod fds;
 pub mod flags;
 pub mod fs;
+pub mod ipc;
+pub mod memory;
 pub mod net;
+pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod strings;
+pub mod sys;
 
 use std::fmt::Write;
 use strings::ptr;
@@ -20,6 +27,8 @@ pub struct Ctx {
     pub pid: i32,
     pub max_str: usize,
     pub scratch: Vec<u8>,
+    /// strace's `-v`: print structures whole.
+    pub verbose: bool,
 }
 
 /// How one argument prints. Indices (`u8`) name another argument of the same call.
@@ -123,6 +132,135 @@ pub enum Arg {
     /// recvmsg's `struct msghdr` at exit (as many data bytes as were received).
     MsghdrOut,
     ClockId,
+    MlockFlags,
+    MlockallFlags,
+    MsyncFlags,
+    MremapFlags,
+    /// mremap's new address: shown only with MREMAP_FIXED or MREMAP_DONTUNMAP in `.0`.
+    MremapNew(u8),
+    /// mincore's page vector; the range's length is argument `.0`.
+    MincoreVec(u8),
+    StatxFlags,
+    StatxMask,
+    StatxOut,
+    StatfsOut,
+    /// `struct pollfd[n]`, `n` is argument `.0`.
+    PollFds(u8),
+    /// An `fd_set` of argument `.0` bits.
+    FdSet(u8),
+    PselectSigmask,
+    TimevalIn,
+    /// A uid or gid (`-1` for "unchanged").
+    Id,
+    IdOut,
+    /// A gid list of argument `.0` entries.
+    GidListIn(u8),
+    /// getgroups' list: as many entries as the return value.
+    GidListOut,
+    CapHeader,
+    /// Capability data; the header (its version) is argument `.0`.
+    CapDataIn(u8),
+    CapDataOut(u8),
+    /// prctl's five arguments, by option (the row has this one kind).
+    Prctl,
+    /// getsockopt's value at exit; its length pointer is argument `.0`.
+    SockOptValOut(u8),
+    EfdFlags,
+    TfdFlags,
+    TfdSetFlags,
+    SfdFlags,
+    InotifyInitFlags,
+    InotifyMask,
+    MfdFlags,
+    SpliceFlags,
+    CloseRangeFlags,
+    PidfdFlags,
+    ItimerspecIn,
+    ItimerspecOut,
+    /// An `loff_t *` shown with its value at entry: `[2]`.
+    OffIn,
+    /// openat2's `struct open_how`; its size is argument `.0`.
+    OpenHow(u8),
+    SchedPolicy,
+    SchedParamIn,
+    SchedParamOut,
+    /// A CPU set given by the tracee; its size is argument `.0`.
+    CpuSetIn(u8),
+    /// sched_getaffinity's set: as many bytes as the return value.
+    CpuSetOut,
+    TimespecOut,
+    IdType,
+    SiginfoOut,
+    StackIn,
+    StackOut,
+    IpcKey,
+    IpcGetFlags,
+    ShmatFlags,
+    ShmctlCmd,
+    SemctlCmd,
+    MsgctlCmd,
+    /// semop's operations; their count is argument `.0`.
+    Sembufs(u8),
+    IpcMsgFlags,
+    /// msgsnd's buffer; the text's size is argument `.0`.
+    MsgbufIn(u8),
+    /// msgrcv's buffer at exit; the text's size is argument `.0`.
+    MsgbufOut(u8),
+    MountFlags,
+    UmountFlags,
+    /// seccomp's three arguments, by operation (the row has this one kind).
+    Seccomp,
+    BpfCmd,
+    PerfAttr,
+    PerfFlags,
+    IoUringParams,
+    IoringEnterFlags,
+    IoringRegisterOp,
+    FanInitFlags,
+    FanMarkFlags,
+    FanEvents,
+    /// ioctl's third argument, by the request in argument `.0`, at exit.
+    IoctlArg(u8),
+    /// sendmmsg's vector, at exit (the kernel fills each msg_len); count in `.0`.
+    MmsgIn(u8),
+    /// recvmmsg's vector at exit: as many entries as the return value.
+    MmsgOut,
+    AccessAtFlags,
+    UtsnameOut,
+    SysinfoOut,
+    /// rt_sigreturn's mask, read from the signal frame (the row has this one kind).
+    Sigreturn,
+    /// utimensat's `struct timespec[2]`, or NULL.
+    Timespec2,
+    FlockOp,
+    XattrFlags,
+    RwfFlags,
+    PrioWhich,
+    ItimerWhich,
+    ItimervalIn,
+    ItimervalOut,
+    /// mknod's mode; the device number (argument `.0`) follows for device files.
+    MknodMode(u8),
+    /// An `int *` / `unsigned *` the kernel fills: `[0]`.
+    IntOut,
+    /// personality's argument: `0xffffffff` (a query) or the flags.
+    Personality,
+    RenameFlags,
+    TimevalOut,
+    /// unshare's and setns's namespace flags (CLONE_NEW*).
+    NsFlags,
+    SyncFileRangeFlags,
+    RusageWho,
+    SchedAttrIn,
+    /// sched_getattr's attributes, at exit.
+    SchedAttrOut,
+    MembarrierCmd,
+    TimerFlags,
+    /// A `siginfo_t` the tracee gives (rt_sigqueueinfo), or NULL.
+    SiginfoIn,
+    /// A `struct rusage` the kernel fills (getrusage, wait4), or NULL.
+    RusageOut,
+    TmsOut,
 }
 
 impl Arg {
@@ -146,6 +284,34 @@ impl Arg {
                 | Arg::IovOut(_)
                 | Arg::DirentsOut
                 | Arg::MsghdrOut
+                | Arg::MincoreVec(_)
+                | Arg::StatxOut
+                | Arg::StatfsOut
+                | Arg::IdOut
+                | Arg::GidListOut
+                | Arg::CapDataOut(_)
+                | Arg::Prctl
+                | Arg::SockOptValOut(_)
+                | Arg::ItimerspecOut
+                | Arg::SchedParamOut
+                | Arg::CpuSetOut
+                | Arg::TimespecOut
+                | Arg::SiginfoOut
+                | Arg::StackOut
+                | Arg::MsgbufOut(_)
+                | Arg::IoctlArg(_)
+                | Arg::MmsgIn(_)
+                | Arg::MmsgOut
+                | Arg::UtsnameOut
+                | Arg::SysinfoOut
+                | Arg::Clone3Args
+                | Arg::ItimervalOut
+                | Arg::IntOut
+                | Arg::TimevalOut
+                | Arg::IoUringParams
+                | Arg::RusageOut
+                | Arg::TmsOut
+                | Arg::SchedAttrOut
         )
     }
 
@@ -227,7 +393,7 @@ pub fn arg(
         Arg::AccessMode => flags::flags(out, v, flags::ACCESS_MODES, "F_OK"),
         Arg::AtFlags => flags::flags(out, v, flags::AT_FLAGS, "0"),
         Arg::Prot => flags::flags(out, v, flags::PROT, "PROT_NONE"),
-        Arg::MmapFlags => flags::mmap_flags(out, v),
+        Arg::MmapFlags => memory::mmap_flags(out, v),
         Arg::Whence => flags::constant(out, v, flags::WHENCE, false),
         Arg::SockDomain => flags::constant(out, v, flags::AF, false),
         Arg::SockType => flags::sock_type(out, v),
@@ -257,9 +423,13 @@ pub fn arg(
             }
         }
         Arg::MsgFlags => flags::flags(out, v, flags::MSG_FLAGS, "0"),
-        Arg::SockLevel => flags::constant(out, v, flags::SOL, false),
+        Arg::SockLevel => net::level(out, v),
         Arg::SockOpt(level) => net::sockopt_name(out, a[level as usize], v),
-        Arg::SockOptVal(len) => net::sockopt_value(ctx, out, v, a[len as usize]),
+        Arg::SockOptVal(len) => net::sockopt_value(ctx, out, a[1], a[2], v, a[len as usize]),
+        Arg::SockOptValOut(lenp) => match crate::mem::read_u32(ctx.pid, a[lenp as usize]) {
+            Some(len) if !failed => net::sockopt_value(ctx, out, a[1], a[2], v, u64::from(len)),
+            _ => ptr(out, v),
+        },
         Arg::Shutdown => flags::constant(out, v, flags::SHUT, false),
         Arg::FcntlCmd => flags::constant(out, v, flags::FCNTL_CMD, false),
         Arg::FcntlArg(cmd) => match a[cmd as usize] {
@@ -293,7 +463,7 @@ pub fn arg(
             }
         }
         Arg::CloneArgs => process::clone_args(out, a),
-        Arg::Clone3Args => process::clone3_args(ctx, out, v),
+        Arg::Clone3Args => process::clone3_args(ctx, out, a, ret.is_some() && !failed),
         Arg::WaitStatusOut => match crate::mem::read_u32(ctx.pid, v) {
             Some(s) if !failed && v != 0 && ret != Some(0) => process::wait_status(out, s as i32),
             _ => ptr(out, v),
@@ -394,7 +564,7 @@ pub fn arg(
             }
         }
         Arg::GrndFlags => flags::flags(out, v, GRND_FLAGS, "0"),
-        Arg::IoctlCmd => flags::constant(out, v, IOCTLS, true),
+        Arg::IoctlCmd => flags::constant(out, v & 0xffff_ffff, sys::IOCTLS, true),
         Arg::DirentsOut => match ret {
             Some(r) if !failed => fs::dirents(ctx, out, v, r as u64),
             _ => ptr(out, v),
@@ -404,8 +574,209 @@ pub fn arg(
             Some(r) if !failed => msghdr(ctx, out, v, r as u64),
             _ => ptr(out, v),
         },
-        Arg::Madvise => flags::constant(out, v, MADVISE, false),
+        Arg::Madvise => flags::xval(out, v, memory::MADVISE, "MADV_???"),
         Arg::ClockId => flags::constant(out, v, CLOCKS, false),
+        Arg::MlockFlags => flags::flags(out, v, memory::MLOCK2_FLAGS, "0"),
+        Arg::MlockallFlags => flags::flags(out, v, memory::MLOCKALL_FLAGS, "0"),
+        Arg::MsyncFlags => flags::flags(out, v, memory::MSYNC_FLAGS, "0"),
+        Arg::MremapFlags => flags::flags(out, v, memory::MREMAP_FLAGS, "0"),
+        Arg::MremapNew(fl) => {
+            if a[fl as usize] & 6 == 0 {
+                return false;
+            }
+            ptr(out, v);
+        }
+        Arg::MincoreVec(len) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                memory::mincore_vec(ctx, out, v, a[len as usize])
+            }
+        }
+        Arg::StatxFlags => fs::statx_flags(out, v),
+        Arg::StatxMask => flags::flags(out, v & 0xffff_ffff, fs::STATX_MASK, "0"),
+        Arg::StatxOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::statx(ctx, out, v)
+            }
+        }
+        Arg::StatfsOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                fs::statfs(ctx, out, v)
+            }
+        }
+        Arg::PollFds(n) => poll::pollfd_in(ctx, out, v, a[n as usize]),
+        Arg::FdSet(n) => poll::fdset_in(ctx, out, v, a[n as usize]),
+        Arg::PselectSigmask => poll::pselect_sigmask(ctx, out, v),
+        Arg::TimevalIn => poll::timeval(ctx, out, v),
+        Arg::Id => creds::id(out, v),
+        Arg::IdOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                creds::id_out(ctx, out, v)
+            }
+        }
+        Arg::GidListIn(n) => creds::gid_list(ctx, out, v, a[n as usize] as i32 as i64 as u64),
+        Arg::GidListOut => match ret {
+            // With size 0 the kernel only counts the groups: nothing was written.
+            Some(_) if !failed && a[0] == 0 && v != 0 => out.push_str("[]"),
+            Some(r) if !failed => creds::gid_list(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::CapHeader => creds::cap_header(ctx, out, v),
+        Arg::CapDataIn(h) => creds::cap_data(ctx, out, a[h as usize], v),
+        Arg::CapDataOut(h) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                creds::cap_data(ctx, out, a[h as usize], v)
+            }
+        }
+        Arg::Prctl => creds::prctl(ctx, out, a, failed),
+        Arg::EfdFlags => flags::flags(out, v, fds::EFD_FLAGS, "0"),
+        Arg::TfdFlags => flags::flags(out, v, fds::TFD_FLAGS, "0"),
+        Arg::TfdSetFlags => flags::flags(out, v, fds::TFD_SET_FLAGS, "0"),
+        Arg::SfdFlags => flags::flags(out, v, fds::SFD_FLAGS, "0"),
+        Arg::InotifyInitFlags => flags::flags(out, v, fds::IN_INIT_FLAGS, "0"),
+        Arg::InotifyMask => flags::flags(out, v & 0xffff_ffff, fds::IN_MASK, "0"),
+        Arg::MfdFlags => flags::flags(out, v, fds::MFD_FLAGS, "0"),
+        Arg::SpliceFlags => flags::flags(out, v, fds::SPLICE_FLAGS, "0"),
+        Arg::CloseRangeFlags => flags::flags(out, v, fds::CLOSE_RANGE_FLAGS, "0"),
+        Arg::PidfdFlags => flags::flags(out, v, fds::PIDFD_FLAGS, "0"),
+        Arg::ItimerspecIn => fds::itimerspec(ctx, out, v),
+        Arg::ItimerspecOut | Arg::TimespecOut | Arg::SchedParamOut | Arg::StackOut if failed => {
+            ptr(out, v)
+        }
+        Arg::ItimerspecOut => fds::itimerspec(ctx, out, v),
+        Arg::TimespecOut => {
+            if v == 0 {
+                out.push_str("NULL")
+            } else {
+                fs::timespec(ctx, out, v)
+            }
+        }
+        Arg::OffIn => fds::offset(ctx, out, v),
+        Arg::OpenHow(size) => fds::open_how(ctx, out, v, a[size as usize]),
+        Arg::SchedPolicy => sched::policy(out, v),
+        Arg::SchedParamIn | Arg::SchedParamOut => sched::param(ctx, out, v),
+        Arg::CpuSetIn(size) => sched::cpu_set(ctx, out, v, a[size as usize]),
+        Arg::CpuSetOut => match ret {
+            Some(r) if !failed => sched::cpu_set(ctx, out, v, r as u64),
+            _ => ptr(out, v),
+        },
+        Arg::IdType => flags::xval(out, v, sched::ID_TYPES, "P_???"),
+        Arg::SiginfoOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                sched::siginfo_at(ctx, out, v)
+            }
+        }
+        Arg::StackIn | Arg::StackOut => sched::stack(ctx, out, v),
+        Arg::IpcKey => ipc::key(out, v),
+        Arg::IpcGetFlags => ipc::get_flags(out, v),
+        Arg::ShmatFlags => flags::flags(out, v, ipc::SHMAT_FLAGS, "0"),
+        Arg::ShmctlCmd => ipc::cmd(out, v, ipc::SHMCTL_CMDS, "SHM_???"),
+        Arg::SemctlCmd => ipc::cmd(out, v, ipc::SEMCTL_CMDS, "SEM_???"),
+        Arg::MsgctlCmd => ipc::cmd(out, v, ipc::MSGCTL_CMDS, "MSG_???"),
+        Arg::Sembufs(n) => ipc::sembufs(ctx, out, v, a[n as usize]),
+        Arg::IpcMsgFlags => flags::flags(out, v, ipc::MSG_FLAGS, "0"),
+        Arg::MsgbufIn(size) => ipc::msgbuf(ctx, out, v, a[size as usize]),
+        Arg::MsgbufOut(size) => {
+            if failed {
+                ptr(out, v)
+            } else {
+                ipc::msgbuf(ctx, out, v, a[size as usize])
+            }
+        }
+        Arg::MountFlags => sys::mount_flags(out, v),
+        Arg::UmountFlags => flags::flags(out, v, sys::UMOUNT_FLAGS, "0"),
+        Arg::Seccomp => sys::seccomp(ctx, out, a),
+        Arg::BpfCmd => flags::xval(out, v, sys::BPF_CMDS, "BPF_???"),
+        Arg::PerfAttr => sys::perf_attr(ctx, out, v),
+        Arg::PerfFlags => flags::flags(out, v, sys::PERF_FLAGS, "0"),
+        Arg::IoUringParams => sys::io_uring_params(ctx, out, v, !failed),
+        Arg::IoringEnterFlags => flags::flags(out, v, sys::IORING_ENTER_FLAGS, "0"),
+        Arg::IoringRegisterOp => {
+            flags::xval(out, v, sys::IORING_REGISTER_OPS, "IORING_REGISTER_???")
+        }
+        Arg::FanInitFlags => sys::fan_init_flags(out, v),
+        Arg::FanMarkFlags => flags::flags(out, v, sys::FAN_MARK_FLAGS, "0"),
+        Arg::FanEvents => flags::flags(out, v, sys::FAN_EVENTS, "0"),
+        Arg::IoctlArg(req) => return sys::ioctl_arg(ctx, out, a[req as usize], v, failed),
+        Arg::AccessAtFlags => flags::flags(out, v, flags::ACCESS_AT_FLAGS, "0"),
+        Arg::UtsnameOut | Arg::SysinfoOut if failed => ptr(out, v),
+        Arg::UtsnameOut => sys::utsname(ctx, out, v),
+        Arg::SysinfoOut => sys::sysinfo(ctx, out, v),
+        Arg::Sigreturn => sys::sigreturn(ctx, out),
+        Arg::Timespec2 => {
+            if v == 0 {
+                out.push_str("NULL");
+            } else {
+                out.push('[');
+                fs::timespec(ctx, out, v);
+                out.push_str(", ");
+                fs::timespec(ctx, out, v + 16);
+                out.push(']');
+            }
+        }
+        Arg::TimevalOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                poll::timeval(ctx, out, v)
+            }
+        }
+        Arg::SchedAttrIn => sched::sched_attr(ctx, out, v),
+        Arg::SchedAttrOut => {
+            if failed {
+                ptr(out, v)
+            } else {
+                sched::sched_attr(ctx, out, v)
+            }
+        }
+        Arg::MembarrierCmd => flags::xval(out, v, sched::MEMBARRIER_CMDS, "MEMBARRIER_CMD_???"),
+        Arg::SiginfoIn => sched::siginfo_at(ctx, out, v),
+        Arg::TimerFlags => flags::flags(out, v, &[(1, "TIMER_ABSTIME")], "0"),
+        Arg::RusageWho => flags::xval(out, v as i32 as i64 as u64, sched::RUSAGE_WHO, "RUSAGE_???"),
+        Arg::RusageOut | Arg::TmsOut if failed && v != 0 => ptr(out, v),
+        Arg::RusageOut => sched::rusage(ctx, out, v),
+        Arg::TmsOut => sched::tms(ctx, out, v),
+        Arg::NsFlags => flags::flags(out, v, flags::CLONE_FLAGS, "0"),
+        Arg::SyncFileRangeFlags => flags::flags(out, v, fds::SYNC_FILE_RANGE_FLAGS, "0"),
+        Arg::RenameFlags => flags::flags(out, v, fds::RENAME_FLAGS, "0"),
+        Arg::FlockOp => flags::flags(out, v, fds::FLOCK_OPS, "0"),
+        Arg::XattrFlags => flags::flags(out, v, fds::XATTR_FLAGS, "0"),
+        Arg::RwfFlags => flags::flags(out, v, fds::RWF_FLAGS, "0"),
+        Arg::PrioWhich => flags::xval(out, v, fds::PRIO_WHICH, "PRIO_???"),
+        Arg::ItimerWhich => flags::xval(out, v, fds::ITIMER_WHICH, "ITIMER_???"),
+        Arg::ItimervalIn => fds::itimerval(ctx, out, v),
+        Arg::ItimervalOut | Arg::IntOut if failed => ptr(out, v),
+        Arg::ItimervalOut => fds::itimerval(ctx, out, v),
+        Arg::IntOut => match crate::mem::read_u32(ctx.pid, v) {
+            Some(x) if v != 0 => {
+                let _ = write!(out, "[{}]", x as i32);
+            }
+            _ => ptr(out, v),
+        },
+        Arg::MknodMode(dev) => fds::mknod_mode(out, v, a[dev as usize]),
+        Arg::Personality => {
+            if v as u32 == u32::MAX {
+                hex(out, v & 0xffff_ffff)
+            } else {
+                fds::personality(out, v)
+            }
+        }
+        Arg::MmsgIn(n) => sys::mmsghdrs(ctx, out, v, a[n as usize], false),
+        Arg::MmsgOut => match ret {
+            Some(r) if !failed => sys::mmsghdrs(ctx, out, v, r as u64, true),
+            _ => ptr(out, v),
+        },
     }
     true
 }
@@ -525,7 +896,7 @@ const GRND_FLAGS: flags::Xlat = &[
 
 /// x86_64 `struct msghdr`: name@0, namelen@8, iov@16, iovlen@24, control@32,
 /// controllen@40, flags@48.
-fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
+pub(crate) fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
     let mut b = [0u8; 56];
     if addr == 0 || crate::mem::read(ctx.pid, addr, &mut b) < b.len() {
         ptr(out, addr);
@@ -551,41 +922,6 @@ fn msghdr(ctx: &mut Ctx, out: &mut String, addr: u64, budget: u64) {
     flags::flags(out, msg_flags as u32 as u64, flags::MSG_FLAGS, "0");
     out.push('}');
 }
-
-const IOCTLS: flags::Xlat = &[
-    (0x5401, "TCGETS"),
-    (0x5402, "TCSETS"),
-    (0x5403, "TCSETSW"),
-    (0x540f, "TIOCGPGRP"),
-    (0x5410, "TIOCSPGRP"),
-    (0x5413, "TIOCGWINSZ"),
-    (0x5414, "TIOCSWINSZ"),
-    (0x541b, "FIONREAD"),
-    (0x5421, "FIONBIO"),
-    (0x5450, "FIONCLEX"),
-    (0x5451, "FIOCLEX"),
-    (0x5452, "FIOASYNC"),
-];
-
-const MADVISE: flags::Xlat = &[
-    (0, "MADV_NORMAL"),
-    (1, "MADV_RANDOM"),
-    (2, "MADV_SEQUENTIAL"),
-    (3, "MADV_WILLNEED"),
-    (4, "MADV_DONTNEED"),
-    (8, "MADV_FREE"),
-    (9, "MADV_REMOVE"),
-    (10, "MADV_DONTFORK"),
-    (11, "MADV_DOFORK"),
-    (12, "MADV_MERGEABLE"),
-    (14, "MADV_HUGEPAGE"),
-    (15, "MADV_NOHUGEPAGE"),
-    (16, "MADV_DONTDUMP"),
-    (18, "MADV_WIPEONFORK"),
-    (20, "MADV_COLD"),
-    (21, "MADV_PAGEOUT"),
-    (100, "MADV_HWPOISON"),
-];
 
 const CLOCKS: flags::Xlat = &[
     (0, "CLOCK_REALTIME"),
@@ -635,6 +971,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let data = *b"ping\n";
         let iov = libc::iovec {

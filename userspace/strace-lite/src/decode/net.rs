@@ -52,6 +52,11 @@ pub fn sockaddr(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
                 ", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), inet_pton(AF_INET6, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}"
             );
         }
+        libc::AF_NETLINK if b.len() >= 12 => {
+            let pid = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+            let groups = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+            let _ = write!(out, ", nl_pid={pid}, nl_groups={groups:#08x}}}");
+        }
         libc::AF_UNIX => {
             let path = &b[2..];
             out.push_str(", sun_path=");
@@ -74,28 +79,85 @@ pub fn sockaddr(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
     }
 }
 
-/// The protocol argument of `socket`: named for IP families, a number otherwise.
+const NETLINK_PROTOCOLS: flags::Xlat = &[
+    (0, "NETLINK_ROUTE"),
+    (1, "NETLINK_UNUSED"),
+    (2, "NETLINK_USERSOCK"),
+    (3, "NETLINK_FIREWALL"),
+    (4, "NETLINK_SOCK_DIAG"),
+    (5, "NETLINK_NFLOG"),
+    (6, "NETLINK_XFRM"),
+    (7, "NETLINK_SELINUX"),
+    (8, "NETLINK_ISCSI"),
+    (9, "NETLINK_AUDIT"),
+    (10, "NETLINK_FIB_LOOKUP"),
+    (11, "NETLINK_CONNECTOR"),
+    (12, "NETLINK_NETFILTER"),
+    (13, "NETLINK_IP6_FW"),
+    (14, "NETLINK_DNRTMSG"),
+    (15, "NETLINK_KOBJECT_UEVENT"),
+    (16, "NETLINK_GENERIC"),
+    (18, "NETLINK_SCSITRANSPORT"),
+    (19, "NETLINK_ECRYPTFS"),
+    (20, "NETLINK_RDMA"),
+    (21, "NETLINK_CRYPTO"),
+    (22, "NETLINK_SMC"),
+];
+
+/// The protocol argument of `socket`: named for IP and netlink families, a number otherwise.
 pub fn protocol(out: &mut String, domain: u64, proto: u64) {
     if domain == libc::AF_INET as u64 || domain == libc::AF_INET6 as u64 {
         flags::constant(out, proto, flags::IPPROTO, false);
+    } else if domain == libc::AF_NETLINK as u64 {
+        flags::xval(out, proto, NETLINK_PROTOCOLS, "NETLINK_???");
     } else {
         let _ = write!(out, "{}", proto as i32);
     }
 }
 
-/// `setsockopt`'s option name, by level.
-pub fn sockopt_name(out: &mut String, level: u64, name: u64) {
-    let table = match level as i32 {
-        libc::SOL_SOCKET => flags::SO,
-        libc::IPPROTO_TCP => flags::TCP_OPTS,
-        libc::IPPROTO_IPV6 => flags::IPV6_OPTS,
-        _ => &[],
-    };
-    flags::constant(out, name, table, false);
+/// A socket option level: `SOL_SOCKET`, or `0x270f /* SOL_?? */` (strace's spelling).
+pub fn level(out: &mut String, v: u64) {
+    flags::xval(out, v, flags::SOL, "SOL_??");
 }
 
-/// An option value: `[1]` for an int, the bytes otherwise.
-pub fn sockopt_value(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
+/// The option names of a level and the placeholder for an unknown one.
+fn names_of(level: u64) -> Option<(flags::Xlat, &'static str)> {
+    Some(match level as i32 {
+        libc::SOL_SOCKET => (flags::SO, "SO_???"),
+        libc::IPPROTO_TCP => (flags::TCP_OPTS, "TCP_???"),
+        libc::IPPROTO_IP => (flags::IP_OPTS, "IP_???"),
+        libc::IPPROTO_IPV6 => (flags::IPV6_OPTS, "IPV6_???"),
+        libc::IPPROTO_UDP => (flags::UDP_OPTS, "UDP_???"),
+        _ => return None,
+    })
+}
+
+/// A socket option's name, by level; a number under a level without names.
+pub fn sockopt_name(out: &mut String, level: u64, name: u64) {
+    match names_of(level) {
+        Some((table, unknown)) => flags::xval(out, name as u32 as u64, table, unknown),
+        None => {
+            let _ = write!(out, "{}", name as i32);
+        }
+    }
+}
+
+/// An option value of `len` bytes: `[1]` for an int, `{l_onoff=1, l_linger=5}`
+/// for SO_LINGER, the bytes otherwise.
+pub fn sockopt_value(ctx: &mut Ctx, out: &mut String, level: u64, name: u64, addr: u64, len: u64) {
+    if addr == 0 {
+        out.push_str("NULL");
+        return;
+    }
+    if level as i32 == libc::SOL_SOCKET && name as i32 == libc::SO_LINGER && len >= 8 {
+        if let (Some(on), Some(secs)) = (
+            mem::read_u32(ctx.pid, addr),
+            mem::read_u32(ctx.pid, addr + 4),
+        ) {
+            let _ = write!(out, "{{l_onoff={}, l_linger={}}}", on as i32, secs as i32);
+            return;
+        }
+    }
     if len == 4 {
         if let Some(v) = mem::read_u32(ctx.pid, addr) {
             let _ = write!(out, "[{}]", v as i32);
@@ -115,6 +177,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let mut s = String::new();
         sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);

@@ -75,13 +75,14 @@ pub fn sigset(ctx: &mut Ctx, out: &mut String, addr: u64) {
 
 pub const SA_FLAGS: flags::Xlat = &[
     (0x04000000, "SA_RESTORER"),
-    (0x00000001, "SA_NOCLDSTOP"),
-    (0x00000002, "SA_NOCLDWAIT"),
-    (0x00000004, "SA_SIGINFO"),
     (0x08000000, "SA_ONSTACK"),
     (0x10000000, "SA_RESTART"),
+    (0x20000000, "SA_INTERRUPT"),
     (0x40000000, "SA_NODEFER"),
     (0x80000000, "SA_RESETHAND"),
+    (0x00000004, "SA_SIGINFO"),
+    (0x00000001, "SA_NOCLDSTOP"),
+    (0x00000002, "SA_NOCLDWAIT"),
 ];
 
 /// The kernel's `struct sigaction` (handler, flags, restorer, mask).
@@ -154,20 +155,78 @@ pub fn clone_flags(out: &mut String, v: u64) {
     }
 }
 
-/// clone3's `struct clone_args`: the flags and exit signal, the rest abbreviated.
-pub fn clone3_args(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let (Some(fl), Some(sig)) = (
-        mem::read_u64(ctx.pid, addr),
-        mem::read_u64(ctx.pid, addr + 32),
-    ) else {
+/// clone3's `struct clone_args` and size, printed at exit as strace does:
+/// `{flags=..., child_tid=..., exit_signal=SIGCHLD, stack=..., stack_size=..., tls=...}
+/// => {parent_tid=[1234]}, 88`; the part after `=>` is what the kernel wrote back.
+pub fn clone3_args(ctx: &mut Ctx, out: &mut String, a: &[u64; 6], ok: bool) {
+    let addr = a[0];
+    let mut b = [0u8; 88];
+    let got = mem::read(ctx.pid, addr, &mut b);
+    if addr == 0 || got < 64 {
         ptr(out, addr);
+        let _ = write!(out, ", {}", a[1]);
         return;
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(x)
     };
+    let fl = w(0);
     out.push_str("{flags=");
     flags::flags(out, fl, CLONE_FLAGS, "0");
+    if fl & 0x1000 != 0 {
+        out.push_str(", pidfd=");
+        ptr(out, w(1));
+    }
+    if fl & (0x0100_0000 | 0x0020_0000) != 0 {
+        out.push_str(", child_tid=");
+        ptr(out, w(2));
+    }
+    if fl & 0x0010_0000 != 0 {
+        out.push_str(", parent_tid=");
+        ptr(out, w(3));
+    }
     out.push_str(", exit_signal=");
-    signal(out, sig);
-    out.push_str(", ...}");
+    signal(out, w(4));
+    out.push_str(", stack=");
+    ptr(out, w(5));
+    out.push_str(", stack_size=");
+    super::hex(out, w(6));
+    if fl & 0x0008_0000 != 0 {
+        out.push_str(", tls=");
+        ptr(out, w(7));
+    }
+    if got >= 80 && (w(8) != 0 || w(9) != 0) {
+        out.push_str(", set_tid=");
+        ptr(out, w(8));
+        let _ = write!(out, ", set_tid_size={}", w(9));
+    }
+    out.push('}');
+    if ok && fl & (0x1000 | 0x0010_0000) != 0 {
+        out.push_str(" => {");
+        if fl & 0x1000 != 0 {
+            match mem::read_u32(ctx.pid, w(1)) {
+                Some(fd) => {
+                    let _ = write!(out, "pidfd=[{}]", fd as i32);
+                }
+                None => ptr(out, w(1)),
+            }
+            if fl & 0x0010_0000 != 0 {
+                out.push_str(", ");
+            }
+        }
+        if fl & 0x0010_0000 != 0 {
+            match mem::read_u32(ctx.pid, w(3)) {
+                Some(tid) => {
+                    let _ = write!(out, "parent_tid=[{}]", tid as i32);
+                }
+                None => ptr(out, w(3)),
+            }
+        }
+        out.push('}');
+    }
+    let _ = write!(out, ", {}", a[1]);
 }
 
 const SI_CODES: flags::Xlat = &[
@@ -209,10 +268,63 @@ const FPE_CODES: flags::Xlat = &[
     (4, "FPE_FLTOVF"),
 ];
 
+/// The fields of a `siginfo_t` that strace prints; which are meaningful depends on
+/// the signal and code.
+pub struct SigFields {
+    pub signo: i32,
+    pub code: i32,
+    pub pid: i32,
+    pub uid: u32,
+    pub status: i32,
+    pub utime: i64,
+    pub stime: i64,
+    pub addr: u64,
+    /// The `sigval` of a queued or timer signal (offset 24).
+    pub value: u64,
+}
+
+impl SigFields {
+    /// Reads the fields from a `siginfo_t`'s 128 bytes (x86_64 layout).
+    pub fn from_bytes(b: &[u8; 128]) -> SigFields {
+        let i32_at = |i: usize| i32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let i64_at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            i64::from_ne_bytes(x)
+        };
+        SigFields {
+            signo: i32_at(0),
+            code: i32_at(8),
+            pid: i32_at(16),
+            uid: i32_at(20) as u32,
+            status: i32_at(24),
+            utime: i64_at(32),
+            stime: i64_at(40),
+            addr: i64_at(16) as u64,
+            value: i64_at(24) as u64,
+        }
+    }
+}
+
 /// `{si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=12, ...}` for a stopped signal.
 pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
-    let signo = si.si_signo;
-    let code = si.si_code;
+    let mut b = [0u8; 128];
+    let n = std::mem::size_of::<libc::siginfo_t>().min(b.len());
+    // SAFETY: siginfo_t is plain integer data that PTRACE_GETSIGINFO filled whole;
+    // `n` bytes are in bounds of both the source and `b`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (si as *const libc::siginfo_t).cast::<u8>(),
+            b.as_mut_ptr(),
+            n,
+        )
+    };
+    siginfo_fields(out, &SigFields::from_bytes(&b));
+}
+
+/// Prints decoded siginfo fields in strace's notation.
+pub fn siginfo_fields(out: &mut String, f: &SigFields) {
+    let (signo, code) = (f.signo, f.code);
     out.push_str("{si_signo=");
     signal(out, signo as u64);
     out.push_str(", si_code=");
@@ -226,37 +338,43 @@ pub fn siginfo(out: &mut String, si: &libc::siginfo_t) {
         _ => SI_CODES,
     };
     flags::constant(out, code as i64 as u64, table, false);
-    // SAFETY (for the accessors below): each union member is read only for the
-    // si_code/si_signo combination in which the kernel fills it.
-    if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
+    if code == -2 {
+        // SI_TIMER: the timer's id and overrun where a sender would be.
+        let _ = write!(
+            out,
+            ", si_timerid={}, si_overrun={}, si_int={}, si_ptr=",
+            f.pid, f.uid as i32, f.value as i32
+        );
+        ptr(out, f.value);
+    } else if code <= 0 || code == 0x80 && signo != libc::SIGSEGV {
         if code != 0x80 {
-            let (pid, uid) = unsafe { (si.si_pid(), si.si_uid()) };
-            let _ = write!(out, ", si_pid={pid}, si_uid={uid}");
+            let _ = write!(out, ", si_pid={}, si_uid={}", f.pid, f.uid);
+        }
+        if code == -1 || code == -3 {
+            // SI_QUEUE, SI_MESGQ: the value sent with the signal.
+            let _ = write!(out, ", si_int={}, si_ptr=", f.value as i32);
+            ptr(out, f.value);
         }
     } else if signo == libc::SIGCHLD {
-        let (pid, uid, status, ut, st) = unsafe {
-            (
-                si.si_pid(),
-                si.si_uid(),
-                si.si_status(),
-                si.si_utime(),
-                si.si_stime(),
-            )
-        };
-        let _ = write!(out, ", si_pid={pid}, si_uid={uid}, si_status=");
+        let _ = write!(out, ", si_pid={}, si_uid={}, si_status=", f.pid, f.uid);
         if code == 1 {
-            let _ = write!(out, "{status}");
+            let _ = write!(out, "{}", f.status);
         } else {
-            signal(out, status as u64);
+            signal(out, f.status as u64);
         }
-        let _ = write!(out, ", si_utime={ut}, si_stime={st}");
+        // Clock ticks, with the seconds they stand for when not zero (USER_HZ is 100).
+        for (name, t) in [("si_utime", f.utime), ("si_stime", f.stime)] {
+            let _ = write!(out, ", {name}={t}");
+            if t != 0 {
+                let _ = write!(out, " /* {}.{:02} s */", t / 100, t % 100);
+            }
+        }
     } else if matches!(
         signo,
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
     ) {
-        let addr = unsafe { si.si_addr() } as u64;
         out.push_str(", si_addr=");
-        ptr(out, addr);
+        ptr(out, f.addr);
     }
     out.push('}');
 }
@@ -416,6 +534,7 @@ mod tests {
             pid: std::process::id() as i32,
             max_str: 32,
             scratch: Vec::new(),
+            verbose: false,
         };
         let show = |ctx: &mut Ctx, set: u64| {
             let mut o = String::new();
