@@ -45,57 +45,66 @@ serve() {
   exit 1
 }
 
-# finish: stops the traced server (the tracer's child) and waits for the tracer.
+# finish: stops the traced server (the tracer's child) and waits (5 s) for the tracer.
 finish() {
-  local child
+  local child i
   sleep 0.3
   for child in $(pgrep -P "$TRACED_PID"); do kill -TERM "$child" 2>/dev/null || true; done
+  for i in $(seq 50); do
+    kill -0 "$TRACED_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$TRACED_PID" 2>/dev/null; then
+    for child in $(pgrep -P "$TRACED_PID"); do kill -KILL "$child" 2>/dev/null || true; done
+    kill -KILL "$TRACED_PID" 2>/dev/null || true
+  fi
   wait "$TRACED_PID" 2>/dev/null || true
   TRACED_PID=
 }
 
 # keep NAME CMDLINE: the snippet NAME, from stdin, headed by the command that traced it.
+# The tracer's own signal lines and what follows them are the stop, not the scenario;
+# the scratch directory is shown as /tmp/sysnet.
 keep() {
-  { printf '$ %s\n' "$2"; cat; } >"$OUT/$1"
+  { printf '$ %s\n' "$2"; sed -e '/--- SIG/,$d' -e "s|$W|/tmp/sysnet|g"; } >"$OUT/$1"
 }
 
-from() { sed -n "/$1/,\$p"; }   # from the first line matching $1
+from() { sed -n "\\#$1#,\$p"; }   # from the first line matching $1 (a sed BRE)
 
-want() { [ $# -eq 0 ] || [[ " $* " == *" $1 "* ]]; }
 WANT=("$@")
 wanted() { [ ${#WANT[@]} -eq 0 ] || [[ " ${WANT[*]} " == *" $1 "* ]]; }
 
 if wanted chat; then
   step "trace: chat"
-  serve chat -f -e trace=accept4,read,write,sendmsg,shutdown,close -- "$BIN/chat" --io threads --listen 127.0.0.1:0
+  serve chat -f -e trace=accept4,read,write,sendto,sendmsg,shutdown,close -- "$BIN/chat" --io threads --listen 127.0.0.1:0
   printf '/nick ann\nhello\n/quit\n' | nc 127.0.0.1 "$PORT" >/dev/null
   finish
-  from 'accept4(.*= [0-9]' <"$W/chat.trace" | grep -v 'EAGAIN' | head -n 12 |
-    keep chat "strace-lite -f -e trace=accept4,read,write,sendmsg,shutdown,close chat --io threads"
+  from 'accept4(.*= [0-9]' <"$W/chat.trace" | grep -v 'EAGAIN' | head -n 13 |
+    keep chat "strace-lite -f -e trace=accept4,read,write,sendto,sendmsg,shutdown,close chat --io threads"
 fi
 
 if wanted pool; then
   step "trace: pool"
-  serve pool -f -e trace=accept4,futex,read,write,sendmsg,close -- "$BIN/echo" --io pool --workers 2 --listen 127.0.0.1:0
+  serve pool -f -e trace=accept4,futex,read,sendto,sendmsg,close -- "$BIN/echo" --io pool --workers 2 --listen 127.0.0.1:0
   printf 'hello\n' | nc -N 127.0.0.1 "$PORT" >/dev/null
   finish
-  from 'accept4(.*= [0-9]' <"$W/pool.trace" | head -n 10 |
-    keep pool "strace-lite -f -e trace=accept4,futex,read,write,sendmsg,close echo --io pool --workers 2"
+  from 'accept4(.*= [0-9]' <"$W/pool.trace" | grep -v '^\[pid *[0-9]*\] read(6\|^\[pid *[0-9]*\] write(6' | head -n 10 |
+    keep pool "strace-lite -f -e trace=accept4,futex,read,sendto,sendmsg,close echo --io pool --workers 2"
 fi
 
 if wanted event-loops; then
   step "trace: event loops"
   for model in poll epoll; do
-    serve "loop-$model" -e trace=accept4,poll,epoll_wait,epoll_ctl,read,write,sendmsg,close -- "$BIN/echo" --io "$model" --listen 127.0.0.1:0
+    serve "loop-$model" -e trace=accept4,poll,epoll_wait,epoll_ctl,read,sendto,sendmsg,close -- "$BIN/echo" --io "$model" --listen 127.0.0.1:0
     printf 'hello\n' | nc -N 127.0.0.1 "$PORT" >/dev/null
     finish
   done
   {
     echo "# --io poll"
-    from 'accept4(.*= [0-9]' <"$W/loop-poll.trace" | head -n 8
+    from 'accept4(.*= [0-9]' <"$W/loop-poll.trace" | sed '/^close(/q'
     echo "# --io epoll"
-    from 'accept4(.*= [0-9]' <"$W/loop-epoll.trace" | head -n 9
-  } | keep event-loops "strace-lite -e trace=accept4,poll,epoll_wait,epoll_ctl,read,write,sendmsg,close echo --io poll (then --io epoll)"
+    from 'accept4(.*= [0-9]' <"$W/loop-epoll.trace" | sed '/^close(/q'
+  } | keep event-loops "strace-lite -e trace=accept4,poll,epoll_wait,epoll_ctl,read,sendto,sendmsg,close echo --io poll (then --io epoll)"
 fi
 
 if wanted http; then
@@ -103,7 +112,7 @@ if wanted http; then
   serve http -e 'trace=accept4,read,recvfrom,openat,openat2,statx,fstat,pread64,write,writev,sendmsg,sendto,sendfile,close' -- "$BIN/httpd" --listen 127.0.0.1:0 --root servers/www
   curl -s -o /dev/null -o /dev/null "http://127.0.0.1:$PORT/style.css" "http://127.0.0.1:$PORT/style.css"
   finish
-  from 'accept4(.*= [0-9]' <"$W/http.trace" | grep -v EAGAIN | head -n 12 |
+  from 'accept4(.*= [0-9]' <"$W/http.trace" | grep -v EAGAIN | sed '/^close(/q' |
     keep http "strace-lite -e trace=accept4,read,openat2,statx,pread64,sendmsg,sendto,sendfile,close,... httpd --root servers/www"
 fi
 
@@ -127,38 +136,41 @@ fi
 
 if wanted tlschat; then
   step "trace: tlschat"
-  serve tlschat -e trace=accept4,read,write,sendmsg,getrandom,close -- "$BIN/tlschat" serve --listen 127.0.0.1:0 --data-dir "$W/tls"
+  serve tlschat -s 24 -e trace=accept4,read,sendto,sendmsg,close -- "$BIN/tlschat" serve --listen 127.0.0.1:0 --data-dir "$W/tls"
   printf 'hello\n' | "$BIN/tlschat" connect "127.0.0.1:$PORT" --ca "$W/tls/ca.pem" >/dev/null
   finish
-  from 'accept4(.*= [0-9]' <"$W/tlschat.trace" | grep -v EAGAIN | head -n 10 |
-    keep tlschat "strace-lite -e trace=accept4,read,write,sendmsg,getrandom,close tlschat serve"
+  from 'accept4(.*= [0-9]' <"$W/tlschat.trace" | grep -v EAGAIN | sed '/^close(/q' |
+    keep tlschat "strace-lite -s 24 -e trace=accept4,read,sendto,sendmsg,close tlschat serve"
 fi
 
 if wanted proxy; then
   step "trace: proxy"
-  "$BIN/httpd" --listen 127.0.0.1:0 --root servers/www 2>"$W/origin.log" &
+  mkdir -p "$W/origin"
+  head -c 262144 /dev/zero >"$W/origin/256k.bin"
+  "$BIN/httpd" --listen 127.0.0.1:0 --root "$W/origin" 2>"$W/origin.log" &
   ORIGIN_PID=$!
   for _ in $(seq 100); do
     ORIGIN=$(sed -n 's/.*listening addr=\([^ ]*\).*/\1/p' "$W/origin.log" | head -1)
     [ -n "$ORIGIN" ] && break
     sleep 0.05
   done
-  serve proxy -e trace=accept4,connect,pipe2,splice,shutdown,close -- "$BIN/proxy" --listen 127.0.0.1:0 --upstream "$ORIGIN"
-  curl -s -o /dev/null -H 'Connection: close' "http://127.0.0.1:$PORT/"
+  # -f: the relay loops are threads of their own.
+  serve proxy -f -e trace=accept4,connect,read,sendto,pipe2,splice,shutdown -- "$BIN/proxy" --listen 127.0.0.1:0 --upstream "$ORIGIN"
+  curl -s -o /dev/null -H 'Connection: close' "http://127.0.0.1:$PORT/256k.bin"
   finish
   kill -TERM "$ORIGIN_PID"; wait "$ORIGIN_PID" || true
-  from 'accept4(.*= [0-9]' <"$W/proxy.trace" | grep -v EAGAIN | head -n 14 |
-    keep proxy "strace-lite -e trace=accept4,connect,pipe2,splice,shutdown,close proxy --upstream ADDR"
+  from 'accept4(.*= [0-9]' <"$W/proxy.trace" | grep -v 'EAGAIN' | head -n 14 |
+    keep proxy "strace-lite -f -e trace=accept4,connect,read,sendto,pipe2,splice,shutdown proxy --upstream ADDR   (then curl a 256 KiB file)"
 fi
 
 if wanted kvd; then
   step "trace: kvd"
-  serve kvd -f -e trace=read,write,fdatasync,epoll_wait -- "$BIN/kvd" --listen 127.0.0.1:0 --dir "$W/kvd"
+  serve kvd -f -e trace=read,write,sendto,sendmsg,fdatasync -- "$BIN/kvd" --listen 127.0.0.1:0 --dir "$W/kvd"
   for i in $(seq 50); do printf 'SET key:%d value\r\n' "$i"; done | redis-cli -p "$PORT" --pipe >/dev/null
   sleep 1.2   # let the everysec thread run once
   finish
-  grep -v 'write(2,' "$W/kvd.trace" | from 'read(.*SET' | head -n 6 |
-    keep kvd "strace-lite -f -e trace=read,write,fdatasync,epoll_wait kvd --appendfsync everysec"
+  grep -v 'write(2,' "$W/kvd.trace" | from 'read(.*SET' | sed '/fdatasync/q' | grep -v 'read(.*EAGAIN' | head -n 8 |
+    keep kvd "strace-lite -f -e trace=read,write,sendto,sendmsg,fdatasync kvd --appendfsync everysec"
 fi
 
 if wanted btree; then
@@ -169,23 +181,34 @@ if wanted btree; then
     keep btree "strace-lite -e trace=openat,flock,pread64,pwrite64,fdatasync,close btree t.db put banana yellow"
 fi
 
-if wanted dev-sysnet || wanted capstone || wanted strace-lite-capstone; then
+if wanted capstone || wanted strace-lite-capstone; then
   step "trace: capstone"
-  : >"$W/sysnet"
-  SYSNET_DEVICE=$W/sysnet serve capstone -f -- "$BIN/capstone" --listen 127.0.0.1:0
+  mkdir -p "$W/site"
+  cp servers/www/* "$W/site/"
+  head -c 65536 /dev/zero >"$W/site/64k.bin"
+  serve capstone -f -- "$BIN/capstone" --listen 127.0.0.1:0 --root "$W/site"
   sleep 0.5
-  curl -s -o /dev/null "http://127.0.0.1:$PORT/logo.svg"
+  curl -s -o /dev/null "http://127.0.0.1:$PORT/64k.bin"
+  finish
+  grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|<\.\.\. clone3? resumed>|accept4\(.*= [0-9]|recvfrom|read\([0-9]+, "GET|sendfile|sendmsg|sendto|writev' "$W/capstone.trace" |
+    head -n 12 | keep capstone "strace-lite -f capstone --listen 127.0.0.1:0 --root DIR   (then curl a 64 KiB file)"
+  grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|accept4\(.*= [0-9]|read\([0-9]+, "GET|sendfile' "$W/capstone.trace" |
+    head -n 8 | keep strace-lite-capstone "strace-lite -f -o /tmp/capstone.trace capstone --listen 127.0.0.1:0 --root DIR"
+fi
+
+if wanted dev-sysnet; then
+  step "trace: counters to \$SYSNET_DEVICE"
+  : >"$W/sysnet"
+  SYSNET_DEVICE=$W/sysnet serve dev-sysnet -f -s 200 -e trace=openat,write -- "$BIN/capstone" --listen 127.0.0.1:0
+  sleep 0.5
+  curl -s -o /dev/null "http://127.0.0.1:$PORT/"
   sleep 1.5
   finish
-  grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|<\.\.\. clone resumed>|accept4\(.*= [0-9]|recvfrom|read\([0-9]+, "GET|sendfile|sendmsg|sendto|writev' "$W/capstone.trace" |
-    head -n 12 | keep capstone "strace-lite -f capstone --listen 127.0.0.1:0   (then curl /logo.svg)"
-  grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|<\.\.\. clone resumed>|accept4\(.*= [0-9]|epoll_wait\(.*= [1-9]|sendfile' "$W/capstone.trace" |
-    head -n 8 | keep strace-lite-capstone "strace-lite -f -o /tmp/capstone.trace capstone --listen 127.0.0.1:0"
-  fd_line=$(grep -F "\"$W/sysnet\"" "$W/capstone.trace" | head -n 1)
+  fd_line=$(grep -F "\"$W/sysnet\"" "$W/dev-sysnet.trace" | head -n 1)
   fd=$(sed -n 's/.*= \([0-9]*\)$/\1/p' <<<"$fd_line")
-  { sed "s|$W/sysnet|/tmp/sysnet-counters|" <<<"$fd_line"
-    grep -E "write\($fd, " "$W/capstone.trace" | head -n 3
-  } | keep dev-sysnet "SYSNET_DEVICE=/tmp/sysnet-counters strace-lite -f -e trace=openat,write capstone   (then one request)"
+  { echo "$fd_line"; grep -E "write\($fd, " "$W/dev-sysnet.trace" | head -n 2; } |
+    sed "s|$W/sysnet|/tmp/sysnet-counters|" |
+    keep dev-sysnet "SYSNET_DEVICE=/tmp/sysnet-counters strace-lite -f -s 200 -e trace=openat,write capstone   (then one request)"
 fi
 
 if wanted strace-lite-cat; then
