@@ -1,8 +1,10 @@
 """Runs the shell examples of README.md and docs/*.md, so every command shown works as written.
 
 What runs (everything else in the pages is prose to this script):
-  ```sh doctest [server [keep]] [ports=P,Q] [timeout=SECS]
-      a fenced block, run as one bash script from the repository root with `set -e`;
+  <!-- doctest [server [keep]] [ports=P,Q] [timeout=SECS] -->
+  ```sh
+      the fenced block right after the mark, run as one bash script from the repository
+      root with `set -e`;
       `server` starts it in the background (its own session), waits until each of its
       ports accepts a connection, and stops it (SIGTERM, then SIGKILL) once the page is
       done; `keep` leaves it running for the pages after (the README's quick start),
@@ -33,8 +35,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FENCE = re.compile(r"^(```+)\s*sh\s+(.*)$")
-TABLE = re.compile(r"^<!--\s*doctest\s+table(.*?)-->\s*$")
+MARK = re.compile(r"^<!--\s*doctest(.*?)-->\s*$")
+FENCE = re.compile(r"^(```+)\s*(sh|bash|console)?\s*$")
 ATTR = re.compile(r'(\w+)(?:=("[^"]*"|\S+))?')
 LOCAL_PORT = re.compile(r"127\.0\.0\.1:(\d+)")
 PRELUDE = "set -eE -o pipefail; trap 'echo \"__doctest_failed_at__ $LINENO\" >&2' ERR\n"
@@ -82,21 +84,24 @@ def parse(path):
     blocks = []
     i = 0
     while i < len(lines):
-        m = FENCE.match(lines[i])
-        t = TABLE.match(lines[i])
-        if m and "doctest" in parse_attrs(m.group(2)):
-            attrs = parse_attrs(m.group(2))
+        mark = MARK.match(lines[i])
+        m = FENCE.match(lines[i + 1]) if mark and i + 1 < len(lines) else None
+        t = mark if mark and parse_attrs(mark.group(1)).get("table") else None
+        if m:
+            attrs = parse_attrs(mark.group(1))
             fence = m.group(1)
-            j = i + 1
+            j = i + 2
             while j < len(lines) and lines[j].strip() != fence:
                 j += 1
             ports = [int(p) for p in str(attrs.get("ports", "")).split(",") if p]
             timeout = int(attrs["timeout"]) if "timeout" in attrs else None
-            blocks.append(Block(path, i + 2, "\n".join(lines[i + 1 : j]) + "\n",
+            blocks.append(Block(path, i + 3, "\n".join(lines[i + 2 : j]) + "\n",
                                 server="server" in attrs, ports=ports, timeout=timeout,
                                 keep="keep" in attrs))
             i = j + 1
             continue
+        if mark and not t:
+            raise SystemExit(f"{path}:{i + 1}: a doctest mark must be followed by a ```sh block or a table")
         if t:
             skip = parse_attrs(t.group(1)).get("skip")
             j = i + 1
@@ -238,7 +243,7 @@ class Runner:
             time.sleep(1)
         log.flush()
         log.seek(0)
-        output = log.read()
+        output = re.sub(r"__doctest_failed_at__ \d+\n?", "", log.read())
         if proc.poll() is not None:
             self.fail(block.where(), f"server exited with status {proc.returncode}", output)
         elif waiting:

@@ -50,6 +50,7 @@ def main():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     labels, scores, colours = [], [], []
     previous = "≥ 1.0"
@@ -66,6 +67,9 @@ def main():
     ax.barh(list(y), scores, color=colours)
     ax.set_yticks(list(y), labels, fontsize=8.5)
     ax.set_xscale("log")
+    ticks = [t for t in (0.25, 0.5, 1, 2, 5, 10, 20) if min(scores) * 0.7 <= t <= max(scores) * 2.2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axvspan(0.85, 1.0, color="#dddddd", zorder=0)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.text(1.0, len(labels) - 0.4, " target", fontsize=8, va="bottom")
