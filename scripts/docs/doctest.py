@@ -1,14 +1,16 @@
 """Runs the shell examples of README.md and docs/*.md, so every command shown works as written.
 
 What runs (everything else in the pages is prose to this script):
-  <!-- doctest [server [keep]] [ports=P,Q] [timeout=SECS] -->
+  <!-- doctest [server [keep]] [root] [ports=P,Q] [timeout=SECS] -->
   ```sh
       the fenced block right after the mark, run as one bash script from the repository
       root with `set -e`;
       `server` starts it in the background (its own session), waits until each of its
       ports accepts a connection, and stops it (SIGTERM, then SIGKILL) once the page is
       done; `keep` leaves it running for the pages after (the README's quick start),
-      and such blocks of the README run first even when only other pages are named.
+      and such blocks of the README run first even when only other pages are named; a
+      server on the port of an earlier one of the page replaces it; `root` blocks are
+      skipped (and said so) when not run as root.
   <!-- doctest table [skip="TEXT"] -->
       before a table with "start" and "then try" columns: each row whose cells are one
       code span is a server (start), stopped once a command has tried it (then try); a
@@ -46,8 +48,9 @@ SERVER_WAIT = 60
 
 class Block:
     def __init__(self, path, line, text, server=False, ports=(), timeout=None, origin="block",
-                 keep=False):
+                 keep=False, root=False):
         self.path = path
+        self.root = root  # runs only as root (skipped otherwise)
         self.keep = keep  # a server that stays up for the rest of the run
         self.line = line  # line of the block's first command in the page
         self.text = text
@@ -97,7 +100,7 @@ def parse(path):
             timeout = int(attrs["timeout"]) if "timeout" in attrs else None
             blocks.append(Block(path, i + 3, "\n".join(lines[i + 2 : j]) + "\n",
                                 server="server" in attrs, ports=ports, timeout=timeout,
-                                keep="keep" in attrs))
+                                keep="keep" in attrs, root="root" in attrs))
             i = j + 1
             continue
         if mark and not t:
@@ -210,6 +213,7 @@ class Runner:
         self.verbose = verbose
         self.workdir = workdir
         self.failures = []
+        self.skipped = []
         self.count = 0
 
     def fail(self, where, message, output=""):
@@ -230,6 +234,7 @@ class Runner:
         proc = subprocess.Popen(["bash", self.script(block)], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+        proc.ports = set(block.ports)
         servers.append(proc)
         deadline = time.time() + (block.timeout or SERVER_WAIT)
         waiting = list(block.ports)
@@ -284,6 +289,10 @@ class Runner:
         servers = []
         try:
             for block in blocks:
+                if block.root and os.geteuid() != 0:
+                    print(f"skip {block.where()} (needs root)")
+                    self.skipped.append(block.where())
+                    continue
                 if not block.server:
                     self.run(block)
                     if block.origin == "table try" and servers:
@@ -291,6 +300,11 @@ class Runner:
                     continue
                 if block.text in self.kept_texts:
                     continue  # already running since an earlier page
+                # A server on the port of an earlier one replaces it (the reader stops
+                # the first with Ctrl-C, as the page says).
+                for proc in [p for p in servers if p.ports & set(block.ports)]:
+                    stop(proc)
+                    servers.remove(proc)
                 if block.keep:
                     self.kept_texts.add(block.text)
                     self.start_server(block, self.kept)
@@ -343,7 +357,8 @@ def main():
         for where in runner.failures:
             print(f"  {where}")
         return 1
-    print(f"\ndoctest: all {total} blocks passed")
+    skipped = f" ({len(runner.skipped)} skipped: not root)" if runner.skipped else ""
+    print(f"\ndoctest: all {total} blocks passed{skipped}")
     return 0
 
 
