@@ -186,20 +186,22 @@ if wanted capstone || wanted strace-lite-capstone; then
   mkdir -p "$W/site"
   cp servers/www/* "$W/site/"
   head -c 65536 /dev/zero >"$W/site/64k.bin"
-  serve capstone -f -- "$BIN/capstone" --listen 127.0.0.1:0 --root "$W/site"
+  printf 'listen = ["127.0.0.1:0"]\nroot = "site"\n' >"$W/capstone.toml"   # a pid file of its own
+  serve capstone -f -- "$BIN/capstone" --config "$W/capstone.toml"
   sleep 0.5
   curl -s -o /dev/null "http://127.0.0.1:$PORT/64k.bin"
   finish
   grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|<\.\.\. clone3? resumed>|accept4\(.*= [0-9]|recvfrom|read\([0-9]+, "GET|sendfile|sendmsg|sendto|writev' "$W/capstone.trace" |
-    head -n 12 | keep capstone "strace-lite -f capstone --listen 127.0.0.1:0 --root DIR   (then curl a 64 KiB file)"
+    head -n 12 | keep capstone "strace-lite -f capstone --config capstone.toml   (then curl a 64 KiB file)"
   grep -E '^(\[pid +[0-9]+\] )?(clone|clone3|fork)\(|accept4\(.*= [0-9]|read\([0-9]+, "GET|sendfile' "$W/capstone.trace" |
-    head -n 8 | keep strace-lite-capstone "strace-lite -f -o /tmp/capstone.trace capstone --listen 127.0.0.1:0 --root DIR"
+    head -n 8 | keep strace-lite-capstone "strace-lite -f -o /tmp/capstone.trace capstone --config capstone.toml"
 fi
 
 if wanted dev-sysnet; then
   step "trace: counters to \$SYSNET_DEVICE"
   : >"$W/sysnet"
-  SYSNET_DEVICE=$W/sysnet serve dev-sysnet -f -s 200 -e trace=openat,write -- "$BIN/capstone" --listen 127.0.0.1:0
+  printf 'listen = ["127.0.0.1:0"]\n' >"$W/counters.toml"
+  SYSNET_DEVICE=$W/sysnet serve dev-sysnet -f -s 200 -e trace=openat,write -- "$BIN/capstone" --config "$W/counters.toml"
   sleep 0.5
   curl -s -o /dev/null "http://127.0.0.1:$PORT/"
   sleep 1.5
