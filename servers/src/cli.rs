@@ -72,6 +72,7 @@ impl IoArgs {
                 out_high: Limits::default().out_high.min(self.out_limit),
                 ..Limits::default()
             },
+            drain_grace: crate::io::DRAIN_GRACE,
         }
     }
 

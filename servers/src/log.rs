@@ -10,8 +10,12 @@
 //! Lines are in the Combined Log Format; [`escape`] turns every byte a client chose
 //! into printable ASCII first, so a request cannot forge or split log lines.
 
-use std::fs::{File, OpenOptions};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -52,31 +56,63 @@ impl LogTarget for File {
     }
 }
 
-/// A file opened in append mode by path, reopened by path on request.
+/// A file opened in append mode by path, reopened by the same name on request.
+///
+/// The name is resolved from a descriptor of its directory opened with the file, so
+/// a reopen after `chroot` still reaches the file outside the jail (a path would be
+/// looked up inside it).
 #[derive(Debug)]
 pub struct AppendFile {
     path: PathBuf,
+    dir: OwnedFd,
+    name: OsString,
     file: File,
 }
 
 impl AppendFile {
     pub fn open(path: &Path) -> Result<AppendFile, LogError> {
+        let err = |source| LogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| err(io::Error::from(io::ErrorKind::InvalidInput)))?
+            .to_os_string();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = nix::fcntl::open(
+            parent,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| LogError::Open {
+            path: parent.to_path_buf(),
+            source: e.into(),
+        })?;
+        // SAFETY: `open` just returned this descriptor and nothing else owns it.
+        let dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir) };
+        let file = open_append(&dir, &name).map_err(err)?;
         Ok(AppendFile {
             path: path.to_path_buf(),
-            file: open_append(path)?,
+            dir,
+            name,
+            file,
         })
     }
 }
 
-fn open_append(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| LogError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
+fn open_append(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 impl LogTarget for AppendFile {
@@ -87,9 +123,18 @@ impl LogTarget for AppendFile {
         Write::flush(&mut self.file)
     }
     fn reopen(&mut self) -> io::Result<()> {
-        // Keep writing to the old file if the path cannot be opened (for instance
-        // from inside a chroot): losing the rotation beats losing the log.
-        self.file = open_append(&self.path).map_err(|e| io::Error::other(e.to_string()))?;
+        // Keep writing to the old file if the name cannot be opened (say the
+        // directory is not writable by the user the server dropped to): losing the
+        // rotation beats losing the log.
+        self.file = open_append(&self.dir, &self.name).map_err(|source| {
+            io::Error::other(
+                LogError::Open {
+                    path: self.path.clone(),
+                    source,
+                }
+                .to_string(),
+            )
+        })?;
         Ok(())
     }
 }

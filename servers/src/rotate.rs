@@ -3,18 +3,25 @@
 //! disk writes off the event loops.
 //!
 //! The one idea: several worker processes append to the same file, so rotation
-//! is decided on the file as it is on disk, not on what this process wrote. A
-//! writer takes an exclusive `flock` on the log's directory, and if the path no
-//! longer names the file it holds open, another process already rotated: it only
-//! reopens. All names are resolved from a directory descriptor opened at start,
-//! so rotation keeps working after the workers `chroot`.
+//! is decided on the file as it is on disk, not on what this process wrote. With a
+//! size limit, every batch is written under an exclusive `flock` on the log's
+//! directory: the writer first follows a rotation another process made (the path
+//! no longer names the file it holds open: it reopens), then `fstat`s the open
+//! file, rotates if the batch would take it past the limit, and only then appends.
+//! No check-then-write of one process can interleave with another's, so a file
+//! never outgrows the limit by more than one batch, however many processes write.
+//! All names are resolved from a directory descriptor opened at start, so rotation
+//! keeps working after the workers `chroot`.
+//!
+//! Lines that never reach the disk (a full disk, an I/O error) are counted in
+//! [`RotatingFile::lost_lines`], so a status page can show what the log is missing.
 
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -65,11 +72,15 @@ pub struct RotatingFile {
     name: OsString,
     policy: RotatePolicy,
     file: File,
-    /// The file's size on disk at the last look, plus what this process appended since.
+    /// The file's size on disk at the last look, plus what this process appended
+    /// since: an estimate that only decides when a batch is complete; the limit is
+    /// checked against `fstat` when the batch is written.
     size: u64,
     /// The UTC day the open file belongs to.
     day: u64,
     pending: Vec<u8>,
+    /// Lines lost to failed writes.
+    lost: Arc<AtomicU64>,
 }
 
 /// Bytes buffered before a write is forced, so a busy log costs one `write(2)` per
@@ -104,7 +115,20 @@ impl RotatingFile {
             size,
             day,
             pending: Vec::new(),
+            lost: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Counts lost lines into `counter` (shared with other files, or read by a
+    /// status page) instead of a counter of its own.
+    pub fn with_lost_counter(mut self, counter: Arc<AtomicU64>) -> RotatingFile {
+        self.lost = counter;
+        self
+    }
+
+    /// The count of lines that failed to reach the file, live.
+    pub fn lost_lines(&self) -> Arc<AtomicU64> {
+        self.lost.clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -116,35 +140,74 @@ impl RotatingFile {
         self.write_line_at(line, SystemTime::now())
     }
 
-    /// [`Self::write_line`] with the clock given, for the day rule.
+    /// [`Self::write_line`] with the clock given, for the day rule. The line is
+    /// kept whatever happens (a failed rotation leaves it for the current file); an
+    /// error reports the first thing that failed.
     pub fn write_line_at(&mut self, line: &[u8], now: SystemTime) -> Result<(), RotateError> {
         let today = day_of(now);
         let used = self.size + self.pending.len() as u64;
-        let too_big = self
-            .policy
-            .max_size
-            .is_some_and(|max| used > 0 && used + line.len() as u64 > max);
         let new_day = self.policy.daily && today > self.day && used > 0;
-        if too_big || new_day {
-            self.flush()?;
-            self.rotate(today, line.len() as u64)?;
+        // The batch so far fills the file (as far as this process knows): write it,
+        // so this line starts the next batch and the on-disk check can place it.
+        let batch_full = !self.pending.is_empty()
+            && self
+                .policy
+                .max_size
+                .is_some_and(|max| used + line.len() as u64 > max);
+        let mut result = Ok(());
+        if new_day {
+            result = self
+                .flush()
+                .and_then(|()| self.rotate(today, line.len() as u64));
+        } else if batch_full {
+            result = self.flush();
         }
         self.pending.extend_from_slice(line);
         if self.pending.len() >= PENDING_MAX {
-            self.flush()?;
+            let flushed = self.flush();
+            result = result.and(flushed);
         }
-        Ok(())
+        result
     }
 
-    /// Writes what is buffered.
+    /// Writes what is buffered; with a size limit, under the directory lock and
+    /// after rotating if the file on disk cannot take the batch. Lines that fail to
+    /// reach the file are counted in [`Self::lost_lines`] and dropped.
     pub fn flush(&mut self) -> Result<(), RotateError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        // O_APPEND makes each write land whole at the end, whoever else appends.
-        let res = self.file.write_all(&self.pending);
-        self.size += self.pending.len() as u64;
+        let res = match self.policy.max_size {
+            Some(max) => self.append_within(max),
+            None => {
+                // O_APPEND makes each write land whole at the end, whoever else appends.
+                let res = self.file.write_all(&self.pending);
+                self.size += self.pending.len() as u64;
+                res.map_err(|e| io("write", &self.path, e))
+            }
+        };
+        if res.is_err() {
+            let lines = self.pending.iter().filter(|&&b| b == b'\n').count().max(1);
+            self.lost.fetch_add(lines as u64, Ordering::Relaxed);
+        }
         self.pending.clear();
+        res
+    }
+
+    /// Appends the batch under the directory lock, rotating first if the file as
+    /// it is on disk (`fstat`) plus the batch would pass `max`.
+    fn append_within(&mut self, max: u64) -> Result<(), RotateError> {
+        let _lock = DirLock::take(self.dir.as_raw_fd(), &self.path)?;
+        self.follow()?;
+        let mut on_disk = fstat(self.file.as_raw_fd())
+            .map_err(|e| io("fstat", &self.path, e))?
+            .st_size as u64;
+        if on_disk > 0 && on_disk + self.pending.len() as u64 > max {
+            self.shift()?;
+            on_disk = self.size;
+        }
+        let res = self.file.write_all(&self.pending);
+        self.size = on_disk + self.pending.len() as u64;
         res.map_err(|e| io("write", &self.path, e))
     }
 
@@ -176,7 +239,26 @@ impl RotatingFile {
     /// Shifts `name` → `name.1` → … → `name.N` under the directory lock, unless
     /// another process already did and the file it left can still take `incoming`.
     fn rotate(&mut self, today: u64, incoming: u64) -> Result<(), RotateError> {
-        let lock = DirLock::take(&self.dir, &self.path)?;
+        let _lock = DirLock::take(self.dir.as_raw_fd(), &self.path)?;
+        if self.follow()? {
+            let fits = match self.policy.max_size {
+                Some(max) => self.size == 0 || self.size + incoming <= max,
+                None => true,
+            };
+            if fits {
+                self.day = today;
+                return Ok(());
+            }
+        }
+        self.shift()?;
+        self.day = today;
+        Ok(())
+    }
+
+    /// With the directory lock held: if the path no longer names the open file
+    /// (another process rotated it), opens what the path names now. Returns whether
+    /// it did.
+    fn follow(&mut self) -> Result<bool, RotateError> {
         let ours = fstat(self.file.as_raw_fd()).map_err(|e| io("fstat", &self.path, e))?;
         let on_disk = fstatat(
             Some(self.dir.as_raw_fd()),
@@ -191,15 +273,13 @@ impl RotatingFile {
             let (file, size, _) = open_append(&self.dir, &self.name, &self.path)?;
             self.file = file;
             self.size = size;
-            let fits = match self.policy.max_size {
-                Some(max) => size == 0 || size + incoming <= max,
-                None => true,
-            };
-            if fits {
-                self.day = today;
-                return Ok(());
-            }
         }
+        Ok(rotated_elsewhere)
+    }
+
+    /// With the directory lock held: renames the numbered chain and the file, and
+    /// opens a fresh one.
+    fn shift(&mut self) -> Result<(), RotateError> {
         let keep = self.policy.keep.max(1);
         for i in (1..keep).rev() {
             // A gap in the numbering is normal (fewer rotations than `keep` so far).
@@ -218,10 +298,8 @@ impl RotatingFile {
         )
         .map_err(|e| io("rename", &self.path, e))?;
         let (file, size, _) = open_append(&self.dir, &self.name, &self.path)?;
-        drop(lock);
         self.file = file;
         self.size = size;
-        self.day = today;
         Ok(())
     }
 }
@@ -230,10 +308,16 @@ impl RotatingFile {
 /// placed on its own so rotation still happens exactly at the size limit.
 impl crate::log::LogTarget for RotatingFile {
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        // Every line is offered even after a failure: each one either reaches the
+        // file or is counted as lost, none vanishes with the rest of the batch.
+        let mut first = Ok(());
         for line in buf.split_inclusive(|&b| b == b'\n') {
-            self.write_line(line).map_err(std::io::Error::other)?;
+            let res = self.write_line(line);
+            if first.is_ok() {
+                first = res;
+            }
         }
-        Ok(())
+        first.map_err(std::io::Error::other)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -281,12 +365,14 @@ fn open_append(
 }
 
 /// An exclusive `flock` on the log directory, released on drop.
-struct DirLock<'a>(&'a OwnedFd);
+struct DirLock(RawFd);
 
-impl<'a> DirLock<'a> {
-    fn take(dir: &'a OwnedFd, path: &Path) -> Result<DirLock<'a>, RotateError> {
+impl DirLock {
+    /// `dir` must stay open while the lock lives (the `RotatingFile` holding both
+    /// keeps it: the lock is always a local of one of its methods).
+    fn take(dir: RawFd, path: &Path) -> Result<DirLock, RotateError> {
         // SAFETY: flock on a descriptor we own; it only takes an advisory lock.
-        let rc = unsafe { libc::flock(dir.as_fd().as_raw_fd(), libc::LOCK_EX) };
+        let rc = unsafe { libc::flock(dir, libc::LOCK_EX) };
         if rc != 0 {
             return Err(io("flock", path, std::io::Error::last_os_error()));
         }
@@ -294,10 +380,10 @@ impl<'a> DirLock<'a> {
     }
 }
 
-impl Drop for DirLock<'_> {
+impl Drop for DirLock {
     fn drop(&mut self) {
         // SAFETY: unlocking the lock taken in `take` on the same descriptor.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
     }
 }
 
@@ -499,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn second_writer_sees_rotation_and_only_reopens() {
+    fn second_writer_sees_rotation_and_places_its_line_by_the_size_on_disk() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("a.log");
         let policy = RotatePolicy {
@@ -513,21 +599,79 @@ mod tests {
         a.flush().unwrap();
         a.write_line(b"AAAAAAAA\n").unwrap(); // rotates: a.log.1 = first line
         a.flush().unwrap();
-        // b's count still says empty, so it appends to the file it holds (now a.log.1).
+        // b's estimate still says empty, but the write looks first: the path names
+        // a's new file, which is full, so b rotates instead of overfilling either.
         b.write_line(b"bbbbbbbb\n").unwrap();
         b.flush().unwrap();
-        b.write_line(b"BBBBBBBB\n").unwrap(); // wants to rotate: sees a did, reopens,
-        b.flush().unwrap(); // finds a's new file full too, and rotates that one
-        assert_eq!(listing(tmp.path()), ["a.log", "a.log.1", "a.log.2"]);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "BBBBBBBB\n");
+        b.write_line(b"BBBBBBBB\n").unwrap();
+        b.flush().unwrap();
         assert_eq!(
-            std::fs::read_to_string(tmp.path().join("a.log.1")).unwrap(),
-            "AAAAAAAA\n"
+            listing(tmp.path()),
+            ["a.log", "a.log.1", "a.log.2", "a.log.3"]
         );
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join("a.log.2")).unwrap(),
-            "aaaaaaaa\nbbbbbbbb\n"
-        );
+        for (name, want) in [
+            ("a.log", "BBBBBBBB\n"),
+            ("a.log.1", "bbbbbbbb\n"),
+            ("a.log.2", "AAAAAAAA\n"),
+            ("a.log.3", "aaaaaaaa\n"),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(tmp.path().join(name)).unwrap(),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn interleaved_writers_never_pass_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.log");
+        let policy = RotatePolicy {
+            max_size: Some(100),
+            daily: false,
+            keep: 100,
+        };
+        let mut writers: Vec<RotatingFile> = (0..3)
+            .map(|_| RotatingFile::open(&path, policy).unwrap())
+            .collect();
+        for i in 0..60 {
+            let w = &mut writers[i % 3];
+            w.write_line(b"0123456789abcdefghi\n").unwrap();
+            if i % 2 == 0 {
+                w.flush().unwrap();
+            }
+        }
+        for w in &mut writers {
+            w.flush().unwrap();
+        }
+        let mut total = 0;
+        for name in listing(tmp.path()) {
+            let len = std::fs::metadata(tmp.path().join(&name)).unwrap().len();
+            assert!(len <= 100, "{name} is {len} bytes");
+            total += len;
+        }
+        assert_eq!(total, 60 * 20, "every line landed somewhere");
+    }
+
+    #[test]
+    fn lines_a_full_disk_refuses_are_counted() {
+        let policy = RotatePolicy {
+            max_size: None,
+            daily: false,
+            keep: 1,
+        };
+        let mut f = RotatingFile::open(Path::new("/dev/full"), policy).unwrap();
+        let lost = f.lost_lines();
+        for _ in 0..3 {
+            let _ = f.write_line(b"x\n");
+        }
+        assert!(f.flush().is_err());
+        assert_eq!(lost.load(Ordering::Relaxed), 3);
+        // Through the writer-thread interface: the whole batch is offered and counted.
+        let _ = crate::log::LogTarget::write_all(&mut f, b"a\nb\n");
+        let _ = crate::log::LogTarget::flush(&mut f);
+        assert_eq!(lost.load(Ordering::Relaxed), 5);
     }
 
     #[test]

@@ -17,6 +17,9 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// The server's own state directory (`XDG_RUNTIME_DIR`): its default pid file
+    /// and unpacked bundled site, apart from every other test's.
+    state: tempfile::TempDir,
 }
 
 impl Server {
@@ -25,9 +28,17 @@ impl Server {
     }
 
     fn start_args(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Server::spawn(cmd, tempfile::tempdir().unwrap())
+    }
+
+    /// Starts `cmd` (a capstone, however it is invoked) with `state` as its
+    /// runtime directory.
+    fn spawn(mut cmd: Command, state: tempfile::TempDir) -> Server {
+        let mut child = cmd
             .env("RUST_LOG", "info")
+            .env("XDG_RUNTIME_DIR", state.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -58,9 +69,48 @@ impl Server {
                 );
             }
         };
-        let s = Server { child, addr, log };
+        let s = Server {
+            child,
+            addr,
+            log,
+            state,
+        };
         s.wait_ready();
         s
+    }
+
+    /// `capstone ARGS` run as a client of this server (same state directory):
+    /// exit code, stdout and stderr.
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.state.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Waits until the error log has a line containing `what`.
+    fn wait_log(&self, what: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log_text().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} in the log:\n{}",
+                self.log_text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A counter of `/status.json`.
+    fn counter(&self, name: &str) -> u64 {
+        json_number(&self.status(), name)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.status()))
     }
 
     fn pid(&self) -> i32 {
@@ -166,6 +216,12 @@ impl Drop for Guard {
 struct Response {
     status: u16,
     body: Vec<u8>,
+}
+
+/// The number after `"name":` in a flat JSON object.
+fn json_number(json: &str, name: &str) -> Option<u64> {
+    let rest = json.split(&format!("\"{name}\":")).nth(1)?;
+    rest.split([',', '}']).next()?.trim().parse().ok()
 }
 
 /// One request on a fresh connection, read to the end and checked for completeness
@@ -294,6 +350,13 @@ fn default_config_serves_the_bundled_site_and_status() {
     let r = get(s.addr, "/").unwrap();
     assert_eq!(r.status, 200);
     assert!(body_text(&r).contains("sysnet"), "{}", body_text(&r));
+    // The front page shows control through the pid file, not a guess with pgrep.
+    assert!(
+        body_text(&r).contains("capstone -s reload"),
+        "{}",
+        body_text(&r)
+    );
+    assert!(!body_text(&r).contains("pgrep"), "{}", body_text(&r));
     for p in ["/style.css", "/logo.svg"] {
         assert_eq!(get(s.addr, p).unwrap().status, 200, "{p}");
     }
@@ -871,14 +934,20 @@ fn crash_loop_backs_off_and_recovers() {
 fn busy_port_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let state = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["--listen", &addr])
+        .env("XDG_RUNTIME_DIR", state.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains(&addr) && err.contains("bind"), "{err}");
+    assert!(
+        !state.path().join("sysnet/capstone.pid").exists(),
+        "pid file left by a failed start"
+    );
 }
 
 #[test]
@@ -1027,4 +1096,347 @@ fn counters_reach_the_device_as_deltas_including_at_shutdown() {
     );
     // A gauge goes up and down through wrapping deltas; everyone has left.
     assert_eq!(sum("connections_active"), 0, "{text}");
+}
+
+/// A config with one worker process of one loop serving `root`, plus `extra` lines.
+fn simple_config(dir: &Path, root: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 1\nworkers = 1\n{extra}",
+            root.display()
+        ),
+    );
+    cfg
+}
+
+#[test]
+fn a_config_without_listen_is_refused_by_check_and_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, text) in ["", "# nothing but a comment\n", "workers = 2\n"]
+        .iter()
+        .enumerate()
+    {
+        let path = tmp.path().join(format!("empty{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        for flag in ["--check-config", "--config"] {
+            let out = Command::new(BIN)
+                .arg(flag)
+                .arg(&path)
+                .env("XDG_RUNTIME_DIR", tmp.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{flag} {text:?}: {err}");
+            assert_eq!(
+                err.trim(),
+                format!("capstone: {}: no `listen`", path.display()),
+                "{flag} {text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reload_of_a_truncated_config_is_refused_and_the_port_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "kept");
+    let cfg = simple_config(tmp.path(), &root, "");
+    let s = Server::start(&cfg);
+    let pids = s.wait_workers(1);
+    // Truncated to 0 bytes, as a failed editor save or a full disk leaves it.
+    std::fs::write(&cfg, "").unwrap();
+    s.signal(libc::SIGHUP);
+    s.wait_log("reload refused", Duration::from_secs(5));
+    assert!(s.log_text().contains("no `listen`"), "{}", s.log_text());
+    assert!(body_text(&get(s.addr, "/").unwrap()).contains("kept"));
+    assert_eq!(s.worker_pids(), pids, "workers were replaced");
+    // A file that parses but keeps none of the current addresses is refused too.
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.2:0\"]\nroot = \"{}\"\n",
+            root.display()
+        ),
+    );
+    s.signal(libc::SIGHUP);
+    s.wait_log("would close every current listener", Duration::from_secs(5));
+    assert!(body_text(&get(s.addr, "/").unwrap()).contains("kept"));
+    assert_eq!(s.worker_pids(), pids, "workers were replaced");
+    assert!(s.status().contains("\"generation\":1,"), "{}", s.status());
+}
+
+#[test]
+fn log_lines_lost_to_a_full_disk_are_counted_on_the_status_pages() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "full");
+    // /dev/full takes opens and fails every write with ENOSPC: a disk that is full.
+    let cfg = simple_config(
+        tmp.path(),
+        &root,
+        "[log]\naccess = \"/dev/full\"\nerror = \"off\"\n",
+    );
+    let s = Server::start(&cfg);
+    for _ in 0..5 {
+        assert_eq!(get(s.addr, "/index.html").unwrap().status, 200);
+    }
+    // The writer thread tries at least once a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.counter("log_write_errors") < 5 {
+        assert!(Instant::now() < deadline, "not counted: {}", s.status());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let html = body_text(&get(s.addr, "/status").unwrap());
+    let row = html
+        .split("<th align=\"left\">log_write_errors</th><td align=\"right\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no log_write_errors row: {html}"));
+    let shown: u64 = row.split('<').next().unwrap().parse().unwrap();
+    assert!(shown >= 5, "{html}");
+}
+
+#[test]
+fn two_workers_never_grow_an_access_log_past_rotate_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "two");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    // reuseport: the kernel spreads connections over both processes' sockets, so
+    // both write the same file.
+    write_config(
+        &cfg,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 2\nworkers = 1\naccept = \"reuseport\"\n\
+             [log]\ndir = \"{}\"\naccess = \"access.log\"\nerror = \"off\"\nrotate_size = 1024\nkeep = 1000\n",
+            root.display(),
+            logs.display()
+        ),
+    );
+    let mut s = Server::start(&cfg);
+    s.wait_workers(2);
+    let load = Load::start(s.addr, "/index.html", 4, Duration::from_secs(3));
+    thread::sleep(Duration::from_millis(1500));
+    let outcomes = load.finish();
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    let loops = s.status();
+    s.signal(libc::SIGTERM);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        s.log_text()
+    );
+    // Both workers served (and so both wrote the log).
+    let per_loop: Vec<u64> = loops
+        .split("\"requests\":")
+        .skip(1)
+        .filter_map(|r| r.split('}').next()?.parse().ok())
+        .collect();
+    assert!(
+        per_loop.len() == 2 && per_loop.iter().all(|&n| n > 20),
+        "{loops}"
+    );
+    let mut lines = 0;
+    let mut files = 0;
+    for e in std::fs::read_dir(&logs).unwrap() {
+        let e = e.unwrap();
+        let len = e.metadata().unwrap().len();
+        assert!(len <= 1024, "{:?} is {len} bytes", e.file_name());
+        lines += std::fs::read_to_string(e.path()).unwrap().lines().count();
+        files += 1;
+    }
+    assert!(files > 3, "too few rotations: {files}");
+    assert!(
+        lines >= outcomes.len(),
+        "{lines} lines for {} requests",
+        outcomes.len()
+    );
+}
+
+/// The worker processes of the master `pid` (its children).
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn totals_keep_the_requests_of_a_worker_killed_right_after_answering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "counted");
+    let cfg = simple_config(tmp.path(), &root, "");
+    let s = Server::start(&cfg);
+    let workers = children(s.pid());
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    // This read itself is counted after it is rendered: +1.
+    let before = s.counter("requests_total");
+    for _ in 0..3 {
+        assert_eq!(get(s.addr, "/index.html").unwrap().status, 200);
+    }
+    // SAFETY: kill(2) on the worker, a child of our own child.
+    assert_eq!(unsafe { libc::kill(workers[0], libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = children(s.pid());
+        if now.len() == 1 && now != workers {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replacement worker");
+        thread::sleep(Duration::from_millis(10));
+    }
+    s.wait_ready();
+    // wait_ready's successful read was rendered before it counted itself.
+    let after = s.counter("requests_total");
+    assert!(
+        after >= before + 1 + 3,
+        "requests_total went from {before} to {after}: the killed worker's requests were lost"
+    );
+}
+
+#[test]
+fn pid_file_and_dash_s_signal_the_master() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "pid");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let pid_file = tmp.path().join("c.pid");
+    let cfg = simple_config(
+        tmp.path(),
+        &root,
+        &format!(
+            "pid_file = \"{}\"\n[log]\ndir = \"{}\"\naccess = \"access.log\"\nerror = \"off\"\n",
+            pid_file.display(),
+            logs.display()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let mut s = Server::start(&cfg);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        s.pid().to_string()
+    );
+
+    // A second master for the same pid file is refused before it binds anything.
+    let (code, _, err) = s.ctl(&["--config", c]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("already running: pid {}", s.pid())),
+        "{err}"
+    );
+
+    let (code, out, err) = s.ctl(&["-s", "reload", "--config", c]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("sent SIGHUP to master {}", s.pid())),
+        "{out}"
+    );
+    s.wait_log("configuration reloaded", Duration::from_secs(5));
+
+    std::fs::rename(logs.join("access.log"), logs.join("access.log.old")).unwrap();
+    let (code, _, err) = s.ctl(&["-s", "reopen", "--config", c]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_log("logs reopened", Duration::from_secs(5));
+
+    let (code, _, err) = s.ctl(&["-s", "quit", "--config", c]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(s.log_text().contains("graceful stop"), "{}", s.log_text());
+    assert!(!pid_file.exists(), "pid file left after a clean exit");
+    assert!(logs.join("access.log").exists(), "reopen made no new file");
+
+    // Stale: a pid with no process (a child already reaped), then a live process
+    // that is not a capstone (this test). Both are reported, exit 1.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&pid_file, format!("{gone_pid}\n")).unwrap();
+    let (code, _, err) = s.ctl(&["-s", "reload", "--config", c]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("stale pid file") && err.contains("no process"),
+        "{err}"
+    );
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    let (code, _, err) = s.ctl(&["-s", "stop", "--config", c]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("stale pid file") && err.contains("not a capstone"),
+        "{err}"
+    );
+
+    // A stale pid file does not stop a start; `-s stop` is the fast stop (SIGQUIT).
+    let mut s2 = Server::start(&cfg);
+    let (code, out, err) = s2.ctl(&["-s", "stop", "--config", c]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SIGQUIT"), "{out}");
+    assert_eq!(s2.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        s2.log_text().contains("SIGQUIT: stopping now"),
+        "{}",
+        s2.log_text()
+    );
+    assert!(!pid_file.exists());
+
+    // No pid file at all.
+    let (code, _, err) = s2.ctl(&["-s", "reload", "--config", c]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&pid_file.display().to_string()), "{err}");
+}
+
+#[test]
+fn dash_s_without_config_finds_the_default_pid_file() {
+    let mut s = Server::start_args(&["--listen", "127.0.0.1:0"]);
+    let (code, _, err) = s.ctl(&["-s", "quit"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    let pid = s.state.path().join("sysnet/capstone.pid");
+    assert!(!pid.exists(), "{} left behind", pid.display());
+}
+
+#[test]
+fn a_copied_binary_serves_the_embedded_site() {
+    // The source tree's www/ is hidden (an empty directory mounted over it, in a
+    // mount namespace of the server's own), so the site can only come from the
+    // binary itself.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || Command::new("unshare").arg("--help").output().is_err() {
+        eprintln!("skipped: needs root and unshare(1) to hide the source tree");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin/capstone");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(BIN, &bin).unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{}' '{}' && exec '{}' --listen 127.0.0.1:0",
+            empty.display(),
+            www.display(),
+            bin.display()
+        ));
+    let s = Server::spawn(cmd, tempfile::tempdir().unwrap());
+    let r = get(s.addr, "/").unwrap();
+    assert_eq!(r.status, 200, "{}", s.log_text());
+    let page = body_text(&r);
+    assert!(page.contains("capstone -s reload"), "{page}");
+    for p in ["/style.css", "/logo.svg"] {
+        assert_eq!(get(s.addr, p).unwrap().status, 200, "{p}");
+    }
 }

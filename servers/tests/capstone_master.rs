@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn body(ctx: &WorkerCtx) -> i32 {
+fn body(ctx: WorkerCtx) -> i32 {
     use std::io::Write;
     let set = master::handled_signals();
     loop {

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use servers::capstone::config::Config;
+use servers::capstone::pidfile::{self, PidFile};
 use servers::capstone::{logging, master, worker};
 use servers::rotate::RotatePolicy;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 #[command(
     version,
     about = "An nginx-style web server: a master process, forked workers, one epoll loop per thread.",
-    after_help = "Examples:\n  capstone                                   # the bundled site on http://127.0.0.1:8080/\n  capstone --listen 127.0.0.1:9000 --root ./public\n  capstone --config servers/capstone.example.toml\n  capstone --check-config servers/capstone.example.toml\n\nSignals (to the master): TERM/INT graceful stop, QUIT stop now, HUP reload the config, USR1 reopen logs."
+    after_help = "Examples:\n  capstone                                   # the bundled site on http://127.0.0.1:8080/\n  capstone --listen 127.0.0.1:9000 --root ./public\n  capstone --config servers/capstone.example.toml\n  capstone --check-config servers/capstone.example.toml\n  capstone -s reload --config servers/capstone.example.toml\n\nSignals (to the master, or through -s and the pid file): HUP = reload, USR1 = reopen,\nQUIT = stop (now), TERM/INT = quit (finish requests in flight, then exit)."
 )]
 struct Args {
     /// The TOML configuration file (without it: the embedded default).
@@ -28,10 +29,61 @@ struct Args {
     /// Validate FILE and exit (0 if it is good), like `nginx -t`.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    /// Signal the running master named by the pid file (of --config FILE, or the
+    /// default one) and exit, like `nginx -s`.
+    #[arg(
+        short = 's',
+        long = "signal",
+        value_name = "SIGNAL",
+        conflicts_with_all = ["check_config", "listen", "root"]
+    )]
+    signal: Option<pidfile::Command>,
+}
+
+/// The pid file the configuration names, else the default for `config_file`.
+fn pid_path(
+    config: &Config,
+    config_file: Option<&std::path::Path>,
+) -> Result<PathBuf, pidfile::PidFileError> {
+    match &config.pid_file {
+        Some(p) => Ok(p.clone()),
+        None => pidfile::default_path(config_file),
+    }
+}
+
+/// `capstone -s SIGNAL [--config FILE]`.
+fn send_signal(command: pidfile::Command, config_file: Option<&std::path::Path>) -> ExitCode {
+    let config = match config_file {
+        Some(f) => match Config::load(f) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("capstone: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    let sent = pid_path(&config, config_file).and_then(|p| pidfile::send(&p, command));
+    match sent {
+        Ok(pid) => {
+            println!(
+                "capstone: sent {} to master {pid}",
+                command.signal().as_str()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("capstone: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = args.signal {
+        return send_signal(command, args.config.as_deref());
+    }
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
             Ok(_) => {
@@ -56,13 +108,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !config.root.is_dir() && config.chroot.is_none() {
-        eprintln!(
-            "capstone: root {} is not a directory",
-            config.root.display()
-        );
-        return ExitCode::FAILURE;
+    if let Some(root) = config.root.as_ref().filter(|_| config.chroot.is_none()) {
+        if !root.is_dir() {
+            eprintln!("capstone: root {} is not a directory", root.display());
+            return ExitCode::FAILURE;
+        }
     }
+    // Claimed before anything binds: a second master for the same pid file stops
+    // here, with one line, instead of at the busy port. Removed when this returns
+    // (workers leave through `_exit` and never drop it).
+    let _pid_file =
+        match pid_path(&config, args.config.as_deref()).and_then(|p| PidFile::create(&p)) {
+            Ok((file, stale)) => {
+                if let Some(note) = stale {
+                    eprintln!("capstone: replacing a {note}");
+                }
+                file
+            }
+            Err(e) => {
+                eprintln!("capstone: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     logging::init();
     let policy = RotatePolicy {
         max_size: config.log.rotate_size,

@@ -23,7 +23,9 @@ use std::time::Duration;
     after_help = "Example:\n  httpd --listen 127.0.0.1:8080 --root ./www --access-log /tmp/access.log\n  \
                   curl -i http://127.0.0.1:8080/\n\n\
                   As root: httpd --listen 0.0.0.0:80 --root /srv/www --user nobody --chroot\n\
-                  SIGUSR1 reopens the access log; SIGTERM or SIGINT stops after in-flight responses."
+                  SIGUSR1 reopens the access log. SIGTERM or SIGINT closes the listening sockets at\n\
+                  once and stops after the in-flight responses (at most --drain-timeout seconds):\n  \
+                  httpd --root ./www --drain-timeout 10"
 )]
 struct Args {
     /// Address to listen on (repeat for more; IPv6 as [::1]:8080).
@@ -53,6 +55,11 @@ struct Args {
     /// disk shows within about a second); 0 opens every request's file afresh.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65536))]
     file_cache: u32,
+    /// On SIGTERM/SIGINT, seconds in-flight responses may take to finish before they
+    /// are cut (with --io select, poll or epoll); 0 cuts them at once.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    drain_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -96,7 +103,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         cfg.access_log = Some(log);
         guard = Some(g);
     }
-    let listeners = cli::listen(&args.listen, &args.io.listen_options())?;
+    // Through IoArgs, so --sndbuf reaches the accepted sockets as in echo and chat.
+    let listeners = args.io.listen(&args.listen)?;
     for l in &listeners {
         // Linux copies TCP_NODELAY from the listener to every accepted socket. Without
         // it, a response's head and its file body leave as two small segments and
@@ -118,12 +126,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     tracing::info!(root = %args.root.display(), model = %args.io.model, "serving files");
-    servers::io::serve(
-        listeners,
-        Http::new(Arc::new(cfg)),
-        &args.io.options(),
-        &shutdown,
-    )?;
+    let opts = servers::io::Options {
+        drain_grace: Duration::from_secs(args.drain_timeout),
+        ..args.io.options()
+    };
+    servers::io::serve(listeners, Http::new(Arc::new(cfg)), &opts, &shutdown)?;
     drop(guard);
     Ok(())
 }

@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
-/// The bundled site, found from the source tree so a fresh checkout serves it.
-pub const BUNDLED_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www");
-
 /// The address the embedded default listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -33,6 +30,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file that names no listener: an empty or truncated file would otherwise
+    /// be a valid configuration of defaults, and a reload would serve it.
+    #[error("{path}: no `listen`")]
+    NoListen { path: PathBuf },
+    #[error(transparent)]
+    Bundled(#[from] super::bundled::BundledError),
     #[error("{path}:{line}: {key}: {msg}")]
     Invalid {
         path: PathBuf,
@@ -86,7 +89,9 @@ pub struct LogConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
-    pub root: PathBuf,
+    /// The document root; `None` = the site bundled in the binary (see
+    /// [`super::bundled`]), which the start and each reload resolve to a directory.
+    pub root: Option<PathBuf>,
     pub max_clients: usize,
     /// Event-loop threads per worker process (already resolved: never 0).
     pub workers: usize,
@@ -101,6 +106,9 @@ pub struct Config {
     pub file_cache: usize,
     pub timeouts: Timeouts,
     pub log: LogConfig,
+    /// Where the master writes its pid; `None` = the default in the state
+    /// directory (see [`super::pidfile`]).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -112,7 +120,7 @@ impl Default for Config {
             listen: vec![DEFAULT_LISTEN
                 .parse()
                 .expect("DEFAULT_LISTEN is a socket address")],
-            root: PathBuf::from(BUNDLED_ROOT),
+            root: None,
             max_clients: 10_000,
             workers: default_workers(),
             processes: 1,
@@ -133,6 +141,7 @@ impl Default for Config {
                 rotate_daily: false,
                 keep: 5,
             },
+            pid_file: None,
         }
     }
 }
@@ -156,6 +165,7 @@ struct RawConfig {
     chroot: Option<Spanned<String>>,
     status_path: Option<Spanned<String>>,
     file_cache: Option<Spanned<i64>>,
+    pid_file: Option<Spanned<String>>,
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
 }
@@ -381,7 +391,7 @@ impl Config {
                     format!("{} is not a directory", seen.display()),
                 );
             }
-            cfg.root = root;
+            cfg.root = Some(root);
         } else if cfg.chroot.is_some() {
             return src.err(
                 0..0,
@@ -401,6 +411,23 @@ impl Config {
                 );
             } else {
                 cfg.status_path = Some(p.clone());
+            }
+        }
+        if let Some(v) = &raw.pid_file {
+            let p = v.get_ref();
+            if p.is_empty() || p.ends_with('/') {
+                return src.err(v.span(), "pid_file", format!("{p:?} is not a file name"));
+            }
+            let full = resolve(p);
+            match full.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
+                    return src.err(
+                        v.span(),
+                        "pid_file",
+                        format!("{} is not a directory", parent.display()),
+                    )
+                }
+                _ => cfg.pid_file = Some(full),
             }
         }
         if let Some(t) = &raw.timeouts {
@@ -502,6 +529,13 @@ impl Config {
                 cfg.log.keep = int_in(&src, v, "log.keep", 1, MAX_KEEP)? as usize;
             }
         }
+        // Checked last, so a file with other mistakes reports those first. Without
+        // this, an empty or truncated file is a valid set of defaults.
+        if raw.listen.is_none() {
+            return Err(ConfigError::NoListen {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(cfg)
     }
 
@@ -511,7 +545,7 @@ impl Config {
             self.listen = vec![addr];
         }
         if let Some(root) = root {
-            self.root = root;
+            self.root = Some(root);
         }
     }
 
@@ -548,9 +582,37 @@ mod tests {
             c.listen,
             vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]
         );
-        assert!(c.root.join("index.html").is_file(), "bundled site missing");
+        assert_eq!(c.root, None, "the default serves the bundled site");
         assert!(c.workers >= 1);
-        assert_eq!(parse("").unwrap(), c);
+        assert_eq!(parse("listen = [\"127.0.0.1:8080\"]").unwrap(), c);
+    }
+
+    #[test]
+    fn a_file_without_listen_is_refused() {
+        for text in [
+            "",
+            "# only a comment\n",
+            "\n\n",
+            "workers = 2\n[log]\nkeep = 2\n",
+        ] {
+            match parse(text) {
+                Err(e @ ConfigError::NoListen { .. }) => {
+                    assert_eq!(e.to_string(), "test.toml: no `listen`")
+                }
+                other => panic!("{text:?}: expected no `listen`, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn pid_file_resolves_from_the_file_and_checks_its_directory() {
+        let c = parse("listen = [\"127.0.0.1:1\"]\npid_file = \"src/c.pid\"").unwrap();
+        assert_eq!(
+            c.pid_file,
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/c.pid"))
+        );
+        let (line, key, _) = err("listen = [\"127.0.0.1:1\"]\npid_file = \"/no/such/x.pid\"");
+        assert_eq!((line, key.as_str()), (2, "pid_file"));
     }
 
     #[test]
@@ -578,7 +640,10 @@ keep = 3
         )
         .unwrap();
         assert_eq!(c.listen.len(), 2);
-        assert_eq!(c.root, Path::new(env!("CARGO_MANIFEST_DIR")).join("www"));
+        assert_eq!(
+            c.root,
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("www"))
+        );
         assert_eq!((c.max_clients, c.workers, c.processes), (500, 3, 2));
         assert_eq!(c.file_cache, 64);
         assert_eq!(c.status_path.as_deref(), Some("/server-status"));
@@ -669,26 +734,22 @@ keep = 3
     #[test]
     fn accept_modes() {
         assert_eq!(Config::default().accept, AcceptMode::Fill);
-        assert_eq!(parse("accept = \"fill\"").unwrap().accept, AcceptMode::Fill);
-        assert_eq!(
-            parse("accept = \"reuseport\"").unwrap().accept,
-            AcceptMode::ReusePort
-        );
-        assert_eq!(
-            parse("accept = \"shared\"").unwrap().accept,
-            AcceptMode::Shared
-        );
+        let accept = |v: &str| parse(&format!("listen = [\"127.0.0.1:1\"]\naccept = \"{v}\""));
+        assert_eq!(accept("fill").unwrap().accept, AcceptMode::Fill);
+        assert_eq!(accept("reuseport").unwrap().accept, AcceptMode::ReusePort);
+        assert_eq!(accept("shared").unwrap().accept, AcceptMode::Shared);
     }
 
     #[test]
     fn off_and_zero() {
-        let c =
-            parse("status_path = \"\"\n[log]\ndir = \"src\"\naccess = \"off\"\nrotate_size = 0")
-                .unwrap();
+        let c = parse(
+            "listen = [\"127.0.0.1:1\"]\nstatus_path = \"\"\n[log]\ndir = \"src\"\naccess = \"off\"\nrotate_size = 0",
+        )
+        .unwrap();
         assert_eq!(c.status_path, None);
         assert_eq!(c.log.access, None);
         assert_eq!(c.log.rotate_size, None);
-        let c = parse("workers = 0").unwrap();
+        let c = parse("listen = [\"127.0.0.1:1\"]\nworkers = 0").unwrap();
         assert!(c.workers >= 1);
     }
 }

@@ -9,7 +9,8 @@
 use crate::rotate::{LogWriter, RotateError, RotatePolicy, RotatingFile};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -23,6 +24,19 @@ enum Sink {
 }
 
 static SINK: Mutex<Sink> = Mutex::new(Sink::Stderr);
+
+/// Error-log lines lost to failed writes, across every file this process opened.
+static LOST: OnceLock<Arc<AtomicU64>> = OnceLock::new();
+
+fn lost_counter() -> Arc<AtomicU64> {
+    LOST.get_or_init(|| Arc::new(AtomicU64::new(0))).clone()
+}
+
+/// Error-log lines that a write failed to put on disk (a full disk), so far in
+/// this process (a forked worker starts from its master's count).
+pub fn write_errors() -> u64 {
+    LOST.get().map_or(0, |c| c.load(Ordering::Relaxed))
+}
 
 /// Error-log lines a worker may have queued before the writer catches up.
 const QUEUE_LINES: usize = 4096;
@@ -47,7 +61,7 @@ pub fn init() {
 /// Sends the error log to `path` (rotating per `policy`), or to standard error.
 pub fn open(path: Option<&Path>, policy: RotatePolicy) -> Result<(), RotateError> {
     let next = match path {
-        Some(p) => Sink::Direct(RotatingFile::open(p, policy)?),
+        Some(p) => Sink::Direct(RotatingFile::open(p, policy)?.with_lost_counter(lost_counter())),
         None => Sink::Stderr,
     };
     with_sink(|s| *s = next);

@@ -48,7 +48,9 @@ fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
 /// What a worker process runs: everything it needs, inherited through the fork.
 pub struct WorkerCtx<'a> {
     pub config: &'a Config,
-    pub sockets: &'a Sockets,
+    /// The worker's own copies of the listening sockets (the master's, inherited):
+    /// owned, so a stopping worker can close them and let the port go.
+    pub sockets: Sockets,
     /// The worker's place in its generation: its loops are
     /// `place * workers .. (place + 1) * workers` of the whole server.
     pub place: usize,
@@ -58,7 +60,7 @@ pub struct WorkerCtx<'a> {
 }
 
 /// The body of a worker process; returns its exit code.
-pub type WorkerBody = fn(&WorkerCtx) -> i32;
+pub type WorkerBody = fn(WorkerCtx) -> i32;
 
 /// How to re-read the configuration on SIGHUP.
 pub struct Reload {
@@ -74,6 +76,9 @@ impl Reload {
             None => Config::default(),
         };
         cfg.override_with(self.listen, self.root.clone());
+        if cfg.root.is_none() {
+            cfg.root = Some(super::bundled::root()?);
+        }
         Ok(cfg)
     }
 }
@@ -151,6 +156,8 @@ struct Master {
     /// Set by a graceful stop: when the last worker must be gone.
     stopping: Option<Instant>,
     sink: CounterSink,
+    /// The master's own error-log write failures already on the board.
+    log_write_errors: u64,
 }
 
 /// The master: runs until a stop signal; returns the process exit code.
@@ -188,6 +195,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         generation: 1,
         stopping: None,
         sink: CounterSink::open(),
+        log_write_errors: 0,
     };
     for place in 0..m.config.processes {
         m.spawn(place)?;
@@ -216,6 +224,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         if GOT_QUIT.swap(false, Ordering::SeqCst) {
             tracing::info!("SIGQUIT: stopping now");
             signal_all(&m.workers, Signal::SIGQUIT);
+            // As on SIGTERM: the port goes once the workers close their copies.
+            m.sockets = None;
             return Ok(m.finish(Duration::from_secs(2)));
         }
         if GOT_TERM.swap(false, Ordering::SeqCst) && m.stopping.is_none() {
@@ -248,6 +258,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         }
         if last_push.elapsed() >= Duration::from_secs(1) {
             last_push = Instant::now();
+            m.count_log_write_errors();
             m.sink.push(&m.board.totals());
         }
     }
@@ -255,12 +266,12 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
 
 impl Master {
     fn spawn(&mut self, place: usize) -> Result<(), MasterError> {
-        let Some(sockets) = &self.sockets else {
+        if self.sockets.is_none() {
             return Ok(()); // stopping: nothing new starts
-        };
+        }
         spawn(
             &self.config,
-            sockets,
+            &mut self.sockets,
             self.board,
             self.generation,
             place,
@@ -289,9 +300,20 @@ impl Master {
     /// flushes the log. Returns the exit code.
     fn finish(&mut self, limit: Duration) -> i32 {
         wait_all(self.board, &mut self.workers, limit);
+        self.count_log_write_errors();
         self.sink.push(&self.board.totals());
         logging::flush(Duration::from_secs(1));
         0
+    }
+
+    /// Moves the master's new error-log write failures onto the board.
+    fn count_log_write_errors(&mut self) {
+        let now = logging::write_errors();
+        self.board.add_retired(
+            super::status::Counter::LogWriteErrors,
+            now.saturating_sub(self.log_write_errors),
+        );
+        self.log_write_errors = now;
     }
 
     /// SIGHUP: a new configuration and new workers, or a refusal and nothing changed.
@@ -305,6 +327,18 @@ impl Master {
         };
         if next.processes == 0 {
             tracing::error!("reload refused: processes = 0 needs a restart, not a reload");
+            return;
+        }
+        // A reload that keeps no current address would leave every client of the
+        // running server refused: most likely a damaged file. Moving to wholly new
+        // addresses takes two reloads (add the new, then drop the old) or a restart.
+        if !next.listen.iter().any(|a| self.config.listen.contains(a)) {
+            tracing::error!(
+                current = ?self.config.listen,
+                next = ?next.listen,
+                "reload refused: the new configuration would close every current listener \
+                 (add the new addresses first and drop the old ones in a second reload, or restart)"
+            );
             return;
         }
         let free = (0..self.board.capacity())
@@ -449,9 +483,11 @@ fn set_tick(every: Duration) -> Result<(), MasterError> {
     Ok(())
 }
 
+/// Forks a worker. `sockets` is `Some` (the caller checks); in the child it is
+/// taken, so the worker owns the copies it inherited.
 fn spawn(
     config: &Config,
-    sockets: &Sockets,
+    sockets: &mut Option<Sockets>,
     board: &'static Board,
     generation: u64,
     place: usize,
@@ -472,7 +508,12 @@ fn spawn(
             })
         }
         Ok(ForkResult::Child) => {
-            let code = worker_main(config, sockets, place, board, &slots, generation, body);
+            let code = match sockets.take() {
+                Some(sockets) => {
+                    worker_main(config, sockets, place, board, &slots, generation, body)
+                }
+                None => 1,
+            };
             logging::flush(Duration::from_secs(2));
             // SAFETY: _exit ends this process without running the parent's atexit
             // handlers or unwinding into the master's stack frames.
@@ -498,7 +539,7 @@ fn spawn(
 
 fn worker_main(
     config: &Config,
-    sockets: &Sockets,
+    sockets: Sockets,
     place: usize,
     board: &'static Board,
     slots: &[usize],
@@ -531,7 +572,7 @@ fn worker_main(
         slots,
         generation,
     };
-    body(&ctx)
+    body(ctx)
 }
 
 fn signal_all(workers: &HashMap<Pid, Worker>, sig: Signal) {

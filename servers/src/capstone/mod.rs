@@ -6,11 +6,14 @@
 //! event-loop threads that share nothing but the listening sockets and a
 //! shared-memory counter board where every loop owns one slot.
 
+pub mod bundled;
 pub mod config;
 pub mod logging;
 pub mod master;
+pub mod pidfile;
 pub mod sink;
 pub mod site;
 pub mod sockets;
+pub mod state;
 pub mod status;
 pub mod worker;

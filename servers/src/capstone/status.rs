@@ -29,9 +29,11 @@ pub enum Counter {
     Timeouts,
     Errors,
     LogDropped,
+    /// Log lines (access and error log) a write failed to put on disk.
+    LogWriteErrors,
 }
 
-pub const COUNTERS: usize = 14;
+pub const COUNTERS: usize = 15;
 
 /// Names as they appear in JSON and as `/dev/sysnet` carries them.
 pub const NAMES: [&str; COUNTERS] = [
@@ -49,6 +51,7 @@ pub const NAMES: [&str; COUNTERS] = [
     "timeouts",
     "errors",
     "log_dropped",
+    "log_write_errors",
 ];
 
 /// Gauges are current values, not running totals: they are not carried into the
@@ -248,6 +251,11 @@ impl Board {
 
     pub fn generation(&self) -> u64 {
         self.header().generation.load(Ordering::Relaxed)
+    }
+
+    /// Adds to the retired row: counts of the master itself, which has no slot.
+    pub fn add_retired(&self, c: Counter, n: u64) {
+        self.slot_at(0).add(c, n);
     }
 
     pub fn count_restart(&self) {

@@ -11,7 +11,7 @@
 use super::config::{AcceptMode, Config};
 use super::logging;
 use super::master::{handled_signals, MasterError, WorkerCtx};
-use super::site::Site;
+use super::site::{Site, Tally};
 use super::sockets::Sockets;
 use super::status::{Board, Counter};
 use crate::io::accept_group::AcceptGroup;
@@ -23,6 +23,7 @@ use crate::net::Listener;
 use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
 use crate::rotate::{RotatePolicy, RotatingFile};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ pub enum WorkerError {
     Http(#[from] crate::proto::http::HttpError),
     #[error(transparent)]
     Privileges(#[from] crate::privs::PrivError),
+    #[error(transparent)]
+    Bundled(#[from] super::bundled::BundledError),
 }
 
 /// A forked worker (the master relays signals) or the whole server in one process.
@@ -61,7 +64,7 @@ enum Mode {
 }
 
 /// The master's entry into a forked worker; returns the exit code.
-pub fn run(ctx: &WorkerCtx) -> i32 {
+pub fn run(ctx: WorkerCtx) -> i32 {
     match serve(
         ctx.config,
         ctx.sockets,
@@ -100,7 +103,7 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }
-    match serve(&config, &sockets, 0, board, &slots, Mode::Single) {
+    match serve(&config, sockets, 0, board, &slots, Mode::Single) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -121,7 +124,7 @@ struct Loop {
 
 fn serve(
     config: &Config,
-    sockets: &Sockets,
+    sockets: Sockets,
     place: usize,
     board: &'static Board,
     slots: &[usize],
@@ -134,12 +137,25 @@ fn serve(
     };
     // Opened before the chroot: the file and its directory (for rotation) stay
     // reachable through descriptors afterwards.
+    let mut access_lost = None;
     let access = match &config.log.access {
-        Some(path) => Some(AccessLog::start(
-            Box::new(RotatingFile::open(path, policy)?),
-            ACCESS_QUEUE,
-        )?),
+        Some(path) => {
+            let file = RotatingFile::open(path, policy)?;
+            access_lost = Some(file.lost_lines());
+            Some(AccessLog::start(Box::new(file), ACCESS_QUEUE)?)
+        }
         None => None,
+    };
+    // A forked worker inherits its master's count, which the master reports itself.
+    let error_log_base = match mode {
+        Mode::Worker => logging::write_errors(),
+        Mode::Single => 0,
+    };
+    let lost_lines = move || {
+        access_lost
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+            + logging::write_errors().saturating_sub(error_log_base)
     };
     let http_config = Arc::new(http_config(
         config,
@@ -158,7 +174,16 @@ fn serve(
         let own = sockets.for_loop(place * config.workers + index)?;
         let stats = Arc::new(Stats::default());
         let http_stats = Arc::new(HttpStats::default());
-        let http = Site::new(Http::with_stats(http_config.clone(), http_stats.clone()));
+        let tally = Tally {
+            board,
+            slot,
+            stats: stats.clone(),
+            http: http_stats.clone(),
+        };
+        let http = Site::with_tally(
+            Http::with_stats(http_config.clone(), http_stats.clone()),
+            tally,
+        );
         // EPOLLEXCLUSIVE: a connection wakes one loop of those sharing its socket.
         let reactor = Reactor::new(own, http, limits.clone(), stats.clone())?;
         let mut reactor = match config.accept {
@@ -191,6 +216,9 @@ fn serve(
         "worker serving"
     );
 
+    // Until a stop: this process's copies of the listening sockets (the loops hold
+    // copies of their own).
+    let mut sockets = Some(sockets);
     let set = handled_signals();
     let mut draining = false;
     loop {
@@ -201,17 +229,27 @@ fn serve(
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) if !draining => {
                 draining = true;
                 tracing::info!(drain_secs = config.timeouts.drain.as_secs(), "draining");
-                let ours = sockets.of_loops(place * config.workers, config.workers);
-                let waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
+                let mut waited = Duration::ZERO;
+                if let Some(s) = &sockets {
+                    let ours = s.of_loops(place * config.workers, config.workers);
+                    waited = wait_accept_queue_empty(&ours, ACCEPT_QUEUE_WAIT);
+                }
                 for l in &loops {
                     l.control
                         .drain(config.timeouts.drain.saturating_sub(waited));
                 }
+                // Each loop takes the queue once more and closes its copies; ours go
+                // now. On a stop the master has let its copies go too, so the port is
+                // free once every worker is here: newcomers are refused at once and
+                // a new server may bind while the responses in flight finish. On a
+                // reload the master keeps the sockets for the next generation.
+                sockets = None;
             }
             Some(Signal::SIGQUIT) => {
                 for l in &loops {
                     l.control.stop();
                 }
+                sockets = None;
             }
             Some(Signal::SIGUSR1) => {
                 if let Some((a, _)) = &access {
@@ -224,7 +262,7 @@ fn serve(
             }
             _ => {}
         }
-        publish(&loops, board, access.as_ref().map(|(a, _)| a));
+        publish(&loops, board, access.as_ref().map(|(a, _)| a), lost_lines());
         if loops.iter().all(|l| l.thread.is_finished()) {
             break;
         }
@@ -232,7 +270,13 @@ fn serve(
     for l in loops {
         // A loop that panicked was reported by the panic hook; its counters still count.
         let _ = l.thread.join();
-        write_slot(board, l.slot, &l.stats, &l.http);
+        Tally {
+            board,
+            slot: l.slot,
+            stats: l.stats,
+            http: l.http,
+        }
+        .publish();
     }
     if let Some((a, guard)) = access {
         board
@@ -241,6 +285,10 @@ fn serve(
         drop(guard);
     }
     logging::flush(Duration::from_secs(2));
+    // After the last flushes: what they failed to write counts too.
+    board
+        .slot(slots[0])
+        .set(Counter::LogWriteErrors, lost_lines());
     Ok(())
 }
 
@@ -251,9 +299,14 @@ fn http_config(
     access: Option<AccessLog>,
 ) -> Result<HttpConfig, WorkerError> {
     // Opened before any chroot: the root stays reachable through its descriptor.
+    // No root: the bundled site (a loaded configuration has it unpacked already).
+    let configured = match &config.root {
+        Some(r) => r.clone(),
+        None => super::bundled::root()?,
+    };
     let root = match &config.chroot {
-        Some(jail) => jail.join(config.root.strip_prefix("/").unwrap_or(&config.root)),
-        None => config.root.clone(),
+        Some(jail) => jail.join(configured.strip_prefix("/").unwrap_or(&configured)),
+        None => configured,
     };
     let mut h = HttpConfig::new(&root)?;
     h.header_timeout = config.timeouts.header;
@@ -366,31 +419,13 @@ fn wait_signal(set: &SigSet, limit: Duration) -> Option<Signal> {
     Signal::try_from(sig).ok()
 }
 
-fn write_slot(board: &Board, slot: usize, stats: &Stats, http: &HttpStats) {
-    let s = stats.snapshot();
-    let h = http.snapshot();
-    let b = board.slot(slot);
-    b.set(Counter::Accepted, s.accepted);
-    b.set(Counter::Active, s.active);
-    b.set(Counter::Refused, s.refused);
-    b.set(Counter::Closed, s.closed);
-    b.set(Counter::BytesIn, s.bytes_in);
-    b.set(Counter::BytesOut, s.bytes_out);
-    b.set(Counter::Timeouts, s.timeouts);
-    b.set(Counter::Errors, s.errors);
-    b.set(Counter::Requests, h.requests);
-    b.set(Counter::Responses2xx, h.responses_2xx);
-    b.set(Counter::Responses3xx, h.responses_3xx);
-    b.set(Counter::Responses4xx, h.responses_4xx);
-    b.set(Counter::Responses5xx, h.responses_5xx);
-}
-
-fn publish(loops: &[Loop], board: &Board, access: Option<&AccessLog>) {
-    for l in loops {
-        write_slot(board, l.slot, &l.stats, &l.http);
-    }
+/// The process-wide log counters, in the first loop's slot. Each loop keeps its
+/// own slot current itself (see [`Tally`]).
+fn publish(loops: &[Loop], board: &Board, access: Option<&AccessLog>, lost_lines: u64) {
     if let Some(first) = loops.first() {
         let dropped = access.map_or(0, |a| a.dropped()) + logging::dropped();
-        board.slot(first.slot).set(Counter::LogDropped, dropped);
+        let slot = board.slot(first.slot);
+        slot.set(Counter::LogDropped, dropped);
+        slot.set(Counter::LogWriteErrors, lost_lines);
     }
 }

@@ -99,8 +99,10 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
-    /// Stop accepting; close idle connections at once; keep serving the others until
-    /// they finish or `grace` passes, then close them and return from `run`.
+    /// Take what waits in the accept queue, then stop accepting and close this
+    /// loop's listening sockets; close idle connections at once; keep serving the
+    /// others until they finish or `grace` passes, then close them and return from
+    /// `run`.
     pub fn drain(&self, grace: Duration) {
         self.inner.grace_ms.store(
             grace.as_millis().min(u64::MAX as u128) as u64,
@@ -189,6 +191,9 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     dirty: Vec<(usize, ConnId)>,
     doomed: Vec<(usize, ConnId)>,
     control: Arc<Control>,
+    /// How long a drain started by the `Shutdown` given to `run` lets busy
+    /// connections finish.
+    shutdown_grace: Duration,
     mode: Mode,
     now: Instant,
     /// The protocol was called since the flag was last cleared (see `finish_round`).
@@ -229,6 +234,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                 request: AtomicU8::new(REQ_NONE),
                 grace_ms: AtomicU64::new(DRAIN_GRACE.as_millis() as u64),
             }),
+            shutdown_grace: DRAIN_GRACE,
             mode: Mode::Running,
             now: Instant::now(),
             called_in_settle: false,
@@ -247,6 +253,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     pub fn accept_group(mut self, group: &Arc<AcceptGroup>) -> Self {
         self.exclusive_accept = true;
         self.group = Some(group.join(self.handle()));
+        self
+    }
+
+    /// How long the drain that a stop through `run`'s [`Shutdown`] starts lets busy
+    /// connections finish ([`DRAIN_GRACE`] unless set); zero closes them at once.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 
@@ -276,7 +289,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
     }
 
     /// Serves until drained or stopped (through [`LoopHandle`]) or until `shutdown`
-    /// is set, which drains with [`DRAIN_GRACE`].
+    /// is set, which drains with the [`EventLoop::shutdown_grace`].
     pub fn run(&mut self, shutdown: Option<&Shutdown>) -> Result<(), IoError> {
         self.mode = Mode::Running;
         self.listen(self.wants_listening())?;
@@ -299,7 +312,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                     let _ = self.poller.delete(s.fd().as_raw_fd());
                     watching_shutdown = false;
                     tracing::info!(connections = self.ids.len(), "stop requested; draining");
-                    self.begin_drain(DRAIN_GRACE);
+                    self.begin_drain(self.shutdown_grace);
                 }
             }
             self.take_control_request();
@@ -434,6 +447,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }
         }
         let _ = self.listen(false);
+        // Our copies of the listening sockets go now, not when the loop ends: once
+        // every holder has closed its copy the kernel refuses newcomers at once
+        // (rather than queueing them for nobody and resetting them at the end) and a
+        // replacement server may bind the port while this one finishes its
+        // responses. A holder that stays (a master keeping the sockets for the next
+        // generation) keeps the socket open for the others.
+        self.listeners.clear();
         self.accept_paused_until = None;
         self.mode = Mode::Draining(Instant::now() + grace);
         self.close_idle();

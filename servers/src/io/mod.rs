@@ -36,7 +36,8 @@ pub(crate) fn wait_ms(timeout: Duration) -> libc::c_int {
 
 /// How often every model calls [`Protocol::tick`] and scans deadlines.
 pub const TICK: Duration = Duration::from_millis(250);
-/// How long a signal-triggered stop lets busy connections finish.
+/// How long a signal-triggered stop lets busy connections finish, unless
+/// [`Options::drain_grace`] says otherwise.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// The concurrency model, chosen with `--io`.
@@ -103,6 +104,9 @@ pub struct Options {
     /// Connections that may wait for a worker (`pool` only).
     pub queue_len: usize,
     pub limits: Limits,
+    /// How long a stop lets busy connections finish (`select`, `poll`, `epoll`; the
+    /// threaded models close every connection at once).
+    pub drain_grace: Duration,
 }
 
 impl Default for Options {
@@ -112,6 +116,7 @@ impl Default for Options {
             workers: 16,
             queue_len: 64,
             limits: Limits::default(),
+            drain_grace: DRAIN_GRACE,
         }
     }
 }
@@ -211,7 +216,7 @@ pub fn next_conn_id() -> ConnId {
 }
 
 /// Serves `proto` on `listeners` with the chosen model until `shutdown` is set, then
-/// drains (busy connections get [`DRAIN_GRACE`] to finish) and returns.
+/// drains (busy connections get [`Options::drain_grace`] to finish) and returns.
 pub fn serve<P>(
     listeners: Vec<crate::net::Listener>,
     proto: P,
@@ -229,11 +234,14 @@ where
     tracing::info!(model = %opts.model, "serving");
     let res = match opts.model {
         Model::Epoll => epoll::Reactor::new(listeners, proto, opts.limits.clone(), stats.clone())?
+            .shutdown_grace(opts.drain_grace)
             .run(Some(shutdown)),
         Model::Poll => poll::PollLoop::new(listeners, proto, opts.limits.clone(), stats.clone())?
+            .shutdown_grace(opts.drain_grace)
             .run(Some(shutdown)),
         Model::Select => {
             select::SelectLoop::new(listeners, proto, opts.limits.clone(), stats.clone())?
+                .shutdown_grace(opts.drain_grace)
                 .run(Some(shutdown))
         }
         Model::Threads => threads::serve(listeners, proto, opts, stats.clone(), shutdown),

@@ -343,6 +343,33 @@ fn drain_serves_connections_already_in_the_accept_queue() {
 }
 
 #[test]
+fn drain_closes_the_listening_socket_while_busy_connections_go_on() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let mut busy = client(rt.addr);
+        send(&mut busy, "busy\n");
+        send(&mut busy, "ping\n");
+        assert_eq!(line(&mut busy), "ping\n");
+        rt.handle.drain(Duration::from_secs(10));
+        // The loop held the only copy: refused at once, and the port is free.
+        let t0 = Instant::now();
+        loop {
+            match TcpStream::connect(rt.addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                _ => assert!(t0.elapsed() < Duration::from_secs(1), "still accepting"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(std::net::TcpListener::bind(rt.addr).expect("rebind during the drain"));
+        send(&mut busy, "pong\n");
+        assert_eq!(line(&mut busy), "pong\n");
+        send(&mut busy, "done\n");
+        assert_eq!(line(&mut busy), "");
+        rt.thread.join().unwrap().0.unwrap();
+    });
+}
+
+#[test]
 fn drain_deadline_closes_the_stragglers() {
     let rt = spawn::<Epoll>(vec![bind()], false);
     let mut busy = client(rt.addr);
