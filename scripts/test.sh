@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, every unit and end-to-end test, then each
-# component's own suite in scripts/tests.d/ (in name order). Installs what it needs.
+# component's checks with real peers in scripts/tests.d/ (in name order), which add
+# only what `cargo test` does not run. Installs what it needs.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$SYSNET_ROOT"
 
+# Every peer the cargo tests talk to, installed before they run: a test whose peer is
+# missing skips with a message, so CI must never reach that branch. (scripts/tests.d
+# installs what only its own checks use: sqlite3, the VM's toolchain, ...)
 step "system packages"
-need_pkgs build-essential pkg-config curl ca-certificates netcat-openbsd procps openssl
+need_pkgs build-essential pkg-config ca-certificates procps coreutils findutils util-linux \
+  netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools
+
+step "peers the cargo tests skip without"
+# Each test looks its peer up with `command -v` (or at a fixed path): check the same way.
+missing=()
+for tool in curl openssl ab strace redis-server redis-cli prlimit timeout /usr/bin/setpriv; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "missing after install: ${missing[*]} (the tests that need them would skip)" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "note: not root: the privilege-drop and attach-permission tests will skip" >&2
+fi
 
 step "cargo fmt --check"
 cargo fmt --all --check

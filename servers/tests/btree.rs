@@ -423,3 +423,98 @@ fn torn_newest_meta_page_falls_back_to_the_previous_batch() {
     assert_eq!(b.commit().unwrap(), txn_b);
     db.check().unwrap();
 }
+
+/// A single flipped byte in the newest meta page: the open falls back to the older
+/// one (the last batch is rolled back), and says so: the library reports the rejected
+/// page, `btree check` warns naming it, and `btree check --strict` fails.
+#[test]
+fn damaged_newest_meta_page_is_reported_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let newest = {
+        let db = Db::open(&path).unwrap();
+        let mut txn = 0;
+        for round in 0..3u32 {
+            let mut b = db.write().unwrap();
+            b.put(&round.to_be_bytes(), b"v").unwrap();
+            txn = b.commit().unwrap();
+        }
+        assert!(db.meta_faults().is_empty());
+        txn
+    };
+    let slot = newest % 2;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // A byte well inside the page, outside every field: only the checksum notices.
+    let off = slot * PAGE_SIZE as u64 + 2000;
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, off).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x10], off).unwrap();
+    drop(file);
+    {
+        let db = Db::open(&path).unwrap();
+        let faults = db.meta_faults().to_vec();
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].slot, slot);
+        assert!(faults[0].reason.contains("checksum"), "{faults:?}");
+        assert_eq!(faults[0].claimed_txn, Some(newest));
+        let s = db.check().unwrap();
+        assert_eq!(s.txn, newest - 1);
+        assert_eq!(s.meta_faults, faults);
+    }
+
+    let btree = env!("CARGO_BIN_EXE_btree");
+    let run = |args: &[&str]| {
+        std::process::Command::new(btree)
+            .arg(&path)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: meta page {slot}: checksum mismatch")),
+        "check must name the damaged meta page: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "using meta page {} (txn {})",
+            1 - slot,
+            newest - 1
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("txn {}, 1 meta page damaged", newest - 1)),
+        "{stdout}"
+    );
+    // The open itself logs which page it chose and why.
+    assert!(
+        stderr.contains("WARN") && stderr.contains(&format!("rejected={slot}")),
+        "the open must log the rejected meta page: {stderr}"
+    );
+    assert!(stderr.contains(&format!("chosen={}", 1 - slot)), "{stderr}");
+
+    let out = run(&["check", "--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // Undamaged files pass --strict.
+    let clean = dir.path().join("clean.db");
+    Db::open(&clean).unwrap();
+    let out = std::process::Command::new(btree)
+        .arg(&clean)
+        .args(["check", "--strict"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}

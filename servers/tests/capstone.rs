@@ -1223,10 +1223,21 @@ fn two_workers_never_grow_an_access_log_past_rotate_size() {
     );
     let mut s = Server::start(&cfg);
     s.wait_workers(2);
-    let load = Load::start(s.addr, "/index.html", 4, Duration::from_secs(3));
-    thread::sleep(Duration::from_millis(1500));
-    let outcomes = load.finish();
-    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    // A fixed count, so that every rotated file is still kept at the end.
+    let addr = s.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..150 {
+                    assert_eq!(get(addr, "/index.html").unwrap().status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let requests = 4 * 150;
     let loops = s.status();
     s.signal(libc::SIGTERM);
     assert_eq!(
@@ -1242,7 +1253,7 @@ fn two_workers_never_grow_an_access_log_past_rotate_size() {
         .filter_map(|r| r.split('}').next()?.parse().ok())
         .collect();
     assert!(
-        per_loop.len() == 2 && per_loop.iter().all(|&n| n > 20),
+        per_loop.len() == 2 && per_loop.iter().all(|&n| n > 50),
         "{loops}"
     );
     let mut lines = 0;
@@ -1255,11 +1266,8 @@ fn two_workers_never_grow_an_access_log_past_rotate_size() {
         files += 1;
     }
     assert!(files > 3, "too few rotations: {files}");
-    assert!(
-        lines >= outcomes.len(),
-        "{lines} lines for {} requests",
-        outcomes.len()
-    );
+    assert!(files < 1000, "rotated past keep: {files}");
+    assert!(lines >= requests, "{lines} lines for {requests} requests");
 }
 
 /// The worker processes of the master `pid` (its children).

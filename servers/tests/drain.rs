@@ -192,66 +192,103 @@ fn httpd_sigterm_closes_the_listener_at_once_while_a_download_drains() {
 
 #[test]
 fn httpd_default_drain_lets_a_slow_download_finish() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("www");
-    write_site(&root);
-    let srv = Server::start(
-        HTTPD,
-        &["--root", root.to_str().unwrap(), "--sndbuf", "32768"],
-    );
-    let dl = Download::start(srv.addr, "/big.bin");
-    let term = Instant::now();
-    signal(srv.pid(), libc::SIGTERM);
-    let got = dl.finish();
-    assert_eq!(got.expected, BIG);
-    assert_eq!(
-        got.body,
-        BIG,
-        "cut {:?} after SIGTERM; log:\n{}",
-        got.ended - term,
-        srv.log()
-    );
-    assert!(
-        got.ended - term > Duration::from_secs(5),
-        "too fast to tell a 5 s drain from a longer one: {:?}",
-        got.ended - term
-    );
-    assert!(srv.stop().success());
+    // One server per model, all at once: each download takes 7.5 s or more.
+    let runs: Vec<_> = ["epoll", "threads", "pool"]
+        .into_iter()
+        .map(|model| {
+            std::thread::spawn(move || {
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path().join("www");
+                write_site(&root);
+                let srv = Server::start(
+                    HTTPD,
+                    &[
+                        "--root",
+                        root.to_str().unwrap(),
+                        "--sndbuf",
+                        "32768",
+                        "--io",
+                        model,
+                    ],
+                );
+                let dl = Download::start(srv.addr, "/big.bin");
+                let term = Instant::now();
+                signal(srv.pid(), libc::SIGTERM);
+                let got = dl.finish();
+                assert_eq!(got.expected, BIG, "{model}");
+                assert_eq!(
+                    got.body,
+                    BIG,
+                    "{model}: cut {:?} after SIGTERM; log:\n{}",
+                    got.ended - term,
+                    srv.log()
+                );
+                assert!(
+                    got.ended - term > Duration::from_secs(5),
+                    "{model}: too fast to tell a 5 s drain from a longer one: {:?}",
+                    got.ended - term
+                );
+                assert!(srv.stop().success(), "{model}");
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
 }
 
 #[test]
 fn httpd_drain_timeout_cuts_a_slow_download() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("www");
-    write_site(&root);
-    let srv = Server::start(
-        HTTPD,
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--sndbuf",
-            "32768",
-            "--drain-timeout",
-            "1",
-        ],
-    );
-    let dl = Download::start(srv.addr, "/big.bin");
-    let term = Instant::now();
-    signal(srv.pid(), libc::SIGTERM);
-    let got = dl.finish();
-    let after = got.ended - term;
-    assert!(got.body < BIG, "{got:?}");
-    assert!(
-        after >= Duration::from_millis(800) && after < Duration::from_secs(3),
-        "cut {after:?} after SIGTERM, want about 1 s; log:\n{}",
-        srv.log()
-    );
-    assert!(
-        srv.wait_log("drain deadline passed", Duration::from_secs(3)),
-        "{}",
-        srv.log()
-    );
-    assert!(srv.stop().success());
+    let runs: Vec<_> = [("epoll", 1), ("threads", 1), ("pool", 1), ("epoll", 0)]
+        .into_iter()
+        .map(|(model, secs)| {
+            std::thread::spawn(move || {
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path().join("www");
+                write_site(&root);
+                let secs_arg = secs.to_string();
+                let srv = Server::start(
+                    HTTPD,
+                    &[
+                        "--root",
+                        root.to_str().unwrap(),
+                        "--sndbuf",
+                        "32768",
+                        "--io",
+                        model,
+                        "--drain-timeout",
+                        &secs_arg,
+                    ],
+                );
+                let dl = Download::start(srv.addr, "/big.bin");
+                let term = Instant::now();
+                signal(srv.pid(), libc::SIGTERM);
+                let got = dl.finish();
+                let after = got.ended - term;
+                assert!(got.body < BIG, "{model}: {got:?}");
+                let (low, high) = match secs {
+                    0 => (Duration::ZERO, Duration::from_millis(800)),
+                    _ => (Duration::from_millis(800), Duration::from_secs(3)),
+                };
+                assert!(
+                    after >= low && after < high,
+                    "{model} --drain-timeout {secs}: cut {after:?} after SIGTERM; log:\n{}",
+                    srv.log()
+                );
+                if model == "epoll" && secs > 0 {
+                    assert!(
+                        srv.wait_log("drain deadline passed", Duration::from_secs(3)),
+                        "{}",
+                        srv.log()
+                    );
+                }
+                assert!(srv.stop().success(), "{model}");
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
 }
 
 fn is_root() -> bool {
@@ -413,4 +450,30 @@ fn capstone_shared_stop_releases_the_port_at_once() {
 #[test]
 fn capstone_reuseport_stop_releases_the_port_at_once() {
     capstone_stop_releases_the_port("reuseport");
+}
+
+#[test]
+fn capstone_single_process_stop_releases_the_port_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root);
+    let cfg = tmp.path().join("capstone.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nprocesses = 0\nworkers = 2\n\
+             [timeouts]\ndrain = 30\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let srv = Server::start_raw(CAPSTONE, &["--config", cfg.to_str().unwrap()], &[]);
+    let dl = Download::start(srv.addr, "/big.bin");
+    let term = Instant::now();
+    signal(srv.pid(), libc::SIGTERM);
+    assert_port_released(srv.addr, term, || srv.log());
+    assert!(!dl.thread.is_finished(), "download cut");
+    let got = dl.abandon();
+    assert!(got.body < got.expected && got.ended > term, "{got:?}");
+    assert!(srv.stop().success());
 }

@@ -23,7 +23,7 @@ const KEY_LEN: usize = 16;
   btree /tmp/t.db put apple red
   btree /tmp/t.db get apple
   btree /tmp/t.db scan --start a --end b --reverse
-  btree /tmp/t.db check
+  btree /tmp/t.db check --strict
   head -c 1600000 /dev/urandom > keys.bin
   btree /tmp/t.db load keys.bin --value-len 100 --batch 1000
   btree /tmp/t.db lookup keys.bin
@@ -63,7 +63,14 @@ enum Cmd {
         limit: Option<usize>,
     },
     /// Walk the whole file: order, balance, checksums, free-page accounting.
-    Check,
+    ///
+    /// A damaged meta page is a warning (the other one is used, and a batch may have
+    /// been rolled back); exit status 1 for it with --strict, 2 for corruption.
+    Check {
+        /// Exit non-zero (1) when a meta page is damaged, not only on corruption.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Height, page counts and fill factor.
     Stats,
     /// Insert every 16-byte key of KEYFILE; value = the key repeated, cut to --value-len.
@@ -224,14 +231,30 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .map_err(CliError::Stdout)?;
             }
         }
-        Cmd::Check => {
+        Cmd::Check { strict } => {
             let s = db.check()?;
+            for f in &s.meta_faults {
+                eprintln!(
+                    "btree: warning: {f}; using meta page {} (txn {}): a batch committed after txn {} is lost if the damaged page held it",
+                    s.txn % 2,
+                    s.txn,
+                    s.txn
+                );
+            }
+            let damaged = match s.meta_faults.len() {
+                0 => String::new(),
+                n => format!(", {n} meta page damaged"),
+            };
             writeln!(
                 out,
-                "ok: {} entries, height {}, {} pages ({} free), txn {}",
+                "ok: {} entries, height {}, {} pages ({} free), txn {}{damaged}",
                 s.entries, s.height, s.pages, s.free_pages, s.txn
             )
             .map_err(CliError::Stdout)?;
+            if strict && !s.meta_faults.is_empty() {
+                out.flush().map_err(CliError::Stdout)?;
+                return Ok(ExitCode::from(1));
+            }
         }
         Cmd::Stats => {
             let s = db.stats()?;
@@ -248,6 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .and_then(|_| w(&mut out, "free_pages", s.free_pages.to_string()))
                 .and_then(|_| w(&mut out, "fill", format!("{:.3}", s.fill)))
                 .and_then(|_| w(&mut out, "file_bytes", s.file_bytes.to_string()))
+                .and_then(|_| w(&mut out, "meta_faults", s.meta_faults.len().to_string()))
                 .map_err(CliError::Stdout)?;
         }
         Cmd::Load {
@@ -322,8 +346,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn main() -> ExitCode {
+    // Warnings (a rejected meta page at open) are shown unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

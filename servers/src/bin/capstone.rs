@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         match pid_path(&config, args.config.as_deref()).and_then(|p| PidFile::create(&p)) {
             Ok((file, stale)) => {
                 if let Some(note) = stale {
-                    eprintln!("capstone: replacing a {note}");
+                    eprintln!("capstone: writing the pid file anew ({note})");
                 }
                 file
             }

@@ -56,7 +56,7 @@ struct Args {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65536))]
     file_cache: u32,
     /// On SIGTERM/SIGINT, seconds in-flight responses may take to finish before they
-    /// are cut (with --io select, poll or epoll); 0 cuts them at once.
+    /// are cut; 0 cuts them at once.
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     drain_timeout: u64,

@@ -6,7 +6,10 @@
 //! reports messages/s and latency percentiles; `chat` has every client send its
 //! lines at once and counts fan-out deliveries until every line reached every
 //! other client (each payload line carries one `~`, which no server notice does).
+//! A thread is done only when its clients have heard every line *and* sent all of
+//! their own; `chat` exits non-zero if any delivery is missing when it stops.
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use servers::io::epoll::Epoll;
 use servers::io::event_loop::{Fired, Interest, Poller};
@@ -45,11 +48,13 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
-    /// Broadcast fan-out: every client sends LINES lines; count deliveries.
+    /// Broadcast fan-out: every client sends LINES lines; count deliveries. Exit
+    /// status 1 if a delivery is missing (lost=N > 0) or a client was disconnected.
     Chat {
         #[arg(long)]
         addr: SocketAddr,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50,
+              value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
         clients: usize,
         #[arg(long, default_value_t = 2000)]
         lines: usize,
@@ -274,11 +279,16 @@ fn chat(addr: SocketAddr, clients: usize, lines: usize, timeout: Duration) -> io
     let expected = expected_each * clients as u64;
     let start = shared.start.get().copied().unwrap_or_else(Instant::now);
     let secs = last.map_or(0.0, |l| (l - start).as_secs_f64()).max(1e-6);
+    let lost = expected.saturating_sub(delivered);
     println!(
-        "clients={clients} lines={lines} expected={expected} delivered={delivered} lost={} disconnected={dead} secs={secs:.3} deliveries_per_s={:.0}",
-        expected.saturating_sub(delivered),
+        "clients={clients} lines={lines} expected={expected} delivered={delivered} lost={lost} disconnected={dead} secs={secs:.3} deliveries_per_s={:.0}",
         delivered as f64 / secs
     );
+    if lost > 0 || dead > 0 {
+        return Err(io::Error::other(format!(
+            "{lost} of {expected} deliveries missing, {dead} clients disconnected"
+        )));
+    }
     Ok(())
 }
 
@@ -365,7 +375,11 @@ fn chat_thread(
     let mut delivered: u64 = early;
     let mut last = None;
     let start = Instant::now();
-    while delivered < expected && start.elapsed() < timeout {
+    // Done when every line has arrived and every client has sent all of its own: a
+    // client may hear all the others (even during the barrier, above) before it
+    // has written a byte, and its lines are what the other threads wait for.
+    let unsent = |cs: &[ChatConn]| cs.iter().any(|c| c.alive && c.off < c.out.len());
+    while (delivered < expected || unsent(&cs)) && start.elapsed() < timeout {
         ep.wait(Duration::from_millis(100), &mut fired)?;
         for f in &fired {
             let i = f.token as usize;

@@ -1,6 +1,7 @@
 //! A worker process: a set of event-loop threads, each an epoll `Reactor` running
-//! its own `Http`, plus the process's main thread, which takes the signals and
-//! copies each loop's counters into that loop's slot of the shared board.
+//! its own `Http` (which keeps that loop's slot of the shared board current, see
+//! [`Tally`]), plus the process's main thread, which takes the signals and
+//! publishes the process-wide log counters.
 //!
 //! The one idea: the event loops never see a signal. Every handled signal stays
 //! blocked in all threads (the mask comes from the master and is set before any
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the counters reach the board (and a finished drain is noticed).
+/// How often the log counters reach the board (and a finished drain is noticed).
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Access-log lines that may wait for the writer thread before lines are dropped.
 const ACCESS_QUEUE: usize = 16 * 1024;

@@ -104,8 +104,7 @@ pub struct Options {
     /// Connections that may wait for a worker (`pool` only).
     pub queue_len: usize,
     pub limits: Limits,
-    /// How long a stop lets busy connections finish (`select`, `poll`, `epoll`; the
-    /// threaded models close every connection at once).
+    /// How long a stop lets busy connections finish (idle ones close at once).
     pub drain_grace: Duration,
 }
 

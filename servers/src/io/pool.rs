@@ -47,6 +47,7 @@ where
         opts.limits.clone(),
         stats,
         shutdown.clone(),
+        opts.drain_grace,
     ));
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),

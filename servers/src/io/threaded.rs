@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Reads at most this much per wakeup on a connection thread.
@@ -141,11 +141,23 @@ pub(crate) struct Hub<P> {
     pub(crate) limits: Limits,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: Shutdown,
+    /// How long busy connections may go on after a stop.
+    drain_grace: Duration,
+    /// When they must be done: fixed by the first thread that sees the stop.
+    drain_deadline: OnceLock<Instant>,
 }
 
 impl<P: Protocol> Hub<P> {
-    pub(crate) fn new(proto: P, limits: Limits, stats: Arc<Stats>, shutdown: Shutdown) -> Self {
+    pub(crate) fn new(
+        proto: P,
+        limits: Limits,
+        stats: Arc<Stats>,
+        shutdown: Shutdown,
+        drain_grace: Duration,
+    ) -> Self {
         Self {
+            drain_grace,
+            drain_deadline: OnceLock::new(),
             shared: Mutex::new(Shared {
                 proto,
                 peers: HashMap::new(),
@@ -274,8 +286,20 @@ impl<P: Protocol> Hub<P> {
                 net::shutdown_write(fd);
                 return "closed by protocol";
             }
-            if self.shutdown.is_set() {
-                return "server stopping";
+            // A stop drains: an idle connection closes now, a busy one once it is
+            // idle or the drain deadline passes.
+            let deadline = self.shutdown.is_set().then(|| {
+                *self
+                    .drain_deadline
+                    .get_or_init(|| Instant::now() + self.drain_grace)
+            });
+            if let Some(end) = deadline {
+                if Instant::now() >= end {
+                    return "drain deadline passed";
+                }
+                if input.is_empty() && own.is_empty() && self.with(|p, _| p.idle(state)) {
+                    return "server stopping";
+                }
             }
             if was_high && !over_high(&own, limits) && !input.is_empty() {
                 // Backpressure lifted: the held-back input may hold whole requests.
@@ -288,10 +312,11 @@ impl<P: Protocol> Hub<P> {
                 && !closing
                 && !over_high(&own, limits)
                 && input.len() < limits.max_input;
-            let timeout = match deadline_at {
-                Some(at) => at.saturating_duration_since(Instant::now()).min(TICK * 4),
-                None => TICK * 4,
-            };
+            let timeout = [deadline_at, deadline]
+                .into_iter()
+                .flatten()
+                .map(|at| at.saturating_duration_since(Instant::now()))
+                .fold(TICK * 4, Duration::min);
             let mut fds = [
                 libc::pollfd {
                     fd: fd.as_raw_fd(),
@@ -310,9 +335,12 @@ impl<P: Protocol> Hub<P> {
                     revents: 0,
                 },
             ];
+            // Once stopping, the shutdown eventfd is readable for ever: leave it out.
+            let nfds = if deadline.is_some() { 2 } else { 3 };
             // SAFETY: `fds` is a live array of 3 pollfds whose descriptors stay open
-            // (borrowed socket, our eventfd, the shutdown eventfd) during the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, super::wait_ms(timeout)) };
+            // (borrowed socket, our eventfd, the shutdown eventfd) during the call,
+            // and `nfds` is at most 3.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, super::wait_ms(timeout)) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {

@@ -32,6 +32,7 @@ where
         opts.limits.clone(),
         stats,
         shutdown.clone(),
+        opts.drain_grace,
     ));
     // Finished threads are joined as we go so their stacks are given back.
     let threads: RefCell<Vec<JoinHandle<()>>> = RefCell::new(Vec::new());

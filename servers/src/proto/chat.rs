@@ -6,6 +6,12 @@
 //! then skipped up to its newline, so no client can make the server buffer more than
 //! a line. Commands: `/nick NAME`, `/who`, `/quit`. Server notices start with `*`,
 //! errors with `!`.
+//!
+//! Lines reach other people's terminals, so control bytes in them are escaped, as
+//! `ncat --chat` does: every C0 control but tab, and DEL, becomes a visible `\ooo`
+//! (octal; NUL is `\000`, ESC `\033`), so nobody can colour, clear, retitle or
+//! overwrite another user's screen, or fake a line with a carriage return. Bytes from
+//! 0x80 up (UTF-8) pass unchanged.
 
 use super::{ConnId, Outbox, Protocol, Target};
 use bytes::Bytes;
@@ -115,13 +121,17 @@ impl Chat {
                 out.send(id, Bytes::from_static(b"* bye\n"));
                 out.close(id);
             }
-            _ => out.send(
-                id,
-                format!(
-                    "! unknown command {}; try /nick NAME, /who, /quit\n",
-                    String::from_utf8_lossy(&cmd[..cmd.len().min(MAX_NAME)])
-                ),
-            ),
+            _ => {
+                let mut shown = Vec::new();
+                push_escaped(&mut shown, &cmd[..cmd.len().min(MAX_NAME)]);
+                out.send(
+                    id,
+                    format!(
+                        "! unknown command {}; try /nick NAME, /who, /quit\n",
+                        String::from_utf8_lossy(&shown)
+                    ),
+                )
+            }
         }
     }
 
@@ -160,6 +170,29 @@ fn trim(s: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &s[start..end]
+}
+
+/// Whether `b` must not reach a terminal as is: C0 controls other than tab, and DEL.
+fn is_unsafe_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Appends `line` to `out` with every unsafe control byte written as `\ooo`.
+/// At most four bytes out per byte in, so a line stays bounded by `4 * MAX_LINE`.
+pub fn push_escaped(out: &mut Vec<u8>, line: &[u8]) {
+    let mut rest = line;
+    while let Some(i) = rest.iter().position(|&b| is_unsafe_control(b)) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        out.extend_from_slice(&[
+            b'\\',
+            b'0' + (b >> 6),
+            b'0' + ((b >> 3) & 7),
+            b'0' + (b & 7),
+        ]);
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// 1 to [`MAX_NAME`] letters, digits, `-`, `_` or `.`.
@@ -214,7 +247,7 @@ impl Protocol for Chat {
             if line[0] != b'/' {
                 batch.extend_from_slice(conn.name.as_bytes());
                 batch.extend_from_slice(b": ");
-                batch.extend_from_slice(line);
+                push_escaped(&mut batch, line);
                 batch.push(b'\n');
                 continue;
             }
@@ -405,6 +438,34 @@ mod tests {
         let a = take(&mut out);
         assert!(a[0].1.starts_with("! line too long"));
         assert_eq!(a[1].1, "guest-1: after\n");
+    }
+
+    #[test]
+    fn control_bytes_are_escaped_before_they_reach_a_terminal() {
+        let (mut c, mut conns, mut out) = room(2);
+        let line = b"a\0b\x1b[31mred\x1b[0m\ttab\x7f\x07bell\rfake: hi \xc3\xa9\n";
+        c.data(ConnId(1), &mut conns[0], line, &mut out);
+        assert_eq!(
+            take(&mut out),
+            vec![(
+                "AllBut(ConnId(1))".into(),
+                "guest-1: a\\000b\\033[31mred\\033[0m\ttab\\177\\007bell\\015fake: hi \u{e9}\n"
+                    .into()
+            )]
+        );
+        // A trailing CR is the line ending, not content.
+        c.data(ConnId(1), &mut conns[0], b"crlf\r\n", &mut out);
+        assert_eq!(take(&mut out)[0].1, "guest-1: crlf\n");
+        // The unknown-command reply escapes too.
+        c.data(ConnId(1), &mut conns[0], b"/x\x1b]0;t\x07\n", &mut out);
+        assert!(take(&mut out)[0]
+            .1
+            .starts_with("! unknown command /x\\033]0;t\\007;"));
+        // Every byte: nothing below 0x20 but tab, and no DEL, survives.
+        let mut all = Vec::new();
+        push_escaped(&mut all, &(0..=255u8).collect::<Vec<_>>());
+        assert!(all.iter().all(|&b| !is_unsafe_control(b)));
+        assert_eq!(all.len(), 256 + 3 * 32);
     }
 
     #[test]

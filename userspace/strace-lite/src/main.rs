@@ -18,7 +18,7 @@ use strace_lite::tracer::{Config, Tracer};
     name = "strace-lite",
     version,
     about = "Trace the system calls of a program, the way strace does",
-    after_help = "Examples:\n  strace-lite cat /etc/hosts\n  strace-lite -f -e trace=%network,openat -o trace.txt ./capstone\n  strace-lite -c -f sh -c 'ls; ls'\n  strace-lite -p 1234            (Ctrl-C detaches, the process keeps running)"
+    after_help = "Examples:\n  strace-lite cat /etc/hosts\n  strace-lite -f -e trace=%network,openat -o trace.txt ./capstone\n  strace-lite -c -f sh -c 'ls; ls'\n  strace-lite -p 1234            (Ctrl-C detaches, the process keeps running)\n  strace-lite -- -weird-name     (-- ends the options)"
 )]
 struct Cli {
     /// Attach to a running process (PTRACE_SEIZE); Ctrl-C detaches. May be repeated.
@@ -50,12 +50,9 @@ struct Cli {
     /// One JSON object per event, one per line.
     #[arg(long)]
     json: bool,
-    /// The program to run and its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The program to run and its arguments. Options end at the program's name (or at
+    /// `--`): whatever follows is the program's own.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
     cmd: Vec<OsString>,
 }
 
@@ -67,12 +64,44 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(usage_error(e)),
+    };
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("strace-lite: {e}");
             std::process::exit(e.exit_code());
+        }
+    }
+}
+
+/// Reports a command-line error the way strace does (`strace: unrecognized option
+/// '--bogus'` and a hint, exit status 1); `--help` and `--version` print and exit 0.
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Nothing useful to do if stdout is gone.
+            let _ = e.print();
+            0
+        }
+        ErrorKind::UnknownArgument => {
+            match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) => {
+                    eprintln!("strace-lite: unrecognized option '{arg}'")
+                }
+                _ => eprintln!("strace-lite: unrecognized option"),
+            }
+            eprintln!("Try 'strace-lite --help' for more information.");
+            1
+        }
+        _ => {
+            let msg = e.render().to_string();
+            let msg = msg.trim_end().trim_start_matches("error: ");
+            eprintln!("strace-lite: {msg}");
+            1
         }
     }
 }

@@ -6,7 +6,7 @@
 //! high-water mark is claimed exactly once: meta, tree, overflow, freelist, or free.
 
 use super::page::{self, Page, ValRef, OVERFLOW_DATA, PAGE_SIZE};
-use super::{Meta, Result, Shared};
+use super::{Meta, MetaFault, Result, Shared};
 
 /// What a walk found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27,6 +27,8 @@ pub struct Stats {
     /// Bytes used in branch and leaf pages over their total size.
     pub fill: f64,
     pub file_bytes: u64,
+    /// Meta pages rejected when the file was opened; the walk covers the other one.
+    pub meta_faults: Vec<MetaFault>,
 }
 
 struct Walk<'a> {
@@ -204,5 +206,6 @@ pub(crate) fn walk(sh: &Shared, meta: &Meta, strict: bool) -> Result<Stats> {
         w.used as f64 / (tree_pages as f64 * PAGE_SIZE as f64)
     };
     w.stats.file_bytes = sh.file.metadata().map(|m| m.len()).unwrap_or(0);
+    w.stats.meta_faults = sh.meta_faults.clone();
     Ok(w.stats)
 }

@@ -55,7 +55,10 @@
 //! Page writes that never got a meta (scrap past `npages`, or reused free pages) are
 //! simply free space in the state reopen picks. The only loss this design cannot
 //! mask is a *durable* meta page later damaged by the medium; then the older meta is
-//! used and `check` reports any page the newer batches overwrote.
+//! used and `check` reports any page the newer batches overwrote. Either way a
+//! rejected meta page is never silent: the open logs a warning naming the page, why
+//! it was rejected and which one was chosen, and [`Db::meta_faults`] (and `check`'s
+//! [`Stats`]) keep the report, so `btree check` warns and `--strict` fails.
 //!
 //! **Free pages.** Pages freed by batch `T` were part of snapshot `T-1`. They become
 //! reusable by the writer once no open [`Snapshot`] is older than `T` (readers are
@@ -209,6 +212,29 @@ impl Meta {
     }
 }
 
+/// A meta page that failed validation when the file was opened. The other one was
+/// used; if the rejected page was the newer (a medium fault, or a torn write of the
+/// batch being committed when the process died), that batch is not in the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaFault {
+    /// Which meta page: 0 or 1.
+    pub slot: u64,
+    /// Why it was rejected (checksum mismatch, bad magic, ...).
+    pub reason: String,
+    /// The transaction id stored in the rejected page, unverified.
+    pub claimed_txn: Option<u64>,
+}
+
+impl std::fmt::Display for MetaFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "meta page {}: {}", self.slot, self.reason)?;
+        if let Some(t) = self.claimed_txn {
+            write!(f, " (its unverified txn field reads {t})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Free-page bookkeeping, owned by whoever holds the writer lock.
 #[derive(Default)]
 pub(crate) struct FreeState {
@@ -234,6 +260,8 @@ pub(crate) struct Shared {
     state: Mutex<ReadState>,
     writer: Mutex<FreeState>,
     poisoned: AtomicBool,
+    /// Meta pages rejected when the file was opened.
+    meta_faults: Vec<MetaFault>,
 }
 
 /// Lock a mutex, tolerating poisoning: every critical section here leaves its data
@@ -373,29 +401,54 @@ impl Db {
         })?;
         let file_pages = file.metadata().map_err(|e| io("fstat", e))?.len() / PAGE_SIZE as u64;
         let mut metas = Vec::new();
-        let mut reasons = Vec::new();
+        let mut faults = Vec::new();
         for slot in 0..2u64 {
             let mut buf = page::blank();
-            match file.read_exact_at(&mut buf, slot * PAGE_SIZE as u64) {
+            let reason = match file.read_exact_at(&mut buf, slot * PAGE_SIZE as u64) {
                 Ok(()) => match Meta::decode(slot, &buf) {
                     // Every page a meta names was written (and synced) before it.
-                    Ok(m) if m.npages > file_pages => reasons.push(format!(
-                        "meta {slot}: names {} pages, file holds {file_pages}",
-                        m.npages
-                    )),
-                    Ok(m) => metas.push(m),
-                    Err(r) => reasons.push(format!("meta {slot}: {r}")),
+                    Ok(m) if m.npages > file_pages => {
+                        format!("names {} pages, file holds {file_pages}", m.npages)
+                    }
+                    Ok(m) => {
+                        metas.push((slot, m));
+                        continue;
+                    }
+                    Err(r) => r,
                 },
-                Err(e) => reasons.push(format!("meta {slot}: pread: {e}")),
-            }
+                Err(e) => format!("pread: {e}"),
+            };
+            // The txn field as stored, damage and all: a hint whether the rejected
+            // page was the newer one (a lost batch) or the older.
+            let claimed_txn = (&buf[8..16] == MAGIC).then(|| rd64(&buf, 24));
+            faults.push(MetaFault {
+                slot,
+                reason,
+                claimed_txn,
+            });
         }
-        let Some(meta) = metas.into_iter().max_by_key(|m| m.txn) else {
+        let Some((slot, meta)) = metas.into_iter().max_by_key(|(_, m)| m.txn) else {
+            let reasons: Vec<String> = faults.iter().map(MetaFault::to_string).collect();
             return Err(Error::Corrupt {
                 path,
                 pgno: 0,
                 reason: format!("no valid meta page ({})", reasons.join("; ")),
             });
         };
+        for f in &faults {
+            tracing::warn!(
+                path = %path.display(),
+                rejected = f.slot,
+                reason = %f.reason,
+                claimed_txn = %f.claimed_txn.map_or("unknown".into(), |t| t.to_string()),
+                chosen = slot,
+                txn = meta.txn,
+                "btree meta page rejected, opened from the other; if it was the newer, its batch is lost"
+            );
+        }
+        if faults.is_empty() {
+            tracing::debug!(path = %path.display(), chosen = slot, txn = meta.txn, "btree meta page chosen: both valid, higher txn");
+        }
         let shared = Shared {
             path,
             file,
@@ -406,6 +459,7 @@ impl Db {
             }),
             writer: Mutex::new(FreeState::default()),
             poisoned: AtomicBool::new(false),
+            meta_faults: faults,
         };
         let (ready, list_pages) = load_freelist(&shared, &meta)?;
         *lock(&shared.writer) = FreeState {
@@ -457,6 +511,12 @@ impl Db {
     pub fn stats(&self) -> Result<Stats> {
         let snap = self.read();
         check::walk(&self.shared, &snap.meta, false)
+    }
+
+    /// Meta pages rejected when this file was opened (empty when both were valid).
+    /// `check` and `stats` report them too.
+    pub fn meta_faults(&self) -> &[MetaFault] {
+        &self.shared.meta_faults
     }
 
     /// Page-cache hits and misses since open.
