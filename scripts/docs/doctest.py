@@ -266,6 +266,9 @@ class Runner:
                                 start_new_session=True, text=True, errors="replace")
         try:
             output, _ = proc.communicate(timeout=timeout)
+        except KeyboardInterrupt:
+            stop(proc)
+            raise
         except subprocess.TimeoutExpired:
             stop(proc)
             output, _ = proc.communicate()
@@ -348,6 +351,8 @@ def main():
                 first = b.text.strip().split("\n")[0]
                 print(f"{b.where()}\t{kind}\t{first}")
         return 0
+    # A SIGTERM (from `timeout`, or CI) unwinds like Ctrl-C, so the servers still stop.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with tempfile.TemporaryDirectory(prefix="doctest.") as workdir:
         runner = Runner(args.verbose, workdir)
         runner.all(pages)
