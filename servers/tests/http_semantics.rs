@@ -156,6 +156,15 @@ fn wrong_today_statuses() {
                 true,
             ),
             ("GET / HTTP/1.1\r\nHost: bad host/x\r\n\r\n", 400, true),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, true),
+            ("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", 400, true),
+            (
+                &get("/digits.txt", "Content-Length: 2\r\nContent-Length: 2\r\n"),
+                400,
+                true,
+            ),
+            (&get("/digits.txt/", ""), 404, false),
+            ("GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505, true),
             ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, true),
             ("GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505, true),
         ];

@@ -608,6 +608,10 @@ impl Http {
         let cfg = Arc::clone(&self.cfg);
         let (file, meta, rel) = match cfg.dir.open_file(&path) {
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
+            // "/file.txt/" names a directory that is not there (ENOTDIR), as nginx says.
+            Ok((_, meta)) if meta.is_file() && target.trailing_slash => {
+                return self.page(id, peer, &mut req, Status::NotFound, "", out)
+            }
             Ok((file, meta)) if meta.is_file() => (file, meta, path),
             Ok((_, meta)) if meta.is_dir() => {
                 if !target.trailing_slash {

@@ -169,7 +169,9 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
         Ok(httparse::Status::Complete(_)) => None,
         Ok(httparse::Status::Partial) => Some(Status::BadRequest),
         Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
-        Err(httparse::Error::Version) if major_version(line).is_some_and(|m| m >= 2) => {
+        // A well-formed version we do not speak (2.0 and up, also 1.2 and up, as
+        // lighttpd answers): 505 rather than a syntax error.
+        Err(httparse::Error::Version) if version_of(line).is_some() => {
             Some(Status::HttpVersionNotSupported)
         }
         Err(_) => Some(Status::BadRequest),
@@ -192,21 +194,22 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
     }
 }
 
-/// The major version of a request line ending in a well-formed `HTTP/D.D`.
-fn major_version(line: &[u8]) -> Option<u8> {
+/// The (major, minor) version of a request line ending in a well-formed `HTTP/D.D`.
+fn version_of(line: &[u8]) -> Option<(u8, u8)> {
     let sp = memchr::memrchr(b' ', line)?;
     match &line[sp + 1..] {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
-            Some(major - b'0')
+            Some((major - b'0', minor - b'0'))
         }
         _ => None,
     }
 }
 
-/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed (RFC
-/// 9112 §3.2, a target without authority).
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2), with a host that is not
+/// empty (an `http` URI has none, RFC 9110 §4.2.1) and a name without empty labels
+/// (`..`, a leading dot), as nginx and lighttpd require.
 fn valid_host(v: &[u8]) -> bool {
     let (host_ok, rest) = if let Some(inner) = v.strip_prefix(b"[") {
         let Some(close) = memchr::memchr(b']', inner) else {
@@ -222,9 +225,12 @@ fn valid_host(v: &[u8]) -> bool {
     } else {
         let end = memchr::memchr(b':', v).unwrap_or(v.len());
         let name = &v[..end];
-        let ok = name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+        let ok = !name.is_empty()
+            && !name.starts_with(b".")
+            && !name.windows(2).any(|w| w == b"..")
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
         (ok, &v[end..])
     };
     let port_ok = match rest {
@@ -329,11 +335,11 @@ fn interpret<'a>(
                 return Err(Status::BadRequest);
             }
             let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            // Two different lengths are a smuggling attempt (RFC 9112 §6.3).
-            if content_length.is_some_and(|old| old != n) {
+            // Two lengths, even equal ones, are refused (RFC 9110 §8.6 allows it; both
+            // nginx and lighttpd do): a smuggling attempt is their usual reason.
+            if content_length.replace(n).is_some() {
                 return Err(Status::BadRequest);
             }
-            content_length = Some(n);
         } else if is("transfer-encoding") {
             codings = true;
         } else if is("if-modified-since") {
@@ -648,6 +654,7 @@ mod tests {
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
             "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
             "Content-Length: 1\r\nContent-Length: 2\r\n",
+            "Content-Length: 2\r\nContent-Length: 2\r\n",
         ] {
             assert_eq!(framing(bad), Err(Status::BadRequest), "{bad}");
         }
@@ -669,10 +676,14 @@ mod tests {
             assert_eq!(rejected(req.as_bytes()), Status::HttpVersionNotSupported);
         }
         assert_eq!(rejected(b"GET / HTTP/22.0\r\n\r\n"), Status::BadRequest);
+        assert_eq!(
+            rejected(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"),
+            Status::HttpVersionNotSupported
+        );
 
         for good in [
-            "",
             "x",
+            "t.",
             "a.example:8080",
             "127.0.0.1",
             "[::1]",
@@ -695,6 +706,11 @@ mod tests {
             "[zz]",
             "a@b",
             "a:123456",
+            "",
+            "..",
+            "a..b",
+            ".a",
+            ":80",
             "[::1]x",
         ] {
             let req = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
