@@ -165,6 +165,12 @@ fn wrong_today_statuses() {
             ),
             (&get("/digits.txt/", ""), 404, false),
             ("GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505, true),
+            ("GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400, true),
+            (
+                &get("/digits.txt", "Range: bytes=20000000000000000000-\r\n"),
+                416,
+                false,
+            ),
             ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, true),
             ("GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505, true),
         ];

@@ -171,7 +171,9 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
         Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
         // A well-formed version we do not speak (2.0 and up, also 1.2 and up, as
         // lighttpd answers): 505 rather than a syntax error.
-        Err(httparse::Error::Version) if version_of(line).is_some() => {
+        Err(httparse::Error::Version)
+            if version_of(line).is_some_and(|v| v != (1, 0) && v != (1, 1)) =>
+        {
             Some(Status::HttpVersionNotSupported)
         }
         Err(_) => Some(Status::BadRequest),
@@ -417,10 +419,14 @@ fn range_member(spec: &[u8], len: u64) -> RangeSpec {
     };
     let num = |s: &[u8]| -> Option<u64> {
         let s = s.trim_ascii();
-        if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+        // A position past any file is still a position: it saturates, so `0-` with
+        // twenty nines is the whole file as a 206 and a start that large is a 416.
+        Some(s.iter().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        }))
     };
     let (first, last) = (&spec[..dash], &spec[dash + 1..]);
     if first.trim_ascii().is_empty() {
@@ -677,6 +683,10 @@ mod tests {
         }
         assert_eq!(rejected(b"GET / HTTP/22.0\r\n\r\n"), Status::BadRequest);
         assert_eq!(
+            rejected(b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(
             rejected(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"),
             Status::HttpVersionNotSupported
         );
@@ -818,7 +828,12 @@ mod tests {
         assert_eq!(r("bytes=0-1,5-6"), Whole);
         assert_eq!(r("items=0-1"), Whole);
         assert_eq!(r("bytes=x-1"), Whole);
-        assert_eq!(r("bytes=99999999999999999999-"), Whole);
+        assert_eq!(r("bytes=99999999999999999999-"), Unsatisfiable);
+        assert_eq!(
+            r("bytes=0-99999999999999999999"),
+            Part { start: 0, end: 99 }
+        );
+        assert_eq!(r("bytes=-99999999999999999999"), Part { start: 0, end: 99 });
         assert_eq!(parse_range(b"bytes=0-", 0), Unsatisfiable);
     }
 }
