@@ -8,12 +8,19 @@
 //! After a streamed file `data` returns early, leaving the rest of a pipeline for the
 //! model to offer again (every `io` model re-offers unconsumed input while it makes
 //! progress and once a queued file is out), so one connection holds one file open. A
-//! connection is in one of three phases: waiting for a head (the header timeout is
-//! armed once, when its first byte arrives, so trickling bytes cannot extend it), idle
+//! connection is in one of four phases: waiting for a head (the header timeout is
+//! armed once, when its first byte arrives, so trickling bytes cannot extend it),
+//! skipping the body of a GET or HEAD already answered (the same timeout), idle
 //! between requests (the keep-alive timeout), or closing (input is discarded).
 //!
-//! Pieces: `request` frames and parses heads, `path` turns a target into a relative
-//! path or a refusal, `fs` opens it beneath the root, `mime` and `date` format headers.
+//! Conditionals follow RFC 9110 §13.2.2 against a strong ETag formatted once per
+//! cached file; several ranges become one `multipart/byteranges` answer whose parts
+//! are slices of the cached bytes or `sendfile` actions.
+//!
+//! Pieces: `request` frames and parses heads (and ranges), `body` skips request
+//! bodies, `path` turns a target into a relative path or a refusal, `fs` opens it
+//! beneath the root, `cache` keeps it open for a second, `mime` and `date` format
+//! headers.
 //! Directories serve their `index.html` and are otherwise a 403: no listings, so a
 //! directory's contents are only public file by file.
 
