@@ -613,3 +613,80 @@ fn ipv6_listeners_and_dual_stack() {
     fetch(v4.parse().unwrap());
     fetch(format!("[::1]:{port}").parse().unwrap());
 }
+
+/// Counts the allocations made by the current thread, so the protocol's hot path can
+/// be held to a number.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    fn count() {
+        // `try_with`: the thread-local may be gone while a thread exits.
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+    }
+
+    // SAFETY: every call is passed straight to the system allocator with the caller's
+    // own arguments, so its contract is the caller's; counting touches no heap memory.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            // SAFETY: forwarded as received (see the impl).
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded as received (see the impl).
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            // SAFETY: forwarded as received (see the impl).
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+/// A cached keep-alive GET, driven through the protocol directly: its allocations (the
+/// response head, the action list) must not grow with the new validators and checks.
+#[test]
+fn a_cached_keep_alive_get_costs_no_new_allocations() {
+    use servers::proto::http::{Http, HttpConfig};
+    use servers::proto::{ConnId, Outbox, Protocol};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    write_site(dir.path());
+    let mut http = Http::new(Arc::new(HttpConfig::new(dir.path()).unwrap()));
+    let mut out = Outbox::new();
+    let id = ConnId(1);
+    let mut conn = http.open(id, "127.0.0.1:1".parse().unwrap(), &mut out);
+    out.drain().for_each(drop);
+    let req = b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n";
+    fn allocs() -> u64 {
+        counting::ALLOCS.with(|n| n.get())
+    }
+    let fewest = (0..20)
+        .map(|_| {
+            // Every other turn is a cache hit even when the second turns in between.
+            let before = allocs();
+            assert_eq!(http.data(id, &mut conn, req, &mut out), req.len());
+            out.drain().for_each(drop);
+            allocs() - before
+        })
+        .min()
+        .unwrap();
+    eprintln!("allocations per cached GET: {fewest}");
+    // Five before ETags, conditionals and ranges came (the target's decoded and
+    // normalised path, the response head, the outbox's action list): five now.
+    assert!(fewest <= 5, "{fewest} allocations per cached GET");
+}
