@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use servers::proto::http::{
-    parse_head, parse_http_date, parse_range, parse_target, Parsed, RangeSpec, MAX_HEAD, MAX_URI,
+    parse_head, parse_http_date, parse_range, parse_ranges, parse_target, Parsed, RangeSpec,
+    MAX_HEAD, MAX_RANGES, MAX_URI,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -23,9 +24,23 @@ fuzz_target!(|data: &[u8]| {
                     if let RangeSpec::Part { start, end } = parse_range(r, len) {
                         assert!(start <= end && end < len);
                     }
+                    let parts = parse_ranges(r, len);
+                    let parts = parts.parts();
+                    assert!(parts.len() <= MAX_RANGES);
+                    assert!(parts.iter().map(|p| p.1 - p.0 + 1).sum::<u64>() <= len);
+                    for (i, a) in parts.iter().enumerate() {
+                        assert!(a.0 <= a.1 && a.1 < len);
+                        // Coalesced: no two parts overlap or touch.
+                        for b in &parts[i + 1..] {
+                            assert!(a.1 + 1 < b.0 || b.1 + 1 < a.0);
+                        }
+                    }
                 }
             }
-            for v in [head.if_modified_since, head.if_range].into_iter().flatten() {
+            for v in [head.if_modified_since, head.if_unmodified_since, head.if_range]
+                .into_iter()
+                .flatten()
+            {
                 if let Ok(s) = std::str::from_utf8(v) {
                     let _ = parse_http_date(s);
                 }

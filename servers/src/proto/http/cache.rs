@@ -25,6 +25,8 @@ use std::sync::Arc;
 pub(super) struct Cached {
     pub file: Arc<File>,
     pub len: u64,
+    /// The strong validator, formatted once (see [`etag`]).
+    pub etag: String,
     pub mtime: i64,
     /// `mtime` as an HTTP date, formatted once.
     pub last_modified: String,
@@ -32,6 +34,21 @@ pub(super) struct Cached {
     /// The whole file when it is small enough to go inline; read at open time, so the
     /// answers of one entry are all of one version of the file.
     pub body: Option<Bytes>,
+}
+
+/// A strong entity tag from the file's identity: modification time to the nanosecond,
+/// size and inode, so a rewrite, a truncation or a replacement by rename each change it
+/// (nginx's `"mtime-size"`, finer). Not a hash of the bytes: a write that keeps the
+/// size within the same nanosecond is not seen, as with every server that does this.
+pub(super) fn etag(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "\"{:x}.{:x}-{:x}-{:x}\"",
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.len(),
+        meta.ino()
+    )
 }
 
 #[derive(Debug)]
@@ -89,6 +106,7 @@ mod tests {
         Arc::new(Cached {
             file: Arc::new(tempfile::tempfile().unwrap()),
             len: 0,
+            etag: String::new(),
             mtime: 0,
             last_modified: String::new(),
             content_type: "text/plain",

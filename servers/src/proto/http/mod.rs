@@ -8,15 +8,23 @@
 //! After a streamed file `data` returns early, leaving the rest of a pipeline for the
 //! model to offer again (every `io` model re-offers unconsumed input while it makes
 //! progress and once a queued file is out), so one connection holds one file open. A
-//! connection is in one of three phases: waiting for a head (the header timeout is
-//! armed once, when its first byte arrives, so trickling bytes cannot extend it), idle
+//! connection is in one of four phases: waiting for a head (the header timeout is
+//! armed once, when its first byte arrives, so trickling bytes cannot extend it),
+//! skipping the body of a GET or HEAD already answered (the same timeout), idle
 //! between requests (the keep-alive timeout), or closing (input is discarded).
 //!
-//! Pieces: `request` frames and parses heads, `path` turns a target into a relative
-//! path or a refusal, `fs` opens it beneath the root, `mime` and `date` format headers.
+//! Conditionals follow RFC 9110 §13.2.2 against a strong ETag formatted once per
+//! cached file; several ranges become one `multipart/byteranges` answer whose parts
+//! are slices of the cached bytes or `sendfile` actions.
+//!
+//! Pieces: `request` frames and parses heads (and ranges), `body` skips request
+//! bodies, `path` turns a target into a relative path or a refusal, `fs` opens it
+//! beneath the root, `cache` keeps it open for a second, `mime` and `date` format
+//! headers.
 //! Directories serve their `index.html` and are otherwise a 403: no listings, so a
 //! directory's contents are only public file by file.
 
+mod body;
 mod cache;
 mod date;
 mod fs;
@@ -28,11 +36,13 @@ pub use date::{format_clf_date, format_http_date, parse_http_date};
 pub use mime::content_type;
 pub use path::{parse_target, percent_decode, Target};
 pub use request::{
-    parse_head, parse_range, Head, Method, Parsed, RangeSpec, MAX_HEAD, MAX_HEADERS, MAX_URI,
+    parse_head, parse_range, parse_ranges, BodyFraming, FieldLines, Head, Method, Parsed,
+    RangeSpec, Ranges, MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_RANGES, MAX_URI,
 };
 
 use crate::log::{AccessLog, Combined};
 use crate::proto::{ConnId, Outbox, Protocol};
+use body::{Chunked, Discard};
 use bytes::Bytes;
 use cache::{Cached, FileCache};
 use std::fmt::Write as _;
@@ -55,12 +65,15 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    PreconditionFailed,
+    PayloadTooLarge,
     RangeNotSatisfiable,
     UriTooLong,
     HeaderFieldsTooLarge,
     InternalServerError,
     NotImplemented,
     ServiceUnavailable,
+    HttpVersionNotSupported,
 }
 
 impl Status {
@@ -75,12 +88,15 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
+            Status::PreconditionFailed => 412,
+            Status::PayloadTooLarge => 413,
             Status::UriTooLong => 414,
             Status::RangeNotSatisfiable => 416,
             Status::HeaderFieldsTooLarge => 431,
             Status::InternalServerError => 500,
             Status::NotImplemented => 501,
             Status::ServiceUnavailable => 503,
+            Status::HttpVersionNotSupported => 505,
         }
     }
 
@@ -91,10 +107,12 @@ impl Status {
             self,
             Status::BadRequest
                 | Status::RequestTimeout
+                | Status::PayloadTooLarge
                 | Status::UriTooLong
                 | Status::HeaderFieldsTooLarge
                 | Status::InternalServerError
                 | Status::ServiceUnavailable
+                | Status::HttpVersionNotSupported
         )
     }
 }
@@ -115,6 +133,8 @@ pub fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
@@ -124,6 +144,7 @@ pub fn reason(code: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
 }
@@ -358,12 +379,18 @@ pub struct Http {
     cache: FileCache,
     /// The request just answered queued a `SendFile`.
     streamed: bool,
+    /// Numbers the `multipart/byteranges` boundaries (seeded from the clock, so two
+    /// workers or runs do not repeat each other's).
+    boundary: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// A head is (or may be) arriving; the header timeout is armed.
     Head,
+    /// The request is answered but its body (a GET's or HEAD's) is still arriving,
+    /// to be thrown away; the header timeout is armed.
+    Body(Discard),
     /// Between requests on a kept-alive connection; the idle timeout is armed.
     Idle,
     /// A closing answer is queued; input is discarded.
@@ -395,7 +422,10 @@ impl<'a> Req<'a> {
             user_agent: head.user_agent,
             minor: head.minor,
             head_only: head.method == Method::Head,
-            keep: head.keep_alive && !head.has_body,
+            // A GET's or HEAD's body is read and dropped; for another method the 405
+            // or 501 goes out at once and the connection closes rather than read it.
+            keep: head.keep_alive
+                && (!head.has_body || matches!(head.method, Method::Get | Method::Head)),
         }
     }
 
@@ -432,6 +462,9 @@ impl Http {
             stats,
             clock: Clock::new(),
             streamed: false,
+            boundary: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
         }
     }
 
@@ -453,7 +486,8 @@ impl Http {
         len: Option<u64>,
     ) -> String {
         self.clock.tick();
-        let mut h = String::with_capacity(256);
+        // Room for every header of a file answer, ETag included, in one allocation.
+        let mut h = String::with_capacity(384);
         // `write!` into a String cannot fail.
         let _ = write!(
             h,
@@ -581,6 +615,10 @@ impl Http {
         let cfg = Arc::clone(&self.cfg);
         let (file, meta, rel) = match cfg.dir.open_file(&path) {
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
+            // "/file.txt/" names a directory that is not there (ENOTDIR), as nginx says.
+            Ok((_, meta)) if meta.is_file() && target.trailing_slash => {
+                return self.page(id, peer, &mut req, Status::NotFound, "", out)
+            }
             Ok((file, meta)) if meta.is_file() => (file, meta, path),
             Ok((_, meta)) if meta.is_dir() => {
                 if !target.trailing_slash {
@@ -626,6 +664,7 @@ impl Http {
         let entry = Arc::new(Cached {
             file: Arc::new(file),
             len,
+            etag: cache::etag(&meta),
             mtime: meta.mtime(),
             last_modified: format_http_date(meta.mtime()),
             content_type: content_type(&rel),
@@ -645,39 +684,64 @@ impl Http {
         out: &mut Outbox,
     ) -> bool {
         let len = f.len;
-        let since = head
-            .if_modified_since
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(parse_http_date);
-        if since.is_some_and(|t| f.mtime <= t) {
+        let date = |v: Option<&[u8]>| {
+            v.and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(parse_http_date)
+        };
+        // RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since (412); then
+        // If-None-Match, else If-Modified-Since (304); then If-Range decides on Range.
+        let precondition = if head.if_match.is_present() {
+            etag_listed(&head.if_match, &f.etag, true)
+        } else {
+            date(head.if_unmodified_since).map_or(true, |t| f.mtime <= t)
+        };
+        if !precondition {
+            return self.page(id, peer, req, Status::PreconditionFailed, "", out);
+        }
+        let not_modified = if head.if_none_match.is_present() {
+            etag_listed(&head.if_none_match, &f.etag, false)
+        } else {
+            date(head.if_modified_since).is_some_and(|t| f.mtime <= t)
+        };
+        if not_modified {
             let mut h = self.head(304, req, None, None);
-            let _ = write!(h, "Last-Modified: {}\r\n\r\n", f.last_modified);
+            let _ = write!(
+                h,
+                "Last-Modified: {}\r\nETag: {}\r\n\r\n",
+                f.last_modified, f.etag
+            );
             out.send(id, h.into_bytes());
             self.account(peer, req, 304, 0);
             return req.keep;
         }
-        // If-Range with anything but our exact Last-Modified (we send no ETags): the
-        // representation may have changed, so the whole file.
-        let range_ok = head
-            .if_range
-            .map_or(true, |v| v.trim_ascii() == f.last_modified.as_bytes());
-        let spec = match head.range {
-            Some(r) if range_ok => parse_range(r, len),
-            _ => RangeSpec::Whole,
+        // If-Range (§13.1.5): an ETag compared strongly, or exactly our date; otherwise
+        // the representation may have changed, so the whole file.
+        let range_ok = head.if_range.map_or(true, |v| {
+            let v = v.trim_ascii();
+            if v.starts_with(b"\"") || v.starts_with(b"W/") {
+                v == f.etag.as_bytes()
+            } else {
+                v == f.last_modified.as_bytes() || date(Some(v)) == Some(f.mtime)
+            }
+        });
+        let ranges = match head.range {
+            Some(r) if range_ok => parse_ranges(r, len),
+            _ => Ranges::Whole,
         };
-        let (code, offset, count) = match spec {
-            RangeSpec::Whole => (200, 0, len),
-            RangeSpec::Part { start, end } => (206, start, end - start + 1),
-            RangeSpec::Unsatisfiable => {
+        let (code, offset, count) = match (&ranges, ranges.parts()) {
+            (Ranges::Unsatisfiable, _) => {
                 let extra = format!("Content-Range: bytes */{len}\r\n");
                 return self.page(id, peer, req, Status::RangeNotSatisfiable, &extra, out);
             }
+            (_, [(start, end)]) => (206, *start, end - start + 1),
+            (_, []) => (200, 0, len),
+            (_, parts) => return self.send_parts(id, peer, req, f, parts, out),
         };
         let mut h = self.head(code, req, Some(f.content_type), Some(count));
         let _ = write!(
             h,
-            "Last-Modified: {}\r\nAccept-Ranges: bytes\r\n",
-            f.last_modified
+            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
+            f.last_modified, f.etag
         );
         if code == 206 {
             let _ = write!(
@@ -720,6 +784,63 @@ impl Http {
             count
         };
         self.account(peer, req, code, sent);
+        req.keep
+    }
+
+    /// A `206 multipart/byteranges` answer (RFC 9110 §14.6): each part's small head
+    /// queued as bytes and its data as a slice of the cached body or a `sendfile` of
+    /// the open file, so the file is never copied into memory.
+    fn send_parts(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        req: &mut Req<'_>,
+        f: &Cached,
+        parts: &[(u64, u64)],
+        out: &mut Outbox,
+    ) -> bool {
+        self.boundary = self.boundary.wrapping_add(1);
+        let boundary = format!("{:016x}", self.boundary);
+        let part_head = |&(start, end): &(u64, u64)| {
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {start}-{end}/{}\r\n\r\n",
+                f.content_type, f.len
+            )
+        };
+        let closing = format!("\r\n--{boundary}--\r\n");
+        let total: u64 = parts
+            .iter()
+            .map(|p| part_head(p).len() as u64 + (p.1 - p.0 + 1))
+            .sum::<u64>()
+            + closing.len() as u64;
+        let ctype = format!("multipart/byteranges; boundary={boundary}");
+        let mut h = self.head(206, req, Some(&ctype), Some(total));
+        let _ = write!(
+            h,
+            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n\r\n",
+            f.last_modified, f.etag
+        );
+        let mut buf = h.into_bytes();
+        if req.head_only {
+            out.send(id, buf);
+            self.account(peer, req, 206, 0);
+            return req.keep;
+        }
+        for p in parts {
+            buf.extend_from_slice(part_head(p).as_bytes());
+            match &f.body {
+                // The ranges were resolved against `len`, the body's length.
+                Some(body) => buf.extend_from_slice(&body[p.0 as usize..=p.1 as usize]),
+                None => {
+                    out.send(id, std::mem::take(&mut buf));
+                    out.send_file(id, Arc::clone(&f.file), p.0, p.1 - p.0 + 1);
+                    self.streamed = true;
+                }
+            }
+        }
+        buf.extend_from_slice(closing.as_bytes());
+        out.send(id, buf);
+        self.account(peer, req, 206, total);
         req.keep
     }
 
@@ -776,6 +897,22 @@ impl Http {
     }
 }
 
+/// Whether a list of entity tags (or `*`) holds `etag`: by strong comparison (both
+/// strong, same tag) for If-Match and If-Range, weak (`W/` ignored) for If-None-Match
+/// (RFC 9110 §8.8.3.2).
+fn etag_listed(list: &FieldLines<'_>, etag: &str, strong: bool) -> bool {
+    list.members().any(|m| {
+        if m == b"*" {
+            return true;
+        }
+        match m.strip_prefix(b"W/") {
+            Some(_) if strong => false,
+            Some(tag) => tag == etag.as_bytes(),
+            None => m == etag.as_bytes(),
+        }
+    })
+}
+
 impl Protocol for Http {
     type Conn = HttpConn;
 
@@ -791,6 +928,25 @@ impl Protocol for Http {
         let mut consumed = 0;
         let mut answered = false;
         while conn.phase != Phase::Closing && consumed < input.len() {
+            if let Phase::Body(mut rest) = conn.phase {
+                match rest.skip(&input[consumed..], MAX_BODY) {
+                    Ok((n, done)) => {
+                        consumed += n;
+                        conn.phase = if done { Phase::Idle } else { Phase::Body(rest) };
+                        // The idle time starts once the body is in.
+                        answered |= done;
+                    }
+                    Err(status) => {
+                        // Its answer is already out: all that is left is to stop.
+                        tracing::debug!(
+                            status = status.code(),
+                            "request body rejected after its answer"
+                        );
+                        self.close(id, conn, out);
+                    }
+                }
+                continue;
+            }
             match parse_head(&input[consumed..]) {
                 Parsed::Partial => {
                     if conn.phase == Phase::Idle {
@@ -808,8 +964,34 @@ impl Protocol for Http {
                 Parsed::Complete { head, len } => {
                     consumed += len;
                     self.streamed = false;
+                    let mut rest = None;
+                    if head.has_body && matches!(head.method, Method::Get | Method::Head) {
+                        // Read (and drop) what is here of the body before answering, so
+                        // a body that is too large or badly framed from its first bytes
+                        // gets its 413 or 400 instead of the answer.
+                        let step = match head.body {
+                            BodyFraming::Length(n) if n > MAX_BODY => Err(Status::PayloadTooLarge),
+                            BodyFraming::Length(n) => Ok(Discard::Length(n)),
+                            _ => Ok(Discard::Chunked(Chunked::default())),
+                        }
+                        .and_then(|mut d| {
+                            let (n, done) = d.skip(&input[consumed..], MAX_BODY)?;
+                            Ok((n, (!done).then_some(d)))
+                        });
+                        match step {
+                            Ok((n, left)) => {
+                                consumed += n;
+                                rest = left;
+                            }
+                            Err(status) => {
+                                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                                self.reject(id, conn, status, head.line, out);
+                                continue;
+                            }
+                        }
+                    }
                     if self.serve(id, conn.peer, &head, out) {
-                        conn.phase = Phase::Idle;
+                        conn.phase = rest.map_or(Phase::Idle, Phase::Body);
                         answered = true;
                         if self.streamed {
                             // One streamed file at a time: the model offers the rest
@@ -827,7 +1009,11 @@ impl Protocol for Http {
             return input.len();
         }
         if answered {
-            out.deadline(id, Some(self.cfg.idle_timeout));
+            let after = match conn.phase {
+                Phase::Body(_) => self.cfg.header_timeout,
+                _ => self.cfg.idle_timeout,
+            };
+            out.deadline(id, Some(after));
         }
         consumed
     }
@@ -839,7 +1025,7 @@ impl Protocol for Http {
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 self.reject(id, conn, Status::RequestTimeout, b"", out);
             }
-            Phase::Idle | Phase::Closing => {
+            Phase::Idle | Phase::Body(_) | Phase::Closing => {
                 conn.phase = Phase::Closing;
                 out.close(id);
             }
@@ -857,7 +1043,7 @@ impl Protocol for Http {
     /// request on its way, and a drain that closed it would reset a request the
     /// server had already accepted.
     fn idle(&self, conn: &HttpConn) -> bool {
-        conn.phase != Phase::Head
+        matches!(conn.phase, Phase::Idle | Phase::Closing)
     }
 
     fn refusal(&mut self) -> Bytes {

@@ -14,6 +14,11 @@ pub const MAX_URI: usize = 8 * 1024;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// More header lines than this is a 431.
 pub const MAX_HEADERS: usize = 100;
+/// A request body a static server reads only to throw away (on GET and HEAD, so the
+/// connection stays in step) may be at most this long: a longer one is a 413.
+pub const MAX_BODY: u64 = 1024 * 1024;
+/// How many lines of one list-valued header (`If-Match`, `If-None-Match`) are kept.
+const MAX_LIST_LINES: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method<'a> {
@@ -33,16 +38,61 @@ pub struct Head<'a> {
     pub line: &'a [u8],
     pub host: Option<&'a [u8]>,
     pub keep_alive: bool,
-    /// The request announces a body (`Content-Length` > 0 or any `Transfer-Encoding`);
-    /// a static server never reads one, so the connection closes after the answer.
+    /// The request announces a body (`Content-Length` > 0 or a chunked one).
     pub has_body: bool,
+    /// How the body is framed (validated: one length, or chunked last and once).
+    pub body: BodyFraming,
     pub if_modified_since: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
+    pub if_match: FieldLines<'a>,
+    pub if_none_match: FieldLines<'a>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
 }
 
+/// How a request's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The lines of a header that may be repeated as a list (RFC 9110 §5.3), without
+/// allocating: the first few are kept, the rest ignored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FieldLines<'a> {
+    lines: [&'a [u8]; MAX_LIST_LINES],
+    n: usize,
+}
+
+impl<'a> FieldLines<'a> {
+    fn push(&mut self, v: &'a [u8]) {
+        if let Some(slot) = self.lines.get_mut(self.n) {
+            *slot = v;
+            self.n += 1;
+        }
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.n > 0
+    }
+
+    /// Every comma-separated member of every line, trimmed, empty ones skipped.
+    pub fn members(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.lines[..self.n]
+            .iter()
+            .flat_map(|l| l.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|m| !m.is_empty())
+    }
+}
+
+// A head lives on the stack for the one call that answers it; boxing it would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed<'a> {
     /// Need more bytes.
@@ -119,6 +169,16 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
         Ok(httparse::Status::Complete(_)) => None,
         Ok(httparse::Status::Partial) => Some(Status::BadRequest),
         Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
+        // A version that exists but that we do not speak on this connection (2 and
+        // 3, also 1.2 and up as lighttpd answers): 505 rather than a syntax error.
+        // Majors past 3 stay a 400, as `tests/httpd.rs` pins for `HTTP/9.9`.
+        Err(httparse::Error::Version)
+            if version_of(line).is_some_and(|(major, minor)| {
+                matches!(major, 2 | 3) || (major == 1 && minor >= 2)
+            }) =>
+        {
+            Some(Status::HttpVersionNotSupported)
+        }
         Err(_) => Some(Status::BadRequest),
     };
     if let Some(status) = status {
@@ -137,6 +197,93 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
         },
         Err(status) => Parsed::Reject { status, line },
     }
+}
+
+/// The (major, minor) version of a request line ending in a well-formed `HTTP/D.D`.
+fn version_of(line: &[u8]) -> Option<(u8, u8)> {
+    let sp = memchr::memrchr(b' ', line)?;
+    match &line[sp + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some((major - b'0', minor - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2), with a host that is not
+/// empty (an `http` URI has none, RFC 9110 §4.2.1) and a name without empty labels
+/// (`..`, a leading dot), as nginx and lighttpd require.
+fn valid_host(v: &[u8]) -> bool {
+    let (host_ok, rest) = if let Some(inner) = v.strip_prefix(b"[") {
+        let Some(close) = memchr::memchr(b']', inner) else {
+            return false;
+        };
+        let lit = &inner[..close];
+        let ok = !lit.is_empty()
+            && lit
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            && lit.contains(&b':');
+        (ok, &inner[close + 1..])
+    } else {
+        let end = memchr::memchr(b':', v).unwrap_or(v.len());
+        let name = &v[..end];
+        let ok = !name.is_empty()
+            && !name.starts_with(b".")
+            && !name.windows(2).any(|w| w == b"..")
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+        (ok, &v[end..])
+    };
+    let port_ok = match rest {
+        [] => true,
+        [b':', port @ ..] => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    host_ok && port_ok
+}
+
+/// Checks a request's `Transfer-Encoding` codings (all its lines, in order): only
+/// `chunked`, once and last, is something this server can frame (RFC 9112 §6.1, §6.3).
+fn transfer_codings(headers: &[httparse::Header<'_>]) -> Result<bool, Status> {
+    let (mut any, mut chunked, mut other, mut last_chunked) = (false, 0, false, false);
+    for h in headers {
+        if !h.name.eq_ignore_ascii_case("transfer-encoding") {
+            continue;
+        }
+        any = true;
+        for coding in h.value.split(|&b| b == b',') {
+            let name = coding
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
+            if name.is_empty() {
+                continue;
+            }
+            last_chunked = name.eq_ignore_ascii_case(b"chunked");
+            if last_chunked {
+                chunked += 1;
+            } else {
+                other = true;
+            }
+        }
+    }
+    if !any {
+        return Ok(false);
+    }
+    if !last_chunked || chunked > 1 {
+        // The body's end cannot be found: the connection cannot be kept in step.
+        return Err(Status::BadRequest);
+    }
+    if other {
+        // `gzip, chunked`: framed, but in a coding we do not decode.
+        return Err(Status::NotImplemented);
+    }
+    Ok(true)
 }
 
 fn interpret<'a>(
@@ -158,19 +305,24 @@ fn interpret<'a>(
         host: None,
         keep_alive: minor >= 1,
         has_body: false,
+        body: BodyFraming::None,
         if_modified_since: None,
+        if_unmodified_since: None,
+        if_match: FieldLines::default(),
+        if_none_match: FieldLines::default(),
         range: None,
         if_range: None,
         referer: None,
         user_agent: None,
     };
     let mut content_length: Option<u64> = None;
+    let mut codings = false;
     for h in headers {
         let name = h.name.as_bytes();
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if is("host") {
             // RFC 9112 §3.2: more than one Host is a 400.
-            if head.host.replace(h.value).is_some() {
+            if head.host.replace(h.value).is_some() || !valid_host(h.value.trim_ascii()) {
                 return Err(Status::BadRequest);
             }
         } else if is("connection") {
@@ -188,16 +340,21 @@ fn interpret<'a>(
                 return Err(Status::BadRequest);
             }
             let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            // Two different lengths are a smuggling attempt (RFC 9112 §6.3).
-            if content_length.is_some_and(|old| old != n) {
+            // Two lengths, even equal ones, are refused (RFC 9110 §8.6 allows it; both
+            // nginx and lighttpd do): a smuggling attempt is their usual reason.
+            if content_length.replace(n).is_some() {
                 return Err(Status::BadRequest);
             }
-            content_length = Some(n);
-            head.has_body |= n > 0;
         } else if is("transfer-encoding") {
-            head.has_body = true;
+            codings = true;
         } else if is("if-modified-since") {
             head.if_modified_since = Some(h.value);
+        } else if is("if-unmodified-since") {
+            head.if_unmodified_since = Some(h.value);
+        } else if is("if-match") {
+            head.if_match.push(h.value);
+        } else if is("if-none-match") {
+            head.if_none_match.push(h.value);
         } else if is("range") {
             head.range = Some(h.value);
         } else if is("if-range") {
@@ -220,6 +377,18 @@ fn interpret<'a>(
     if minor >= 1 && head.host.is_none() {
         return Err(Status::BadRequest);
     }
+    let chunked = codings && transfer_codings(headers)?;
+    // RFC 9112 §6.1: a 1.0 message with Transfer-Encoding has faulty framing, and
+    // §6.3: one with both a length and codings may be a smuggling attempt.
+    if chunked && (minor == 0 || content_length.is_some()) {
+        return Err(Status::BadRequest);
+    }
+    head.body = match content_length {
+        _ if chunked => BodyFraming::Chunked,
+        Some(n) if n > 0 => BodyFraming::Length(n),
+        _ => BodyFraming::None,
+    };
+    head.has_body = head.body != BodyFraming::None;
     Ok(head)
 }
 
@@ -243,15 +412,24 @@ pub fn parse_range(value: &[u8], len: u64) -> RangeSpec {
     if spec.contains(&b',') {
         return RangeSpec::Whole;
     }
+    range_member(spec, len)
+}
+
+/// One `a-b`, `a-` or `-n` of a range list.
+fn range_member(spec: &[u8], len: u64) -> RangeSpec {
     let Some(dash) = memchr::memchr(b'-', spec) else {
         return RangeSpec::Whole;
     };
     let num = |s: &[u8]| -> Option<u64> {
         let s = s.trim_ascii();
-        if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+        // A position past any file is still a position: it saturates, so `0-` with
+        // twenty nines is the whole file as a 206 and a start that large is a 416.
+        Some(s.iter().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        }))
     };
     let (first, last) = (&spec[..dash], &spec[dash + 1..]);
     if first.trim_ascii().is_empty() {
@@ -284,6 +462,96 @@ pub fn parse_range(value: &[u8], len: u64) -> RangeSpec {
         start,
         end: end.min(len - 1),
     }
+}
+
+/// At most this many ranges in one `Range`; more and the whole file is sent.
+pub const MAX_RANGES: usize = 16;
+
+/// Byte ranges resolved against a file, coalesced, in request order (RFC 9110 §14.3).
+// On the stack for one answer, so parsing a Range never allocates.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ranges {
+    /// Send the whole file: no usable `Range` (bad syntax, another unit, too many
+    /// ranges, or ranges asking for more bytes in all than the file has).
+    Whole,
+    /// `n` ranges, each `(start, end)` inclusive, in `parts[..n]`.
+    Parts {
+        parts: [(u64, u64); MAX_RANGES],
+        n: usize,
+    },
+    /// None is satisfiable: 416.
+    Unsatisfiable,
+}
+
+impl Ranges {
+    pub fn parts(&self) -> &[(u64, u64)] {
+        match self {
+            Ranges::Parts { parts, n } => &parts[..*n],
+            _ => &[],
+        }
+    }
+}
+
+/// `bytes=` followed by up to [`MAX_RANGES`] comma-separated `a-b`, `a-`, `-n`.
+/// Unsatisfiable members are dropped; overlapping or adjacent ones are merged into
+/// the first of them, so no byte is sent twice. Never allocates.
+pub fn parse_ranges(value: &[u8], len: u64) -> Ranges {
+    let Some(spec) = value.trim_ascii().strip_prefix(b"bytes=") else {
+        return Ranges::Whole;
+    };
+    let mut parts = [(0u64, 0u64); MAX_RANGES];
+    let mut n = 0;
+    let mut asked = 0u64;
+    let mut count = 0;
+    for member in spec.split(|&b| b == b',') {
+        if member.trim_ascii().is_empty() {
+            // RFC 9110 §5.6.1: empty list elements are allowed and ignored.
+            continue;
+        }
+        count += 1;
+        if count > MAX_RANGES {
+            return Ranges::Whole;
+        }
+        let (start, end) = match range_member(member, len) {
+            RangeSpec::Whole => return Ranges::Whole,
+            RangeSpec::Unsatisfiable => continue,
+            RangeSpec::Part { start, end } => (start, end),
+        };
+        asked = asked.saturating_add(end - start + 1);
+        parts[n] = (start, end);
+        n += 1;
+    }
+    if count == 0 {
+        return Ranges::Whole;
+    }
+    if n == 0 {
+        return Ranges::Unsatisfiable;
+    }
+    if asked > len {
+        // Overlaps asking for more than the file: the file once (RFC 9110 §14.2).
+        return Ranges::Whole;
+    }
+    // Merge until nothing touches anything else (n <= 16: the quadratic scan, redone
+    // after a range grows, is cheap).
+    let mut i = 0;
+    while i < n {
+        let (mut j, mut grew) = (i + 1, false);
+        while j < n {
+            let (a, b) = (parts[i], parts[j]);
+            if a.0 <= b.1.saturating_add(1) && b.0 <= a.1.saturating_add(1) {
+                parts[i] = (a.0.min(b.0), a.1.max(b.1));
+                parts.copy_within(j + 1..n, j);
+                n -= 1;
+                grew = true;
+            } else {
+                j += 1;
+            }
+        }
+        // A grown range may now touch one before it.
+        i = if grew { 0 } else { i + 1 };
+    }
+    Ranges::Parts { parts, n }
 }
 
 #[cfg(test)]
@@ -354,7 +622,6 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             b"GET\r\n\r\n",
             b"GET / FOO/1.0\r\n\r\n",
-            b"GET / HTTP/2.0\r\n\r\n",
             b"GET  / HTTP/1.0\r\n\r\n",
             b"GET / HTTP/1.0\r\nNo colon\r\n\r\n",
             b"GET / HTTP/1.0\r\nX: a\x00b\r\n\r\n",
@@ -370,6 +637,141 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn framing_versions_and_hosts() {
+        use BodyFraming::*;
+        let framing = |te: &str| {
+            let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{te}\r\n");
+            match parse_head(req.as_bytes()) {
+                Parsed::Complete { head, .. } => Ok(head.body),
+                Parsed::Reject { status, .. } => Err(status),
+                Parsed::Partial => panic!("partial"),
+            }
+        };
+        assert_eq!(framing(""), Ok(None));
+        assert_eq!(framing("Content-Length: 0\r\n"), Ok(None));
+        assert_eq!(framing("Content-Length: 7\r\n"), Ok(Length(7)));
+        assert_eq!(framing("Transfer-Encoding: chunked\r\n"), Ok(Chunked));
+        assert_eq!(framing("Transfer-Encoding: CHUNKED\r\n"), Ok(Chunked));
+        for bad in [
+            "Transfer-Encoding: xchunked\r\n",
+            "Transfer-Encoding: identity\r\n",
+            "Transfer-Encoding: chunked, gzip\r\n",
+            "Transfer-Encoding: chunked, chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+            "Content-Length: 1\r\nContent-Length: 2\r\n",
+            "Content-Length: 2\r\nContent-Length: 2\r\n",
+        ] {
+            assert_eq!(framing(bad), Err(Status::BadRequest), "{bad}");
+        }
+        assert_eq!(
+            framing("Transfer-Encoding: gzip, chunked\r\n"),
+            Err(Status::NotImplemented)
+        );
+        assert_eq!(
+            framing("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+            Err(Status::NotImplemented)
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Status::BadRequest
+        );
+
+        for v in ["HTTP/2.0", "HTTP/3.0", "HTTP/2.1"] {
+            let req = format!("GET / {v}\r\nHost: x\r\n\r\n");
+            assert_eq!(rejected(req.as_bytes()), Status::HttpVersionNotSupported);
+        }
+        assert_eq!(rejected(b"GET / HTTP/22.0\r\n\r\n"), Status::BadRequest);
+        assert_eq!(rejected(b"GET / HTTP/9.9\r\n\r\n"), Status::BadRequest);
+        assert_eq!(
+            rejected(b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"),
+            Status::HttpVersionNotSupported
+        );
+
+        for good in [
+            "x",
+            "t.",
+            "a.example:8080",
+            "127.0.0.1",
+            "[::1]",
+            "[::1]:80",
+            "a-b_c~d",
+            "h:",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert!(
+                matches!(parse_head(req.as_bytes()), Parsed::Complete { .. }),
+                "{good}"
+            );
+        }
+        for bad in [
+            "bad host/x",
+            "a/b",
+            "a:b",
+            "a:1:2",
+            "[::1",
+            "[zz]",
+            "a@b",
+            "a:123456",
+            "",
+            "..",
+            "a..b",
+            ".a",
+            ":80",
+            "[::1]x",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(rejected(req.as_bytes()), Status::BadRequest, "{bad}");
+        }
+    }
+
+    #[test]
+    fn several_ranges() {
+        let r = |v: &str, len| parse_ranges(v.as_bytes(), len);
+        let parts = |v: &str| r(v, 100).parts().to_vec();
+        assert_eq!(parts("bytes=0-0,2-3"), [(0, 0), (2, 3)]);
+        assert_eq!(parts("bytes=0-1,2-3"), [(0, 3)], "adjacent");
+        assert_eq!(parts("bytes=5-9,0-6"), [(0, 9)], "overlapping");
+        assert_eq!(
+            parts("bytes=50-59,0-0,58-70"),
+            [(50, 70), (0, 0)],
+            "request order"
+        );
+        assert_eq!(parts("bytes=0-0, ,-1"), [(0, 0), (99, 99)]);
+        assert_eq!(
+            parts("bytes=200-300,0-0"),
+            [(0, 0)],
+            "unsatisfiable dropped"
+        );
+        assert_eq!(r("bytes=200-300,400-", 100), Ranges::Unsatisfiable);
+        assert_eq!(r("bytes=0-0,x", 100), Ranges::Whole, "bad syntax anywhere");
+        assert_eq!(
+            r("bytes=0-60,40-99", 100),
+            Ranges::Whole,
+            "asks more than the file"
+        );
+        let many = (0..MAX_RANGES)
+            .map(|i| format!("{}-{}", i * 2, i * 2))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            parts(&format!("bytes={}", many.join(","))).len(),
+            MAX_RANGES
+        );
+        let too_many = (0..=MAX_RANGES)
+            .map(|i| format!("{}-{}", i * 2, i * 2))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            r(&format!("bytes={}", too_many.join(",")), 100),
+            Ranges::Whole
+        );
+        assert_eq!(r("bytes=", 100), Ranges::Whole);
     }
 
     #[test]
@@ -430,7 +832,12 @@ mod tests {
         assert_eq!(r("bytes=0-1,5-6"), Whole);
         assert_eq!(r("items=0-1"), Whole);
         assert_eq!(r("bytes=x-1"), Whole);
-        assert_eq!(r("bytes=99999999999999999999-"), Whole);
+        assert_eq!(r("bytes=99999999999999999999-"), Unsatisfiable);
+        assert_eq!(
+            r("bytes=0-99999999999999999999"),
+            Part { start: 0, end: 99 }
+        );
+        assert_eq!(r("bytes=-99999999999999999999"), Part { start: 0, end: 99 });
         assert_eq!(parse_range(b"bytes=0-", 0), Unsatisfiable);
     }
 }
