@@ -28,7 +28,7 @@ struct Cli {
     #[arg(short = 'f')]
     follow: bool,
     /// Which calls to show: trace=NAME,%file,%network,%process,%signal,%memory,%desc
-    /// (with a program to launch, a seccomp-bpf filter keeps the others from stopping it).
+    /// (with a program to launch and -f, a seccomp-bpf filter keeps the others from stopping it).
     #[arg(short = 'e', value_name = "EXPR")]
     expr: Vec<String>,
     /// Count time, calls and errors per syscall and print a summary at the end.
@@ -149,7 +149,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
     };
     match launch_path {
         Some(path) => {
-            let seccomp = !trace.all;
+            // As strace does: without -f the program's threads and children run untraced, and
+            // a filter they inherit would turn each filtered call into ENOSYS for them (no
+            // tracer to stop for). So the filter is only installed when everything is followed.
+            let seccomp = !trace.all && cli.follow;
             let filter = seccomp.then(|| strace_lite::seccomp::program(&trace));
             let launch = Launch::new(&path, &cli.cmd, filter)?;
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);

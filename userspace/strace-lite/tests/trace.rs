@@ -417,8 +417,19 @@ fn threads_are_followed_with_per_thread_state() {
 fn seccomp_filter_limits_stops_to_traced_calls() {
     let (_d, file) = sample_file();
     let f = file.to_str().unwrap();
-    let (code, text, _) = trace(&["-e", "trace=openat", "cat", f]);
+    let (code, text, _) = trace(&["-f", "-e", "trace=openat", "cat", f]);
     assert_eq!(code, 0);
+    // With -f and -o each line may carry its pid; this test is about which calls show.
+    let unpid = |t: &str| -> String {
+        t.lines()
+            .map(|l| {
+                l.trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = unpid(&text);
     assert!(
         text.lines()
             .all(|l| l.starts_with("openat(") || l.starts_with("+++")),
@@ -429,11 +440,12 @@ fn seccomp_filter_limits_stops_to_traced_calls() {
         "{text}"
     );
     if have_strace() {
-        let theirs = strace(&["--seccomp-bpf", "-e", "trace=openat", "cat", f]);
-        assert_eq!(lines_of(&theirs), lines_of(&text));
+        let theirs = strace(&["-f", "--seccomp-bpf", "-e", "trace=openat", "cat", f]);
+        assert_eq!(lines_of(&unpid(&theirs)), lines_of(&text));
     }
     // The filter is really in the tracee: the kernel reports seccomp mode 2.
     let (_, _, o) = trace(&[
+        "-f",
         "-e",
         "trace=openat",
         "grep",
@@ -442,9 +454,36 @@ fn seccomp_filter_limits_stops_to_traced_calls() {
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("Seccomp:\t2"), "{out}");
+    // Without -f there is no filter, as with strace: the untraced threads and children would
+    // inherit it and see ENOSYS for every filtered call.
+    let (_, _, o) = trace(&[
+        "-e",
+        "trace=openat",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Seccomp:\t0"), "{out}");
     // And classes work: %network on a program without sockets shows no calls at all.
-    let (_, text, _) = trace(&["-e", "trace=%network", "cat", f]);
-    assert_eq!(text.trim(), "+++ exited with 0 +++");
+    let (_, text, _) = trace(&["-f", "-e", "trace=%network", "cat", f]);
+    assert_eq!(unpid(&text).trim(), "+++ exited with 0 +++");
+}
+
+#[test]
+fn a_filtered_trace_without_f_leaves_the_other_threads_working() {
+    // Only the first thread is traced; the others open their own /dev/null and must succeed.
+    let (code, text, o) = trace(&[
+        "-e",
+        "trace=openat",
+        THREADBURST,
+        "--threads",
+        "4",
+        "--iterations",
+        "50",
+    ]);
+    assert_eq!(code, 0, "{text}\n{}", String::from_utf8_lossy(&o.stdout));
+    assert!(!text.contains("ENOSYS"), "{text}");
 }
 
 #[test]
