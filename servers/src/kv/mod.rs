@@ -18,6 +18,8 @@ mod cmd;
 pub mod engine;
 pub mod glob;
 pub mod keyspace;
+pub mod value;
+pub mod zset;
 
 use crate::proto::resp::{self, Args, Parsed, Source};
 use crate::proto::{ConnId, Outbox, Protocol};

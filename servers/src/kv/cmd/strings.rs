@@ -2,12 +2,14 @@
 //! STRLEN, MGET, MSET, INCR, INCRBY, DECR, DECRBY.
 
 use super::{wrong_arity, Ctx, ERR_NOT_INT, ERR_OVERFLOW, ERR_SYNTAX};
+use crate::kv::value::Value;
 use crate::proto::resp::{parse_i64, Args};
 
 pub(crate) fn get(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    match ctx.ks.get(args.get(1)) {
-        Some(v) => crate::proto::resp::encode_bulk(ctx.out, v),
-        None => ctx.null(),
+    match ctx.ks.get_str(args.get(1)) {
+        Ok(Some(v)) => crate::proto::resp::encode_bulk(ctx.out, v),
+        Ok(None) => ctx.null(),
+        Err(e) => ctx.err(e),
     }
 }
 
@@ -98,12 +100,19 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: Args<'_>) {
             Err(e) => return ctx.err(&e),
         }
     }
-    let old = if want_get || cond != Cond::Always {
-        ctx.ks.peek(key).map(<[u8]>::to_vec)
+    let old = if want_get {
+        match ctx.ks.peek_str(key) {
+            Ok(v) => v.map(<[u8]>::to_vec),
+            Err(e) => return ctx.err(e),
+        }
     } else {
         None
     };
-    let exists = old.is_some();
+    let exists = if want_get {
+        old.is_some()
+    } else {
+        cond != Cond::Always && ctx.ks.exists(key)
+    };
     if want_get {
         match &old {
             Some(v) => crate::proto::resp::encode_bulk(ctx.out, v),
@@ -118,15 +127,15 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     match ttl {
         Ttl::Clear => {
-            ctx.ks.set(key, value.to_vec());
+            ctx.ks.set_str(key, value.to_vec());
             ctx.ks.log(&[&b"SET"[..], key, value]);
         }
         Ttl::Keep => {
-            ctx.ks.set_keep_ttl(key, value.to_vec());
+            ctx.ks.set_keep_ttl(key, Value::Str(value.to_vec()));
             ctx.ks.log(&[&b"SET"[..], key, value, b"KEEPTTL"]);
         }
         Ttl::At(at) => {
-            ctx.ks.set(key, value.to_vec());
+            ctx.ks.set_str(key, value.to_vec());
             if at <= ctx.ks.now {
                 // Already in the past: as good as deleted, and logged as such.
                 ctx.ks.del(key);
@@ -149,17 +158,21 @@ pub(crate) fn getset(ctx: &mut Ctx<'_>, args: Args<'_>) {
     if let Err(e) = ctx.ks.fits(key, value.len()) {
         return ctx.err(&e);
     }
-    match ctx.ks.peek(key) {
-        Some(v) => crate::proto::resp::encode_bulk(ctx.out, v),
-        None => ctx.null(),
+    match ctx.ks.peek_str(key) {
+        Ok(Some(v)) => crate::proto::resp::encode_bulk(ctx.out, v),
+        Ok(None) => ctx.null(),
+        Err(e) => return ctx.err(e),
     }
-    ctx.ks.set(key, value.to_vec());
+    ctx.ks.set_str(key, value.to_vec());
     ctx.ks.log(&[&b"SET"[..], key, value]);
 }
 
 pub(crate) fn append(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let (key, tail) = (args.get(1), args.get(2));
-    let cur = ctx.ks.peek(key).map_or(0, <[u8]>::len);
+    let cur = match ctx.ks.peek_str(key) {
+        Ok(v) => v.map_or(0, <[u8]>::len),
+        Err(e) => return ctx.err(e),
+    };
     if cur + tail.len() > ctx.server.limits.max_bulk {
         return ctx.err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
@@ -172,16 +185,22 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: Args<'_>) {
 }
 
 pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    let n = ctx.ks.peek(args.get(1)).map_or(0, <[u8]>::len);
-    ctx.int(n as i64);
+    match ctx
+        .ks
+        .peek_str(args.get(1))
+        .map(|v| v.map_or(0, <[u8]>::len))
+    {
+        Ok(n) => ctx.int(n as i64),
+        Err(e) => ctx.err(e),
+    }
 }
 
 pub(crate) fn mget(ctx: &mut Ctx<'_>, args: Args<'_>) {
     ctx.array(args.len() - 1);
     for k in args.iter().skip(1) {
         match ctx.ks.get(k) {
-            Some(v) => crate::proto::resp::encode_bulk(ctx.out, v),
-            None => ctx.out.extend_from_slice(crate::proto::resp::NULL_BULK),
+            Some(Value::Str(v)) => crate::proto::resp::encode_bulk(ctx.out, v),
+            _ => ctx.out.extend_from_slice(crate::proto::resp::NULL_BULK),
         }
     }
 }
@@ -199,7 +218,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     let mut i = 1;
     while i + 1 < args.len() {
-        ctx.ks.set(args.get(i), args.get(i + 1).to_vec());
+        ctx.ks.set_str(args.get(i), args.get(i + 1).to_vec());
         i += 2;
     }
     ctx.ks.log_args(args);
@@ -208,13 +227,14 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) {
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<i64, String> {
     ctx.ks.fits(key, 20)?;
-    let cur = match ctx.ks.peek(key) {
+    let cur = match ctx.ks.peek_str(key)? {
         None => 0,
         Some(v) => parse_i64(v).ok_or(ERR_NOT_INT)?,
     };
     let new = cur.checked_add(by).ok_or(ERR_OVERFLOW)?;
     let mut b = itoa::Buffer::new();
-    ctx.ks.set_keep_ttl(key, b.format(new).as_bytes().to_vec());
+    ctx.ks
+        .set_keep_ttl(key, Value::Str(b.format(new).as_bytes().to_vec()));
     Ok(new)
 }
 
