@@ -305,3 +305,133 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, args: Args<'_>) {
         _ => ctx.err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
     }
 }
+
+/// RENAME and RENAMENX: the value moves with its expiry; logged as sent.
+fn rename_generic(ctx: &mut Ctx<'_>, args: Args<'_>, nx: bool) {
+    let (src, dst) = (args.get(1), args.get(2));
+    if !ctx.ks.exists(src) {
+        return ctx.err("ERR no such key");
+    }
+    if src == dst {
+        return if nx { ctx.int(0) } else { ctx.ok() };
+    }
+    if nx && ctx.ks.exists(dst) {
+        return ctx.int(0);
+    }
+    let Some((v, at)) = ctx.ks.take(src) else {
+        return ctx.err("ERR no such key");
+    };
+    ctx.ks.set(dst, v);
+    if let Some(at) = at {
+        ctx.ks.set_expire(dst, at);
+    }
+    ctx.ks.log_args(args);
+    if nx {
+        ctx.int(1)
+    } else {
+        ctx.ok()
+    }
+}
+
+pub(crate) fn rename(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    rename_generic(ctx, args, false)
+}
+
+pub(crate) fn renamenx(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    rename_generic(ctx, args, true)
+}
+
+/// `COPY src dst [DB 0] [REPLACE]`: kvd has the one database, 0.
+pub(crate) fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let (src, dst) = (args.get(1), args.get(2));
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i);
+        if opt.eq_ignore_ascii_case(b"REPLACE") {
+            replace = true;
+        } else if opt.eq_ignore_ascii_case(b"DB") && i + 1 < args.len() {
+            match parse_i64(args.get(i + 1)) {
+                None => return ctx.err(ERR_NOT_INT),
+                Some(0) => {}
+                Some(_) => return ctx.err("ERR DB index is out of range"),
+            }
+            i += 1;
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+        i += 1;
+    }
+    if src == dst {
+        return ctx.err("ERR source and destination objects are the same");
+    }
+    let Some(v) = ctx.ks.peek(src).cloned() else {
+        return ctx.int(0);
+    };
+    if ctx.ks.exists(dst) && !replace {
+        return ctx.int(0);
+    }
+    let at = ctx.ks.expire_at(src);
+    ctx.ks.set(dst, v);
+    if let Some(at) = at {
+        ctx.ks.set_expire(dst, at);
+    }
+    ctx.ks.log_args(args);
+    ctx.int(1);
+}
+
+pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    match ctx.ks.random_key() {
+        Some(k) => ctx.bulk(&k),
+        None => ctx.null(),
+    }
+}
+
+fn expiretime_generic(ctx: &mut Ctx<'_>, args: Args<'_>, ms: bool) {
+    let key = args.get(1);
+    if !ctx.ks.exists(key) {
+        return ctx.int(-2);
+    }
+    match ctx.ks.expire_at(key) {
+        None => ctx.int(-1),
+        Some(at) => ctx.int(if ms { at } else { (at + 500) / 1000 }),
+    }
+}
+
+pub(crate) fn expiretime(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expiretime_generic(ctx, args, false)
+}
+
+pub(crate) fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expiretime_generic(ctx, args, true)
+}
+
+/// kvd keeps no access times, so TOUCH only counts the keys that exist.
+pub(crate) fn touch(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    exists(ctx, args)
+}
+
+/// UNLINK frees at once, as DEL does, and is logged as a DEL.
+pub(crate) fn unlink(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut n = 0;
+    let mut rec: Vec<&[u8]> = vec![b"DEL"];
+    for k in args.iter().skip(1) {
+        if ctx.ks.del(k) {
+            n += 1;
+            rec.push(k);
+        }
+    }
+    if n > 0 {
+        ctx.ks.log(&rec);
+    }
+    ctx.int(n);
+}
+
+/// DUMP and RESTORE need Redis's RDB serialization, which kvd does not write.
+pub(crate) fn dump(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    ctx.err("ERR DUMP is not supported: kvd does not implement the RDB serialization format")
+}
+
+pub(crate) fn restore(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    ctx.err("ERR RESTORE is not supported: kvd does not implement the RDB serialization format")
+}

@@ -385,6 +385,49 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("zunion", -3, READONLY, 0, 0, 0, zsets::zunion),
     spec!("zinter", -3, READONLY, 0, 0, 0, zsets::zinter),
     spec!("zdiff", -3, READONLY, 0, 0, 0, zsets::zdiff),
+    // More strings.
+    spec!("setnx", 3, WRITE | FAST, 1, 1, 1, strings::setnx),
+    spec!("setex", 4, WRITE, 1, 1, 1, strings::setex),
+    spec!("psetex", 4, WRITE, 1, 1, 1, strings::psetex),
+    spec!("getex", -2, WRITE | FAST, 1, 1, 1, strings::getex),
+    spec!("getdel", 2, WRITE | FAST, 1, 1, 1, strings::getdel),
+    spec!("getrange", 4, READONLY, 1, 1, 1, strings::getrange),
+    spec!("substr", 4, READONLY, 1, 1, 1, strings::getrange),
+    spec!("setrange", 4, WRITE, 1, 1, 1, strings::setrange),
+    spec!(
+        "incrbyfloat",
+        3,
+        WRITE | FAST,
+        1,
+        1,
+        1,
+        strings::incrbyfloat
+    ),
+    spec!("msetnx", -3, WRITE, 1, -1, 2, strings::msetnx),
+    spec!("setbit", 4, WRITE, 1, 1, 1, strings::setbit),
+    spec!("getbit", 3, READONLY | FAST, 1, 1, 1, strings::getbit),
+    spec!("bitcount", -2, READONLY, 1, 1, 1, strings::bitcount),
+    spec!("bitpos", -3, READONLY, 1, 1, 1, strings::bitpos),
+    spec!("lcs", -3, READONLY, 1, 1, 1, strings::lcs),
+    // More keys.
+    spec!("rename", 3, WRITE, 1, 2, 1, keys::rename),
+    spec!("renamenx", 3, WRITE | FAST, 1, 2, 1, keys::renamenx),
+    spec!("copy", -3, WRITE, 1, 2, 1, keys::copy),
+    spec!("randomkey", 1, READONLY, 0, 0, 0, keys::randomkey),
+    spec!("expiretime", 2, READONLY | FAST, 1, 1, 1, keys::expiretime),
+    spec!(
+        "pexpiretime",
+        2,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        keys::pexpiretime
+    ),
+    spec!("touch", -2, READONLY | FAST, 1, -1, 1, keys::touch),
+    spec!("unlink", -2, WRITE | FAST, 1, -1, 1, keys::unlink),
+    spec!("dump", 2, READONLY, 1, 1, 1, keys::dump),
+    spec!("restore", -4, WRITE, 1, 1, 1, keys::restore),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.
