@@ -80,6 +80,19 @@ pub struct Client {
     pub dirty_cas: bool,
     pub channels: HashSet<Box<[u8]>>,
     pub patterns: HashSet<Box<[u8]>>,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply: ReplyMode,
+}
+
+/// CLIENT REPLY ON | OFF | SKIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped, then On.
+    SkipNext,
+    /// Set by CLIENT REPLY SKIP itself: becomes SkipNext after its own command.
+    Skip,
 }
 
 impl Client {
@@ -90,7 +103,10 @@ impl Client {
     /// Neither authentication, a transaction nor subscriptions change how its
     /// commands run.
     pub fn plain(&self) -> bool {
-        self.authed && self.multi.is_none() && self.subscriptions() == 0
+        self.authed
+            && self.multi.is_none()
+            && self.subscriptions() == 0
+            && self.reply == ReplyMode::On
     }
 }
 
@@ -121,6 +137,7 @@ impl Clients {
                 dirty_cas: false,
                 channels: HashSet::new(),
                 patterns: HashSet::new(),
+                reply: ReplyMode::On,
             },
         );
     }

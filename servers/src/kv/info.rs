@@ -85,7 +85,7 @@ fn cpu_times() -> ((f64, f64), (f64, f64)) {
 }
 
 /// The resident set size in bytes, from /proc/self/statm.
-fn rss_bytes() -> u64 {
+pub(super) fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())

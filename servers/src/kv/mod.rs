@@ -20,6 +20,7 @@ pub mod engine;
 pub mod glob;
 mod info;
 pub mod keyspace;
+mod notify;
 pub mod params;
 mod session;
 
@@ -118,6 +119,11 @@ pub struct ServerState {
     /// CONFIG GET/SET's table.
     pub params: params::Params,
     pub requirepass: Option<String>,
+    /// CONFIG SET maxmemory: write commands that may grow memory are refused (OOM)
+    /// while the resident set is above it; 0 = no limit.
+    pub maxmemory: u64,
+    /// `notify-keyspace-events` as flags (`notify`'s bits); 0 publishes nothing.
+    pub notify: u16,
 }
 
 impl ServerState {
@@ -134,6 +140,16 @@ impl ServerState {
                 .and_then(|v| params::parse_memory(v.as_bytes()))
                 .and_then(|v| usize::try_from(v).ok())
         };
+        self.notify = self
+            .params
+            .get("notify-keyspace-events")
+            .and_then(notify::parse_flags)
+            .unwrap_or(0);
+        self.maxmemory = self
+            .params
+            .get("maxmemory")
+            .and_then(|v| params::parse_memory(v.as_bytes()))
+            .unwrap_or(0);
         if let Some(v) = mem("proto-max-bulk-len") {
             self.limits.max_bulk = v;
         }
@@ -310,6 +326,8 @@ impl Kv {
             stats: ServerStats::default(),
             params,
             requirepass: None,
+            maxmemory: 0,
+            notify: 0,
         };
         server.apply_params();
         if let Some(log) = &mut log {

@@ -17,6 +17,8 @@ enum Kind {
     Bool,
     Text,
     OneOf(&'static [&'static str]),
+    /// `notify-keyspace-events` flags, stored in Redis's spelling.
+    Notify,
     /// Set at start only.
     Immutable,
     /// Only the value kvd runs with is accepted (kvd always logs, say).
@@ -80,7 +82,7 @@ const ROWS: &[(&str, Kind, &str)] = &[
     ),
     ("maxmemory-samples", Kind::Int(1), "5"),
     ("maxmemory-clients", Kind::Memory, "0"),
-    ("notify-keyspace-events", Kind::Text, ""),
+    ("notify-keyspace-events", Kind::Notify, ""),
     ("hash-max-listpack-entries", Kind::Int(0), "128"),
     ("hash-max-listpack-value", Kind::Int(0), "64"),
     ("list-max-listpack-size", Kind::Int(i64::MIN), "-2"),
@@ -244,6 +246,10 @@ impl Params {
                 }
             }
             Kind::Text => Ok(()),
+            Kind::Notify => match super::notify::parse_flags(&String::from_utf8_lossy(value)) {
+                Some(_) => Ok(()),
+                None => fail("Invalid event class character. Use 'Ag$lshzxeKEtmd'."),
+            },
             Kind::Immutable => fail("can't set immutable config"),
             Kind::Fixed => {
                 if row.value.as_bytes().eq_ignore_ascii_case(value) {
@@ -264,6 +270,11 @@ impl Params {
             let mut v = String::from_utf8_lossy(value).into_owned();
             if matches!(self.rows[i].kind, Kind::Bool | Kind::OneOf(_)) {
                 v.make_ascii_lowercase();
+            }
+            if let Kind::Notify = self.rows[i].kind {
+                v = super::notify::parse_flags(&v)
+                    .map(super::notify::format_flags)
+                    .unwrap_or_default();
             }
             self.rows[i].value = v;
         }

@@ -12,7 +12,7 @@
 //! logged, so the log feed is the one complete list of writes), and a transaction's
 //! records are wrapped in MULTI/EXEC so the log applies them whole or not at all.
 
-use super::client::{remove_from, Client, Multi};
+use super::client::{remove_from, Client, Multi, ReplyMode};
 use super::cmd::{self, Spec};
 use super::{Held, Kv, KvConn};
 use crate::kv::glob;
@@ -23,6 +23,34 @@ use std::fmt::Write as _;
 
 const ERR_EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 const ERR_NOAUTH: &str = "NOAUTH Authentication required.";
+const ERR_OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Whether a command may grow memory (Redis's `denyoom`): writes, except those that
+/// only remove or re-time keys.
+fn grows(spec: &Spec) -> bool {
+    spec.flags & cmd::WRITE != 0
+        && !matches!(
+            spec.name,
+            "del"
+                | "unlink"
+                | "flushdb"
+                | "flushall"
+                | "persist"
+                | "expire"
+                | "pexpire"
+                | "expireat"
+                | "pexpireat"
+                | "getdel"
+                | "lpop"
+                | "rpop"
+                | "srem"
+                | "hdel"
+                | "zrem"
+                | "spop"
+                | "ltrim"
+                | "lrem"
+        )
+}
 const ERR_WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Calls and errors per command, for INFO commandstats.
@@ -43,6 +71,15 @@ impl Kv {
         reply: &mut Vec<u8>,
         refuse: Option<&str>,
     ) -> bool {
+        if self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+            let before = reply.len();
+            resp::encode_error(reply, ERR_OOM);
+            self.count_error(&reply[before..]);
+            if let Some(s) = self.cmdstats.get_mut(cmd::index_of(spec)) {
+                s.rejected += 1;
+            }
+            return false;
+        }
         if !spec.arity_ok(args.len()) {
             let before = reply.len();
             resp::encode_error(reply, &cmd::wrong_arity(spec.name));
@@ -53,6 +90,7 @@ impl Kv {
             return false;
         }
         let watching = !self.clients.watches.is_empty();
+        let notifying = self.server.notify != 0;
         if watching && spec.flags & cmd::FLUSH != 0 {
             self.touch_all_existing();
         }
@@ -68,10 +106,15 @@ impl Kv {
             refuse,
         );
         self.count(spec, reply, reply_before);
-        if watching && self.ks.feed.len() > feed_before {
-            self.touch_logged(feed_before);
+        if (watching || notifying) && self.ks.feed.len() > feed_before {
+            self.after_write(feed_before);
         }
         quit
+    }
+
+    /// kvd does not count its allocations; its resident set stands for them.
+    fn over_maxmemory(&self) -> bool {
+        super::info::rss_bytes() > self.server.maxmemory
     }
 
     /// Counts a call, and an error reply as a failed call and in the error table.
@@ -121,8 +164,10 @@ impl Kv {
         }
     }
 
-    /// Touches the keys of every log record appended to the feed since `from`.
-    fn touch_logged(&mut self, from: usize) {
+    /// Reads the log records appended to the feed since `from` — every change a
+    /// command made — and touches their keys for WATCH and publishes their keyspace
+    /// events (`notify-keyspace-events`).
+    fn after_write(&mut self, from: usize) {
         let mut ranges = Vec::new();
         let mut scratch = Vec::new();
         let mut pos = from;
@@ -131,6 +176,7 @@ impl Kv {
             max_args: usize::MAX / 4,
             max_query: usize::MAX / 4,
         };
+        let notify = self.server.notify;
         // Taken out while its records are read: checking a key needs the keyspace.
         let feed = std::mem::take(&mut self.ks.feed);
         while pos < feed.len() {
@@ -148,6 +194,11 @@ impl Kv {
             if spec.flags & cmd::FLUSH != 0 || spec.first_key <= 0 {
                 continue;
             }
+            let event = if notify == 0 {
+                None
+            } else {
+                super::notify::event(spec.name).filter(|(class, _)| notify & class != 0)
+            };
             let last = if spec.last_key < 0 {
                 args.len() as i64 + i64::from(spec.last_key)
             } else {
@@ -161,10 +212,27 @@ impl Kv {
                     let exists = self.ks.contains_raw(key);
                     self.clients.touch(key, exists);
                 }
+                if let Some((_, name)) = event {
+                    self.notify_event(notify, name, key);
+                }
                 i += step;
             }
         }
         self.ks.feed = feed;
+    }
+
+    /// Publishes one keyspace event on `__keyspace@0__:KEY` and/or
+    /// `__keyevent@0__:EVENT`, as the flags ask.
+    fn notify_event(&mut self, notify: u16, event: &str, key: &[u8]) {
+        if notify & super::notify::KEYSPACE != 0 {
+            let mut ch = b"__keyspace@0__:".to_vec();
+            ch.extend_from_slice(key);
+            self.publish_message(&ch, event.as_bytes());
+        }
+        if notify & super::notify::KEYEVENT != 0 {
+            let ch = format!("__keyevent@0__:{event}");
+            self.publish_message(ch.as_bytes(), key);
+        }
     }
 
     /// A command from a client that is not plain, or a connection-level command: the
@@ -178,7 +246,22 @@ impl Kv {
         reply: &mut Vec<u8>,
         refuse: Option<&str>,
     ) -> bool {
+        let before = reply.len();
         let quit = self.gated(id, spec, args, reply, refuse);
+        if let Some(c) = self.clients.map.get_mut(&id) {
+            match c.reply {
+                ReplyMode::On => {}
+                ReplyMode::Off => reply.truncate(before),
+                ReplyMode::Skip => {
+                    reply.truncate(before);
+                    c.reply = ReplyMode::SkipNext;
+                }
+                ReplyMode::SkipNext => {
+                    reply.truncate(before);
+                    c.reply = ReplyMode::On;
+                }
+            }
+        }
         conn.plain = self.clients.map.get(&id).map_or(true, Client::plain);
         quit
     }
@@ -231,11 +314,20 @@ impl Kv {
             self.count(spec, reply, before);
             return false;
         }
-        if let Some(m) = &mut client.multi {
-            if !matches!(
+        let queues = client.multi.is_some()
+            && !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-            ) {
+            );
+        if queues && self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+            self.reject(id, Some(spec), reply, ERR_OOM);
+            return false;
+        }
+        let Some(client) = self.clients.map.get_mut(&id) else {
+            return false;
+        };
+        if let Some(m) = &mut client.multi {
+            if queues {
                 let weight: usize = args.iter().map(|a| a.len() + 16).sum();
                 if m.queue.weight() + weight > self.server.limits.max_query {
                     m.aborted = true;
@@ -357,6 +449,17 @@ impl Kv {
         self.clients.unwatch_all(id);
         if multi.aborted {
             return resp::encode_error(reply, ERR_EXECABORT);
+        }
+        if self.server.maxmemory != 0
+            && (0..multi.queue.len())
+                .filter_map(|i| cmd::lookup(multi.queue.get(i).get(0)))
+                .any(grows)
+            && self.over_maxmemory()
+        {
+            return resp::encode_error(
+                reply,
+                &format!("EXECABORT Transaction discarded because of: {ERR_OOM}"),
+            );
         }
         if dirty {
             reply.extend_from_slice(resp::NULL_ARRAY);
@@ -764,6 +867,23 @@ impl Kv {
             resp::encode_bulk(reply, s.as_bytes());
         } else if sub.eq_ignore_ascii_case(b"KILL") && n >= 3 {
             self.client_kill(id, args, reply);
+        } else if sub.eq_ignore_ascii_case(b"REPLY") && n == 3 {
+            let mode = args.get(2);
+            let mode = if mode.eq_ignore_ascii_case(b"ON") {
+                ReplyMode::On
+            } else if mode.eq_ignore_ascii_case(b"OFF") {
+                ReplyMode::Off
+            } else if mode.eq_ignore_ascii_case(b"SKIP") {
+                ReplyMode::Skip
+            } else {
+                return resp::encode_error(reply, super::cmd::ERR_SYNTAX);
+            };
+            if let Some(c) = self.clients.map.get_mut(&id) {
+                c.reply = mode;
+            }
+            if mode == ReplyMode::On {
+                reply.extend_from_slice(resp::OK);
+            }
         } else if (sub.eq_ignore_ascii_case(b"NO-EVICT") || sub.eq_ignore_ascii_case(b"NO-TOUCH"))
             && n == 3
         {

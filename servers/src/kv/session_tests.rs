@@ -449,3 +449,68 @@ fn config_info_and_the_small_server_commands() {
     assert_eq!(n.cmd(1, &["CONFIG", "RESETSTAT"]), "+OK\r\n");
     assert!(!n.cmd(1, &["INFO", "commandstats"]).contains("cmdstat_get"));
 }
+
+#[test]
+fn keyspace_notifications_follow_the_flags() {
+    let mut n = Net::memory();
+    assert_eq!(
+        n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        n.cmd(1, &["CONFIG", "GET", "notify-keyspace-events"]),
+        "*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nAKE\r\n"
+    );
+    n.cmd(2, &["PSUBSCRIBE", "*"]);
+    n.cmd(1, &["SET", "foo", "bar"]);
+    assert_eq!(
+        n.take(2),
+        "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$18\r\n__keyspace@0__:foo\r\n$3\r\nset\r\n\
+         *4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$18\r\n__keyevent@0__:set\r\n$3\r\nfoo\r\n"
+    );
+    // Only generic events, only keyspace channels: EXPIRE (logged as PEXPIREAT) is
+    // an "expire", SET is not reported.
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Kg"]);
+    n.cmd(1, &["SET", "foo", "bar"]);
+    n.cmd(1, &["EXPIRE", "foo", "100"]);
+    n.cmd(1, &["DEL", "foo"]);
+    assert_eq!(
+        n.take(2),
+        "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$18\r\n__keyspace@0__:foo\r\n$6\r\nexpire\r\n\
+         *4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$18\r\n__keyspace@0__:foo\r\n$3\r\ndel\r\n"
+    );
+    assert!(n
+        .cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Kq"])
+        .starts_with("-ERR CONFIG SET failed"));
+}
+
+#[test]
+fn client_reply_off_and_skip_silence_replies() {
+    let mut n = Net::memory();
+    assert_eq!(n.cmd(1, &["CLIENT", "REPLY", "OFF"]), "");
+    assert_eq!(n.cmd(1, &["SET", "a", "1"]), "");
+    assert_eq!(n.cmd(1, &["CLIENT", "REPLY", "ON"]), "+OK\r\n");
+    assert_eq!(n.cmd(1, &["CLIENT", "REPLY", "SKIP"]), "");
+    assert_eq!(n.cmd(1, &["GET", "a"]), "");
+    assert_eq!(n.cmd(1, &["GET", "a"]), "$1\r\n1\r\n");
+}
+
+#[test]
+fn maxmemory_refuses_growing_writes_and_transactions_holding_them() {
+    let mut n = Net::memory();
+    n.cmd(1, &["SET", "x", "v"]);
+    n.cmd(1, &["MULTI"]);
+    n.cmd(1, &["GET", "x"]);
+    n.cmd(2, &["CONFIG", "SET", "maxmemory", "1"]);
+    assert_eq!(n.cmd(1, &["EXEC"]), "*1\r\n$1\r\nv\r\n");
+    assert_eq!(
+        n.cmd(1, &["SET", "y", "1"]),
+        "-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(n.cmd(1, &["DEL", "x"]), ":1\r\n");
+    n.cmd(1, &["MULTI"]);
+    assert!(n.cmd(1, &["SET", "y", "1"]).starts_with("-OOM"));
+    assert!(n.cmd(1, &["EXEC"]).starts_with("-EXECABORT"));
+    n.cmd(2, &["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(n.cmd(1, &["SET", "y", "1"]), "+OK\r\n");
+}
