@@ -6,10 +6,10 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-need_pkgs redis-server redis-tools procps util-linux
+need_pkgs redis-server redis-tools procps util-linux python3-redis
 
-step "kvd end-to-end tests (release, with redis-server and redis-cli)"
-cargo test --release --locked -p servers --test kvd
+step "kvd end-to-end tests (release, with redis-server, redis-cli and redis-py)"
+cargo test --release --locked -p servers --test kvd --test kvd_server
 
 step "kvd: redis-benchmark -q -n 100000"
 cargo build --release --locked --bin kvd -q

@@ -213,6 +213,12 @@ impl Keyspace {
         self.engine.contains(key)
     }
 
+    /// Whether the engine holds `key`, expired or not, without expiring it (WATCH
+    /// asks whether a write left a key behind).
+    pub fn contains_raw(&mut self, key: &[u8]) -> bool {
+        self.engine.contains(key)
+    }
+
     /// Stores `value`, dropping any expiry (plain SET semantics).
     pub fn set(&mut self, key: &[u8], value: Value) {
         self.engine.set(key, value);

@@ -190,6 +190,11 @@ pub(crate) const READONLY: u8 = 2;
 pub(crate) const FAST: u8 = 4;
 /// Allowed in the log (commands that change data, plus the harmless ones Redis logs).
 pub(crate) const ADMIN: u8 = 8;
+/// Runs in the connection layer (`kv::session`): it needs the client's state or other
+/// clients' (MULTI, SUBSCRIBE, CLIENT, CONFIG, INFO); `run` is never called.
+pub(crate) const CONN: u8 = 16;
+/// Empties the keyspace: WATCH treats it as a change to every watched key that exists.
+pub(crate) const FLUSH: u8 = 32;
 
 pub(crate) struct Spec {
     /// Lower case, as Redis names commands in its errors.
@@ -262,12 +267,32 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("scan", -2, READONLY, 0, 0, 0, keys::scan),
     spec!("range", -3, READONLY, 1, 2, 1, keys::range),
     spec!("dbsize", 1, READONLY | FAST, 0, 0, 0, keys::dbsize),
-    spec!("flushdb", -1, WRITE, 0, 0, 0, keys::flushdb),
-    spec!("flushall", -1, WRITE, 0, 0, 0, keys::flushdb),
-    spec!("info", -1, ADMIN, 0, 0, 0, server::info),
+    spec!("flushdb", -1, WRITE | FLUSH, 0, 0, 0, keys::flushdb),
+    spec!("flushall", -1, WRITE | FLUSH, 0, 0, 0, keys::flushdb),
+    spec!("info", -1, ADMIN | CONN, 0, 0, 0, connection_level),
     spec!("bgrewriteaof", 1, ADMIN, 0, 0, 0, server::bgrewriteaof),
     spec!("command", -1, ADMIN, 0, 0, 0, server::command),
-    spec!("config", -2, ADMIN, 0, 0, 0, server::config),
+    spec!("config", -2, ADMIN | CONN, 0, 0, 0, connection_level),
+    // Transactions, Pub/Sub and the client's own state: see `kv::session`.
+    spec!("multi", 1, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("exec", 1, CONN, 0, 0, 0, connection_level),
+    spec!("discard", 1, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("watch", -2, CONN | FAST, 1, -1, 1, connection_level),
+    spec!("unwatch", 1, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("subscribe", -2, CONN, 0, 0, 0, connection_level),
+    spec!("unsubscribe", -1, CONN, 0, 0, 0, connection_level),
+    spec!("psubscribe", -2, CONN, 0, 0, 0, connection_level),
+    spec!("punsubscribe", -1, CONN, 0, 0, 0, connection_level),
+    spec!("publish", 3, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("pubsub", -2, CONN, 0, 0, 0, connection_level),
+    spec!("auth", -2, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("hello", -1, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("client", -2, CONN, 0, 0, 0, connection_level),
+    spec!("reset", 1, CONN | FAST, 0, 0, 0, connection_level),
+    spec!("time", 1, FAST, 0, 0, 0, server::time),
+    spec!("lastsave", 1, FAST, 0, 0, 0, server::lastsave),
+    spec!("function", -2, 0, 0, 0, 0, server::function),
+    spec!("script", -2, 0, 0, 0, 0, server::script),
     // Keys and types.
     spec!("type", 2, READONLY | FAST, 1, 1, 1, keys::type_),
     spec!("object", -2, READONLY, 2, 2, 1, keys::object),
@@ -309,9 +334,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("sinter", -2, READONLY, 1, -1, 1, sets::sinter),
     spec!("sunion", -2, READONLY, 1, -1, 1, sets::sunion),
     spec!("sdiff", -2, READONLY, 1, -1, 1, sets::sdiff),
-    spec!("sinterstore", -3, WRITE, 1, -1, 1, sets::sinterstore),
-    spec!("sunionstore", -3, WRITE, 1, -1, 1, sets::sunionstore),
-    spec!("sdiffstore", -3, WRITE, 1, -1, 1, sets::sdiffstore),
+    spec!("sinterstore", -3, WRITE, 1, 1, 1, sets::sinterstore),
+    spec!("sunionstore", -3, WRITE, 1, 1, 1, sets::sunionstore),
+    spec!("sdiffstore", -3, WRITE, 1, 1, 1, sets::sdiffstore),
     spec!("sintercard", -3, READONLY, 0, 0, 0, sets::sintercard),
     spec!("sscan", -3, READONLY, 1, 1, 1, sets::sscan),
     // Lists.
@@ -412,7 +437,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     // More keys.
     spec!("rename", 3, WRITE, 1, 2, 1, keys::rename),
     spec!("renamenx", 3, WRITE | FAST, 1, 2, 1, keys::renamenx),
-    spec!("copy", -3, WRITE, 1, 2, 1, keys::copy),
+    // The source is only read: a WATCH on it must not see a change.
+    spec!("copy", -3, WRITE, 2, 2, 1, keys::copy),
     spec!("randomkey", 1, READONLY, 0, 0, 0, keys::randomkey),
     spec!("expiretime", 2, READONLY | FAST, 1, 1, 1, keys::expiretime),
     spec!(
@@ -429,6 +455,18 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("dump", 2, READONLY, 1, 1, 1, keys::dump),
     spec!("restore", -4, WRITE, 1, 1, 1, keys::restore),
 ];
+
+/// The `run` of a [`CONN`] command: the connection layer handles these before the
+/// table's function would be reached.
+fn connection_level(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    ctx.err(&unknown_command(args));
+}
+
+/// The position of `spec` in [`COMMANDS`] (for per-command counters).
+pub(crate) fn index_of(spec: &Spec) -> usize {
+    let base = COMMANDS.as_ptr() as usize;
+    (spec as *const Spec as usize).wrapping_sub(base) / std::mem::size_of::<Spec>()
+}
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
@@ -498,6 +536,9 @@ mod tests {
         }
         assert!(lookup(b"nosuchcommand").is_none());
         assert!(lookup(b"averyveryverylongname").is_none());
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(index_of(c), i);
+        }
     }
 
     #[test]
