@@ -407,3 +407,25 @@ pub(crate) fn rpoplpush(ctx: &mut Ctx<'_>, args: Args<'_>) {
         None => ctx.null(),
     }
 }
+
+pub(crate) fn lmpop(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let (keys, right, count) = tri!(ctx, super::zsets::mpop_args(args, ["LEFT", "RIGHT"]));
+    let end = if right { End::Right } else { End::Left };
+    for key in keys {
+        if tri!(ctx, read(ctx.ks, key)).is_none() {
+            continue;
+        }
+        let got = pop_n(ctx.ks, key, end, count);
+        let mut b = itoa::Buffer::new();
+        let name: &[u8] = if right { b"RPOP" } else { b"LPOP" };
+        ctx.ks.log(&[name, key, b.format(got.len()).as_bytes()]);
+        resp::encode_array_len(ctx.out, 2);
+        resp::encode_bulk(ctx.out, key);
+        resp::encode_array_len(ctx.out, got.len());
+        for v in &got {
+            resp::encode_bulk(ctx.out, v);
+        }
+        return;
+    }
+    ctx.null_array();
+}

@@ -454,6 +454,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("unlink", -2, WRITE | FAST, 1, -1, 1, keys::unlink),
     spec!("dump", 2, READONLY, 1, 1, 1, keys::dump),
     spec!("restore", -4, WRITE, 1, 1, 1, keys::restore),
+    spec!("zintercard", -3, READONLY, 0, 0, 0, zsets::zintercard),
+    spec!("zmpop", -4, WRITE, 0, 0, 0, zsets::zmpop),
+    spec!("lmpop", -4, WRITE, 0, 0, 0, lists::lmpop),
 ];
 
 /// The `run` of a [`CONN`] command: the connection layer handles these before the

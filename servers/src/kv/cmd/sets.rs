@@ -328,7 +328,7 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_>, args: Args<'_>) {
     while i < args.len() {
         if args.get(i).eq_ignore_ascii_case(b"LIMIT") && i + 1 < args.len() {
             match resp::parse_i64(args.get(i + 1)) {
-                None => return ctx.err(super::ERR_NOT_INT),
+                None => return ctx.err("ERR LIMIT can't be negative"),
                 Some(n) if n < 0 => return ctx.err("ERR LIMIT can't be negative"),
                 Some(0) => limit = usize::MAX,
                 Some(n) => limit = usize::try_from(n).unwrap_or(usize::MAX),

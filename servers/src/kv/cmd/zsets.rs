@@ -754,3 +754,95 @@ pub(crate) fn zinter(ctx: &mut Ctx<'_>, args: Args<'_>) {
 pub(crate) fn zdiff(ctx: &mut Ctx<'_>, args: Args<'_>) {
     setop(ctx, args, SetOp::Diff, false)
 }
+
+pub(crate) fn zintercard(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let n = tri!(ctx, int_arg(args.get(1)));
+    if n < 1 {
+        return ctx.err("ERR at least 1 input key is needed for 'zintercard' command");
+    }
+    if n as u64 > (args.len() - 2) as u64 {
+        return ctx.err(ERR_SYNTAX);
+    }
+    let n = n as usize;
+    let mut limit = usize::MAX;
+    let mut i = 2 + n;
+    while i < args.len() {
+        if args.get(i).eq_ignore_ascii_case(b"LIMIT") && i + 1 < args.len() {
+            limit = match resp::parse_i64(args.get(i + 1)) {
+                Some(0) => usize::MAX,
+                Some(v) if v > 0 => usize::try_from(v).unwrap_or(usize::MAX),
+                _ => return ctx.err("ERR LIMIT can't be negative"),
+            };
+            i += 2;
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+    }
+    let mut inputs = Vec::with_capacity(n);
+    for k in (2..2 + n).map(|j| args.get(j)) {
+        inputs.push(tri!(ctx, input(ctx.ks, k)));
+    }
+    inputs.sort_by_key(Vec::len);
+    let others: Vec<std::collections::HashSet<&[u8]>> = inputs[1..]
+        .iter()
+        .map(|inp| inp.iter().map(|(m, _)| &m[..]).collect())
+        .collect();
+    let count = inputs[0]
+        .iter()
+        .filter(|(m, _)| others.iter().all(|o| o.contains(&m[..])))
+        .take(limit)
+        .count();
+    ctx.int(count as i64);
+}
+
+/// `numkeys key... MIN|MAX [COUNT n]` of ZMPOP (and LMPOP's `LEFT|RIGHT`), from
+/// `args[1]`: the keys, whether the second word was chosen, and the count.
+pub(crate) fn mpop_args<'a>(
+    args: Args<'a>,
+    words: [&str; 2],
+) -> Result<(Vec<&'a [u8]>, bool, usize), &'static str> {
+    let keys = super::sets::numkeys(args, 1)?;
+    let mut i = 2 + keys.len();
+    let second = match args.get(i) {
+        w if w.eq_ignore_ascii_case(words[0].as_bytes()) => false,
+        w if w.eq_ignore_ascii_case(words[1].as_bytes()) => true,
+        _ => return Err(ERR_SYNTAX),
+    };
+    i += 1;
+    let mut count = None;
+    while i < args.len() {
+        if args.get(i).eq_ignore_ascii_case(b"COUNT") && i + 1 < args.len() && count.is_none() {
+            count = match resp::parse_i64(args.get(i + 1)) {
+                Some(v) if v > 0 => Some(usize::try_from(v).unwrap_or(usize::MAX)),
+                _ => return Err("ERR count should be greater than 0"),
+            };
+            i += 2;
+        } else {
+            return Err(ERR_SYNTAX);
+        }
+    }
+    Ok((keys, second, count.unwrap_or(1)))
+}
+
+pub(crate) fn zmpop(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let (keys, max, count) = tri!(ctx, mpop_args(args, ["MIN", "MAX"]));
+    for key in keys {
+        if tri!(ctx, read(ctx.ks, key)).is_none() {
+            continue;
+        }
+        let got = pop_n(ctx.ks, key, max, count);
+        let mut b = itoa::Buffer::new();
+        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.ks.log(&[name, key, b.format(got.len()).as_bytes()]);
+        resp::encode_array_len(ctx.out, 2);
+        resp::encode_bulk(ctx.out, key);
+        resp::encode_array_len(ctx.out, got.len());
+        for (s, m) in &got {
+            resp::encode_array_len(ctx.out, 2);
+            resp::encode_bulk(ctx.out, m);
+            double(ctx.out, *s);
+        }
+        return;
+    }
+    ctx.null_array();
+}
