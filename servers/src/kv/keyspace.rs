@@ -43,6 +43,11 @@ pub struct Keyspace {
     pub logging: bool,
     pub stats: KeyspaceStats,
     rng: u64,
+    /// Whether a blocking command may block now (false while replaying and inside
+    /// EXEC); see [`super::blocking`].
+    pub may_block: bool,
+    /// Left by a blocking command that found nothing, for the caller to park.
+    pub(crate) block_request: Option<super::blocking::Request>,
 }
 
 impl Keyspace {
@@ -55,6 +60,8 @@ impl Keyspace {
             logging: true,
             stats: KeyspaceStats::default(),
             rng: (unix_ms() as u64) | 1,
+            may_block: false,
+            block_request: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //! once cost one log write, not fifty. Between iterations, [`Kv::tick`] expires keys
 //! actively, finishes background log rewrites and retries a log write that failed.
 
+mod blocking;
 pub mod btree_engine;
 mod client;
 mod cmd;
@@ -197,6 +198,8 @@ const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
 
 pub struct Kv {
     ks: Keyspace,
+    /// Clients parked by a blocking pop.
+    blocked: blocking::Blocked,
     aof: Option<Aof>,
     server: ServerState,
     ranges: Vec<Range<usize>>,
@@ -392,6 +395,7 @@ impl Kv {
         let aof = log;
         Ok(Self {
             ks,
+            blocked: blocking::Blocked::default(),
             aof,
             server,
             ranges: Vec::new(),
@@ -527,6 +531,10 @@ impl Protocol for Kv {
         if conn.quit {
             return input.len();
         }
+        // A parked client's further input waits until it is served or times out.
+        if self.blocked.is_blocked(id) {
+            return 0;
+        }
         if input.len() < conn.need {
             return 0;
         }
@@ -565,6 +573,8 @@ impl Protocol for Kv {
                     commands += 1;
                     let args = Args::new(src, &ranges);
                     let spec = cmd::lookup(args.get(0));
+                    // Inside EXEC nothing blocks.
+                    self.ks.may_block = !matches!(spec, Some(s) if s.name == "exec");
                     let quit = match spec {
                         Some(spec) if conn.plain && spec.flags & cmd::CONN == 0 => {
                             self.run(spec, args, &mut reply, refuse.as_deref())
@@ -574,6 +584,9 @@ impl Protocol for Kv {
                     if quit {
                         close = true;
                         pos = input.len();
+                        break;
+                    }
+                    if self.park_if_blocked(id, out) {
                         break;
                     }
                     if reply.len() >= REPLY_BATCH_MAX {
@@ -592,6 +605,11 @@ impl Protocol for Kv {
                     break;
                 }
             }
+        }
+        self.ks.may_block = false;
+        self.ks.block_request = None;
+        if !self.ks.feed.is_empty() {
+            self.serve_blocked(out);
         }
         self.ranges = ranges;
         self.scratch = scratch;
@@ -643,6 +661,15 @@ impl Protocol for Kv {
     fn closed(&mut self, id: ConnId, _conn: KvConn, _out: &mut Outbox) {
         self.server.stats.connected = self.server.stats.connected.saturating_sub(1);
         self.clients.remove(id);
+        self.blocked.remove(id);
+    }
+
+    /// A parked client's wait is over (answered, not closed); any other deadline
+    /// closes as before.
+    fn timeout(&mut self, id: ConnId, _conn: &mut KvConn, out: &mut Outbox) {
+        if !self.blocked_timeout(id) {
+            out.close(id);
+        }
     }
 
     fn refusal(&mut self) -> Bytes {

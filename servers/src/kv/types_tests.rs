@@ -431,3 +431,70 @@ proptest! {
         }
     }
 }
+
+/// What one step sent, per connection.
+fn step(kv: &mut Kv, id: u64, conn: &mut KvConn, args: &[&str]) -> Vec<(u64, String)> {
+    let mut b = Vec::new();
+    resp::encode_command(&mut b, args);
+    let mut out = Outbox::new();
+    let n = kv.data(ConnId(id), conn, &b, &mut out);
+    assert_eq!(n, b.len());
+    kv.before_wait(&mut out);
+    out.drain()
+        .filter_map(|a| match a {
+            Action::Send {
+                to: crate::proto::Target::One(to),
+                data,
+            } => Some((to.0, String::from_utf8_lossy(&data).into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
+    let d = tempfile::tempdir().unwrap();
+    let mut kv = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut out = Outbox::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut a = kv.open(ConnId(1), peer, &mut out);
+    let mut b = kv.open(ConnId(2), peer, &mut out);
+    let mut c = kv.open(ConnId(3), peer, &mut out);
+    assert!(step(&mut kv, 1, &mut a, &["BLPOP", "q", "other", "0"]).is_empty());
+    assert!(step(&mut kv, 2, &mut b, &["BRPOP", "q", "5"]).is_empty());
+    // The first push goes to the oldest waiter, logged as the pop that happened.
+    let got = step(&mut kv, 3, &mut c, &["RPUSH", "q", "x"]);
+    assert!(
+        got.contains(&(1, "*2\r\n$1\r\nq\r\n$1\r\nx\r\n".into())),
+        "{got:?}"
+    );
+    assert!(got.contains(&(3, ":1\r\n".into())));
+    assert_eq!(got.len(), 2);
+    // The second waiter's deadline passes: a null array, and it is free again.
+    let mut out = Outbox::new();
+    kv.timeout(ConnId(2), &mut b, &mut out);
+    kv.before_wait(&mut out);
+    let sent: Vec<_> = out.drain().collect();
+    assert!(
+        matches!(&sent[..], [Action::Send { data, .. }] if &data[..] == b"*-1\r\n"),
+        "{sent:?}"
+    );
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["LLEN", "q"]),
+        vec![(2, ":0\r\n".into())]
+    );
+    // Inside a transaction nothing blocks.
+    step(&mut kv, 2, &mut b, &["MULTI"]);
+    step(&mut kv, 2, &mut b, &["BZPOPMIN", "z", "0"]);
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["EXEC"]),
+        vec![(2, "*1\r\n*-1\r\n".into())]
+    );
+    drop(kv);
+    let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
+    assert!(log.contains("LPOP") && !log.contains("BLPOP"), "{log}");
+}

@@ -10,11 +10,11 @@
 mod connection;
 mod hashes;
 mod keys;
-mod lists;
+pub(crate) mod lists;
 mod server;
 mod sets;
 mod strings;
-mod zsets;
+pub(crate) mod zsets;
 
 use super::keyspace::Keyspace;
 use super::ServerState;
@@ -457,6 +457,37 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("zintercard", -3, READONLY, 0, 0, 0, zsets::zintercard),
     spec!("zmpop", -4, WRITE, 0, 0, 0, zsets::zmpop),
     spec!("lmpop", -4, WRITE, 0, 0, 0, lists::lmpop),
+    // Blocking pops: see `kv::blocking`.
+    spec!("blpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::blpop),
+    spec!("brpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::brpop),
+    spec!("blmove", 6, WRITE, 1, 2, 1, crate::kv::blocking::blmove),
+    spec!(
+        "brpoplpush",
+        4,
+        WRITE,
+        1,
+        2,
+        1,
+        crate::kv::blocking::brpoplpush
+    ),
+    spec!(
+        "bzpopmin",
+        -3,
+        WRITE | FAST,
+        1,
+        -2,
+        1,
+        crate::kv::blocking::bzpopmin
+    ),
+    spec!(
+        "bzpopmax",
+        -3,
+        WRITE | FAST,
+        1,
+        -2,
+        1,
+        crate::kv::blocking::bzpopmax
+    ),
 ];
 
 /// The `run` of a [`CONN`] command: the connection layer handles these before the
