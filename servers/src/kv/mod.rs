@@ -651,7 +651,15 @@ impl Protocol for Kv {
     /// Work between iterations: active expiry, background rewrite completion, log
     /// retry.
     fn tick(&mut self, out: &mut Outbox) {
+        let feed_before = self.ks.feed.len();
         self.ks.active_expire(EXPIRE_BUDGET);
+        if (!self.clients.watches.is_empty() || self.server.notify != 0)
+            && self.ks.feed.len() > feed_before
+        {
+            self.after_write(feed_before, true);
+            let hold = self.aof.as_ref().is_some_and(Aof::pending) || !self.ks.feed.is_empty();
+            self.flush_outgoing(out, hold);
+        }
         if let Some(aof) = &mut self.aof {
             aof.poll_rewrite();
         }

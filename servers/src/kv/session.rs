@@ -107,7 +107,7 @@ impl Kv {
         );
         self.count(spec, reply, reply_before);
         if (watching || notifying) && self.ks.feed.len() > feed_before {
-            self.after_write(feed_before);
+            self.after_write(feed_before, false);
         }
         quit
     }
@@ -167,7 +167,7 @@ impl Kv {
     /// Reads the log records appended to the feed since `from` — every change a
     /// command made — and touches their keys for WATCH and publishes their keyspace
     /// events (`notify-keyspace-events`).
-    fn after_write(&mut self, from: usize) {
+    pub(super) fn after_write(&mut self, from: usize, expiry: bool) {
         let mut ranges = Vec::new();
         let mut scratch = Vec::new();
         let mut pos = from;
@@ -196,6 +196,9 @@ impl Kv {
             }
             let event = if notify == 0 {
                 None
+            } else if expiry && spec.name == "del" {
+                // Active expiry's deletions are "expired" events, of their own class.
+                Some((super::notify::EXPIRED, "expired")).filter(|(class, _)| notify & class != 0)
             } else {
                 super::notify::event(spec.name).filter(|(class, _)| notify & class != 0)
             };

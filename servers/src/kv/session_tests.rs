@@ -75,6 +75,12 @@ impl Net {
         self.take(id)
     }
 
+    fn tick(&mut self) {
+        let mut out = Outbox::new();
+        self.kv.tick(&mut out);
+        self.apply(&mut out);
+    }
+
     fn take(&mut self, id: u64) -> String {
         String::from_utf8_lossy(&self.inbox.remove(&id).unwrap_or_default()).into_owned()
     }
@@ -513,4 +519,28 @@ fn maxmemory_refuses_growing_writes_and_transactions_holding_them() {
     assert!(n.cmd(1, &["EXEC"]).starts_with("-EXECABORT"));
     n.cmd(2, &["CONFIG", "SET", "maxmemory", "0"]);
     assert_eq!(n.cmd(1, &["SET", "y", "1"]), "+OK\r\n");
+}
+
+#[test]
+fn active_expiry_touches_watched_keys_and_notifies_expired() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Ex"]);
+    n.cmd(2, &["SUBSCRIBE", "__keyevent@0__:expired"]);
+    n.cmd(1, &["SET", "x", "foo", "PX", "5"]);
+    n.cmd(1, &["WATCH", "x"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for _ in 0..50 {
+        n.tick();
+        if n.kv.ks.is_empty() {
+            break;
+        }
+    }
+    assert!(n.kv.ks.is_empty());
+    assert_eq!(
+        n.take(2),
+        "*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:expired\r\n$1\r\nx\r\n"
+    );
+    n.cmd(1, &["MULTI"]);
+    n.cmd(1, &["PING"]);
+    assert_eq!(n.cmd(1, &["EXEC"]), "*-1\r\n");
 }
