@@ -251,7 +251,10 @@ impl Kv {
     ) -> bool {
         let before = reply.len();
         let quit = self.gated(id, spec, args, reply, refuse);
-        if let Some(c) = self.clients.map.get_mut(&id) {
+        // (Un)subscribe confirmations are pushed whatever CLIENT REPLY says, as
+        // messages are.
+        let pushed = spec.is_some_and(|s| s.name.ends_with("subscribe"));
+        if let Some(c) = self.clients.map.get_mut(&id).filter(|_| !pushed) {
             match c.reply {
                 ReplyMode::On => {}
                 ReplyMode::Off => reply.truncate(before),

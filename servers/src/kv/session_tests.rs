@@ -499,6 +499,12 @@ fn client_reply_off_and_skip_silence_replies() {
     assert_eq!(n.cmd(1, &["CLIENT", "REPLY", "SKIP"]), "");
     assert_eq!(n.cmd(1, &["GET", "a"]), "");
     assert_eq!(n.cmd(1, &["GET", "a"]), "$1\r\n1\r\n");
+    // Subscriptions are confirmed, and messages delivered, even with replies off.
+    n.cmd(1, &["CLIENT", "REPLY", "OFF"]);
+    assert_eq!(
+        n.cmd(1, &["SUBSCRIBE", "c"]),
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"
+    );
 }
 
 #[test]
