@@ -23,6 +23,8 @@ pub mod keyspace;
 mod notify;
 pub mod params;
 mod session;
+pub mod value;
+pub mod zset;
 
 use crate::proto::resp::{self, Args, Parsed, Source};
 use crate::proto::{ConnId, Outbox, Protocol};
