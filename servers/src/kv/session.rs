@@ -71,7 +71,7 @@ impl Kv {
         reply: &mut Vec<u8>,
         refuse: Option<&str>,
     ) -> bool {
-        if self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+        if self.server.maxmemory != 0 && grows(spec) && !self.evict() {
             let before = reply.len();
             resp::encode_error(reply, ERR_OOM);
             self.count_error(&reply[before..]);
@@ -115,6 +115,45 @@ impl Kv {
     /// kvd does not count its allocations; its resident set stands for them.
     fn over_maxmemory(&self) -> bool {
         super::info::rss_bytes() > self.server.maxmemory
+    }
+
+    /// Redis's `performEvictions`, keys chosen at random: while over `maxmemory` and
+    /// the policy allows, delete keys (logged as DEL, announced as "evicted"), at
+    /// most 128 per call. True when the command may run.
+    fn evict(&mut self) -> bool {
+        if self.server.maxmemory == 0 || !self.over_maxmemory() {
+            return true;
+        }
+        let policy = self
+            .server
+            .params
+            .get("maxmemory-policy")
+            .unwrap_or("noeviction");
+        if policy == "noeviction" {
+            return false;
+        }
+        let volatile = policy.starts_with("volatile");
+        let notify = self.server.notify;
+        for _ in 0..128 {
+            let Some(key) = self.ks.random_key() else {
+                break;
+            };
+            if volatile && self.ks.expire_at(&key).is_none() {
+                continue;
+            }
+            if !self.ks.del(&key) {
+                continue;
+            }
+            self.ks.log(&[&b"DEL"[..], &key]);
+            self.clients.touch(&key, false);
+            if notify & super::notify::EVICTED != 0 {
+                self.notify_event(notify, "evicted", &key);
+            }
+            if !self.over_maxmemory() {
+                return true;
+            }
+        }
+        !self.over_maxmemory()
     }
 
     /// Counts a call, and an error reply as a failed call and in the error table.
@@ -325,7 +364,7 @@ impl Kv {
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             );
-        if queues && self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+        if queues && self.server.maxmemory != 0 && grows(spec) && !self.evict() {
             self.reject(id, Some(spec), reply, ERR_OOM);
             return false;
         }
@@ -1001,6 +1040,7 @@ impl Kv {
                 self.server.params.set(name, value);
             }
             self.server.apply_params();
+            self.evict();
             reply.extend_from_slice(resp::OK);
         } else if sub.eq_ignore_ascii_case(b"RESETSTAT") && args.len() == 2 {
             self.server.stats.reset();

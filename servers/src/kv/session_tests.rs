@@ -550,3 +550,18 @@ fn active_expiry_touches_watched_keys_and_notifies_expired() {
     n.cmd(1, &["PING"]);
     assert_eq!(n.cmd(1, &["EXEC"]), "*-1\r\n");
 }
+
+#[test]
+fn maxmemory_with_an_eviction_policy_evicts_and_announces_it() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Ee"]);
+    n.cmd(1, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    n.cmd(2, &["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    n.cmd(1, &["SET", "foo", "bar"]);
+    assert_eq!(n.cmd(1, &["CONFIG", "SET", "maxmemory", "1"]), "+OK\r\n");
+    assert_eq!(
+        n.take(2),
+        "*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n$3\r\nfoo\r\n"
+    );
+    assert_eq!(n.cmd(1, &["DBSIZE"]), ":0\r\n");
+}
