@@ -468,3 +468,17 @@ fn failed_final_sync_exits_non_zero_and_repeated_failures_are_logged_once_a_seco
     );
     assert!(s.log().contains("final sync"), "{}", s.log());
 }
+
+/// `kvd --help` lists the engines there are, both of them.
+#[test]
+fn help_lists_every_engine() {
+    let o = Command::new(KVD).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        help.contains("- hash:") && help.contains("- btree:"),
+        "{help}"
+    );
+    assert!(!help.contains("only `hash`"), "{help}");
+    assert!(help.contains("--requirepass"), "{help}");
+}

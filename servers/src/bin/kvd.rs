@@ -27,8 +27,7 @@ struct Args {
     /// When the log is fsynced: before each acknowledgement, once a second, or never.
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Everysec)]
     appendfsync: FsyncPolicy,
-    /// Storage engine: `hash` (in memory, rebuilt from the log at start) or `btree`
-    /// (an on-disk B+tree in DIR, the log replayed on top of it).
+    /// Storage engine, one of those listed below.
     #[arg(long, value_enum, default_value_t = EngineKind::Hash)]
     engine: EngineKind,
     /// Clients must AUTH with this password before any other command.
