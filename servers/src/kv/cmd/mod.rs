@@ -334,9 +334,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("sinter", -2, READONLY, 1, -1, 1, sets::sinter),
     spec!("sunion", -2, READONLY, 1, -1, 1, sets::sunion),
     spec!("sdiff", -2, READONLY, 1, -1, 1, sets::sdiff),
-    spec!("sinterstore", -3, WRITE, 1, -1, 1, sets::sinterstore),
-    spec!("sunionstore", -3, WRITE, 1, -1, 1, sets::sunionstore),
-    spec!("sdiffstore", -3, WRITE, 1, -1, 1, sets::sdiffstore),
+    spec!("sinterstore", -3, WRITE, 1, 1, 1, sets::sinterstore),
+    spec!("sunionstore", -3, WRITE, 1, 1, 1, sets::sunionstore),
+    spec!("sdiffstore", -3, WRITE, 1, 1, 1, sets::sdiffstore),
     spec!("sintercard", -3, READONLY, 0, 0, 0, sets::sintercard),
     spec!("sscan", -3, READONLY, 1, 1, 1, sets::sscan),
     // Lists.
@@ -437,7 +437,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     // More keys.
     spec!("rename", 3, WRITE, 1, 2, 1, keys::rename),
     spec!("renamenx", 3, WRITE | FAST, 1, 2, 1, keys::renamenx),
-    spec!("copy", -3, WRITE, 1, 2, 1, keys::copy),
+    // The source is only read: a WATCH on it must not see a change.
+    spec!("copy", -3, WRITE, 2, 2, 1, keys::copy),
     spec!("randomkey", 1, READONLY, 0, 0, 0, keys::randomkey),
     spec!("expiretime", 2, READONLY | FAST, 1, 1, 1, keys::expiretime),
     spec!(
