@@ -111,6 +111,8 @@ fn run(args: Args) -> Result<(), String> {
         requirepass: args.requirepass.filter(|p| !p.is_empty()),
     })
     .map_err(|e| e.to_string())?;
+    let stop_on_request = shutdown.clone();
+    kv.on_shutdown(move || stop_on_request.trigger());
     let stop = shutdown.clone();
     let fatal = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fatal2 = fatal.clone();

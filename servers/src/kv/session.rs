@@ -334,6 +334,15 @@ impl Kv {
             self.reject(id, Some(spec), reply, ERR_NOAUTH);
             return false;
         }
+        if client.multi.is_some() && spec.flags & cmd::NO_MULTI != 0 {
+            self.reject(
+                id,
+                Some(spec),
+                reply,
+                "ERR Command not allowed inside a transaction",
+            );
+            return false;
+        }
         if client.subscriptions() > 0
             && !matches!(
                 spec.name,
@@ -429,6 +438,17 @@ impl Kv {
             "reset" => self.reset(id, reply),
             "config" => self.config(args, reply),
             "info" => self.info(args, reply),
+            "shutdown" => {
+                // A clean stop, as SIGTERM: clients drained, the log synced.
+                tracing::info!("SHUTDOWN asked by a client");
+                match &mut self.on_shutdown {
+                    Some(stop) => {
+                        stop();
+                        quit = true;
+                    }
+                    None => resp::encode_error(reply, "ERR Errors trying to SHUTDOWN. Check logs."),
+                }
+            }
             "quit" => {
                 reply.extend_from_slice(resp::OK);
                 quit = true;
