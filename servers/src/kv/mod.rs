@@ -666,7 +666,7 @@ impl Protocol for Kv {
         if (!self.clients.watches.is_empty() || self.server.notify != 0)
             && self.ks.feed.len() > feed_before
         {
-            self.after_write(feed_before, true);
+            self.after_write(feed_before, u64::MAX);
             let hold = self.aof.as_ref().is_some_and(Aof::pending) || !self.ks.feed.is_empty();
             self.flush_outgoing(out, hold);
         }

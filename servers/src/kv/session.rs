@@ -95,6 +95,7 @@ impl Kv {
             self.touch_all_existing();
         }
         let feed_before = self.ks.feed.len();
+        let expired_before = self.ks.stats.expired;
         let reply_before = reply.len();
         let quit = super::exec_spec(
             &mut self.ks,
@@ -107,7 +108,8 @@ impl Kv {
         );
         self.count(spec, reply, reply_before);
         if (watching || notifying) && self.ks.feed.len() > feed_before {
-            self.after_write(feed_before, false);
+            let expired = self.ks.stats.expired.saturating_sub(expired_before);
+            self.after_write(feed_before, expired);
         }
         quit
     }
@@ -206,7 +208,10 @@ impl Kv {
     /// Reads the log records appended to the feed since `from` — every change a
     /// command made — and touches their keys for WATCH and publishes their keyspace
     /// events (`notify-keyspace-events`).
-    pub(super) fn after_write(&mut self, from: usize, expiry: bool) {
+    /// The first `expired` DEL records are the work of expiry (lazy expiry runs
+    /// before a command's own change; active expiry passes `u64::MAX`): they are
+    /// "expired" events.
+    pub(super) fn after_write(&mut self, from: usize, mut expired: u64) {
         let mut ranges = Vec::new();
         let mut scratch = Vec::new();
         let mut pos = from;
@@ -233,9 +238,13 @@ impl Kv {
             if spec.flags & cmd::FLUSH != 0 || spec.first_key <= 0 {
                 continue;
             }
+            let by_expiry = expired > 0 && spec.name == "del";
+            if by_expiry {
+                expired -= 1;
+            }
             let event = if notify == 0 {
                 None
-            } else if expiry && spec.name == "del" {
+            } else if by_expiry {
                 // Active expiry's deletions are "expired" events, of their own class.
                 Some((super::notify::EXPIRED, "expired")).filter(|(class, _)| notify & class != 0)
             } else {

@@ -565,3 +565,17 @@ fn maxmemory_with_an_eviction_policy_evicts_and_announces_it() {
     );
     assert_eq!(n.cmd(1, &["DBSIZE"]), ":0\r\n");
 }
+
+#[test]
+fn lazy_expiry_is_an_expired_event_not_a_del() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    n.cmd(1, &["SET", "foo", "1", "PX", "5"]);
+    n.cmd(2, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(n.cmd(1, &["EXISTS", "foo"]), ":0\r\n");
+    assert_eq!(
+        n.take(2),
+        "*4\r\n$8\r\npmessage\r\n$16\r\n__keyevent@0__:*\r\n$22\r\n__keyevent@0__:expired\r\n$3\r\nfoo\r\n"
+    );
+}
