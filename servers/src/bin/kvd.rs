@@ -27,9 +27,7 @@ struct Args {
     /// When the log is fsynced: before each acknowledgement, once a second, or never.
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Everysec)]
     appendfsync: FsyncPolicy,
-    /// Storage engine: `hash` (in memory, rebuilt from the log at start; every type) or
-    /// `btree` (an on-disk B+tree in DIR, the log replayed on top of it; strings only:
-    /// hashes, lists, sets and sorted sets are refused with an error).
+    /// Storage engine, one of those listed below.
     #[arg(long, value_enum, default_value_t = EngineKind::Hash)]
     engine: EngineKind,
     /// Clients must AUTH with this password before any other command.
@@ -113,6 +111,8 @@ fn run(args: Args) -> Result<(), String> {
         requirepass: args.requirepass.filter(|p| !p.is_empty()),
     })
     .map_err(|e| e.to_string())?;
+    let stop_on_request = shutdown.clone();
+    kv.on_shutdown(move || stop_on_request.trigger());
     let stop = shutdown.clone();
     let fatal = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fatal2 = fatal.clone();

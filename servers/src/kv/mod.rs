@@ -205,6 +205,8 @@ pub struct Kv {
     ranges: Vec<Range<usize>>,
     scratch: Vec<u8>,
     on_fatal: Option<Box<dyn FnMut() + Send>>,
+    /// SHUTDOWN: asks the server to stop as on SIGTERM.
+    on_shutdown: Option<Box<dyn FnMut() + Send>>,
     /// Told why, when the final sync of the log fails at shutdown.
     on_close_error: Option<Box<dyn FnOnce(String) + Send>>,
     /// Set when the log could not be made durable under `always`: the process must stop.
@@ -401,6 +403,7 @@ impl Kv {
             ranges: Vec::new(),
             scratch: Vec::new(),
             on_fatal: None,
+            on_shutdown: None,
             on_close_error: None,
             fatal: false,
             held: Vec::new(),
@@ -418,6 +421,11 @@ impl Kv {
     /// process should stop, as Redis does: memory holds writes the disk does not).
     pub fn on_fatal(&mut self, f: impl FnMut() + Send + 'static) {
         self.on_fatal = Some(Box::new(f));
+    }
+
+    /// Called when a client sends SHUTDOWN: the owner stops the server as on SIGTERM.
+    pub fn on_shutdown(&mut self, f: impl FnMut() + Send + 'static) {
+        self.on_shutdown = Some(Box::new(f));
     }
 
     /// Called once if the final sync of the log fails when the server stops (writes
@@ -680,7 +688,15 @@ impl Protocol for Kv {
     /// Work between iterations: active expiry, background rewrite completion, log
     /// retry.
     fn tick(&mut self, out: &mut Outbox) {
+        let feed_before = self.ks.feed.len();
         self.ks.active_expire(EXPIRE_BUDGET);
+        if (!self.clients.watches.is_empty() || self.server.notify != 0)
+            && self.ks.feed.len() > feed_before
+        {
+            self.after_write(feed_before, u64::MAX);
+            let hold = self.aof.as_ref().is_some_and(Aof::pending) || !self.ks.feed.is_empty();
+            self.flush_outgoing(out, hold);
+        }
         if let Some(aof) = &mut self.aof {
             aof.poll_rewrite();
         }

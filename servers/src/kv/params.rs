@@ -83,7 +83,7 @@ const ROWS: &[(&str, Kind, &str)] = &[
     ("maxmemory-samples", Kind::Int(1), "5"),
     ("maxmemory-clients", Kind::Memory, "0"),
     ("notify-keyspace-events", Kind::Notify, ""),
-    ("hash-max-listpack-entries", Kind::Int(0), "128"),
+    ("hash-max-listpack-entries", Kind::Int(0), "512"),
     ("hash-max-listpack-value", Kind::Int(0), "64"),
     ("list-max-listpack-size", Kind::Int(i64::MIN), "-2"),
     ("list-compress-depth", Kind::Int(0), "0"),

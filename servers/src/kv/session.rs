@@ -71,7 +71,7 @@ impl Kv {
         reply: &mut Vec<u8>,
         refuse: Option<&str>,
     ) -> bool {
-        if self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+        if self.server.maxmemory != 0 && grows(spec) && !self.evict() {
             let before = reply.len();
             resp::encode_error(reply, ERR_OOM);
             self.count_error(&reply[before..]);
@@ -95,6 +95,7 @@ impl Kv {
             self.touch_all_existing();
         }
         let feed_before = self.ks.feed.len();
+        let expired_before = self.ks.stats.expired;
         let reply_before = reply.len();
         let quit = super::exec_spec(
             &mut self.ks,
@@ -107,7 +108,8 @@ impl Kv {
         );
         self.count(spec, reply, reply_before);
         if (watching || notifying) && self.ks.feed.len() > feed_before {
-            self.after_write(feed_before);
+            let expired = self.ks.stats.expired.saturating_sub(expired_before);
+            self.after_write(feed_before, expired);
         }
         quit
     }
@@ -115,6 +117,45 @@ impl Kv {
     /// kvd does not count its allocations; its resident set stands for them.
     fn over_maxmemory(&self) -> bool {
         super::info::rss_bytes() > self.server.maxmemory
+    }
+
+    /// Redis's `performEvictions`, keys chosen at random: while over `maxmemory` and
+    /// the policy allows, delete keys (logged as DEL, announced as "evicted"), at
+    /// most 128 per call. True when the command may run.
+    fn evict(&mut self) -> bool {
+        if self.server.maxmemory == 0 || !self.over_maxmemory() {
+            return true;
+        }
+        let policy = self
+            .server
+            .params
+            .get("maxmemory-policy")
+            .unwrap_or("noeviction");
+        if policy == "noeviction" {
+            return false;
+        }
+        let volatile = policy.starts_with("volatile");
+        let notify = self.server.notify;
+        for _ in 0..128 {
+            let Some(key) = self.ks.random_key() else {
+                break;
+            };
+            if volatile && self.ks.expire_at(&key).is_none() {
+                continue;
+            }
+            if !self.ks.del(&key) {
+                continue;
+            }
+            self.ks.log(&[&b"DEL"[..], &key]);
+            self.clients.touch(&key, false);
+            if notify & super::notify::EVICTED != 0 {
+                self.notify_event(notify, "evicted", &key);
+            }
+            if !self.over_maxmemory() {
+                return true;
+            }
+        }
+        !self.over_maxmemory()
     }
 
     /// Counts a call, and an error reply as a failed call and in the error table.
@@ -167,7 +208,10 @@ impl Kv {
     /// Reads the log records appended to the feed since `from` — every change a
     /// command made — and touches their keys for WATCH and publishes their keyspace
     /// events (`notify-keyspace-events`).
-    fn after_write(&mut self, from: usize) {
+    /// The first `expired` DEL records are the work of expiry (lazy expiry runs
+    /// before a command's own change; active expiry passes `u64::MAX`): they are
+    /// "expired" events.
+    pub(super) fn after_write(&mut self, from: usize, mut expired: u64) {
         let mut ranges = Vec::new();
         let mut scratch = Vec::new();
         let mut pos = from;
@@ -194,8 +238,15 @@ impl Kv {
             if spec.flags & cmd::FLUSH != 0 || spec.first_key <= 0 {
                 continue;
             }
+            let by_expiry = expired > 0 && spec.name == "del";
+            if by_expiry {
+                expired -= 1;
+            }
             let event = if notify == 0 {
                 None
+            } else if by_expiry {
+                // Active expiry's deletions are "expired" events, of their own class.
+                Some((super::notify::EXPIRED, "expired")).filter(|(class, _)| notify & class != 0)
             } else {
                 super::notify::event(spec.name).filter(|(class, _)| notify & class != 0)
             };
@@ -248,7 +299,10 @@ impl Kv {
     ) -> bool {
         let before = reply.len();
         let quit = self.gated(id, spec, args, reply, refuse);
-        if let Some(c) = self.clients.map.get_mut(&id) {
+        // (Un)subscribe confirmations are pushed whatever CLIENT REPLY says, as
+        // messages are.
+        let pushed = spec.is_some_and(|s| s.name.ends_with("subscribe"));
+        if let Some(c) = self.clients.map.get_mut(&id).filter(|_| !pushed) {
             match c.reply {
                 ReplyMode::On => {}
                 ReplyMode::Off => reply.truncate(before),
@@ -289,6 +343,15 @@ impl Kv {
             self.reject(id, Some(spec), reply, ERR_NOAUTH);
             return false;
         }
+        if client.multi.is_some() && spec.flags & cmd::NO_MULTI != 0 {
+            self.reject(
+                id,
+                Some(spec),
+                reply,
+                "ERR Command not allowed inside a transaction",
+            );
+            return false;
+        }
         if client.subscriptions() > 0
             && !matches!(
                 spec.name,
@@ -319,7 +382,7 @@ impl Kv {
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             );
-        if queues && self.server.maxmemory != 0 && grows(spec) && self.over_maxmemory() {
+        if queues && self.server.maxmemory != 0 && grows(spec) && !self.evict() {
             self.reject(id, Some(spec), reply, ERR_OOM);
             return false;
         }
@@ -384,6 +447,17 @@ impl Kv {
             "reset" => self.reset(id, reply),
             "config" => self.config(args, reply),
             "info" => self.info(args, reply),
+            "shutdown" => {
+                // A clean stop, as SIGTERM: clients drained, the log synced.
+                tracing::info!("SHUTDOWN asked by a client");
+                match &mut self.on_shutdown {
+                    Some(stop) => {
+                        stop();
+                        quit = true;
+                    }
+                    None => resp::encode_error(reply, "ERR Errors trying to SHUTDOWN. Check logs."),
+                }
+            }
             "quit" => {
                 reply.extend_from_slice(resp::OK);
                 quit = true;
@@ -995,6 +1069,7 @@ impl Kv {
                 self.server.params.set(name, value);
             }
             self.server.apply_params();
+            self.evict();
             reply.extend_from_slice(resp::OK);
         } else if sub.eq_ignore_ascii_case(b"RESETSTAT") && args.len() == 2 {
             self.server.stats.reset();

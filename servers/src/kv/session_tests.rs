@@ -75,6 +75,12 @@ impl Net {
         self.take(id)
     }
 
+    fn tick(&mut self) {
+        let mut out = Outbox::new();
+        self.kv.tick(&mut out);
+        self.apply(&mut out);
+    }
+
     fn take(&mut self, id: u64) -> String {
         String::from_utf8_lossy(&self.inbox.remove(&id).unwrap_or_default()).into_owned()
     }
@@ -493,6 +499,12 @@ fn client_reply_off_and_skip_silence_replies() {
     assert_eq!(n.cmd(1, &["CLIENT", "REPLY", "SKIP"]), "");
     assert_eq!(n.cmd(1, &["GET", "a"]), "");
     assert_eq!(n.cmd(1, &["GET", "a"]), "$1\r\n1\r\n");
+    // Subscriptions are confirmed, and messages delivered, even with replies off.
+    n.cmd(1, &["CLIENT", "REPLY", "OFF"]);
+    assert_eq!(
+        n.cmd(1, &["SUBSCRIBE", "c"]),
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"
+    );
 }
 
 #[test]
@@ -513,4 +525,57 @@ fn maxmemory_refuses_growing_writes_and_transactions_holding_them() {
     assert!(n.cmd(1, &["EXEC"]).starts_with("-EXECABORT"));
     n.cmd(2, &["CONFIG", "SET", "maxmemory", "0"]);
     assert_eq!(n.cmd(1, &["SET", "y", "1"]), "+OK\r\n");
+}
+
+#[test]
+fn active_expiry_touches_watched_keys_and_notifies_expired() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Ex"]);
+    n.cmd(2, &["SUBSCRIBE", "__keyevent@0__:expired"]);
+    n.cmd(1, &["SET", "x", "foo", "PX", "5"]);
+    n.cmd(1, &["WATCH", "x"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for _ in 0..50 {
+        n.tick();
+        if n.kv.ks.is_empty() {
+            break;
+        }
+    }
+    assert!(n.kv.ks.is_empty());
+    assert_eq!(
+        n.take(2),
+        "*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:expired\r\n$1\r\nx\r\n"
+    );
+    n.cmd(1, &["MULTI"]);
+    n.cmd(1, &["PING"]);
+    assert_eq!(n.cmd(1, &["EXEC"]), "*-1\r\n");
+}
+
+#[test]
+fn maxmemory_with_an_eviction_policy_evicts_and_announces_it() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Ee"]);
+    n.cmd(1, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    n.cmd(2, &["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    n.cmd(1, &["SET", "foo", "bar"]);
+    assert_eq!(n.cmd(1, &["CONFIG", "SET", "maxmemory", "1"]), "+OK\r\n");
+    assert_eq!(
+        n.take(2),
+        "*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n$3\r\nfoo\r\n"
+    );
+    assert_eq!(n.cmd(1, &["DBSIZE"]), ":0\r\n");
+}
+
+#[test]
+fn lazy_expiry_is_an_expired_event_not_a_del() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    n.cmd(1, &["SET", "foo", "1", "PX", "5"]);
+    n.cmd(2, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(n.cmd(1, &["EXISTS", "foo"]), ":0\r\n");
+    assert_eq!(
+        n.take(2),
+        "*4\r\n$8\r\npmessage\r\n$16\r\n__keyevent@0__:*\r\n$22\r\n__keyevent@0__:expired\r\n$3\r\nfoo\r\n"
+    );
 }

@@ -195,6 +195,8 @@ pub(crate) const ADMIN: u8 = 8;
 pub(crate) const CONN: u8 = 16;
 /// Empties the keyspace: WATCH treats it as a change to every watched key that exists.
 pub(crate) const FLUSH: u8 = 32;
+/// Refused inside MULTI ("Command not allowed inside a transaction").
+pub(crate) const NO_MULTI: u8 = 64;
 
 pub(crate) struct Spec {
     /// Lower case, as Redis names commands in its errors.
@@ -293,6 +295,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("lastsave", 1, FAST, 0, 0, 0, server::lastsave),
     spec!("function", -2, 0, 0, 0, 0, server::function),
     spec!("script", -2, 0, 0, 0, 0, server::script),
+    spec!("save", 1, ADMIN | NO_MULTI, 0, 0, 0, server::save),
+    spec!("shutdown", -1, CONN | NO_MULTI, 0, 0, 0, connection_level),
     // Keys and types.
     spec!("type", 2, READONLY | FAST, 1, 1, 1, keys::type_),
     spec!("object", -2, READONLY, 2, 2, 1, keys::object),

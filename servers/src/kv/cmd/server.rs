@@ -23,6 +23,22 @@ pub(crate) fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) {
 /// kvd runs no functions or scripts: FUNCTION FLUSH and SCRIPT FLUSH have nothing to
 /// drop (clients and Redis's test suite send them between runs), the listings are
 /// empty.
+/// kvd's persistence is its log: SAVE makes everything written so far durable
+/// (write, then fsync), which is what a client calling it wants.
+pub(crate) fn save(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    let Some(aof) = ctx.aof.as_deref_mut() else {
+        return ctx.ok();
+    };
+    if !ctx.ks.feed.is_empty() {
+        aof.feed(&ctx.ks.feed);
+        ctx.ks.feed.clear();
+    }
+    match aof.sync() {
+        Ok(()) => ctx.ok(),
+        Err(e) => ctx.err(&format!("ERR {e}")),
+    }
+}
+
 pub(crate) fn function(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let sub = args.get(1);
     if sub.eq_ignore_ascii_case(b"FLUSH") && args.len() <= 3 {
