@@ -11,7 +11,7 @@ cd "$SYSNET_ROOT"
 # installs what only its own checks use: sqlite3, the VM's toolchain, ...)
 step "system packages"
 need_pkgs build-essential pkg-config ca-certificates procps coreutils findutils util-linux \
-  netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools
+  netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools python3-redis
 
 step "peers the cargo tests skip without"
 # Each test looks its peer up with `command -v` (or at a fixed path): check the same way.
@@ -20,6 +20,7 @@ for tool in curl openssl ab strace redis-server redis-cli prlimit timeout /usr/b
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
 if [ ${#missing[@]} -ne 0 ]; then
   echo "missing after install: ${missing[*]} (the tests that need them would skip)" >&2
   exit 1

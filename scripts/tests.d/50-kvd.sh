@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-need_pkgs redis-server redis-tools procps util-linux
+need_pkgs redis-server redis-tools procps util-linux python3-redis
 
 step "kvd: redis-benchmark -q -n 100000"
 cargo build --release --locked --bin kvd -q

@@ -27,9 +27,12 @@ struct Args {
     /// When the log is fsynced: before each acknowledgement, once a second, or never.
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Everysec)]
     appendfsync: FsyncPolicy,
-    /// Storage engine (only `hash` is available for now).
+    /// Storage engine, one of those listed below.
     #[arg(long, value_enum, default_value_t = EngineKind::Hash)]
     engine: EngineKind,
+    /// Clients must AUTH with this password before any other command.
+    #[arg(long)]
+    requirepass: Option<String>,
     /// Most clients at once; the next one is told `-ERR max number of clients reached`.
     #[arg(long, default_value_t = 10_000)]
     maxclients: usize,
@@ -105,14 +108,22 @@ fn run(args: Args) -> Result<(), String> {
         maxclients: args.maxclients,
         limits,
         port: listen.port(),
+        requirepass: args.requirepass.filter(|p| !p.is_empty()),
     })
     .map_err(|e| e.to_string())?;
+    let stop_on_request = shutdown.clone();
+    kv.on_shutdown(move || stop_on_request.trigger());
     let stop = shutdown.clone();
     let fatal = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fatal2 = fatal.clone();
     kv.on_fatal(move || {
         fatal2.store(true, std::sync::atomic::Ordering::SeqCst);
         stop.trigger();
+    });
+    let close_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let close_error2 = close_error.clone();
+    kv.on_close_error(move |e| {
+        *close_error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     });
     let listener = servers::net::Listener::bind(
         listen,
@@ -142,6 +153,11 @@ fn run(args: Args) -> Result<(), String> {
         return Err(
             "stopped: the append-only file could not be written under appendfsync always".into(),
         );
+    }
+    if let Some(e) = close_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(format!(
+            "the final sync of the append-only file failed ({e}): writes acknowledged since the last successful sync may be missing from it"
+        ));
     }
     Ok(())
 }

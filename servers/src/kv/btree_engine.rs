@@ -7,14 +7,64 @@
 //! writes reach it in batches: they collect in a small ordered overlay in memory that
 //! is committed to the tree as one write batch (one fsync boundary) once it holds
 //! [`OVERLAY_MAX`] keys. Reads look in the overlay first, then in the tree.
+//!
+//! The tree holds strings only: [`Engine::holds`] refuses hashes, lists, sets and
+//! sorted sets with a message naming `--engine hash`, so a command that would create
+//! one answers that error and nothing else is stored.
+//!
+//! SCAN's cursor names a position in key order: the number handed out stands for the
+//! last key returned (kept in a small table of scans in progress), and the next call
+//! resumes strictly after that key with one tree seek, so it costs O(log n + COUNT) and
+//! no key present throughout is missed whatever is deleted meanwhile.
 
 use super::engine::Engine;
+use super::value::{Kind, Value};
 use crate::store::btree::{Db, Error as BtreeError, MAX_KEY, MAX_VALUE};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 /// Keys changed in memory before they are committed to the tree together.
 const OVERLAY_MAX: usize = 10_000;
+
+/// SCANs in progress remembered at once; the oldest is forgotten past this (its next
+/// call starts over from the first key: keys may repeat, none is missed).
+const SCANS_MAX: usize = 4096;
+
+/// Resume points of SCANs in progress: cursor number → last key returned.
+#[derive(Default)]
+struct Cursors {
+    at: HashMap<u64, Box<[u8]>>,
+    order: VecDeque<u64>,
+    next: u64,
+}
+
+impl Cursors {
+    fn take(&mut self, cursor: u64) -> Option<Box<[u8]>> {
+        self.at.remove(&cursor)
+    }
+
+    fn put(&mut self, last: Box<[u8]>) -> u64 {
+        while self.at.len() >= SCANS_MAX {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.at.remove(&old);
+                }
+                None => break,
+            }
+        }
+        // Ids of finished scans linger in `order`; drop them as they reach the front.
+        while self.order.len() > 2 * SCANS_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.at.remove(&old);
+            }
+        }
+        self.next += 1;
+        self.at.insert(self.next, last);
+        self.order.push_back(self.next);
+        self.next
+    }
+}
 
 /// The tree's file name inside the data directory.
 pub const FILE_NAME: &str = "kvd.btree";
@@ -23,11 +73,12 @@ pub struct BtreeEngine {
     path: PathBuf,
     db: Option<Db>,
     /// Uncommitted changes: `None` is a deletion.
-    overlay: BTreeMap<Box<[u8]>, Option<Vec<u8>>>,
+    overlay: BTreeMap<Box<[u8]>, Option<Value>>,
     /// Keys in the overlay-plus-tree view.
     len: usize,
     /// Holds the last value read from the tree, so `get` can lend it out.
-    scratch: Vec<u8>,
+    scratch: Value,
+    cursors: Cursors,
 }
 
 fn report(what: &str, e: &BtreeError) {
@@ -46,7 +97,8 @@ impl BtreeEngine {
             db: Some(db),
             overlay: BTreeMap::new(),
             len: 0,
-            scratch: Vec::new(),
+            scratch: Value::Str(Vec::new()),
+            cursors: Cursors::default(),
         })
     }
 
@@ -81,7 +133,12 @@ impl BtreeEngine {
             let mut batch = db.write()?;
             for (k, v) in &self.overlay {
                 match v {
-                    Some(v) => batch.put(k, v)?,
+                    Some(Value::Str(v)) => batch.put(k, v)?,
+                    // `holds` keeps every other type out of the engine.
+                    Some(other) => tracing::error!(
+                        kind = other.kind().name(),
+                        "the btree engine was given a non-string value; not stored"
+                    ),
                     None => {
                         batch.delete(k)?;
                     }
@@ -96,7 +153,7 @@ impl BtreeEngine {
         }
     }
 
-    fn stage(&mut self, key: &[u8], value: Option<Vec<u8>>) {
+    fn stage(&mut self, key: &[u8], value: Option<Value>) {
         self.overlay.insert(key.into(), value);
         if self.overlay.len() >= OVERLAY_MAX {
             self.commit();
@@ -109,15 +166,27 @@ impl Engine for BtreeEngine {
         "btree"
     }
 
-    fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+    fn get(&mut self, key: &[u8]) -> Option<&Value> {
         if let Some(v) = self.overlay.get(key) {
-            return v.as_deref();
+            return v.as_ref();
         }
-        self.scratch = self.tree_get(key)?;
+        self.scratch = Value::Str(self.tree_get(key)?);
         Some(&self.scratch)
     }
 
-    fn set(&mut self, key: &[u8], value: Vec<u8>) -> bool {
+    /// Brings the value into the overlay, where a change is committed with the rest.
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        if !self.overlay.contains_key(key) {
+            let v = self.tree_get(key)?;
+            if self.overlay.len() >= OVERLAY_MAX {
+                self.commit();
+            }
+            self.overlay.insert(key.into(), Some(Value::Str(v)));
+        }
+        self.overlay.get_mut(key).and_then(Option::as_mut)
+    }
+
+    fn set(&mut self, key: &[u8], value: Value) -> bool {
         let existed = self.exists(key);
         if !existed {
             self.len += 1;
@@ -126,13 +195,30 @@ impl Engine for BtreeEngine {
         existed
     }
 
-    fn del(&mut self, key: &[u8]) -> bool {
-        let existed = self.exists(key);
-        if existed {
-            self.len -= 1;
-            self.stage(key, None);
+    fn take(&mut self, key: &[u8]) -> Option<Value> {
+        let v = match self.overlay.get_mut(key) {
+            Some(slot) => slot.take()?,
+            None => Value::Str(self.tree_get(key)?),
+        };
+        self.len -= 1;
+        self.stage(key, None);
+        Some(v)
+    }
+
+    /// Seeks to a random key-sized position and takes the key at or after it.
+    fn random_key(&mut self, r: u64) -> Option<Box<[u8]>> {
+        if self.len == 0 {
+            return None;
         }
-        existed
+        self.commit();
+        let db = self.db.as_ref()?;
+        let snap = db.read();
+        let probe = r.to_be_bytes();
+        let first = |lo: Bound<&[u8]>| match snap.range(lo, Bound::Unbounded).next() {
+            Some(Ok((k, _))) => Some(k.into_boxed_slice()),
+            _ => None,
+        };
+        first(Bound::Included(&probe[..])).or_else(|| first(Bound::Unbounded))
     }
 
     fn contains(&mut self, key: &[u8]) -> bool {
@@ -155,29 +241,41 @@ impl Engine for BtreeEngine {
         }
     }
 
-    /// The cursor is a position in key order; each call commits the overlay and skips
-    /// to that position, so a whole SCAN costs O(n²/COUNT) (a key present throughout
-    /// is still visited once, unless keys before it are deleted meanwhile).
+    /// The cursor stands for the last key returned (see the module comment); the
+    /// walk resumes strictly after it with one seek.
     fn scan(&mut self, cursor: u64, count: usize, visit: &mut dyn FnMut(&[u8])) -> u64 {
         self.commit();
+        let after = if cursor == 0 {
+            None
+        } else {
+            self.cursors.take(cursor)
+        };
         let Some(db) = self.db.as_ref() else {
             return 0;
         };
         let snap = db.read();
-        let mut pos = cursor;
+        let lo = match &after {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Unbounded,
+        };
         let mut seen = 0usize;
-        for item in snap.iter().skip(cursor as usize) {
+        let mut last: Option<Vec<u8>> = None;
+        for item in snap.range(lo, Bound::Unbounded) {
             match item {
-                Ok((k, _)) => visit(&k),
+                Ok((k, _)) => {
+                    if seen >= count.max(1) {
+                        // There is more: resume after the last key returned.
+                        let resume = last.take().unwrap_or_default().into_boxed_slice();
+                        return self.cursors.put(resume);
+                    }
+                    visit(&k);
+                    last = Some(k);
+                    seen += 1;
+                }
                 Err(e) => {
                     report("scanning the B-tree failed", &e);
                     return 0;
                 }
-            }
-            pos += 1;
-            seen += 1;
-            if seen >= count.max(1) {
-                return if pos >= snap.len() { 0 } else { pos };
             }
         }
         0
@@ -211,13 +309,13 @@ impl Engine for BtreeEngine {
     }
 
     /// Tree entries not shadowed by the overlay, then the overlay's live entries.
-    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String> {
+    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &Value)) -> Result<(), String> {
         if let Some(db) = self.db.as_ref() {
             for item in db.read().iter() {
                 match item {
                     Ok((k, v)) => {
                         if !self.overlay.contains_key(k.as_slice()) {
-                            visit(&k, &v);
+                            visit(&k, &Value::Str(v));
                         }
                     }
                     Err(e) => return Err(format!("iterating the B-tree: {e}")),
@@ -255,6 +353,16 @@ impl Engine for BtreeEngine {
         }
         Ok(())
     }
+
+    fn holds(&self, kind: Kind) -> Result<(), String> {
+        match kind {
+            Kind::Str => Ok(()),
+            other => Err(format!(
+                "ERR the btree engine stores strings only, not a {}; start kvd with --engine hash for hashes, lists, sets and sorted sets",
+                other.name()
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -277,16 +385,19 @@ mod tests {
                 assert_eq!(e.del(&k), model.remove(&k).is_some());
             } else {
                 let v = x.to_string().into_bytes();
-                assert_eq!(e.set(&k, v.clone()), model.insert(k, v).is_some());
+                assert_eq!(
+                    e.set(&k, Value::Str(v.clone())),
+                    model.insert(k, v).is_some()
+                );
             }
         }
         assert_eq!(e.len(), model.len());
         for (k, v) in &model {
-            assert_eq!(e.get(k), Some(v.as_slice()));
+            assert!(matches!(e.get(k), Some(Value::Str(got)) if got == v));
         }
         let mut seen = 0;
         e.for_each(&mut |k, v| {
-            assert_eq!(model.get(k).map(Vec::as_slice), Some(v));
+            assert!(matches!(v, Value::Str(v) if model.get(k) == Some(v)));
             seen += 1;
         })
         .unwrap();
@@ -306,6 +417,48 @@ mod tests {
         assert_eq!(scanned.len(), model.len());
         e.clear();
         assert_eq!(e.len(), 0);
-        assert_eq!(e.get(b"k1"), None);
+        assert!(e.get(b"k1").is_none());
+        assert!(e.holds(Kind::Hash).is_err());
+        assert!(e.holds(Kind::Str).is_ok());
+    }
+
+    /// Keys present for the whole scan are all returned even when others (before and
+    /// after the cursor) are deleted between calls, and each call seeks, not skips.
+    #[test]
+    fn scan_resumes_after_the_last_key_under_deletes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut e = BtreeEngine::create(d.path()).unwrap();
+        for i in 0..1000u32 {
+            e.set(format!("k{i:04}").as_bytes(), Value::Str(vec![]));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0u32;
+        loop {
+            cursor = e.scan(cursor, 10, &mut |k| {
+                seen.insert(k.to_vec());
+            });
+            for j in 0..5u32 {
+                let victim = (round * 5 + j) * 2 + 1;
+                if victim < 1000 {
+                    e.del(format!("k{victim:04}").as_bytes());
+                }
+                e.set(format!("n{round}-{j}").as_bytes(), Value::Str(vec![]));
+            }
+            round += 1;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in (0..1000u32).step_by(2) {
+            assert!(
+                seen.contains(format!("k{i:04}").as_bytes()),
+                "missed k{i:04}"
+            );
+        }
+        assert!(
+            e.cursors.at.is_empty(),
+            "a finished scan leaves no resume point"
+        );
     }
 }

@@ -1,19 +1,22 @@
 //! The storage engine behind the keyspace: a plain map from byte-string keys to
-//! byte-string values, nothing more.
+//! [`Value`]s, nothing more.
 //!
 //! The one idea: expiry, counters and the log live above this trait (in
-//! [`super::keyspace`]), so an engine only stores and finds bytes. That keeps the
-//! contract small enough for an ordered on-disk B-tree to implement it later
-//! (`--engine btree`), with SCAN's cursor left to each engine's own notion of position.
+//! [`super::keyspace`]), so an engine only stores and finds values. That keeps the
+//! contract small enough for an ordered on-disk B-tree to implement it
+//! (`--engine btree`), with SCAN's cursor left to each engine's own notion of position,
+//! and lets an engine refuse the types it cannot hold ([`Engine::holds`]).
 
+use super::value::{Kind, Value};
 use indexmap::IndexMap;
 
 /// The engines `--engine` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
-    /// An in-memory hash table.
+    /// An in-memory hash table; holds every type.
     Hash,
-    /// The ordered on-disk B+tree (values on disk, rebuilt from the log at start).
+    /// The ordered on-disk B+tree (values on disk, rebuilt from the log at start);
+    /// holds strings only.
     Btree,
 }
 
@@ -30,11 +33,17 @@ impl std::fmt::Display for EngineKind {
 /// from disk return a reference into its own buffer.
 pub trait Engine: Send {
     fn name(&self) -> &'static str;
-    fn get(&mut self, key: &[u8]) -> Option<&[u8]>;
+    fn get(&mut self, key: &[u8]) -> Option<&Value>;
+    /// The value to change in place (the engine stores the change).
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value>;
     /// Stores `value` under `key`; true when the key already existed.
-    fn set(&mut self, key: &[u8], value: Vec<u8>) -> bool;
+    fn set(&mut self, key: &[u8], value: Value) -> bool;
+    /// Removes `key`, returning its value.
+    fn take(&mut self, key: &[u8]) -> Option<Value>;
     /// Removes `key`; true when it existed.
-    fn del(&mut self, key: &[u8]) -> bool;
+    fn del(&mut self, key: &[u8]) -> bool {
+        self.take(key).is_some()
+    }
     fn contains(&mut self, key: &[u8]) -> bool {
         self.get(key).is_some()
     }
@@ -43,21 +52,15 @@ pub trait Engine: Send {
         self.len() == 0
     }
     fn clear(&mut self);
-    /// Appends `tail` to the value of `key` (creating it), returning the new length.
-    fn append(&mut self, key: &[u8], tail: &[u8]) -> usize {
-        let mut v = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
-        v.extend_from_slice(tail);
-        let n = v.len();
-        self.set(key, v);
-        n
-    }
+    /// A key picked at random from `r` (RANDOMKEY); `None` when empty.
+    fn random_key(&mut self, r: u64) -> Option<Box<[u8]>>;
     /// Visits about `count` entries from `cursor` (0 starts) and returns the cursor to
     /// continue from (0 when done). Every key present for a whole scan is visited at
     /// least once; keys may be visited more than once.
     fn scan(&mut self, cursor: u64, count: usize, visit: &mut dyn FnMut(&[u8])) -> u64;
     /// Visits every entry (used to write a compacted log); an error means the visit
     /// is incomplete.
-    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String>;
+    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &Value)) -> Result<(), String>;
     /// Something to hold while a forked child reads the engine: an on-disk engine pins
     /// its current state so the parent does not reuse pages the child still reads.
     fn pin(&self) -> Box<dyn std::any::Any + Send> {
@@ -77,6 +80,10 @@ pub trait Engine: Send {
     fn fits(&self, _key: &[u8], _value_len: usize) -> Result<(), String> {
         Ok(())
     }
+    /// Refuses a type the engine cannot store, with the reply's wording.
+    fn holds(&self, _kind: Kind) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The in-memory engine: an insertion-ordered hash table (`IndexMap`), because its
@@ -84,7 +91,7 @@ pub trait Engine: Send {
 /// random positions.
 #[derive(Default)]
 pub struct HashEngine {
-    map: IndexMap<Box<[u8]>, Vec<u8>, foldhash::fast::RandomState>,
+    map: IndexMap<Box<[u8]>, Value, foldhash::fast::RandomState>,
 }
 
 impl HashEngine {
@@ -98,11 +105,15 @@ impl Engine for HashEngine {
         "hash"
     }
 
-    fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(Vec::as_slice)
+    fn get(&mut self, key: &[u8]) -> Option<&Value> {
+        self.map.get(key)
     }
 
-    fn set(&mut self, key: &[u8], value: Vec<u8>) -> bool {
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.map.get_mut(key)
+    }
+
+    fn set(&mut self, key: &[u8], value: Value) -> bool {
         if let Some(v) = self.map.get_mut(key) {
             *v = value;
             true
@@ -112,8 +123,16 @@ impl Engine for HashEngine {
         }
     }
 
-    fn del(&mut self, key: &[u8]) -> bool {
-        self.map.swap_remove(key).is_some()
+    fn take(&mut self, key: &[u8]) -> Option<Value> {
+        self.map.swap_remove(key)
+    }
+
+    fn random_key(&mut self, r: u64) -> Option<Box<[u8]>> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let i = (r % self.map.len() as u64) as usize;
+        self.map.get_index(i).map(|(k, _)| k.clone())
     }
 
     fn contains(&mut self, key: &[u8]) -> bool {
@@ -126,16 +145,6 @@ impl Engine for HashEngine {
 
     fn clear(&mut self) {
         self.map = IndexMap::default();
-    }
-
-    fn append(&mut self, key: &[u8], tail: &[u8]) -> usize {
-        if let Some(v) = self.map.get_mut(key) {
-            v.extend_from_slice(tail);
-            v.len()
-        } else {
-            self.map.insert(key.into(), tail.to_vec());
-            tail.len()
-        }
     }
 
     /// The cursor is a position, walked from the end down to 0. A removal moves the last
@@ -156,7 +165,7 @@ impl Engine for HashEngine {
         pos
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), String> {
+    fn for_each(&self, visit: &mut dyn FnMut(&[u8], &Value)) -> Result<(), String> {
         for (k, v) in &self.map {
             visit(k, v);
         }
@@ -172,11 +181,11 @@ mod tests {
     #[test]
     fn crud() {
         let mut e = HashEngine::new();
-        assert!(!e.set(b"a", b"1".to_vec()));
-        assert!(e.set(b"a", b"2".to_vec()));
-        assert_eq!(e.get(b"a"), Some(&b"2"[..]));
-        assert_eq!(e.append(b"a", b"34"), 3);
-        assert_eq!(e.append(b"b", b"x"), 1);
+        let s = |v: &[u8]| Value::Str(v.to_vec());
+        assert!(!e.set(b"a", s(b"1")));
+        assert!(e.set(b"a", s(b"2")));
+        assert!(matches!(e.get(b"a"), Some(Value::Str(v)) if v == b"2"));
+        assert!(!e.set(b"b", s(b"x")));
         assert_eq!(e.len(), 2);
         assert!(e.del(b"a"));
         assert!(!e.del(b"a"));
@@ -188,7 +197,7 @@ mod tests {
     fn scan_misses_nothing_under_concurrent_deletes() {
         let mut e = HashEngine::new();
         for i in 0..1000u32 {
-            e.set(&i.to_be_bytes(), vec![]);
+            e.set(&i.to_be_bytes(), Value::Str(vec![]));
         }
         let mut seen = HashSet::new();
         let mut cursor = 0;
@@ -203,7 +212,7 @@ mod tests {
                 if victim < 1000 {
                     e.del(&victim.to_be_bytes());
                 }
-                e.set(&(100_000 + round * 5 + j).to_be_bytes(), vec![]);
+                e.set(&(100_000 + round * 5 + j).to_be_bytes(), Value::Str(vec![]));
             }
             round += 1;
             if cursor == 0 {

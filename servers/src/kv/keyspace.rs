@@ -9,6 +9,7 @@
 //! gone. Times are absolute Unix milliseconds.
 
 use super::engine::Engine;
+use super::value::{fmt_score, Kind, Value};
 use crate::proto::resp;
 use indexmap::IndexMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,9 @@ pub fn unix_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// The reply to a command on a key of another type.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyspaceStats {
@@ -39,6 +43,11 @@ pub struct Keyspace {
     pub logging: bool,
     pub stats: KeyspaceStats,
     rng: u64,
+    /// Whether a blocking command may block now (false while replaying and inside
+    /// EXEC); see [`super::blocking`].
+    pub may_block: bool,
+    /// Left by a blocking command that found nothing, for the caller to park.
+    pub(crate) block_request: Option<super::blocking::Request>,
 }
 
 impl Keyspace {
@@ -51,6 +60,8 @@ impl Keyspace {
             logging: true,
             stats: KeyspaceStats::default(),
             rng: (unix_ms() as u64) | 1,
+            may_block: false,
+            block_request: None,
         }
     }
 
@@ -100,7 +111,7 @@ impl Keyspace {
     }
 
     /// The value of a live key, counting a hit or a miss.
-    pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+    pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(key);
         let v = self.engine.get(key);
         if v.is_some() {
@@ -112,9 +123,96 @@ impl Keyspace {
     }
 
     /// The value of a live key, without touching the hit counters (for writes).
-    pub fn peek(&mut self, key: &[u8]) -> Option<&[u8]> {
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(key);
         self.engine.get(key)
+    }
+
+    /// The value of a live key, to change in place.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.expire_if_needed(key);
+        self.engine.get_mut(key)
+    }
+
+    /// The type of a live key.
+    pub fn kind(&mut self, key: &[u8]) -> Option<Kind> {
+        self.peek(key).map(Value::kind)
+    }
+
+    /// A live string for a read command: `Err` is the WRONGTYPE reply.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Str(v)) => Ok(Some(v)),
+            Some(_) => Err(WRONGTYPE),
+        }
+    }
+
+    /// A live string for a write command (no hit counted).
+    pub fn peek_str(&mut self, key: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+        match self.peek(key) {
+            None => Ok(None),
+            Some(Value::Str(v)) => Ok(Some(v)),
+            Some(_) => Err(WRONGTYPE),
+        }
+    }
+
+    /// A live value of `kind` for a read command: `Ok(None)` when missing, `Err` (the
+    /// WRONGTYPE reply) when of another type.
+    pub fn read(&mut self, key: &[u8], kind: Kind) -> Result<Option<&Value>, &'static str> {
+        match self.get(key) {
+            Some(v) if v.kind() != kind => Err(WRONGTYPE),
+            v => Ok(v),
+        }
+    }
+
+    /// As [`Keyspace::read`], to change in place.
+    pub fn write(&mut self, key: &[u8], kind: Kind) -> Result<Option<&mut Value>, &'static str> {
+        match self.get_mut(key) {
+            Some(v) if v.kind() != kind => Err(WRONGTYPE),
+            v => Ok(v),
+        }
+    }
+
+    /// A live value of `kind`, created empty when missing (the engine may refuse the
+    /// type). Callers validate their arguments first and call
+    /// [`Keyspace::drop_if_empty`] after, so no empty aggregate is left behind.
+    pub fn write_or_create(&mut self, key: &[u8], kind: Kind) -> Result<&mut Value, String> {
+        match self.kind(key) {
+            Some(k) if k != kind => return Err(WRONGTYPE.into()),
+            Some(_) => {}
+            None => {
+                self.engine.holds(kind)?;
+                self.engine.set(key, Value::empty(kind));
+                if !self.expires.is_empty() {
+                    self.expires.swap_remove(key);
+                }
+            }
+        }
+        self.engine
+            .get_mut(key)
+            .ok_or_else(|| "ERR the engine lost a key it just stored".to_owned())
+    }
+
+    /// Whether the engine can hold values of `kind`.
+    pub fn holds(&self, kind: Kind) -> Result<(), String> {
+        self.engine.holds(kind)
+    }
+
+    /// Deletes `key` if it holds an empty aggregate (Redis never keeps one); true
+    /// when it did.
+    pub fn drop_if_empty(&mut self, key: &[u8]) -> bool {
+        let empty = match self.engine.get(key) {
+            Some(Value::Hash(h)) => h.is_empty(),
+            Some(Value::List(l)) => l.is_empty(),
+            Some(Value::Set(s)) => s.is_empty(),
+            Some(Value::ZSet(z)) => z.is_empty(),
+            _ => false,
+        };
+        if empty {
+            self.del(key);
+        }
+        empty
     }
 
     pub fn exists(&mut self, key: &[u8]) -> bool {
@@ -122,24 +220,71 @@ impl Keyspace {
         self.engine.contains(key)
     }
 
+    /// Whether the engine holds `key`, expired or not, without expiring it (WATCH
+    /// asks whether a write left a key behind).
+    pub fn contains_raw(&mut self, key: &[u8]) -> bool {
+        self.engine.contains(key)
+    }
+
     /// Stores `value`, dropping any expiry (plain SET semantics).
-    pub fn set(&mut self, key: &[u8], value: Vec<u8>) {
+    pub fn set(&mut self, key: &[u8], value: Value) {
         self.engine.set(key, value);
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
     }
 
+    /// Stores a string, dropping any expiry.
+    pub fn set_str(&mut self, key: &[u8], value: Vec<u8>) {
+        self.set(key, Value::Str(value))
+    }
+
     /// Stores `value`, keeping the key's expiry (INCR, APPEND, SET KEEPTTL).
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Vec<u8>) {
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         self.expire_if_needed(key);
         self.engine.set(key, value);
     }
 
-    /// Appends to a live key's value (creating it), returning the new length.
+    /// Appends to a live string (creating it), returning the new length; the caller
+    /// checked the type.
     pub fn append(&mut self, key: &[u8], tail: &[u8]) -> usize {
         self.expire_if_needed(key);
-        self.engine.append(key, tail)
+        match self.engine.get_mut(key) {
+            Some(Value::Str(v)) => {
+                v.extend_from_slice(tail);
+                v.len()
+            }
+            _ => {
+                self.engine.set(key, Value::Str(tail.to_vec()));
+                tail.len()
+            }
+        }
+    }
+
+    /// Removes a live key, returning its value and expiry (RENAME, MOVE-like commands).
+    pub fn take(&mut self, key: &[u8]) -> Option<(Value, Option<i64>)> {
+        if self.expire_if_needed(key) {
+            return None;
+        }
+        let v = self.engine.take(key)?;
+        let at = if self.expires.is_empty() {
+            None
+        } else {
+            self.expires.swap_remove(key)
+        };
+        Some((v, at))
+    }
+
+    /// A live key picked at random (RANDOMKEY), a bounded number of tries.
+    pub fn random_key(&mut self) -> Option<Box<[u8]>> {
+        for _ in 0..100 {
+            let r = self.next_random();
+            let k = self.engine.random_key(r)?;
+            if !self.expire_if_needed(&k) {
+                return Some(k);
+            }
+        }
+        None
     }
 
     pub fn del(&mut self, key: &[u8]) -> bool {
@@ -248,6 +393,11 @@ impl Keyspace {
         (next, found)
     }
 
+    /// A pseudo-random number (random members, RANDOMKEY).
+    pub fn rand(&mut self) -> u64 {
+        self.next_random()
+    }
+
     fn next_random(&mut self) -> u64 {
         // xorshift64: cheap and good enough to pick keys to sample.
         let mut x = self.rng;
@@ -298,8 +448,10 @@ impl Keyspace {
         deleted
     }
 
-    /// Writes the keyspace as commands that rebuild it: `SET k v` or
-    /// `SET k v PXAT ms`. Runs in the rewrite child, on its snapshot.
+    /// Writes the keyspace as commands that rebuild it: `SET k v [PXAT ms]` for a
+    /// string; `HSET`, `RPUSH`, `SADD`, `ZADD` of up to [`REWRITE_ITEMS`] members each
+    /// for the aggregates, then `PEXPIREAT` for one with an expiry. Runs in the
+    /// rewrite child, on its snapshot.
     pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(256 * 1024);
         let mut err = None;
@@ -307,15 +459,41 @@ impl Keyspace {
             if err.is_some() {
                 return;
             }
-            match self.expires.get(k) {
-                Some(at) => {
-                    let mut ms = itoa::Buffer::new();
-                    resp::encode_command(
+            let at = self.expires.get(k).copied();
+            let mut ms = itoa::Buffer::new();
+            match v {
+                Value::Str(v) => match at {
+                    Some(at) => resp::encode_command(
                         &mut buf,
-                        &[&b"SET"[..], k, v, b"PXAT", ms.format(*at).as_bytes()],
-                    );
+                        &[&b"SET"[..], k, v, b"PXAT", ms.format(at).as_bytes()],
+                    ),
+                    None => resp::encode_command(&mut buf, &[&b"SET"[..], k, v]),
+                },
+                Value::Hash(h) => {
+                    let items: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [&f[..], &v[..]]).collect();
+                    encode_chunks(&mut buf, b"HSET", k, &items, 2);
                 }
-                None => resp::encode_command(&mut buf, &[&b"SET"[..], k, v]),
+                Value::List(l) => {
+                    let items: Vec<&[u8]> = l.iter().map(|e| &e[..]).collect();
+                    encode_chunks(&mut buf, b"RPUSH", k, &items, 1);
+                }
+                Value::Set(s) => {
+                    let items: Vec<&[u8]> = s.iter().map(|e| &e[..]).collect();
+                    encode_chunks(&mut buf, b"SADD", k, &items, 1);
+                }
+                Value::ZSet(z) => {
+                    let scores: Vec<String> = z.dict.values().map(|s| fmt_score(*s)).collect();
+                    let items: Vec<&[u8]> = z
+                        .dict
+                        .keys()
+                        .zip(&scores)
+                        .flat_map(|(m, s)| [s.as_bytes(), &m[..]])
+                        .collect();
+                    encode_chunks(&mut buf, b"ZADD", k, &items, 2);
+                }
+            }
+            if let (Some(at), false) = (at, matches!(v, Value::Str(_))) {
+                resp::encode_command(&mut buf, &[&b"PEXPIREAT"[..], k, ms.format(at).as_bytes()]);
             }
             if buf.len() >= 128 * 1024 {
                 if let Err(e) = w.write_all(&buf) {
@@ -333,6 +511,21 @@ impl Keyspace {
     }
 }
 
+/// Members per command in a rewritten log, as Redis's `AOF_REWRITE_ITEMS_PER_CMD`.
+pub const REWRITE_ITEMS: usize = 64;
+
+/// `CMD key item...` in commands of at most [`REWRITE_ITEMS`] members (`per` items
+/// each).
+fn encode_chunks(buf: &mut Vec<u8>, cmd: &[u8], key: &[u8], items: &[&[u8]], per: usize) {
+    for chunk in items.chunks(REWRITE_ITEMS * per) {
+        let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);
+        args.push(cmd);
+        args.push(key);
+        args.extend_from_slice(chunk);
+        resp::encode_command(buf, &args);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::engine::HashEngine;
@@ -345,11 +538,11 @@ mod tests {
     #[test]
     fn lazy_expiry_logs_a_del() {
         let mut k = ks();
-        k.set(b"a", b"1".to_vec());
+        k.set_str(b"a", b"1".to_vec());
         k.set_expire(b"a", k.now + 1000);
-        assert_eq!(k.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(k.get_str(b"a"), Ok(Some(&b"1"[..])));
         k.now += 1000;
-        assert_eq!(k.get(b"a"), None);
+        assert_eq!(k.get_str(b"a"), Ok(None));
         assert_eq!(k.feed, b"*2\r\n$3\r\nDEL\r\n$1\r\na\r\n");
         assert_eq!(k.stats.expired, 1);
         assert_eq!(k.expires_len(), 0);
@@ -360,11 +553,11 @@ mod tests {
         let mut k = ks();
         let past = unix_ms() - 10;
         for i in 0..10_000u32 {
-            k.set(&i.to_be_bytes(), vec![]);
+            k.set_str(&i.to_be_bytes(), vec![]);
             k.set_expire(&i.to_be_bytes(), past);
         }
         for i in 10_000..10_100u32 {
-            k.set(&i.to_be_bytes(), vec![]);
+            k.set_str(&i.to_be_bytes(), vec![]);
             k.set_expire(&i.to_be_bytes(), past + 3_600_000);
         }
         for _ in 0..100 {
@@ -378,11 +571,11 @@ mod tests {
     #[test]
     fn set_clears_ttl_and_keep_ttl_keeps_it() {
         let mut k = ks();
-        k.set(b"a", b"1".to_vec());
+        k.set_str(b"a", b"1".to_vec());
         k.set_expire(b"a", k.now + 5000);
-        k.set_keep_ttl(b"a", b"2".to_vec());
+        k.set_keep_ttl(b"a", Value::Str(b"2".to_vec()));
         assert!(k.expire_at(b"a").is_some());
-        k.set(b"a", b"3".to_vec());
+        k.set_str(b"a", b"3".to_vec());
         assert!(k.expire_at(b"a").is_none());
     }
 }

@@ -13,11 +13,19 @@
 //! once cost one log write, not fifty. Between iterations, [`Kv::tick`] expires keys
 //! actively, finishes background log rewrites and retries a log write that failed.
 
+mod blocking;
 pub mod btree_engine;
+mod client;
 mod cmd;
 pub mod engine;
 pub mod glob;
+mod info;
 pub mod keyspace;
+mod notify;
+pub mod params;
+mod session;
+pub mod value;
+pub mod zset;
 
 use crate::proto::resp::{self, Args, Parsed, Source};
 use crate::proto::{ConnId, Outbox, Protocol};
@@ -25,6 +33,7 @@ use crate::store::aof::{self, Aof, AofError, FsyncPolicy};
 use bytes::Bytes;
 use engine::{EngineKind, HashEngine};
 use keyspace::Keyspace;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -41,7 +50,12 @@ pub struct Config {
     pub limits: resp::Limits,
     /// Shown in INFO and CONFIG GET.
     pub port: u16,
+    /// Clients must AUTH with this password first (`--requirepass`).
+    pub requirepass: Option<String>,
 }
+
+/// The Redis version kvd answers as (INFO, HELLO): the one whose behaviour it follows.
+pub const REDIS_VERSION: &str = "7.0.15";
 
 impl Default for Config {
     fn default() -> Self {
@@ -52,6 +66,7 @@ impl Default for Config {
             maxclients: 10_000,
             limits: resp::Limits::default(),
             port: 0,
+            requirepass: None,
         }
     }
 }
@@ -83,6 +98,16 @@ pub struct ServerStats {
     pub net_output: u64,
 }
 
+impl ServerStats {
+    /// CONFIG RESETSTAT: the counters start again; the connected count is a state.
+    pub fn reset(&mut self) {
+        *self = Self {
+            connected: self.connected,
+            ..Self::default()
+        };
+    }
+}
+
 /// What commands may read about the server.
 pub struct ServerState {
     pub limits: resp::Limits,
@@ -91,7 +116,50 @@ pub struct ServerState {
     pub fsync: FsyncPolicy,
     pub port: u16,
     pub started: Instant,
+    /// Unix seconds at start (LASTSAVE).
+    pub started_unix: i64,
     pub stats: ServerStats,
+    /// CONFIG GET/SET's table.
+    pub params: params::Params,
+    pub requirepass: Option<String>,
+    /// CONFIG SET maxmemory: write commands that may grow memory are refused (OOM)
+    /// while the resident set is above it; 0 = no limit.
+    pub maxmemory: u64,
+    /// `notify-keyspace-events` as flags (`notify`'s bits); 0 publishes nothing.
+    pub notify: u16,
+}
+
+impl ServerState {
+    /// Reads back the parameters kvd acts on after a CONFIG SET.
+    pub fn apply_params(&mut self) {
+        self.requirepass = self
+            .params
+            .get("requirepass")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        let mem = |name: &str| {
+            self.params
+                .get(name)
+                .and_then(|v| params::parse_memory(v.as_bytes()))
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        self.notify = self
+            .params
+            .get("notify-keyspace-events")
+            .and_then(notify::parse_flags)
+            .unwrap_or(0);
+        self.maxmemory = self
+            .params
+            .get("maxmemory")
+            .and_then(|v| params::parse_memory(v.as_bytes()))
+            .unwrap_or(0);
+        if let Some(v) = mem("proto-max-bulk-len") {
+            self.limits.max_bulk = v;
+        }
+        if let Some(v) = mem("client-query-buffer-limit") {
+            self.limits.max_query = v.max(self.limits.max_bulk + 64);
+        }
+    }
 }
 
 /// Per-connection state: how many bytes the pending frame needs at least, so a large
@@ -102,6 +170,9 @@ pub struct KvConn {
     /// The client quit (or broke the protocol); its close may still be held, so
     /// whatever it sends meanwhile is dropped.
     quit: bool,
+    /// Authenticated, not in MULTI, not subscribed: its keyspace commands run
+    /// without looking at its state (see `client::Client::plain`).
+    plain: bool,
 }
 
 /// A batch stops once its replies pass this size: the rest of the input waits until
@@ -127,11 +198,17 @@ const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
 
 pub struct Kv {
     ks: Keyspace,
+    /// Clients parked by a blocking pop.
+    blocked: blocking::Blocked,
     aof: Option<Aof>,
     server: ServerState,
     ranges: Vec<Range<usize>>,
     scratch: Vec<u8>,
     on_fatal: Option<Box<dyn FnMut() + Send>>,
+    /// SHUTDOWN: asks the server to stop as on SIGTERM.
+    on_shutdown: Option<Box<dyn FnMut() + Send>>,
+    /// Told why, when the final sync of the log fails at shutdown.
+    on_close_error: Option<Box<dyn FnOnce(String) + Send>>,
     /// Set when the log could not be made durable under `always`: the process must stop.
     fatal: bool,
     /// Replies and closes waiting for the log write, in the order they were made.
@@ -140,6 +217,15 @@ pub struct Kv {
     held_bytes: usize,
     /// The reply buffer, reused from batch to batch while its replies stay small.
     reply: Vec<u8>,
+    clients: client::Clients,
+    /// Pub/Sub messages made during a batch, sent after it.
+    outgoing: Vec<(ConnId, Bytes)>,
+    /// Connections CLIENT KILL closed during a batch.
+    kills: Vec<ConnId>,
+    /// Per command of `cmd::COMMANDS`, by position.
+    cmdstats: Vec<session::CmdStat>,
+    /// Error replies by their first word (INFO errorstats).
+    errorstats: BTreeMap<String, u64>,
 }
 
 /// Runs one command, its reply appended to `out`. True when the client asked to quit.
@@ -155,6 +241,19 @@ fn exec(
         resp::encode_error(out, &cmd::unknown_command(args));
         return false;
     };
+    exec_spec(ks, aof, server, out, spec, args, refuse_writes)
+}
+
+/// [`exec`] once the command is found.
+fn exec_spec(
+    ks: &mut Keyspace,
+    aof: Option<&mut Aof>,
+    server: &ServerState,
+    out: &mut Vec<u8>,
+    spec: &'static cmd::Spec,
+    args: Args<'_>,
+    refuse_writes: Option<&str>,
+) -> bool {
     if !spec.arity_ok(args.len()) {
         resp::encode_error(out, &cmd::wrong_arity(spec.name));
         return false;
@@ -198,26 +297,91 @@ impl Kv {
             (EngineKind::Btree, None) => return Err(KvError::EngineNeedsDir(config.engine)),
         };
         let mut ks = Keyspace::new(engine);
-        let server = ServerState {
+        let mut params = params::Params::default();
+        params.init("appendfsync", config.fsync.to_string());
+        params.init(
+            "dir",
+            config
+                .dir
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+                .to_string(),
+        );
+        params.init("port", config.port.to_string());
+        params.init("maxclients", config.maxclients.to_string());
+        params.init("proto-max-bulk-len", config.limits.max_bulk.to_string());
+        params.init(
+            "client-query-buffer-limit",
+            config.limits.max_query.to_string(),
+        );
+        params.init(
+            "requirepass",
+            config.requirepass.clone().unwrap_or_default(),
+        );
+        if config.dir.is_none() {
+            params.init("appendonly", "no");
+        }
+        let mut server = ServerState {
             limits: config.limits,
             maxclients: config.maxclients,
             dir: config.dir.clone().unwrap_or_default(),
             fsync: config.fsync,
             port: config.port,
             started: Instant::now(),
+            started_unix: keyspace::unix_ms() / 1000,
             stats: ServerStats::default(),
+            params,
+            requirepass: None,
+            maxmemory: 0,
+            notify: 0,
         };
+        server.apply_params();
         if let Some(log) = &mut log {
             let path = log.path().to_owned();
             let started = Instant::now();
             ks.logging = false;
             let mut sink = Vec::new();
-            let report = aof::load(&path, &mut |_, args| {
+            // A transaction is applied when its EXEC is read: one cut off by a crash
+            // is not applied at all, and cut away below.
+            let mut tx: Option<(u64, client::CommandQueue)> = None;
+            let report = aof::load(&path, &mut |offset, args| {
+                let name = args.get(0);
+                if name.eq_ignore_ascii_case(b"MULTI") && args.len() == 1 {
+                    if tx.is_some() {
+                        return Err("MULTI inside a transaction".into());
+                    }
+                    tx = Some((offset, client::CommandQueue::default()));
+                    return Ok(());
+                }
+                if name.eq_ignore_ascii_case(b"EXEC") && args.len() == 1 {
+                    let Some((_, q)) = tx.take() else {
+                        return Err("EXEC without MULTI".into());
+                    };
+                    for i in 0..q.len() {
+                        sink.clear();
+                        exec(&mut ks, None, &server, &mut sink, q.get(i), None);
+                    }
+                    return Ok(());
+                }
                 cmd::validate(args)?;
+                if let Some((_, q)) = &mut tx {
+                    q.push(args);
+                    return Ok(());
+                }
                 sink.clear();
                 exec(&mut ks, None, &server, &mut sink, args, None);
                 Ok(())
             })?;
+            if let Some((at, q)) = tx {
+                tracing::warn!(
+                    path = %path.display(),
+                    offset = at,
+                    commands = q.len(),
+                    "the append-only file ends inside a transaction (a crash mid-write?); cutting the whole transaction away"
+                );
+                aof::truncate(&path, at)?;
+            }
             ks.logging = true;
             ks.feed.clear();
             tracing::info!(
@@ -233,15 +397,23 @@ impl Kv {
         let aof = log;
         Ok(Self {
             ks,
+            blocked: blocking::Blocked::default(),
             aof,
             server,
             ranges: Vec::new(),
             scratch: Vec::new(),
             on_fatal: None,
+            on_shutdown: None,
+            on_close_error: None,
             fatal: false,
             held: Vec::new(),
             held_bytes: 0,
             reply: Vec::new(),
+            clients: client::Clients::default(),
+            outgoing: Vec::new(),
+            kills: Vec::new(),
+            cmdstats: vec![session::CmdStat::default(); cmd::COMMANDS.len()],
+            errorstats: BTreeMap::new(),
         })
     }
 
@@ -249,6 +421,17 @@ impl Kv {
     /// process should stop, as Redis does: memory holds writes the disk does not).
     pub fn on_fatal(&mut self, f: impl FnMut() + Send + 'static) {
         self.on_fatal = Some(Box::new(f));
+    }
+
+    /// Called when a client sends SHUTDOWN: the owner stops the server as on SIGTERM.
+    pub fn on_shutdown(&mut self, f: impl FnMut() + Send + 'static) {
+        self.on_shutdown = Some(Box::new(f));
+    }
+
+    /// Called once if the final sync of the log fails when the server stops (writes
+    /// already acknowledged may be missing from it: the exit must not look clean).
+    pub fn on_close_error(&mut self, f: impl FnOnce(String) + Send + 'static) {
+        self.on_close_error = Some(Box::new(f));
     }
 
     pub fn keys(&self) -> usize {
@@ -341,15 +524,24 @@ impl Kv {
 impl Protocol for Kv {
     type Conn = KvConn;
 
-    fn open(&mut self, _id: ConnId, _peer: SocketAddr, _out: &mut Outbox) -> KvConn {
+    fn open(&mut self, id: ConnId, peer: SocketAddr, _out: &mut Outbox) -> KvConn {
         self.server.stats.connections_received += 1;
         self.server.stats.connected += 1;
-        KvConn::default()
+        let authed = self.server.requirepass.is_none();
+        self.clients.add(id, peer, authed);
+        KvConn {
+            plain: authed,
+            ..KvConn::default()
+        }
     }
 
     fn data(&mut self, id: ConnId, conn: &mut KvConn, input: &[u8], out: &mut Outbox) -> usize {
         if conn.quit {
             return input.len();
+        }
+        // A parked client's further input waits until it is served or times out.
+        if self.blocked.is_blocked(id) {
+            return 0;
         }
         if input.len() < conn.need {
             return 0;
@@ -358,38 +550,51 @@ impl Protocol for Kv {
         self.ks.now = keyspace::unix_ms();
         let refuse = self.write_refusal();
         let mut reply = std::mem::take(&mut self.reply);
+        // Taken out of `self` for the batch, so commands may borrow all of it.
+        let mut ranges = std::mem::take(&mut self.ranges);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        // An unauthenticated client may not make the server buffer much, as in Redis.
+        let limits = if self.clients.map.get(&id).map_or(true, |c| c.authed) {
+            self.server.limits
+        } else {
+            resp::Limits {
+                max_bulk: 16 * 1024,
+                max_args: 10,
+                max_query: 64 * 1024,
+            }
+        };
         let mut pos = 0;
         let mut close = false;
         let mut commands = 0u64;
         while pos < input.len() {
             let rest = &input[pos..];
-            match resp::parse(
-                rest,
-                &self.server.limits,
-                &mut self.ranges,
-                &mut self.scratch,
-            ) {
+            match resp::parse(rest, &limits, &mut ranges, &mut scratch) {
                 Ok(Parsed::Command { len, source }) => {
                     pos += len;
-                    if self.ranges.is_empty() {
+                    if ranges.is_empty() {
                         continue;
                     }
                     let src = match source {
                         Source::Input => rest,
-                        Source::Scratch => &self.scratch[..],
+                        Source::Scratch => &scratch[..],
                     };
                     commands += 1;
-                    let args = Args::new(src, &self.ranges);
-                    if exec(
-                        &mut self.ks,
-                        self.aof.as_mut(),
-                        &self.server,
-                        &mut reply,
-                        args,
-                        refuse.as_deref(),
-                    ) {
+                    let args = Args::new(src, &ranges);
+                    let spec = cmd::lookup(args.get(0));
+                    // Inside EXEC nothing blocks.
+                    self.ks.may_block = !matches!(spec, Some(s) if s.name == "exec");
+                    let quit = match spec {
+                        Some(spec) if conn.plain && spec.flags & cmd::CONN == 0 => {
+                            self.run(spec, args, &mut reply, refuse.as_deref())
+                        }
+                        _ => self.command(id, conn, spec, args, &mut reply, refuse.as_deref()),
+                    };
+                    if quit {
                         close = true;
                         pos = input.len();
+                        break;
+                    }
+                    if self.park_if_blocked(id, out) {
                         break;
                     }
                     if reply.len() >= REPLY_BATCH_MAX {
@@ -409,6 +614,13 @@ impl Protocol for Kv {
                 }
             }
         }
+        self.ks.may_block = false;
+        self.ks.block_request = None;
+        if !self.ks.feed.is_empty() {
+            self.serve_blocked(out);
+        }
+        self.ranges = ranges;
+        self.scratch = scratch;
         if self.ranges.capacity() > 4096 {
             self.ranges = Vec::new();
         }
@@ -429,6 +641,7 @@ impl Protocol for Kv {
             if close {
                 self.held.push(Held::Close(id));
             }
+            self.flush_outgoing(out, true);
             if self.held_bytes >= REPLY_BATCH_MAX {
                 self.release(out);
             }
@@ -440,6 +653,7 @@ impl Protocol for Kv {
         if close {
             out.close(id);
         }
+        self.flush_outgoing(out, false);
         pos
     }
 
@@ -452,8 +666,18 @@ impl Protocol for Kv {
         }
     }
 
-    fn closed(&mut self, _id: ConnId, _conn: KvConn, _out: &mut Outbox) {
+    fn closed(&mut self, id: ConnId, _conn: KvConn, _out: &mut Outbox) {
         self.server.stats.connected = self.server.stats.connected.saturating_sub(1);
+        self.clients.remove(id);
+        self.blocked.remove(id);
+    }
+
+    /// A parked client's wait is over (answered, not closed); any other deadline
+    /// closes as before.
+    fn timeout(&mut self, id: ConnId, _conn: &mut KvConn, out: &mut Outbox) {
+        if !self.blocked_timeout(id) {
+            out.close(id);
+        }
     }
 
     fn refusal(&mut self) -> Bytes {
@@ -464,11 +688,35 @@ impl Protocol for Kv {
     /// Work between iterations: active expiry, background rewrite completion, log
     /// retry.
     fn tick(&mut self, out: &mut Outbox) {
+        let feed_before = self.ks.feed.len();
         self.ks.active_expire(EXPIRE_BUDGET);
+        if (!self.clients.watches.is_empty() || self.server.notify != 0)
+            && self.ks.feed.len() > feed_before
+        {
+            self.after_write(feed_before, u64::MAX);
+            let hold = self.aof.as_ref().is_some_and(Aof::pending) || !self.ks.feed.is_empty();
+            self.flush_outgoing(out, hold);
+        }
         if let Some(aof) = &mut self.aof {
             aof.poll_rewrite();
         }
         self.release(out);
+    }
+}
+
+impl Drop for Kv {
+    /// The final sync: what the last iterations queued reaches the disk, or the owner
+    /// hears that it did not.
+    fn drop(&mut self) {
+        let Some(aof) = &mut self.aof else {
+            return;
+        };
+        if let Err(e) = aof.close() {
+            tracing::error!(error = %e, "final sync of the append-only file failed");
+            if let Some(f) = self.on_close_error.take() {
+                f(e.to_string());
+            }
+        }
     }
 }
 
@@ -480,3 +728,9 @@ pub fn validate_logged(args: Args<'_>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod session_tests;
+
+#[cfg(test)]
+mod types_tests;

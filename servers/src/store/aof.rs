@@ -205,6 +205,12 @@ pub struct Aof {
     rewrite: Option<Rewrite>,
     pub last_rewrite_status: Option<RewriteStatus>,
     pub last_rewrite_secs: Option<u64>,
+    /// When a failed write was last logged, and how many failures went unlogged
+    /// since: a write retried on every tick is logged once a second at most.
+    last_error_log: Option<Instant>,
+    errors_unlogged: u64,
+    /// Set by [`Aof::close`]: the final sync is done, `Drop` does not repeat it.
+    closed: bool,
 }
 
 fn open_append(path: &Path) -> Result<File, AofError> {
@@ -266,6 +272,9 @@ impl Aof {
             rewrite: None,
             last_rewrite_status: None,
             last_rewrite_secs: None,
+            last_error_log: None,
+            errors_unlogged: 0,
+            closed: false,
         })
     }
 
@@ -310,6 +319,11 @@ impl Aof {
 
     pub fn rewrite_in_progress(&self) -> bool {
         self.rewrite.is_some()
+    }
+
+    /// The background rewrite's process, while one runs.
+    pub fn rewrite_pid(&self) -> Option<i32> {
+        self.rewrite.as_ref().map(|r| r.pid.as_raw())
     }
 
     /// Whether bytes were fed that [`Aof::flush`] has not written yet.
@@ -361,7 +375,22 @@ impl Aof {
                     }
                 }
             }
-            tracing::warn!(path = %self.path.display(), error = %e, written, "write to the append-only file failed");
+            if self
+                .last_error_log
+                .map_or(true, |t| t.elapsed() >= Duration::from_secs(1))
+            {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    error = %e,
+                    written,
+                    failures_since_last_report = self.errors_unlogged,
+                    "write to the append-only file failed (retried; reported once a second at most)"
+                );
+                self.last_error_log = Some(Instant::now());
+                self.errors_unlogged = 0;
+            } else {
+                self.errors_unlogged += 1;
+            }
             self.last_write_error = Some(e.to_string());
             return Err(AofError::Io {
                 call: "write",
@@ -376,6 +405,8 @@ impl Aof {
         }
         if self.last_write_error.take().is_some() {
             tracing::info!(path = %self.path.display(), "append-only file writes recovered");
+            self.last_error_log = None;
+            self.errors_unlogged = 0;
         }
         match self.policy {
             FsyncPolicy::Always => self
@@ -408,6 +439,11 @@ impl Aof {
         let temp = self
             .dir
             .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        let log_fd = {
+            use std::os::fd::AsRawFd;
+            self.file.as_raw_fd()
+        };
+        let parent = std::process::id();
         // SAFETY: the child only opens and writes one file through std (the allocator it
         // uses is fork-safe: glibc resets its locks in the child), touches no lock another
         // thread could hold (no logging), and leaves with `_exit`, never returning into
@@ -415,11 +451,16 @@ impl Aof {
         match unsafe { nix::unistd::fork() }.map_err(AofError::Fork)? {
             nix::unistd::ForkResult::Child => {
                 // SAFETY: plain syscalls on the child's own descriptor table and
-                // process: close every inherited socket (the listening socket above
-                // all, so a restarted server can bind while this child finishes) but
-                // keep files (an on-disk engine reads its snapshot through them), and
-                // die with the parent rather than outlive it.
+                // process: close the log (its descriptor carries the lock: a child
+                // still exiting must not refuse a restarted server the directory;
+                // close only, never unlock, which would unlock the parent's too) and
+                // every inherited socket (the listening socket above all, so a
+                // restarted server can bind while this child finishes) but keep other
+                // files (an on-disk engine reads its snapshot through them), and die
+                // with the parent rather than outlive it, also when the parent died
+                // before the request was made (then our parent is no longer it).
                 unsafe {
+                    libc::close(log_fd);
                     for fd in 3..inherited_fd_bound() {
                         let mut st: libc::stat = std::mem::zeroed();
                         if libc::fstat(fd, &mut st) == 0
@@ -429,6 +470,9 @@ impl Aof {
                         }
                     }
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() as u32 != parent {
+                        libc::_exit(3);
+                    }
                 }
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     match write_child(&temp, write_snapshot) {
@@ -546,10 +590,22 @@ impl Aof {
     }
 }
 
+impl Aof {
+    /// The final sync at shutdown: writes and fsyncs what is pending. An error means
+    /// acknowledged writes may be missing from the log, and the server must not report
+    /// a clean exit.
+    pub fn close(&mut self) -> Result<(), AofError> {
+        self.closed = true;
+        self.sync()
+    }
+}
+
 impl Drop for Aof {
     fn drop(&mut self) {
-        if let Err(e) = self.sync() {
-            tracing::warn!(error = %e, "final sync of the append-only file failed");
+        if !self.closed {
+            if let Err(e) = self.sync() {
+                tracing::error!(error = %e, "final sync of the append-only file failed");
+            }
         }
         if let Some(rw) = self.rewrite.take() {
             let _ = nix::sys::signal::kill(rw.pid, nix::sys::signal::Signal::SIGKILL);
@@ -800,7 +856,8 @@ pub fn load(
     Ok(report)
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), AofError> {
+/// Cuts the log at `path` back to `len` bytes, durably.
+pub fn truncate(path: &Path, len: u64) -> Result<(), AofError> {
     let f = OpenOptions::new()
         .write(true)
         .open(path)

@@ -2,7 +2,8 @@
 //! PTTL, PERSIST, KEYS, SCAN (MATCH COUNT TYPE), RANGE (LIMIT), DBSIZE, FLUSHDB.
 
 use super::strings::expire_ms;
-use super::{Ctx, ERR_NOT_INT, ERR_SYNTAX};
+use super::{parse_cursor, Ctx, ERR_NOT_INT, ERR_SYNTAX};
+use crate::kv::value::Kind;
 use crate::proto::resp::{self, parse_i64, Args};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -182,20 +183,13 @@ pub(crate) fn range(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
 }
 
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
-}
-
 pub(crate) fn scan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let Some(cursor) = parse_cursor(args.get(1)) else {
         return ctx.err("ERR invalid cursor");
     };
     let mut count = 10usize;
     let mut pattern: Option<&[u8]> = None;
-    let mut only_strings = true;
+    let mut kind = None;
     let mut i = 2;
     while i < args.len() {
         let (opt, left) = (args.get(i), args.len() - i);
@@ -209,15 +203,16 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: Args<'_>) {
             let p = args.get(i + 1);
             pattern = if p == b"*" { None } else { Some(p) };
         } else if opt.eq_ignore_ascii_case(b"TYPE") && left >= 2 {
-            only_strings = args.get(i + 1).eq_ignore_ascii_case(b"string");
+            // An unknown type matches nothing, as in Redis.
+            kind = Some(Kind::from_name(args.get(i + 1)));
         } else {
             return ctx.err(ERR_SYNTAX);
         }
         i += 2;
     }
     let (next, mut found) = ctx.ks.scan(cursor, count, pattern);
-    if !only_strings {
-        found.clear();
+    if let Some(want) = kind {
+        found.retain(|k| want.is_some() && ctx.ks.kind(k) == want);
     }
     ctx.array(2);
     let mut b = itoa::Buffer::new();
@@ -244,4 +239,199 @@ pub(crate) fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) {
     ctx.ks.clear();
     ctx.ks.log(&[&b"FLUSHDB"[..]]);
     ctx.ok();
+}
+
+pub(crate) fn type_(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let name = ctx.ks.kind(args.get(1)).map_or("none", Kind::name);
+    ctx.simple(name);
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// OBJECT ENCODING answers kvd's own encodings (`raw`, `hashtable`, `deque`,
+/// `skiplist`); kvd shares no values (REFCOUNT 1) and tracks no access times
+/// (IDLETIME 0) or frequencies (FREQ answers Redis's error for that case).
+pub(crate) fn object(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let sub = args.get(1);
+    if sub.eq_ignore_ascii_case(b"HELP") && args.len() == 2 {
+        ctx.array(OBJECT_HELP.len());
+        for l in OBJECT_HELP {
+            ctx.simple(l);
+        }
+        return;
+    }
+    let known = ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ"]
+        .iter()
+        .find(|s| sub.eq_ignore_ascii_case(s.as_bytes()));
+    let Some(known) = known else {
+        return ctx.err(&format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(sub)
+        ));
+    };
+    if args.len() != 3 {
+        return ctx.err(&format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            known.to_ascii_lowercase()
+        ));
+    }
+    let Some(enc) = ctx
+        .ks
+        .peek(args.get(2))
+        .map(crate::kv::value::Value::encoding)
+    else {
+        return ctx.null();
+    };
+    match *known {
+        "ENCODING" => ctx.bulk(enc.as_bytes()),
+        "REFCOUNT" => ctx.int(1),
+        "IDLETIME" => ctx.int(0),
+        _ => ctx.err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+    }
+}
+
+/// RENAME and RENAMENX: the value moves with its expiry; logged as sent.
+fn rename_generic(ctx: &mut Ctx<'_>, args: Args<'_>, nx: bool) {
+    let (src, dst) = (args.get(1), args.get(2));
+    if !ctx.ks.exists(src) {
+        return ctx.err("ERR no such key");
+    }
+    if src == dst {
+        return if nx { ctx.int(0) } else { ctx.ok() };
+    }
+    if nx && ctx.ks.exists(dst) {
+        return ctx.int(0);
+    }
+    let Some((v, at)) = ctx.ks.take(src) else {
+        return ctx.err("ERR no such key");
+    };
+    ctx.ks.set(dst, v);
+    if let Some(at) = at {
+        ctx.ks.set_expire(dst, at);
+    }
+    ctx.ks.log_args(args);
+    if nx {
+        ctx.int(1)
+    } else {
+        ctx.ok()
+    }
+}
+
+pub(crate) fn rename(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    rename_generic(ctx, args, false)
+}
+
+pub(crate) fn renamenx(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    rename_generic(ctx, args, true)
+}
+
+/// `COPY src dst [DB 0] [REPLACE]`: kvd has the one database, 0.
+pub(crate) fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let (src, dst) = (args.get(1), args.get(2));
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i);
+        if opt.eq_ignore_ascii_case(b"REPLACE") {
+            replace = true;
+        } else if opt.eq_ignore_ascii_case(b"DB") && i + 1 < args.len() {
+            match parse_i64(args.get(i + 1)) {
+                None => return ctx.err(ERR_NOT_INT),
+                Some(0) => {}
+                Some(_) => return ctx.err("ERR DB index is out of range"),
+            }
+            i += 1;
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+        i += 1;
+    }
+    if src == dst {
+        return ctx.err("ERR source and destination objects are the same");
+    }
+    let Some(v) = ctx.ks.peek(src).cloned() else {
+        return ctx.int(0);
+    };
+    if ctx.ks.exists(dst) && !replace {
+        return ctx.int(0);
+    }
+    let at = ctx.ks.expire_at(src);
+    ctx.ks.set(dst, v);
+    if let Some(at) = at {
+        ctx.ks.set_expire(dst, at);
+    }
+    ctx.ks.log_args(args);
+    ctx.int(1);
+}
+
+pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    match ctx.ks.random_key() {
+        Some(k) => ctx.bulk(&k),
+        None => ctx.null(),
+    }
+}
+
+fn expiretime_generic(ctx: &mut Ctx<'_>, args: Args<'_>, ms: bool) {
+    let key = args.get(1);
+    if !ctx.ks.exists(key) {
+        return ctx.int(-2);
+    }
+    match ctx.ks.expire_at(key) {
+        None => ctx.int(-1),
+        Some(at) => ctx.int(if ms { at } else { (at + 500) / 1000 }),
+    }
+}
+
+pub(crate) fn expiretime(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expiretime_generic(ctx, args, false)
+}
+
+pub(crate) fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    expiretime_generic(ctx, args, true)
+}
+
+/// kvd keeps no access times, so TOUCH only counts the keys that exist.
+pub(crate) fn touch(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    exists(ctx, args)
+}
+
+/// UNLINK frees at once, as DEL does, and is logged as a DEL.
+pub(crate) fn unlink(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut n = 0;
+    let mut rec: Vec<&[u8]> = vec![b"DEL"];
+    for k in args.iter().skip(1) {
+        if ctx.ks.del(k) {
+            n += 1;
+            rec.push(k);
+        }
+    }
+    if n > 0 {
+        ctx.ks.log(&rec);
+    }
+    ctx.int(n);
+}
+
+/// DUMP and RESTORE need Redis's RDB serialization, which kvd does not write.
+pub(crate) fn dump(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    ctx.err("ERR DUMP is not supported: kvd does not implement the RDB serialization format")
+}
+
+pub(crate) fn restore(ctx: &mut Ctx<'_>, _args: Args<'_>) {
+    ctx.err("ERR RESTORE is not supported: kvd does not implement the RDB serialization format")
 }

@@ -1,0 +1,500 @@
+//! The typed values driven through the protocol: WRONGTYPE across families, every
+//! type surviving a log replay and a rewrite, and each structure against a model.
+
+use super::*;
+use crate::proto::Action;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use value::Value;
+
+struct Client {
+    kv: Kv,
+    conn: KvConn,
+}
+
+impl Client {
+    fn new(kv: Kv) -> Self {
+        let mut kv = kv;
+        let mut out = Outbox::new();
+        let conn = kv.open(ConnId(1), "127.0.0.1:1".parse().unwrap(), &mut out);
+        Self { kv, conn }
+    }
+
+    fn memory() -> Self {
+        Self::new(Kv::open(Config::default()).unwrap())
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Outbox::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let n = self
+                .kv
+                .data(ConnId(1), &mut self.conn, &bytes[pos..], &mut out);
+            assert!(n > 0, "stuck at {pos}");
+            pos += n;
+        }
+        self.kv.before_wait(&mut out);
+        let mut got = Vec::new();
+        for a in out.drain() {
+            if let Action::Send { data, .. } = a {
+                got.extend_from_slice(&data);
+            }
+        }
+        got
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> String {
+        let mut b = Vec::new();
+        resp::encode_command(&mut b, args);
+        String::from_utf8_lossy(&self.send(&b)).into_owned()
+    }
+
+    /// Every key with its type, contents (in a canonical order) and expiry.
+    fn dump(&mut self) -> BTreeMap<Vec<u8>, String> {
+        let ks = &mut self.kv.ks;
+        let mut out = BTreeMap::new();
+        for k in ks.keys(b"*") {
+            let at = ks.expire_at(&k);
+            let text = match ks.peek(&k).unwrap() {
+                Value::Str(v) => format!("string {v:?}"),
+                Value::Hash(h) => {
+                    let m: BTreeMap<_, _> = h.iter().collect();
+                    format!("hash {m:?}")
+                }
+                Value::List(l) => format!("list {l:?}"),
+                Value::Set(s) => {
+                    let m: BTreeSet<_> = s.iter().collect();
+                    format!("set {m:?}")
+                }
+                Value::ZSet(z) => {
+                    let m: Vec<_> = z.list.walk(0, false, usize::MAX).collect();
+                    format!("zset {m:?}")
+                }
+            };
+            out.insert(k, format!("{text} ttl={at:?}"));
+        }
+        out
+    }
+}
+
+const WRONGTYPE_REPLY: &str =
+    "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+
+#[test]
+fn every_family_refuses_the_wrong_type() {
+    let mut c = Client::memory();
+    c.cmd(&["SET", "s", "v"]);
+    c.cmd(&["HSET", "h", "f", "v"]);
+    c.cmd(&["RPUSH", "l", "a"]);
+    c.cmd(&["SADD", "set", "a"]);
+    c.cmd(&["ZADD", "z", "1", "a"]);
+    let probes: &[&[&str]] = &[
+        &["GET", "h"],
+        &["INCR", "l"],
+        &["APPEND", "set", "x"],
+        &["GETRANGE", "z", "0", "1"],
+        &["SETBIT", "h", "1", "1"],
+        &["HGET", "s", "f"],
+        &["HSET", "l", "f", "v"],
+        &["LPUSH", "h", "x"],
+        &["LRANGE", "s", "0", "-1"],
+        &["SADD", "z", "x"],
+        &["SMEMBERS", "l"],
+        &["ZADD", "set", "1", "x"],
+        &["ZRANGE", "h", "0", "-1"],
+        &["SINTER", "set", "z"],
+        &["LMOVE", "l", "s", "LEFT", "LEFT"],
+    ];
+    for p in probes {
+        assert_eq!(c.cmd(p), WRONGTYPE_REPLY, "{p:?}");
+    }
+    // Nothing changed, and the failed LMOVE kept its element.
+    assert_eq!(c.cmd(&["LLEN", "l"]), ":1\r\n");
+    for (k, t) in [
+        ("s", "string"),
+        ("h", "hash"),
+        ("l", "list"),
+        ("set", "set"),
+        ("z", "zset"),
+    ] {
+        assert_eq!(c.cmd(&["TYPE", k]), format!("+{t}\r\n"));
+    }
+    assert_eq!(c.cmd(&["TYPE", "none"]), "+none\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), "$8\r\nskiplist\r\n");
+    // SET overwrites any type; MGET shows a non-string as nil.
+    assert_eq!(c.cmd(&["MGET", "h", "s"]), "*2\r\n$-1\r\n$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["SET", "h", "x"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["TYPE", "h"]), "+string\r\n");
+}
+
+#[test]
+fn empty_aggregates_are_deleted() {
+    let mut c = Client::memory();
+    c.cmd(&["HSET", "h", "f", "v"]);
+    c.cmd(&["HDEL", "h", "f"]);
+    c.cmd(&["RPUSH", "l", "a"]);
+    c.cmd(&["LPOP", "l"]);
+    c.cmd(&["SADD", "s", "a"]);
+    c.cmd(&["SPOP", "s"]);
+    c.cmd(&["ZADD", "z", "1", "a"]);
+    c.cmd(&["ZPOPMIN", "z"]);
+    assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n");
+    // A refused argument creates nothing.
+    assert!(c.cmd(&["ZADD", "z", "nan", "a"]).starts_with("-ERR"));
+    assert!(c.cmd(&["HINCRBY", "h", "f", "x"]).starts_with("-ERR"));
+    assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n");
+}
+
+/// Writes of every type, including the ones logged as something else (SPOP as SREM,
+/// relative times as absolute, float increments as their result).
+fn mixed_writes(c: &mut Client) {
+    for args in [
+        &["HSET", "h", "a", "1", "b", "2"][..],
+        &["HINCRBYFLOAT", "h", "a", "0.1"],
+        &["HINCRBY", "h", "b", "5"],
+        &["RPUSH", "l", "a", "b", "c", "d"],
+        &["LPUSH", "l", "z"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["LREM", "l", "1", "c"],
+        &["SADD", "s", "a", "b", "c", "d", "e", "f"],
+        &["SPOP", "s", "2"],
+        &["SPOP", "s"],
+        &["SINTERSTORE", "s2", "s", "s"],
+        &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+        &["ZINCRBY", "z", "0.1", "a"],
+        &["ZADD", "z", "INCR", "1e-3", "b"],
+        &["ZPOPMAX", "z"],
+        &["ZUNIONSTORE", "zu", "2", "z", "s", "WEIGHTS", "2", "3"],
+        &["SETEX", "ttl", "100", "v"],
+        &["EXPIRE", "h", "1000"],
+        &["INCRBYFLOAT", "f", "2.5"],
+        &["SETRANGE", "f", "5", "xyz"],
+        &["SETBIT", "bits", "13", "1"],
+        &["RENAME", "l2", "l3"],
+        &["COPY", "z", "zc"],
+        &["GETEX", "zz", "EX", "5"],
+        &["SET", "g", "v"],
+        &["GETEX", "g", "PX", "100000"],
+        &["MSETNX", "m1", "a", "m2", "b"],
+    ] {
+        let r = c.cmd(args);
+        assert!(!r.starts_with('-'), "{args:?}: {r}");
+    }
+}
+
+#[test]
+fn every_type_survives_a_log_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    };
+    let before = {
+        let mut c = Client::new(Kv::open(cfg.clone()).unwrap());
+        mixed_writes(&mut c);
+        c.dump()
+    };
+    assert!(before.len() > 10);
+    let mut c = Client::new(Kv::open(cfg).unwrap());
+    assert_eq!(c.dump(), before);
+    // SPOP went to the log as the SREM of what it removed, never as SPOP.
+    let log = std::fs::read(d.path().join(aof::FILE_NAME)).unwrap();
+    assert!(!log.windows(4).any(|w| w == b"SPOP"));
+    assert!(log.windows(4).any(|w| w == b"SREM"));
+}
+
+#[test]
+fn a_rewritten_log_rebuilds_every_type_compactly() {
+    let mut c = Client::memory();
+    mixed_writes(&mut c);
+    for i in 0..200 {
+        c.cmd(&["RPUSH", "big", &i.to_string()]);
+        c.cmd(&["HSET", "bigh", &i.to_string(), "v"]);
+    }
+    let before = c.dump();
+    let mut snap = Vec::new();
+    c.kv.ks.write_snapshot(&mut snap).unwrap();
+    // 200 elements in chunks of 64: 4 RPUSH records for `big`, not 200 (plus one
+    // each for the short lists `l` and `l3`).
+    let text = String::from_utf8_lossy(&snap);
+    assert_eq!(text.matches("RPUSH").count(), 4 + 2);
+    let mut fresh = Client::memory();
+    let replies = fresh.send(&snap);
+    assert!(
+        !replies.contains(&b'-'),
+        "{}",
+        String::from_utf8_lossy(&replies)
+    );
+    assert_eq!(fresh.dump(), before);
+}
+
+#[test]
+fn hostile_sizes_get_errors_or_bounded_work() {
+    let mut c = Client::memory();
+    c.cmd(&["SADD", "s", "a", "b"]);
+    c.cmd(&["HSET", "h", "f", "v"]);
+    c.cmd(&["ZADD", "z", "1", "a"]);
+    assert!(c
+        .cmd(&["SRANDMEMBER", "s", "-9223372036854775807"])
+        .starts_with("-ERR count of"));
+    assert!(c
+        .cmd(&["HRANDFIELD", "h", "-9223372036854775807"])
+        .starts_with("-ERR"));
+    assert!(c
+        .cmd(&["ZRANDMEMBER", "z", "-9223372036854775807"])
+        .starts_with("-ERR"));
+    assert_eq!(
+        c.cmd(&["SRANDMEMBER", "s", "-9223372036854775808"]),
+        "-ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["ZADD", "z", "nan", "x"]),
+        "-ERR value is not a valid float\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["LRANGE", "nokey", "0", "9223372036854775807"]),
+        "*0\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGE", "z", "-9223372036854775808", "9223372036854775807"]),
+        "*1\r\n$1\r\na\r\n"
+    );
+    assert!(c
+        .cmd(&["SETBIT", "b", "4294967295", "1"])
+        .starts_with("-ERR string exceeds"));
+    assert!(c
+        .cmd(&["SETRANGE", "b", "536870912", "x"])
+        .starts_with("-ERR string exceeds"));
+    c.cmd(&["SET", "a", &"x".repeat(5000)]);
+    c.cmd(&["SET", "b", &"y".repeat(5000)]);
+    assert!(c
+        .cmd(&["LCS", "a", "b"])
+        .starts_with("-ERR Insufficient memory"));
+}
+
+#[test]
+fn btree_engine_refuses_other_types_in_words() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = Client::new(
+        Kv::open(Config {
+            dir: Some(d.path().to_owned()),
+            engine: engine::EngineKind::Btree,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let r = c.cmd(&["HSET", "h", "f", "v"]);
+    assert!(
+        r.starts_with("-ERR the btree engine stores strings only, not a hash"),
+        "{r}"
+    );
+    assert_eq!(c.cmd(&["EXISTS", "h"]), ":0\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SETRANGE", "k", "1", "xy"]), ":3\r\n");
+    assert_eq!(c.cmd(&["GET", "k"]), "$3\r\nvxy\r\n");
+    assert_eq!(c.cmd(&["LPUSH", "k", "x"]), WRONGTYPE_REPLY);
+}
+
+#[derive(Debug, Clone)]
+enum ListOp {
+    Push(bool, u8),
+    Pop(bool, u8),
+    Set(i8, u8),
+    Rem(i8, u8),
+    Trim(i8, i8),
+    Insert(bool, u8, u8),
+}
+
+fn list_op() -> impl Strategy<Value = ListOp> {
+    prop_oneof![
+        (any::<bool>(), 0u8..5).prop_map(|(l, v)| ListOp::Push(l, v)),
+        (any::<bool>(), 0u8..3).prop_map(|(l, n)| ListOp::Pop(l, n)),
+        (-6i8..6, 0u8..5).prop_map(|(i, v)| ListOp::Set(i, v)),
+        (-3i8..3, 0u8..5).prop_map(|(n, v)| ListOp::Rem(n, v)),
+        (-6i8..6, -6i8..6).prop_map(|(a, b)| ListOp::Trim(a, b)),
+        (any::<bool>(), 0u8..5, 0u8..5).prop_map(|(a, p, v)| ListOp::Insert(a, p, v)),
+    ]
+}
+
+fn norm(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { i + len as i64 } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// LPUSH/RPUSH/LPOP/RPOP/LSET/LREM/LTRIM/LINSERT against a VecDeque.
+    #[test]
+    fn lists_match_a_vecdeque(ops in proptest::collection::vec(list_op(), 1..60)) {
+        let mut c = Client::memory();
+        let mut m: VecDeque<String> = VecDeque::new();
+        for op in ops {
+            match op {
+                ListOp::Push(left, v) => {
+                    let v = v.to_string();
+                    c.cmd(&[if left { "LPUSH" } else { "RPUSH" }, "l", &v]);
+                    if left { m.push_front(v) } else { m.push_back(v) }
+                }
+                ListOp::Pop(left, n) => {
+                    c.cmd(&[if left { "LPOP" } else { "RPOP" }, "l", &n.to_string()]);
+                    for _ in 0..n {
+                        if left { m.pop_front(); } else { m.pop_back(); }
+                    }
+                }
+                ListOp::Set(i, v) => {
+                    let r = c.cmd(&["LSET", "l", &i.to_string(), &v.to_string()]);
+                    if let Some(i) = norm(i64::from(i), m.len()) {
+                        prop_assert_eq!(r, "+OK\r\n");
+                        m[i] = v.to_string();
+                    }
+                }
+                ListOp::Rem(n, v) => {
+                    c.cmd(&["LREM", "l", &n.to_string(), &v.to_string()]);
+                    let v = v.to_string();
+                    let limit = if n == 0 { usize::MAX } else { n.unsigned_abs() as usize };
+                    let mut idx: Vec<usize> = (0..m.len()).filter(|&i| m[i] == v).collect();
+                    if n < 0 { idx.reverse(); }
+                    idx.truncate(limit);
+                    idx.sort_unstable();
+                    for i in idx.into_iter().rev() { m.remove(i); }
+                }
+                ListOp::Trim(a, b) => {
+                    c.cmd(&["LTRIM", "l", &a.to_string(), &b.to_string()]);
+                    let keep: VecDeque<String> = match super::cmd::index_range(a.into(), b.into(), m.len()) {
+                        Some((a, b)) => m.range(a..=b).cloned().collect(),
+                        None => VecDeque::new(),
+                    };
+                    m = keep;
+                }
+                ListOp::Insert(after, p, v) => {
+                    c.cmd(&["LINSERT", "l", if after { "AFTER" } else { "BEFORE" }, &p.to_string(), &v.to_string()]);
+                    if let Some(i) = m.iter().position(|x| *x == p.to_string()) {
+                        m.insert(i + usize::from(after), v.to_string());
+                    }
+                }
+            }
+            let mut want = format!("*{}\r\n", m.len());
+            for v in &m {
+                want.push_str(&format!("${}\r\n{v}\r\n", v.len()));
+            }
+            prop_assert_eq!(c.cmd(&["LRANGE", "l", "0", "-1"]), want);
+            prop_assert_eq!(c.cmd(&["EXISTS", "l"]), format!(":{}\r\n", u8::from(!m.is_empty())));
+        }
+    }
+
+    /// SADD/SREM/SMOVE and HSET/HDEL against BTreeSet/BTreeMap, with full scans.
+    #[test]
+    fn sets_and_hashes_match_models(ops in proptest::collection::vec((0u8..5, 0u8..12), 1..80)) {
+        let mut c = Client::memory();
+        let mut s: BTreeSet<String> = BTreeSet::new();
+        let mut s2: BTreeSet<String> = BTreeSet::new();
+        let mut h: BTreeMap<String, String> = BTreeMap::new();
+        for (op, v) in ops {
+            let v = v.to_string();
+            match op {
+                0 => { c.cmd(&["SADD", "s", &v]); s.insert(v); }
+                1 => { c.cmd(&["SREM", "s", &v]); s.remove(&v); }
+                2 => {
+                    c.cmd(&["SMOVE", "s", "s2", &v]);
+                    if s.remove(&v) { s2.insert(v); }
+                }
+                3 => { c.cmd(&["HSET", "h", &v, &format!("x{v}")]); h.insert(v.clone(), format!("x{v}")); }
+                _ => { c.cmd(&["HDEL", "h", &v]); h.remove(&v); }
+            }
+        }
+        let dump = c.dump();
+        let got_s = dump.get(&b"s"[..]).cloned();
+        let want_s = (!s.is_empty()).then(|| {
+            let m: BTreeSet<Box<[u8]>> = s.iter().map(|x| x.as_bytes().into()).collect();
+            format!("set {:?} ttl=None", m.iter().collect::<BTreeSet<_>>())
+        });
+        prop_assert_eq!(got_s, want_s);
+        prop_assert_eq!(c.cmd(&["SCARD", "s2"]), format!(":{}\r\n", s2.len()));
+        prop_assert_eq!(c.cmd(&["HLEN", "h"]), format!(":{}\r\n", h.len()));
+        // A full HSCAN and SSCAN return every member.
+        let mut seen = BTreeSet::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let r = c.cmd(&["SSCAN", "s", &cursor, "COUNT", "3"]);
+            let parts: Vec<&str> = r.split("\r\n").collect();
+            cursor = parts[2].to_string();
+            for w in parts[4..].iter().skip(1).step_by(2) {
+                if !w.is_empty() { seen.insert(w.to_string()); }
+            }
+            if cursor == "0" { break; }
+        }
+        prop_assert_eq!(seen, s);
+        for (f, v) in &h {
+            prop_assert_eq!(c.cmd(&["HGET", "h", f]), format!("${}\r\n{v}\r\n", v.len()));
+        }
+    }
+}
+
+/// What one step sent, per connection.
+fn step(kv: &mut Kv, id: u64, conn: &mut KvConn, args: &[&str]) -> Vec<(u64, String)> {
+    let mut b = Vec::new();
+    resp::encode_command(&mut b, args);
+    let mut out = Outbox::new();
+    let n = kv.data(ConnId(id), conn, &b, &mut out);
+    assert_eq!(n, b.len());
+    kv.before_wait(&mut out);
+    out.drain()
+        .filter_map(|a| match a {
+            Action::Send {
+                to: crate::proto::Target::One(to),
+                data,
+            } => Some((to.0, String::from_utf8_lossy(&data).into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
+    let d = tempfile::tempdir().unwrap();
+    let mut kv = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut out = Outbox::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut a = kv.open(ConnId(1), peer, &mut out);
+    let mut b = kv.open(ConnId(2), peer, &mut out);
+    let mut c = kv.open(ConnId(3), peer, &mut out);
+    assert!(step(&mut kv, 1, &mut a, &["BLPOP", "q", "other", "0"]).is_empty());
+    assert!(step(&mut kv, 2, &mut b, &["BRPOP", "q", "5"]).is_empty());
+    // The first push goes to the oldest waiter, logged as the pop that happened.
+    let got = step(&mut kv, 3, &mut c, &["RPUSH", "q", "x"]);
+    assert!(
+        got.contains(&(1, "*2\r\n$1\r\nq\r\n$1\r\nx\r\n".into())),
+        "{got:?}"
+    );
+    assert!(got.contains(&(3, ":1\r\n".into())));
+    assert_eq!(got.len(), 2);
+    // The second waiter's deadline passes: a null array, and it is free again.
+    let mut out = Outbox::new();
+    kv.timeout(ConnId(2), &mut b, &mut out);
+    kv.before_wait(&mut out);
+    let sent: Vec<_> = out.drain().collect();
+    assert!(
+        matches!(&sent[..], [Action::Send { data, .. }] if &data[..] == b"*-1\r\n"),
+        "{sent:?}"
+    );
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["LLEN", "q"]),
+        vec![(2, ":0\r\n".into())]
+    );
+    // Inside a transaction nothing blocks.
+    step(&mut kv, 2, &mut b, &["MULTI"]);
+    step(&mut kv, 2, &mut b, &["BZPOPMIN", "z", "0"]);
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["EXEC"]),
+        vec![(2, "*1\r\n*-1\r\n".into())]
+    );
+    drop(kv);
+    let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
+    assert!(log.contains("LPOP") && !log.contains("BLPOP"), "{log}");
+}

@@ -1,0 +1,221 @@
+//! What a key holds: one of Redis's five types, and the number formats Redis replies
+//! with.
+//!
+//! The one idea: every aggregate keeps its members in an insertion-ordered hash table
+//! (`IndexMap`/`IndexSet`) whose entries have positions, as the keyspace's own table
+//! does. A position gives O(1) random picks (HRANDFIELD, SPOP, ZRANDMEMBER) and a scan
+//! cursor that walks positions downwards: a removal moves the last entry into the hole
+//! (`swap_remove`), which was either visited already or lands below the cursor, so a
+//! member present throughout a scan is never missed. Lists are a `VecDeque` (both ends
+//! O(1), LINDEX O(1)); sorted sets add a skip list with spans ([`super::zset`]) for
+//! rank and range.
+
+use super::zset::ZSet;
+use indexmap::{IndexMap, IndexSet};
+use std::collections::VecDeque;
+
+pub type Hash = IndexMap<Box<[u8]>, Vec<u8>, foldhash::fast::RandomState>;
+pub type Set = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
+pub type List = VecDeque<Box<[u8]>>;
+
+/// A key's value. Aggregates are boxed so a string key costs no more than before.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(Vec<u8>),
+    Hash(Box<Hash>),
+    List(Box<List>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
+}
+
+/// A value's type, as TYPE names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Hash,
+    List,
+    Set,
+    ZSet,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "string",
+            Kind::Hash => "hash",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
+        }
+    }
+
+    /// The type named by SCAN's TYPE option (Redis's names, any case).
+    pub fn from_name(s: &[u8]) -> Option<Kind> {
+        [Kind::Str, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
+            .into_iter()
+            .find(|k| s.eq_ignore_ascii_case(k.name().as_bytes()))
+    }
+}
+
+impl Value {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::Str(_) => Kind::Str,
+            Value::Hash(_) => Kind::Hash,
+            Value::List(_) => Kind::List,
+            Value::Set(_) => Kind::Set,
+            Value::ZSet(_) => Kind::ZSet,
+        }
+    }
+
+    /// OBJECT ENCODING: kvd's own encodings, named for what they are.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "raw",
+            Value::Hash(_) | Value::Set(_) => "hashtable",
+            Value::List(_) => "deque",
+            Value::ZSet(_) => "skiplist",
+        }
+    }
+
+    pub fn empty(kind: Kind) -> Value {
+        match kind {
+            Kind::Str => Value::Str(Vec::new()),
+            Kind::Hash => Value::Hash(Box::default()),
+            Kind::List => Value::List(Box::default()),
+            Kind::Set => Value::Set(Box::default()),
+            Kind::ZSet => Value::ZSet(Box::default()),
+        }
+    }
+}
+
+/// One step of a positional scan over `len` entries (see the module comment): visits
+/// about `count` positions below `cursor` (0 starts at the end) and returns the cursor
+/// to continue from, 0 when done.
+pub fn scan_positions(len: usize, cursor: u64, count: usize, visit: &mut dyn FnMut(usize)) -> u64 {
+    let len = len as u64;
+    let mut pos = if cursor == 0 { len } else { cursor.min(len) };
+    let mut n = 0;
+    while pos > 0 && n < count.max(1) {
+        pos -= 1;
+        visit(pos as usize);
+        n += 1;
+    }
+    pos
+}
+
+/// Redis's `string2d` for scores: a decimal or `inf`/`-inf`; NaN, blanks and empty
+/// strings are refused.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 256 || s[0].is_ascii_whitespace() {
+        return None;
+    }
+    let t = std::str::from_utf8(s).ok()?;
+    if t.ends_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let v: f64 = t.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Redis's `%.17g`, as it replies with a score (RESP2), `inf`/`-inf` spelled out.
+pub fn fmt_score(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        // -0 too, as Redis shows a score held in its compact encoding.
+        return "0".into();
+    }
+    const P: i32 = 17;
+    // Scientific form with P significant digits gives the decimal exponent after rounding.
+    let sci = format!("{:.*e}", (P - 1) as usize, d);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..P).contains(&exp) {
+        let mant = trim_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (P - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{d:.decimals$}")).to_owned()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// INCRBYFLOAT's and HINCRBYFLOAT's result format: Redis prints a long double with 17
+/// decimals and drops trailing zeros; kvd computes in f64, so it prints the shortest
+/// decimal that reads back as the same f64 (which is what that long double shows for
+/// every sum of short decimals), never `-0`, and never in exponent form.
+pub fn fmt_incr_float(d: f64) -> String {
+    if d == 0.0 {
+        return "0".into();
+    }
+    let s = format!("{d}");
+    match s.split_once('.') {
+        Some((_, frac)) if frac.len() > 17 => {
+            let r = format!("{d:.17}");
+            match trim_zeros(&r) {
+                "-0" | "0" => "0".into(),
+                t => t.to_owned(),
+            }
+        }
+        _ => s,
+    }
+}
+
+/// The long-double parser INCRBYFLOAT uses (`string2ld`) accepts what `parse_f64`
+/// does; an infinite increment is refused by each command in its own words.
+pub fn parse_incr_float(s: &[u8]) -> Option<f64> {
+    parse_f64(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_format_as_percent_17g() {
+        assert_eq!(fmt_score(1.0), "1");
+        assert_eq!(fmt_score(1.1), "1.1000000000000001");
+        assert_eq!(fmt_score(-2.5), "-2.5");
+        assert_eq!(fmt_score(0.1), "0.10000000000000001");
+        assert_eq!(fmt_score(1e17), "1e+17");
+        assert_eq!(fmt_score(1.5e-5), "1.5e-05");
+        assert_eq!(fmt_score(123456789.0), "123456789");
+        assert_eq!(fmt_score(f64::INFINITY), "inf");
+        assert_eq!(fmt_score(f64::NEG_INFINITY), "-inf");
+        assert_eq!(fmt_score(0.0001), "0.0001");
+        assert_eq!(fmt_score(1e16), "10000000000000000");
+    }
+
+    #[test]
+    fn scores_parse_like_strtod() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        for bad in [&b""[..], b"nan", b"NaN", b" 1", b"1 ", b"abc", b"1.5x"] {
+            assert_eq!(parse_f64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn incr_float_format() {
+        assert_eq!(fmt_incr_float(10.5 + 0.1), "10.6");
+        assert_eq!(fmt_incr_float(-0.0), "0");
+        assert_eq!(fmt_incr_float(1500.0), "1500");
+        assert_eq!(fmt_incr_float(5.0e3), "5000");
+        assert_eq!(fmt_incr_float(1e-20), "0");
+    }
+}
