@@ -94,6 +94,17 @@ impl Kv {
         if watching && spec.flags & cmd::FLUSH != 0 {
             self.touch_all_existing();
         }
+        // Keys a write may create, for "new" events: those absent before it runs.
+        let absent: Vec<Box<[u8]>> =
+            if self.server.notify & super::notify::NEW != 0 && spec.flags & cmd::WRITE != 0 {
+                key_positions(spec, args)
+                    .map(|i| args.get(i))
+                    .filter(|k| !self.ks.contains_raw(k))
+                    .map(Into::into)
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let feed_before = self.ks.feed.len();
         let expired_before = self.ks.stats.expired;
         let reply_before = reply.len();
@@ -107,6 +118,11 @@ impl Kv {
             refuse,
         );
         self.count(spec, reply, reply_before);
+        for k in absent {
+            if self.ks.contains_raw(&k) {
+                self.notify_event(self.server.notify, "new", &k);
+            }
+        }
         if (watching || notifying) && self.ks.feed.len() > feed_before {
             let expired = self.ks.stats.expired.saturating_sub(expired_before);
             self.after_write(feed_before, expired);
@@ -1114,6 +1130,24 @@ impl Kv {
             }
         }
     }
+}
+
+/// The argument positions of a command's keys, from its table row.
+fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
+    let n = args.len();
+    let last = if spec.last_key < 0 {
+        n as i64 + i64::from(spec.last_key)
+    } else {
+        i64::from(spec.last_key)
+    };
+    let first = if spec.first_key > 0 {
+        spec.first_key as usize
+    } else {
+        n
+    };
+    (first..n)
+        .step_by(spec.step.max(1) as usize)
+        .take_while(move |&i| (i as i64) <= last)
 }
 
 fn unknown_subcommand(sub: &[u8], cmd: &str) -> String {

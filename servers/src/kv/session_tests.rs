@@ -579,3 +579,18 @@ fn lazy_expiry_is_an_expired_event_not_a_del() {
         "*4\r\n$8\r\npmessage\r\n$16\r\n__keyevent@0__:*\r\n$22\r\n__keyevent@0__:expired\r\n$3\r\nfoo\r\n"
     );
 }
+
+#[test]
+fn a_created_key_is_a_new_event_once() {
+    let mut n = Net::memory();
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "En"]);
+    n.cmd(2, &["SUBSCRIBE", "__keyevent@0__:new"]);
+    n.cmd(1, &["SET", "foo", "bar"]);
+    n.cmd(1, &["SET", "foo", "baz"]);
+    n.cmd(1, &["SET", "bar", "bar"]);
+    assert_eq!(
+        n.take(2),
+        "*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:new\r\n$3\r\nfoo\r\n\
+         *3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:new\r\n$3\r\nbar\r\n"
+    );
+}
