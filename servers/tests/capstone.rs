@@ -1427,7 +1427,11 @@ fn a_copied_binary_serves_the_embedded_site() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin/capstone");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(BIN, &bin).unwrap();
+    // Copied by cp(1), not std::fs::copy: a descriptor open for writing in this process
+    // would be inherited by any child another test forks meanwhile, and exec of the copy
+    // would then fail with ETXTBSY until that child execs.
+    let cp = Command::new("cp").arg(BIN).arg(&bin).status().unwrap();
+    assert!(cp.success(), "cp {BIN}: {cp}");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
