@@ -2,7 +2,7 @@
 //! sockets on loopback (port 0), loads bounded in count and time.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1166,6 +1166,45 @@ fn reload_of_a_truncated_config_is_refused_and_the_port_keeps_serving() {
     assert!(body_text(&get(s.addr, "/").unwrap()).contains("kept"));
     assert_eq!(s.worker_pids(), pids, "workers were replaced");
     assert!(s.status().contains("\"generation\":1,"), "{}", s.status());
+}
+
+#[test]
+fn force_reload_may_close_every_listener() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    write_site(&root, "moved");
+    let cfg = simple_config(tmp.path(), &root, "");
+    let s = Server::start(&cfg);
+    s.wait_workers(1);
+    let old = s.addr;
+    let next = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    write_config(
+        &cfg,
+        &format!("listen = [\"{next}\"]\nroot = \"{}\"\n", root.display()),
+    );
+    let cfg_arg = cfg.to_str().unwrap();
+    // A plain reload is refused ...
+    let (code, _, err) = s.ctl(&["-s", "reload", "--config", cfg_arg]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_log("would close every current listener", Duration::from_secs(5));
+    assert!(body_text(&get(old, "/").unwrap()).contains("moved"));
+    // ... a forced one moves the server to the new address and closes the old one.
+    let (code, _, err) = s.ctl(&["-s", "force-reload", "--config", cfg_arg]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_log("forced reload", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(next, "/").is_err() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(body_text(&get(next, "/").unwrap()).contains("moved"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(old).is_ok() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(TcpStream::connect(old).is_err(), "{old} still accepts");
 }
 
 #[test]

@@ -88,6 +88,30 @@ static GOT_TERM: AtomicBool = AtomicBool::new(false);
 static GOT_QUIT: AtomicBool = AtomicBool::new(false);
 static GOT_HUP: AtomicBool = AtomicBool::new(false);
 static GOT_USR1: AtomicBool = AtomicBool::new(false);
+/// Set with GOT_HUP when the SIGHUP carried [`FORCE_RELOAD`].
+static GOT_FORCE: AtomicBool = AtomicBool::new(false);
+
+/// The value `capstone -s force-reload` queues with SIGHUP (`sigqueue(3)`): a reload
+/// that may close every current listener. A plain `kill -HUP` never carries it.
+pub const FORCE_RELOAD: usize = 0x5359_4e46;
+
+extern "C" fn on_signal_info(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    if sig == libc::SIGHUP && !info.is_null() {
+        // SAFETY: the kernel passes an SA_SIGINFO handler a valid siginfo_t; si_code is
+        // in every siginfo, and si_value is defined when si_code is SI_QUEUE.
+        let forced = unsafe {
+            (*info).si_code == libc::SI_QUEUE
+                && (*info).si_value().sival_ptr as usize == FORCE_RELOAD
+        };
+        // Stored before GOT_HUP, which the loop reads first.
+        GOT_FORCE.store(forced, Ordering::SeqCst);
+    }
+    on_signal(sig);
+}
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only atomic stores: async-signal-safe.
@@ -165,8 +189,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
     let handled = handled_signals();
     signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None).map_err(sys("sigprocmask"))?;
     let action = signal::SigAction::new(
-        SigHandler::Handler(on_signal),
-        signal::SaFlags::empty(),
+        SigHandler::SigAction(on_signal_info),
+        signal::SaFlags::SA_SIGINFO,
         SigSet::empty(),
     );
     for s in handled.iter() {
@@ -246,7 +270,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
             }
         }
         if GOT_HUP.swap(false, Ordering::SeqCst) && m.stopping.is_none() {
-            m.reload();
+            let forced = GOT_FORCE.swap(false, Ordering::SeqCst);
+            m.reload(forced);
         }
         if GOT_USR1.swap(false, Ordering::SeqCst) {
             logging::reopen();
@@ -317,7 +342,7 @@ impl Master {
     }
 
     /// SIGHUP: a new configuration and new workers, or a refusal and nothing changed.
-    fn reload(&mut self) {
+    fn reload(&mut self, forced: bool) {
         let next = match self.reload.load() {
             Ok(next) => next,
             Err(e) => {
@@ -331,15 +356,24 @@ impl Master {
         }
         // A reload that keeps no current address would leave every client of the
         // running server refused: most likely a damaged file. Moving to wholly new
-        // addresses takes two reloads (add the new, then drop the old) or a restart.
+        // addresses is asked for explicitly (`capstone -s force-reload`), or done in two
+        // reloads (add the new, then drop the old), or by a restart.
         if !next.listen.iter().any(|a| self.config.listen.contains(a)) {
-            tracing::error!(
+            if !forced {
+                tracing::error!(
+                    current = ?self.config.listen,
+                    next = ?next.listen,
+                    "reload refused: the new configuration would close every current listener \
+                     (capstone -s force-reload does it; or add the new addresses first and drop \
+                     the old ones in a second reload)"
+                );
+                return;
+            }
+            tracing::warn!(
                 current = ?self.config.listen,
                 next = ?next.listen,
-                "reload refused: the new configuration would close every current listener \
-                 (add the new addresses first and drop the old ones in a second reload, or restart)"
+                "forced reload: every current listener closes"
             );
-            return;
         }
         let free = (0..self.board.capacity())
             .filter(|&i| self.board.slot(i).pid() == 0)

@@ -44,6 +44,9 @@ pub enum PidFileError {
 pub enum Command {
     /// Re-read the configuration (SIGHUP).
     Reload,
+    /// Re-read it even if the new one keeps none of the current listeners (SIGHUP
+    /// queued with a value that says so).
+    ForceReload,
     /// Reopen the log files (SIGUSR1).
     Reopen,
     /// Stop now, cutting requests in flight (SIGQUIT: the capstone's fast stop).
@@ -56,7 +59,7 @@ impl Command {
     pub fn signal(self) -> nix::sys::signal::Signal {
         use nix::sys::signal::Signal;
         match self {
-            Command::Reload => Signal::SIGHUP,
+            Command::Reload | Command::ForceReload => Signal::SIGHUP,
             Command::Reopen => Signal::SIGUSR1,
             Command::Stop => Signal::SIGQUIT,
             Command::Quit => Signal::SIGTERM,
@@ -117,12 +120,25 @@ pub fn read_master(path: &Path) -> Result<i32, PidFileError> {
 pub fn send(path: &Path, command: Command) -> Result<i32, PidFileError> {
     let pid = read_master(path)?;
     let sig = command.signal();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|source| {
-        PidFileError::Kill {
-            pid,
-            signal: sig.as_str(),
-            source,
+    let sent = if command == Command::ForceReload {
+        let value = libc::sigval {
+            sival_ptr: super::master::FORCE_RELOAD as *mut libc::c_void,
+        };
+        // SAFETY: sigqueue takes a pid, a signal number and a plain union by value;
+        // the pointer member only carries a number and is never dereferenced.
+        let rc = unsafe { libc::sigqueue(pid, sig as libc::c_int, value) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(nix::errno::Errno::last())
         }
+    } else {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+    };
+    sent.map_err(|source| PidFileError::Kill {
+        pid,
+        signal: sig.as_str(),
+        source,
     })?;
     Ok(pid)
 }
