@@ -236,7 +236,7 @@ fn raw_malformed_requests() {
     let cases: &[(&[u8], &str)] = &[
         (b"GARBAGE\r\n\r\n", "400"),
         (b"GET / HTTP/1.1\r\n\r\n", "400"),
-        (b"GET / HTTP/9.9\r\n\r\n", "400"),
+        (b"GET / HTTP/9.9\r\n\r\n", "505"),
         (b"GET /\x00 HTTP/1.0\r\n\r\n", "400"),
         (b"GET /a%00b HTTP/1.0\r\n\r\n", "400"),
         (b"GET / HTTP/1.0\r\nBad Header\r\n\r\n", "400"),

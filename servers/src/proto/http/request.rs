@@ -169,13 +169,12 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
         Ok(httparse::Status::Complete(_)) => None,
         Ok(httparse::Status::Partial) => Some(Status::BadRequest),
         Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
-        // A version that exists but that we do not speak on this connection (2 and
-        // 3, also 1.2 and up as lighttpd answers): 505 rather than a syntax error.
-        // Majors past 3 stay a 400, as `tests/httpd.rs` pins for `HTTP/9.9`.
+        // A well-formed version (`HTTP/` DIGIT `.` DIGIT) that we do not speak on this
+        // connection (2 and up, also 1.2 and up as lighttpd answers): 505 rather than a
+        // syntax error (RFC 9110 §15.6.6), as nginx and lighttpd answer `HTTP/9.9`.
         Err(httparse::Error::Version)
-            if version_of(line).is_some_and(|(major, minor)| {
-                matches!(major, 2 | 3) || (major == 1 && minor >= 2)
-            }) =>
+            if version_of(line)
+                .is_some_and(|(major, minor)| major >= 2 || (major == 1 && minor >= 2)) =>
         {
             Some(Status::HttpVersionNotSupported)
         }
@@ -685,7 +684,10 @@ mod tests {
             assert_eq!(rejected(req.as_bytes()), Status::HttpVersionNotSupported);
         }
         assert_eq!(rejected(b"GET / HTTP/22.0\r\n\r\n"), Status::BadRequest);
-        assert_eq!(rejected(b"GET / HTTP/9.9\r\n\r\n"), Status::BadRequest);
+        assert_eq!(
+            rejected(b"GET / HTTP/9.9\r\n\r\n"),
+            Status::HttpVersionNotSupported
+        );
         assert_eq!(
             rejected(b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
             Status::BadRequest
