@@ -341,3 +341,74 @@ fn a_stalled_reader_does_not_make_the_forwarder_spin() {
     }
     assert_eq!(got, LEN);
 }
+
+#[test]
+fn out_of_descriptors_the_forwarder_pauses_accepting_instead_of_spinning() {
+    if !have("prlimit", "--version") {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // An echo server, a thread per connection.
+        for c in l.incoming().take(64) {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let mut r = c.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut c);
+            });
+        }
+    });
+    let px = Server::start(PROXY, &["--upstream", &up.to_string()]);
+    let pid = px.pid().to_string();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // No descriptor left: every accept4 fails with EMFILE while clients wait.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let hard = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap()
+        .to_string();
+    let limit = format!("--nofile={open}:{hard}");
+    let st = Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status()
+        .unwrap();
+    assert!(st.success(), "prlimit failed");
+    let waiting: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(px.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_seconds(px.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_seconds(px.pid()) - before;
+    assert!(
+        used < 0.3,
+        "the proxy used {used:.2} s of CPU in 1 s while it could not accept"
+    );
+    let warnings = px.log().matches("accept failed").count();
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} accept warnings in about 1.3 s:\n{}",
+        px.log()
+    );
+    // Descriptors back: the pause ends, the listeners are watched again and a new
+    // client is relayed.
+    drop(waiting);
+    let limit = format!("--nofile={}:{hard}", open + 64);
+    let st = Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status()
+        .unwrap();
+    assert!(st.success(), "prlimit failed");
+    let mut s = TcpStream::connect(px.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+}

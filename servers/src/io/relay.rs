@@ -83,6 +83,8 @@ const PIPE_SIZE: libc::c_int = 1 << 20;
 /// Pipes kept for reuse: a new pair costs no pipe2() while the pool lasts.
 const PIPE_POOL: usize = 256;
 const TICK: Duration = Duration::from_millis(250);
+/// How long the listeners are left unwatched after an accept error.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Pipes' worth of bytes one direction may move per wakeup before the loop serves
 /// the others (see [`splice_dir`]).
 const SPLICE_BUDGET: usize = 4;
@@ -126,18 +128,56 @@ pub fn run(
     };
     let mut fired = Vec::new();
     let mut last_scan = Instant::now();
+    // After an accept error (EMFILE, ENFILE, ENOBUFS) the listeners stay readable: watching
+    // them would spin. They are left out of the poller for ACCEPT_PAUSE, as the event loop does.
+    let mut accept_paused_until: Option<Instant> = None;
+    let mut last_accept_warning: Option<Instant> = None;
     while !shutdown.is_set() {
+        let mut timeout = TICK;
+        if let Some(until) = accept_paused_until {
+            let now = Instant::now();
+            if now >= until {
+                for (i, l) in listeners.iter().enumerate() {
+                    relay
+                        .poller
+                        .add(l.as_raw_fd(), TOKEN_LISTENER0 - i as u64, Interest::READ)
+                        .map_err(sys("epoll_ctl"))?;
+                }
+                accept_paused_until = None;
+            } else {
+                timeout = timeout.min(until - now);
+            }
+        }
         relay
             .poller
-            .wait(TICK, &mut fired)
+            .wait(timeout, &mut fired)
             .map_err(sys("epoll_wait"))?;
         for ev in &fired {
             match ev.token {
                 TOKEN_SHUTDOWN => {}
                 TOKEN_RESOLVER => relay.resolved(),
                 t if t > TOKEN_LISTENER0 - listeners.len() as u64 && t <= TOKEN_LISTENER0 => {
+                    if accept_paused_until.is_some() {
+                        continue; // fired in this batch before the pause began
+                    }
                     let l = &listeners[(TOKEN_LISTENER0 - t) as usize];
-                    relay.accept(l);
+                    if let Err(e) = relay.accept(l) {
+                        let now = Instant::now();
+                        if last_accept_warning
+                            .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
+                        {
+                            tracing::warn!(error = %e, pause_ms = ACCEPT_PAUSE.as_millis() as u64,
+                                "accept failed; accepting paused");
+                            last_accept_warning = Some(now);
+                        }
+                        for l in &listeners {
+                            relay
+                                .poller
+                                .delete(l.as_raw_fd())
+                                .map_err(sys("epoll_ctl"))?;
+                        }
+                        accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    }
                 }
                 t => relay.event(t, ev),
             }
@@ -288,15 +328,13 @@ fn token(slot: usize, upstream: bool) -> u64 {
 }
 
 impl Relay<'_> {
-    fn accept(&mut self, listener: &Listener) {
+    /// Takes up to 256 waiting connections; an error (out of descriptors, say) is the
+    /// caller's to act on.
+    fn accept(&mut self, listener: &Listener) -> Result<(), net::NetError> {
         for _ in 0..256 {
-            let (fd, addr) = match listener.accept() {
-                Ok(Some(c)) => c,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
-                }
+            let (fd, addr) = match listener.accept()? {
+                Some(c) => c,
+                None => return Ok(()),
             };
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let active = self.stats.active.load(Ordering::Relaxed) as usize;
@@ -310,6 +348,7 @@ impl Relay<'_> {
             }
             self.open(fd, addr);
         }
+        Ok(())
     }
 
     fn open(&mut self, client: OwnedFd, client_addr: SocketAddr) {
