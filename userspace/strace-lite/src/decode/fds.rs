@@ -3,7 +3,7 @@
 //! openat2's `struct open_how`.
 
 use super::flags::{self, Xlat};
-use super::strings::ptr;
+use super::strings::{ptr, words};
 use super::Ctx;
 use crate::mem;
 use std::fmt::Write;
@@ -67,27 +67,13 @@ const RESOLVE_FLAGS: Xlat = &[
 
 /// `{it_interval={tv_sec=1, tv_nsec=0}, it_value={tv_sec=5, tv_nsec=500}}`.
 pub fn itimerspec(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let mut b = [0u8; 32];
-    if addr == 0 {
-        out.push_str("NULL");
+    let Some(w) = words::<4>(ctx, out, addr) else {
         return;
-    }
-    if mem::read(ctx.pid, addr, &mut b) < b.len() {
-        ptr(out, addr);
-        return;
-    }
-    let w = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
-        i64::from_ne_bytes(x)
     };
     let _ = write!(
         out,
         "{{it_interval={{tv_sec={}, tv_nsec={}}}, it_value={{tv_sec={}, tv_nsec={}}}}}",
-        w(0),
-        w(1),
-        w(2),
-        w(3)
+        w[0], w[1], w[2], w[3]
     );
 }
 
@@ -167,27 +153,13 @@ pub const ITIMER_WHICH: Xlat = &[
 
 /// `struct itimerval`: `{it_interval={tv_sec=0, tv_usec=0}, it_value={...}}`.
 pub fn itimerval(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let mut b = [0u8; 32];
-    if addr == 0 {
-        out.push_str("NULL");
+    let Some(w) = words::<4>(ctx, out, addr) else {
         return;
-    }
-    if mem::read(ctx.pid, addr, &mut b) < b.len() {
-        ptr(out, addr);
-        return;
-    }
-    let w = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
-        i64::from_ne_bytes(x)
     };
     let _ = write!(
         out,
         "{{it_interval={{tv_sec={}, tv_usec={}}}, it_value={{tv_sec={}, tv_usec={}}}}}",
-        w(0),
-        w(1),
-        w(2),
-        w(3)
+        w[0], w[1], w[2], w[3]
     );
 }
 

@@ -2,7 +2,7 @@
 //! `siginfo_t` as waitid and rt_sigtimedwait return it, `stack_t`.
 
 use super::flags::{self, Xlat};
-use super::strings::ptr;
+use super::strings::{ptr, words};
 use super::Ctx;
 use crate::mem;
 use std::fmt::Write;
@@ -117,49 +117,25 @@ pub const RUSAGE_WHO: Xlat = &[
 
 /// `struct rusage`, abbreviated: the user and system times, then `...`.
 pub fn rusage(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let mut b = [0u8; 32];
-    if addr == 0 {
-        out.push_str("NULL");
+    let Some(w) = words::<4>(ctx, out, addr) else {
         return;
-    }
-    if mem::read(ctx.pid, addr, &mut b) < b.len() {
-        ptr(out, addr);
-        return;
-    }
-    let w = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
-        i64::from_ne_bytes(x)
     };
     let _ = write!(
         out,
         "{{ru_utime={{tv_sec={}, tv_usec={}}}, ru_stime={{tv_sec={}, tv_usec={}}}, ...}}",
-        w(0),
-        w(1),
-        w(2),
-        w(3)
+        w[0], w[1], w[2], w[3]
     );
 }
 
 /// `struct tms`: `{tms_utime=1, tms_stime=0, tms_cutime=0, tms_cstime=0}`.
 pub fn tms(ctx: &mut Ctx, out: &mut String, addr: u64) {
-    let mut b = [0u8; 32];
-    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
-        ptr(out, addr);
+    let Some(w) = words::<4>(ctx, out, addr) else {
         return;
-    }
-    let w = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
-        i64::from_ne_bytes(x)
     };
     let _ = write!(
         out,
         "{{tms_utime={}, tms_stime={}, tms_cutime={}, tms_cstime={}}}",
-        w(0),
-        w(1),
-        w(2),
-        w(3)
+        w[0], w[1], w[2], w[3]
     );
 }
 

@@ -50,6 +50,26 @@ pub fn ptr(out: &mut String, addr: u64) {
     }
 }
 
+/// The first `N` native-endian 64-bit words of the struct at `addr`; `None` once the
+/// pointer itself is printed instead (`NULL`, or the address when it cannot be read), as
+/// strace does.
+pub fn words<const N: usize>(ctx: &mut Ctx, out: &mut String, addr: u64) -> Option<[i64; N]> {
+    const { assert!(N <= 16) };
+    let mut b = [0u8; 128];
+    let len = N * 8;
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b[..len]) < len {
+        ptr(out, addr);
+        return None;
+    }
+    let mut w = [0i64; N];
+    for (i, chunk) in b[..len].chunks_exact(8).enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(chunk);
+        w[i] = i64::from_ne_bytes(x);
+    }
+    Some(w)
+}
+
 /// A NUL-terminated pathname; not cut by `-s` (strace prints paths whole).
 pub fn path(ctx: &mut Ctx, out: &mut String, addr: u64) {
     let mut scratch = std::mem::take(&mut ctx.scratch);
