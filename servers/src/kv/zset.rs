@@ -397,24 +397,30 @@ impl SkipList {
         }
     }
 
-    /// 0-based rank of the first pair whose score is in `r`.
-    pub fn first_in_score(&self, r: &ScoreRange) -> Option<usize> {
-        if r.is_empty() || self.len == 0 {
-            return None;
-        }
+    /// Walks down from the head past every node `before` holds for (a prefix of the
+    /// order): the last node passed (`HEAD` if none) and how many were passed.
+    fn descend(&self, before: impl Fn(&Node) -> bool) -> (usize, usize) {
         let mut x = HEAD;
         let mut rank = 0;
         for i in (0..self.level).rev() {
             loop {
                 let nx = self.next(x, i);
-                if nx != NIL && !r.gte_min(self.nodes[nx].score) {
-                    rank += self.nodes[x].links[i].span;
-                    x = nx;
-                } else {
+                if nx == NIL || !before(&self.nodes[nx]) {
                     break;
                 }
+                rank += self.nodes[x].links[i].span;
+                x = nx;
             }
         }
+        (x, rank)
+    }
+
+    /// 0-based rank of the first pair whose score is in `r`.
+    pub fn first_in_score(&self, r: &ScoreRange) -> Option<usize> {
+        if r.is_empty() || self.len == 0 {
+            return None;
+        }
+        let (x, rank) = self.descend(|n| !r.gte_min(n.score));
         let x = self.next(x, 0);
         (x != NIL && r.lte_max(self.nodes[x].score)).then_some(rank)
     }
@@ -424,19 +430,7 @@ impl SkipList {
         if r.is_empty() || self.len == 0 {
             return None;
         }
-        let mut x = HEAD;
-        let mut rank = 0;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx != NIL && r.lte_max(self.nodes[nx].score) {
-                    rank += self.nodes[x].links[i].span;
-                    x = nx;
-                } else {
-                    break;
-                }
-            }
-        }
+        let (x, rank) = self.descend(|n| r.lte_max(n.score));
         (x != HEAD && r.gte_min(self.nodes[x].score)).then(|| rank - 1)
     }
 
@@ -445,19 +439,7 @@ impl SkipList {
         if r.is_empty() || self.len == 0 {
             return None;
         }
-        let mut x = HEAD;
-        let mut rank = 0;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx != NIL && !r.gte_min(&self.nodes[nx].member) {
-                    rank += self.nodes[x].links[i].span;
-                    x = nx;
-                } else {
-                    break;
-                }
-            }
-        }
+        let (x, rank) = self.descend(|n| !r.gte_min(&n.member));
         let x = self.next(x, 0);
         (x != NIL && r.lte_max(&self.nodes[x].member)).then_some(rank)
     }
@@ -467,19 +449,7 @@ impl SkipList {
         if r.is_empty() || self.len == 0 {
             return None;
         }
-        let mut x = HEAD;
-        let mut rank = 0;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx != NIL && r.lte_max(&self.nodes[nx].member) {
-                    rank += self.nodes[x].links[i].span;
-                    x = nx;
-                } else {
-                    break;
-                }
-            }
-        }
+        let (x, rank) = self.descend(|n| r.lte_max(&n.member));
         (x != HEAD && r.gte_min(&self.nodes[x].member)).then(|| rank - 1)
     }
 }

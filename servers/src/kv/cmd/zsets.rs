@@ -230,6 +230,16 @@ enum By {
     Lex(LexRange),
 }
 
+/// The rank `offset` places past `first` in walking order (towards rank 0 when `rev`),
+/// if it is still inside a set of `len`.
+fn offset_from(first: usize, offset: usize, len: usize, rev: bool) -> Option<usize> {
+    if rev {
+        first.checked_sub(offset)
+    } else {
+        first.checked_add(offset).filter(|s| *s < len)
+    }
+}
+
 /// The pairs `by` selects, in order (`rev`: descending), after skipping `offset` and
 /// taking at most `count` (negative: all). A walk from one O(log n) search.
 fn select<'z>(z: &'z ZSet, by: &By, rev: bool, offset: i64, count: i64) -> Vec<(f64, &'z [u8])> {
@@ -261,16 +271,8 @@ fn select<'z>(z: &'z ZSet, by: &By, rev: bool, offset: i64, count: i64) -> Vec<(
             let Some(first) = first else {
                 return Vec::new();
             };
-            let start = if rev {
-                match first.checked_sub(offset) {
-                    Some(s) => s,
-                    None => return Vec::new(),
-                }
-            } else {
-                match first.checked_add(offset).filter(|s| *s < len) {
-                    Some(s) => s,
-                    None => return Vec::new(),
-                }
+            let Some(start) = offset_from(first, offset, len, rev) else {
+                return Vec::new();
             };
             list.walk(start, rev, limit)
                 .take_while(|(s, _)| if rev { r.gte_min(*s) } else { r.lte_max(*s) })
@@ -285,16 +287,8 @@ fn select<'z>(z: &'z ZSet, by: &By, rev: bool, offset: i64, count: i64) -> Vec<(
             let Some(first) = first else {
                 return Vec::new();
             };
-            let start = if rev {
-                match first.checked_sub(offset) {
-                    Some(s) => s,
-                    None => return Vec::new(),
-                }
-            } else {
-                match first.checked_add(offset).filter(|s| *s < len) {
-                    Some(s) => s,
-                    None => return Vec::new(),
-                }
+            let Some(start) = offset_from(first, offset, len, rev) else {
+                return Vec::new();
             };
             list.walk(start, rev, limit)
                 .take_while(|(_, m)| if rev { r.gte_min(m) } else { r.lte_max(m) })
