@@ -1023,6 +1023,15 @@ fn pids_named(text: &str) -> String {
     out
 }
 
+/// Fails, showing every line, unless one of `lines` starts with `prefix`.
+fn has_line(lines: &[String], prefix: &str) {
+    assert!(
+        lines.iter().any(|l| l.starts_with(prefix)),
+        "no line starts with {prefix:?}:\n{}",
+        lines.join("\n")
+    );
+}
+
 /// Traces the test program NAME with strace and strace-lite and compares the lines
 /// after its marker one by one. Returns strace-lite's lines for further checks.
 fn program_matches_strace(name: &str, args: &[&str]) -> Option<Vec<String>> {
@@ -1115,12 +1124,8 @@ fn credentials_and_prctl_match_strace() {
     let Some(lines) = program_matches_strace("creds", &[]) else {
         return;
     };
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("capget({version=_LINUX_CAPABILITY_VERSION_3")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("prctl(PR_GET_PDEATHSIG, [SIGKILL])")));
+    has_line(&lines, "capget({version=_LINUX_CAPABILITY_VERSION_3");
+    has_line(&lines, "prctl(PR_GET_PDEATHSIG, [SIGKILL])");
 }
 
 #[test]
@@ -1134,9 +1139,7 @@ fn descriptor_objects_match_strace() {
     assert!(lines
         .iter()
         .any(|l| l.contains("resolve=RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("close_range(100, 4294967295, CLOSE_RANGE_CLOEXEC)")));
+    has_line(&lines, "close_range(100, 4294967295, CLOSE_RANGE_CLOEXEC)");
 }
 
 #[test]
@@ -1170,19 +1173,22 @@ fn waits_signals_and_scheduling_match_strace() {
         |l| l.starts_with("rt_sigtimedwait([USR2], {si_signo=SIGUSR2")
             && l.ends_with("= 12 (SIGUSR2)")
     ));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("waitid(P_PID, PID, {si_signo=SIGCHLD, si_code=CLD_EXITED")));
+    has_line(
+        &lines,
+        "waitid(P_PID, PID, {si_signo=SIGCHLD, si_code=CLD_EXITED",
+    );
     assert!(lines.iter().any(|l| l.ends_with("= 0 (SCHED_OTHER)")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("sched_getattr(0, {size=56, sched_policy=SCHED_OTHER, ")));
+    has_line(
+        &lines,
+        "sched_getattr(0, {size=56, sched_policy=SCHED_OTHER, ",
+    );
     assert!(lines.iter().any(
         |l| l.starts_with("membarrier(MEMBARRIER_CMD_QUERY, 0) = 0xX (MEMBARRIER_CMD_GLOBAL|")
     ));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("getrusage(RUSAGE_SELF, {ru_utime={tv_sec=T, tv_usec=T}")));
+    has_line(
+        &lines,
+        "getrusage(RUSAGE_SELF, {ru_utime={tv_sec=T, tv_usec=T}",
+    );
     assert!(lines.iter().any(
         |l| l.starts_with("wait4(PID, [{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, {ru_utime=")
     ));
@@ -1216,9 +1222,7 @@ fn system_v_ipc_matches_strace() {
     let Some(lines) = program_matches_strace_with("ipc", &[], ipc_ids_named) else {
         return;
     };
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("shmget(IPC_PRIVATE, 4096, IPC_CREAT|IPC_EXCL|0600)")));
+    has_line(&lines, "shmget(IPC_PRIVATE, 4096, IPC_CREAT|IPC_EXCL|0600)");
     assert!(lines
         .iter()
         .any(|l| l.contains("{mtype=1, mtext=\"hello\\0\"}")));
@@ -1229,24 +1233,19 @@ fn mounts_ioctls_and_kernel_interfaces_match_strace() {
     let Some(lines) = program_matches_strace("misc", &[]) else {
         return;
     };
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("epoll_pwait2(3, [], 2, {tv_sec=0, tv_nsec=0}, [USR1], 8)")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("recvmmsg(5, [{msg_hdr={") && l.contains("msg_len=3}")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("ioctl(5, FIONREAD, [0])")));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l
-                .starts_with("seccomp(SECCOMP_GET_ACTION_AVAIL, 0, [SECCOMP_RET_KILL_PROCESS])"))
+    has_line(
+        &lines,
+        "epoll_pwait2(3, [], 2, {tv_sec=0, tv_nsec=0}, [USR1], 8)",
     );
     assert!(lines
         .iter()
-        .any(|l| l.starts_with("bpf(BPF_PROG_LOAD, NULL, 0)")));
+        .any(|l| l.starts_with("recvmmsg(5, [{msg_hdr={") && l.contains("msg_len=3}")));
+    has_line(&lines, "ioctl(5, FIONREAD, [0])");
+    has_line(
+        &lines,
+        "seccomp(SECCOMP_GET_ACTION_AVAIL, 0, [SECCOMP_RET_KILL_PROCESS])",
+    );
+    has_line(&lines, "bpf(BPF_PROG_LOAD, NULL, 0)");
 }
 
 #[test]
@@ -1254,9 +1253,7 @@ fn signal_frames_threads_and_flag_orders_match_strace() {
     let Some(lines) = program_matches_strace("frames", &[]) else {
         return;
     };
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("rt_sigreturn({mask=[TERM]})")));
+    has_line(&lines, "rt_sigreturn({mask=[TERM]})");
     assert!(lines
         .iter()
         .any(|l| l.starts_with("clone3({flags=CLONE_VM|")
@@ -1276,15 +1273,12 @@ fn everyday_file_time_and_process_calls_match_strace() {
     let Some(lines) = program_matches_strace_with("files", &[], cpu) else {
         return;
     };
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("flock(3, LOCK_EX|LOCK_NB)")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("mknodat(AT_FDCWD, \"/nonexistent/fifo\", S_IFIFO|0644)")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("personality(0xX) = 0 (PER_LINUX)")));
+    has_line(&lines, "flock(3, LOCK_EX|LOCK_NB)");
+    has_line(
+        &lines,
+        "mknodat(AT_FDCWD, \"/nonexistent/fifo\", S_IFIFO|0644)",
+    );
+    has_line(&lines, "personality(0xX) = 0 (PER_LINUX)");
 }
 
 /// `-e trace=%CLASS` selects what strace's syscall table says it does. (strace 6.1
@@ -1338,7 +1332,5 @@ fn posix_timers_and_queued_signals_match_strace() {
     assert!(lines.iter().any(|l| l
         .starts_with("rt_sigqueueinfo(PID, SIGUSR1, {si_signo=SIGUSR1, si_code=SI_QUEUE")
         && l.contains("si_int=42")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("timer_settime(0, TIMER_ABSTIME, ")));
+    has_line(&lines, "timer_settime(0, TIMER_ABSTIME, ");
 }
