@@ -19,7 +19,8 @@ What runs (everything else in the pages is prose to this script):
 
 Ports: every port a block declares (and, in tables, every 127.0.0.1:PORT of a start
 command) must be free when the run begins; a busy one is replaced in every block by a free
-port, so the examples never meet a server they did not start. A failing command is reported
+port, so the examples never meet a server they did not start; for the same reason the run
+has its own XDG_RUNTIME_DIR (the capstone's pid files). A failing command is reported
 as FILE:LINE with its output.
 
 Usage: doctest.py [-v] [--list] [FILE...]   (default: README.md docs/*.md)
@@ -165,6 +166,14 @@ def remap_ports(blocks):
     if not mapping:
         return {}
     pattern = re.compile(r"(?<![\d.])(%s)(?!\d)" % "|".join(str(p) for p in mapping))
+    # A server whose command only implies its port (the quick start's capstone listens
+    # on 8080 by default) cannot be moved: say what to stop rather than fail on.
+    for b in blocks:
+        implied = [p for p in b.ports if p in mapping and not pattern.search(b.text)]
+        if b.server and implied:
+            sys.exit(f"doctest: port {implied[0]} is busy, and {b.where()} starts a server "
+                     f"whose command implies that port; stop what holds it "
+                     f"(a quick-start capstone: target/release/capstone -s quit) and run again")
     for b in blocks:
         b.text = pattern.sub(lambda m: str(mapping[int(m.group(1))]), b.text)
         b.ports = [mapping.get(p, p) for p in b.ports]
@@ -354,6 +363,12 @@ def main():
     # A SIGTERM (from `timeout`, or CI) unwinds like Ctrl-C, so the servers still stop.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with tempfile.TemporaryDirectory(prefix="doctest.") as workdir:
+        # A runtime directory of the run's own: the capstone keeps its pid file and
+        # unpacked site there, so a capstone the reader already runs (its pid file in
+        # the usual place) neither blocks the examples' one nor is signalled by them.
+        runtime = os.path.join(workdir, "run")
+        os.mkdir(runtime, 0o700)
+        os.environ["XDG_RUNTIME_DIR"] = runtime
         runner = Runner(args.verbose, workdir)
         runner.all(pages)
     total = sum(len(b) for _, b in pages)
