@@ -365,7 +365,10 @@ fn out_of_descriptors_the_forwarder_pauses_accepting_instead_of_spinning() {
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
-    // No descriptor left: every accept4 fails with EMFILE while clients wait.
+    // No descriptor left: a new descriptor takes the lowest free number, and with 0, 1
+    // and 2 open a limit of 3 leaves none, so every accept4 fails with EMFILE while
+    // clients wait. (A limit of the count of open descriptors would race with any the
+    // proxy still had open briefly when they were counted.)
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let hard = limits
         .lines()
@@ -373,7 +376,7 @@ fn out_of_descriptors_the_forwarder_pauses_accepting_instead_of_spinning() {
         .and_then(|l| l.split_whitespace().nth(4))
         .unwrap()
         .to_string();
-    let limit = format!("--nofile={open}:{hard}");
+    let limit = format!("--nofile=3:{hard}");
     let st = Command::new("prlimit")
         .args(["--pid", &pid, &limit])
         .status()
