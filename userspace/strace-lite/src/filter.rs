@@ -34,6 +34,18 @@ impl TraceSet {
         }
     }
 
+    /// The calls of either set.
+    pub fn union(&self, other: &TraceSet) -> TraceSet {
+        let mut bits = self.bits;
+        for (a, b) in bits.iter_mut().zip(other.bits) {
+            *a |= b;
+        }
+        TraceSet {
+            bits,
+            all: bits == [!0; WORDS],
+        }
+    }
+
     /// The traced numbers, ascending.
     pub fn numbers(&self) -> impl Iterator<Item = u64> + '_ {
         (0..(WORDS * 64) as u64).filter(|&n| self.contains(n))

@@ -7,11 +7,13 @@
 pub mod decode;
 pub mod error;
 pub mod exec;
+pub mod fdinfo;
 pub mod filter;
 pub mod mem;
 pub mod nargs;
 pub mod output;
 pub mod ptrace;
+pub mod qualify;
 pub mod seccomp;
 pub mod summary;
 pub mod table;

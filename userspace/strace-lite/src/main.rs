@@ -10,6 +10,7 @@ use strace_lite::error::Error;
 use strace_lite::exec::{self, Launch};
 use strace_lite::filter::TraceSet;
 use strace_lite::output::Printer;
+use strace_lite::qualify::{status, Qualifiers};
 use strace_lite::table::Table;
 use strace_lite::tracer::{Config, Tracer};
 
@@ -27,10 +28,37 @@ struct Cli {
     /// Follow forks, vforks, clones and threads.
     #[arg(short = 'f')]
     follow: bool,
-    /// Which calls to show: trace=NAME,%file,%network,%process,%signal,%memory,%desc
-    /// (with a program to launch and -f, a seccomp-bpf filter keeps the others from stopping it).
+    /// A qualifier, as strace's: trace=SET (NAME,%file,%network,...), status=SET
+    /// (successful,failed,unfinished,unavailable), signal=SET, read=FDS, write=FDS,
+    /// inject=SET:error=ERRNO|retval=N[:signal=SIG][:delay_enter=T][:when=N[+[STEP]]],
+    /// fault=SET. Repeatable; a bare SET is trace=SET.
     #[arg(short = 'e', value_name = "EXPR")]
     expr: Vec<String>,
+    /// Print only the calls that succeeded (-e status=successful).
+    #[arg(short = 'z', long = "successful-only")]
+    successful_only: bool,
+    /// Print only the calls that failed (-e status=failed).
+    #[arg(short = 'Z', long = "failed-only")]
+    failed_only: bool,
+    /// Print structures whole (getdents64's entries) instead of abbreviated.
+    #[arg(short = 'v', long = "no-abbrev")]
+    verbose: bool,
+    /// Print what descriptors refer to (-yy: socket endpoints and device numbers too).
+    #[arg(short = 'y', action = clap::ArgAction::Count)]
+    decode_fds: u8,
+    /// Only calls that name PATH or use a descriptor open on it. Repeatable.
+    #[arg(short = 'P', long = "trace-path", value_name = "PATH")]
+    trace_paths: Vec<PathBuf>,
+    /// Prefix each line with the time since the previous one.
+    #[arg(short = 'r', long = "relative-timestamps")]
+    relative: bool,
+    /// Prefix each line with the instruction pointer of the call.
+    #[arg(short = 'i', long = "instruction-pointer")]
+    instruction_pointer: bool,
+    /// Filter with seccomp-bpf (needs -f): only traced calls stop the tracee. strace-lite
+    /// does so whenever -f and a trace= set are given; the option is accepted as strace spells it.
+    #[arg(long = "seccomp-bpf")]
+    seccomp_bpf: bool,
     /// Count time, calls and errors per syscall and print a summary at the end.
     #[arg(short = 'c')]
     summary: bool,
@@ -40,7 +68,7 @@ struct Cli {
     /// Show the time spent in each call.
     #[arg(short = 'T')]
     durations: bool,
-    /// Prefix each line with the wall-clock time (-tt: with microseconds).
+    /// Prefix each line with the wall-clock time (-tt: with microseconds, -ttt: since the epoch).
     #[arg(short = 't', action = clap::ArgAction::Count)]
     timestamps: u8,
     /// Maximum string length to print, at most 1048576 (paths are always whole).
@@ -113,10 +141,27 @@ fn run(cli: Cli) -> Result<i32, Error> {
         ));
     }
     let table = Table::new();
-    let trace = match cli.expr.last() {
-        Some(e) => TraceSet::parse(e, &table)?,
-        None => TraceSet::all(),
-    };
+    let mut qual = Qualifiers::default();
+    for e in &cli.expr {
+        qual.add(e, &table)?;
+    }
+    if cli.successful_only {
+        qual.status = status::SUCCESSFUL;
+    }
+    if cli.failed_only {
+        qual.status = if cli.successful_only {
+            status::SUCCESSFUL | status::FAILED
+        } else {
+            status::FAILED
+        };
+    }
+    let trace = qual.trace.clone().unwrap_or_else(TraceSet::all);
+    // The calls that must stop the tracee: the shown ones and the tampered ones.
+    let stops = qual
+        .inject
+        .iter()
+        .fold(trace.clone(), |set, inj| set.union(&inj.set));
+    let paths = trace_paths(&cli.trace_paths);
     // Check the program before creating any output file, like a shell would.
     let launch_path = match cli.cmd.first() {
         Some(cmd) => {
@@ -138,7 +183,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
     };
     // A terminal or pipe shows each line as it happens; a file is flushed on a timer.
     let eager_flush = !to_file;
-    let printer = Printer::new(sink, cli.json, cli.timestamps, cli.durations);
+    let mut printer = Printer::new(sink, cli.json, cli.timestamps.min(3), cli.durations);
+    printer.set_relative(cli.relative);
+    printer.show_ip = cli.instruction_pointer;
     let cfg = Config {
         follow: cli.follow,
         trace: trace.clone(),
@@ -146,16 +193,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
         durations: cli.durations,
         max_str: cli.strsize as usize,
         eager_flush,
+        qual,
+        paths,
     };
     match launch_path {
         Some(path) => {
             // As strace does: without -f the program's threads and children run untraced, and
             // a filter they inherit would turn each filtered call into ENOSYS for them (no
             // tracer to stop for). So the filter is only installed when everything is followed.
-            let seccomp = !trace.all && cli.follow;
-            let filter = seccomp.then(|| strace_lite::seccomp::program(&trace));
+            let seccomp = !stops.all && cli.follow;
+            if cli.seccomp_bpf && !cli.follow {
+                eprintln!("strace-lite: --seccomp-bpf cannot be used without -f/--follow-forks, disabling");
+            }
+            let filter = seccomp.then(|| strace_lite::seccomp::program(&stops));
             let launch = Launch::new(&path, &cli.cmd, filter)?;
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
+            tracer.set_verbose(cli.verbose);
+            tracer.set_fd_paths(cli.decode_fds.min(2));
             let pid = launch.spawn(Tracer::options(cli.follow, seccomp))?;
             tracer.add_launched(pid);
             tracer.run()
@@ -169,10 +223,28 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 }
             }
             let mut tracer = Tracer::new(cfg, table, printer, false, true);
+            tracer.set_verbose(cli.verbose);
+            tracer.set_fd_paths(cli.decode_fds.min(2));
             for &pid in &cli.pids {
                 tracer.attach(pid)?;
             }
             tracer.run()
         }
     }
+}
+
+/// `-P` paths as strace matches them: as given, and resolved if that differs.
+fn trace_paths(given: &[PathBuf]) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for p in given {
+        out.push(p.as_os_str().as_bytes().to_vec());
+        if let Ok(real) = std::fs::canonicalize(p) {
+            let real = real.as_os_str().as_bytes().to_vec();
+            if !out.contains(&real) {
+                out.push(real);
+            }
+        }
+    }
+    out
 }

@@ -15,9 +15,15 @@ const RESULT_COLUMN: usize = 40;
 pub struct Printer {
     out: io::BufWriter<Box<dyn Write>>,
     pub json: bool,
-    /// 0: none, 1: `-t` (seconds), 2: `-tt` (microseconds).
+    /// 0: none, 1: `-t` (seconds), 2: `-tt` (microseconds), 3: `-ttt` (epoch seconds).
     timestamps: u8,
     durations: bool,
+    /// `-r`: the time since the previous line, and when that line started.
+    relative: bool,
+    last: Option<std::time::Instant>,
+    /// `-i`: each line starts with the instruction pointer this holds (None: unknown).
+    pub show_ip: bool,
+    pub ip: Option<u64>,
     /// The tid whose syscall line is open.
     open: Option<i32>,
     col: usize,
@@ -42,10 +48,19 @@ impl Printer {
             json,
             timestamps,
             durations,
+            relative: false,
+            last: None,
+            show_ip: false,
+            ip: None,
             open: None,
             col: 0,
             line: String::with_capacity(256),
         }
+    }
+
+    /// `-r`: prefix each line with the time since the previous one.
+    pub fn set_relative(&mut self, on: bool) {
+        self.relative = on;
     }
 
     pub fn flush(&mut self) {
@@ -72,8 +87,32 @@ impl Printer {
             let _ = write!(self.line, "[pid {tid:>5}] ");
         }
         if self.timestamps > 0 {
-            wall_clock(&mut self.line, self.timestamps > 1);
+            wall_clock(&mut self.line, self.timestamps);
             self.line.push(' ');
+        }
+        if self.relative {
+            let now = std::time::Instant::now();
+            let d = self.last.map_or(Duration::ZERO, |t| now.duration_since(t));
+            self.last = Some(now);
+            let (open, close) = if self.timestamps > 0 {
+                ("(+", ") ")
+            } else {
+                ("", " ")
+            };
+            let _ = write!(
+                self.line,
+                "{open}{:6}.{:06}{close}",
+                d.as_secs(),
+                d.subsec_micros()
+            );
+        }
+        if self.show_ip {
+            match self.ip {
+                Some(ip) => {
+                    let _ = write!(self.line, "[{ip:016x}] ");
+                }
+                None => self.line.push_str("[????????????????] "),
+            }
         }
         let line = std::mem::take(&mut self.line);
         self.put(&line);
@@ -179,6 +218,39 @@ impl Printer {
         let _ = self.out.write_all(b"\n");
     }
 
+    /// `-e read=`/`-e write=`: `data` as strace's hex dump, 16 bytes a line.
+    pub fn dump(&mut self, data: &[u8]) {
+        self.interrupt_open_line();
+        let mut line = String::with_capacity(80);
+        for (n, chunk) in data.chunks(16).enumerate() {
+            line.clear();
+            let _ = write!(line, " | {:05x}  ", n * 16);
+            for i in 0..16 {
+                match chunk.get(i) {
+                    Some(b) => {
+                        let _ = write!(line, "{b:02x} ");
+                    }
+                    None => line.push_str("   "),
+                }
+                if i % 8 == 7 {
+                    line.push(' ');
+                }
+            }
+            for &b in chunk {
+                line.push(if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                });
+            }
+            for _ in chunk.len()..16 {
+                line.push(' ');
+            }
+            line.push_str(" |\n");
+            let _ = self.out.write_all(line.as_bytes());
+        }
+    }
+
     /// Raw text (the `-c` table).
     pub fn text(&mut self, s: &str) {
         self.interrupt_open_line();
@@ -192,11 +264,17 @@ fn unix_time() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// `HH:MM:SS` (`-t`) or `HH:MM:SS.uuuuuu` (`-tt`) in local time.
-fn wall_clock(out: &mut String, micros: bool) {
+/// `HH:MM:SS` (`-t`) or `HH:MM:SS.uuuuuu` (`-tt`) in local time, or seconds since
+/// the epoch `S.uuuuuu` (`-ttt`).
+fn wall_clock(out: &mut String, level: u8) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
+    if level >= 3 {
+        let _ = write!(out, "{}.{:06}", now.as_secs(), now.subsec_micros());
+        return;
+    }
+    let micros = level > 1;
     let secs = now.as_secs() as libc::time_t;
     // SAFETY: `tm` is plain data; localtime_r fills it from `secs` and touches nothing else.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

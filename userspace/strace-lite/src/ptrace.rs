@@ -136,3 +136,19 @@ fn peek_user(pid: i32, off: usize) -> io::Result<u64> {
     }
     Ok(v as u64)
 }
+
+/// x86_64 `struct user_regs_struct` offsets of the registers strace-lite rewrites.
+pub const RAX: usize = 10 * 8;
+pub const ORIG_RAX: usize = 15 * 8;
+const RIP: usize = 16 * 8;
+
+/// The instruction pointer of a stopped tracee (`-i`).
+pub fn instruction_pointer(pid: i32) -> io::Result<u64> {
+    peek_user(pid, RIP)
+}
+
+/// Writes one word of the tracee's registers: the syscall number at entry (fault
+/// injection rewrites it to -1 so the kernel skips the call), the result at exit.
+pub fn poke_user(pid: i32, off: usize, value: u64) -> io::Result<()> {
+    request(libc::PTRACE_POKEUSER, pid, off, value as usize).map(drop)
+}

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::filter::TraceSet;
 use crate::output::{JsonCall, Printer};
 use crate::ptrace::{self, SyscallInfo};
+use crate::qualify::{status, Inject, Qualifiers};
 use crate::summary::Summary;
 use crate::table::{Ret, Row, Table};
 use std::collections::HashMap;
@@ -93,6 +94,10 @@ pub struct Config {
     pub max_str: usize,
     /// Flush after every event (output is a terminal or pipe, not a file).
     pub eager_flush: bool,
+    /// `-e status=`, `signal=`, `read=`, `write=`, `inject=` (its `trace=` is `trace`).
+    pub qual: Qualifiers,
+    /// `-P PATH`: only calls that name one of these paths, or a descriptor open on one.
+    pub paths: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -109,6 +114,16 @@ struct Thread {
     /// Entry arguments as text, and each one's span (for JSON).
     text: String,
     spans: Vec<(usize, usize)>,
+    /// `-i`: where this call was made.
+    ip: Option<u64>,
+    /// Invocations seen of each `-e inject=` rule's calls.
+    inject_counts: Vec<u64>,
+    /// This call was replaced: the result to set at its exit.
+    tampered: Option<i64>,
+    /// A signal to deliver as the thread resumes from this entry.
+    inject_signal: i32,
+    /// Hold the thread this long before the call runs.
+    delay: Option<Duration>,
 }
 
 pub struct Tracer {
@@ -125,6 +140,8 @@ pub struct Tracer {
     exit_text: String,
     exit_spans: Vec<(usize, usize)>,
     ret_text: String,
+    /// Threads held at a syscall entry by `delay_enter`, with when to resume them.
+    delayed: Vec<(Instant, i32, i32)>,
 }
 
 /// Thread ids are small distinct integers: a multiply spreads them well enough, and
@@ -175,10 +192,12 @@ impl Tracer {
                 max_str,
                 scratch: Vec::with_capacity(4096),
                 verbose: false,
+                fd_paths: 0,
             },
             exit_text: String::with_capacity(256),
             exit_spans: Vec::new(),
             ret_text: String::with_capacity(64),
+            delayed: Vec::new(),
         }
     }
 
@@ -186,6 +205,11 @@ impl Tracer {
     /// abbreviated.
     pub fn set_verbose(&mut self, on: bool) {
         self.ctx.verbose = on;
+    }
+
+    /// `-y` (1), `-yy` (2): print what each descriptor refers to.
+    pub fn set_fd_paths(&mut self, level: u8) {
+        self.ctx.fd_paths = level;
     }
 
     /// ptrace options for every tracee.
@@ -261,8 +285,19 @@ impl Tracer {
                 self.printer.flush();
             }
             let mut status = 0;
+            let flags = if self.delayed.is_empty() {
+                libc::__WALL
+            } else {
+                self.release_delayed();
+                libc::__WALL | libc::WNOHANG
+            };
             // SAFETY: `status` is a live int for the call.
-            let tid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+            let tid = unsafe { libc::waitpid(-1, &mut status, flags) };
+            if tid == 0 {
+                // Only held threads are left to wait for: sleep a little, bounded.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
             if tid < 0 {
                 let e = std::io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -284,6 +319,21 @@ impl Tracer {
             Some(s) if libc::WIFSIGNALED(s) => 128 + libc::WTERMSIG(s),
             _ => 0,
         })
+    }
+
+    /// Resumes the threads whose `delay_enter` is over.
+    fn release_delayed(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.delayed.len() {
+            let (when, tid, sig) = self.delayed[i];
+            if when <= now {
+                self.delayed.swap_remove(i);
+                self.resume(tid, sig);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     fn finish(&mut self) {
@@ -316,14 +366,14 @@ impl Tracer {
         let event = (status >> 16) & 0xffff;
         if sig == libc::SIGTRAP | 0x80 {
             self.syscall_stop(tid);
-            self.resume(tid, 0);
+            self.resume_from_syscall(tid);
             return;
         }
         match event {
             0 => self.signal_stop(tid, sig),
             libc::PTRACE_EVENT_SECCOMP => {
                 self.syscall_stop(tid);
-                self.resume(tid, 0);
+                self.resume_from_syscall(tid);
             }
             libc::PTRACE_EVENT_EXEC => {
                 self.exec_event(tid);
@@ -339,7 +389,8 @@ impl Tracer {
             libc::PTRACE_EVENT_STOP if STOP_SIGNALS.contains(&sig) => {
                 // A group-stop: stay stopped, but keep reporting (PTRACE_LISTEN) so a
                 // SIGCONT or a signal wakes us.
-                if !self.cfg.summary && !self.is_hidden(tid) {
+                if !self.cfg.summary && !self.is_hidden(tid) && self.cfg.qual.shows_signal(sig) {
+                    self.printer.ip = None;
                     let text = format!("--- stopped by {} ---", flags::signal_name(sig));
                     self.note(tid, &text, "stopped", sig);
                 }
@@ -351,6 +402,19 @@ impl Tracer {
 
     fn is_hidden(&self, tid: i32) -> bool {
         self.threads.get(&tid).is_some_and(|t| t.hidden)
+    }
+
+    /// Resumes `tid` after a syscall stop: with the signal an injection asked for, or
+    /// later, if it asked for a delay.
+    fn resume_from_syscall(&mut self, tid: i32) {
+        let (sig, delay) = match self.threads.get_mut(&tid) {
+            Some(th) => (std::mem::take(&mut th.inject_signal), th.delay.take()),
+            None => (0, None),
+        };
+        match delay {
+            Some(d) => self.delayed.push((Instant::now() + d, tid, sig)),
+            None => self.resume(tid, sig),
+        }
     }
 
     /// Resumes `tid`, delivering `sig`. Inside a traced call (or without a filter) the
@@ -369,7 +433,10 @@ impl Tracer {
     }
 
     fn signal_stop(&mut self, tid: i32, sig: i32) {
-        if !self.cfg.summary && !self.is_hidden(tid) {
+        if !self.cfg.summary && !self.is_hidden(tid) && self.cfg.qual.shows_signal(sig) {
+            if self.printer.show_ip {
+                self.printer.ip = ptrace::instruction_pointer(tid).ok();
+            }
             match ptrace::siginfo(tid) {
                 Ok(si) => {
                     let mut text = String::from("--- ");
@@ -411,6 +478,7 @@ impl Tracer {
                 if let Some(th) = self.threads.remove(&former) {
                     if !self.cfg.summary && !th.hidden {
                         let text = format!("+++ superseded by execve in pid {tid} +++");
+                        self.printer.ip = None;
                         self.note(former, &text, "superseded", 0);
                     }
                     self.threads.insert(tid, th);
@@ -433,10 +501,13 @@ impl Tracer {
         if self.cfg.summary || th.hidden {
             return;
         }
-        if th.in_syscall && th.shown {
+        let deferred = self.cfg.qual.status != status::ALL;
+        let wanted = self.cfg.qual.status & (status::UNFINISHED | status::UNAVAILABLE) != 0;
+        if th.in_syscall && th.shown && (!deferred || wanted) {
             // exit_group, or a call the process died in: its result never comes.
             let row = self.table.get(th.nr);
             let name = display_name(row, th.nr);
+            self.printer.ip = th.ip;
             if self.printer.json {
                 let args: Vec<&str> = th.spans.iter().map(|&(a, b)| &th.text[a..b]).collect();
                 self.printer.json_call(&JsonCall {
@@ -449,9 +520,21 @@ impl Tracer {
                     duration: None,
                 });
             } else {
+                if deferred {
+                    print_entry(
+                        &mut self.printer,
+                        tid,
+                        show_pid,
+                        row,
+                        th.nr,
+                        &th.text,
+                        &th.spans,
+                    );
+                }
                 self.printer.exit(tid, show_pid, &name, "", "?", None);
             }
         }
+        self.printer.ip = None;
         let mut text = String::new();
         if libc::WIFEXITED(status) {
             let _ = write!(text, "+++ exited with {} +++", libc::WEXITSTATUS(status));
@@ -501,16 +584,31 @@ impl Tracer {
         th.nr = nr;
         th.args = args;
         th.shown = false;
+        th.tampered = None;
         if th.hidden {
             if nr != libc::SYS_execve as u64 && nr != libc::SYS_execveat as u64 {
                 return;
             }
             th.hidden = false;
         }
+        if !cfg.qual.inject.is_empty() {
+            inject(tid, th, &cfg.qual.inject, nr);
+        }
         if !cfg.trace.contains(nr) {
             return;
         }
+        if !cfg.paths.is_empty() {
+            ctx.pid = tid;
+            if !touches_path(ctx, table.get(nr), &args, &cfg.paths) {
+                return;
+            }
+        }
         th.shown = true;
+        th.ip = if printer.show_ip {
+            ptrace::instruction_pointer(tid).ok()
+        } else {
+            None
+        };
         if cfg.summary || cfg.durations {
             th.start = Some(Instant::now());
         }
@@ -557,21 +655,13 @@ impl Tracer {
                 }
             }
         }
-        if !printer.json {
-            let name = display_name(row, nr);
-            let more =
-                row.args.is_some_and(|k| (row.split as usize) < k.len()) && !th.spans.is_empty();
-            if more {
-                th.text.push_str(", ");
-            }
-            printer.entry(tid, show_pid, &name, &th.text);
-            if more {
-                th.text.truncate(th.text.len() - 2);
-            }
+        if !printer.json && cfg.qual.status == status::ALL {
+            printer.ip = th.ip;
+            print_entry(printer, tid, show_pid, row, nr, &th.text, &th.spans);
         }
     }
 
-    fn exit(&mut self, tid: i32, rval: i64) {
+    fn exit(&mut self, tid: i32, rval_in: i64) {
         let show_pid = self.show_pid();
         let Tracer {
             threads,
@@ -602,11 +692,22 @@ impl Tracer {
             let row = table.get(nr);
             ret_text.clear();
             ctx.pid = tid;
-            format_ret(ret_text, ctx, row, &th.args, rval);
+            format_ret(ret_text, ctx, row, &th.args, rval_in);
             printer.exit(tid, show_pid, &display_name(row, nr), "", ret_text, None);
             return;
         }
         th.in_syscall = false;
+        let rval = match th.tampered.take() {
+            Some(v) => {
+                if let Err(e) = ptrace::poke_user(tid, ptrace::RAX, v as u64) {
+                    tracing::debug!(tid, error = %e, "setting an injected result failed");
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let injected = rval.is_some();
+        let rval = rval.unwrap_or(rval_in);
         if !th.shown {
             return;
         }
@@ -614,6 +715,17 @@ impl Tracer {
         let dur = th.start.take().map(|s| s.elapsed());
         if cfg.summary {
             summary.record(nr, decode::is_error(rval), dur.unwrap_or(Duration::ZERO));
+            return;
+        }
+        let failed = decode::is_error(rval) && row_ret(table, nr) != Ret::NoReturn;
+        let category = if row_ret(table, nr) == Ret::NoReturn {
+            status::UNAVAILABLE
+        } else if failed {
+            status::FAILED
+        } else {
+            status::SUCCESSFUL
+        };
+        if cfg.qual.status & category == 0 {
             return;
         }
         let row = table.get(nr);
@@ -635,6 +747,12 @@ impl Tracer {
         }
         ret_text.clear();
         format_ret(ret_text, ctx, row, &th.args, rval);
+        if ctx.fd_paths > 0 && !failed && returns_fd(nr, &th.args) {
+            crate::fdinfo::describe(ret_text, tid, rval, ctx.fd_paths);
+        }
+        if injected {
+            ret_text.push_str(" (INJECTED)");
+        }
         let name = display_name(row, nr);
         if printer.json {
             let mut args: Vec<&str> = th.spans.iter().map(|&(a, b)| &th.text[a..b]).collect();
@@ -655,7 +773,15 @@ impl Tracer {
                 duration: dur,
             });
         } else {
+            printer.ip = th.ip;
+            if cfg.qual.status != status::ALL {
+                print_entry(printer, tid, show_pid, row, nr, &th.text, &th.spans);
+            }
             printer.exit(tid, show_pid, &name, exit_text, ret_text, dur);
+            let dumps = !(cfg.qual.read.is_empty() && cfg.qual.write.is_empty());
+            if !failed && dumps {
+                dump_io(ctx, printer, &cfg.qual, nr, &th.args, rval);
+            }
         }
     }
 
@@ -694,6 +820,212 @@ impl Tracer {
             }
             pending.retain(|&t| t != tid);
             self.threads.remove(&tid);
+        }
+    }
+}
+
+fn row_ret(table: &Table, nr: u64) -> Ret {
+    table.get(nr).ret
+}
+
+/// Prints `name(entry-args` (and the `, ` before the exit arguments, if any follow).
+fn print_entry(
+    printer: &mut Printer,
+    tid: i32,
+    show_pid: bool,
+    row: &Row,
+    nr: u64,
+    text: &str,
+    spans: &[(usize, usize)],
+) {
+    let name = display_name(row, nr);
+    let more = row.args.is_some_and(|k| (row.split as usize) < k.len()) && !spans.is_empty();
+    if more {
+        let mut t = String::with_capacity(text.len() + 2);
+        t.push_str(text);
+        t.push_str(", ");
+        printer.entry(tid, show_pid, &name, &t);
+    } else {
+        printer.entry(tid, show_pid, &name, text);
+    }
+}
+
+/// Counts this invocation against every `-e inject=` rule whose set has `nr`; the first
+/// rule that fires on it tampers with the call, as strace does: a replaced call's number
+/// becomes -1 (the kernel skips it with ENOSYS) and its result is set at exit.
+fn inject(tid: i32, th: &mut Thread, rules: &[Inject], nr: u64) {
+    if th.inject_counts.len() < rules.len() {
+        th.inject_counts.resize(rules.len(), 0);
+    }
+    let mut fired = false;
+    for (i, rule) in rules.iter().enumerate() {
+        if !rule.set.contains(nr) {
+            continue;
+        }
+        th.inject_counts[i] += 1;
+        if fired || !rule.fires(th.inject_counts[i]) {
+            continue;
+        }
+        fired = true;
+        if rule.replaces() {
+            match ptrace::poke_user(tid, ptrace::ORIG_RAX, u64::MAX) {
+                Ok(()) => {
+                    th.tampered = match (rule.error, rule.retval) {
+                        (Some(e), _) => Some(-i64::from(e)),
+                        (None, r) => r,
+                    }
+                }
+                Err(e) => tracing::warn!(tid, error = %e, "rewriting the syscall number failed"),
+            }
+        }
+        if let Some(sig) = rule.signal {
+            th.inject_signal = sig;
+        }
+        th.delay = rule.delay_enter;
+    }
+}
+
+/// `-P`: whether the call names one of `paths`, or a descriptor open on one.
+fn touches_path(ctx: &mut Ctx, row: &Row, args: &[u64; 6], paths: &[Vec<u8>]) -> bool {
+    use decode::Arg;
+    let Some(kinds) = row.args else {
+        return false;
+    };
+    let fd_link = |fd: i64| -> bool {
+        if fd < 0 {
+            return false;
+        }
+        std::fs::read_link(format!("/proc/{}/fd/{fd}", ctx.pid)).is_ok_and(|t| {
+            use std::os::unix::ffi::OsStrExt;
+            paths
+                .iter()
+                .any(|p| p.as_slice() == t.as_os_str().as_bytes())
+        })
+    };
+    for (i, k) in kinds.iter().enumerate() {
+        let hit = match k {
+            Arg::Fd => fd_link(i64::from(args[i] as i32)),
+            Arg::DirFd => {
+                let fd = args[i] as i32;
+                fd != libc::AT_FDCWD && fd_link(i64::from(fd))
+            }
+            Arg::Path => {
+                let mut buf = Vec::new();
+                crate::mem::read_cstr(ctx.pid, args[i], 4096, &mut buf).is_some()
+                    && paths.contains(&buf)
+            }
+            _ => false,
+        };
+        if hit {
+            return true;
+        }
+    }
+    false
+}
+
+/// Calls whose result is a new descriptor (`-y` prints what it refers to).
+fn returns_fd(nr: u64, args: &[u64; 6]) -> bool {
+    use syscalls::Sysno as S;
+    let Some(s) = S::new(nr as usize) else {
+        return false;
+    };
+    match s {
+        S::fcntl => matches!(args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC),
+        S::open
+        | S::openat
+        | S::openat2
+        | S::creat
+        | S::socket
+        | S::accept
+        | S::accept4
+        | S::dup
+        | S::dup2
+        | S::dup3
+        | S::epoll_create
+        | S::epoll_create1
+        | S::eventfd
+        | S::eventfd2
+        | S::timerfd_create
+        | S::signalfd
+        | S::signalfd4
+        | S::memfd_create
+        | S::inotify_init
+        | S::inotify_init1
+        | S::fanotify_init
+        | S::pidfd_open
+        | S::pidfd_getfd
+        | S::userfaultfd
+        | S::perf_event_open
+        | S::io_uring_setup
+        | S::open_by_handle_at
+        | S::memfd_secret => true,
+        _ => false,
+    }
+}
+
+/// `-e read=FD` / `-e write=FD`: the data of a successful read or write on FD, dumped
+/// under its line as strace does (each iovec of readv/writev with its own header).
+fn dump_io(
+    ctx: &mut Ctx,
+    printer: &mut Printer,
+    qual: &Qualifiers,
+    nr: u64,
+    args: &[u64; 6],
+    rval: i64,
+) {
+    use syscalls::Sysno as S;
+    let Some(s) = S::new(nr as usize) else {
+        return;
+    };
+    let fd = args[0] as i32 as i64;
+    if fd < 0 {
+        return;
+    }
+    let fd = fd as u64;
+    const LIMIT: u64 = 1 << 20;
+    let plain = |printer: &mut Printer, addr: u64, len: u64| {
+        let mut buf = vec![0u8; len.min(LIMIT) as usize];
+        let n = crate::mem::read(ctx.pid, addr, &mut buf);
+        printer.dump(&buf[..n]);
+    };
+    match s {
+        S::read | S::pread64 | S::recvfrom if qual.read.contains(fd) => {
+            plain(printer, args[1], rval as u64)
+        }
+        S::write | S::pwrite64 | S::sendto if qual.write.contains(fd) => {
+            plain(printer, args[1], args[2])
+        }
+        S::readv | S::preadv | S::preadv2 if qual.read.contains(fd) => {
+            dump_iov(ctx.pid, printer, args[1], args[2], rval as u64)
+        }
+        S::writev | S::pwritev | S::pwritev2 if qual.write.contains(fd) => {
+            dump_iov(ctx.pid, printer, args[1], args[2], u64::MAX)
+        }
+        _ => {}
+    }
+}
+
+/// strace's dumpiov: ` * N bytes in buffer I` and the dump, for each iovec, up to `total`.
+fn dump_iov(pid: i32, printer: &mut Printer, iov: u64, count: u64, mut total: u64) {
+    for i in 0..count.min(1024) {
+        let mut raw = [0u8; 16];
+        if crate::mem::read(pid, iov + i * 16, &mut raw) < 16 {
+            return;
+        }
+        let base = u64::from_ne_bytes(raw[..8].try_into().unwrap_or_default());
+        let len = u64::from_ne_bytes(raw[8..].try_into().unwrap_or_default());
+        let len = len.min(total).min(1 << 20);
+        if len == 0 {
+            // strace's dump ends at the first empty buffer.
+            return;
+        }
+        printer.text(&format!(" * {len} bytes in buffer {i}\n"));
+        let mut buf = vec![0u8; len as usize];
+        let n = crate::mem::read(pid, base, &mut buf);
+        printer.dump(&buf[..n]);
+        total -= len;
+        if total == 0 {
+            return;
         }
     }
 }

@@ -381,6 +381,7 @@ mod tests {
             max_str: 32,
             scratch: Vec::new(),
             verbose: false,
+            fd_paths: 0,
         };
         let addr = buf.as_ptr() as u64;
         let mut out = String::new();

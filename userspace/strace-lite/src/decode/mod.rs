@@ -29,6 +29,16 @@ pub struct Ctx {
     pub scratch: Vec<u8>,
     /// strace's `-v`: print structures whole.
     pub verbose: bool,
+    /// `-y` (1) / `-yy` (2): what each descriptor refers to, after its number.
+    pub fd_paths: u8,
+}
+
+impl Ctx {
+    /// A descriptor: its number, and with `-y` what it refers to.
+    pub fn fd(&self, out: &mut String, fd: i64) {
+        let _ = write!(out, "{fd}");
+        crate::fdinfo::describe(out, self.pid, fd, self.fd_paths);
+    }
 }
 
 /// How one argument prints. Indices (`u8`) name another argument of the same call.
@@ -361,14 +371,13 @@ pub fn arg(
         }
         Arg::Hex => hex(out, v),
         Arg::Ptr => ptr(out, v),
-        Arg::Fd => {
-            let _ = write!(out, "{}", v as i32);
-        }
+        Arg::Fd => ctx.fd(out, i64::from(v as i32)),
         Arg::DirFd => {
             if v as i32 == libc::AT_FDCWD {
                 out.push_str("AT_FDCWD");
+                crate::fdinfo::describe_cwd(out, ctx.pid, ctx.fd_paths);
             } else {
-                let _ = write!(out, "{}", v as i32);
+                ctx.fd(out, i64::from(v as i32));
             }
         }
         Arg::Path => strings::path(ctx, out, v),
@@ -501,7 +510,11 @@ pub fn arg(
             } else {
                 let x = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
                 let y = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
-                let _ = write!(out, "[{x}, {y}]");
+                out.push('[');
+                ctx.fd(out, i64::from(x));
+                out.push_str(", ");
+                ctx.fd(out, i64::from(y));
+                out.push(']');
             }
         }
         Arg::ArchPrctl => match flags::lookup(v, flags::ARCH_PRCTL) {
@@ -972,6 +985,7 @@ mod tests {
             max_str: 32,
             scratch: Vec::new(),
             verbose: false,
+            fd_paths: 0,
         };
         let data = *b"ping\n";
         let iov = libc::iovec {

@@ -178,6 +178,7 @@ mod tests {
             max_str: 32,
             scratch: Vec::new(),
             verbose: false,
+            fd_paths: 0,
         };
         let mut s = String::new();
         sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);

@@ -535,6 +535,7 @@ mod tests {
             max_str: 32,
             scratch: Vec::new(),
             verbose: false,
+            fd_paths: 0,
         };
         let show = |ctx: &mut Ctx, set: u64| {
             let mut o = String::new();

@@ -1,0 +1,488 @@
+//! strace's options, each compared with Debian's `strace` given the same options on the
+//! same program: clustered short options, `-e` qualifiers (`status=`, `signal=`,
+//! `read=`, `write=`, `inject=`), `-z`/`-Z`, `-y`/`-yy`, `-P`, `-v`, `-r`, `-ttt`, `-i`,
+//! `--seccomp-bpf`.
+//!
+//! Two runs differ legitimately in addresses, inode and port numbers, pids and times:
+//! those are normalised (any `0x...` and any run of four or more digits), and the
+//! result column's padding is collapsed. Everything else must be equal line for line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strace-lite");
+
+fn have(prog: &str) -> bool {
+    let ok = Command::new(prog)
+        .arg(if prog == "strace" { "-V" } else { "--version" })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: {prog} is not installed (scripts/test.sh installs it)");
+    }
+    ok
+}
+
+/// Runs `tracer ARGS` with `-o FILE`, the program's output discarded; returns the trace.
+fn run(tracer: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.txt");
+    let mut full = vec!["-o", out.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let o = Command::new(tracer)
+        .args(&full)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    // A tracee killed by a signal: strace kills itself with it too; no exit code then.
+    std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{tracer} {args:?}: {e} {o:?}"))
+}
+
+fn normalize(line: &str) -> String {
+    // Pid prefixes (`[pid  123] `, or strace's `123   ` with -f -o) and pids as arguments.
+    let line = match line.strip_prefix("[pid ") {
+        Some(rest) => rest.split_once("] ").map_or(line, |(_, l)| l),
+        None => {
+            let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits > 0 && line[digits..].starts_with(' ') {
+                line[digits..].trim_start()
+            } else {
+                line
+            }
+        }
+    };
+    let mut line = line.to_string();
+    for key in ["kill(", "si_pid="] {
+        if let Some(p) = line.find(key) {
+            let at = p + key.len();
+            let end = line[at..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(line.len(), |e| at + e);
+            line.replace_range(at..end, "N");
+        }
+    }
+    let line = line.as_str();
+    let b = line.as_bytes();
+    let mut s = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'0' && b.get(i + 1) == Some(&b'x') {
+            s.push_str("0xX");
+            i += 2;
+            while i < b.len() && b[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            continue;
+        }
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start >= 4 {
+                s.push('N');
+            } else {
+                s.push_str(&line[start..i]);
+            }
+            continue;
+        }
+        s.push(b[i] as char);
+        i += 1;
+    }
+    // The result column: strace pads `) = ` to column 40, so longer numbers shift it.
+    let mut out = String::with_capacity(s.len());
+    let mut spaces = 0;
+    for c in s.chars() {
+        if c == ' ' {
+            spaces += 1;
+            continue;
+        }
+        if spaces > 0 {
+            out.push(' ');
+            spaces = 0;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with("getrandom("))
+        .map(normalize)
+        .collect()
+}
+
+/// Traces `args` with both tracers and asserts the traces are equal line for line.
+/// Returns strace-lite's normalised lines.
+fn same_as_strace(args: &[&str]) -> Option<Vec<String>> {
+    if !have("strace") {
+        return None;
+    }
+    let theirs = lines(&run("strace", args));
+    let ours = lines(&run(BIN, args));
+    for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "{args:?}: line {} differs\nstrace:\n{}\nstrace-lite:\n{}",
+            i + 1,
+            theirs.join("\n"),
+            ours.join("\n")
+        );
+    }
+    assert_eq!(
+        theirs.len(),
+        ours.len(),
+        "{args:?}: line counts differ\nstrace:\n{}\nstrace-lite:\n{}",
+        theirs.join("\n"),
+        ours.join("\n")
+    );
+    assert!(!ours.is_empty(), "{args:?}: empty trace");
+    Some(ours)
+}
+
+fn sample() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sample.bin");
+    let mut data = b"hello, dump\n\x00\x01\x02\xff tab\there <>\n".to_vec();
+    data.extend((0u8..40).map(|i| b'a' + i % 26));
+    std::fs::write(&p, data).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn clustered_options_status_and_fd_paths() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    // -fyz: three flags in one word; a later -e trace= replaces an earlier one.
+    let Some(l) = same_as_strace(&[
+        "-fyz",
+        "-e",
+        "trace=read",
+        "-e",
+        "trace=openat,close",
+        "cat",
+        f,
+    ]) else {
+        return;
+    };
+    assert!(l.iter().any(|l| l.starts_with("openat(AT_FDCWD<")), "{l:?}");
+    assert!(
+        !l.iter().any(|l| l.contains("ENOENT")),
+        "-z shows a failure: {l:?}"
+    );
+    // -Z: failures only; status= as a qualifier.
+    let l = same_as_strace(&["-Z", "cat", "/nonexistent/file"]).unwrap();
+    assert!(
+        l.iter()
+            .all(|l| l.contains("= -1 ") || l.starts_with("+++")),
+        "{l:?}"
+    );
+    same_as_strace(&[
+        "-e",
+        "status=failed,successful",
+        "-e",
+        "trace=%file",
+        "cat",
+        f,
+    ]);
+    same_as_strace(&[
+        "-e",
+        "status=!successful",
+        "-e",
+        "trace=%file",
+        "cat",
+        "/nonexistent",
+    ]);
+}
+
+#[test]
+fn yy_shows_devices_and_socket_endpoints() {
+    let (_d, f) = sample();
+    let Some(l) = same_as_strace(&[
+        "-yy",
+        "-e",
+        "trace=openat,read,close",
+        "cat",
+        f.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    assert!(
+        l.iter().any(|l| l.contains("</dev/null<char 1:3>>")),
+        "{l:?}"
+    );
+    let py = "/usr/bin/python3";
+    if !Path::new(py).exists() {
+        eprintln!("SKIP: no {py} for the socket part");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unix_path = dir.path().join("s.sock");
+    let script = format!(
+        "import socket\n\
+         s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
+         c=socket.create_connection(s.getsockname()); a,_=s.accept()\n\
+         u=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); u.bind(('::1',0))\n\
+         x=socket.socket(socket.AF_UNIX); x.bind('\\0sysnet-yy-{pid}'); x.listen()\n\
+         y=socket.socket(socket.AF_UNIX); y.bind('{path}')\n\
+         p,q=socket.socketpair()\n\
+         t=socket.socket()\n\
+         for k in (a,c,s,u,x,y,p,q,t): k.close()\n",
+        pid = std::process::id(),
+        path = unix_path.display()
+    );
+    let mut lines = Vec::new();
+    for tracer in ["strace", BIN] {
+        let _ = std::fs::remove_file(&unix_path);
+        lines.push(self::lines(&run(
+            tracer,
+            &["-yy", "-e", "trace=close", py, "-c", &script],
+        )));
+    }
+    let tail = |v: &Vec<String>| v[v.len().saturating_sub(10)..].to_vec();
+    let (a, b) = (tail(&lines[0]), tail(&lines[1]));
+    assert_eq!(
+        a,
+        b,
+        "strace:\n{}\nstrace-lite:\n{}",
+        a.join("\n"),
+        b.join("\n")
+    );
+    for want in [
+        "<TCP:[127.0.0.1:N->127.0.0.1:N]>",
+        "<TCP:[127.0.0.1:N]>",
+        "<UDPv6:[[::1]:N]>",
+        "<UNIX-STREAM:[N->N]>",
+        "<UNIX-STREAM:[N,@\"sysnet-yy-",
+    ] {
+        assert!(b.iter().any(|l| l.contains(want)), "{want}: {b:?}");
+    }
+}
+
+#[test]
+fn read_and_write_dumps() {
+    let (_d, f) = sample();
+    let Some(l) = same_as_strace(&[
+        "-e",
+        "trace=read,write",
+        "-e",
+        "read=3",
+        "-e",
+        "write=1",
+        "cat",
+        f.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    assert!(
+        l.iter().any(|l| l
+            .starts_with(" | N 68 65 6c 6c 6f 2c 20 64 75 6d 70 0a 00 01 02 ff hello, dump.....")),
+        "{l:?}"
+    );
+    // readv/writev: one dump per buffer.
+    if Path::new("/usr/bin/python3").exists() {
+        same_as_strace(&[
+            "-e", "trace=writev", "-e", "write=1", "/usr/bin/python3", "-c",
+            "import os; os.writev(1, [b'first buffer\\n', b'', b'second one, longer than sixteen\\n'])",
+        ]);
+    }
+}
+
+#[test]
+fn path_filter_follows_descriptors() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    let Some(l) = same_as_strace(&["-P", f, "cat", f]) else {
+        return;
+    };
+    // The read and close name only the descriptor.
+    assert!(l.iter().any(|l| l.starts_with("close(3)")), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains("ld.so.cache")), "{l:?}");
+    same_as_strace(&["-y", "-P", f, "cat", f]);
+}
+
+#[test]
+fn signal_qualifier_and_seccomp_bpf() {
+    let py = "/usr/bin/python3";
+    if !Path::new(py).exists() {
+        eprintln!("SKIP: no {py}");
+        return;
+    }
+    let script = "import os, signal\n\
+                  for s in (signal.SIGUSR1, signal.SIGUSR2): signal.signal(s, lambda *a: None)\n\
+                  os.kill(os.getpid(), signal.SIGUSR1); os.kill(os.getpid(), signal.SIGUSR2)\n";
+    let Some(l) = same_as_strace(&["-e", "trace=kill", "-e", "signal=SIGUSR2", py, "-c", script])
+    else {
+        return;
+    };
+    assert!(l.iter().any(|l| l.starts_with("--- SIGUSR2 ")), "{l:?}");
+    assert!(!l.iter().any(|l| l.starts_with("--- SIGUSR1 ")), "{l:?}");
+    same_as_strace(&["-e", "trace=kill", "-e", "signal=!USR2", py, "-c", script]);
+    same_as_strace(&[
+        "-f",
+        "--seccomp-bpf",
+        "-e",
+        "trace=openat",
+        "sh",
+        "-c",
+        "cat /dev/null",
+    ]);
+}
+
+#[test]
+fn verbose_prints_directory_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("one"), "").unwrap();
+    same_as_strace(&[
+        "-v",
+        "-e",
+        "trace=getdents64",
+        "ls",
+        "-a",
+        dir.path().to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn fault_injection_matches_strace() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    let Some(l) = same_as_strace(&[
+        "-e",
+        "trace=read",
+        "-e",
+        "inject=read:error=EIO:when=2",
+        "cat",
+        f,
+    ]) else {
+        return;
+    };
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with("= -1 EIO (Input/output error) (INJECTED)")),
+        "{l:?}"
+    );
+    // Every invocation from the third on, with a step; a value instead of an error.
+    same_as_strace(&[
+        "-e",
+        "trace=openat",
+        "-e",
+        "inject=openat:error=ENOENT:when=3+2",
+        "cat",
+        f,
+    ]);
+    let l = same_as_strace(&[
+        "-e",
+        "trace=close",
+        "-e",
+        "inject=close:retval=42",
+        "cat",
+        f,
+    ])
+    .unwrap();
+    assert!(l.iter().any(|l| l.ends_with("= 42 (INJECTED)")), "{l:?}");
+    // The injected failure is what the program sees.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    let o = Command::new(BIN)
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=mkdir:error=EACCES",
+            "mkdir",
+        ])
+        .arg(&sub)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "{o:?}"
+    );
+    assert!(!sub.exists(), "the injected mkdir ran");
+    // A signal on entry, as strace delivers it (si_code=SI_KERNEL).
+    same_as_strace(&[
+        "-e",
+        "trace=getppid",
+        "-e",
+        "inject=getppid:signal=SIGTERM",
+        "sh",
+        "-c",
+        "echo $PPID",
+    ]);
+    // fault= is inject with ENOSYS.
+    same_as_strace(&["-e", "trace=close", "-e", "fault=close:when=2", "cat", f]);
+}
+
+#[test]
+fn delay_enter_holds_the_call() {
+    let start = Instant::now();
+    let o = Command::new(BIN)
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=getppid:delay_enter=400ms",
+            "sh",
+            "-c",
+            "echo $PPID",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn timestamps_relative_and_instruction_pointer() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    let text = run(BIN, &["-ttt", "-r", "-i", "-e", "trace=read", "cat", f]);
+    let shape = |l: &str| {
+        // 1796659948.785970 (+     0.001630) [00007facce5de2ad] read(...
+        let (t, rest) = l.split_once(" (+").unwrap_or_else(|| panic!("{l}"));
+        let (secs, us) = t.split_once('.').unwrap();
+        assert!(secs.len() >= 10 && us.len() == 6, "{l}");
+        let (rel, rest) = rest.split_once(") ").unwrap();
+        assert_eq!(rel.len(), 13, "{l}");
+        assert!(rest.starts_with('[') && rest.as_bytes()[17] == b']', "{l}");
+        rest[19..].to_string()
+    };
+    let tail: Vec<String> = text.lines().map(shape).collect();
+    assert!(tail.iter().any(|l| l.starts_with("read(3, ")), "{text}");
+    assert!(tail.last().unwrap().starts_with("+++ exited"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("[????????????????] +++"),
+        "{text}"
+    );
+    // The same shape as strace's, digits aside.
+    if have("strace") {
+        let digits = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(|l| {
+                    l.chars()
+                        .map(|c| if c.is_ascii_hexdigit() { '0' } else { c })
+                        .collect()
+                })
+                .collect()
+        };
+        let theirs = run("strace", &["-r", "-i", "-e", "trace=read", "cat", f]);
+        let ours = run(BIN, &["-r", "-i", "-e", "trace=read", "cat", f]);
+        assert_eq!(digits(&theirs), digits(&ours));
+    }
+}
