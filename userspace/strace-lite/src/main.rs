@@ -11,6 +11,7 @@ use strace_lite::exec::{self, Launch};
 use strace_lite::filter::TraceSet;
 use strace_lite::output::Printer;
 use strace_lite::qualify::{status, Qualifiers};
+use strace_lite::summary::{Column, SortBy};
 use strace_lite::table::Table;
 use strace_lite::tracer::{Config, Tracer};
 
@@ -62,6 +63,18 @@ struct Cli {
     /// Count time, calls and errors per syscall and print a summary at the end.
     #[arg(short = 'c')]
     summary: bool,
+    /// With -c: time is the wall-clock latency of each call (strace-lite always measures
+    /// it so; accepted as strace spells it).
+    #[arg(short = 'w', long = "summary-wall-clock")]
+    wall_clock: bool,
+    /// With -c: order the rows by time, calls, errors, name, avg-time, min-time,
+    /// max-time or nothing.
+    #[arg(short = 'S', long = "summary-sort-by", value_name = "SORTBY")]
+    sort_by: Option<String>,
+    /// With -c: the columns, in order: time-percent, total-time, avg-time, calls,
+    /// errors, name, min-time, max-time.
+    #[arg(short = 'U', long = "summary-columns", value_name = "COLUMNS")]
+    columns: Option<String>,
     /// Write the trace to FILE instead of stderr.
     #[arg(short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -162,6 +175,22 @@ fn run(cli: Cli) -> Result<i32, Error> {
         .iter()
         .fold(trace.clone(), |set, inj| set.union(&inj.set));
     let paths = trace_paths(&cli.trace_paths);
+    let _ = cli.wall_clock;
+    let sort = match &cli.sort_by {
+        None => SortBy::Time,
+        Some(k) => {
+            SortBy::parse(k).ok_or_else(|| Error::Usage(format!("invalid sortby: '{k}'")))?
+        }
+    };
+    let mut columns = Vec::new();
+    if let Some(list) = &cli.columns {
+        for name in list.split(',') {
+            columns.push(
+                Column::parse(name)
+                    .ok_or_else(|| Error::Usage(format!("unknown column name '{name}'")))?,
+            );
+        }
+    }
     // Check the program before creating any output file, like a shell would.
     let launch_path = match cli.cmd.first() {
         Some(cmd) => {
@@ -209,6 +238,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let launch = Launch::new(&path, &cli.cmd, filter)?;
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
             tracer.set_verbose(cli.verbose);
+            tracer.set_summary_layout(columns.clone(), sort);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             let pid = launch.spawn(Tracer::options(cli.follow, seccomp))?;
             tracer.add_launched(pid);
@@ -224,6 +254,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             let mut tracer = Tracer::new(cfg, table, printer, false, true);
             tracer.set_verbose(cli.verbose);
+            tracer.set_summary_layout(columns.clone(), sort);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             for &pid in &cli.pids {
                 tracer.attach(pid)?;

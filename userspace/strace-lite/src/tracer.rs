@@ -207,6 +207,15 @@ impl Tracer {
         self.ctx.verbose = on;
     }
 
+    /// `-S` and `-U` for the `-c` table.
+    pub fn set_summary_layout(
+        &mut self,
+        columns: Vec<crate::summary::Column>,
+        sort: crate::summary::SortBy,
+    ) {
+        self.summary.set_layout(columns, sort);
+    }
+
     /// `-y` (1), `-yy` (2): print what each descriptor refers to.
     pub fn set_fd_paths(&mut self, level: u8) {
         self.ctx.fd_paths = level;

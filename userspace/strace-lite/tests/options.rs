@@ -486,3 +486,59 @@ fn timestamps_relative_and_instruction_pointer() {
         assert_eq!(digits(&theirs), digits(&ours));
     }
 }
+
+#[test]
+fn summary_sort_keys_and_columns() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    // No time columns: the tables must be equal byte for byte.
+    for sort in ["calls", "name", "errors"] {
+        same_as_strace(&[
+            "-c",
+            "-w",
+            "-S",
+            sort,
+            "-U",
+            "name,calls,errors",
+            "cat",
+            f,
+            "/nonexistent",
+        ]);
+    }
+    // Times differ run to run; the layout, the order and the counts must not.
+    if !have("strace") {
+        return;
+    }
+    let args = [
+        "-c",
+        "-S",
+        "name",
+        "-U",
+        "calls,name,min-time,max-time,avg-time,total-time,time-percent",
+        "cat",
+        f,
+    ];
+    let layout = |t: String| -> Vec<String> {
+        t.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i < 2 {
+                    l.to_string()
+                } else {
+                    l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+                }
+            })
+            .collect()
+    };
+    let (theirs, ours) = (layout(run("strace", &args)), layout(run(BIN, &args)));
+    assert_eq!(theirs, ours);
+    assert_eq!(
+        ours[0],
+        "    calls syscall          shortest  longest  usecs/call     seconds % time"
+    );
+    let o = Command::new(BIN)
+        .args(["-c", "-S", "bogus", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
