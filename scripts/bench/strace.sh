@@ -7,7 +7,8 @@
 # Workloads: dd with 1-byte blocks, find over /usr/share, a shell forking /bin/true
 # eight times, threadburst (4 threads writing). Modes: plain, `strace -f -o /dev/null`,
 # `strace-lite -f -o /dev/null`; then `-e trace=openat` with strace's --seccomp-bpf
-# against strace-lite (which always uses seccomp-bpf when filtering).
+# against strace-lite (which always uses seccomp-bpf when filtering); then `-f -yy`
+# (every descriptor resolved through /proc, sockets to their endpoints) in both.
 # Prints a table of overhead factors (traced / plain) and the ratio strace-lite/strace,
 # and draws target/bench/strace.png.
 set -euo pipefail
@@ -43,6 +44,8 @@ modes = {
     "strace-lite": [lite, "-f", "-o", "/dev/null"],
     "strace seccomp openat": ["strace", "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null"],
     "strace-lite openat": [lite, "-f", "-e", "trace=openat", "-o", "/dev/null"],
+    "strace -yy": ["strace", "-f", "-yy", "-o", "/dev/null"],
+    "strace-lite -yy": [lite, "-f", "-yy", "-o", "/dev/null"],
 }
 
 def once(cmd):
@@ -71,7 +74,10 @@ def gmean(xs):
 
 lines = []
 hdr = f"{'workload':30} {'plain ms':>9} {'strace':>9} {'lite':>9} {'strace x':>9} {'lite x':>8} {'lite/strace':>11}"
-for title, a, b in [("all syscalls (-f)", "strace", "strace-lite"), ("-e trace=openat (seccomp-bpf)", "strace seccomp openat", "strace-lite openat")]:
+CASES = [("all syscalls (-f)", "strace", "strace-lite"),
+         ("-e trace=openat (seccomp-bpf)", "strace seccomp openat", "strace-lite openat"),
+         ("-yy (descriptor paths, socket endpoints, device numbers)", "strace -yy", "strace-lite -yy")]
+for title, a, b in CASES:
     lines.append(f"\n{title}")
     lines.append(hdr)
     oa, ob, rr = [], [], []
@@ -89,9 +95,9 @@ try:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.5))
     names = list(res)
-    for ax, (title, a, b) in zip(axes, [("all syscalls, -f", "strace", "strace-lite"), ("-e trace=openat (seccomp-bpf)", "strace seccomp openat", "strace-lite openat")]):
+    for ax, (title, a, b) in zip(axes, CASES):
         xs = range(len(names))
         ax.bar([x - 0.2 for x in xs], [res[n][a] / res[n]["plain"] for n in names], 0.4, label="strace")
         ax.bar([x + 0.2 for x in xs], [res[n][b] / res[n]["plain"] for n in names], 0.4, label="strace-lite")

@@ -6,6 +6,7 @@
 use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use strace_lite::decode::Xlat;
 use strace_lite::error::Error;
 use strace_lite::exec::{self, Launch};
 use strace_lite::filter::TraceSet;
@@ -75,6 +76,10 @@ struct Cli {
     /// errors, name, min-time, max-time.
     #[arg(short = 'U', long = "summary-columns", value_name = "COLUMNS")]
     columns: Option<String>,
+    /// How constants and flags print: abbrev (names, the default), raw (numbers) or
+    /// verbose (numbers with the names in a comment).
+    #[arg(short = 'X', long = "const-print-style", value_name = "FORMAT")]
+    xlat: Option<String>,
     /// Write the trace to FILE instead of stderr.
     #[arg(short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -176,6 +181,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
         .fold(trace.clone(), |set, inj| set.union(&inj.set));
     let paths = trace_paths(&cli.trace_paths);
     let _ = cli.wall_clock;
+    let xlat = match cli.xlat.as_deref() {
+        None | Some("abbrev") => Xlat::Abbrev,
+        Some("raw") => Xlat::Raw,
+        Some("verbose") => Xlat::Verbose,
+        Some(x) => {
+            return Err(Error::Usage(format!(
+                "invalid xlat style '{x}' (raw, abbrev, verbose)"
+            )))
+        }
+    };
     let sort = match &cli.sort_by {
         None => SortBy::Time,
         Some(k) => {
@@ -239,6 +254,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
             tracer.set_verbose(cli.verbose);
             tracer.set_summary_layout(columns.clone(), sort);
+            tracer.set_xlat(xlat);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             let pid = launch.spawn(Tracer::options(cli.follow, seccomp))?;
             tracer.add_launched(pid);
@@ -255,6 +271,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let mut tracer = Tracer::new(cfg, table, printer, false, true);
             tracer.set_verbose(cli.verbose);
             tracer.set_summary_layout(columns.clone(), sort);
+            tracer.set_xlat(xlat);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             for &pid in &cli.pids {
                 tracer.attach(pid)?;

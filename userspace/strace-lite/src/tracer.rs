@@ -193,6 +193,7 @@ impl Tracer {
                 scratch: Vec::with_capacity(4096),
                 verbose: false,
                 fd_paths: 0,
+                xlat: Default::default(),
             },
             exit_text: String::with_capacity(256),
             exit_spans: Vec::new(),
@@ -214,6 +215,11 @@ impl Tracer {
         sort: crate::summary::SortBy,
     ) {
         self.summary.set_layout(columns, sort);
+    }
+
+    /// `-X raw|abbrev|verbose`.
+    pub fn set_xlat(&mut self, style: decode::Xlat) {
+        self.ctx.xlat = style;
     }
 
     /// `-y` (1), `-yy` (2): print what each descriptor refers to.

@@ -542,3 +542,24 @@ fn summary_sort_keys_and_columns() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
 }
+
+#[test]
+fn constants_raw_and_verbose() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    for style in ["raw", "verbose", "abbrev"] {
+        same_as_strace(&["-X", style, "-e", "trace=!prlimit64,getrandom", "cat", f]);
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        same_as_strace(&[
+            "-X",
+            "verbose",
+            "-e",
+            "trace=socket,setsockopt,kill",
+            "/usr/bin/python3",
+            "-c",
+            "import socket,os; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); \
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); os.kill(os.getpid(), 0)",
+        ]);
+    }
+}

@@ -34,13 +34,41 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
     w.copy_from_slice(&b[48..56]);
     let size = i64::from_ne_bytes(w);
     out.push_str("{st_mode=");
-    file_mode(out, mode);
+    file_mode_styled(ctx.xlat, out, mode);
     if mode & S_IFMT == 0o020000 || mode & S_IFMT == 0o060000 {
         let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
         let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-        let _ = write!(out, ", st_rdev=makedev({major:#x}, {minor:#x}), ...}}");
+        match ctx.xlat {
+            super::Xlat::Abbrev => {
+                let _ = write!(out, ", st_rdev=makedev({major:#x}, {minor:#x}), ...}}");
+            }
+            super::Xlat::Raw => {
+                let _ = write!(out, ", st_rdev={rdev:#x}, ...}}");
+            }
+            super::Xlat::Verbose => {
+                let _ = write!(
+                    out,
+                    ", st_rdev={rdev:#x} /* makedev({major:#x}, {minor:#x}) */, ...}}"
+                );
+            }
+        }
     } else {
         let _ = write!(out, ", st_size={size}, ...}}");
+    }
+}
+
+/// `file_mode` in the `-X` style: `0100644`, or `0100644 /* S_IFREG|0644 */`.
+fn file_mode_styled(style: super::Xlat, out: &mut String, mode: u32) {
+    match style {
+        super::Xlat::Abbrev => file_mode(out, mode),
+        super::Xlat::Raw => {
+            let _ = write!(out, "0{mode:o}");
+        }
+        super::Xlat::Verbose => {
+            let _ = write!(out, "0{mode:o} /* ");
+            file_mode(out, mode);
+            out.push_str(" */");
+        }
     }
 }
 
@@ -136,7 +164,7 @@ pub fn statx(ctx: &mut Ctx, out: &mut String, addr: u64) {
     out.push_str(", stx_attributes=");
     super::flags::flags(out, u64_at(8), STATX_ATTRS, "0");
     out.push_str(", stx_mode=");
-    file_mode(out, u32::from(u16::from_ne_bytes([b[28], b[29]])));
+    file_mode_styled(ctx.xlat, out, u32::from(u16::from_ne_bytes([b[28], b[29]])));
     let _ = write!(out, ", stx_size={}, ...}}", u64_at(40));
 }
 
@@ -382,6 +410,7 @@ mod tests {
             scratch: Vec::new(),
             verbose: false,
             fd_paths: 0,
+            xlat: Default::default(),
         };
         let addr = buf.as_ptr() as u64;
         let mut out = String::new();

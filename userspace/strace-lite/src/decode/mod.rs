@@ -31,6 +31,8 @@ pub struct Ctx {
     pub verbose: bool,
     /// `-y` (1) / `-yy` (2): what each descriptor refers to, after its number.
     pub fd_paths: u8,
+    /// `-X`: names, numbers, or both.
+    pub xlat: Xlat,
 }
 
 impl Ctx {
@@ -349,6 +351,146 @@ pub fn is_error(ret: i64) -> bool {
 /// entry); `saved` holds captured entry values. Returns false if nothing was printed
 /// (an optional argument that is absent), so the caller can drop the separator.
 pub fn arg(
+    ctx: &mut Ctx,
+    out: &mut String,
+    kind: Arg,
+    i: usize,
+    a: &[u64; 6],
+    ret: Option<i64>,
+    saved: u64,
+) -> bool {
+    if ctx.xlat == Xlat::Abbrev {
+        return arg_abbrev(ctx, out, kind, i, a, ret, saved);
+    }
+    let Some(decimal) = symbolic(kind) else {
+        return arg_abbrev(ctx, out, kind, i, a, ret, saved);
+    };
+    if kind == Arg::DirFd && a[i] as i32 != libc::AT_FDCWD {
+        return arg_abbrev(ctx, out, kind, i, a, ret, saved);
+    }
+    if kind == Arg::SockType && a[i] & !0xf != 0 {
+        // strace styles the type and the flags apart: `0x1 /* SOCK_STREAM */|0x80000 /* SOCK_CLOEXEC */`.
+        let (ty, fl) = (a[i] & 0xf, a[i] & !0xf);
+        let mut names = String::new();
+        flags::sock_type(&mut names, ty);
+        styled(ctx.xlat, out, &format!("{ty:#x}"), &names);
+        out.push('|');
+        names.clear();
+        flags::flags(&mut names, fl, flags::SOCK_FLAGS, "0");
+        styled(ctx.xlat, out, &format!("{fl:#x}"), &names);
+        return true;
+    }
+    let mark = out.len();
+    if !arg_abbrev(ctx, out, kind, i, a, ret, saved) {
+        return false;
+    }
+    let names = out.split_off(mark);
+    let v = a[i];
+    let raw = if decimal {
+        format!("{}", v as i32)
+    } else if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    };
+    styled(ctx.xlat, out, &raw, &names);
+    true
+}
+
+/// `raw`, or `raw /* names */` in the verbose style (when the names say more).
+fn styled(style: Xlat, out: &mut String, raw: &str, names: &str) {
+    out.push_str(raw);
+    if style == Xlat::Verbose && names != raw {
+        out.push_str(" /* ");
+        out.push_str(names);
+        out.push_str(" */");
+    }
+}
+
+/// `-X`: how constants and flags print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Xlat {
+    /// Names (`O_RDONLY|O_CLOEXEC`), strace's default.
+    #[default]
+    Abbrev,
+    /// Numbers only (`0x80000`).
+    Raw,
+    /// Both (`0x80000 /* O_RDONLY|O_CLOEXEC */`).
+    Verbose,
+}
+
+/// The kinds that print a number as names, and whether their number is decimal
+/// (a signal, a descriptor) rather than hex.
+fn symbolic(kind: Arg) -> Option<bool> {
+    Some(match kind {
+        Arg::Signal | Arg::DirFd => true,
+        Arg::OpenFlags
+        | Arg::AccessMode
+        | Arg::AtFlags
+        | Arg::AccessAtFlags
+        | Arg::Prot
+        | Arg::MmapFlags
+        | Arg::Whence
+        | Arg::SockDomain
+        | Arg::SockType
+        | Arg::SockFlags
+        | Arg::SockProto(_)
+        | Arg::MsgFlags
+        | Arg::SockLevel
+        | Arg::SockOpt(_)
+        | Arg::Shutdown
+        | Arg::FcntlCmd
+        | Arg::FdFlags
+        | Arg::SigHow
+        | Arg::WaitOptions
+        | Arg::EpollOp
+        | Arg::EpollCreateFlags
+        | Arg::ClockId
+        | Arg::MlockFlags
+        | Arg::MlockallFlags
+        | Arg::MsyncFlags
+        | Arg::MremapFlags
+        | Arg::GrndFlags
+        | Arg::Madvise
+        | Arg::Fadvise
+        | Arg::StatxFlags
+        | Arg::StatxMask
+        | Arg::EfdFlags
+        | Arg::TfdFlags
+        | Arg::TfdSetFlags
+        | Arg::SfdFlags
+        | Arg::InotifyInitFlags
+        | Arg::InotifyMask
+        | Arg::MfdFlags
+        | Arg::SpliceFlags
+        | Arg::CloseRangeFlags
+        | Arg::PidfdFlags
+        | Arg::RenameFlags
+        | Arg::FlockOp
+        | Arg::XattrFlags
+        | Arg::RwfFlags
+        | Arg::PrioWhich
+        | Arg::ItimerWhich
+        | Arg::RusageWho
+        | Arg::TimerFlags
+        | Arg::NsFlags
+        | Arg::IdType
+        | Arg::SchedPolicy
+        | Arg::MountFlags
+        | Arg::UmountFlags
+        | Arg::IpcGetFlags
+        | Arg::ShmatFlags
+        | Arg::IpcMsgFlags
+        | Arg::SyncFileRangeFlags
+        | Arg::MembarrierCmd
+        | Arg::ArchPrctl
+        | Arg::FutexOp
+        | Arg::Rlimit => false,
+        _ => return None,
+    })
+}
+
+fn arg_abbrev(
     ctx: &mut Ctx,
     out: &mut String,
     kind: Arg,
@@ -986,6 +1128,7 @@ mod tests {
             scratch: Vec::new(),
             verbose: false,
             fd_paths: 0,
+            xlat: Default::default(),
         };
         let data = *b"ping\n";
         let iov = libc::iovec {

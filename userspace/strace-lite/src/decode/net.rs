@@ -179,6 +179,7 @@ mod tests {
             scratch: Vec::new(),
             verbose: false,
             fd_paths: 0,
+            xlat: Default::default(),
         };
         let mut s = String::new();
         sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);

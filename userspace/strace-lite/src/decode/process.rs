@@ -536,6 +536,7 @@ mod tests {
             scratch: Vec::new(),
             verbose: false,
             fd_paths: 0,
+            xlat: Default::default(),
         };
         let show = |ctx: &mut Ctx, set: u64| {
             let mut o = String::new();
