@@ -219,8 +219,7 @@ impl Launch {
         }
         // SAFETY: closing our copy of the read end, a descriptor we own.
         unsafe { libc::close(rd) };
-        let seized = crate::ptrace::seize(pid, options | libc::PTRACE_O_EXITKILL)
-            .and_then(|_| crate::ptrace::interrupt(pid));
+        let seized = crate::ptrace::seize(pid, options).and_then(|_| crate::ptrace::interrupt(pid));
         // Closing the write end lets the child's read return: after the seize above,
         // or, if the seize failed, so the child is not left waiting forever.
         // SAFETY: a descriptor we own.
@@ -236,6 +235,122 @@ impl Launch {
         Ok(pid)
     }
 
+    /// `-D`: this process becomes the program and a grandchild traces it, so the
+    /// program keeps the pid, the parent and the exit status the caller gave it and
+    /// the tracer is no one's child. Returns the program's pid, in the tracer (the
+    /// grandchild); in this process it only returns with an error, else it execs.
+    ///
+    /// The order: the middle child forks the tracer, hands its pid over a pipe and
+    /// exits; this process lets that pid trace it (`PR_SET_PTRACER`, for Yama) and
+    /// says so over a second pipe; the tracer seizes it and writes one byte on a
+    /// third; only then does this process exec.
+    pub fn spawn_detached(&self, options: libc::c_int) -> Result<i32, Error> {
+        let pipe = || -> Result<(i32, i32), Error> {
+            let mut fds = [0i32; 2];
+            // SAFETY: `fds` is a writable array of two ints.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(Error::sys("pipe2"));
+            }
+            Ok((fds[0], fds[1]))
+        };
+        let (ready_rd, ready_wr) = pipe()?;
+        let (pid_rd, pid_wr) = pipe()?;
+        let (go_rd, go_wr) = pipe()?;
+        // SAFETY: plain getpid.
+        let program = unsafe { libc::getpid() };
+        // SAFETY: the tracer is single-threaded; the middle child only forks, writes
+        // and _exits; the grandchild carries on as this single-threaded program would.
+        let middle = unsafe { libc::fork() };
+        if middle < 0 {
+            return Err(Error::sys("fork"));
+        }
+        if middle == 0 {
+            // SAFETY: as above.
+            let tracer = unsafe { libc::fork() };
+            if tracer != 0 {
+                let bytes = tracer.to_ne_bytes();
+                // SAFETY: writing a live buffer to our pipe, then leaving at once.
+                unsafe {
+                    libc::write(pid_wr, bytes.as_ptr().cast(), bytes.len());
+                    libc::_exit(0);
+                }
+            }
+            // The tracer.
+            // SAFETY: closing descriptors this process owns and does not use.
+            unsafe {
+                for fd in [ready_rd, pid_rd, pid_wr, go_wr] {
+                    libc::close(fd);
+                }
+            }
+            let mut b = 0u8;
+            // SAFETY: reading into a live byte; EOF or a byte both mean go on.
+            unsafe {
+                while libc::read(go_rd, (&mut b as *mut u8).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+                libc::close(go_rd);
+            }
+            let seized = crate::ptrace::seize(program, options)
+                .and_then(|_| crate::ptrace::interrupt(program));
+            if seized.is_ok() {
+                // SAFETY: one byte from a live buffer to our pipe.
+                unsafe { libc::write(ready_wr, b"1".as_ptr().cast(), 1) };
+            }
+            // SAFETY: our descriptor; closing it lets the program's read return.
+            unsafe { libc::close(ready_wr) };
+            return seized.map(|_| program).map_err(|source| Error::Attach {
+                pid: program,
+                source,
+            });
+        }
+        // The program-to-be.
+        // SAFETY: closing descriptors this process owns and does not use, then reaping
+        // the middle child, which exits at once.
+        unsafe {
+            for fd in [ready_wr, pid_wr, go_rd] {
+                libc::close(fd);
+            }
+            libc::waitpid(middle, std::ptr::null_mut(), 0);
+        }
+        let mut pid = [0u8; 4];
+        // SAFETY: reading into a live buffer of the length given.
+        let n = unsafe { libc::read(pid_rd, pid.as_mut_ptr().cast(), pid.len()) };
+        // SAFETY: our descriptor.
+        unsafe { libc::close(pid_rd) };
+        if n == 4 {
+            // EINVAL without Yama: then nothing needs allowing.
+            // SAFETY: prctl with integer arguments.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PTRACER,
+                    i32::from_ne_bytes(pid) as libc::c_ulong,
+                )
+            };
+        }
+        // SAFETY: our descriptor; closing it lets the tracer seize us.
+        unsafe { libc::close(go_wr) };
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a live local.
+        let n = unsafe {
+            loop {
+                let n = libc::read(ready_rd, (&mut b as *mut u8).cast(), 1);
+                if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                    break n;
+                }
+            }
+        };
+        if n != 1 {
+            return Err(Error::Usage(
+                "-D: the tracer could not attach to the program".into(),
+            ));
+        }
+        // SAFETY: our descriptor; then the same path to execve as a forked child.
+        unsafe {
+            libc::close(ready_rd);
+            self.exec_prepared()
+        }
+    }
+
     unsafe fn child(&self, rd: i32, wr: i32) -> ! {
         libc::close(wr);
         let mut b = 0u8;
@@ -243,6 +358,11 @@ impl Launch {
             && *libc::__errno_location() == libc::EINTR
         {}
         libc::close(rd);
+        self.exec_prepared()
+    }
+
+    /// Restores the program's signal dispositions, installs the filter, execs.
+    unsafe fn exec_prepared(&self) -> ! {
         // The tracer ignores SIGPIPE (Rust's runtime does); the program must not inherit it.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         for &(sig, disposition) in &self.restore {

@@ -80,6 +80,10 @@ struct Cli {
     /// verbose (numbers with the names in a comment).
     #[arg(short = 'X', long = "const-print-style", value_name = "FORMAT")]
     xlat: Option<String>,
+    /// Run the tracer as a detached grandchild: the program keeps this process's pid
+    /// and parent, and its exit status is what the caller waits for.
+    #[arg(short = 'D', long = "daemonize")]
+    daemonize: bool,
     /// Write the trace to FILE instead of stderr.
     #[arg(short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -251,12 +255,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             let filter = seccomp.then(|| strace_lite::seccomp::program(&stops));
             let launch = Launch::new(&path, &cli.cmd, filter)?;
+            let pid = if cli.daemonize {
+                launch.spawn_detached(Tracer::options(cli.follow, seccomp))?
+            } else {
+                launch.spawn(Tracer::options(cli.follow, seccomp) | libc::PTRACE_O_EXITKILL)?
+            };
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
             tracer.set_verbose(cli.verbose);
             tracer.set_summary_layout(columns.clone(), sort);
             tracer.set_xlat(xlat);
             tracer.set_fd_paths(cli.decode_fds.min(2));
-            let pid = launch.spawn(Tracer::options(cli.follow, seccomp))?;
             tracer.add_launched(pid);
             tracer.run()
         }

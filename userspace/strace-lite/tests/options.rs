@@ -563,3 +563,47 @@ fn constants_raw_and_verbose() {
         ]);
     }
 }
+
+#[test]
+fn daemonized_tracer_leaves_the_program_its_pid_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut traces = Vec::new();
+    let tracers: &[&str] = if have("strace") {
+        &["strace", BIN]
+    } else {
+        &[BIN]
+    };
+    for (i, tracer) in tracers.iter().enumerate() {
+        let out = dir.path().join(format!("t{i}.txt"));
+        let child = Command::new(tracer)
+            .args(["-D", "-o", out.to_str().unwrap(), "-e", "trace=exit_group"])
+            .args(["sh", "-c", "echo $$; exit 3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let o = child.wait_with_output().unwrap();
+        // The program is the process we started: its pid, its exit status.
+        assert_eq!(o.status.code(), Some(3), "{tracer}: {o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            pid.to_string(),
+            "{tracer}"
+        );
+        // The tracer, no one's child now, finishes the trace on its own.
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while Instant::now() < end {
+            text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.contains("+++ exited") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        traces.push(lines(&text));
+    }
+    let ours = traces.last().unwrap();
+    assert_eq!(ours, &["exit_group(3) = ?", "+++ exited with 3 +++"]);
+    assert_eq!(&traces[0], ours);
+}
