@@ -15,6 +15,7 @@ pub mod output;
 pub mod ptrace;
 pub mod qualify;
 pub mod seccomp;
+pub mod stack;
 pub mod summary;
 pub mod table;
 pub mod tracer;

@@ -80,6 +80,9 @@ struct Cli {
     /// verbose (numbers with the names in a comment).
     #[arg(short = 'X', long = "const-print-style", value_name = "FORMAT")]
     xlat: Option<String>,
+    /// Print the call stack of each shown call (unwound with .eh_frame, symbolised).
+    #[arg(short = 'k', long = "stack-traces")]
+    stack_traces: bool,
     /// Run the tracer as a detached grandchild: the program keeps this process's pid
     /// and parent, and its exit status is what the caller waits for.
     #[arg(short = 'D', long = "daemonize")]
@@ -264,6 +267,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             tracer.set_verbose(cli.verbose);
             tracer.set_summary_layout(columns.clone(), sort);
             tracer.set_xlat(xlat);
+            tracer.set_stack_traces(cli.stack_traces);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             tracer.add_launched(pid);
             tracer.run()
@@ -280,6 +284,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             tracer.set_verbose(cli.verbose);
             tracer.set_summary_layout(columns.clone(), sort);
             tracer.set_xlat(xlat);
+            tracer.set_stack_traces(cli.stack_traces);
             tracer.set_fd_paths(cli.decode_fds.min(2));
             for &pid in &cli.pids {
                 tracer.attach(pid)?;

@@ -124,6 +124,8 @@ struct Thread {
     inject_signal: i32,
     /// Hold the thread this long before the call runs.
     delay: Option<Duration>,
+    /// `-k`: the stack at this call's entry, printed after its line.
+    stack: String,
 }
 
 pub struct Tracer {
@@ -142,6 +144,8 @@ pub struct Tracer {
     ret_text: String,
     /// Threads held at a syscall entry by `delay_enter`, with when to resume them.
     delayed: Vec<(Instant, i32, i32)>,
+    /// `-k`: unwinds each shown call's stack.
+    unwinder: Option<crate::stack::Unwinder>,
 }
 
 /// Thread ids are small distinct integers: a multiply spreads them well enough, and
@@ -199,6 +203,7 @@ impl Tracer {
             exit_spans: Vec::new(),
             ret_text: String::with_capacity(64),
             delayed: Vec::new(),
+            unwinder: None,
         }
     }
 
@@ -215,6 +220,11 @@ impl Tracer {
         sort: crate::summary::SortBy,
     ) {
         self.summary.set_layout(columns, sort);
+    }
+
+    /// `-k`: print each shown call's stack.
+    pub fn set_stack_traces(&mut self, on: bool) {
+        self.unwinder = on.then(crate::stack::Unwinder::default);
     }
 
     /// `-X raw|abbrev|verbose`.
@@ -571,6 +581,9 @@ impl Tracer {
             self.printer.json_event("exit", tid, &fields);
         } else {
             self.printer.note(tid, show_pid, &text);
+            if th.in_syscall && th.shown && !th.stack.is_empty() {
+                self.printer.text(&th.stack);
+            }
         }
     }
 
@@ -590,6 +603,7 @@ impl Tracer {
             ctx,
             printer,
             cfg,
+            unwinder,
             ..
         } = self;
         let Some(th) = threads.get_mut(&tid) else {
@@ -619,6 +633,10 @@ impl Tracer {
             }
         }
         th.shown = true;
+        if let Some(u) = unwinder {
+            th.stack.clear();
+            u.stack(tid, &mut th.stack);
+        }
         th.ip = if printer.show_ip {
             ptrace::instruction_pointer(tid).ok()
         } else {
@@ -793,6 +811,9 @@ impl Tracer {
                 print_entry(printer, tid, show_pid, row, nr, &th.text, &th.spans);
             }
             printer.exit(tid, show_pid, &name, exit_text, ret_text, dur);
+            if !th.stack.is_empty() {
+                printer.text(&th.stack);
+            }
             let dumps = !(cfg.qual.read.is_empty() && cfg.qual.write.is_empty());
             if !failed && dumps {
                 dump_io(ctx, printer, &cfg.qual, nr, &th.args, rval);

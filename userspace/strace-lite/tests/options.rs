@@ -607,3 +607,62 @@ fn daemonized_tracer_leaves_the_program_its_pid_and_status() {
     assert_eq!(ours, &["exit_group(3) = ?", "+++ exited with 3 +++"]);
     assert_eq!(&traces[0], ours);
 }
+
+#[test]
+fn stack_traces_match_strace() {
+    let (_d, f) = sample();
+    let Some(l) = same_as_strace(&["-k", "-e", "trace=read,write", "cat", f.to_str().unwrap()])
+    else {
+        return;
+    };
+    // Through libc into the program, symbolised from .dynsym: `__write+0x...`.
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with(" > /") && l.contains("libc.so.6(")),
+        "{l:?}"
+    );
+    // exit_group's stack follows its `+++ exited` line, as in strace.
+    let text = run(BIN, &["-k", "-e", "trace=exit_group", "cat", "/dev/null"]);
+    let l: Vec<&str> = text.lines().collect();
+    assert!(
+        l[1].starts_with("+++ exited") && l[2].contains("libc.so.6(_exit+"),
+        "{text}"
+    );
+    // A Rust program with a .symtab: names demangled, every frame from the call to the
+    // thread's start (unwound by CFI alone: this build keeps no frame pointers).
+    let burst = env!("CARGO_BIN_EXE_threadburst");
+    let text = run(
+        BIN,
+        &[
+            "-f",
+            "-k",
+            "-e",
+            "trace=write",
+            burst,
+            "--threads",
+            "1",
+            "--iterations",
+            "1",
+        ],
+    );
+    let frames: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("write(3, \"thread 0 iter 0\\n\""))
+        .skip(1)
+        .take_while(|l| l.starts_with(" > "))
+        .collect();
+    let order = [
+        "libc.so.6(__write+",
+        "(<std::fs::File as std::io::Write>::write+",
+        "(std::io::Write::write_all+",
+        "(threadburst::main::{{closure}}",
+        "::thread_start+",
+    ];
+    let mut at = 0;
+    for want in order {
+        match frames[at..].iter().position(|f| f.contains(want)) {
+            Some(p) => at += p + 1,
+            None => panic!("no frame {want:?} after frame {at}:\n{}", frames.join("\n")),
+        }
+    }
+}
