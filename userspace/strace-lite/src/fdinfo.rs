@@ -13,11 +13,69 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Appends `<what fd refers to>` for `-y` (level 1) or `-yy` (level 2); nothing when the
 /// descriptor is not open (strace prints the bare number then).
-pub fn describe(out: &mut String, pid: i32, fd: i64, level: u8) {
+/// Returns whether the text may be kept until the descriptor table changes (false for
+/// sockets, whose endpoints change with connect, bind and listen).
+pub fn describe(out: &mut String, pid: i32, fd: i64, level: u8) -> bool {
     if level == 0 || fd < 0 || fd > i32::MAX as i64 {
-        return;
+        return false;
     }
-    describe_link(out, pid, &format!("/proc/{pid}/fd/{fd}"), level);
+    describe_link(out, pid, &format!("/proc/{pid}/fd/{fd}"), level)
+}
+
+/// What `describe` printed for each (thread, descriptor), kept while no call that
+/// changes what a descriptor refers to has been seen: dd's million `read(0</dev/zero
+/// <char 1:5>>` cost one readlink and one stat, not a million of each. The tracer
+/// keeps one only when it stops at every call of every thread (no seccomp filter,
+/// `-f`, launched rather than attached), so no close or dup goes unseen.
+#[derive(Default)]
+pub struct FdCache {
+    texts: std::collections::HashMap<(i32, i64), String>,
+}
+
+impl FdCache {
+    /// Appends the description of `fd`, from the cache or freshly.
+    pub fn describe(&mut self, out: &mut String, pid: i32, fd: i64, level: u8) {
+        if let Some(t) = self.texts.get(&(pid, fd)) {
+            out.push_str(t);
+            return;
+        }
+        let start = out.len();
+        if describe(out, pid, fd, level) && self.texts.len() < 4096 {
+            self.texts.insert((pid, fd), out[start..].to_string());
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.texts.clear();
+    }
+
+    /// Whether syscall `nr` may change what some descriptor refers to, or its path.
+    pub fn invalidated_by(nr: u64) -> bool {
+        use syscalls::Sysno as S;
+        matches!(
+            S::new(nr as usize),
+            Some(
+                S::close
+                    | S::close_range
+                    | S::dup2
+                    | S::dup3
+                    | S::fcntl
+                    | S::execve
+                    | S::execveat
+                    | S::rename
+                    | S::renameat
+                    | S::renameat2
+                    | S::unlink
+                    | S::unlinkat
+                    | S::rmdir
+                    | S::mount
+                    | S::umount2
+                    | S::pivot_root
+                    | S::unshare
+                    | S::io_uring_enter
+            )
+        )
+    }
 }
 
 /// `AT_FDCWD` with `-y`: `<the tracee's working directory>`.
@@ -27,9 +85,9 @@ pub fn describe_cwd(out: &mut String, pid: i32, level: u8) {
     }
 }
 
-fn describe_link(out: &mut String, pid: i32, link: &str, level: u8) {
+fn describe_link(out: &mut String, pid: i32, link: &str, level: u8) -> bool {
     let Ok(target) = std::fs::read_link(link) else {
-        return;
+        return false;
     };
     let target = target.as_os_str().as_bytes();
     out.push('<');
@@ -37,7 +95,7 @@ fn describe_link(out: &mut String, pid: i32, link: &str, level: u8) {
         if let Some(inode) = socket_inode(target) {
             socket(out, pid, link, inode);
             out.push('>');
-            return;
+            return false;
         }
     }
     push_escaped(out, target);
@@ -45,6 +103,7 @@ fn describe_link(out: &mut String, pid: i32, link: &str, level: u8) {
         device(out, link);
     }
     out.push('>');
+    !target.starts_with(b"socket:")
 }
 
 /// Path bytes as strace prints them inside `<...>`: printable ASCII as is, the rest

@@ -198,6 +198,7 @@ impl Tracer {
                 verbose: false,
                 fd_paths: 0,
                 xlat: Default::default(),
+                fd_cache: None,
             },
             exit_text: String::with_capacity(256),
             exit_spans: Vec::new(),
@@ -235,6 +236,9 @@ impl Tracer {
     /// `-y` (1), `-yy` (2): print what each descriptor refers to.
     pub fn set_fd_paths(&mut self, level: u8) {
         self.ctx.fd_paths = level;
+        // Kept texts are only safe when every call of every thread stops here.
+        let sees_all = !self.seccomp && !self.attached && self.cfg.follow;
+        self.ctx.fd_cache = (level > 0 && sees_all).then(crate::fdinfo::FdCache::default);
     }
 
     /// ptrace options for every tracee.
@@ -520,6 +524,10 @@ impl Tracer {
         let Some(th) = self.threads.remove(&tid) else {
             return;
         };
+        if let Some(c) = &mut self.ctx.fd_cache {
+            // Its tid may be reused by another process.
+            c.clear();
+        }
         if tid == self.main_pid {
             self.main_status = Some(status);
         }
@@ -730,6 +738,11 @@ impl Tracer {
             return;
         }
         th.in_syscall = false;
+        if let Some(c) = &mut ctx.fd_cache {
+            if crate::fdinfo::FdCache::invalidated_by(th.nr) {
+                c.clear();
+            }
+        }
         let rval = match th.tampered.take() {
             Some(v) => {
                 if let Err(e) = ptrace::poke_user(tid, ptrace::RAX, v as u64) {

@@ -223,6 +223,29 @@ fn yy_shows_devices_and_socket_endpoints() {
         eprintln!("SKIP: no {py} for the socket part");
         return;
     }
+    // With -f and no filter every call is seen, and descriptor texts are kept between
+    // calls: a number reused, a dup2 over it, a rename must all show afresh.
+    let d = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import os\n\
+         a=os.open('{p}/one', os.O_RDWR|os.O_CREAT); os.write(a, b'1'); os.close(a)\n\
+         b=os.open('{p}/two', os.O_RDWR|os.O_CREAT); os.write(b, b'2')\n\
+         os.rename('{p}/two', '{p}/three'); os.write(b, b'3')\n\
+         c=os.open('{p}/one', os.O_RDONLY); os.dup2(c, b); os.read(b, 1); os.close(c); os.close(b)\n",
+        p = d.path().display()
+    );
+    // -P, not a trace= filter: a filter would stop only some calls (seccomp).
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let (one, two, three) = (p("one"), p("two"), p("three"));
+    let l = same_as_strace(&[
+        "-f", "-yy", "-P", &one, "-P", &two, "-P", &three, py, "-c", &script,
+    ])
+    .unwrap();
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with("write(3</") && l.contains("/three>, \"3\"")),
+        "{l:?}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let unix_path = dir.path().join("s.sock");
     let script = format!(

@@ -411,6 +411,7 @@ mod tests {
             verbose: false,
             fd_paths: 0,
             xlat: Default::default(),
+            fd_cache: None,
         };
         let addr = buf.as_ptr() as u64;
         let mut out = String::new();

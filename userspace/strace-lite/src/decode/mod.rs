@@ -33,13 +33,24 @@ pub struct Ctx {
     pub fd_paths: u8,
     /// `-X`: names, numbers, or both.
     pub xlat: Xlat,
+    /// `-y` texts kept while valid (see `fdinfo::FdCache`); None when not every
+    /// call is seen.
+    pub fd_cache: Option<crate::fdinfo::FdCache>,
 }
 
 impl Ctx {
     /// A descriptor: its number, and with `-y` what it refers to.
-    pub fn fd(&self, out: &mut String, fd: i64) {
+    pub fn fd(&mut self, out: &mut String, fd: i64) {
         let _ = write!(out, "{fd}");
-        crate::fdinfo::describe(out, self.pid, fd, self.fd_paths);
+        if self.fd_paths == 0 {
+            return;
+        }
+        match &mut self.fd_cache {
+            Some(c) => c.describe(out, self.pid, fd, self.fd_paths),
+            None => {
+                crate::fdinfo::describe(out, self.pid, fd, self.fd_paths);
+            }
+        }
     }
 }
 
@@ -1129,6 +1140,7 @@ mod tests {
             verbose: false,
             fd_paths: 0,
             xlat: Default::default(),
+            fd_cache: None,
         };
         let data = *b"ping\n";
         let iov = libc::iovec {

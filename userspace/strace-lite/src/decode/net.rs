@@ -180,6 +180,7 @@ mod tests {
             verbose: false,
             fd_paths: 0,
             xlat: Default::default(),
+            fd_cache: None,
         };
         let mut s = String::new();
         sockaddr(&mut ctx, &mut s, bytes.as_ptr() as u64, bytes.len() as u64);

@@ -537,6 +537,7 @@ mod tests {
             verbose: false,
             fd_paths: 0,
             xlat: Default::default(),
+            fd_cache: None,
         };
         let show = |ctx: &mut Ctx, set: u64| {
             let mut o = String::new();
