@@ -3,7 +3,8 @@
 #
 #   scripts/conformance/strace.sh [NAME...]     (default: every program below)
 #
-# Each program runs twice, under `strace -f` and `strace-lite -f`, in a fresh temporary
+# Each program runs under `strace -f` and `strace-lite -f`, then again under both with
+# `-f -yy -e trace=%file,%network`, each time in a fresh temporary
 # directory with the same files. Both traces are normalised (pid prefixes, addresses,
 # pids, split `<unfinished ...>`/`resumed` lines joined back, times that differ run to
 # run) and compared as multisets of lines, since the order of lines from different
@@ -86,13 +87,13 @@ def setup(d):
     subprocess.run(["git", "add", "f.txt"], check=True, **q)
     subprocess.run(["git", "commit", "-qm", "one"], check=True, **q)
 
-def run(tracer, cmd):
+def run(tracer, cmd, opts):
     d = tempfile.mkdtemp(prefix="conf-")
     try:
         setup(d)
         out = os.path.join(d, "trace.txt")
         env = dict(os.environ, LC_ALL="C", TZ="UTC")
-        subprocess.run([tracer, "-f", "-o", out, "sh", "-c", "exec " + cmd], cwd=d, env=env,
+        subprocess.run([tracer] + opts + ["-o", out, "sh", "-c", "exec " + cmd], cwd=d, env=env,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=120)
         with open(out, errors="replace") as f:
@@ -138,6 +139,12 @@ VOLATILE = [
     (re.compile(r"st_size=\d+"), "st_size=N"),
     (re.compile(r"f_bfree=\d+, f_bavail=\d+, f_files=(\d+), f_ffree=\d+"), r"f_bfree=N, f_bavail=N, f_files=\1, f_ffree=N"),
     (re.compile(r"^sysinfo\(\{.*\}\)"), "sysinfo({...})"),
+    # Pids where no clone or getpid in the trace names them (the -yy pass shows only
+    # %file and %network calls): a signal's sender, a /proc/PID path.
+    (re.compile(r"si_pid=\d+"), "si_pid=PID"),
+    (re.compile(r"/proc/\d+/"), "/proc/PID/"),
+    # -yy: inode numbers of pipes and sockets differ run to run.
+    (re.compile(r"\b(pipe|socket|anon_inode|UNIX-STREAM|UNIX|TCP|TCPv6|UDP|UDPv6|NETLINK):\[[0-9>,-]+"), r"\1:[INODE"),
 ]
 
 PID_CALLS = {"clone", "clone3", "fork", "vfork", "getpid", "gettid", "getppid", "wait4",
@@ -184,30 +191,40 @@ def racy(lines):
     return out
 
 names = sys.argv[1:]
-total_same = total = 0
-worst = []
-print(f"{'program':<20} {'strace':>7} {'lite':>7} {'same':>7} {'share':>7}")
-for name, cmd in PROGRAMS:
-    if names and name not in names:
-        continue
-    a = normalise(joined(run("strace", cmd)))
-    b = normalise(joined(run(lite, cmd)))
-    if name == "threads":
-        a, b = racy(a), racy(b)
-    ca, cb = collections.Counter(a), collections.Counter(b)
-    same = sum((ca & cb).values())
-    n = max(len(a), len(b))
-    share = 100.0 * same / n if n else 100.0
-    total_same += same
-    total += n
-    worst.append((share, name))
-    print(f"{name:<20} {len(a):>7} {len(b):>7} {same:>7} {share:>6.1f}%")
-    if verbose:
-        for l in sorted((ca - cb).elements()):
-            print("   strace only:", l[:200])
-        for l in sorted((cb - ca).elements()):
-            print("   lite only:  ", l[:200])
-overall = 100.0 * total_same / total if total else 100.0
-print(f"{'overall':<20} {'':>7} {'':>7} {total_same:>7} {overall:>6.1f}%  (lowest: "
-      f"{min(worst)[1]} {min(worst)[0]:.1f}%)" if worst else "no programs")
+# Each program under `-f`, then under `-f -yy -e trace=%file,%network` (descriptor
+# paths, socket endpoints, device numbers on the calls that use them).
+PASSES = [("-f", ["-f"]), ("-f -yy -e trace=%file,%network", ["-f", "-yy", "-e", "trace=%file,%network"])]
+grand_same = grand = 0
+for title, opts in PASSES:
+    total_same = total = 0
+    worst = []
+    print(f"\n{title}")
+    print(f"{'program':<20} {'strace':>7} {'lite':>7} {'same':>7} {'share':>7}")
+    for name, cmd in PROGRAMS:
+        if names and name not in names:
+            continue
+        a = normalise(joined(run("strace", cmd, opts)))
+        b = normalise(joined(run(lite, cmd, opts)))
+        if name == "threads":
+            a, b = racy(a), racy(b)
+        ca, cb = collections.Counter(a), collections.Counter(b)
+        same = sum((ca & cb).values())
+        n = max(len(a), len(b))
+        share = 100.0 * same / n if n else 100.0
+        total_same += same
+        total += n
+        worst.append((share, name))
+        print(f"{name:<20} {len(a):>7} {len(b):>7} {same:>7} {share:>6.1f}%")
+        if verbose:
+            for l in sorted((ca - cb).elements()):
+                print("   strace only:", l[:200])
+            for l in sorted((cb - ca).elements()):
+                print("   lite only:  ", l[:200])
+    overall = 100.0 * total_same / total if total else 100.0
+    print(f"{'overall':<20} {'':>7} {'':>7} {total_same:>7} {overall:>6.1f}%  (lowest: "
+          f"{min(worst)[1]} {min(worst)[0]:.1f}%)" if worst else "no programs")
+    grand_same += total_same
+    grand += total
+if len(PASSES) > 1 and grand:
+    print(f"\n{'both passes':<20} {'':>7} {'':>7} {grand_same:>7} {100.0 * grand_same / grand:>6.1f}%")
 PY

@@ -360,6 +360,22 @@ fn signal_qualifier_and_seccomp_bpf() {
 }
 
 #[test]
+fn verbose_prints_whole_stat_structures() {
+    let (_d, f) = sample();
+    // Read once first: relatime would otherwise move its atime between the two runs.
+    std::fs::read(&f).unwrap();
+    let Some(l) = same_as_strace(&["-v", "-e", "trace=%stat,%fstat", "cat", f.to_str().unwrap()])
+    else {
+        return;
+    };
+    assert!(
+        l.iter()
+            .any(|l| l.contains("st_nlink=") && l.contains("st_mtime_nsec=")),
+        "{l:?}"
+    );
+}
+
+#[test]
 fn verbose_prints_directory_entries() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("one"), "").unwrap();

@@ -22,6 +22,9 @@ const FILE_TYPES: &[(u32, &str)] = &[
 
 /// x86_64 `struct stat`: st_mode at 24, st_rdev at 40, st_size at 48.
 pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    if ctx.verbose {
+        return stat_whole(ctx, out, addr);
+    }
     let mut b = [0u8; 56];
     if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
         ptr(out, addr);
@@ -40,7 +43,7 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
         let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
         match ctx.xlat {
             super::Xlat::Abbrev => {
-                let _ = write!(out, ", st_rdev=makedev({major:#x}, {minor:#x}), ...}}");
+                let _ = write!(out, ", st_rdev={}, ...}}", makedev(major, minor));
             }
             super::Xlat::Raw => {
                 let _ = write!(out, ", st_rdev={rdev:#x}, ...}}");
@@ -48,13 +51,107 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
             super::Xlat::Verbose => {
                 let _ = write!(
                     out,
-                    ", st_rdev={rdev:#x} /* makedev({major:#x}, {minor:#x}) */, ...}}"
+                    ", st_rdev={rdev:#x} /* {} */, ...}}",
+                    makedev(major, minor)
                 );
             }
         }
     } else {
         let _ = write!(out, ", st_size={size}, ...}}");
     }
+}
+
+/// `makedev(0x8, 0)`: strace prints a zero as `0`, anything else in hex.
+fn makedev(major: u64, minor: u64) -> String {
+    let h = |v: u64| {
+        if v == 0 {
+            "0".to_string()
+        } else {
+            format!("{v:#x}")
+        }
+    };
+    format!("makedev({}, {})", h(major), h(minor))
+}
+
+/// `-v`: every field of `struct stat`, times with their local date as strace shows them.
+fn stat_whole(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 120];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let dev = |d: u64| {
+        let major = ((d >> 32) & 0xffff_f000) | ((d >> 8) & 0xfff);
+        let minor = ((d >> 12) & 0xffff_ff00) | (d & 0xff);
+        makedev(major, minor)
+    };
+    let mode = u32_at(24);
+    let _ = write!(
+        out,
+        "{{st_dev={}, st_ino={}, st_mode=",
+        dev(u64_at(0)),
+        u64_at(8)
+    );
+    file_mode_styled(ctx.xlat, out, mode);
+    let _ = write!(
+        out,
+        ", st_nlink={}, st_uid={}, st_gid={}, st_blksize={}, st_blocks={}, ",
+        u64_at(16),
+        u32_at(28),
+        u32_at(32),
+        u64_at(56) as i64,
+        u64_at(64) as i64
+    );
+    if mode & S_IFMT == 0o020000 || mode & S_IFMT == 0o060000 {
+        let _ = write!(out, "st_rdev={}", dev(u64_at(40)));
+    } else {
+        let _ = write!(out, "st_size={}", u64_at(48) as i64);
+    }
+    for (name, at) in [("st_atime", 72), ("st_mtime", 88), ("st_ctime", 104)] {
+        let (secs, nsec) = (u64_at(at) as i64, u64_at(at + 8));
+        let _ = write!(out, ", {name}={secs}");
+        stamp_comment(out, secs, nsec);
+        let _ = write!(out, ", {name}_nsec={nsec}");
+    }
+    out.push('}');
+}
+
+/// ` /* 2026-12-07T16:07:58.474787697+0000 */`: a time in local time, as strace's
+/// comment after a timestamp.
+fn stamp_comment(out: &mut String, secs: i64, nsec: u64) {
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills from `t`; both are live locals.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return;
+    }
+    let off = tm.tm_gmtoff;
+    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    // Whole seconds print without a fraction.
+    let frac = if nsec == 0 {
+        String::new()
+    } else {
+        format!(".{nsec:09}")
+    };
+    let _ = write!(
+        out,
+        " /* {:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{sign}{:02}{:02} */",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        off / 3600,
+        off % 3600 / 60
+    );
 }
 
 /// `file_mode` in the `-X` style: `0100644`, or `0100644 /* S_IFREG|0644 */`.
