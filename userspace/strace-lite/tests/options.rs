@@ -373,6 +373,21 @@ fn verbose_prints_whole_stat_structures() {
             .any(|l| l.contains("st_nlink=") && l.contains("st_mtime_nsec=")),
         "{l:?}"
     );
+    let l = same_as_strace(&[
+        "-v",
+        "-e",
+        "trace=statx",
+        "ls",
+        "-l",
+        "/dev/null",
+        f.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(
+        l.iter()
+            .any(|l| l.contains("stx_rdev_major=1, stx_rdev_minor=3")),
+        "{l:?}"
+    );
 }
 
 #[test]

@@ -61,6 +61,69 @@ pub fn stat(ctx: &mut Ctx, out: &mut String, addr: u64) {
     }
 }
 
+/// `-v`: every field of `struct statx` the mask says is filled, as strace prints it.
+fn statx_whole(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    let mut b = [0u8; 160];
+    if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
+        ptr(out, addr);
+        return;
+    }
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let mask = u32_at(0);
+    out.push_str("{stx_mask=");
+    super::flags::flags(out, u64::from(mask), STATX_MASK, "0");
+    let _ = write!(out, ", stx_blksize={}, stx_attributes=", u32_at(4));
+    super::flags::flags(out, u64_at(8), STATX_ATTRS, "0");
+    let _ = write!(
+        out,
+        ", stx_nlink={}, stx_uid={}, stx_gid={}, stx_mode=",
+        u32_at(16),
+        u32_at(20),
+        u32_at(24)
+    );
+    file_mode_styled(ctx.xlat, out, u32::from(u16::from_ne_bytes([b[28], b[29]])));
+    let _ = write!(
+        out,
+        ", stx_ino={}, stx_size={}, stx_blocks={}, stx_attributes_mask=",
+        u64_at(32),
+        u64_at(40),
+        u64_at(48)
+    );
+    super::flags::flags(out, u64_at(56), STATX_ATTRS, "0");
+    const STATX_BTIME: u32 = 0x800;
+    const STATX_MNT_ID: u32 = 0x1000;
+    for (name, at) in [
+        ("stx_atime", 64),
+        ("stx_btime", 80),
+        ("stx_ctime", 96),
+        ("stx_mtime", 112),
+    ] {
+        if name == "stx_btime" && mask & STATX_BTIME == 0 {
+            continue;
+        }
+        let (secs, nsec) = (u64_at(at) as i64, u64::from(u32_at(at + 8)));
+        let _ = write!(out, ", {name}={{tv_sec={secs}, tv_nsec={nsec}}}");
+        stamp_comment(out, secs, nsec);
+    }
+    let _ = write!(
+        out,
+        ", stx_rdev_major={}, stx_rdev_minor={}, stx_dev_major={}, stx_dev_minor={}",
+        u32_at(128),
+        u32_at(132),
+        u32_at(136),
+        u32_at(140)
+    );
+    if mask & STATX_MNT_ID != 0 {
+        let _ = write!(out, ", stx_mnt_id={:#x}", u64_at(144));
+    }
+    out.push('}');
+}
+
 /// `makedev(0x8, 0)`: strace prints a zero as `0`, anything else in hex.
 fn makedev(major: u64, minor: u64) -> String {
     let h = |v: u64| {
@@ -245,6 +308,9 @@ pub fn statx_flags(out: &mut String, v: u64) {
 
 /// `struct statx`, abbreviated as strace does: mask, attributes, mode, size.
 pub fn statx(ctx: &mut Ctx, out: &mut String, addr: u64) {
+    if ctx.verbose {
+        return statx_whole(ctx, out, addr);
+    }
     let mut b = [0u8; 48];
     if addr == 0 || mem::read(ctx.pid, addr, &mut b) < b.len() {
         ptr(out, addr);
