@@ -80,6 +80,13 @@ struct Cli {
     /// verbose (numbers with the names in a comment).
     #[arg(short = 'X', long = "const-print-style", value_name = "FORMAT")]
     xlat: Option<String>,
+    /// Quieter: -q hides the attach/detach messages, -qq also the `+++ exited` lines.
+    #[arg(short = 'q', action = clap::ArgAction::Count)]
+    quiet: u8,
+    /// Align results to column N (default 40).
+    #[arg(short = 'a', long = "columns", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=4096))]
+    align: Option<u32>,
     /// Print the call stack of each shown call (unwound with .eh_frame, symbolised).
     #[arg(short = 'k', long = "stack-traces")]
     stack_traces: bool,
@@ -237,6 +244,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let mut printer = Printer::new(sink, cli.json, cli.timestamps.min(3), cli.durations);
     printer.set_relative(cli.relative);
     printer.show_ip = cli.instruction_pointer;
+    if let Some(n) = cli.align {
+        printer.result_column = n as usize;
+    }
     let cfg = Config {
         follow: cli.follow,
         trace: trace.clone(),
@@ -246,6 +256,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         eager_flush,
         qual,
         paths,
+        quiet: cli.quiet,
     };
     match launch_path {
         Some(path) => {

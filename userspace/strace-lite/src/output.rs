@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 /// Column the ` = result` is aligned to, as strace's default `-a 40`.
-const RESULT_COLUMN: usize = 40;
+pub const RESULT_COLUMN: usize = 40;
 
 pub struct Printer {
     out: io::BufWriter<Box<dyn Write>>,
@@ -24,6 +24,8 @@ pub struct Printer {
     /// `-i`: each line starts with the instruction pointer this holds (None: unknown).
     pub show_ip: bool,
     pub ip: Option<u64>,
+    /// `-a N`: the column results are aligned to.
+    pub result_column: usize,
     /// The tid whose syscall line is open.
     open: Option<i32>,
     col: usize,
@@ -52,6 +54,7 @@ impl Printer {
             last: None,
             show_ip: false,
             ip: None,
+            result_column: RESULT_COLUMN,
             open: None,
             col: 0,
             line: String::with_capacity(256),
@@ -153,8 +156,8 @@ impl Printer {
         }
         self.put(args);
         self.put(") ");
-        if self.col < RESULT_COLUMN {
-            let pad = RESULT_COLUMN - self.col;
+        if self.col < self.result_column {
+            let pad = self.result_column - self.col;
             let _ = write!(self.out, "{:pad$}", "");
         }
         let _ = self.out.write_all(b"= ");

@@ -98,6 +98,8 @@ pub struct Config {
     pub qual: Qualifiers,
     /// `-P PATH`: only calls that name one of these paths, or a descriptor open on one.
     pub paths: Vec<Vec<u8>>,
+    /// `-q`: 1 hides attach/detach messages, 2 also the `+++ exited` lines.
+    pub quiet: u8,
 }
 
 #[derive(Default)]
@@ -281,7 +283,9 @@ impl Tracer {
             match ptrace::seize(tid, opts).and_then(|_| ptrace::interrupt(tid)) {
                 Ok(()) => {
                     self.threads.insert(tid, Thread::default());
-                    eprintln!("strace-lite: Process {tid} attached");
+                    if self.cfg.quiet == 0 {
+                        eprintln!("strace-lite: Process {tid} attached");
+                    }
                 }
                 // A thread that exited between listing and seizing is not an error.
                 Err(e) if i > 0 && e.raw_os_error() == Some(libc::ESRCH) => {}
@@ -588,7 +592,9 @@ impl Tracer {
             }
             self.printer.json_event("exit", tid, &fields);
         } else {
-            self.printer.note(tid, show_pid, &text);
+            if self.cfg.quiet < 2 {
+                self.printer.note(tid, show_pid, &text);
+            }
             if th.in_syscall && th.shown && !th.stack.is_empty() {
                 self.printer.text(&th.stack);
             }
@@ -863,7 +869,7 @@ impl Tracer {
                     0
                 };
                 let _ = ptrace::detach(tid, inject);
-                if self.attached {
+                if self.attached && self.cfg.quiet == 0 {
                     eprintln!("strace-lite: Process {tid} detached");
                 }
             }

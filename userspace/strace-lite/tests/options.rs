@@ -720,3 +720,22 @@ fn stack_traces_match_strace() {
         }
     }
 }
+
+#[test]
+fn quiet_and_alignment() {
+    for args in [
+        &["-qq", "-e", "trace=close", "cat", "/dev/null"][..],
+        &["-a", "10", "-e", "trace=close", "cat", "/dev/null"],
+        &["-a0", "-q", "-e", "trace=close", "cat", "/dev/null"],
+    ] {
+        let Some(l) = same_as_strace(args) else {
+            return;
+        };
+        assert!(!l.is_empty());
+    }
+    // Alignment is what the normalising hides: compare it raw.
+    let text = run(BIN, &["-a", "10", "-e", "trace=close", "cat", "/dev/null"]);
+    assert!(text.lines().any(|l| l == "close(2)  = 0"), "{text}");
+    let text = run(BIN, &["-qq", "-e", "trace=close", "cat", "/dev/null"]);
+    assert!(!text.contains("+++"), "{text}");
+}
