@@ -21,13 +21,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The strace-lite binary beside this package's binaries, built if it is not there yet.
+/// The strace-lite binary beside this package's binaries, built (or brought up to
+/// date) once per test run: `cargo test -p servers` does not build another package.
 fn strace_lite() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let dir = Path::new(env!("CARGO_BIN_EXE_kvd"))
         .parent()
         .expect("binaries live in a directory");
     let exe = dir.join("strace-lite");
-    if !exe.exists() {
+    BUILT.call_once(|| {
         let release = dir.ends_with("release");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "-q", "-p", "strace-lite", "--bin", "strace-lite"]);
@@ -36,7 +38,7 @@ fn strace_lite() -> PathBuf {
         }
         let st = cmd.status().expect("run cargo build -p strace-lite");
         assert!(st.success(), "cargo build -p strace-lite failed");
-    }
+    });
     assert!(exe.exists(), "no {}", exe.display());
     exe
 }
