@@ -177,7 +177,7 @@ def normalise(lines):
 # program those values are replaced, the calls and results kept.
 RACY = [
     (re.compile(r"^(write|close|fcntl|read|newfstatat|lseek)\(\d+"), r"\1(FD"),
-    (re.compile(r"^(openat\(.*\)) = \d+$"), r"\1 = FD"),
+    (re.compile(r"^(openat\(.*\)) = \d+(<.*>)?$"), r"\1 = FD\2"),
     (re.compile(r"(FUTEX_\w+(?:\|FUTEX_CLOCK_REALTIME)?), \d+"), r"\1, VAL"),
     (re.compile(r"^munmap\(0xX, \d+\)"), "munmap(0xX, N)"),
 ]
