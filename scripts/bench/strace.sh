@@ -8,7 +8,8 @@
 # eight times, threadburst (4 threads writing). Modes: plain, `strace -f -o /dev/null`,
 # `strace-lite -f -o /dev/null`; then `-e trace=openat` with strace's --seccomp-bpf
 # against strace-lite (which always uses seccomp-bpf when filtering); then `-f -yy`
-# (every descriptor resolved through /proc, sockets to their endpoints) in both.
+# (every descriptor resolved through /proc, sockets to their endpoints) in both; then
+# `-f -k` (a stack per call) on two smaller workloads of its own.
 # Prints a table of overhead factors (traced / plain) and the ratio strace-lite/strace,
 # and draws target/bench/strace.png.
 set -euo pipefail
@@ -55,19 +56,33 @@ def once(cmd):
         raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}")
     return time.perf_counter() - t
 
-res = {}
-for wname, cmd, mult in workloads:
-    for m, pre in modes.items():
-        once(pre + cmd)  # warm the page cache and the binaries
-    # Interleave modes run by run, in a shuffled order each round, so drift and
-    # cache effects on a shared machine hit all modes alike.
-    samples = {m: [] for m in modes}
-    order = list(modes)
-    for _ in range(runs * mult):
-        rng.shuffle(order)
-        for m in order:
-            samples[m].append(once(modes[m] + cmd))
-    res[wname] = {m: statistics.median(v) for m, v in samples.items()}
+def measure(workloads, modes):
+    res = {}
+    for wname, cmd, mult in workloads:
+        for m, pre in modes.items():
+            once(pre + cmd)  # warm the page cache and the binaries
+        # Interleave modes run by run, in a shuffled order each round, so drift and
+        # cache effects on a shared machine hit all modes alike.
+        samples = {m: [] for m in modes}
+        order = list(modes)
+        for _ in range(runs * mult):
+            rng.shuffle(order)
+            for m in order:
+                samples[m].append(once(modes[m] + cmd))
+        res[wname] = {m: statistics.median(v) for m, v in samples.items()}
+    return res
+
+res = measure(workloads, modes)
+# -k unwinds every call's stack: strace's takes seconds even on small workloads, so
+# this case has workloads of its own, smaller ones.
+k_res = measure([
+    ("dd bs=1 count=2000", ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=2000"], 1),
+    ("sh: 8 x /bin/true", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"], 1),
+], {
+    "plain": [],
+    "strace -k": ["strace", "-f", "-k", "-o", "/dev/null"],
+    "strace-lite -k": [lite, "-f", "-k", "-o", "/dev/null"],
+})
 
 def gmean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
@@ -77,11 +92,11 @@ hdr = f"{'workload':30} {'plain ms':>9} {'strace':>9} {'lite':>9} {'strace x':>9
 CASES = [("all syscalls (-f)", "strace", "strace-lite"),
          ("-e trace=openat (seccomp-bpf)", "strace seccomp openat", "strace-lite openat"),
          ("-yy (descriptor paths, socket endpoints, device numbers)", "strace -yy", "strace-lite -yy")]
-for title, a, b in CASES:
+for title, a, b, table in [c + (res,) for c in CASES] + [("-k (a stack trace per call)", "strace -k", "strace-lite -k", k_res)]:
     lines.append(f"\n{title}")
     lines.append(hdr)
     oa, ob, rr = [], [], []
-    for w, r in res.items():
+    for w, r in table.items():
         p = r["plain"]
         xa, xb = r[a] / p, r[b] / p
         oa.append(xa); ob.append(xb); rr.append(r[b] / r[a])
