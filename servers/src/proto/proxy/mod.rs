@@ -21,7 +21,7 @@ use std::net::IpAddr;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// A response head may be at most this long; past it the client gets a 502.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 256;
 /// What this proxy calls itself in `Via` (RFC 9110 §7.6.3).
 pub const VIA: &str = "1.1 sysnet-proxy";
 /// The methods a proxy answering OPTIONS itself lists; TRACE is never forwarded.
