@@ -231,6 +231,8 @@ struct Dir {
     frame: Frame,
     /// Bytes read past the end of the message (the start of the next request).
     overflow: Vec<u8>,
+    /// Pass on only the data of a chunked body (see [`Frame::take_decoded`]).
+    dechunk: bool,
 }
 
 struct Pipe {
@@ -861,12 +863,17 @@ impl Relay<'_> {
             let mut body = parsed.body;
             // Bytes past the body are not this response's: the upstream connection
             // closes after it, and they are dropped.
-            let k = match body.take(&rest) {
-                Ok(k) => k,
-                Err(_) => return self.close(slot, "malformed chunked response"),
+            let taken = if parsed.dechunk {
+                body.take_decoded(&rest, &mut pair.down.prefix)
+            } else {
+                body.take(&rest)
+                    .inspect(|k| pair.down.prefix.extend_from_slice(&rest[..*k]))
             };
-            pair.down.prefix.extend_from_slice(&rest[..k]);
+            if taken.is_err() {
+                return self.close(slot, "malformed chunked response");
+            }
             pair.down.frame = body;
+            pair.down.dechunk = parsed.dechunk;
             http.keep_alive = parsed.keep_alive;
             http.response = None;
         }
@@ -1148,6 +1155,22 @@ fn pump_dir(
         let limit = d.frame.read_limit(buf.len());
         match net::read(src, &mut buf[..limit]) {
             Ok(0) => d.src_eof = true,
+            Ok(n) if d.dechunk => {
+                let mut data = Vec::new();
+                let k = d
+                    .frame
+                    .take_decoded(&buf[..n], &mut data)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                d.overflow.extend_from_slice(&buf[k..n]);
+                let sent = send_some(dst, &data)?;
+                moved += sent;
+                if sent < data.len() {
+                    data.drain(..sent);
+                    d.prefix = data;
+                    d.prefix_off = 0;
+                    return Ok(moved);
+                }
+            }
             Ok(n) => {
                 let k = d
                     .frame

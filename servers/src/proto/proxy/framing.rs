@@ -92,10 +92,33 @@ impl Frame {
                 Ok(k)
             }
             Frame::Chunked(c) => {
-                let k = c.scan(bytes)?;
+                let k = c.scan(bytes, None)?;
                 if c.is_done() {
                     *self = Frame::Done;
                 }
+                Ok(k)
+            }
+        }
+    }
+
+    /// As [`Frame::take`], but a chunked body is decoded: only its data is appended
+    /// to `data` (for an HTTP/1.0 client, which cannot read chunks).
+    pub fn take_decoded(
+        &mut self,
+        bytes: &[u8],
+        data: &mut Vec<u8>,
+    ) -> Result<usize, FramingError> {
+        match self {
+            Frame::Chunked(c) => {
+                let k = c.scan(bytes, Some(data))?;
+                if c.is_done() {
+                    *self = Frame::Done;
+                }
+                Ok(k)
+            }
+            _ => {
+                let k = self.take(bytes)?;
+                data.extend_from_slice(&bytes[..k]);
                 Ok(k)
             }
         }
@@ -135,14 +158,22 @@ impl Chunks {
         self.state == State::Done
     }
 
-    /// Consumes bytes up to the end of the body; returns how many it took.
-    fn scan(&mut self, bytes: &[u8]) -> Result<usize, FramingError> {
+    /// Consumes bytes up to the end of the body; returns how many it took, and
+    /// appends the chunks' data to `data` if given.
+    fn scan(
+        &mut self,
+        bytes: &[u8],
+        mut data: Option<&mut Vec<u8>>,
+    ) -> Result<usize, FramingError> {
         let mut i = 0;
         while i < bytes.len() && self.state != State::Done {
             if self.state == State::Data {
                 let k = usize::try_from(self.size)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len() - i);
+                if let Some(d) = data.as_mut() {
+                    d.extend_from_slice(&bytes[i..i + k]);
+                }
                 self.size -= k as u64;
                 i += k;
                 if self.size == 0 {
@@ -238,6 +269,10 @@ mod tests {
         let mut f = Frame::chunked();
         assert_eq!(f.take(b"0\r\n\r\n").unwrap(), 5);
         assert!(f.is_done());
+        let mut f = Frame::chunked();
+        let mut data = Vec::new();
+        assert_eq!(f.take_decoded(body, &mut data).unwrap(), end);
+        assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz");
     }
 
     #[test]

@@ -312,11 +312,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, Refusal> {
     head.extend_from_slice(method.as_bytes());
     head.push(b' ');
     head.extend_from_slice(path.as_bytes());
-    head.extend_from_slice(if minor == 0 {
-        b" HTTP/1.0\r\n"
-    } else {
-        b" HTTP/1.1\r\n"
-    });
+    // An intermediary sends its own version (RFC 9110 §2.5); a chunked answer for
+    // an HTTP/1.0 client is decoded on the way back.
+    head.extend_from_slice(b" HTTP/1.1\r\n");
     // The target's authority, not the client's Host, names the origin (RFC 9112 §3.2.2).
     push_header(&mut head, b"Host", authority.as_bytes());
     for h in req.headers.iter() {
@@ -353,6 +351,8 @@ pub struct Response {
     pub body: Frame,
     /// The client's connection stays open after this response.
     pub keep_alive: bool,
+    /// A chunked body for an HTTP/1.0 client: pass on only its data, then close.
+    pub dechunk: bool,
 }
 
 /// Parses the response head buffered so far, for a request that was a HEAD or not
@@ -411,14 +411,17 @@ pub fn parse_response(
         Frame::Done if !no_body && !has_length => Frame::UntilEof,
         f => f,
     };
-    let keep_alive = client_keep_alive && body != Frame::UntilEof;
+    let dechunk = client_minor == 0 && matches!(body, Frame::Chunked(_));
+    let keep_alive = client_keep_alive && body != Frame::UntilEof && !dechunk;
     let listed = connection_tokens(res.headers);
     let mut head = Vec::with_capacity(head_len + 64);
     head.extend_from_slice(format!("HTTP/1.1 {status} ").as_bytes());
     head.extend_from_slice(res.reason.unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
     for h in res.headers.iter() {
-        if is_hop_by_hop(h.name, &listed) {
+        if is_hop_by_hop(h.name, &listed)
+            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
+        {
             continue;
         }
         push_header(&mut head, h.name.as_bytes(), h.value);
@@ -439,6 +442,7 @@ pub fn parse_response(
         interim,
         body,
         keep_alive,
+        dechunk,
     }))
 }
 
@@ -829,7 +833,7 @@ mod tests {
         assert!(!f.keep_alive);
         assert_eq!(
             head(&f),
-            "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n"
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n"
         );
         assert!(forward(b"GET http://a/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
     }
@@ -890,6 +894,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(r.interim);
+        // Chunks for an HTTP/1.0 client are decoded, and the end is the close.
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+            true,
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(r.dechunk && !r.keep_alive);
+        assert_eq!(
+            String::from_utf8(r.head).unwrap(),
+            "HTTP/1.1 200 OK\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n"
+        );
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
