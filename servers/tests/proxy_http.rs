@@ -28,23 +28,27 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Whether `buf` holds a complete request (head, and a body by length or chunks).
-fn complete(buf: &[u8]) -> bool {
-    let Some(end) = find(buf, b"\r\n\r\n") else {
-        return false;
-    };
+/// The length of the first request in `buf` once it is all there (head, and a body
+/// by length or chunks).
+fn request_len(buf: &[u8]) -> Option<usize> {
+    let end = find(buf, b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let body = &buf[end + 4..];
+    let start = end + 4;
+    let body = &buf[start..];
     if head.contains("\r\ntransfer-encoding: chunked") {
-        let last_chunk = body.starts_with(b"0\r\n") || find(body, b"\r\n0\r\n").is_some();
-        return last_chunk && body.ends_with(b"\r\n\r\n");
+        let last = if body.starts_with(b"0\r\n") {
+            0
+        } else {
+            find(body, b"\r\n0\r\n")?
+        };
+        return find(&body[last..], b"\r\n\r\n").map(|e| start + last + e + 4);
     }
     let len = head
         .split("\r\n")
         .find_map(|l| l.strip_prefix("content-length:"))
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
-    body.len() >= len
+    (body.len() >= len).then_some(start + len)
 }
 
 impl Origin {
@@ -62,12 +66,20 @@ impl Origin {
                     conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 65536];
-                    let mut answered = false;
+                    let mut answered = 0;
                     loop {
-                        if !answered && complete(&buf) {
-                            answered = true;
-                            let _ = conn.write_all(&respond(&buf));
-                            // Whatever else arrives is recorded until the proxy closes.
+                        // Each complete request is answered in turn (the proxy may
+                        // keep the connection); all bytes are recorded as they came.
+                        while let Some(n) = request_len(&buf[answered..]) {
+                            let reply = respond(&buf[answered..answered + n]);
+                            answered += n;
+                            if reply.is_empty() {
+                                // Closes without answering, as an origin whose idle
+                                // timeout has just passed.
+                                record.lock().unwrap().push(buf);
+                                return;
+                            }
+                            let _ = conn.write_all(&reply);
                         }
                         match conn.read(&mut chunk) {
                             Ok(0) | Err(_) => break,
@@ -257,9 +269,8 @@ fn pipelined_requests_are_each_parsed_checked_and_rewritten() {
     assert!(got.contains("GET /second HTTP/1.1HTTP/1.1 403 "), "{got}");
     let mut seen = up.wait(2);
     seen.sort();
-    let expect = |path: &str| {
-        format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n")
-    };
+    let expect =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nVia: 1.1 sysnet-proxy\r\n\r\n");
     assert_eq!(seen, [expect("/first"), expect("/second")]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(up.count(), 2, "the denied request reached an origin");
@@ -370,11 +381,11 @@ fn request_bodies_pass_with_their_exact_framing() {
     seen.sort();
     assert_eq!(
         seen[0],
-        format!("POST /chunked HTTP/1.1\r\nHost: {a}\r\nTransfer-Encoding: chunked\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n{chunked}")
+        format!("POST /chunked HTTP/1.1\r\nHost: {a}\r\nTransfer-Encoding: chunked\r\nVia: 1.1 sysnet-proxy\r\n\r\n{chunked}")
     );
     assert_eq!(
         seen[1],
-        format!("POST /len HTTP/1.1\r\nHost: {a}\r\nContent-Length: 300000\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n{big}")
+        format!("POST /len HTTP/1.1\r\nHost: {a}\r\nContent-Length: 300000\r\nVia: 1.1 sysnet-proxy\r\n\r\n{big}")
     );
 }
 
@@ -543,4 +554,46 @@ fn basic_auth_gets_407_then_passes_and_requests_are_logged() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn upstream_connections_are_kept_for_the_next_request_and_a_closed_one_is_retried() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = dropped.clone();
+    let up = Origin::start(Box::new(move |req| {
+        let drop_it = find(req, b" /drop ").is_some()
+            && !once.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if drop_it {
+            Vec::new()
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+        }
+    }));
+    let px = Server::start(PROXY, &[]);
+    let mut s = connect(&px);
+    for path in ["/a", "/b", "/drop", "/c"] {
+        write!(s, "GET http://{}{path} HTTP/1.1\r\n\r\n", up.addr).unwrap();
+        let got = read_response(&mut s);
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {got}");
+        assert!(got.ends_with("\r\n\r\nok"), "{path}: {got}");
+    }
+    drop(s);
+    // The first connection carried /a, /b and the /drop its origin closed without
+    // answering; /drop was sent again on a second one, which then carried /c.
+    let seen = up.wait(2);
+    let lines = |c: &str| -> Vec<String> {
+        c.split("\r\n")
+            .filter(|l| l.starts_with("GET "))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    let mut conns: Vec<Vec<String>> = seen.iter().map(|c| lines(c)).collect();
+    conns.sort();
+    assert_eq!(
+        conns,
+        [
+            vec!["GET /a HTTP/1.1", "GET /b HTTP/1.1", "GET /drop HTTP/1.1"],
+            vec!["GET /drop HTTP/1.1", "GET /c HTTP/1.1"],
+        ]
+    );
 }

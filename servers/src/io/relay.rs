@@ -99,6 +99,9 @@ const COPY_BUF: usize = 64 * 1024;
 /// unread input (which sends a reset) cannot destroy the answer before the client
 /// reads it (nginx's lingering close).
 const LINGER: Duration = Duration::from_secs(5);
+/// An upstream connection kept for a client's next request is not reused after this
+/// long idle: an origin may have closed it meanwhile (nginx's keepalive_timeout).
+const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
 
 /// Runs one relay loop on the calling thread until `shutdown`.
 pub fn run(
@@ -285,6 +288,20 @@ struct Exchange {
     response: Option<Vec<u8>>,
     /// Something of the response has reached the client (a 1xx, or more).
     answered: bool,
+    /// The upstream connection may serve the client's next request to the same
+    /// origin (a framed response, no `close`, nothing after it).
+    reusable: bool,
+    /// Sent on a kept upstream connection, with no body: the head and destination
+    /// to send it again with if that connection turns out closed.
+    retry: Option<(Vec<u8>, String, u16)>,
+}
+
+/// An upstream connection kept between two requests of one client: its descriptor
+/// (registered with no interest), the `host:port` it reaches, and since when.
+struct IdleUpstream {
+    fd: OwnedFd,
+    dest: String,
+    since: Instant,
 }
 
 /// What the access log needs of a request, until its status is known.
@@ -316,6 +333,7 @@ struct Pair {
     /// A forwarded request in progress; `None` for a tunnel or a TCP forward.
     http: Option<Exchange>,
     log: Option<LogEntry>,
+    idle_upstream: Option<IdleUpstream>,
 }
 
 struct Relay<'a> {
@@ -452,6 +470,7 @@ impl Relay<'_> {
             upstream_interest: Interest::default(),
             http: None,
             log: None,
+            idle_upstream: None,
         });
         if matches!(self.config.mode, Mode::Upstream(_)) {
             self.connect_next(slot);
@@ -466,6 +485,9 @@ impl Relay<'_> {
         };
         match pair.stage {
             Stage::Head(_) if !on_upstream => self.read_head(slot),
+            // A kept upstream connection has no interest: only an error or a hangup
+            // reports it, and it is then of no more use.
+            Stage::Head(_) => self.drop_idle_upstream(slot),
             Stage::Connecting { .. } if on_upstream && ev.writable => self.connected(slot),
             Stage::Relaying => self.pump(slot, Dirs::fired(on_upstream, ev)),
             Stage::Refusing => self.pump_refusal(slot),
@@ -529,11 +551,18 @@ impl Relay<'_> {
             Route::Tunnel { host, port } => {
                 pair.tunnel = true;
                 pair.http = None;
+                pair.idle_upstream = None;
                 pair.up.prefix = leftover;
                 (host, port)
             }
             Route::Forward(f) => {
                 pair.tunnel = false;
+                let dest = format!("{}:{}", f.host, f.port);
+                let idle = pair.idle_upstream.take();
+                let reuse = idle.filter(|i| {
+                    i.dest == dest && i.since.elapsed() < UPSTREAM_IDLE && still_open(i.fd.as_fd())
+                });
+                // One not reused is dropped here: closing it leaves the epoll set.
                 let mut body = f.body;
                 let k = match body.take(&leftover) {
                     Ok(k) => k,
@@ -551,9 +580,32 @@ impl Relay<'_> {
                     minor: f.minor,
                     response: Some(Vec::new()),
                     answered: false,
+                    reusable: false,
+                    retry: None,
                 });
+                if let Some(i) = reuse {
+                    if let (Some(http), Frame::Done) = (pair.http.as_mut(), &pair.up.frame) {
+                        http.retry = Some((pair.up.prefix.clone(), f.host, f.port));
+                    }
+                    pair.upstream = Some(i.fd);
+                    pair.upstream_interest = Interest::default();
+                    pair.dest = dest;
+                    pair.up.hold = false;
+                    pair.down.hold = false;
+                    pair.stage = Stage::Relaying;
+                    pair.started = Instant::now();
+                    return self.pump_http(slot);
+                }
                 (f.host, f.port)
             }
+        };
+        self.start_upstream(slot, host, port);
+    }
+
+    /// Resolves `host` and connects to it for the pair's current request.
+    fn start_upstream(&mut self, slot: usize, host: String, port: u16) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
         };
         pair.dest = format!("{host}:{port}");
         pair.stage = Stage::Resolving {
@@ -567,6 +619,31 @@ impl Relay<'_> {
         } else {
             self.resolver.ask(slot, host, port);
         }
+    }
+
+    /// A kept upstream connection ended before answering (its origin closed it while
+    /// idle): a request without a body is sent again on a new connection, once.
+    fn retry_fresh(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Some(http) = pair.http.as_mut() else {
+            return;
+        };
+        let Some((head, host, port)) = http.retry.take() else {
+            return;
+        };
+        if let Some(up) = pair.upstream.take() {
+            let _ = self.poller.delete(up.as_raw_fd());
+        }
+        pair.upstream_interest = Interest::default();
+        http.response = Some(Vec::new());
+        pair.up.prefix = head;
+        pair.up.prefix_off = 0;
+        pair.up.hold = true;
+        pair.down.hold = true;
+        tracing::debug!(client = %pair.client_addr, dest = %pair.dest, "kept upstream connection was closed; retrying on a new one");
+        self.start_upstream(slot, host, port);
     }
 
     fn resolved(&mut self) {
@@ -801,6 +878,7 @@ impl Relay<'_> {
         let mut moved_down = 0;
         match pump_dir(&mut pair.up, client, upstream, &mut self.buf) {
             Ok(n) => moved += n,
+            Err(_) if http.retry.is_some() && !http.answered => return self.retry_fresh(slot),
             Err(e) => {
                 let why = io_why(&e);
                 return self.close(slot, why);
@@ -822,6 +900,19 @@ impl Relay<'_> {
                 match proxy::parse_response(head, http.head_method, http.keep_alive, http.minor) {
                     Ok(Some(r)) => r,
                     Ok(None) => match net::read(upstream, &mut self.buf) {
+                        Ok(0) if head.is_empty() && !http.answered && http.retry.is_some() => {
+                            self.retry_fresh(slot);
+                            return;
+                        }
+                        Err(e)
+                            if e.kind() != io::ErrorKind::WouldBlock
+                                && head.is_empty()
+                                && !http.answered
+                                && http.retry.is_some() =>
+                        {
+                            self.retry_fresh(slot);
+                            return;
+                        }
                         Ok(0) if !http.answered => {
                             return self.refuse(
                                 slot,
@@ -869,11 +960,12 @@ impl Relay<'_> {
                 body.take(&rest)
                     .inspect(|k| pair.down.prefix.extend_from_slice(&rest[..*k]))
             };
-            if taken.is_err() {
+            let Ok(k) = taken else {
                 return self.close(slot, "malformed chunked response");
-            }
+            };
             pair.down.frame = body;
             pair.down.dechunk = parsed.dechunk;
+            http.reusable = parsed.reusable && k == rest.len();
             http.keep_alive = parsed.keep_alive;
             http.response = None;
         }
@@ -885,7 +977,11 @@ impl Relay<'_> {
                     return self.close(slot, why);
                 }
             }
-            pair.down.overflow.clear();
+            if !pair.down.overflow.is_empty() {
+                // The upstream sent more than its response: not to be trusted again.
+                http.reusable = false;
+                pair.down.overflow.clear();
+            }
         }
         if moved + moved_down > 0 {
             pair.last_active = Instant::now();
@@ -915,15 +1011,28 @@ impl Relay<'_> {
         let Some(pair) = self.pairs[slot].as_mut() else {
             return;
         };
-        if let Some(up) = pair.upstream.take() {
-            let _ = self.poller.delete(up.as_raw_fd());
-        }
-        pair.upstream_interest = Interest::default();
         let Some(http) = pair.http.take() else {
             return self.linger(slot);
         };
         let request_sent = pair.up.frame.is_done() && !pair.up.wants_write();
-        if !(http.keep_alive && request_sent && !pair.down.src_eof) {
+        let stays = http.keep_alive && request_sent && !pair.down.src_eof;
+        if let Some(up) = pair.upstream.take() {
+            if stays && http.reusable {
+                // Kept for the next request, watched for nothing meanwhile.
+                let _ = self
+                    .poller
+                    .modify(up.as_raw_fd(), token(slot, true), Interest::default());
+                pair.idle_upstream = Some(IdleUpstream {
+                    fd: up,
+                    dest: pair.dest.clone(),
+                    since: Instant::now(),
+                });
+            } else {
+                let _ = self.poller.delete(up.as_raw_fd());
+            }
+        }
+        pair.upstream_interest = Interest::default();
+        if !stays {
             return self.linger(slot);
         }
         pair.up = Dir {
@@ -942,9 +1051,21 @@ impl Relay<'_> {
         self.take_request(slot);
     }
 
+    fn drop_idle_upstream(&mut self, slot: usize) {
+        if let Some(i) = self
+            .pairs
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|p| p.idle_upstream.take())
+        {
+            let _ = self.poller.delete(i.fd.as_raw_fd());
+        }
+    }
+
     /// Half-closes towards the client, then drains what it still sends until it
     /// closes too or [`LINGER`] passes.
     fn linger(&mut self, slot: usize) {
+        self.drop_idle_upstream(slot);
         let Some(pair) = self.pairs[slot].as_mut() else {
             return;
         };
@@ -1368,6 +1489,23 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
     } else {
         Err(e)
     }
+}
+
+/// Whether a kept connection can still carry a request: not closed by its peer,
+/// and with nothing unasked-for waiting to be read.
+fn still_open(fd: BorrowedFd<'_>) -> bool {
+    let mut b = 0u8;
+    // SAFETY: one byte of live memory, a borrowed open socket; MSG_PEEK leaves the
+    // byte (if any) in the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut b as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 /// Best effort: without it only latency suffers, so a failure is not an error.

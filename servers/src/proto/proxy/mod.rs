@@ -327,7 +327,13 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, Refusal> {
         push_header(&mut head, b"Max-Forwards", n.to_string().as_bytes());
     }
     push_header(&mut head, b"Via", VIA.as_bytes());
-    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    // A client that stays may send its next request to the same origin, over the
+    // same upstream connection; one that leaves lets the origin know.
+    head.extend_from_slice(if keep_alive {
+        b"\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
     Ok(Some(request(Route::Forward(Forward {
         host,
         port,
@@ -353,6 +359,8 @@ pub struct Response {
     pub keep_alive: bool,
     /// A chunked body for an HTTP/1.0 client: pass on only its data, then close.
     pub dechunk: bool,
+    /// The upstream connection may carry another request after this response.
+    pub reusable: bool,
 }
 
 /// Parses the response head buffered so far, for a request that was a HEAD or not
@@ -412,6 +420,7 @@ pub fn parse_response(
         f => f,
     };
     let dechunk = client_minor == 0 && matches!(body, Frame::Chunked(_));
+    let reusable = minor == 1 && !interim && body != Frame::UntilEof && !listed_close(res.headers);
     let keep_alive = client_keep_alive && body != Frame::UntilEof && !dechunk;
     let listed = connection_tokens(res.headers);
     let mut head = Vec::with_capacity(head_len + 64);
@@ -443,7 +452,12 @@ pub fn parse_response(
         body,
         keep_alive,
         dechunk,
+        reusable,
     }))
+}
+
+fn listed_close(headers: &[httparse::Header<'_>]) -> bool {
+    connection_tokens(headers).iter().any(|t| t == "close")
 }
 
 /// `10/Oct/2000:13:55:36 +0000` for a Unix time: the access log's time, in UTC.
@@ -783,7 +797,7 @@ mod tests {
         assert_eq!((f.host.as_str(), f.port), ("example.com", 8080));
         assert_eq!(
             head(&f),
-            "GET /a/b?c=1 HTTP/1.1\r\nHost: Example.com:8080\r\nAccept: */*\r\nVia: 1.1 sysnet-proxy\r\nConnection: close\r\n\r\n"
+            "GET /a/b?c=1 HTTP/1.1\r\nHost: Example.com:8080\r\nAccept: */*\r\nVia: 1.1 sysnet-proxy\r\n\r\n"
         );
         assert!(f.keep_alive);
         assert_eq!(f.body, Frame::Done);
