@@ -12,6 +12,16 @@
 //! A read of 0 on one side becomes `shutdown(SHUT_WR)` on the other once the pipe is
 //! drained: a half-close is passed on, never turned into a reset.
 //!
+//! A forwarded HTTP request (not a tunnel) is one exchange at a time on the pair: its
+//! head, rewritten by `proto::proxy`, and its body go up, the body bounded by its
+//! [`Frame`] (a `Content-Length` body is spliced only up to its length, a chunked one
+//! is scanned as it is copied), so no byte of the client's next request is ever sent
+//! with it; the response head is read and rewritten the same way and its body framed
+//! down. Then the pair goes back to reading the client's next head, keeping the
+//! upstream connection for it when the response allows, or closes lingering (our side
+//! shut, the client's last bytes drained for a bounded time) so the client reads the
+//! answer instead of a reset.
+//!
 //! Each loop is single-threaded over `epoll` (level-triggered, via the socket core's
 //! [`Epoll`] backend); `--workers N` runs N loops, each with its own `SO_REUSEPORT`
 //! listener. Name resolution (`getaddrinfo` blocks) runs on a small pool of resolver
