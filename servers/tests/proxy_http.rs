@@ -597,3 +597,49 @@ fn upstream_connections_are_kept_for_the_next_request_and_a_closed_one_is_retrie
         ]
     );
 }
+
+#[test]
+fn expect_100_continue_passes_the_interim_answer_and_then_the_body() {
+    // An origin that answers the head with 100 Continue, then reads the body.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let body_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = body_seen.clone();
+    std::thread::spawn(move || {
+        let Some(Ok(mut c)) = l.incoming().next() else {
+            return;
+        };
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while find(&buf, b"\r\n\r\n").is_none() {
+            if c.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            buf.push(byte[0]);
+        }
+        c.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        let mut body = [0u8; 5];
+        c.read_exact(&mut body).unwrap();
+        seen.lock().unwrap().extend_from_slice(&body);
+        c.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+    });
+    let px = Server::start(PROXY, &[]);
+    let mut s = connect(&px);
+    write!(
+        s,
+        "PUT http://{up}/f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    )
+    .unwrap();
+    // The body is sent only once the interim answer has come through.
+    let interim = read_response(&mut s);
+    assert_eq!(
+        interim,
+        "HTTP/1.1 100 Continue\r\nVia: 1.1 sysnet-proxy\r\n\r\n"
+    );
+    s.write_all(b"hello").unwrap();
+    let last = read_response(&mut s);
+    assert!(last.starts_with("HTTP/1.1 201 Created\r\n"), "{last}");
+    assert_eq!(&body_seen.lock().unwrap()[..], b"hello");
+}
