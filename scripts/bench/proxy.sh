@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Proxy benchmark: the same nginx reached directly, through `proxy --upstream`
 # (TCP forwarder, 2 event-loop threads) and through Debian's haproxy (mode tcp, 2 threads), side by
-# side in one run; then a 1 GiB download through a CONNECT tunnel against direct.
+# side in one run; then the HTTP forward proxy (absolute-form requests on kept-alive
+# client connections) against Debian's tinyproxy and squid (cache off, 16 MB cache_mem);
+# then a 1 GiB download through a CONNECT tunnel against direct.
 #
 #   scripts/bench/proxy.sh [SECONDS_PER_CASE]     (default 5; ports 16600-16699)
 #   ROUNDS=N      rounds of the 1 GiB download, each direct then tunnel (default 3)
@@ -18,15 +20,16 @@ cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
 CONNS=${CONNS:-50}
-P_NGINX=16600 P_PROXY=16601 P_HAPROXY=16602 P_FWD=16603
+P_NGINX=16600 P_PROXY=16601 P_HAPROXY=16602 P_FWD=16603 P_TINY=16604 P_SQUID=16605
 
-need_pkgs nginx-light haproxy wrk curl python3 python3-matplotlib procps
+need_pkgs nginx-light haproxy wrk curl python3 python3-matplotlib procps tinyproxy squid
 
 step "building proxy (release)"
 cargo build --release --locked --bin proxy -q
 PROXY="$SYSNET_ROOT/target/release/proxy"
 
 WORK=$(mktemp -d /tmp/proxy-bench.XXXXXX)
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -91,6 +94,36 @@ PIDS+=($HAPROXY_PID)
 RUST_LOG=warn "$PROXY" --listen "127.0.0.1:$P_FWD" --allow-connect-port "$P_NGINX" > "$WORK/fwd.log" 2>&1 &
 FWD_PID=$!
 PIDS+=($FWD_PID)
+mkdir -m 777 "$WORK/peers"
+cat > "$WORK/peers/tinyproxy.conf" <<CONF
+User nobody
+Group nogroup
+Port $P_TINY
+Listen 127.0.0.1
+Timeout 60
+MaxClients 256
+LogLevel Error
+LogFile "$WORK/peers/tinyproxy.log"
+PidFile "$WORK/peers/tinyproxy.pid"
+CONF
+cat > "$WORK/peers/squid.conf" <<CONF
+http_port 127.0.0.1:$P_SQUID
+cache_mem 16 MB
+cache deny all
+http_access allow all
+access_log none
+cache_log $WORK/peers/squid-cache.log
+pid_filename $WORK/peers/squid.pid
+coredump_dir $WORK/peers
+cache_effective_user proxy
+shutdown_lifetime 1 seconds
+CONF
+tinyproxy -d -c "$WORK/peers/tinyproxy.conf" > "$WORK/peers/tinyproxy.out" 2>&1 &
+TINY_PID=$!
+PIDS+=($TINY_PID)
+squid -N -f "$WORK/peers/squid.conf" > "$WORK/peers/squid.out" 2>&1 &
+SQUID_PID=$!
+PIDS+=($SQUID_PID)
 
 for port in $P_NGINX $P_PROXY $P_HAPROXY; do
   for _ in $(seq 1 100); do
@@ -119,6 +152,39 @@ for file in 615b.html 1m.bin; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$file" "${reqs:-0}" "${rps:-0}" "${p50:-0}" "${p99:-0}" "$cpu" "${errs:-0}" >> "$RESULTS"
     printf '  %-8s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
   done
+done
+
+step "HTTP forward proxy: wrk -c$CONNS with absolute-form requests, kept-alive clients"
+# wrk sends the absolute URL as its request target; each proxy opens the upstream
+# connection itself. tinyproxy closes every client connection after one response,
+# so its clients reconnect (counted in its req/s, as a user would see it).
+cat > "$WORK/absolute.lua" <<LUA
+local req = wrk.format("GET", "http://127.0.0.1:$P_NGINX/615b.html")
+request = function() return req end
+LUA
+for port in $P_FWD $P_TINY $P_SQUID; do
+  for _ in $(seq 1 100); do
+    curl -fs -o /dev/null -x "http://127.0.0.1:$port" "http://127.0.0.1:$P_NGINX/615b.html" && break
+    sleep 0.1
+  done
+done
+FWDRES="$WORK/forward.tsv"
+printf 'proxy\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$FWDRES"
+for path in proxy tinyproxy squid; do
+  case $path in
+    proxy) port=$P_FWD pid=$FWD_PID ;;
+    tinyproxy) port=$P_TINY pid=$TINY_PID ;;
+    squid) port=$P_SQUID pid=$SQUID_PID ;;
+  esac
+  out="$WORK/fwd-$path.out"
+  t0=$(cpu_ticks "$pid")
+  timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/absolute.lua" \
+    "http://127.0.0.1:$port/" > "$out" 2>&1 || true
+  t1=$(cpu_ticks "$pid")
+  read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
+  cpu=$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "${reqs:-0}" "${rps:-0}" "${p50:-0}" "${p99:-0}" "$cpu" "${errs:-0}" >> "$FWDRES"
+  printf '  %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
 done
 
 step "1 GiB through a CONNECT tunnel vs direct"
@@ -157,8 +223,9 @@ done
 mkdir -p target/bench
 cp "$RESULTS" target/bench/proxy.tsv
 cp "$TRANSFERS" target/bench/proxy-transfer.tsv
+cp "$FWDRES" target/bench/proxy-forward.tsv
 step "results"
-python3 - "$RESULTS" "$TRANSFERS" target/bench/proxy.png <<'PY'
+python3 - "$RESULTS" "$TRANSFERS" target/bench/proxy.png "$FWDRES" <<'PY'
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 by = {(r["path"], r["file"]): r for r in rows}
@@ -193,6 +260,20 @@ def cpu(p):
 ratio = mibs("tunnel") / mibs("direct") if mibs("direct") else float("nan")
 print(f"1 GiB, best of {len(t) // 2}: direct {mibs('direct'):.0f} MiB/s, tunnel {mibs('tunnel'):.0f} MiB/s, tunnel ÷ direct {ratio:.2f} (target ≥ 0.9)")
 print(f"  CPU s for that GiB (nginx + proxy + curl): direct {cpu('direct'):.2f}, tunnel {cpu('tunnel'):.2f}")
+fw = {r["proxy"]: r for r in csv.DictReader(open(sys.argv[4]), delimiter="\t")}
+print("\n| forward proxy, 615 B, keep-alive clients | req/s | p50 ms | p99 ms | proxy CPU µs/req | ÷ squid | ÷ tinyproxy | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+sq = float(fw.get("squid", {}).get("rps") or 0)
+tp = float(fw.get("tinyproxy", {}).get("rps") or 0)
+for p in ["proxy", "tinyproxy", "squid"]:
+    r = fw.get(p)
+    if not r:
+        continue
+    rps, reqs = float(r["rps"] or 0), float(r["reqs"] or 0)
+    cpu = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
+    rs = rps / sq if sq else float("nan")
+    rt = rps / tp if tp else float("nan")
+    print(f"| {p} | {rps:.0f} | {float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | {cpu:.1f} | {rs:.2f} | {rt:.2f} | {r['errors']} |")
 try:
     import matplotlib
     matplotlib.use("Agg")

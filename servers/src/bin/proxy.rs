@@ -1,12 +1,15 @@
-//! `proxy`: an HTTP forward proxy (absolute-form requests and CONNECT tunnels), or
-//! with `--upstream` a plain TCP forwarder; bytes move with splice(2).
+//! `proxy`: an HTTP forward proxy (absolute-form requests, each parsed, checked and
+//! rewritten, on kept-alive client connections; CONNECT tunnels), or with `--upstream`
+//! a plain TCP forwarder; bulk bytes move with splice(2).
 
 use clap::Parser;
 use servers::io::relay::{self, Mode, RelayConfig, RelayStats};
+use servers::log::{AccessLog, AppendFile};
 use servers::net::{ListenOptions, Listener};
-use servers::proto::proxy::{Policy, Rule};
+use servers::proto::proxy::{self, Policy, Rule};
 use servers::signals::Shutdown;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,6 +23,8 @@ use std::time::Duration;
   curl -x http://127.0.0.1:3128 http://127.0.0.1:8080/
   curl -p -x http://127.0.0.1:3128 https://127.0.0.1:443/
   proxy --listen 127.0.0.1:3128 --allow-connect-port 8443 --deny 10.0.0.0/8 --deny .internal.example
+  proxy --auth users.txt --access-log access.log   # users.txt: alice:secret per line
+  curl -x http://alice:secret@127.0.0.1:3128 http://127.0.0.1:8080/
   proxy --listen 127.0.0.1:9000 --upstream 127.0.0.1:8080      # TCP forwarder"
 )]
 struct Args {
@@ -51,6 +56,13 @@ struct Args {
     /// Event-loop threads, each with its own SO_REUSEPORT listener.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Require `Proxy-Authorization: Basic` from one of the `user:password` lines of
+    /// FILE (`#` starts a comment); others get 407.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Append a Combined Log Format line per request to FILE.
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -84,10 +96,26 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 ..Policy::default()
             };
             policy.connect_ports.extend(&args.connect_ports);
+            if let Some(path) = &args.auth {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--auth {}: {e}", path.display()))?;
+                policy.auth = proxy::parse_auth_file(&text)
+                    .map_err(|e| format!("--auth {}: {e}", path.display()))?;
+            }
             Mode::Forward(policy)
         }
     };
+    let mut _access_guard = None;
+    let access_log = match &args.access_log {
+        Some(path) => {
+            let (log, guard) = AccessLog::start(Box::new(AppendFile::open(path)?), 8192)?;
+            _access_guard = Some(guard);
+            Some(log)
+        }
+        None => None,
+    };
     let config = RelayConfig {
+        access_log,
         mode,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),

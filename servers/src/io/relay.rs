@@ -12,6 +12,16 @@
 //! A read of 0 on one side becomes `shutdown(SHUT_WR)` on the other once the pipe is
 //! drained: a half-close is passed on, never turned into a reset.
 //!
+//! A forwarded HTTP request (not a tunnel) is one exchange at a time on the pair: its
+//! head, rewritten by `proto::proxy`, and its body go up, the body bounded by its
+//! [`Frame`] (a `Content-Length` body is spliced only up to its length, a chunked one
+//! is scanned as it is copied), so no byte of the client's next request is ever sent
+//! with it; the response head is read and rewritten the same way and its body framed
+//! down. Then the pair goes back to reading the client's next head, keeping the
+//! upstream connection for it when the response allows, or closes lingering (our side
+//! shut, the client's last bytes drained for a bounded time) so the client reads the
+//! answer instead of a reset.
+//!
 //! Each loop is single-threaded over `epoll` (level-triggered, via the socket core's
 //! [`Epoll`] backend); `--workers N` runs N loops, each with its own `SO_REUSEPORT`
 //! listener. Name resolution (`getaddrinfo` blocks) runs on a small pool of resolver
@@ -19,7 +29,9 @@
 
 use super::epoll::Epoll;
 use super::event_loop::{Fired, Interest, Poller};
+use crate::log::{AccessLog, Combined};
 use crate::net::{self, Listener};
+use crate::proto::proxy::framing::Frame;
 use crate::proto::proxy::{self, Policy, Refusal, Route};
 use crate::signals::Shutdown;
 use std::collections::VecDeque;
@@ -48,6 +60,8 @@ pub struct RelayConfig {
     pub connect_timeout: Duration,
     /// Clients beyond this many are refused.
     pub max_clients: usize,
+    /// Where a line per request goes (forward mode), in the Combined Log Format.
+    pub access_log: Option<AccessLog>,
 }
 
 /// Counters for one loop; read with [`RelayStats::snapshot`].
@@ -90,6 +104,14 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const SPLICE_BUDGET: usize = 4;
 /// A read that fills this much switches a direction from copying to splicing.
 const COPY_BUF: usize = 64 * 1024;
+/// After its last response (or a refusal) a client may still be sending: its bytes
+/// are read and dropped for this long after our half-close, so that closing with
+/// unread input (which sends a reset) cannot destroy the answer before the client
+/// reads it (nginx's lingering close).
+const LINGER: Duration = Duration::from_secs(5);
+/// An upstream connection kept for a client's next request is not reused after this
+/// long idle: an origin may have closed it meanwhile (nginx's keepalive_timeout).
+const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
 
 /// Runs one relay loop on the calling thread until `shutdown`.
 pub fn run(
@@ -125,6 +147,7 @@ pub fn run(
         pipes: Vec::new(),
         resolver,
         buf: vec![0; COPY_BUF],
+        clock: (0, String::new()),
     };
     let mut fired = Vec::new();
     let mut last_scan = Instant::now();
@@ -217,6 +240,12 @@ struct Dir {
     hold: bool,
     /// Bulk mode: bytes go through the pipe (see [`pump_dir`]).
     splicing: bool,
+    /// Where the current message ends; a tunnel's bytes run until end of stream.
+    frame: Frame,
+    /// Bytes read past the end of the message (the start of the next request).
+    overflow: Vec<u8>,
+    /// Pass on only the data of a chunked body (see [`Frame::take_decoded`]).
+    dechunk: bool,
 }
 
 struct Pipe {
@@ -232,7 +261,7 @@ impl Dir {
         } else {
             self.prefix_off >= self.prefix.len()
         };
-        !self.hold && !self.src_eof && room
+        !self.hold && !self.src_eof && room && !self.frame.is_done()
     }
     fn wants_write(&self) -> bool {
         self.prefix_off < self.prefix.len() || self.in_pipe > 0
@@ -253,6 +282,47 @@ enum Stage {
     Relaying,
     /// Writing an error response to the client, then closing.
     Refusing,
+    /// Our side is shut; the client's last bytes are drained until it closes or the
+    /// deadline passes (see [`LINGER`]).
+    Lingering { until: Instant },
+}
+
+/// One request/response exchange of a forwarded (not tunnelled) request.
+struct Exchange {
+    /// Client bytes read past the current request: the start of the next one.
+    inbox: Vec<u8>,
+    keep_alive: bool,
+    head_method: bool,
+    minor: u8,
+    /// The response head read so far; `None` once it is parsed and passed on.
+    response: Option<Vec<u8>>,
+    /// Something of the response has reached the client (a 1xx, or more).
+    answered: bool,
+    /// The upstream connection may serve the client's next request to the same
+    /// origin (a framed response, no `close`, nothing after it).
+    reusable: bool,
+    /// Sent on a kept upstream connection, with no body: the head and destination
+    /// to send it again with if that connection turns out closed.
+    retry: Option<(Vec<u8>, String, u16)>,
+}
+
+/// An upstream connection kept between two requests of one client: its descriptor
+/// (registered with no interest), the `host:port` it reaches, and since when.
+struct IdleUpstream {
+    fd: OwnedFd,
+    dest: String,
+    since: Instant,
+}
+
+/// What the access log needs of a request, until its status is known.
+struct LogEntry {
+    line: Vec<u8>,
+    referer: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    status: u16,
+    /// Bytes the client was sent that were not heads.
+    head_bytes: u64,
+    sent: u64,
 }
 
 struct Pair {
@@ -270,6 +340,10 @@ struct Pair {
     last_active: Instant,
     client_interest: Interest,
     upstream_interest: Interest,
+    /// A forwarded request in progress; `None` for a tunnel or a TCP forward.
+    http: Option<Exchange>,
+    log: Option<LogEntry>,
+    idle_upstream: Option<IdleUpstream>,
 }
 
 struct Relay<'a> {
@@ -283,6 +357,8 @@ struct Relay<'a> {
     resolver: Resolver,
     /// Where copy-mode bytes pass through (see [`pump_dir`]).
     buf: Vec<u8>,
+    /// The second the access log's time was last formatted, and that time.
+    clock: (i64, String),
 }
 
 /// Which directions of a pair an event can move.
@@ -402,6 +478,9 @@ impl Relay<'_> {
             last_active: now,
             client_interest: interest,
             upstream_interest: Interest::default(),
+            http: None,
+            log: None,
+            idle_upstream: None,
         });
         if matches!(self.config.mode, Mode::Upstream(_)) {
             self.connect_next(slot);
@@ -416,9 +495,13 @@ impl Relay<'_> {
         };
         match pair.stage {
             Stage::Head(_) if !on_upstream => self.read_head(slot),
+            // A kept upstream connection has no interest: only an error or a hangup
+            // reports it, and it is then of no more use.
+            Stage::Head(_) => self.drop_idle_upstream(slot),
             Stage::Connecting { .. } if on_upstream && ev.writable => self.connected(slot),
             Stage::Relaying => self.pump(slot, Dirs::fired(on_upstream, ev)),
             Stage::Refusing => self.pump_refusal(slot),
+            Stage::Lingering { .. } if !on_upstream => self.linger_read(slot),
             _ => {
                 if ev.hangup && !on_upstream {
                     self.close(slot, "client left before the upstream answered");
@@ -442,36 +525,97 @@ impl Relay<'_> {
             Err(_) => return self.close(slot, "client read error"),
         }
         pair.last_active = Instant::now();
+        self.take_request(slot);
+    }
+
+    /// Acts on the request head buffered in `Stage::Head`, if it is complete: every
+    /// request of a connection passes here, the first and each one after a response.
+    fn take_request(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Stage::Head(buf) = &mut pair.stage else {
+            return;
+        };
         let Mode::Forward(policy) = &self.config.mode else {
             return;
         };
-        let route = match proxy::parse(buf) {
+        let req = match proxy::parse(buf) {
             Ok(None) => return,
-            Ok(Some(route)) => route,
+            Ok(Some(req)) => req,
             Err(r) => return self.refuse(slot, r),
         };
-        if let Err(r) = policy.check_route(&route) {
+        pair.log = Some(LogEntry {
+            line: req.line.clone(),
+            referer: req.referer.clone(),
+            user_agent: req.user_agent.clone(),
+            status: 0,
+            head_bytes: 0,
+            sent: 0,
+        });
+        if let Err(r) = policy.check(&req) {
             return self.refuse(slot, r);
         }
-        let leftover_from = match &route {
-            Route::Tunnel { head_len, .. } | Route::Forward { head_len, .. } => *head_len,
-        };
-        let leftover = buf.get(leftover_from..).unwrap_or_default().to_vec();
-        let (host, port) = match route {
-            Route::Tunnel { host, port, .. } => {
+        let leftover = buf.get(req.head_len..).unwrap_or_default().to_vec();
+        let (host, port) = match req.route {
+            Route::Tunnel { host, port } => {
                 pair.tunnel = true;
+                pair.http = None;
+                pair.idle_upstream = None;
                 pair.up.prefix = leftover;
                 (host, port)
             }
-            Route::Forward {
-                host, port, head, ..
-            } => {
+            Route::Forward(f) => {
                 pair.tunnel = false;
-                let mut prefix = head;
-                prefix.extend_from_slice(&leftover);
+                let dest = format!("{}:{}", f.host, f.port);
+                let idle = pair.idle_upstream.take();
+                let reuse = idle.filter(|i| {
+                    i.dest == dest && i.since.elapsed() < UPSTREAM_IDLE && still_open(i.fd.as_fd())
+                });
+                // One not reused is dropped here: closing it leaves the epoll set.
+                let mut body = f.body;
+                let k = match body.take(&leftover) {
+                    Ok(k) => k,
+                    Err(e) => return self.refuse(slot, Refusal::new(400, e.to_string())),
+                };
+                let mut prefix = f.head;
+                prefix.extend_from_slice(&leftover[..k]);
                 pair.up.prefix = prefix;
-                (host, port)
+                pair.up.prefix_off = 0;
+                pair.up.frame = body;
+                pair.http = Some(Exchange {
+                    inbox: leftover[k..].to_vec(),
+                    keep_alive: f.keep_alive,
+                    head_method: f.head_method,
+                    minor: f.minor,
+                    response: Some(Vec::new()),
+                    answered: false,
+                    reusable: false,
+                    retry: None,
+                });
+                if let Some(i) = reuse {
+                    if let (Some(http), Frame::Done) = (pair.http.as_mut(), &pair.up.frame) {
+                        http.retry = Some((pair.up.prefix.clone(), f.host, f.port));
+                    }
+                    pair.upstream = Some(i.fd);
+                    pair.upstream_interest = Interest::default();
+                    pair.dest = dest;
+                    pair.up.hold = false;
+                    pair.down.hold = false;
+                    pair.stage = Stage::Relaying;
+                    pair.started = Instant::now();
+                    return self.pump_http(slot);
+                }
+                (f.host, f.port)
             }
+        };
+        self.start_upstream(slot, host, port);
+    }
+
+    /// Resolves `host` and connects to it for the pair's current request.
+    fn start_upstream(&mut self, slot: usize, host: String, port: u16) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
         };
         pair.dest = format!("{host}:{port}");
         pair.stage = Stage::Resolving {
@@ -485,6 +629,31 @@ impl Relay<'_> {
         } else {
             self.resolver.ask(slot, host, port);
         }
+    }
+
+    /// A kept upstream connection ended before answering (its origin closed it while
+    /// idle): a request without a body is sent again on a new connection, once.
+    fn retry_fresh(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Some(http) = pair.http.as_mut() else {
+            return;
+        };
+        let Some((head, host, port)) = http.retry.take() else {
+            return;
+        };
+        if let Some(up) = pair.upstream.take() {
+            let _ = self.poller.delete(up.as_raw_fd());
+        }
+        pair.upstream_interest = Interest::default();
+        http.response = Some(Vec::new());
+        pair.up.prefix = head;
+        pair.up.prefix_off = 0;
+        pair.up.hold = true;
+        pair.down.hold = true;
+        tracing::debug!(client = %pair.client_addr, dest = %pair.dest, "kept upstream connection was closed; retrying on a new one");
+        self.start_upstream(slot, host, port);
     }
 
     fn resolved(&mut self) {
@@ -588,18 +757,28 @@ impl Relay<'_> {
             tracing::debug!(dest = %pair.dest, error = %e, "connect failed");
             return self.connect_next(slot);
         }
-        let (p1, p2) = match (self.take_pipe(), self.take_pipe()) {
-            (Ok(a), Ok(b)) => (a, b),
-            _ => return self.refuse(slot, upstream_refusal(502, "out of pipes".into())),
-        };
+        // A kept-alive client's pair still has the pipes of its last exchange.
+        if pair.up.pipe.is_none() || pair.down.pipe.is_none() {
+            let (p1, p2) = match (self.take_pipe(), self.take_pipe()) {
+                (Ok(a), Ok(b)) => (a, b),
+                _ => return self.refuse(slot, upstream_refusal(502, "out of pipes".into())),
+            };
+            let Some(pair) = self.pairs[slot].as_mut() else {
+                return;
+            };
+            pair.up.pipe = Some(p1);
+            pair.down.pipe = Some(p2);
+        }
         let Some(pair) = self.pairs[slot].as_mut() else {
             return;
         };
         if pair.tunnel && matches!(self.config.mode, Mode::Forward(_)) {
             pair.down.prefix = proxy::TUNNEL_ESTABLISHED.to_vec();
+            if let Some(log) = pair.log.as_mut() {
+                log.status = 200;
+                log.head_bytes = proxy::TUNNEL_ESTABLISHED.len() as u64;
+            }
         }
-        pair.up.pipe = Some(p1);
-        pair.down.pipe = Some(p2);
         pair.up.hold = false;
         pair.down.hold = false;
         pair.stage = Stage::Relaying;
@@ -613,6 +792,9 @@ impl Relay<'_> {
         let Some(pair) = self.pairs[slot].as_mut() else {
             return;
         };
+        if pair.http.is_some() {
+            return self.pump_http(slot);
+        }
         let Some(upstream) = pair.upstream.as_ref() else {
             return;
         };
@@ -631,18 +813,15 @@ impl Relay<'_> {
         let (moved_up, moved_down) = match (a, b) {
             (Ok(x), Ok(y)) => (x, y),
             (Err(e), _) | (_, Err(e)) => {
-                let why = if e.kind() == io::ErrorKind::ConnectionReset
-                    || e.kind() == io::ErrorKind::BrokenPipe
-                {
-                    "peer reset"
-                } else {
-                    "splice error"
-                };
+                let why = io_why(&e);
                 return self.close(slot, why);
             }
         };
         if moved_up + moved_down > 0 {
             pair.last_active = Instant::now();
+            if let Some(log) = pair.log.as_mut() {
+                log.sent += moved_down as u64;
+            }
             self.stats
                 .bytes_up
                 .fetch_add(moved_up as u64, Ordering::Relaxed);
@@ -662,7 +841,8 @@ impl Relay<'_> {
         };
         let relaying = matches!(pair.stage, Stage::Relaying);
         let client = Interest {
-            read: matches!(pair.stage, Stage::Head(_)) || (relaying && pair.up.wants_read()),
+            read: matches!(pair.stage, Stage::Head(_) | Stage::Lingering { .. })
+                || (relaying && pair.up.wants_read()),
             write: (relaying || matches!(pair.stage, Stage::Refusing)) && pair.down.wants_write(),
             exclusive: false,
         };
@@ -673,8 +853,13 @@ impl Relay<'_> {
                 .modify(pair.client.as_raw_fd(), token(slot, false), client);
         }
         if let Some(up) = pair.upstream.as_ref() {
+            // While a response head is awaited, its bytes are read by `pump_http`.
+            let awaiting_head = pair
+                .http
+                .as_ref()
+                .is_some_and(|h| h.response.is_some() && pair.down.prefix.is_empty());
             let upstream = Interest {
-                read: relaying && pair.down.wants_read(),
+                read: relaying && (pair.down.wants_read() || awaiting_head),
                 write: relaying && pair.up.wants_write(),
                 exclusive: false,
             };
@@ -685,6 +870,272 @@ impl Relay<'_> {
                     .modify(up.as_raw_fd(), token(slot, true), upstream);
             }
         }
+    }
+
+    /// A forwarded request: the request head and body go up, framed; the response
+    /// head is read, rewritten and passed down, then its body, framed; at the end of
+    /// the response the client's next request is taken, or the connection closes.
+    fn pump_http(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let (Some(upstream), Some(http)) = (pair.upstream.as_ref(), pair.http.as_mut()) else {
+            return;
+        };
+        let client = pair.client.as_fd();
+        let upstream = upstream.as_fd();
+        let mut moved = 0;
+        let mut moved_down = 0;
+        match pump_dir(&mut pair.up, client, upstream, &mut self.buf) {
+            Ok(n) => moved += n,
+            Err(_) if http.retry.is_some() && !http.answered => return self.retry_fresh(slot),
+            Err(e) => {
+                let why = io_why(&e);
+                return self.close(slot, why);
+            }
+        }
+        if !pair.up.overflow.is_empty() {
+            http.inbox.append(&mut pair.up.overflow);
+        }
+        // The response head, and any 1xx before it.
+        while let Some(head) = http.response.as_mut() {
+            match write_prefix(&mut pair.down, client) {
+                Ok(n) => moved_down += n,
+                Err(_) => return self.close(slot, "client gone"),
+            }
+            if !pair.down.prefix.is_empty() {
+                break;
+            }
+            let parsed =
+                match proxy::parse_response(head, http.head_method, http.keep_alive, http.minor) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => match net::read(upstream, &mut self.buf) {
+                        Ok(0) if head.is_empty() && !http.answered && http.retry.is_some() => {
+                            self.retry_fresh(slot);
+                            return;
+                        }
+                        Err(e)
+                            if e.kind() != io::ErrorKind::WouldBlock
+                                && head.is_empty()
+                                && !http.answered
+                                && http.retry.is_some() =>
+                        {
+                            self.retry_fresh(slot);
+                            return;
+                        }
+                        Ok(0) if !http.answered => {
+                            return self.refuse(
+                                slot,
+                                upstream_refusal(
+                                    502,
+                                    "the upstream closed without a response".into(),
+                                ),
+                            )
+                        }
+                        Ok(0) => return self.close(slot, "upstream closed after a 1xx"),
+                        Ok(n) => {
+                            head.extend_from_slice(&self.buf[..n]);
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) if !http.answered => {
+                            return self.refuse(
+                                slot,
+                                upstream_refusal(502, "the upstream reset the connection".into()),
+                            )
+                        }
+                        Err(_) => return self.close(slot, "upstream read error"),
+                    },
+                    Err(r) if !http.answered => return self.refuse(slot, r),
+                    Err(_) => return self.close(slot, "bad response after a 1xx"),
+                };
+            let rest = head.split_off(parsed.head_len);
+            http.answered = true;
+            if let Some(log) = pair.log.as_mut() {
+                log.status = parsed.status;
+                log.head_bytes += parsed.head.len() as u64;
+            }
+            pair.down.prefix = parsed.head;
+            pair.down.prefix_off = 0;
+            if parsed.interim {
+                *head = rest;
+                continue;
+            }
+            let mut body = parsed.body;
+            // Bytes past the body are not this response's: the upstream connection
+            // closes after it, and they are dropped.
+            let taken = if parsed.dechunk {
+                body.take_decoded(&rest, &mut pair.down.prefix)
+            } else {
+                body.take(&rest)
+                    .inspect(|k| pair.down.prefix.extend_from_slice(&rest[..*k]))
+            };
+            let Ok(k) = taken else {
+                return self.close(slot, "malformed chunked response");
+            };
+            pair.down.frame = body;
+            pair.down.dechunk = parsed.dechunk;
+            http.reusable = parsed.reusable && k == rest.len();
+            http.keep_alive = parsed.keep_alive;
+            http.response = None;
+        }
+        if http.response.is_none() {
+            match pump_dir(&mut pair.down, upstream, client, &mut self.buf) {
+                Ok(n) => moved_down += n,
+                Err(e) => {
+                    let why = io_why(&e);
+                    return self.close(slot, why);
+                }
+            }
+            if !pair.down.overflow.is_empty() {
+                // The upstream sent more than its response: not to be trusted again.
+                http.reusable = false;
+                pair.down.overflow.clear();
+            }
+        }
+        if moved + moved_down > 0 {
+            pair.last_active = Instant::now();
+            self.stats
+                .bytes_up
+                .fetch_add(moved as u64, Ordering::Relaxed);
+            self.stats
+                .bytes_down
+                .fetch_add(moved_down as u64, Ordering::Relaxed);
+            if let Some(log) = pair.log.as_mut() {
+                log.sent += moved_down as u64;
+            }
+        }
+        let finished = http.response.is_none()
+            && !pair.down.wants_write()
+            && (pair.down.frame.is_done() || pair.down.src_eof);
+        if finished {
+            return self.finish_exchange(slot);
+        }
+        self.set_interest(slot);
+    }
+
+    /// The response is out: the client's next request is read from the same
+    /// connection, or the connection closes.
+    fn finish_exchange(&mut self, slot: usize) {
+        self.write_log(slot);
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let Some(http) = pair.http.take() else {
+            return self.linger(slot);
+        };
+        let request_sent = pair.up.frame.is_done() && !pair.up.wants_write();
+        let stays = http.keep_alive && request_sent && !pair.down.src_eof;
+        if let Some(up) = pair.upstream.take() {
+            if stays && http.reusable {
+                // Kept for the next request, watched for nothing meanwhile.
+                let _ = self
+                    .poller
+                    .modify(up.as_raw_fd(), token(slot, true), Interest::default());
+                pair.idle_upstream = Some(IdleUpstream {
+                    fd: up,
+                    dest: pair.dest.clone(),
+                    since: Instant::now(),
+                });
+            } else {
+                let _ = self.poller.delete(up.as_raw_fd());
+            }
+        }
+        pair.upstream_interest = Interest::default();
+        if !stays {
+            return self.linger(slot);
+        }
+        pair.up = Dir {
+            pipe: pair.up.pipe.take(),
+            hold: true,
+            ..Dir::default()
+        };
+        pair.down = Dir {
+            pipe: pair.down.pipe.take(),
+            hold: true,
+            ..Dir::default()
+        };
+        pair.stage = Stage::Head(http.inbox);
+        pair.last_active = Instant::now();
+        self.set_interest(slot);
+        self.take_request(slot);
+    }
+
+    fn drop_idle_upstream(&mut self, slot: usize) {
+        if let Some(i) = self
+            .pairs
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|p| p.idle_upstream.take())
+        {
+            let _ = self.poller.delete(i.fd.as_raw_fd());
+        }
+    }
+
+    /// Half-closes towards the client, then drains what it still sends until it
+    /// closes too or [`LINGER`] passes.
+    fn linger(&mut self, slot: usize) {
+        self.drop_idle_upstream(slot);
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        if let Some(up) = pair.upstream.take() {
+            let _ = self.poller.delete(up.as_raw_fd());
+        }
+        if !pair.down.dst_shut {
+            net::shutdown_write(pair.client.as_fd());
+        }
+        pair.stage = Stage::Lingering {
+            until: Instant::now() + LINGER,
+        };
+        self.set_interest(slot);
+        self.linger_read(slot);
+    }
+
+    fn linger_read(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        // A bounded amount per wakeup, so one client cannot hold the loop.
+        for _ in 0..16 {
+            match net::read(pair.client.as_fd(), &mut self.buf) {
+                Ok(0) => return self.close(slot, "closed"),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return self.close(slot, "client read error"),
+            }
+        }
+    }
+
+    /// Writes the access log line of the pair's current request, once.
+    fn write_log(&mut self, slot: usize) {
+        let Some(pair) = self.pairs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(entry) = pair.log.take() else {
+            return;
+        };
+        let Some(log) = &self.config.access_log else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if self.clock.0 != now || self.clock.1.is_empty() {
+            self.clock = (now, proxy::clf_time(now));
+        }
+        log.line(
+            Combined {
+                host: pair.client_addr.ip(),
+                time: &self.clock.1,
+                request: &entry.line,
+                status: entry.status,
+                bytes: entry.sent.saturating_sub(entry.head_bytes),
+                referer: entry.referer.as_deref(),
+                user_agent: entry.user_agent.as_deref(),
+            }
+            .format(),
+        );
     }
 
     /// Answers the client with an error status, then closes.
@@ -699,10 +1150,38 @@ impl Relay<'_> {
         if matches!(self.config.mode, Mode::Upstream(_)) {
             return self.close(slot, "upstream unreachable");
         }
+        let response = r.response();
+        if let Some(log) = pair.log.as_mut() {
+            log.status = r.status;
+            log.head_bytes = 0;
+            log.sent = response.len() as u64;
+        } else {
+            // Refused before a request line could be read.
+            pair.log = Some(LogEntry {
+                line: Vec::new(),
+                referer: None,
+                user_agent: None,
+                status: r.status,
+                head_bytes: 0,
+                sent: response.len() as u64,
+            });
+        }
+        self.write_log(slot);
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        // The pipes are kept (empty ones go back to the pool on close).
+        for d in [&mut pair.up, &mut pair.down] {
+            if d.in_pipe > 0 {
+                d.pipe = None;
+            }
+        }
         pair.down = Dir {
-            prefix: proxy::error_response(r.status, &r.why),
+            prefix: response,
+            pipe: pair.down.pipe.take(),
             ..Dir::default()
         };
+        pair.http = None;
         pair.stage = Stage::Refusing;
         self.pump_refusal(slot);
     }
@@ -712,7 +1191,7 @@ impl Relay<'_> {
             return;
         };
         match write_prefix(&mut pair.down, pair.client.as_fd()) {
-            Ok(_) if !pair.down.wants_write() => self.close(slot, "refused"),
+            Ok(_) if !pair.down.wants_write() => self.linger(slot),
             Ok(_) => self.set_interest(slot),
             Err(_) => self.close(slot, "client gone"),
         }
@@ -735,6 +1214,10 @@ impl Relay<'_> {
                     slot,
                     upstream_refusal(504, format!("{dest} did not answer in time")),
                 );
+            } else if let Stage::Lingering { until } = pair.stage {
+                if now >= until {
+                    self.close(slot, "lingering close timed out");
+                }
             } else if now.duration_since(pair.last_active) > self.config.idle_timeout {
                 self.close(slot, "idle timeout");
             }
@@ -742,6 +1225,7 @@ impl Relay<'_> {
     }
 
     fn close(&mut self, slot: usize, why: &'static str) {
+        self.write_log(slot);
         let Some(pair) = self.pairs.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -770,8 +1254,17 @@ impl Relay<'_> {
     }
 }
 
+fn io_why(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "peer reset",
+        io::ErrorKind::UnexpectedEof => "peer closed inside a message",
+        io::ErrorKind::InvalidData => "malformed chunked body",
+        _ => "splice error",
+    }
+}
+
 fn upstream_refusal(status: u16, why: String) -> Refusal {
-    Refusal { status, why }
+    Refusal::new(status, why)
 }
 
 /// One direction: prefix first, then the bytes themselves. A direction starts by
@@ -789,18 +1282,40 @@ fn pump_dir(
     if d.prefix_off < d.prefix.len() {
         return Ok(moved);
     }
-    if !d.splicing && !d.src_eof {
-        match net::read(src, buf) {
+    if !d.splicing && !d.src_eof && !d.frame.is_done() && !d.hold {
+        let limit = d.frame.read_limit(buf.len());
+        match net::read(src, &mut buf[..limit]) {
             Ok(0) => d.src_eof = true,
-            Ok(n) => {
-                let sent = send_some(dst, &buf[..n])?;
+            Ok(n) if d.dechunk => {
+                let mut data = Vec::new();
+                let k = d
+                    .frame
+                    .take_decoded(&buf[..n], &mut data)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                d.overflow.extend_from_slice(&buf[k..n]);
+                let sent = send_some(dst, &data)?;
                 moved += sent;
-                if sent < n {
-                    d.prefix = buf[sent..n].to_vec();
+                if sent < data.len() {
+                    data.drain(..sent);
+                    d.prefix = data;
                     d.prefix_off = 0;
                     return Ok(moved);
                 }
-                d.splicing = n == buf.len();
+            }
+            Ok(n) => {
+                let k = d
+                    .frame
+                    .take(&buf[..n])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                d.overflow.extend_from_slice(&buf[k..n]);
+                let sent = send_some(dst, &buf[..k])?;
+                moved += sent;
+                if sent < k {
+                    d.prefix = buf[sent..k].to_vec();
+                    d.prefix_off = 0;
+                    return Ok(moved);
+                }
+                d.splicing = n == buf.len() && d.frame.spliceable();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -808,6 +1323,10 @@ fn pump_dir(
     }
     if d.splicing {
         moved += splice_dir(d, src, dst)?;
+    }
+    if d.src_eof && !matches!(d.frame, Frame::UntilEof | Frame::Done) {
+        // The sender ended in the middle of a message of known length.
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
     if d.src_eof && !d.wants_write() && !d.dst_shut {
         d.dst_shut = true;
@@ -835,11 +1354,14 @@ fn splice_dir(d: &mut Dir, src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Resu
     let budget = pipe.cap.saturating_mul(SPLICE_BUDGET);
     while moved < budget {
         let mut progress = false;
-        if !d.src_eof && !d.pipe_full && d.in_pipe < pipe.cap {
-            match splice(src, pipe.w.as_fd(), pipe.cap - d.in_pipe) {
+        let want = d.frame.read_limit(pipe.cap - d.in_pipe);
+        if !d.src_eof && !d.pipe_full && want > 0 {
+            match splice(src, pipe.w.as_fd(), want) {
                 Ok(0) => d.src_eof = true,
                 Ok(n) => {
                     d.in_pipe += n;
+                    // A spliceable frame counts bytes and never refuses them.
+                    let _ = d.frame.skip(n);
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => d.pipe_full = d.in_pipe > 0,
@@ -977,6 +1499,23 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
     } else {
         Err(e)
     }
+}
+
+/// Whether a kept connection can still carry a request: not closed by its peer,
+/// and with nothing unasked-for waiting to be read.
+fn still_open(fd: BorrowedFd<'_>) -> bool {
+    let mut b = 0u8;
+    // SAFETY: one byte of live memory, a borrowed open socket; MSG_PEEK leaves the
+    // byte (if any) in the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut b as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 /// Best effort: without it only latency suffers, so a failure is not an error.
