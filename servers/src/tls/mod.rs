@@ -205,9 +205,9 @@ impl DataDir {
         ])?;
         params.distinguished_name = dn(&self.server_name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        identify(&mut params);
-        valid_for(&mut params, LEAF_DAYS);
         let key = KeyPair::generate()?;
+        identify(&mut params, &key);
+        valid_for(&mut params, LEAF_DAYS);
         let cert = params.signed_by(&key, &ca, &ca_key)?;
 
         write_private(&self.ca_key(), &ca_key.serialize_pem())?;
@@ -238,9 +238,9 @@ impl DataDir {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = dn(name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        identify(&mut params);
-        valid_for(&mut params, LEAF_DAYS);
         let key = KeyPair::generate()?;
+        identify(&mut params, &key);
+        valid_for(&mut params, LEAF_DAYS);
         let cert = params.signed_by(&key, &ca, &ca_key)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
@@ -274,9 +274,18 @@ fn valid_for(params: &mut CertificateParams, days: u64) {
 /// RFC 5280 §4.2.1.1–2: an end-entity certificate names its issuer's key
 /// (authorityKeyIdentifier) and its own (subjectKeyIdentifier); strict verifiers
 /// such as Python's `cryptography` refuse a chain without them. rcgen writes the
-/// subject one for a non-CA only when told the certificate is explicitly not a CA.
-fn identify(params: &mut CertificateParams) {
-    params.is_ca = IsCa::ExplicitNoCa;
+/// subject one for a non-CA only together with a basicConstraints that encodes
+/// its DEFAULT `cA = FALSE` (not DER, which the same verifiers refuse), so it is
+/// written here: the key's SHA-256, cut to 160 bits (RFC 7093 §2, method 1), the
+/// same derivation rcgen uses for the CA.
+fn identify(params: &mut CertificateParams, key: &KeyPair) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key_raw());
+    let mut value = vec![0x04, 20]; // OCTET STRING, 20 bytes
+    value.extend_from_slice(&digest.as_ref()[..20]);
+    params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 14],
+        value,
+    )];
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
 }
