@@ -610,3 +610,63 @@ fn tls_self_signed_prints_a_ca_that_strict_verifiers_accept() {
         eprintln!("python cryptography without x509.verification (< 42): that check skipped");
     }
 }
+
+#[test]
+fn a_redirect_listener_sends_plain_http_to_https() {
+    need_tools!();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = site(tmp.path(), 0);
+    let (ca, cert, key) = own_ca(&tmp.path().join("ca"), "test");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = [{{ addr = \"127.0.0.2:0\", https_redirect = true }}, \
+             {{ addr = \"127.0.0.1:0\", tls = true }}]\nroot = {root:?}\nprocesses = 1\nworkers = 1\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let plain = s.plain.expect("the redirect listener");
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-D", "-", "-o", "/dev/null"])
+        .args(["-H", "Host: localhost:80"])
+        .arg(format!("http://{plain}/index.html?x=1")));
+    let head = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 301 "), "{head}");
+    let want = format!(
+        "Location: https://localhost:{}/index.html?x=1\r\n",
+        s.https.port()
+    );
+    assert!(head.contains(&want), "{head}");
+    // Followed, it lands on the HTTPS listener, which serves the page.
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-L", "--cacert"])
+        .arg(&ca)
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", s.https.port()),
+        ])
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.2", plain.port()),
+        ])
+        .arg(format!("http://localhost:{}/index.html", plain.port())));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "<p>over tls</p>\n");
+    // A request with a host that could smuggle a path is refused.
+    let o = run(Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-H", "Host: evil.org/x"])
+        .arg(format!("http://{plain}/")));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "400");
+}

@@ -570,8 +570,9 @@ impl Config {
     pub fn override_with(&mut self, listen: Option<SocketAddr>, root: Option<PathBuf>) {
         if let Some(addr) = listen {
             self.listen = vec![addr];
-            // One plain listener: the TLS role of the file's listeners goes with them.
+            // One plain listener: the TLS roles of the file's listeners go with them.
             self.tls.listeners.clear();
+            self.tls.redirect.clear();
         }
         if let Some(root) = root {
             self.root = Some(root);
@@ -596,6 +597,9 @@ pub struct TlsSettings {
     /// The `[tls]` certificate, loaded and checked; `Some` whenever `listeners` is
     /// not empty.
     pub certificate: Option<Certificate>,
+    /// Plaintext listeners that answer every request with a redirect to HTTPS
+    /// (`{ addr = "…", https_redirect = true }`).
+    pub redirect: Vec<SocketAddr>,
 }
 
 impl TlsSettings {
@@ -706,6 +710,8 @@ struct RawListenTable {
     addr: String,
     #[serde(default)]
     tls: bool,
+    #[serde(default)]
+    https_redirect: bool,
 }
 
 /// What toml says of a `listen` entry that is neither form.
@@ -721,6 +727,9 @@ impl RawListen {
     }
     fn tls(&self) -> bool {
         matches!(self, RawListen::Table(t) if t.tls)
+    }
+    fn https_redirect(&self) -> bool {
+        matches!(self, RawListen::Table(t) if t.https_redirect)
     }
 }
 
@@ -740,13 +749,34 @@ fn tls_settings(
 ) -> Result<TlsSettings, ConfigError> {
     let mut out = TlsSettings::default();
     let mut first_tls = None;
+    let mut first_redirect = None;
     if let Some(entries) = &raw.listen {
         // `listen` was validated entry by entry, so the addresses line up.
         for (entry, addr) in entries.get_ref().iter().zip(listen) {
+            if entry.get_ref().tls() && entry.get_ref().https_redirect() {
+                return src.err(
+                    entry.span(),
+                    "listen",
+                    "https_redirect is for plaintext listeners, not tls = true ones",
+                );
+            }
             if entry.get_ref().tls() {
                 first_tls.get_or_insert(entry.span());
                 out.listeners.push(*addr);
             }
+            if entry.get_ref().https_redirect() {
+                first_redirect.get_or_insert(entry.span());
+                out.redirect.push(*addr);
+            }
+        }
+    }
+    if let (Some(span), None) = (first_redirect.clone(), &first_tls) {
+        if !cert_later {
+            return src.err(
+                span,
+                "listen",
+                "https_redirect needs a listener with tls = true to redirect to",
+            );
         }
     }
     let Some(t) = &raw.tls else {
@@ -1012,6 +1042,13 @@ keep = 3
         );
         assert_eq!((line, key.as_str()), (3, "tls.cert"), "{msg}");
         assert!(msg.contains("/no/such.pem"), "{msg}");
+        // A redirect needs somewhere to go, and is for plaintext listeners.
+        let (line, key, msg) = err("listen = [{ addr = \"127.0.0.1:2\", https_redirect = true }]");
+        assert_eq!((line, key.as_str()), (1, "listen"));
+        assert!(msg.contains("tls = true"), "{msg}");
+        let (_, _, msg) =
+            err("listen = [{ addr = \"127.0.0.1:2\", tls = true, https_redirect = true }]");
+        assert!(msg.contains("plaintext"), "{msg}");
         // Neither form: one line that shows both.
         let (line, key, msg) = err("listen = [{ adr = \"127.0.0.1:2\" }]");
         assert_eq!((line, key.as_str()), (1, "listen"));

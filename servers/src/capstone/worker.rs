@@ -12,6 +12,7 @@
 use super::config::{AcceptMode, Config};
 use super::logging;
 use super::master::{handled_signals, MasterError, WorkerCtx};
+use super::redirect::Front;
 use super::site::{Site, Tally};
 use super::sockets::{log_listening, Sockets};
 use super::status::{Board, Counter};
@@ -22,7 +23,7 @@ use crate::io::{Limits, Stats};
 use crate::log::AccessLog;
 use crate::net::Listener;
 use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
-use crate::proto::tls::{Tls, TlsAware};
+use crate::proto::tls::Tls;
 use crate::proto::Protocol;
 use crate::rotate::{RotatePolicy, RotatingFile};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -173,7 +174,7 @@ fn serve(
     // HTTPS: one adapter per loop serves both kinds of listener; connections on
     // the plaintext ones go straight to HTTP. The certificate was read (and checked)
     // with the configuration, before any privilege was dropped.
-    let tls = tls_setup(config);
+    let tls = tls_setup(config, &sockets);
     let group = AcceptGroup::new();
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
@@ -191,9 +192,15 @@ fn serve(
             tally,
         );
         let thread = match &tls {
-            Some((server, plain)) => {
-                let proto = Tls::new(server.clone(), http, config.timeouts.header)
-                    .plaintext_listeners(plain.clone())
+            Some(t) => {
+                let front = Front::new(
+                    http,
+                    t.redirect.clone(),
+                    t.https_port,
+                    config.timeouts.header,
+                );
+                let proto = Tls::new(t.server.clone(), front, config.timeouts.header)
+                    .plaintext_listeners(t.plain.clone())
                     .log_handshakes(false);
                 start_loop(own, proto, config, &limits, &group, &stats, index)?
             }
@@ -290,24 +297,44 @@ fn serve(
     Ok(())
 }
 
-/// The TLS server configuration and the plaintext listeners' numbers (in the
-/// order `Sockets::for_loop` hands them to a loop), when any listener speaks TLS.
-fn tls_setup(config: &Config) -> Option<(Arc<rustls::ServerConfig>, Vec<usize>)> {
+/// What the loops of a server with HTTPS listeners need to tell them apart.
+struct TlsSetup {
+    server: Arc<rustls::ServerConfig>,
+    /// Listener numbers (in the order `Sockets::for_loop` hands them to a loop)
+    /// of the plaintext listeners, and of those among them that redirect.
+    plain: Vec<usize>,
+    redirect: Vec<usize>,
+    /// The bound port of the first HTTPS listener, which redirects name.
+    https_port: u16,
+}
+
+fn tls_setup(config: &Config, sockets: &Sockets) -> Option<TlsSetup> {
     let cert = config.tls.certificate.as_ref()?;
     if config.tls.listeners.is_empty() {
         return None;
     }
-    let plain = config
-        .listen
-        .iter()
-        .enumerate()
+    let numbered = || config.listen.iter().enumerate();
+    let plain = numbered()
         .filter(|(_, a)| !config.tls.is_tls(a))
         .map(|(i, _)| i)
         .collect();
-    Some((cert.server.clone(), plain))
+    let redirect = numbered()
+        .filter(|(_, a)| config.tls.redirect.contains(a))
+        .map(|(i, _)| i)
+        .collect();
+    let https_port = config
+        .listen
+        .iter()
+        .zip(sockets.local_addrs())
+        .find(|(a, _)| config.tls.is_tls(a))
+        .map_or(443, |(_, bound)| bound.port());
+    Some(TlsSetup {
+        server: cert.server.clone(),
+        plain,
+        redirect,
+        https_port,
+    })
 }
-
-impl TlsAware for Site {}
 
 /// Starts one event loop on its own thread.
 fn start_loop<P: Protocol + Send + 'static>(
