@@ -197,6 +197,9 @@ pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
         .with_single_cert(id.chain, id.key)
         .map_err(TlsError::from)?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // The server's order (AES-GCM first, then ChaCha20) decides, as nginx's
+    // `ssl_prefer_server_ciphers` does, not whatever a client lists first.
+    config.ignore_client_order = true;
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::from)?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Checked {
