@@ -670,3 +670,66 @@ fn a_redirect_listener_sends_plain_http_to_https() {
         .arg(format!("http://{plain}/")));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "400");
 }
+
+/// Two pipelined requests over one TLS connection, the first for a file larger
+/// than the streaming window: the second answer must come after the whole file,
+/// in order, on the same session.
+#[test]
+fn a_request_pipelined_behind_a_streamed_file_is_answered_after_it() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::io::{Read, Write};
+    const BIG: usize = 3 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = site(tmp.path(), BIG);
+    let (ca, cert, key) = own_ca(&tmp.path().join("ca"), "test");
+    let cfg = config(tmp.path(), &root, &cert, &key, "");
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let sock = std::net::TcpStream::connect(s.https).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(
+        b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    match tls.read_to_end(&mut got) {
+        Ok(_) => {}
+        // A peer that closes without close_notify still delivered what it sent.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("reading the answers: {e}"),
+    }
+    let want = std::fs::read(root.join("big.bin")).unwrap();
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a first head")
+        + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {BIG}")), "{head}");
+    assert!(got.len() >= head_end + BIG, "short: {} bytes", got.len());
+    assert!(
+        got[head_end..head_end + BIG] == want[..],
+        "the file arrived damaged"
+    );
+    let second = String::from_utf8_lossy(&got[head_end + BIG..]).to_string();
+    assert!(second.starts_with("HTTP/1.1 200"), "{second:.200}");
+    assert!(second.ends_with("<p>over tls</p>\n"), "{second:.400}");
+}
