@@ -161,6 +161,8 @@ impl Protocol for Front {
         }
     }
 
+    const WANTS_DRAINED: bool = Site::WANTS_DRAINED;
+
     fn drained(&mut self, id: ConnId, conn: &mut FrontConn, out: &mut Outbox) {
         if let FrontConn::Site(c) = conn {
             self.site.drained(id, c, out);

@@ -939,7 +939,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             self.doom(slot, id, "closed by protocol");
             return;
         }
-        if emptied {
+        if P::WANTS_DRAINED && emptied {
             if let Some(state) = c.state.as_mut() {
                 self.called_in_settle = true;
                 self.proto.drained(id, state, &mut self.outbox);

@@ -288,7 +288,7 @@ impl<P: Protocol> Hub<P> {
                 net::shutdown_write(fd);
                 return "closed by protocol";
             }
-            if emptied && !closing {
+            if P::WANTS_DRAINED && emptied && !closing {
                 // The protocol may have the next step of a long output to queue.
                 self.with(|p, out| p.drained(id, state, out));
                 let more = {

@@ -188,6 +188,10 @@ pub trait Protocol {
     #[inline]
     fn drained(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Outbox) {}
 
+    /// Whether [`Protocol::drained`] does anything: models skip the call (and, in
+    /// the threaded ones, the lock it takes) for protocols that keep the default.
+    const WANTS_DRAINED: bool = false;
+
     /// The connection is gone. The last call for `id`; actions for other connections
     /// (a "left the chat" line) are still applied.
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox);

@@ -498,6 +498,9 @@ impl<P: TlsAware> Protocol for Tls<P> {
         input.len() - rest.len()
     }
 
+    /// Streamed files go out a window per call.
+    const WANTS_DRAINED: bool = true;
+
     fn drained(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         if conn.passthrough {
             if let Some(inner) = conn.inner.as_mut() {
