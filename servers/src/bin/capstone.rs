@@ -58,8 +58,10 @@ fn pid_path(
 
 /// `capstone -s SIGNAL [--config FILE]`.
 fn send_signal(command: pidfile::Command, config_file: Option<&std::path::Path>) -> ExitCode {
+    // Only the pid file matters here: a file whose TLS listeners rely on
+    // --tls-self-signed for their certificate names it as well as any.
     let config = match config_file {
-        Some(f) => match Config::load(f) {
+        Some(f) => match Config::load_tls(f, true) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("capstone: {e}");
