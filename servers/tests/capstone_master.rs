@@ -58,6 +58,7 @@ fn master_process_entry() {
         path: Some(std::env::var_os("MASTER_CONFIG").unwrap().into()),
         listen: None,
         root: None,
+        tls_self_signed: None,
     };
     let config: Config = reload.load().unwrap();
     let code = master::run(config, reload, body).unwrap();

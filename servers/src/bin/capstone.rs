@@ -14,7 +14,7 @@ use std::process::ExitCode;
 #[command(
     version,
     about = "An nginx-style web server: a master process, forked workers, one epoll loop per thread.",
-    after_help = "Examples:\n  capstone                                   # the bundled site on http://127.0.0.1:8080/\n  capstone --listen 127.0.0.1:9000 --root ./public\n  capstone --config servers/capstone.example.toml\n  capstone --check-config servers/capstone.example.toml\n  capstone -s reload --config servers/capstone.example.toml\n\nSignals (to the master, or through -s and the pid file): HUP = reload, USR1 = reopen,\nQUIT = stop (now), TERM/INT = quit (finish requests in flight, then exit)."
+    after_help = "Examples:\n  capstone                                   # the bundled site on http://127.0.0.1:8080/\n  capstone --listen 127.0.0.1:9000 --root ./public\n  capstone --config servers/capstone.example.toml\n  capstone --check-config servers/capstone.example.toml\n  capstone --tls-self-signed                 # also https://127.0.0.1:8443/ (prints the CA to trust)\n  capstone -s reload --config servers/capstone.example.toml\n\nSignals (to the master, or through -s and the pid file): HUP = reload, USR1 = reopen,\nQUIT = stop (now), TERM/INT = quit (finish requests in flight, then exit)."
 )]
 struct Args {
     /// The TOML configuration file (without it: the embedded default).
@@ -29,6 +29,11 @@ struct Args {
     /// Validate FILE and exit (0 if it is good), like `nginx -t`.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    /// Serve HTTPS with a private CA and a localhost certificate made (once) in the
+    /// state directory; adds 127.0.0.1:8443 when no listener has `tls = true`.
+    /// Prints the CA's path, for `curl --cacert` or a browser's trust store.
+    #[arg(long)]
+    tls_self_signed: bool,
     /// Signal the running master named by the pid file (of --config FILE, or the
     /// default one) and exit, like `nginx -s`.
     #[arg(
@@ -53,8 +58,10 @@ fn pid_path(
 
 /// `capstone -s SIGNAL [--config FILE]`.
 fn send_signal(command: pidfile::Command, config_file: Option<&std::path::Path>) -> ExitCode {
+    // Only the pid file matters here: a file whose TLS listeners rely on
+    // --tls-self-signed for their certificate names it as well as any.
     let config = match config_file {
-        Some(f) => match Config::load(f) {
+        Some(f) => match Config::load_tls(f, true) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("capstone: {e}");
@@ -86,7 +93,10 @@ fn main() -> ExitCode {
     }
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
-            Ok(_) => {
+            Ok(c) => {
+                for w in c.tls.certificate.iter().flat_map(|c| &c.warnings) {
+                    eprintln!("capstone: warning: {w}");
+                }
                 println!("capstone: configuration file {} is valid", path.display());
                 ExitCode::SUCCESS
             }
@@ -96,10 +106,22 @@ fn main() -> ExitCode {
             }
         };
     }
+    let tls_self_signed = if args.tls_self_signed {
+        match servers::capstone::state::dir() {
+            Ok(d) => Some(d.join("tls")),
+            Err(e) => {
+                eprintln!("capstone: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let reload = master::Reload {
         path: args.config.clone(),
         listen: args.listen,
         root: args.root.clone(),
+        tls_self_signed: tls_self_signed.clone(),
     };
     let config = match reload.load() {
         Ok(c) => c,
@@ -108,6 +130,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(dir) = &tls_self_signed {
+        let ca = servers::tls::DataDir::named(dir, "sysnet capstone").ca_cert();
+        println!("capstone: HTTPS with a private CA: trust {}", ca.display());
+        for addr in &config.tls.listeners {
+            println!(
+                "capstone:   curl --cacert {} https://localhost:{}/",
+                ca.display(),
+                addr.port()
+            );
+        }
+    }
     if let Some(root) = config.root.as_ref().filter(|_| config.chroot.is_none()) {
         if !root.is_dir() {
             eprintln!("capstone: root {} is not a directory", root.display());

@@ -36,6 +36,9 @@ pub enum ConfigError {
     NoListen { path: PathBuf },
     #[error(transparent)]
     Bundled(#[from] super::bundled::BundledError),
+    /// `--tls-self-signed` could not make or load its certificate.
+    #[error("--tls-self-signed: {0}")]
+    SelfSigned(String),
     #[error("{path}:{line}: {key}: {msg}")]
     Invalid {
         path: PathBuf,
@@ -109,6 +112,8 @@ pub struct Config {
     /// Where the master writes its pid; `None` = the default in the state
     /// directory (see [`super::pidfile`]).
     pub pid_file: Option<PathBuf>,
+    /// HTTPS: which listeners speak TLS, and the certificate they present.
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -142,6 +147,7 @@ impl Default for Config {
                 keep: 5,
             },
             pid_file: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -155,7 +161,7 @@ fn default_workers() -> usize {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    listen: Option<Spanned<Vec<Spanned<RawListen>>>>,
     root: Option<Spanned<String>>,
     max_clients: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
@@ -168,6 +174,7 @@ struct RawConfig {
     pid_file: Option<Spanned<String>>,
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
+    tls: Option<Spanned<RawTls>>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +271,12 @@ impl Config {
     /// Reads and validates `path`. Relative paths inside the file are taken from the
     /// file's own directory, so a config works whatever the current directory is.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_tls(path, false)
+    }
+
+    /// [`Config::load`]; with `cert_later`, TLS listeners need no `[tls]` table
+    /// (`--tls-self-signed` supplies the certificate).
+    pub fn load_tls(path: &Path, cert_later: bool) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -272,18 +285,30 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        Config::parse_tls(&text, path, base, cert_later)
     }
 
     /// Validates `text` as if read from `path`, resolving relative paths against `base`.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse_tls(text, path, base, false)
+    }
+
+    fn parse_tls(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        cert_later: bool,
+    ) -> Result<Config, ConfigError> {
         let src = Source { path, text };
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
                 let at = e.span().map_or(0, |s| s.start);
                 // One line, whatever toml's message looks like.
-                let msg = e.message().trim().replace('\n', "; ");
+                let mut msg = e.message().trim().replace('\n', "; ");
+                if msg.contains(BAD_LISTEN_ENTRY) {
+                    msg = LISTEN_FORMS.to_string();
+                }
                 // "unknown field `x`" names its key; other errors get the line's key.
                 let key = msg
                     .strip_prefix("unknown field `")
@@ -314,13 +339,14 @@ impl Config {
             }
             let mut addrs = Vec::new();
             for a in listen.get_ref() {
-                let addr: SocketAddr = match a.get_ref().parse() {
+                let text = a.get_ref().addr();
+                let addr: SocketAddr = match text.parse() {
                     Ok(addr) => addr,
                     Err(_) => {
                         return src.err(
                             a.span(),
                             "listen",
-                            format!("{:?} is not an address:port (like \"127.0.0.1:8080\" or \"[::1]:8080\")", a.get_ref()),
+                            format!("{text:?} is not an address:port (like \"127.0.0.1:8080\" or \"[::1]:8080\")"),
                         )
                     }
                 };
@@ -529,6 +555,7 @@ impl Config {
                 cfg.log.keep = int_in(&src, v, "log.keep", 1, MAX_KEEP)? as usize;
             }
         }
+        cfg.tls = tls_settings(&src, &raw, &cfg.listen, &resolve, cert_later)?;
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {
@@ -543,6 +570,9 @@ impl Config {
     pub fn override_with(&mut self, listen: Option<SocketAddr>, root: Option<PathBuf>) {
         if let Some(addr) = listen {
             self.listen = vec![addr];
+            // One plain listener: the TLS roles of the file's listeners go with them.
+            self.tls.listeners.clear();
+            self.tls.redirect.clear();
         }
         if let Some(root) = root {
             self.root = Some(root);
@@ -553,6 +583,249 @@ impl Config {
     /// generation of workers needs.
     pub fn total_loops(&self) -> usize {
         self.workers * self.processes.max(1)
+    }
+}
+
+// ---- HTTPS: TLS listeners and the `[tls]` table ------------------------------
+
+/// HTTPS settings: which listeners speak TLS (`{ addr = "…", tls = true }` in
+/// `listen`) and the `[tls]` certificate they all present.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Listeners that speak TLS, a subset of [`Config::listen`].
+    pub listeners: Vec<SocketAddr>,
+    /// The `[tls]` certificate, loaded and checked; `Some` whenever `listeners` is
+    /// not empty.
+    pub certificate: Option<Certificate>,
+    /// Plaintext listeners that answer every request with a redirect to HTTPS
+    /// (`{ addr = "…", https_redirect = true }`).
+    pub redirect: Vec<SocketAddr>,
+}
+
+impl TlsSettings {
+    /// Whether connections on `addr` speak TLS.
+    pub fn is_tls(&self, addr: &SocketAddr) -> bool {
+        self.listeners.contains(addr)
+    }
+}
+
+/// The certificate chain and key of `[tls]`, read and checked when the file is
+/// loaded (so before any privilege is dropped, and again on every reload), and the
+/// TLS server configuration built from them.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+    /// The leaf's subject and the seconds it has left, for the start-up log.
+    pub subject: String,
+    pub expires_in: u64,
+    /// Less than 14 days of validity left: served, with a warning.
+    pub warnings: Vec<String>,
+}
+
+impl PartialEq for Certificate {
+    /// Two loads of the same files are different configurations: a reload re-reads
+    /// the certificate, and a renewed one must reach the new workers.
+    fn eq(&self, other: &Self) -> bool {
+        self.cert == other.cert
+            && self.key == other.key
+            && std::sync::Arc::ptr_eq(&self.server, &other.server)
+    }
+}
+
+impl Eq for Certificate {}
+
+/// The TLS address `--tls-self-signed` adds when the configuration has none.
+pub const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:8443";
+
+impl TlsSettings {
+    /// Logs the certificate in use, and a warning for each near expiry.
+    pub fn log(&self) {
+        let Some(c) = &self.certificate else { return };
+        tracing::info!(
+            cert = %c.cert.display(),
+            subject = %c.subject,
+            days_left = c.expires_in / 86_400,
+            listeners = ?self.listeners,
+            "tls: certificate loaded"
+        );
+        for w in &c.warnings {
+            tracing::warn!("tls: {w}");
+        }
+    }
+}
+
+/// `--tls-self-signed`: makes (once) a private CA and a server certificate for
+/// localhost in `dir`, and serves it where the configuration names no
+/// certificate; a configuration with no TLS listener gets [`DEFAULT_TLS_LISTEN`].
+/// Returns the CA certificate's path, for `curl --cacert` and browsers.
+pub fn self_signed(cfg: &mut Config, dir: &Path) -> Result<PathBuf, ConfigError> {
+    let fail = |e: &dyn std::fmt::Display| ConfigError::SelfSigned(e.to_string());
+    let dd = crate::tls::DataDir::named(dir, "sysnet capstone");
+    dd.server_identity().map_err(|e| fail(&e))?;
+    if cfg.tls.certificate.is_none() {
+        let (cert, key) = (dd.server_cert(), dd.server_key());
+        let checked = match crate::tls::https::load(&cert, &key) {
+            Ok(c) if c.warnings.is_empty() => c,
+            // Expired, about to, or damaged: made anew (the CA too, so trust it again).
+            _ => {
+                dd.renew().map_err(|e| fail(&e))?;
+                tracing::warn!(ca = %dd.ca_cert().display(), "tls: made a new self-signed CA and certificate");
+                crate::tls::https::load(&cert, &key).map_err(|e| fail(&e))?
+            }
+        };
+        cfg.tls.certificate = Some(Certificate {
+            cert,
+            key,
+            server: checked.config,
+            subject: checked.subject,
+            expires_in: checked.expires_in,
+            warnings: checked.warnings,
+        });
+    }
+    if cfg.tls.listeners.is_empty() {
+        let addr: SocketAddr = DEFAULT_TLS_LISTEN
+            .parse()
+            .expect("DEFAULT_TLS_LISTEN is a socket address");
+        if !cfg.listen.contains(&addr) {
+            cfg.listen.push(addr);
+        }
+        cfg.tls.listeners.push(addr);
+    }
+    Ok(dd.ca_cert())
+}
+
+/// One `listen` entry: `"ADDR:PORT"` or `{ addr = "ADDR:PORT", tls = true }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawListen {
+    Addr(String),
+    Table(RawListenTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListenTable {
+    addr: String,
+    #[serde(default)]
+    tls: bool,
+    #[serde(default)]
+    https_redirect: bool,
+}
+
+/// What toml says of a `listen` entry that is neither form.
+const BAD_LISTEN_ENTRY: &str = "untagged enum RawListen";
+const LISTEN_FORMS: &str = "each entry is \"ADDR:PORT\" or { addr = \"ADDR:PORT\", tls = true }";
+
+impl RawListen {
+    fn addr(&self) -> &str {
+        match self {
+            RawListen::Addr(a) => a,
+            RawListen::Table(t) => &t.addr,
+        }
+    }
+    fn tls(&self) -> bool {
+        matches!(self, RawListen::Table(t) if t.tls)
+    }
+    fn https_redirect(&self) -> bool {
+        matches!(self, RawListen::Table(t) if t.https_redirect)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+}
+
+fn tls_settings(
+    src: &Source,
+    raw: &RawConfig,
+    listen: &[SocketAddr],
+    resolve: &dyn Fn(&str) -> PathBuf,
+    cert_later: bool,
+) -> Result<TlsSettings, ConfigError> {
+    let mut out = TlsSettings::default();
+    let mut first_tls = None;
+    let mut first_redirect = None;
+    if let Some(entries) = &raw.listen {
+        // `listen` was validated entry by entry, so the addresses line up.
+        for (entry, addr) in entries.get_ref().iter().zip(listen) {
+            if entry.get_ref().tls() && entry.get_ref().https_redirect() {
+                return src.err(
+                    entry.span(),
+                    "listen",
+                    "https_redirect is for plaintext listeners, not tls = true ones",
+                );
+            }
+            if entry.get_ref().tls() {
+                first_tls.get_or_insert(entry.span());
+                out.listeners.push(*addr);
+            }
+            if entry.get_ref().https_redirect() {
+                first_redirect.get_or_insert(entry.span());
+                out.redirect.push(*addr);
+            }
+        }
+    }
+    if let (Some(span), None) = (first_redirect.clone(), &first_tls) {
+        if !cert_later {
+            return src.err(
+                span,
+                "listen",
+                "https_redirect needs a listener with tls = true to redirect to",
+            );
+        }
+    }
+    let Some(t) = &raw.tls else {
+        if let Some(span) = first_tls.filter(|_| !cert_later) {
+            return src.err(
+                span,
+                "listen",
+                "tls = true needs a [tls] table with cert and key",
+            );
+        }
+        return Ok(out);
+    };
+    if first_tls.is_none() {
+        return src.err(
+            t.span(),
+            "tls",
+            "no listener has tls = true (write { addr = \"ADDR:PORT\", tls = true } in listen)",
+        );
+    }
+    let t_ref = t.get_ref();
+    let (Some(cert), Some(key)) = (&t_ref.cert, &t_ref.key) else {
+        return src.err(t.span(), "tls", "needs both cert and key (PEM files)");
+    };
+    let cert_path = resolve(cert.get_ref());
+    let key_path = resolve(key.get_ref());
+    match crate::tls::https::load(&cert_path, &key_path) {
+        Ok(checked) => {
+            out.certificate = Some(Certificate {
+                cert: cert_path,
+                key: key_path,
+                server: checked.config,
+                subject: checked.subject,
+                expires_in: checked.expires_in,
+                warnings: checked.warnings,
+            });
+            Ok(out)
+        }
+        Err(e) => {
+            use crate::tls::https::CertError;
+            let on_key = matches!(e, CertError::KeyMismatch { .. } | CertError::Key { .. })
+                || matches!(&e, CertError::Load(crate::tls::TlsError::Io { path, .. }
+                    | crate::tls::TlsError::Pem { path, .. }) if *path == key_path);
+            let (span, name) = if on_key {
+                (key.span(), "tls.key")
+            } else {
+                (cert.span(), "tls.cert")
+            };
+            src.err(span, name, e.to_string())
+        }
     }
 }
 
@@ -751,5 +1024,52 @@ keep = 3
         assert_eq!(c.log.rotate_size, None);
         let c = parse("listen = [\"127.0.0.1:1\"]\nworkers = 0").unwrap();
         assert!(c.workers >= 1);
+    }
+
+    #[test]
+    fn tls_listeners_and_their_certificate() {
+        // A listener marked tls needs [tls]; the error points at the entry.
+        let (line, key, msg) =
+            err("listen = [\n\"127.0.0.1:1\",\n{ addr = \"127.0.0.1:2\", tls = true },\n]");
+        assert_eq!((line, key.as_str()), (3, "listen"), "{msg}");
+        assert!(msg.contains("[tls]"), "{msg}");
+        // [tls] with no TLS listener is a mistake too.
+        let (line, key, _) = err("listen = [\"127.0.0.1:1\"]\n[tls]\ncert = \"c\"\nkey = \"k\"");
+        assert_eq!((line, key.as_str()), (2, "tls"));
+        // A missing file is named, at the cert line.
+        let (line, key, msg) = err(
+            "listen = [{ addr = \"127.0.0.1:2\", tls = true }]\n[tls]\ncert = \"/no/such.pem\"\nkey = \"/no/such.key\"",
+        );
+        assert_eq!((line, key.as_str()), (3, "tls.cert"), "{msg}");
+        assert!(msg.contains("/no/such.pem"), "{msg}");
+        // A redirect needs somewhere to go, and is for plaintext listeners.
+        let (line, key, msg) = err("listen = [{ addr = \"127.0.0.1:2\", https_redirect = true }]");
+        assert_eq!((line, key.as_str()), (1, "listen"));
+        assert!(msg.contains("tls = true"), "{msg}");
+        let (_, _, msg) =
+            err("listen = [{ addr = \"127.0.0.1:2\", tls = true, https_redirect = true }]");
+        assert!(msg.contains("plaintext"), "{msg}");
+        // Neither form: one line that shows both.
+        let (line, key, msg) = err("listen = [{ adr = \"127.0.0.1:2\" }]");
+        assert_eq!((line, key.as_str()), (1, "listen"));
+        assert_eq!(msg, LISTEN_FORMS);
+    }
+
+    #[test]
+    fn a_generated_certificate_serves_tls_listeners() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = crate::tls::DataDir::named(tmp.path(), "test");
+        dd.server_identity().unwrap();
+        let text = format!(
+            "listen = [\"127.0.0.1:1\", {{ addr = \"127.0.0.1:2\", tls = true }}]\n[tls]\ncert = {:?}\nkey = {:?}\n",
+            dd.server_cert(),
+            dd.server_key()
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.tls.listeners, vec!["127.0.0.1:2".parse().unwrap()]);
+        assert!(c.tls.is_tls(&"127.0.0.1:2".parse().unwrap()));
+        assert!(!c.tls.is_tls(&"127.0.0.1:1".parse().unwrap()));
+        assert_eq!(c.tls.certificate.as_ref().unwrap().subject, "test server");
     }
 }

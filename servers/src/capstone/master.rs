@@ -11,7 +11,7 @@
 use super::config::Config;
 use super::logging;
 use super::sink::CounterSink;
-use super::sockets::Sockets;
+use super::sockets::{log_listening, Sockets};
 use super::status::Board;
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -67,15 +67,20 @@ pub struct Reload {
     pub path: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub root: Option<PathBuf>,
+    /// `--tls-self-signed`: the directory of the generated CA and certificate.
+    pub tls_self_signed: Option<PathBuf>,
 }
 
 impl Reload {
     pub fn load(&self) -> Result<Config, super::config::ConfigError> {
         let mut cfg = match &self.path {
-            Some(p) => Config::load(p)?,
+            Some(p) => Config::load_tls(p, self.tls_self_signed.is_some())?,
             None => Config::default(),
         };
         cfg.override_with(self.listen, self.root.clone());
+        if let Some(dir) = &self.tls_self_signed {
+            super::config::self_signed(&mut cfg, dir)?;
+        }
         if cfg.root.is_none() {
             cfg.root = Some(super::bundled::root()?);
         }
@@ -203,10 +208,8 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
     // Never unmapped: workers and the status pages hold it for the process's life.
     let board: &'static Board = Box::leak(Box::new(Board::new(BOARD_SLOTS)?));
     let sockets = Sockets::bind(&config)?;
-    for addr in sockets.local_addrs() {
-        // The bound address, not the configured one: port 0 becomes a real port.
-        tracing::info!(%addr, "listening");
-    }
+    log_listening(&config, &sockets);
+    config.tls.log();
     board.set_generation(1);
     let mut m = Master {
         backoff: vec![Backoff::default(); config.processes],
@@ -428,6 +431,7 @@ impl Master {
             processes = self.config.processes,
             "configuration reloaded"
         );
+        self.config.tls.log();
     }
 
     /// Starts the replacements whose backoff has run out.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod logging;
 pub mod master;
 pub mod pidfile;
+pub mod redirect;
 pub mod sink;
 pub mod site;
 pub mod sockets;

@@ -152,6 +152,17 @@ impl Sockets {
     }
 }
 
+/// One line per bound address (port 0 resolved); the TLS ones say so.
+pub fn log_listening(config: &Config, sockets: &Sockets) {
+    for (configured, addr) in config.listen.iter().zip(sockets.local_addrs()) {
+        if config.tls.is_tls(configured) {
+            tracing::info!(%addr, "listening for https");
+        } else {
+            tracing::info!(%addr, "listening");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

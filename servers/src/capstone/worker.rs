@@ -12,8 +12,9 @@
 use super::config::{AcceptMode, Config};
 use super::logging;
 use super::master::{handled_signals, MasterError, WorkerCtx};
+use super::redirect::Front;
 use super::site::{Site, Tally};
-use super::sockets::Sockets;
+use super::sockets::{log_listening, Sockets};
 use super::status::{Board, Counter};
 use crate::io::accept_group::AcceptGroup;
 use crate::io::epoll::Reactor;
@@ -22,6 +23,8 @@ use crate::io::{Limits, Stats};
 use crate::log::AccessLog;
 use crate::net::Listener;
 use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
+use crate::proto::tls::Tls;
+use crate::proto::Protocol;
 use crate::rotate::{RotatePolicy, RotatingFile};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::sync::atomic::Ordering;
@@ -98,9 +101,8 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
     board.assign(&slots, std::process::id());
     board.set_generation(1);
     let sockets = Sockets::bind(&config)?;
-    for addr in sockets.local_addrs() {
-        tracing::info!(%addr, "listening");
-    }
+    log_listening(&config, &sockets);
+    config.tls.log();
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }
@@ -169,6 +171,10 @@ fn serve(
         max_clients: config.max_clients,
         ..Limits::default()
     };
+    // HTTPS: one adapter per loop serves both kinds of listener; connections on
+    // the plaintext ones go straight to HTTP. The certificate was read (and checked)
+    // with the configuration, before any privilege was dropped.
+    let tls = tls_setup(config, &sockets);
     let group = AcceptGroup::new();
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
@@ -185,24 +191,22 @@ fn serve(
             Http::with_stats(http_config.clone(), http_stats.clone()),
             tally,
         );
-        // EPOLLEXCLUSIVE: a connection wakes one loop of those sharing its socket.
-        let reactor = Reactor::new(own, http, limits.clone(), stats.clone())?;
-        let mut reactor = match config.accept {
-            AcceptMode::Fill => reactor.accept_group(&group),
-            AcceptMode::Shared | AcceptMode::ReusePort => reactor.exclusive_accept(true),
+        let thread = match &tls {
+            Some(t) => {
+                let front = Front::new(
+                    http,
+                    t.redirect.clone(),
+                    t.https_port,
+                    config.timeouts.header,
+                );
+                let proto = Tls::new(t.server.clone(), front, config.timeouts.header)
+                    .plaintext_listeners(t.plain.clone())
+                    .log_handshakes(false);
+                start_loop(own, proto, config, &limits, &group, &stats, index)?
+            }
+            None => start_loop(own, http, config, &limits, &group, &stats, index)?,
         };
-        let control = reactor.handle();
-        let thread = std::thread::Builder::new()
-            .name(format!("loop-{index}"))
-            .spawn(move || {
-                if let Err(e) = reactor.run(None) {
-                    tracing::error!(error = %e, loop_index = index, "event loop failed");
-                }
-            })
-            .map_err(|source| WorkerError::Sys {
-                call: "pthread_create",
-                source,
-            })?;
+        let (thread, control) = thread;
         loops.push(Loop {
             thread,
             control,
@@ -291,6 +295,79 @@ fn serve(
         .slot(slots[0])
         .set(Counter::LogWriteErrors, lost_lines());
     Ok(())
+}
+
+/// What the loops of a server with HTTPS listeners need to tell them apart.
+struct TlsSetup {
+    server: Arc<rustls::ServerConfig>,
+    /// Listener numbers (in the order `Sockets::for_loop` hands them to a loop)
+    /// of the plaintext listeners, and of those among them that redirect.
+    plain: Vec<usize>,
+    redirect: Vec<usize>,
+    /// The bound port of the first HTTPS listener, which redirects name.
+    https_port: u16,
+}
+
+fn tls_setup(config: &Config, sockets: &Sockets) -> Option<TlsSetup> {
+    let cert = config.tls.certificate.as_ref()?;
+    if config.tls.listeners.is_empty() {
+        return None;
+    }
+    let numbered = || config.listen.iter().enumerate();
+    let plain = numbered()
+        .filter(|(_, a)| !config.tls.is_tls(a))
+        .map(|(i, _)| i)
+        .collect();
+    let redirect = numbered()
+        .filter(|(_, a)| config.tls.redirect.contains(a))
+        .map(|(i, _)| i)
+        .collect();
+    let https_port = config
+        .listen
+        .iter()
+        .zip(sockets.local_addrs())
+        .find(|(a, _)| config.tls.is_tls(a))
+        .map_or(443, |(_, bound)| bound.port());
+    Some(TlsSetup {
+        server: cert.server.clone(),
+        plain,
+        redirect,
+        https_port,
+    })
+}
+
+/// Starts one event loop on its own thread.
+fn start_loop<P: Protocol + Send + 'static>(
+    own: Vec<Listener>,
+    proto: P,
+    config: &Config,
+    limits: &Limits,
+    group: &Arc<AcceptGroup>,
+    stats: &Arc<Stats>,
+    index: usize,
+) -> Result<(JoinHandle<()>, LoopHandle), WorkerError>
+where
+    P::Conn: Send,
+{
+    // EPOLLEXCLUSIVE: a connection wakes one loop of those sharing its socket.
+    let reactor = Reactor::new(own, proto, limits.clone(), stats.clone())?;
+    let mut reactor = match config.accept {
+        AcceptMode::Fill => reactor.accept_group(group),
+        AcceptMode::Shared | AcceptMode::ReusePort => reactor.exclusive_accept(true),
+    };
+    let control = reactor.handle();
+    let thread = std::thread::Builder::new()
+        .name(format!("loop-{index}"))
+        .spawn(move || {
+            if let Err(e) = reactor.run(None) {
+                tracing::error!(error = %e, loop_index = index, "event loop failed");
+            }
+        })
+        .map_err(|source| WorkerError::Sys {
+            call: "pthread_create",
+            source,
+        })?;
+    Ok((thread, control))
 }
 
 /// The HTTP configuration every loop of this process shares, status routes included.

@@ -541,7 +541,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                 None => return n,
             };
             match res {
-                Ok(Some((fd, peer))) => self.admit(fd, peer),
+                Ok(Some((fd, peer))) => self.admit(fd, peer, i),
                 Ok(None) => return n,
                 Err(e) => {
                     Stats::add(&self.stats.errors, 1);
@@ -557,7 +557,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         ACCEPT_BATCH
     }
 
-    fn admit(&mut self, fd: OwnedFd, peer: SocketAddr) {
+    fn admit(&mut self, fd: OwnedFd, peer: SocketAddr, listener: usize) {
         Stats::add(&self.stats.accepted, 1);
         if self.ids.len() >= self.limits.max_clients {
             Stats::add(&self.stats.refused, 1);
@@ -612,7 +612,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.ids.insert(id.0, slot);
         Stats::add(&self.stats.active, 1);
         tracing::debug!(conn = %id, %peer, "connected");
-        let state = self.proto.open(id, peer, &mut self.outbox);
+        let state = self.proto.open_on(id, peer, listener, &mut self.outbox);
         if let Some(c) = self.slots[slot].as_mut() {
             c.state = Some(state);
         }
@@ -915,9 +915,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             return;
         }
         let was_high = over_high(&c.out, &self.limits);
+        let mut emptied = false;
         if !c.out.is_empty() {
             match c.out.flush(c.fd.as_fd()) {
                 Ok(f) => {
+                    emptied = c.out.is_empty();
                     if f.written > 0 {
                         Stats::add(&self.stats.bytes_out, f.written as u64);
                         if let Some(d) = c.deadline_after {
@@ -935,6 +937,21 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if c.closing && c.out.is_empty() {
             net::shutdown_write(c.fd.as_fd());
             self.doom(slot, id, "closed by protocol");
+            return;
+        }
+        if P::WANTS_DRAINED && emptied {
+            if let Some(state) = c.state.as_mut() {
+                self.called_in_settle = true;
+                self.proto.drained(id, state, &mut self.outbox);
+                // What it queued marks the connection dirty again: the settle loop
+                // flushes it next.
+                self.apply();
+            }
+        }
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.id != id || c.doomed {
             return;
         }
         if was_high && !over_high(&c.out, &self.limits) && !c.input.is_empty() {

@@ -264,10 +264,12 @@ impl<P: Protocol> Hub<P> {
                 }
             }
             let was_high = over_high(&own, limits);
+            let mut emptied = false;
             if !own.is_empty() {
                 let before = own.mem_bytes();
                 match own.flush(fd) {
                     Ok(f) => {
+                        emptied = own.is_empty();
                         lock(&me.out).pending -= before - own.mem_bytes();
                         if f.written > 0 {
                             Stats::add(&self.stats.bytes_out, f.written as u64);
@@ -285,6 +287,17 @@ impl<P: Protocol> Hub<P> {
             if closing && own.is_empty() {
                 net::shutdown_write(fd);
                 return "closed by protocol";
+            }
+            if P::WANTS_DRAINED && emptied && !closing {
+                // The protocol may have the next step of a long output to queue.
+                self.with(|p, out| p.drained(id, state, out));
+                let more = {
+                    let m = lock(&me.out);
+                    !m.queue.is_empty() || m.close
+                };
+                if more {
+                    continue;
+                }
             }
             // A stop drains: an idle connection closes now, a busy one once it is
             // idle or the drain deadline passes.

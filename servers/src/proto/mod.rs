@@ -148,6 +148,21 @@ pub trait Protocol {
     /// A client connected; queue any greeting into `out`.
     fn open(&mut self, id: ConnId, peer: SocketAddr, out: &mut Outbox) -> Self::Conn;
 
+    /// [`Protocol::open`] for a connection accepted on the model's listener number
+    /// `listener` (counted in the order the model was given its listeners). A
+    /// protocol that serves its listeners differently (TLS on some, plaintext on
+    /// others) overrides this; models call it in place of `open`.
+    fn open_on(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        listener: usize,
+        out: &mut Outbox,
+    ) -> Self::Conn {
+        let _ = listener;
+        self.open(id, peer, out)
+    }
+
     /// Bytes arrived. `input` holds everything received and not yet consumed; return
     /// how many bytes from its start are consumed. The model caps how much it keeps
     /// unconsumed (see `io::Limits`), so a protocol must consume or reject what it
@@ -164,6 +179,18 @@ pub trait Protocol {
     fn timeout(&mut self, id: ConnId, _conn: &mut Self::Conn, out: &mut Outbox) {
         out.close(id);
     }
+
+    /// Everything queued for the connection has been written to its socket. A
+    /// protocol that produces a long output in bounded steps (a file encrypted a
+    /// window at a time) queues the next step here, which is its backpressure: a
+    /// client that reads slowly is given the next step later. The default does
+    /// nothing.
+    #[inline]
+    fn drained(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Outbox) {}
+
+    /// Whether [`Protocol::drained`] does anything: models skip the call (and, in
+    /// the threaded ones, the lock it takes) for protocols that keep the default.
+    const WANTS_DRAINED: bool = false;
 
     /// The connection is gone. The last call for `id`; actions for other connections
     /// (a "left the chat" line) are still applied.

@@ -13,10 +13,24 @@
 //! handshake deadline) is logged and dropped without the inner protocol, or any other
 //! client, ever seeing it.
 
+//!
+//! Files cannot go out with `sendfile(2)` through a cipher, and reading a whole file
+//! into the session would hold all of it in memory. A file the inner protocol sends
+//! is streamed instead: read with `pread` a chunk at a time into the session, at most
+//! [`STREAM_WINDOW`] bytes ahead of what the socket has taken; the model's
+//! [`Protocol::drained`] call (the connection's queue is empty) asks for the next
+//! window. Whatever the inner protocol queues for that connection meanwhile waits
+//! behind the file, in order, and its further input waits until the file is out.
+//!
+//! A server with plaintext and TLS listeners runs one adapter for both: connections
+//! accepted on a listener marked plaintext ([`Tls::plaintext_listeners`]) go straight
+//! to the inner protocol, with no session at all.
+
 use super::{Action, ConnId, Outbox, Protocol, Target};
 use bytes::Bytes;
 use rustls::{ServerConfig, ServerConnection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,12 +38,19 @@ use std::time::Duration;
 
 /// Plaintext a connection may hold that the inner protocol has not consumed yet.
 const MAX_PLAINTEXT: usize = 64 * 1024;
+/// How far a streamed file runs ahead of the socket: encrypted bytes queued per
+/// connection, which is also the memory a download costs besides the read buffer.
+pub const STREAM_WINDOW: usize = 128 * 1024;
+/// One `pread` of a streamed file (a TLS record holds at most 16 KiB).
+const FILE_CHUNK: usize = 16 * 1024;
 
 /// Who is at the other end, as the handshake established it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerIdentity {
     /// The common name of the client certificate, when mutual TLS verified one.
     pub common_name: Option<String>,
+    /// The application protocol ALPN settled on, if the client offered any.
+    pub alpn: Option<Vec<u8>>,
 }
 
 /// An inner protocol that wants to know who completed a handshake (chat names a
@@ -47,27 +68,48 @@ pub trait TlsAware: Protocol {
     }
 }
 
+/// Output the inner protocol queued behind a file still being streamed.
+enum Pending {
+    Bytes(Bytes),
+    File { file: Arc<File>, pos: u64, end: u64 },
+    Close,
+}
+
 struct Session {
     tls: ServerConnection,
     peer: SocketAddr,
     /// The inner protocol has been told of this connection.
     open: bool,
+    /// In order: a file being streamed first, then what was queued after it.
+    pending: VecDeque<Pending>,
 }
 
-/// Per-connection state: the inner protocol's, once the handshake is done, and
-/// the plaintext it has not consumed yet.
+/// Per-connection state: the inner protocol's (at once on a plaintext listener,
+/// once the handshake is done on a TLS one), and the plaintext it has not
+/// consumed yet.
 pub struct TlsConn<C> {
     inner: Option<C>,
     plain: Vec<u8>,
+    /// Accepted on a plaintext listener: no session, the inner protocol sees the wire.
+    passthrough: bool,
 }
 
 pub struct Tls<P> {
     config: Arc<ServerConfig>,
     inner: P,
     sessions: HashMap<ConnId, Session>,
+    /// Connections on plaintext listeners, for broadcasts.
+    plain_conns: HashSet<ConnId>,
+    /// Listener numbers (as the model counts them) that are plaintext.
+    plaintext_listeners: Vec<usize>,
     handshake_timeout: Duration,
+    /// Log each completed handshake at info (a chat server's few clients) or only
+    /// at debug (a web server's many).
+    log_handshakes: bool,
     /// What the inner protocol asked for, before encryption.
     scratch: Outbox,
+    /// The read buffer of streamed files, shared by every connection of the loop.
+    file_buf: Vec<u8>,
 }
 
 impl<P: TlsAware> Tls<P> {
@@ -76,9 +118,26 @@ impl<P: TlsAware> Tls<P> {
             config,
             inner,
             sessions: HashMap::new(),
+            plain_conns: HashSet::new(),
+            plaintext_listeners: Vec::new(),
             handshake_timeout,
+            log_handshakes: true,
             scratch: Outbox::new(),
+            file_buf: Vec::new(),
         }
+    }
+
+    /// Connections accepted on these listeners (numbered as the model numbers
+    /// them) are plaintext: handed to the inner protocol as they are.
+    pub fn plaintext_listeners(mut self, listeners: Vec<usize>) -> Self {
+        self.plaintext_listeners = listeners;
+        self
+    }
+
+    /// Whether each completed handshake is logged at info (the default) or debug.
+    pub fn log_handshakes(mut self, yes: bool) -> Self {
+        self.log_handshakes = yes;
+        self
     }
 
     pub fn inner(&self) -> &P {
@@ -98,25 +157,34 @@ impl<P: TlsAware> Tls<P> {
         let mut actions = std::mem::take(&mut self.scratch);
         for action in actions.drain() {
             match action {
-                Action::Send { to, data } => self.encrypt_to(to, &data, out),
+                Action::Send { to, data } => self.encrypt_to(to, data, out),
                 Action::SendFile {
                     to,
                     file,
                     offset,
                     len,
                 } => {
-                    // A file must pass through the cipher, so no sendfile here: read it
-                    // in bounded chunks. Chat never sends files; this keeps the adapter
-                    // honest for protocols that do.
-                    self.encrypt_file(to, file, offset, len, out);
+                    if let Some(s) = self.sessions.get_mut(&to) {
+                        let end = offset.saturating_add(len);
+                        s.pending.push_back(Pending::File {
+                            file,
+                            pos: offset,
+                            end,
+                        });
+                        self.pump(to, out);
+                    } else if self.plain_conns.contains(&to) {
+                        out.send_file(to, file, offset, len);
+                    }
                 }
-                Action::Close { id } => {
-                    if let Some(s) = self.sessions.get_mut(&id) {
+                Action::Close { id } => match self.sessions.get_mut(&id) {
+                    Some(s) if !s.pending.is_empty() => s.pending.push_back(Pending::Close),
+                    Some(s) => {
                         s.tls.send_close_notify();
                         flush_session(id, s, out);
+                        out.close(id);
                     }
-                    out.close(id);
-                }
+                    None => out.close(id),
+                },
                 Action::Deadline { id, after } => out.deadline(id, after),
             }
         }
@@ -124,12 +192,17 @@ impl<P: TlsAware> Tls<P> {
         self.scratch = actions;
     }
 
-    fn encrypt_to(&mut self, to: Target, data: &Bytes, out: &mut Outbox) {
-        let mut send_one = |id: ConnId, s: &mut Session| {
+    fn encrypt_to(&mut self, to: Target, data: Bytes, out: &mut Outbox) {
+        let send_one = |id: ConnId, s: &mut Session, out: &mut Outbox| {
             if !s.open {
                 return;
             }
-            if let Err(e) = s.tls.writer().write_all(data) {
+            if !s.pending.is_empty() {
+                // Behind a file still streaming: records must leave in order.
+                s.pending.push_back(Pending::Bytes(data.clone()));
+                return;
+            }
+            if let Err(e) = s.tls.writer().write_all(&data) {
                 tracing::warn!(conn = %id, error = %e, "tls: cannot encrypt, closing");
                 out.close(id);
                 return;
@@ -139,58 +212,96 @@ impl<P: TlsAware> Tls<P> {
         match to {
             Target::One(id) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
-                    send_one(id, s);
+                    send_one(id, s, out);
+                } else if self.plain_conns.contains(&id) {
+                    out.send(id, data);
                 }
             }
-            Target::All => {
+            Target::All | Target::AllBut(_) => {
+                let skip = match to {
+                    Target::AllBut(x) => Some(x),
+                    _ => None,
+                };
                 for (id, s) in self.sessions.iter_mut() {
-                    send_one(*id, s);
+                    if Some(*id) != skip {
+                        send_one(*id, s, out);
+                    }
                 }
-            }
-            Target::AllBut(skip) => {
-                for (id, s) in self.sessions.iter_mut().filter(|(id, _)| **id != skip) {
-                    send_one(*id, s);
+                for id in &self.plain_conns {
+                    if Some(*id) != skip {
+                        out.send(*id, data.clone());
+                    }
                 }
             }
         }
     }
 
-    fn encrypt_file(
-        &mut self,
-        to: ConnId,
-        file: std::sync::Arc<std::fs::File>,
-        offset: u64,
-        len: u64,
-        out: &mut Outbox,
-    ) {
-        use std::os::unix::fs::FileExt;
-        let Some(s) = self.sessions.get_mut(&to) else {
+    /// Encrypts up to [`STREAM_WINDOW`] bytes of what waits behind a streamed file
+    /// (the file itself first). Called when the file is queued and each time the
+    /// model reports the connection's queue empty.
+    fn pump(&mut self, id: ConnId, out: &mut Outbox) {
+        let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut pos = offset;
-        let end = offset.saturating_add(len);
-        while pos < end {
-            let want = buf
-                .len()
-                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
-            // Positional reads: the descriptor may be shared, its offset is not ours.
-            match file.read_at(&mut buf[..want], pos) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if s.tls.writer().write_all(&buf[..n]).is_err() {
-                        break;
+        if self.file_buf.len() < FILE_CHUNK {
+            self.file_buf.resize(FILE_CHUNK, 0);
+        }
+        let mut budget = STREAM_WINDOW;
+        while budget > 0 {
+            let Some(front) = s.pending.front_mut() else {
+                return;
+            };
+            match front {
+                Pending::Bytes(b) => {
+                    if s.tls.writer().write_all(b).is_err() {
+                        return fail(id, s, out, "tls: cannot encrypt, closing");
                     }
-                    flush_session(to, s, out);
-                    pos += n as u64;
+                    budget = budget.saturating_sub(b.len());
+                    s.pending.pop_front();
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(conn = %to, error = %e, "tls: read of a file to send failed, closing");
-                    out.close(to);
+                Pending::File { file, pos, end } => {
+                    let want = (*end - *pos).min(FILE_CHUNK as u64) as usize;
+                    if want == 0 {
+                        s.pending.pop_front();
+                        continue;
+                    }
+                    // Positional reads: the descriptor may be shared (an open-file
+                    // cache), its offset is not ours.
+                    let n = match std::os::unix::fs::FileExt::read_at(
+                        &**file,
+                        &mut self.file_buf[..want],
+                        *pos,
+                    ) {
+                        Ok(0) => {
+                            // Shorter than the response promised: the client must
+                            // not take what it got for the whole file.
+                            return fail(id, s, out, "tls: file shrank while being sent, closing");
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::warn!(conn = %id, error = %e, "pread of a file to send");
+                            return fail(id, s, out, "tls: file read failed, closing");
+                        }
+                    };
+                    if s.tls.writer().write_all(&self.file_buf[..n]).is_err() {
+                        return fail(id, s, out, "tls: cannot encrypt, closing");
+                    }
+                    *pos += n as u64;
+                    budget = budget.saturating_sub(n);
+                    if *pos >= *end {
+                        s.pending.pop_front();
+                    }
+                }
+                Pending::Close => {
+                    s.pending.clear();
+                    s.tls.send_close_notify();
+                    flush_session(id, s, out);
+                    out.close(id);
                     return;
                 }
             }
+            flush_session(id, s, out);
         }
     }
 
@@ -207,12 +318,42 @@ impl<P: TlsAware> Tls<P> {
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|cert| crate::tls::common_name(cert.as_ref())),
+            alpn: s.tls.alpn_protocol().map(<[u8]>::to_vec),
         };
-        tracing::info!(conn = %id, %peer, cn = ?identity.common_name, "tls: handshake complete");
+        if self.log_handshakes {
+            tracing::info!(conn = %id, %peer, cn = ?identity.common_name, "tls: handshake complete");
+        } else {
+            tracing::debug!(conn = %id, %peer, version = ?s.tls.protocol_version(), "tls: handshake complete");
+        }
         out.deadline(id, None);
         conn.inner = Some(self.inner.open_tls(id, peer, &identity, &mut self.scratch));
         self.apply_inner(out);
     }
+
+    /// Feeds the plaintext held for `id` to the inner protocol, unless a streamed
+    /// file is still going out (its input waits: a pipelined request's answer must
+    /// queue behind the file anyway, and so memory stays bounded).
+    fn feed_inner(&mut self, id: ConnId, conn: &mut TlsConn<P::Conn>, out: &mut Outbox) {
+        let streaming = self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| !s.pending.is_empty());
+        if streaming || conn.plain.is_empty() {
+            return;
+        }
+        if let Some(inner) = conn.inner.as_mut() {
+            let used = self.inner.data(id, inner, &conn.plain, &mut self.scratch);
+            conn.plain.drain(..used.min(conn.plain.len()));
+            self.apply_inner(out);
+        }
+    }
+}
+
+/// Drops a streaming connection: what is pending can no longer be sent whole.
+fn fail(id: ConnId, s: &mut Session, out: &mut Outbox, why: &'static str) {
+    tracing::warn!(conn = %id, peer = %s.peer, "{why}");
+    s.pending.clear();
+    out.close(id);
 }
 
 fn flush_session(id: ConnId, s: &mut Session, out: &mut Outbox) {
@@ -238,13 +379,17 @@ impl<P: TlsAware> Protocol for Tls<P> {
 
     fn open(&mut self, id: ConnId, peer: SocketAddr, out: &mut Outbox) -> Self::Conn {
         match ServerConnection::new(Arc::clone(&self.config)) {
-            Ok(tls) => {
+            Ok(mut tls) => {
+                // Every write is flushed into the model's queue right after, and the
+                // file streaming bounds itself, so rustls need not bound it again.
+                tls.set_buffer_limit(None);
                 self.sessions.insert(
                     id,
                     Session {
                         tls,
                         peer,
                         open: false,
+                        pending: VecDeque::new(),
                     },
                 );
                 out.deadline(id, Some(self.handshake_timeout));
@@ -257,15 +402,44 @@ impl<P: TlsAware> Protocol for Tls<P> {
         TlsConn {
             inner: None,
             plain: Vec::new(),
+            passthrough: false,
+        }
+    }
+
+    fn open_on(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        listener: usize,
+        out: &mut Outbox,
+    ) -> Self::Conn {
+        if !self.plaintext_listeners.contains(&listener) {
+            return self.open(id, peer, out);
+        }
+        self.plain_conns.insert(id);
+        TlsConn {
+            inner: Some(self.inner.open_on(id, peer, listener, out)),
+            plain: Vec::new(),
+            passthrough: true,
         }
     }
 
     fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize {
+        if conn.passthrough {
+            return match conn.inner.as_mut() {
+                Some(inner) => self.inner.data(id, inner, input, out),
+                None => input.len(),
+            };
+        }
         let mut rest = input;
         loop {
             let Some(s) = self.sessions.get_mut(&id) else {
                 return input.len();
             };
+            if conn.plain.len() >= MAX_PLAINTEXT {
+                // Held while a file streams out: take no more until it is fed.
+                break;
+            }
             // rustls takes at most a record buffer at a time; loop until all is in.
             let took = match s.tls.read_tls(&mut rest) {
                 Ok(n) => n,
@@ -307,13 +481,7 @@ impl<P: TlsAware> Protocol for Tls<P> {
             if !open && !handshaking {
                 self.open_inner(id, conn, out);
             }
-            if let Some(inner) = conn.inner.as_mut() {
-                if !conn.plain.is_empty() {
-                    let used = self.inner.data(id, inner, &conn.plain, &mut self.scratch);
-                    conn.plain.drain(..used.min(conn.plain.len()));
-                    self.apply_inner(out);
-                }
-            }
+            self.feed_inner(id, conn, out);
             if conn.plain.len() > MAX_PLAINTEXT {
                 tracing::warn!(conn = %id, "tls: client sent more than the protocol consumed, closing");
                 out.close(id);
@@ -330,7 +498,35 @@ impl<P: TlsAware> Protocol for Tls<P> {
         input.len() - rest.len()
     }
 
+    /// Streamed files go out a window per call.
+    const WANTS_DRAINED: bool = true;
+
+    fn drained(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.passthrough {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.inner.drained(id, inner, out);
+            }
+            return;
+        }
+        let streaming = self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| !s.pending.is_empty());
+        if !streaming {
+            return;
+        }
+        self.pump(id, out);
+        // The file is out: the input that waited behind it may hold requests.
+        self.feed_inner(id, conn, out);
+    }
+
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.passthrough {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.inner.eof(id, inner, out);
+            }
+            return;
+        }
         match conn.inner.as_mut() {
             Some(inner) => {
                 self.inner.eof(id, inner, &mut self.scratch);
@@ -341,6 +537,12 @@ impl<P: TlsAware> Protocol for Tls<P> {
     }
 
     fn timeout(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.passthrough {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.inner.timeout(id, inner, out);
+            }
+            return;
+        }
         match conn.inner.as_mut() {
             Some(inner) => {
                 self.inner.timeout(id, inner, &mut self.scratch);
@@ -355,6 +557,13 @@ impl<P: TlsAware> Protocol for Tls<P> {
     }
 
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox) {
+        if conn.passthrough {
+            self.plain_conns.remove(&id);
+            if let Some(inner) = conn.inner {
+                self.inner.closed(id, inner, out);
+            }
+            return;
+        }
         self.sessions.remove(&id);
         if let Some(inner) = conn.inner {
             self.inner.closed(id, inner, &mut self.scratch);
@@ -378,6 +587,14 @@ impl<P: TlsAware> Protocol for Tls<P> {
     /// and a handshake just to say "full" costs more than it tells.
     fn refusal(&mut self) -> Bytes {
         Bytes::new()
+    }
+
+    fn idle(&self, conn: &Self::Conn) -> bool {
+        match &conn.inner {
+            // A handshake under way is work the client started.
+            None => false,
+            Some(inner) => conn.plain.is_empty() && self.inner.idle(inner),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod client;
+pub mod https;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -137,11 +138,23 @@ fn pem_io(path: &Path, e: rustls::pki_types::pem::Error) -> TlsError {
 /// The server's own CA and certificate, kept in a data directory.
 pub struct DataDir {
     dir: PathBuf,
+    ca_name: String,
+    server_name: String,
 }
 
 impl DataDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self::named(dir, "sysnet tlschat")
+    }
+
+    /// A directory whose CA and server certificate are named after `product`
+    /// ("`product` CA", "`product` server").
+    pub fn named(dir: impl Into<PathBuf>, product: &str) -> Self {
+        Self {
+            dir: dir.into(),
+            ca_name: format!("{product} CA"),
+            server_name: format!("{product} server"),
+        }
     }
 
     /// `$XDG_DATA_HOME/sysnet/tlschat`, else `~/.local/share/sysnet/tlschat`.
@@ -182,7 +195,7 @@ impl DataDir {
 
     fn create(&self) -> Result<(), TlsError> {
         create_private_dir(&self.dir)?;
-        let (ca_params, ca_key) = ca_params()?;
+        let (ca_params, ca_key) = ca_params(&self.ca_name)?;
         let ca = ca_params.self_signed(&ca_key)?;
 
         let mut params = CertificateParams::new(vec![
@@ -190,9 +203,11 @@ impl DataDir {
             "127.0.0.1".to_string(),
             "::1".to_string(),
         ])?;
-        params.distinguished_name = dn("sysnet tlschat server");
+        params.distinguished_name = dn(&self.server_name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
+        identify(&mut params, &key);
+        valid_for(&mut params, LEAF_DAYS);
         let cert = params.signed_by(&key, &ca, &ca_key)?;
 
         write_private(&self.ca_key(), &ca_key.serialize_pem())?;
@@ -201,6 +216,12 @@ impl DataDir {
         // Written last: its presence means the directory is complete.
         write_file(&self.server_cert(), &cert.pem())?;
         Ok(())
+    }
+
+    /// Makes a new CA and server certificate in place of the current ones (one
+    /// that expired or is about to).
+    pub fn renew(&self) -> Result<(), TlsError> {
+        self.create()
     }
 
     /// Issues a client certificate with common name `name`, signed by this
@@ -218,17 +239,55 @@ impl DataDir {
         params.distinguished_name = dn(name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate()?;
+        identify(&mut params, &key);
+        valid_for(&mut params, LEAF_DAYS);
         let cert = params.signed_by(&key, &ca, &ca_key)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 }
 
-fn ca_params() -> Result<(CertificateParams, KeyPair), TlsError> {
+fn ca_params(name: &str) -> Result<(CertificateParams, KeyPair), TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = dn("sysnet tlschat CA");
+    params.distinguished_name = dn(name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // A CA gets a subjectKeyIdentifier from rcgen; the authority one links it to itself.
+    params.use_authority_key_identifier_extension = true;
+    valid_for(&mut params, CA_DAYS);
     Ok((params, KeyPair::generate()?))
+}
+
+/// A server certificate's life: under the 398 days browsers accept.
+const LEAF_DAYS: u64 = 397;
+const CA_DAYS: u64 = 10 * 365;
+
+/// Valid from a day ago (clocks differ a little) for `days` from now.
+fn valid_for(params: &mut CertificateParams, days: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + std::time::Duration::from_secs(now.saturating_sub(86_400));
+    params.not_after = epoch + std::time::Duration::from_secs(now + days * 86_400);
+}
+
+/// RFC 5280 §4.2.1.1–2: an end-entity certificate names its issuer's key
+/// (authorityKeyIdentifier) and its own (subjectKeyIdentifier); strict verifiers
+/// such as Python's `cryptography` refuse a chain without them. rcgen writes the
+/// subject one for a non-CA only together with a basicConstraints that encodes
+/// its DEFAULT `cA = FALSE` (not DER, which the same verifiers refuse), so it is
+/// written here: the key's SHA-256, cut to 160 bits (RFC 7093 §2, method 1), the
+/// same derivation rcgen uses for the CA.
+fn identify(params: &mut CertificateParams, key: &KeyPair) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key_raw());
+    let mut value = vec![0x04, 20]; // OCTET STRING, 20 bytes
+    value.extend_from_slice(&digest.as_ref()[..20]);
+    params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 14],
+        value,
+    )];
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
 }
 
 fn dn(cn: &str) -> DistinguishedName {
@@ -405,6 +464,23 @@ mod tests {
         assert!(parse_fingerprint(&"é".repeat(32)).is_err());
     }
 
+    /// (subjectKeyIdentifier, authorityKeyIdentifier's key id) of a certificate.
+    fn key_ids(der: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        use x509_parser::extensions::ParsedExtension;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        let (mut ski, mut aki) = (None, None);
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => {}
+            }
+        }
+        (ski, aki)
+    }
+
     #[test]
     fn data_dir_creates_once_and_issues_client_certs() {
         let tmp = tempfile::tempdir().unwrap();
@@ -421,6 +497,19 @@ mod tests {
         let (cert, _key) = dd.issue_client("alice").unwrap();
         let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
         assert_eq!(common_name(der.as_ref()).as_deref(), Some("alice"));
+        // RFC 5280 key identifiers: the CA's subject one is what the leaves name.
+        let ca = CertificateDer::from_pem_file(dd.ca_cert()).unwrap();
+        let (ca_ski, ca_aki) = key_ids(ca.as_ref());
+        assert!(ca_ski.is_some(), "CA without subjectKeyIdentifier");
+        assert_eq!(ca_aki, ca_ski, "self-signed CA names its own key");
+        for leaf in [id.chain[0].as_ref(), der.as_ref()] {
+            let (ski, aki) = key_ids(leaf);
+            assert!(ski.is_some(), "leaf without subjectKeyIdentifier");
+            assert_eq!(
+                aki, ca_ski,
+                "leaf's authorityKeyIdentifier is not the CA's key"
+            );
+        }
         // Both configurations build from what the directory holds.
         server_config(id, Some(&dd.ca_cert())).unwrap();
         client_config(&Trust::Ca(dd.ca_cert()), None).unwrap();
