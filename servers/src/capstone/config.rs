@@ -6,6 +6,7 @@
 //! not at all, which is what lets a reload (SIGHUP) refuse a bad file and keep serving
 //! with the old one.
 
+use crate::proto::http::{Coding, Features};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,9 @@ pub struct Config {
     /// Where the master writes its pid; `None` = the default in the state
     /// directory (see [`super::pidfile`]).
     pub pid_file: Option<PathBuf>,
+
+    // Static-serving features (precompressed, compress*, autoindex).
+    pub http: Features,
 }
 
 impl Default for Config {
@@ -142,6 +146,7 @@ impl Default for Config {
                 keep: 5,
             },
             pid_file: None,
+            http: Features::default(),
         }
     }
 }
@@ -168,6 +173,14 @@ struct RawConfig {
     pid_file: Option<Spanned<String>>,
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
+
+    // Static-serving features.
+    precompressed: Option<Spanned<bool>>,
+    compress: Option<Spanned<Vec<Spanned<String>>>>,
+    compress_min_size: Option<Spanned<Size>>,
+    compress_max_size: Option<Spanned<Size>>,
+    compress_cache: Option<Spanned<Size>>,
+    autoindex: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +272,72 @@ fn parse_size(text: &str) -> Option<u64> {
     };
     digits.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
+
+fn size_of(src: &Source, v: &Spanned<Size>, key: &str) -> Result<u64, ConfigError> {
+    let n = match v.get_ref() {
+        Size::Bytes(n) => u64::try_from(*n).ok(),
+        Size::Text(t) => parse_size(t),
+    };
+    match n {
+        Some(n) => Ok(n),
+        None => src.err(v.span(), key, "must be a byte count like 1048576 or \"1M\""),
+    }
+}
+
+/// `precompressed`, `compress`, `compress_*` and `autoindex`.
+fn parse_features(src: &Source, raw: &RawConfig, f: &mut Features) -> Result<(), ConfigError> {
+    if let Some(v) = &raw.precompressed {
+        f.precompressed = *v.get_ref();
+    }
+    if let Some(v) = &raw.autoindex {
+        f.autoindex = *v.get_ref();
+    }
+    if let Some(list) = &raw.compress {
+        f.compress.clear();
+        for c in list.get_ref() {
+            match Coding::from_token(c.get_ref()) {
+                Some(coding) if !f.compress.contains(&coding) => f.compress.push(coding),
+                Some(_) => {
+                    return src.err(
+                        c.span(),
+                        "compress",
+                        format!("{:?} is listed twice", c.get_ref()),
+                    )
+                }
+                None => {
+                    return src.err(
+                        c.span(),
+                        "compress",
+                        format!("{:?} is not \"br\", \"zstd\" or \"gzip\"", c.get_ref()),
+                    )
+                }
+            }
+        }
+    }
+    if let Some(v) = &raw.compress_min_size {
+        f.compress_min_size = size_of(src, v, "compress_min_size")?;
+    }
+    if let Some(v) = &raw.compress_max_size {
+        f.compress_max_size = size_of(src, v, "compress_max_size")?;
+    }
+    if let Some(v) = &raw.compress_cache {
+        f.compress_cache = size_of(src, v, "compress_cache")?;
+        if f.compress_cache > MAX_COMPRESS_CACHE {
+            return src.err(
+                v.span(),
+                "compress_cache",
+                format!(
+                    "{} bytes is above the {MAX_COMPRESS_CACHE}-byte maximum",
+                    f.compress_cache
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// 4 GiB of compressed bodies in memory is far beyond any sensible site.
+const MAX_COMPRESS_CACHE: u64 = 4 << 30;
 
 impl Config {
     /// Reads and validates `path`. Relative paths inside the file are taken from the
@@ -529,6 +608,7 @@ impl Config {
                 cfg.log.keep = int_in(&src, v, "log.keep", 1, MAX_KEEP)? as usize;
             }
         }
+        parse_features(&src, &raw, &mut cfg.http)?;
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {
