@@ -756,3 +756,135 @@ fn chromium_renders_a_listing_and_coded_assets() {
         }
     }
 }
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[test]
+fn access_control_by_prefix() {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    for d in ["private/sub", "lan/ok"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("public.txt"), "public").unwrap();
+    std::fs::write(r.join("private/secret.txt"), "secret").unwrap();
+    std::fs::write(r.join("lan/x.txt"), "lan").unwrap();
+    std::fs::write(r.join("lan/ok/y.txt"), "ok").unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let users = etc.path().join("htpasswd");
+    // alice by Apache's own tool where it is installed (bcrypt, as `htpasswd -B`
+    // writes it), else by the crate; bob with argon2id.
+    let made = have("htpasswd")
+        && Command::new("htpasswd")
+            .args(["-cbB", "-C", "5"])
+            .arg(&users)
+            .args(["alice", "s3cret"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        std::fs::write(
+            &users,
+            format!("alice:{}\n", bcrypt::hash("s3cret", 5).unwrap()),
+        )
+        .unwrap();
+    }
+    let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+    let argon = argon2::Argon2::default()
+        .hash_password(b"hunter2", &salt)
+        .unwrap()
+        .to_string();
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!("bob:{argon}\n"));
+    std::fs::write(&users, text).unwrap();
+
+    let auth = format!("/private/={}", users.display());
+    let (_etc, servers) = both(
+        r,
+        &[
+            "--deny",
+            "/lan/=all",
+            "--allow",
+            "/lan/=10.0.0.0/8",
+            "--allow",
+            "/lan/ok/=127.0.0.0/8",
+            "--deny",
+            "/lan/ok/=all",
+            "--auth",
+            &auth,
+            "--auth-realm",
+            "private area",
+        ],
+        &format!(
+            "[[access]]\nprefix = \"/lan/\"\nallow = [\"10.0.0.0/8\"]\ndeny = [\"all\"]\n\
+             [[access]]\nprefix = \"/lan/ok/\"\nallow = [\"127.0.0.0/8\"]\ndeny = [\"all\"]\n\
+             [[access]]\nprefix = \"/private/\"\nauth_file = {:?}\nrealm = \"private area\"\n",
+            users.to_str().unwrap()
+        ),
+    );
+    for (name, srv) in &servers {
+        let a = srv.addr;
+        assert_eq!(ask(a, &get("/public.txt", "")).body, b"public", "{name}");
+        assert_eq!(ask(a, &get("/lan/x.txt", "")).code, 403, "{name}");
+        assert_eq!(ask(a, &get("/lan/", "")).code, 403, "{name}");
+        assert_eq!(
+            ask(a, &get("/lan/ok/y.txt", "")).body,
+            b"ok",
+            "{name}: longest prefix"
+        );
+        for path in [
+            "/private/secret.txt",
+            "/private/",
+            "/private/sub/",
+            "/%70rivate/secret.txt",
+            "/public.txt/../private/secret.txt",
+            "//private//secret.txt",
+        ] {
+            let r = ask(a, &get(path, ""));
+            assert_eq!(r.code, 401, "{name}: {path}");
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("Basic realm=\"private area\", charset=\"UTF-8\""),
+                "{name}"
+            );
+        }
+        for (user, pass) in [
+            ("alice", "wrong"),
+            ("carol", "s3cret"),
+            ("bob", "s3cret"),
+            ("alice", ""),
+        ] {
+            let r = ask(a, &get("/private/secret.txt", &basic(user, pass)));
+            assert_eq!(r.code, 401, "{name}: {user}:{pass}");
+        }
+        let r = ask(
+            a,
+            &get("/private/secret.txt", "Authorization: Bearer x\r\n"),
+        );
+        assert_eq!(r.code, 401, "{name}");
+        // The right credentials, repeated on one kept-alive connection (hashed once).
+        let mut s = connect(a);
+        for _ in 0..5 {
+            for (user, pass) in [("alice", "s3cret"), ("bob", "hunter2")] {
+                s.write_all(get("/private/secret.txt", &basic(user, pass)).as_bytes())
+                    .unwrap();
+                let r = read_resp(&mut s, false);
+                assert_eq!(r.code, 200, "{name}: {user}");
+                assert_eq!(r.body, b"secret", "{name}: {user}");
+            }
+        }
+        // A 401 keeps the connection: the client retries with credentials on it.
+        s.write_all(get("/private/secret.txt", "").as_bytes())
+            .unwrap();
+        assert_eq!(read_resp(&mut s, false).code, 401, "{name}");
+        s.write_all(get("/private/secret.txt", &basic("alice", "s3cret")).as_bytes())
+            .unwrap();
+        assert_eq!(read_resp(&mut s, false).code, 200, "{name}");
+    }
+}

@@ -8,10 +8,10 @@ use clap::Parser;
 use servers::cli::{self, IoArgs};
 use servers::log::{AccessLog, AppendFile};
 use servers::privs;
-use servers::proto::http::{Coding, Features, Http, HttpConfig};
+use servers::proto::http::{AccessRule, Cidr, Coding, Features, Htpasswd, Http, HttpConfig};
 use servers::signals::Shutdown;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +84,69 @@ struct Args {
     /// List directories that have no index.html.
     #[arg(long)]
     autoindex: bool,
+    /// Below PREFIX, admit these clients even when --deny lists them (repeatable;
+    /// PREFIX=CIDR[,CIDR...], e.g. /admin/=127.0.0.1,10.0.0.0/8).
+    #[arg(long, value_name = "PREFIX=CIDRS")]
+    allow: Vec<String>,
+    /// Below PREFIX, refuse these clients with 403 ("all" is every address).
+    #[arg(long, value_name = "PREFIX=CIDRS")]
+    deny: Vec<String>,
+    /// Below PREFIX, require HTTP Basic authentication against an htpasswd file of
+    /// bcrypt (htpasswd -B) or argon2 hashes: PREFIX=FILE.
+    #[arg(long, value_name = "PREFIX=FILE")]
+    auth: Vec<String>,
+    /// The realm --auth names in its 401 answers.
+    #[arg(long, default_value = "restricted")]
+    auth_realm: String,
+}
+
+/// The access rules of --allow, --deny and --auth, one per prefix.
+fn access_rules(args: &Args) -> Result<Vec<AccessRule>, String> {
+    if !args
+        .auth_realm
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Err("--auth-realm: printable ASCII without quotes or backslashes".into());
+    }
+    let mut rules: Vec<AccessRule> = Vec::new();
+    for (flag, specs) in [
+        ("allow", &args.allow),
+        ("deny", &args.deny),
+        ("auth", &args.auth),
+    ] {
+        for spec in specs {
+            let (prefix, value) = spec
+                .split_once('=')
+                .filter(|(p, _)| p.starts_with('/'))
+                .ok_or_else(|| format!("--{flag} {spec:?}: expected /PREFIX=VALUE"))?;
+            let i = match rules.iter().position(|r| r.prefix == prefix) {
+                Some(i) => i,
+                None => {
+                    rules.push(AccessRule::new(prefix));
+                    rules.len() - 1
+                }
+            };
+            let r = &mut rules[i];
+            if flag == "auth" {
+                let users = Htpasswd::load(Path::new(value)).map_err(|e| e.to_string())?;
+                r.auth = Some((Arc::new(users), args.auth_realm.clone()));
+                continue;
+            }
+            for c in value.split(',') {
+                let c = c
+                    .trim()
+                    .parse::<Cidr>()
+                    .map_err(|e| format!("--{flag}: {e}"))?;
+                if flag == "allow" {
+                    r.allow.push(c);
+                } else {
+                    r.deny.push(c);
+                }
+            }
+        }
+    }
+    Ok(rules)
 }
 
 fn parse_coding(s: &str) -> Result<Coding, String> {
@@ -123,6 +186,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         compress_max_size: args.compress_max_size,
         compress_cache: args.compress_cache,
         autoindex: args.autoindex,
+        access: access_rules(args)?,
     };
     let mut guard = None;
     if let Some(path) = &args.access_log {

@@ -6,7 +6,7 @@
 //! not at all, which is what lets a reload (SIGHUP) refuse a bad file and keep serving
 //! with the old one.
 
-use crate::proto::http::{Coding, Features};
+use crate::proto::http::{AccessRule, Cidr, Coding, Features, Htpasswd};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -181,6 +181,18 @@ struct RawConfig {
     compress_max_size: Option<Spanned<Size>>,
     compress_cache: Option<Spanned<Size>>,
     autoindex: Option<Spanned<bool>>,
+    access: Option<Vec<RawAccess>>,
+}
+
+/// One `[[access]]` block: what applies below a path prefix.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    prefix: Spanned<String>,
+    allow: Option<Vec<Spanned<String>>>,
+    deny: Option<Vec<Spanned<String>>>,
+    auth_file: Option<Spanned<String>>,
+    realm: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -285,7 +297,71 @@ fn size_of(src: &Source, v: &Spanned<Size>, key: &str) -> Result<u64, ConfigErro
 }
 
 /// `precompressed`, `compress`, `compress_*` and `autoindex`.
-fn parse_features(src: &Source, raw: &RawConfig, f: &mut Features) -> Result<(), ConfigError> {
+fn parse_features(
+    src: &Source,
+    raw: &RawConfig,
+    f: &mut Features,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    for a in raw.access.iter().flatten() {
+        let prefix = a.prefix.get_ref();
+        if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
+            return src.err(
+                a.prefix.span(),
+                "access.prefix",
+                format!("{prefix:?} must be an absolute path like \"/admin/\""),
+            );
+        }
+        if f.access.iter().any(|r| &r.prefix == prefix) {
+            return src.err(
+                a.prefix.span(),
+                "access.prefix",
+                format!("{prefix:?} is listed twice"),
+            );
+        }
+        let mut rule = AccessRule::new(prefix.clone());
+        for (list, key, into) in [
+            (&a.allow, "access.allow", &mut rule.allow),
+            (&a.deny, "access.deny", &mut rule.deny),
+        ] {
+            for c in list.iter().flatten() {
+                match c.get_ref().parse::<Cidr>() {
+                    Ok(c) => into.push(c),
+                    Err(e) => return src.err(c.span(), key, e.to_string()),
+                }
+            }
+        }
+        let realm = match &a.realm {
+            Some(r) => {
+                let t = r.get_ref();
+                if t.is_empty()
+                    || !t
+                        .bytes()
+                        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+                {
+                    return src.err(
+                        r.span(),
+                        "access.realm",
+                        "must be printable ASCII without quotes or backslashes",
+                    );
+                }
+                t.clone()
+            }
+            None => "restricted".to_string(),
+        };
+        if let Some(file) = &a.auth_file {
+            match Htpasswd::load(&resolve(file.get_ref())) {
+                Ok(users) => rule.auth = Some((std::sync::Arc::new(users), realm)),
+                Err(e) => return src.err(file.span(), "access.auth_file", e.to_string()),
+            }
+        } else if a.realm.is_some() {
+            return src.err(0..0, "access.realm", "is only used with auth_file");
+        }
+        if rule.allow.is_empty() && rule.deny.is_empty() && rule.auth.is_none() {
+            return src.err(a.prefix.span(), "access", "needs allow, deny or auth_file");
+        }
+        f.access.push(rule);
+    }
     if let Some(v) = &raw.precompressed {
         f.precompressed = *v.get_ref();
     }
@@ -608,7 +684,7 @@ impl Config {
                 cfg.log.keep = int_in(&src, v, "log.keep", 1, MAX_KEEP)? as usize;
             }
         }
-        parse_features(&src, &raw, &mut cfg.http)?;
+        parse_features(&src, &raw, &mut cfg.http, &resolve)?;
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {

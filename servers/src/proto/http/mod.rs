@@ -30,6 +30,7 @@
 //! compressed on the fly and kept in memory ([`Features::compress`]); `Accept-Encoding`
 //! picks one, and from then on it is answered like any file, with its own ETag.
 
+mod access;
 mod body;
 mod cache;
 mod date;
@@ -40,6 +41,7 @@ mod mime;
 mod path;
 mod request;
 
+pub use access::{AccessError, AccessRule, Cidr, Htpasswd};
 pub use date::{format_clf_date, format_http_date, format_iso_date, parse_http_date};
 pub use encoding::Coding;
 pub use mime::content_type;
@@ -71,6 +73,7 @@ pub enum Status {
     MovedPermanently,
     NotModified,
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -94,6 +97,7 @@ impl Status {
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
@@ -194,7 +198,8 @@ pub struct RouteResponse {
 }
 
 /// Optional static-serving features, all off by default (as in nginx, where
-/// `gzip_static`, `gzip` and `autoindex` are off until configured).
+/// `gzip_static`, `gzip`, `autoindex`, `allow`/`deny` and `auth_basic` are off until
+/// configured).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Features {
     /// Serve `FILE.br`, `FILE.zst` or `FILE.gz` in place of `FILE` when the request's
@@ -211,6 +216,8 @@ pub struct Features {
     pub compress_cache: u64,
     /// List a directory that has no index file.
     pub autoindex: bool,
+    /// Address lists and Basic authentication by path prefix (see `access`).
+    pub access: Vec<AccessRule>,
 }
 
 impl Default for Features {
@@ -222,6 +229,7 @@ impl Default for Features {
             compress_max_size: 1 << 20,
             compress_cache: 32 << 20,
             autoindex: false,
+            access: Vec::new(),
         }
     }
 }
@@ -253,7 +261,7 @@ pub struct HttpConfig {
     /// How many opened files each worker keeps for the rest of the current second
     /// (see `cache`); 0 opens every request's file afresh.
     pub file_cache: usize,
-    /// Compression and listings.
+    /// Compression, listings and access control.
     pub features: Features,
     dir: fs::Root,
     compressed: OnceLock<CompressCache>,
@@ -434,6 +442,8 @@ pub struct Http {
     cache: FileCache,
     /// The request just answered queued a `SendFile`.
     streamed: bool,
+    /// Credentials already hashed, and their verdicts.
+    verified: access::Verified,
     /// Numbers the `multipart/byteranges` boundaries (seeded from the clock, so two
     /// workers or runs do not repeat each other's).
     boundary: u64,
@@ -517,6 +527,7 @@ impl Http {
             stats,
             clock: Clock::new(),
             streamed: false,
+            verified: access::Verified::default(),
             boundary: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
@@ -640,6 +651,11 @@ impl Http {
             Ok(t) => t,
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
         };
+        if !self.cfg.features.access.is_empty() {
+            if let Some((status, extra)) = self.refuse(head, peer, &target) {
+                return self.page(id, peer, &mut req, status, &extra, out);
+            }
+        }
         if !self.cfg.routes.is_empty() {
             let path = target.absolute();
             let cfg = Arc::clone(&self.cfg);
@@ -739,6 +755,37 @@ impl Http {
         self.cache.insert(key, Arc::clone(&entry), now);
         let rep = self.representation(head, &entry);
         self.send_file(id, peer, head, &mut req, &rep, out)
+    }
+
+    /// The 403 or 401 (with its header) that the access rule for `target` gives
+    /// this request, if any.
+    fn refuse(
+        &mut self,
+        head: &Head<'_>,
+        peer: SocketAddr,
+        target: &Target<'_>,
+    ) -> Option<(Status, String)> {
+        let mut path = target.absolute();
+        if target.trailing_slash && !target.rel.is_empty() {
+            path.push('/');
+        }
+        let cfg = Arc::clone(&self.cfg);
+        let (i, rule) = access::rule_for(&cfg.features.access, &path)?;
+        if !rule.admits(peer.ip()) {
+            return Some((Status::Forbidden, String::new()));
+        }
+        let (users, realm) = rule.auth.as_ref()?;
+        self.clock.tick();
+        if self
+            .verified
+            .check(i, users, head.authorization, self.clock.secs)
+        {
+            return None;
+        }
+        Some((
+            Status::Unauthorized,
+            format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n"),
+        ))
     }
 
     /// A cache entry for an open file (`rel` as the file cache and compression know it).

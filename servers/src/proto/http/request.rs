@@ -49,6 +49,7 @@ pub struct Head<'a> {
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
     pub accept_encoding: FieldLines<'a>,
+    pub authorization: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
 }
@@ -313,6 +314,7 @@ fn interpret<'a>(
         range: None,
         if_range: None,
         accept_encoding: FieldLines::default(),
+        authorization: None,
         referer: None,
         user_agent: None,
     };
@@ -362,6 +364,8 @@ fn interpret<'a>(
             head.if_range = Some(h.value);
         } else if is("accept-encoding") {
             head.accept_encoding.push(h.value);
+        } else if is("authorization") {
+            head.authorization = Some(h.value);
         } else if is("referer") {
             head.referer = Some(h.value);
         } else if is("user-agent") {
