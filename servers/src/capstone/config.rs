@@ -732,6 +732,65 @@ mod tests {
     }
 
     #[test]
+    fn static_features_and_access_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(
+            &users,
+            format!("alice:{}\n", bcrypt::hash("pw", 4).unwrap()),
+        )
+        .unwrap();
+        let c = parse(&format!(
+            "listen = [\"127.0.0.1:8080\"]\nprecompressed = true\nautoindex = true\n\
+             compress = [\"br\", \"gzip\"]\ncompress_min_size = 512\ncompress_cache = \"8M\"\n\
+             [[access]]\nprefix = \"/admin/\"\nallow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"all\"]\n\
+             auth_file = {:?}\nrealm = \"Admins\"\n",
+            users.to_str().unwrap()
+        ))
+        .unwrap();
+        assert!(c.http.precompressed && c.http.autoindex);
+        assert_eq!(c.http.compress, [Coding::Br, Coding::Gzip]);
+        assert_eq!(c.http.compress_min_size, 512);
+        assert_eq!(c.http.compress_cache, 8 << 20);
+        let rule = &c.http.access[0];
+        assert_eq!(rule.prefix, "/admin/");
+        assert_eq!(rule.allow.len(), 2);
+        assert_eq!(rule.deny, [Cidr::All]);
+        assert_eq!(rule.auth.as_ref().unwrap().1, "Admins");
+        assert!(!Config::default().http.precompressed, "off by default");
+
+        let l = "listen = [\"127.0.0.1:8080\"]\n";
+        for (text, line, key) in [
+            (format!("{l}compress = [\"deflate\"]"), 2, "compress"),
+            (format!("{l}compress = [\"br\", \"br\"]"), 2, "compress"),
+            (
+                format!("{l}compress_min_size = \"lots\""),
+                2,
+                "compress_min_size",
+            ),
+            (
+                format!("{l}\n[[access]]\nprefix = \"admin\"\ndeny = [\"all\"]"),
+                4,
+                "access.prefix",
+            ),
+            (
+                format!("{l}[[access]]\nprefix = \"/a/\"\ndeny = [\"10.0.0.0/33\"]"),
+                4,
+                "access.deny",
+            ),
+            (
+                format!("{l}[[access]]\nprefix = \"/a/\"\nauth_file = \"/nonexistent\""),
+                4,
+                "access.auth_file",
+            ),
+            (format!("{l}[[access]]\nprefix = \"/a/\""), 3, "access"),
+        ] {
+            let (got_line, got_key, msg) = err(&text);
+            assert_eq!((got_line, got_key.as_str()), (line, key), "{text}: {msg}");
+        }
+    }
+
+    #[test]
     fn default_is_valid() {
         let c = Config::default();
         assert_eq!(
