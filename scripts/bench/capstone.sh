@@ -6,7 +6,10 @@
 #                                                     ROUNDS=3; SERVERS, FILES and
 #                                                     IDLE narrow a run)
 #
-# For every server x file (600 B, 64 KiB, 1 MiB) x connections (64, 256):
+# For every server x file (600 B, 64 KiB, 1 MiB, and "20k.html+gz": a 20 KiB HTML page
+# asked for with Accept-Encoding: gzip and served from its precompressed 20k.html.gz,
+# by the capstone's `precompressed`, nginx gzip_static and lighttpd rewriting to the
+# same file) x connections (64, 256):
 #   wrk -t1 -cN --latency  (HTTP/1.1 keep-alive)
 # records req/s, p50/p99 and the CPU the server's whole process tree used during the
 # run (utime+stime from /proc). All servers run at once (idle but for the one being
@@ -27,7 +30,7 @@ cd "$SYSNET_ROOT"
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
 SERVERS=${SERVERS:-"capstone-fill capstone-shared capstone-reuseport capstone-1loop nginx lighttpd"}
-PORT_BASE=19000
+PORT_BASE=${PORT_BASE:-19000}
 IDLE=${IDLE:-10000}
 
 need_pkgs nginx-light lighttpd wrk python3 python3-matplotlib procps curl
@@ -47,12 +50,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# make_20k_html FILE: about 20 KiB of text-like HTML (words, not random bytes, so it
+# compresses as a real page does: to about a sixth).
+make_20k_html() {
+  awk 'BEGIN {
+    srand(7); nw = split("the of and server request file static compressed header response client cache socket event loop kernel buffer page", w, " ")
+    print "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bench</title></head><body>"
+    while (n < 20200) {
+      line = "<p class=\"p" (i++ % 7) "\">"
+      for (j = 0; j < 12; j++) line = line w[int(rand() * nw) + 1] " "
+      line = line "</p>"; print line; n += length(line) + 1
+    }
+    print "</body></html>"
+  }' > "$1"
+}
+
 DOCROOT="$WORK/www"
 mkdir -p "$DOCROOT"
 head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
 head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
 head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
-FILES=${FILES:-"600b.html 64k.bin 1m.bin"}
+make_20k_html "$DOCROOT/20k.html"
+gzip -9 -k -n "$DOCROOT/20k.html"
+FILES=${FILES:-"600b.html 64k.bin 1m.bin 20k.html+gz"}
 ulimit -n "$(ulimit -Hn)"
 
 # ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
@@ -66,6 +86,7 @@ workers = ${4:-2}
 accept = "$3"
 max_clients = 20000
 status_path = ""
+precompressed = true
 [timeouts]
 idle = 60
 CONF
@@ -93,6 +114,7 @@ http {
   access_log off;
   sendfile on;
   tcp_nopush on;
+  gzip_static on;
   keepalive_requests 1000000;
   keepalive_timeout 60s;
   types { text/html html; application/octet-stream bin; }
@@ -122,7 +144,15 @@ server.max-keep-alive-requests = 1000000
 server.max-keep-alive-idle = 60
 server.max-fds = 30000
 server.max-connections = 15000
-mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
+# gzip_static's equivalent: the same .gz file, marked as a coding of the page.
+server.modules += ( "mod_rewrite", "mod_setenv" )
+\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
+  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
+}
+\$HTTP["url"] =~ "\\.html\\.gz\$" {
+  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
+}
 CONF
   exec lighttpd -D -f "$d/lighttpd.conf"
 }
@@ -165,7 +195,9 @@ run_case() { # server pid port conns file round
   local server=$1 pid=$2 port=$3 conns=$4 file=$5 round=$6 out t0 t1 reqs rps p50 p99 errs
   out="$WORK/$server-$conns-$file.out"
   t0=$(cpu_ticks "$pid")
-  timeout $((SECS + 30)) wrk -t1 -c"$conns" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+  local path=${file%+gz} hdr=()
+  [ "$path" = "$file" ] || hdr=(-H "Accept-Encoding: gzip")
+  timeout $((SECS + 30)) wrk -t1 -c"$conns" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$path" > "$out" 2>&1 || true
   t1=$(cpu_ticks "$pid")
   read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$conns" "$file" "${reqs:-0}" "${rps:-0}" \
@@ -174,6 +206,14 @@ run_case() { # server pid port conns file round
 }
 
 start_servers
+# Every server must really send the precompressed file, or the 20k.html+gz row
+# compares unlike work.
+want=$(stat -c %s "$DOCROOT/20k.html.gz")
+for server in $SERVERS; do
+  hdrs=$(curl -sS -o "$WORK/check.gz" -D - -H "Accept-Encoding: gzip" "http://127.0.0.1:${PORT_OF[$server]}/20k.html" | tr -d '\r')
+  grep -qi '^content-encoding: gzip$' <<<"$hdrs" && cmp -s "$WORK/check.gz" "$DOCROOT/20k.html.gz" \
+    || { echo "$server does not serve 20k.html.gz ($want bytes) for Accept-Encoding: gzip:" >&2; echo "$hdrs" >&2; exit 1; }
+done
 run_rounds 64 256
 
 for server in $SERVERS; do

@@ -7,14 +7,20 @@ print(f"(median of {rounds} rounds per server and case)")
 def best_peer(conns, f):
     peers = [r for r in rows if r["server"] in ("nginx", "lighttpd") and (r["conns"], r["file"]) == (conns, f)]
     return max(peers, key=lambda r: r["rps"]) if peers else None
-hdr = f"| {'conns':5} | {'file':9} | {'server':18} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ best peer':>17} | {'errors':>6} |"
+hdr = f"| {'conns':5} | {'file':11} | {'server':18} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU %':>6} | {'CPU µs/req':>10} | {'req/s ÷ best peer':>17} | {'errors':>6} |"
 print(hdr)
 print("|" + "|".join("-" * len(c) for c in hdr.split("|")[1:-1]) + "|")
-order = ["600b.html", "64k.bin", "1m.bin"]
-for r in sorted(rows, key=lambda r: (order.index(r["file"]), int(r["conns"]))):
+order = ["600b.html", "64k.bin", "1m.bin", "20k.html+gz"]
+for r in sorted(rows, key=lambda r: (order.index(r["file"]) if r["file"] in order else len(order), int(r["conns"]))):
     b = best_peer(r["conns"], r["file"])
     ratio = r["rps"] / b["rps"] if b and b["rps"] else float("nan")
-    print(f"| {r['conns']:5} | {r['file']:9} | {r['server']:18} | {r['rps']:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {r['cpu_pct']:6.0f} | {r['cpu_us']:10.1f} | {ratio:17.2f} | {r['errors']:>6} |")
+    print(f"| {r['conns']:5} | {r['file']:11} | {r['server']:18} | {r['rps']:9.0f} | {float(r['p50_ms']):7.2f} | {float(r['p99_ms']):7.2f} | {r['cpu_pct']:6.0f} | {r['cpu_us']:10.1f} | {ratio:17.2f} | {r['errors']:>6} |")
+# The precompressed case: req/s and server CPU per request against the faster peer.
+for r in sorted(rows, key=lambda r: (int(r["conns"]), r["server"])):
+    b = best_peer(r["conns"], r["file"])
+    if r["file"] == "20k.html+gz" and b and r["server"].startswith("capstone"):
+        print(f"20k.html+gz c{r['conns']}: {r['server']} {r['rps']:.0f} req/s = {r['rps'] / b['rps']:.2f}x {b['server']}; "
+              f"CPU/req {r['cpu_us']:.1f} µs = {r['cpu_us'] / b['cpu_us']:.2f}x {b['server']}'s {b['cpu_us']:.1f} µs")
 try:
     import matplotlib
     matplotlib.use("Agg")

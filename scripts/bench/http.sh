@@ -5,7 +5,10 @@
 #   scripts/bench/http.sh [SECONDS_PER_CASE]     (default 5; ports 18000-18499;
 #                                                 ROUNDS=3)
 #
-# For every server x file (600 B, 64 KiB, 1 MiB) x client:
+# For every server x file (600 B, 64 KiB, 1 MiB, and "20k.html+gz": a 20 KiB HTML page
+# asked for with Accept-Encoding: gzip and served from its precompressed 20k.html.gz,
+# by httpd --precompressed, nginx gzip_static and lighttpd rewriting to the same file)
+# x client:
 #   wrk -t1 -c50 --latency  (HTTP/1.1 keep-alive)
 #   ab  -c50               (HTTP/1.0, one connection per request)
 # it records req/s, p50/p99 latency and the server's CPU time (utime+stime ticks from
@@ -25,7 +28,7 @@ cd "$SYSNET_ROOT"
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
 SERVERS=${SERVERS:-"httpd nginx lighttpd capstone"}
-PORT_BASE=18000
+PORT_BASE=${PORT_BASE:-18000}
 CONNS=50
 
 need_pkgs nginx-light lighttpd wrk apache2-utils python3 python3-matplotlib procps
@@ -44,24 +47,41 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# make_20k_html FILE: about 20 KiB of text-like HTML (words, not random bytes, so it
+# compresses as a real page does: to about a sixth).
+make_20k_html() {
+  awk 'BEGIN {
+    srand(7); nw = split("the of and server request file static compressed header response client cache socket event loop kernel buffer page", w, " ")
+    print "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bench</title></head><body>"
+    while (n < 20200) {
+      line = "<p class=\"p" (i++ % 7) "\">"
+      for (j = 0; j < 12; j++) line = line w[int(rand() * nw) + 1] " "
+      line = line "</p>"; print line; n += length(line) + 1
+    }
+    print "</body></html>"
+  }' > "$1"
+}
+
 DOCROOT="$WORK/www"
 mkdir -p "$DOCROOT"
 head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
 head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
 head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
-FILES="600b.html 64k.bin 1m.bin"
+make_20k_html "$DOCROOT/20k.html"
+gzip -9 -k -n "$DOCROOT/20k.html"
+FILES=${FILES:-"600b.html 64k.bin 1m.bin 20k.html+gz"}
 
 # ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
 
 start_httpd() {
-  RUST_LOG=warn exec "$HTTPD" --listen "127.0.0.1:$1" --root "$2" --io epoll
+  RUST_LOG=warn exec "$HTTPD" --listen "127.0.0.1:$1" --root "$2" --io epoll --precompressed
 }
 
 # The capstone as one process (no master; its two event-loop threads share it), so
 # this script's per-process CPU accounting holds. scripts/bench/capstone.sh runs it
 # with its master and workers against a two-worker nginx.
 start_capstone() {
-  printf 'listen = ["127.0.0.1:%s"]\nroot = "%s"\nprocesses = 0\nworkers = 2\nstatus_path = ""\n' "$1" "$2" \
+  printf 'listen = ["127.0.0.1:%s"]\nroot = "%s"\nprocesses = 0\nworkers = 2\nstatus_path = ""\nprecompressed = true\n' "$1" "$2" \
     > "$WORK/capstone-$1.toml"
   RUST_LOG=warn exec "$CAPSTONE" --config "$WORK/capstone-$1.toml"
 }
@@ -80,6 +100,7 @@ http {
   access_log off;
   sendfile on;
   tcp_nopush on;
+  gzip_static on;
   keepalive_requests 1000000;
   keepalive_timeout 30s;
   types { text/html html; application/octet-stream bin; }
@@ -109,7 +130,15 @@ server.max-keep-alive-requests = 1000000
 server.max-keep-alive-idle = 30
 server.max-fds = 8192
 server.max-connections = 4096
-mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
+# gzip_static's equivalent: the same .gz file, marked as a coding of the page.
+server.modules += ( "mod_rewrite", "mod_setenv" )
+\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
+  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
+}
+\$HTTP["url"] =~ "\\.html\\.gz\$" {
+  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
+}
 CONF
   exec lighttpd -D -f "$d/lighttpd.conf"
 }
@@ -135,14 +164,17 @@ printf 'server\tclient\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\tround\n'
 run_case() { # server pid port client file round
   local server=$1 pid=$2 port=$3 client=$4 file=$5 round=$6 out t0 t1 reqs rps p50 p99 errs
   out="$WORK/$server-$client-$file.out"
+  # "NAME+gz": NAME asked for with Accept-Encoding: gzip.
+  local path=${file%+gz} hdr=()
+  [ "$path" = "$file" ] || hdr=(-H "Accept-Encoding: gzip")
   t0=$(cpu_ticks "$pid")
   if [ "$client" = wrk ]; then
-    timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$path" > "$out" 2>&1 || true
     t1=$(cpu_ticks "$pid")
     read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
   else
     # Plain HTTP/1.0: a new connection per request.
-    timeout $((SECS + 30)) ab -q -t "$SECS" -n 5000000 -c "$CONNS" "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    timeout $((SECS + 30)) ab -q -t "$SECS" -n 5000000 -c "$CONNS" "${hdr[@]}" "http://127.0.0.1:$port/$path" > "$out" 2>&1 || true
     t1=$(cpu_ticks "$pid")
     rps=$(awk '/^Requests per second:/ {print $4}' "$out")
     reqs=$(awk '/^Complete requests:/ {print $3}' "$out")
@@ -156,6 +188,14 @@ run_case() { # server pid port client file round
 }
 
 start_servers
+# Every server must really send the precompressed file, or the 20k.html+gz row
+# compares unlike work.
+want=$(stat -c %s "$DOCROOT/20k.html.gz")
+for server in $SERVERS; do
+  hdrs=$(curl -sS -o "$WORK/check.gz" -D - -H "Accept-Encoding: gzip" "http://127.0.0.1:${PORT_OF[$server]}/20k.html" | tr -d '\r')
+  grep -qi '^content-encoding: gzip$' <<<"$hdrs" && cmp -s "$WORK/check.gz" "$DOCROOT/20k.html.gz" \
+    || { echo "$server does not serve 20k.html.gz ($want bytes) for Accept-Encoding: gzip:" >&2; echo "$hdrs" >&2; exit 1; }
+done
 run_rounds wrk ab
 
 mkdir -p "$SYSNET_ROOT/target/bench"

@@ -8,20 +8,23 @@ use clap::Parser;
 use servers::cli::{self, IoArgs};
 use servers::log::{AccessLog, AppendFile};
 use servers::privs;
-use servers::proto::http::{Http, HttpConfig};
+use servers::proto::http::{AccessRule, Cidr, Coding, Features, Htpasswd, Http, HttpConfig};
 use servers::signals::Shutdown;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A hardened HTTP/1.0 and 1.1 static file server (GET and HEAD, ranges, keep-alive).
+/// A hardened HTTP/1.0 and 1.1 static file server (GET and HEAD, ranges, keep-alive,
+/// precompressed and compressed files, directory listings).
 #[derive(Parser, Debug)]
 #[command(
     version,
     after_help = "Example:\n  httpd --listen 127.0.0.1:8080 --root ./www --access-log /tmp/access.log\n  \
                   curl -i http://127.0.0.1:8080/\n\n\
+                  With compression and listings:\n  \
+                  httpd --root ./www --precompressed --compress br,gzip --autoindex\n\n\
                   As root: httpd --listen 0.0.0.0:80 --root /srv/www --user nobody --chroot\n\
                   SIGUSR1 reopens the access log. SIGTERM or SIGINT closes the listening sockets at\n\
                   once and stops after the in-flight responses (at most --drain-timeout seconds):\n  \
@@ -60,6 +63,94 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     drain_timeout: u64,
+    /// Serve FILE.br, FILE.zst or FILE.gz in place of FILE when the client's
+    /// Accept-Encoding prefers that coding (as nginx's gzip_static).
+    #[arg(long)]
+    precompressed: bool,
+    /// Compress text files on the fly with these codings (br, zstd, gzip; repeat or
+    /// comma-separate), keeping the results in memory.
+    #[arg(long, value_name = "CODING", value_delimiter = ',', value_parser = parse_coding)]
+    compress: Vec<Coding>,
+    /// Files smaller than this many bytes are not compressed on the fly.
+    #[arg(long, value_name = "BYTES", default_value_t = Features::default().compress_min_size)]
+    compress_min_size: u64,
+    /// Files larger than this many bytes are not compressed on the fly (it would
+    /// stall the event loop); they go out as they are.
+    #[arg(long, value_name = "BYTES", default_value_t = Features::default().compress_max_size)]
+    compress_max_size: u64,
+    /// Bytes of compressed bodies kept in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = Features::default().compress_cache)]
+    compress_cache: u64,
+    /// List directories that have no index.html.
+    #[arg(long)]
+    autoindex: bool,
+    /// Below PREFIX, admit these clients even when --deny lists them (repeatable;
+    /// PREFIX=CIDR[,CIDR...], e.g. /admin/=127.0.0.1,10.0.0.0/8).
+    #[arg(long, value_name = "PREFIX=CIDRS")]
+    allow: Vec<String>,
+    /// Below PREFIX, refuse these clients with 403 ("all" is every address).
+    #[arg(long, value_name = "PREFIX=CIDRS")]
+    deny: Vec<String>,
+    /// Below PREFIX, require HTTP Basic authentication against an htpasswd file of
+    /// bcrypt (htpasswd -B) or argon2 hashes: PREFIX=FILE.
+    #[arg(long, value_name = "PREFIX=FILE")]
+    auth: Vec<String>,
+    /// The realm --auth names in its 401 answers.
+    #[arg(long, default_value = "restricted")]
+    auth_realm: String,
+}
+
+/// The access rules of --allow, --deny and --auth, one per prefix.
+fn access_rules(args: &Args) -> Result<Vec<AccessRule>, String> {
+    if !args
+        .auth_realm
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Err("--auth-realm: printable ASCII without quotes or backslashes".into());
+    }
+    let mut rules: Vec<AccessRule> = Vec::new();
+    for (flag, specs) in [
+        ("allow", &args.allow),
+        ("deny", &args.deny),
+        ("auth", &args.auth),
+    ] {
+        for spec in specs {
+            let (prefix, value) = spec
+                .split_once('=')
+                .filter(|(p, _)| p.starts_with('/'))
+                .ok_or_else(|| format!("--{flag} {spec:?}: expected /PREFIX=VALUE"))?;
+            let i = match rules.iter().position(|r| r.prefix == prefix) {
+                Some(i) => i,
+                None => {
+                    rules.push(AccessRule::new(prefix));
+                    rules.len() - 1
+                }
+            };
+            let r = &mut rules[i];
+            if flag == "auth" {
+                let users = Htpasswd::load(Path::new(value)).map_err(|e| e.to_string())?;
+                r.auth = Some((Arc::new(users), args.auth_realm.clone()));
+                continue;
+            }
+            for c in value.split(',') {
+                let c = c
+                    .trim()
+                    .parse::<Cidr>()
+                    .map_err(|e| format!("--{flag}: {e}"))?;
+                if flag == "allow" {
+                    r.allow.push(c);
+                } else {
+                    r.deny.push(c);
+                }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn parse_coding(s: &str) -> Result<Coding, String> {
+    Coding::from_token(s).ok_or_else(|| format!("{s:?} is not br, zstd or gzip"))
 }
 
 fn main() -> ExitCode {
@@ -88,6 +179,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));
     cfg.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     cfg.file_cache = args.file_cache as usize;
+    cfg.features = Features {
+        precompressed: args.precompressed,
+        compress: args.compress.clone(),
+        compress_min_size: args.compress_min_size,
+        compress_max_size: args.compress_max_size,
+        compress_cache: args.compress_cache,
+        autoindex: args.autoindex,
+        access: access_rules(args)?,
+    };
     let mut guard = None;
     if let Some(path) = &args.access_log {
         let (log, g) = AccessLog::start(Box::new(AppendFile::open(path)?), 8192)?;

@@ -6,6 +6,7 @@
 //! not at all, which is what lets a reload (SIGHUP) refuse a bad file and keep serving
 //! with the old one.
 
+use crate::proto::http::{AccessRule, Cidr, Coding, Features, Htpasswd};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,9 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// HTTPS: which listeners speak TLS, and the certificate they present.
     pub tls: TlsSettings,
+
+    // Static-serving features (precompressed, compress*, autoindex).
+    pub http: Features,
 }
 
 impl Default for Config {
@@ -148,6 +152,7 @@ impl Default for Config {
             },
             pid_file: None,
             tls: TlsSettings::default(),
+            http: Features::default(),
         }
     }
 }
@@ -175,6 +180,26 @@ struct RawConfig {
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
     tls: Option<Spanned<RawTls>>,
+
+    // Static-serving features.
+    precompressed: Option<Spanned<bool>>,
+    compress: Option<Spanned<Vec<Spanned<String>>>>,
+    compress_min_size: Option<Spanned<Size>>,
+    compress_max_size: Option<Spanned<Size>>,
+    compress_cache: Option<Spanned<Size>>,
+    autoindex: Option<Spanned<bool>>,
+    access: Option<Vec<RawAccess>>,
+}
+
+/// One `[[access]]` block: what applies below a path prefix.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    prefix: Spanned<String>,
+    allow: Option<Vec<Spanned<String>>>,
+    deny: Option<Vec<Spanned<String>>>,
+    auth_file: Option<Spanned<String>>,
+    realm: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +291,136 @@ fn parse_size(text: &str) -> Option<u64> {
     };
     digits.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
+
+fn size_of(src: &Source, v: &Spanned<Size>, key: &str) -> Result<u64, ConfigError> {
+    let n = match v.get_ref() {
+        Size::Bytes(n) => u64::try_from(*n).ok(),
+        Size::Text(t) => parse_size(t),
+    };
+    match n {
+        Some(n) => Ok(n),
+        None => src.err(v.span(), key, "must be a byte count like 1048576 or \"1M\""),
+    }
+}
+
+/// `precompressed`, `compress`, `compress_*` and `autoindex`.
+fn parse_features(
+    src: &Source,
+    raw: &RawConfig,
+    f: &mut Features,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    for a in raw.access.iter().flatten() {
+        let prefix = a.prefix.get_ref();
+        if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
+            return src.err(
+                a.prefix.span(),
+                "access.prefix",
+                format!("{prefix:?} must be an absolute path like \"/admin/\""),
+            );
+        }
+        if f.access.iter().any(|r| &r.prefix == prefix) {
+            return src.err(
+                a.prefix.span(),
+                "access.prefix",
+                format!("{prefix:?} is listed twice"),
+            );
+        }
+        let mut rule = AccessRule::new(prefix.clone());
+        for (list, key, into) in [
+            (&a.allow, "access.allow", &mut rule.allow),
+            (&a.deny, "access.deny", &mut rule.deny),
+        ] {
+            for c in list.iter().flatten() {
+                match c.get_ref().parse::<Cidr>() {
+                    Ok(c) => into.push(c),
+                    Err(e) => return src.err(c.span(), key, e.to_string()),
+                }
+            }
+        }
+        let realm = match &a.realm {
+            Some(r) => {
+                let t = r.get_ref();
+                if t.is_empty()
+                    || !t
+                        .bytes()
+                        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+                {
+                    return src.err(
+                        r.span(),
+                        "access.realm",
+                        "must be printable ASCII without quotes or backslashes",
+                    );
+                }
+                t.clone()
+            }
+            None => "restricted".to_string(),
+        };
+        if let Some(file) = &a.auth_file {
+            match Htpasswd::load(&resolve(file.get_ref())) {
+                Ok(users) => rule.auth = Some((std::sync::Arc::new(users), realm)),
+                Err(e) => return src.err(file.span(), "access.auth_file", e.to_string()),
+            }
+        } else if a.realm.is_some() {
+            return src.err(0..0, "access.realm", "is only used with auth_file");
+        }
+        if rule.allow.is_empty() && rule.deny.is_empty() && rule.auth.is_none() {
+            return src.err(a.prefix.span(), "access", "needs allow, deny or auth_file");
+        }
+        f.access.push(rule);
+    }
+    if let Some(v) = &raw.precompressed {
+        f.precompressed = *v.get_ref();
+    }
+    if let Some(v) = &raw.autoindex {
+        f.autoindex = *v.get_ref();
+    }
+    if let Some(list) = &raw.compress {
+        f.compress.clear();
+        for c in list.get_ref() {
+            match Coding::from_token(c.get_ref()) {
+                Some(coding) if !f.compress.contains(&coding) => f.compress.push(coding),
+                Some(_) => {
+                    return src.err(
+                        c.span(),
+                        "compress",
+                        format!("{:?} is listed twice", c.get_ref()),
+                    )
+                }
+                None => {
+                    return src.err(
+                        c.span(),
+                        "compress",
+                        format!("{:?} is not \"br\", \"zstd\" or \"gzip\"", c.get_ref()),
+                    )
+                }
+            }
+        }
+    }
+    if let Some(v) = &raw.compress_min_size {
+        f.compress_min_size = size_of(src, v, "compress_min_size")?;
+    }
+    if let Some(v) = &raw.compress_max_size {
+        f.compress_max_size = size_of(src, v, "compress_max_size")?;
+    }
+    if let Some(v) = &raw.compress_cache {
+        f.compress_cache = size_of(src, v, "compress_cache")?;
+        if f.compress_cache > MAX_COMPRESS_CACHE {
+            return src.err(
+                v.span(),
+                "compress_cache",
+                format!(
+                    "{} bytes is above the {MAX_COMPRESS_CACHE}-byte maximum",
+                    f.compress_cache
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// 4 GiB of compressed bodies in memory is far beyond any sensible site.
+const MAX_COMPRESS_CACHE: u64 = 4 << 30;
 
 impl Config {
     /// Reads and validates `path`. Relative paths inside the file are taken from the
@@ -556,6 +711,7 @@ impl Config {
             }
         }
         cfg.tls = tls_settings(&src, &raw, &cfg.listen, &resolve, cert_later)?;
+        parse_features(&src, &raw, &mut cfg.http, &resolve)?;
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {
@@ -845,6 +1001,65 @@ mod tests {
         match parse(text) {
             Err(ConfigError::Invalid { line, key, msg, .. }) => (line, key, msg),
             other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn static_features_and_access_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(
+            &users,
+            format!("alice:{}\n", bcrypt::hash("pw", 4).unwrap()),
+        )
+        .unwrap();
+        let c = parse(&format!(
+            "listen = [\"127.0.0.1:8080\"]\nprecompressed = true\nautoindex = true\n\
+             compress = [\"br\", \"gzip\"]\ncompress_min_size = 512\ncompress_cache = \"8M\"\n\
+             [[access]]\nprefix = \"/admin/\"\nallow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"all\"]\n\
+             auth_file = {:?}\nrealm = \"Admins\"\n",
+            users.to_str().unwrap()
+        ))
+        .unwrap();
+        assert!(c.http.precompressed && c.http.autoindex);
+        assert_eq!(c.http.compress, [Coding::Br, Coding::Gzip]);
+        assert_eq!(c.http.compress_min_size, 512);
+        assert_eq!(c.http.compress_cache, 8 << 20);
+        let rule = &c.http.access[0];
+        assert_eq!(rule.prefix, "/admin/");
+        assert_eq!(rule.allow.len(), 2);
+        assert_eq!(rule.deny, [Cidr::All]);
+        assert_eq!(rule.auth.as_ref().unwrap().1, "Admins");
+        assert!(!Config::default().http.precompressed, "off by default");
+
+        let l = "listen = [\"127.0.0.1:8080\"]\n";
+        for (text, line, key) in [
+            (format!("{l}compress = [\"deflate\"]"), 2, "compress"),
+            (format!("{l}compress = [\"br\", \"br\"]"), 2, "compress"),
+            (
+                format!("{l}compress_min_size = \"lots\""),
+                2,
+                "compress_min_size",
+            ),
+            (
+                format!("{l}\n[[access]]\nprefix = \"admin\"\ndeny = [\"all\"]"),
+                4,
+                "access.prefix",
+            ),
+            (
+                format!("{l}[[access]]\nprefix = \"/a/\"\ndeny = [\"10.0.0.0/33\"]"),
+                4,
+                "access.deny",
+            ),
+            (
+                format!("{l}[[access]]\nprefix = \"/a/\"\nauth_file = \"/nonexistent\""),
+                4,
+                "access.auth_file",
+            ),
+            (format!("{l}[[access]]\nprefix = \"/a/\""), 3, "access"),
+        ] {
+            let (got_line, got_key, msg) = err(&text);
+            assert_eq!((got_line, got_key.as_str()), (line, key), "{text}: {msg}");
         }
     }
 

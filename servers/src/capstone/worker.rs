@@ -390,6 +390,7 @@ fn http_config(
     h.header_timeout = config.timeouts.header;
     h.idle_timeout = config.timeouts.idle;
     h.file_cache = config.file_cache;
+    h.features = config.http.clone();
     h.server_name = "capstone".into();
     h.access_log = access;
     if config.chroot.as_deref() == Some(root.as_path()) {

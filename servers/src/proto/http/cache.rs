@@ -13,8 +13,11 @@
 //! Bounds: at most `max` entries per [`super::Http`] instance (one per worker), each
 //! holding one descriptor and, for a file no larger than the inline limit, its bytes;
 //! so memory is at most `max` x `inline_max` per worker. Only successful opens of
-//! regular files are kept; errors are answered fresh every time.
+//! regular files are kept; errors are answered fresh every time. A file's
+//! precompressed siblings are opened with it and live in its entry, so they are
+//! cached (and streamed with `sendfile`) exactly as it is.
 
+use super::encoding::Coding;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::File;
@@ -34,6 +37,16 @@ pub(super) struct Cached {
     /// The whole file when it is small enough to go inline; read at open time, so the
     /// answers of one entry are all of one version of the file.
     pub body: Option<Bytes>,
+    /// The file's path below the root (what on-the-fly compression is keyed by).
+    pub rel: Box<[u8]>,
+    /// The representation's content coding (`None`: the file as it is).
+    pub coding: Option<Coding>,
+    /// Other representations exist, so answers carry `Vary: Accept-Encoding`.
+    pub vary: bool,
+    /// The precompressed siblings found next to the file (`FILE.br`, ...).
+    pub siblings: Vec<Arc<Cached>>,
+    /// The file may be compressed on the fly (type, size and configuration allow it).
+    pub compress: bool,
 }
 
 /// A strong entity tag from the file's identity: modification time to the nanosecond,
@@ -111,6 +124,11 @@ mod tests {
             last_modified: String::new(),
             content_type: "text/plain",
             body: None,
+            rel: Box::default(),
+            coding: None,
+            vary: false,
+            siblings: Vec::new(),
+            compress: false,
         })
     }
 

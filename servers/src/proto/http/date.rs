@@ -100,6 +100,19 @@ pub fn format_http_date(secs: i64) -> String {
     )
 }
 
+/// `2026-12-07T16:06:58Z` (RFC 3339, UTC), as directory listings show dates.
+pub fn format_iso_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let t = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
 /// `10/Oct/2000:13:55:36 +0000`, the Common Log Format's time (always UTC here, so a
 /// chrooted process needs no zoneinfo).
 pub fn format_clf_date(secs: i64) -> String {

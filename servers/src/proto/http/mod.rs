@@ -21,18 +21,29 @@
 //! bodies, `path` turns a target into a relative path or a refusal, `fs` opens it
 //! beneath the root, `cache` keeps it open for a second, `mime` and `date` format
 //! headers.
-//! Directories serve their `index.html` and are otherwise a 403: no listings, so a
-//! directory's contents are only public file by file.
+//! Directories serve their `index.html`; without one they are a 403, or, with
+//! [`Features::autoindex`], a listing (`listing`), so by default a directory's
+//! contents are only public file by file.
+//!
+//! A file may have several representations (`encoding`): precompressed siblings
+//! (`FILE.br`, `FILE.zst`, `FILE.gz`, with [`Features::precompressed`]) and bodies
+//! compressed on the fly and kept in memory ([`Features::compress`]); `Accept-Encoding`
+//! picks one, and from then on it is answered like any file, with its own ETag.
 
+mod access;
 mod body;
 mod cache;
 mod date;
+mod encoding;
 mod fs;
+mod listing;
 mod mime;
 mod path;
 mod request;
 
-pub use date::{format_clf_date, format_http_date, parse_http_date};
+pub use access::{AccessError, AccessRule, Cidr, Htpasswd};
+pub use date::{format_clf_date, format_http_date, format_iso_date, parse_http_date};
+pub use encoding::Coding;
 pub use mime::content_type;
 pub use path::{parse_target, percent_decode, Target};
 pub use request::{
@@ -45,12 +56,13 @@ use crate::proto::{ConnId, Outbox, Protocol};
 use body::{Chunked, Discard};
 use bytes::Bytes;
 use cache::{Cached, FileCache};
+use encoding::{Accept, CompressCache};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The statuses this server produces itself (routes may return any code).
@@ -61,6 +73,7 @@ pub enum Status {
     MovedPermanently,
     NotModified,
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -84,6 +97,7 @@ impl Status {
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
@@ -183,6 +197,43 @@ pub struct RouteResponse {
     pub body: Bytes,
 }
 
+/// Optional static-serving features, all off by default (as in nginx, where
+/// `gzip_static`, `gzip`, `autoindex`, `allow`/`deny` and `auth_basic` are off until
+/// configured).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Features {
+    /// Serve `FILE.br`, `FILE.zst` or `FILE.gz` in place of `FILE` when the request's
+    /// `Accept-Encoding` prefers that coding (nginx's `gzip_static`).
+    pub precompressed: bool,
+    /// Codings to compress text-like files with on the fly (empty: none).
+    pub compress: Vec<Coding>,
+    /// Files smaller than this go out as they are.
+    pub compress_min_size: u64,
+    /// Files larger than this (or than the cache budget) go out as they are: they
+    /// would be compressed on the event loop.
+    pub compress_max_size: u64,
+    /// Bytes of compressed bodies kept in memory, shared by every loop.
+    pub compress_cache: u64,
+    /// List a directory that has no index file.
+    pub autoindex: bool,
+    /// Address lists and Basic authentication by path prefix (see `access`).
+    pub access: Vec<AccessRule>,
+}
+
+impl Default for Features {
+    fn default() -> Features {
+        Features {
+            precompressed: false,
+            compress: Vec::new(),
+            compress_min_size: 1024,
+            compress_max_size: 1 << 20,
+            compress_cache: 32 << 20,
+            autoindex: false,
+            access: Vec::new(),
+        }
+    }
+}
+
 pub type RouteHandler = Arc<dyn Fn(&RouteRequest<'_>) -> RouteResponse + Send + Sync>;
 
 /// The server's configuration, shared by every [`Http`] instance (one per worker).
@@ -210,7 +261,10 @@ pub struct HttpConfig {
     /// How many opened files each worker keeps for the rest of the current second
     /// (see `cache`); 0 opens every request's file afresh.
     pub file_cache: usize,
+    /// Compression, listings and access control.
+    pub features: Features,
     dir: fs::Root,
+    compressed: OnceLock<CompressCache>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -228,6 +282,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("access_log", &self.access_log.is_some())
             .field("inline_max", &self.inline_max)
             .field("file_cache", &self.file_cache)
+            .field("features", &self.features)
             .finish()
     }
 }
@@ -251,7 +306,9 @@ impl HttpConfig {
             access_log: None,
             inline_max: 16 * 1024,
             file_cache: 256,
+            features: Features::default(),
             dir,
+            compressed: OnceLock::new(),
         })
     }
 
@@ -264,6 +321,12 @@ impl HttpConfig {
     /// (only used where `openat2` is missing) resolve against `/`.
     pub fn chrooted(&mut self) {
         self.dir.set_path(PathBuf::from("/"));
+    }
+
+    /// The compressed bodies, made with the budget of the first request that needs it.
+    fn compressed(&self) -> &CompressCache {
+        self.compressed
+            .get_or_init(|| CompressCache::new(self.features.compress_cache))
     }
 
     /// Adds a dynamic route for an exact path.
@@ -379,6 +442,8 @@ pub struct Http {
     cache: FileCache,
     /// The request just answered queued a `SendFile`.
     streamed: bool,
+    /// Credentials already hashed, and their verdicts.
+    verified: access::Verified,
     /// Numbers the `multipart/byteranges` boundaries (seeded from the clock, so two
     /// workers or runs do not repeat each other's).
     boundary: u64,
@@ -462,6 +527,7 @@ impl Http {
             stats,
             clock: Clock::new(),
             streamed: false,
+            verified: access::Verified::default(),
             boundary: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
@@ -585,6 +651,11 @@ impl Http {
             Ok(t) => t,
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
         };
+        if !self.cfg.features.access.is_empty() {
+            if let Some((status, extra)) = self.refuse(head, peer, &target) {
+                return self.page(id, peer, &mut req, status, &extra, out);
+            }
+        }
         if !self.cfg.routes.is_empty() {
             let path = target.absolute();
             let cfg = Arc::clone(&self.cfg);
@@ -607,7 +678,8 @@ impl Http {
             key.push(b'/');
         }
         if let Some(hit) = self.cache.get(&key, now) {
-            return self.send_file(id, peer, head, &mut req, &hit, out);
+            let rep = self.representation(head, &hit);
+            return self.send_file(id, peer, head, &mut req, &rep, out);
         }
         // Not cached (at most once a second per path): the path itself, without the
         // key's slash.
@@ -638,7 +710,18 @@ impl Http {
                 index.extend_from_slice(cfg.index.as_bytes());
                 match cfg.dir.open_file(&index) {
                     Ok((file, meta)) if meta.is_file() => (file, meta, index),
-                    // No index: no listing either.
+                    Ok(_) | Err(Status::NotFound) if cfg.features.autoindex => {
+                        let dir = &index[..index.len() - cfg.index.len()];
+                        let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+                        let dir = Target {
+                            rel: dir.to_vec(),
+                            trailing_slash: true,
+                            raw_path: target.raw_path,
+                            query: target.query,
+                        };
+                        return self.listing(id, peer, &mut req, &dir, out);
+                    }
+                    // No index and no listing.
                     Ok(_) | Err(Status::NotFound) => {
                         return self.page(id, peer, &mut req, Status::Forbidden, "", out)
                     }
@@ -648,11 +731,77 @@ impl Http {
             // FIFOs, sockets, devices.
             Ok(_) => return self.page(id, peer, &mut req, Status::Forbidden, "", out),
         };
+        let ctype = content_type(&rel);
+        let mut entry = self.load(file, &meta, &rel, ctype, None);
+        if cfg.features.precompressed {
+            for coding in Coding::ALL {
+                let mut sib = rel.clone();
+                sib.extend_from_slice(coding.suffix().as_bytes());
+                if let Ok((f, m)) = cfg.dir.open_file(&sib) {
+                    if m.is_file() {
+                        let s = self.load(f, &m, &sib, ctype, Some(coding));
+                        entry.siblings.push(Arc::new(s));
+                    }
+                }
+            }
+        }
+        let f = &cfg.features;
+        entry.compress = !f.compress.is_empty()
+            && encoding::compressible(ctype)
+            && (f.compress_min_size..=f.compress_max_size.min(f.compress_cache))
+                .contains(&entry.len);
+        entry.vary = entry.compress || !entry.siblings.is_empty();
+        let entry = Arc::new(entry);
+        self.cache.insert(key, Arc::clone(&entry), now);
+        let rep = self.representation(head, &entry);
+        self.send_file(id, peer, head, &mut req, &rep, out)
+    }
+
+    /// The 403 or 401 (with its header) that the access rule for `target` gives
+    /// this request, if any.
+    fn refuse(
+        &mut self,
+        head: &Head<'_>,
+        peer: SocketAddr,
+        target: &Target<'_>,
+    ) -> Option<(Status, String)> {
+        let mut path = target.absolute();
+        if target.trailing_slash && !target.rel.is_empty() {
+            path.push('/');
+        }
+        let cfg = Arc::clone(&self.cfg);
+        let (i, rule) = access::rule_for(&cfg.features.access, &path)?;
+        if !rule.admits(peer.ip()) {
+            return Some((Status::Forbidden, String::new()));
+        }
+        let (users, realm) = rule.auth.as_ref()?;
+        self.clock.tick();
+        if self
+            .verified
+            .check(i, users, head.authorization, self.clock.secs)
+        {
+            return None;
+        }
+        Some((
+            Status::Unauthorized,
+            format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n"),
+        ))
+    }
+
+    /// A cache entry for an open file (`rel` as the file cache and compression know it).
+    fn load(
+        &self,
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+        rel: &[u8],
+        content_type: &'static str,
+        coding: Option<Coding>,
+    ) -> Cached {
         let len = meta.len();
         // A small file is read whole now, so every answer from this entry is of one
         // version of it; a file that fails or shrinks under the read is kept without
         // its bytes and the send path meets the same error.
-        let body = (len <= cfg.inline_max)
+        let body = (len <= self.cfg.inline_max)
             .then(|| {
                 // `len` is at most `inline_max`, so the buffer is bounded.
                 let mut buf = vec![0u8; len as usize];
@@ -661,17 +810,113 @@ impl Http {
                     .map(|()| Bytes::from(buf))
             })
             .flatten();
-        let entry = Arc::new(Cached {
+        Cached {
             file: Arc::new(file),
             len,
-            etag: cache::etag(&meta),
+            etag: cache::etag(meta),
             mtime: meta.mtime(),
             last_modified: format_http_date(meta.mtime()),
-            content_type: content_type(&rel),
+            content_type,
             body,
+            rel: rel.into(),
+            coding,
+            vary: coding.is_some(),
+            siblings: Vec::new(),
+            compress: false,
+        }
+    }
+
+    /// The representation of `plain` this request gets: a precompressed sibling, a
+    /// body compressed now (or earlier, from the shared cache), or the file itself.
+    fn representation(&self, head: &Head<'_>, plain: &Arc<Cached>) -> Arc<Cached> {
+        if !plain.vary {
+            return Arc::clone(plain);
+        }
+        // Siblings first: at equal q, a file already compressed beats compressing one.
+        let on_the_fly = Coding::ALL.into_iter().filter(|c| {
+            plain.compress
+                && self.cfg.features.compress.contains(c)
+                && !plain.siblings.iter().any(|s| s.coding == Some(*c))
         });
-        self.cache.insert(key, Arc::clone(&entry), now);
-        self.send_file(id, peer, head, &mut req, &entry, out)
+        let offered = plain
+            .siblings
+            .iter()
+            .filter_map(|s| s.coding)
+            .chain(on_the_fly);
+        let Some(coding) = Accept::parse(&head.accept_encoding).choose(offered) else {
+            return Arc::clone(plain);
+        };
+        if let Some(s) = plain.siblings.iter().find(|s| s.coding == Some(coding)) {
+            return Arc::clone(s);
+        }
+        let cache = self.cfg.compressed();
+        if let Some(hit) = cache.get(&plain.rel, &plain.etag, coding) {
+            return hit;
+        }
+        // `compress` was only set for a length within the per-file limit, so this
+        // read and the compression below are bounded.
+        let read;
+        let data: &[u8] = match &plain.body {
+            Some(b) => b,
+            None => {
+                let mut buf = vec![0u8; plain.len as usize];
+                if let Err(e) = plain.file.read_exact_at(&mut buf, 0) {
+                    tracing::debug!(error = %e, "read for compression failed; sending as is");
+                    return Arc::clone(plain);
+                }
+                read = buf;
+                &read
+            }
+        };
+        match encoding::compress(coding, data) {
+            Ok(z) => {
+                let size = z.len() as u64;
+                let entry = Arc::new(encoding::in_memory(plain, coding, z));
+                cache.insert(&plain.rel, &plain.etag, coding, Arc::clone(&entry), size);
+                entry
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, coding = coding.token(), "compression failed");
+                Arc::clone(plain)
+            }
+        }
+    }
+
+    /// A directory's listing (HTML, or JSON with `?format=json`), made afresh.
+    fn listing(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        req: &mut Req<'_>,
+        target: &Target<'_>,
+        out: &mut Outbox,
+    ) -> bool {
+        let rel = &target.rel[..];
+        let cfg = Arc::clone(&self.cfg);
+        let dir = match cfg.dir.open_file(rel) {
+            Ok((d, m)) if m.is_dir() => d,
+            Ok(_) => return self.page(id, peer, req, Status::NotFound, "", out),
+            Err(status) => return self.page(id, peer, req, status, "", out),
+        };
+        let json = target
+            .query
+            .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
+        let shown = percent_decode(target.raw_path.as_bytes()).unwrap_or_default();
+        let (ctype, body) = match listing::render(&cfg.dir, dir, rel, &shown, json) {
+            Ok(r) => r,
+            Err(status) => return self.page(id, peer, req, status, "", out),
+        };
+        let mut h = self.head(200, req, Some(ctype), Some(body.len() as u64));
+        h.push_str("Cache-Control: no-cache\r\n\r\n");
+        let sent = if req.head_only {
+            0
+        } else {
+            h.push_str(&body);
+            body.len() as u64
+        };
+        out.send(id, h.into_bytes());
+        self.account(peer, req, 200, sent);
+        req.keep
     }
 
     fn send_file(
@@ -707,9 +952,13 @@ impl Http {
             let mut h = self.head(304, req, None, None);
             let _ = write!(
                 h,
-                "Last-Modified: {}\r\nETag: {}\r\n\r\n",
+                "Last-Modified: {}\r\nETag: {}\r\n",
                 f.last_modified, f.etag
             );
+            if f.vary {
+                h.push_str("Vary: Accept-Encoding\r\n");
+            }
+            h.push_str("\r\n");
             out.send(id, h.into_bytes());
             self.account(peer, req, 304, 0);
             return req.keep;
@@ -735,6 +984,10 @@ impl Http {
             }
             (_, [(start, end)]) => (206, *start, end - start + 1),
             (_, []) => (200, 0, len),
+            // A coded representation's parts would each need to say they are slices
+            // of coded bytes, which multipart cannot: the whole of it (§14.2 allows
+            // ignoring Range).
+            (_, _) if f.coding.is_some() => (200, 0, len),
             (_, parts) => return self.send_parts(id, peer, req, f, parts, out),
         };
         let mut h = self.head(code, req, Some(f.content_type), Some(count));
@@ -743,6 +996,12 @@ impl Http {
             "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
             f.last_modified, f.etag
         );
+        if f.vary {
+            h.push_str("Vary: Accept-Encoding\r\n");
+        }
+        if let Some(c) = f.coding {
+            let _ = write!(h, "Content-Encoding: {}\r\n", c.token());
+        }
         if code == 206 {
             let _ = write!(
                 h,
@@ -817,9 +1076,13 @@ impl Http {
         let mut h = self.head(206, req, Some(&ctype), Some(total));
         let _ = write!(
             h,
-            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n\r\n",
+            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
             f.last_modified, f.etag
         );
+        if f.vary {
+            h.push_str("Vary: Accept-Encoding\r\n");
+        }
+        h.push_str("\r\n");
         let mut buf = h.into_bytes();
         if req.head_only {
             out.send(id, buf);

@@ -48,6 +48,8 @@ pub struct Head<'a> {
     pub if_none_match: FieldLines<'a>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
+    pub accept_encoding: FieldLines<'a>,
+    pub authorization: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
 }
@@ -69,7 +71,7 @@ pub struct FieldLines<'a> {
 }
 
 impl<'a> FieldLines<'a> {
-    fn push(&mut self, v: &'a [u8]) {
+    pub(super) fn push(&mut self, v: &'a [u8]) {
         if let Some(slot) = self.lines.get_mut(self.n) {
             *slot = v;
             self.n += 1;
@@ -311,6 +313,8 @@ fn interpret<'a>(
         if_none_match: FieldLines::default(),
         range: None,
         if_range: None,
+        accept_encoding: FieldLines::default(),
+        authorization: None,
         referer: None,
         user_agent: None,
     };
@@ -358,6 +362,10 @@ fn interpret<'a>(
             head.range = Some(h.value);
         } else if is("if-range") {
             head.if_range = Some(h.value);
+        } else if is("accept-encoding") {
+            head.accept_encoding.push(h.value);
+        } else if is("authorization") {
+            head.authorization = Some(h.value);
         } else if is("referer") {
             head.referer = Some(h.value);
         } else if is("user-agent") {
