@@ -470,7 +470,7 @@ impl Keyspace {
                     None => resp::encode_command(&mut buf, &[&b"SET"[..], k, v]),
                 },
                 Value::Hash(h) => {
-                    let items: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [&f[..], &v[..]]).collect();
+                    let items: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [f, v]).collect();
                     encode_chunks(&mut buf, b"HSET", k, &items, 2);
                 }
                 Value::List(l) => {
@@ -478,7 +478,8 @@ impl Keyspace {
                     encode_chunks(&mut buf, b"RPUSH", k, &items, 1);
                 }
                 Value::Set(s) => {
-                    let items: Vec<&[u8]> = s.iter().map(|e| &e[..]).collect();
+                    let members: Vec<_> = s.iter().collect();
+                    let items: Vec<&[u8]> = members.iter().map(|m| m.as_ref()).collect();
                     encode_chunks(&mut buf, b"SADD", k, &items, 1);
                 }
                 Value::ZSet(z) => {

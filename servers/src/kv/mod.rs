@@ -19,11 +19,13 @@ mod client;
 mod cmd;
 pub mod engine;
 pub mod glob;
+pub mod hash;
 mod info;
 pub mod keyspace;
 mod notify;
 pub mod params;
 mod session;
+pub mod set;
 pub mod value;
 pub mod zset;
 
@@ -127,6 +129,8 @@ pub struct ServerState {
     pub maxmemory: u64,
     /// `notify-keyspace-events` as flags (`notify`'s bits); 0 publishes nothing.
     pub notify: u16,
+    /// The encoding thresholds (`hash-max-listpack-entries` and the like).
+    pub encodings: value::Encodings,
 }
 
 impl ServerState {
@@ -153,6 +157,20 @@ impl ServerState {
             .get("maxmemory")
             .and_then(|v| params::parse_memory(v.as_bytes()))
             .unwrap_or(0);
+        let int = |name: &str, default: usize| {
+            self.params
+                .get(name)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(default)
+        };
+        let d = value::Encodings::default();
+        self.encodings = value::Encodings {
+            hash_entries: int("hash-max-listpack-entries", d.hash_entries),
+            hash_value: int("hash-max-listpack-value", d.hash_value),
+            set_intset: int("set-max-intset-entries", d.set_intset),
+            zset_entries: int("zset-max-listpack-entries", d.zset_entries),
+            zset_value: int("zset-max-listpack-value", d.zset_value),
+        };
         if let Some(v) = mem("proto-max-bulk-len") {
             self.limits.max_bulk = v;
         }
@@ -335,6 +353,7 @@ impl Kv {
             requirepass: None,
             maxmemory: 0,
             notify: 0,
+            encodings: value::Encodings::default(),
         };
         server.apply_params();
         if let Some(log) = &mut log {

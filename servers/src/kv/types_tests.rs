@@ -64,7 +64,7 @@ impl Client {
                 }
                 Value::List(l) => format!("list {l:?}"),
                 Value::Set(s) => {
-                    let m: BTreeSet<_> = s.iter().collect();
+                    let m: BTreeSet<_> = s.iter().map(|m| m.as_ref().to_vec()).collect();
                     format!("set {m:?}")
                 }
                 Value::ZSet(z) => {
@@ -126,6 +126,65 @@ fn every_family_refuses_the_wrong_type() {
     assert_eq!(c.cmd(&["MGET", "h", "s"]), "*2\r\n$-1\r\n$1\r\nv\r\n");
     assert_eq!(c.cmd(&["SET", "h", "x"]), "+OK\r\n");
     assert_eq!(c.cmd(&["TYPE", "h"]), "+string\r\n");
+}
+
+fn encoding(c: &mut Client, key: &str) -> String {
+    let r = c.cmd(&["OBJECT", "ENCODING", key]);
+    r.lines().nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn object_encoding_follows_redis_thresholds_and_config() {
+    let mut c = Client::memory();
+    c.cmd(&["SET", "n", "12345"]);
+    assert_eq!(encoding(&mut c, "n"), "int");
+    c.cmd(&["SET", "n", "012"]);
+    assert_eq!(encoding(&mut c, "n"), "embstr");
+    c.cmd(&["SET", "n", &"x".repeat(45)]);
+    assert_eq!(encoding(&mut c, "n"), "raw");
+    c.cmd(&["RPUSH", "l", "a"]);
+    assert_eq!(encoding(&mut c, "l"), "quicklist");
+
+    // Hashes: packed up to 128 entries of at most 64 bytes, then a table for good.
+    for i in 0..128 {
+        c.cmd(&["HSET", "h", &format!("f{i}"), "v"]);
+    }
+    assert_eq!(encoding(&mut c, "h"), "listpack");
+    c.cmd(&["HSET", "h", "f128", "v"]);
+    assert_eq!(encoding(&mut c, "h"), "hashtable");
+    c.cmd(&["HSET", "h2", "f", &"v".repeat(64)]);
+    assert_eq!(encoding(&mut c, "h2"), "listpack");
+    c.cmd(&["HSET", "h2", "f", &"v".repeat(65)]);
+    assert_eq!(encoding(&mut c, "h2"), "hashtable");
+    // The old name sets the same threshold.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "hash-max-ziplist-entries", "2"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "hash-max-listpack-entries"]),
+        "*2\r\n$25\r\nhash-max-listpack-entries\r\n$1\r\n2\r\n"
+    );
+    c.cmd(&["HSET", "h3", "a", "1", "b", "2"]);
+    assert_eq!(encoding(&mut c, "h3"), "listpack");
+    c.cmd(&["HINCRBY", "h3", "c", "1"]);
+    assert_eq!(encoding(&mut c, "h3"), "hashtable");
+    assert_eq!(c.cmd(&["HGET", "h3", "a"]), "$1\r\n1\r\n");
+
+    // Sets: integers as an intset up to set-max-intset-entries.
+    c.cmd(&["SADD", "s", "1", "2", "3"]);
+    assert_eq!(encoding(&mut c, "s"), "intset");
+    c.cmd(&["SADD", "s", "a"]);
+    assert_eq!(encoding(&mut c, "s"), "hashtable");
+    c.cmd(&["SREM", "s", "a"]);
+    assert_eq!(encoding(&mut c, "s"), "hashtable");
+    // A stored result of integers is an intset again, as Redis builds it.
+    c.cmd(&["SINTERSTORE", "s2", "s", "s"]);
+    assert_eq!(encoding(&mut c, "s2"), "intset");
+    c.cmd(&["CONFIG", "SET", "set-max-intset-entries", "2"]);
+    c.cmd(&["SUNIONSTORE", "s3", "s"]);
+    assert_eq!(encoding(&mut c, "s3"), "hashtable");
+    assert_eq!(c.cmd(&["SCARD", "s3"]), ":3\r\n");
 }
 
 #[test]

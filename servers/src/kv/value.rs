@@ -11,11 +11,10 @@
 //! rank and range.
 
 use super::zset::ZSet;
-use indexmap::{IndexMap, IndexSet};
 use std::collections::VecDeque;
 
-pub type Hash = IndexMap<Box<[u8]>, Vec<u8>, foldhash::fast::RandomState>;
-pub type Set = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
+pub use super::hash::Hash;
+pub use super::set::Set;
 pub type List = VecDeque<Box<[u8]>>;
 
 /// A key's value. Aggregates are boxed so a string key costs no more than before.
@@ -68,12 +67,17 @@ impl Value {
         }
     }
 
-    /// OBJECT ENCODING: kvd's own encodings, named for what they are.
+    /// OBJECT ENCODING, in Redis 7.0's names. A hash names its current form (see
+    /// [`super::hash`]). A string is named as Redis would hold those bytes: `int` for
+    /// a canonical 64-bit integer, `embstr` up to 44 bytes, else `raw`. Lists are
+    /// Redis 7.0's `quicklist` (a chain of blocks there, one ring buffer here: both
+    /// O(1) at the ends).
     pub fn encoding(&self) -> &'static str {
         match self {
-            Value::Str(_) => "raw",
-            Value::Hash(_) | Value::Set(_) => "hashtable",
-            Value::List(_) => "deque",
+            Value::Str(s) => str_encoding(s),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::List(_) => "quicklist",
             Value::ZSet(_) => "skiplist",
         }
     }
@@ -85,6 +89,41 @@ impl Value {
             Kind::List => Value::List(Box::default()),
             Kind::Set => Value::Set(Box::default()),
             Kind::ZSet => Value::ZSet(Box::default()),
+        }
+    }
+}
+
+/// Redis's `tryObjectEncoding` for a string's bytes.
+fn str_encoding(s: &[u8]) -> &'static str {
+    // `parse_i64` takes only the canonical spelling (no `+`, no leading zeros).
+    if s.len() <= 20 && crate::proto::resp::parse_i64(s).is_some() {
+        "int"
+    } else if s.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// The encoding thresholds (CONFIG `hash-max-listpack-entries` and the like), with
+/// Redis 7.0's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encodings {
+    pub hash_entries: usize,
+    pub hash_value: usize,
+    pub set_intset: usize,
+    pub zset_entries: usize,
+    pub zset_value: usize,
+}
+
+impl Default for Encodings {
+    fn default() -> Self {
+        Self {
+            hash_entries: 128,
+            hash_value: 64,
+            set_intset: 512,
+            zset_entries: 128,
+            zset_value: 64,
         }
     }
 }

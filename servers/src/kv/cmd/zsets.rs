@@ -607,7 +607,7 @@ fn input(ks: &mut Keyspace, key: &[u8]) -> Result<Scored, &'static str> {
     match ks.get(key) {
         None => Ok(Vec::new()),
         Some(Value::ZSet(z)) => Ok(z.dict.iter().map(|(m, s)| (m.clone(), *s)).collect()),
-        Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.clone(), 1.0)).collect()),
+        Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.as_ref().into(), 1.0)).collect()),
         Some(_) => Err(WRONGTYPE),
     }
 }
