@@ -483,12 +483,11 @@ impl Keyspace {
                     encode_chunks(&mut buf, b"SADD", k, &items, 1);
                 }
                 Value::ZSet(z) => {
-                    let scores: Vec<String> = z.dict.values().map(|s| fmt_score(*s)).collect();
+                    let scores: Vec<String> = z.iter().map(|(_, s)| fmt_score(s)).collect();
                     let items: Vec<&[u8]> = z
-                        .dict
-                        .keys()
+                        .iter()
                         .zip(&scores)
-                        .flat_map(|(m, s)| [s.as_bytes(), &m[..]])
+                        .flat_map(|((m, _), s)| [s.as_bytes(), m])
                         .collect();
                     encode_chunks(&mut buf, b"ZADD", k, &items, 2);
                 }

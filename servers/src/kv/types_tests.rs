@@ -68,7 +68,7 @@ impl Client {
                     format!("set {m:?}")
                 }
                 Value::ZSet(z) => {
-                    let m: Vec<_> = z.list.walk(0, false, usize::MAX).collect();
+                    let m: Vec<_> = z.walk(0, false, usize::MAX).collect();
                     format!("zset {m:?}")
                 }
             };
@@ -121,7 +121,7 @@ fn every_family_refuses_the_wrong_type() {
         assert_eq!(c.cmd(&["TYPE", k]), format!("+{t}\r\n"));
     }
     assert_eq!(c.cmd(&["TYPE", "none"]), "+none\r\n");
-    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), "$8\r\nskiplist\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), "$8\r\nlistpack\r\n");
     // SET overwrites any type; MGET shows a non-string as nil.
     assert_eq!(c.cmd(&["MGET", "h", "s"]), "*2\r\n$-1\r\n$1\r\nv\r\n");
     assert_eq!(c.cmd(&["SET", "h", "x"]), "+OK\r\n");
@@ -185,6 +185,31 @@ fn object_encoding_follows_redis_thresholds_and_config() {
     c.cmd(&["SUNIONSTORE", "s3", "s"]);
     assert_eq!(encoding(&mut c, "s3"), "hashtable");
     assert_eq!(c.cmd(&["SCARD", "s3"]), ":3\r\n");
+
+    // Sorted sets: packed up to 128 members of at most 64 bytes.
+    for i in 0..128 {
+        c.cmd(&["ZADD", "z", &i.to_string(), &format!("m{i}")]);
+    }
+    assert_eq!(encoding(&mut c, "z"), "listpack");
+    assert_eq!(c.cmd(&["ZRANK", "z", "m5"]), ":5\r\n");
+    c.cmd(&["ZADD", "z", "1000", "m128"]);
+    assert_eq!(encoding(&mut c, "z"), "skiplist");
+    c.cmd(&["ZADD", "z2", "1", &"m".repeat(65)]);
+    assert_eq!(encoding(&mut c, "z2"), "skiplist");
+    c.cmd(&["CONFIG", "SET", "zset-max-ziplist-entries", "3"]);
+    c.cmd(&["ZADD", "z3", "1", "a", "2", "b", "3", "c"]);
+    assert_eq!(encoding(&mut c, "z3"), "listpack");
+    c.cmd(&["ZINCRBY", "z3", "1", "d"]);
+    assert_eq!(encoding(&mut c, "z3"), "skiplist");
+    // A small stored result is packed again, as Redis's zsetConvertToListpackIfNeeded.
+    c.cmd(&["ZREM", "z3", "d"]);
+    assert_eq!(encoding(&mut c, "z3"), "skiplist");
+    assert_eq!(c.cmd(&["ZUNIONSTORE", "z4", "1", "z3"]), ":3\r\n");
+    assert_eq!(encoding(&mut c, "z4"), "listpack");
+    assert_eq!(c.cmd(&["ZINTERSTORE", "z5", "2", "z", "z"]), ":129\r\n");
+    assert_eq!(encoding(&mut c, "z5"), "skiplist");
+    assert_eq!(c.cmd(&["ZDIFFSTORE", "z6", "2", "z", "z3"]), ":129\r\n");
+    assert_eq!(encoding(&mut c, "z6"), "skiplist");
 }
 
 #[test]

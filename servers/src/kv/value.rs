@@ -67,8 +67,8 @@ impl Value {
         }
     }
 
-    /// OBJECT ENCODING, in Redis 7.0's names. A hash names its current form (see
-    /// [`super::hash`]). A string is named as Redis would hold those bytes: `int` for
+    /// OBJECT ENCODING, in Redis 7.0's names. A hash, set or sorted set names its
+    /// current form (see [`super::hash`], [`super::set`], [`super::zset`]). A string is named as Redis would hold those bytes: `int` for
     /// a canonical 64-bit integer, `embstr` up to 44 bytes, else `raw`. Lists are
     /// Redis 7.0's `quicklist` (a chain of blocks there, one ring buffer here: both
     /// O(1) at the ends).
@@ -78,7 +78,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(_) => "quicklist",
-            Value::ZSet(_) => "skiplist",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 

@@ -126,11 +126,13 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
                 return ctx.null();
             }
         }
-        tri!(ctx, create(ctx.ks, key)).insert(m, new);
+        let lim = ctx.server.encodings;
+        tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
         let text = fmt_score(new);
         ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
         return ctx.bulk(text.as_bytes());
     }
+    let lim = ctx.server.encodings;
     let z = tri!(ctx, create(ctx.ks, key));
     let (mut added, mut updated) = (0, 0);
     for (s, m) in items {
@@ -140,12 +142,12 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
                     continue;
                 }
                 if s != cur {
-                    z.insert(m, s);
+                    z.insert(m, s, &lim);
                     updated += 1;
                 }
             }
             None if !f.xx => {
-                z.insert(m, s);
+                z.insert(m, s, &lim);
                 added += 1;
             }
             None => {}
@@ -167,7 +169,8 @@ pub(crate) fn zincrby(ctx: &mut Ctx<'_>, args: Args<'_>) {
     if new.is_nan() {
         return ctx.err(ERR_NAN);
     }
-    tri!(ctx, create(ctx.ks, key)).insert(m, new);
+    let lim = ctx.server.encodings;
+    tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
     let text = fmt_score(new);
     ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
     ctx.bulk(text.as_bytes());
@@ -244,7 +247,7 @@ fn offset_from(first: usize, offset: usize, len: usize, rev: bool) -> Option<usi
 /// taking at most `count` (negative: all). A walk from one O(log n) search.
 fn select<'z>(z: &'z ZSet, by: &By, rev: bool, offset: i64, count: i64) -> Vec<(f64, &'z [u8])> {
     let len = z.len();
-    let list = &z.list;
+    let list = z;
     let limit = if count < 0 {
         usize::MAX
     } else {
@@ -387,7 +390,7 @@ pub(crate) fn zcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
         ScoreRange::parse(args.get(2), args.get(3)).ok_or(ERR_MINMAX_FLOAT)
     );
     let n = tri!(ctx, read(ctx.ks, args.get(1))).map_or(0, |z| {
-        match (z.list.first_in_score(&r), z.list.last_in_score(&r)) {
+        match (z.first_in_score(&r), z.last_in_score(&r)) {
             (Some(a), Some(b)) if b >= a => b - a + 1,
             _ => 0,
         }
@@ -401,7 +404,7 @@ pub(crate) fn zlexcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
         LexRange::parse(args.get(2), args.get(3)).ok_or(ERR_MINMAX_LEX)
     );
     let n = tri!(ctx, read(ctx.ks, args.get(1))).map_or(0, |z| {
-        match (z.list.first_in_lex(&r), z.list.last_in_lex(&r)) {
+        match (z.first_in_lex(&r), z.last_in_lex(&r)) {
             (Some(a), Some(b)) if b >= a => b - a + 1,
             _ => 0,
         }
@@ -455,7 +458,6 @@ pub(crate) fn pop_n(ks: &mut Keyspace, key: &[u8], max: bool, n: usize) -> Vec<(
         let n = n.min(z.len());
         let start = if max { z.len().saturating_sub(1) } else { 0 };
         out = z
-            .list
             .walk(start, max, n)
             .map(|(s, m)| (s, Box::<[u8]>::from(m)))
             .collect();
@@ -505,7 +507,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
             return ctx.null();
         }
         let i = (ctx.ks.rand() % len as u64) as usize;
-        if let Some((m, _)) = tri!(ctx, read(ctx.ks, key)).and_then(|z| z.dict.get_index(i)) {
+        if let Some((m, _)) = tri!(ctx, read(ctx.ks, key)).and_then(|z| z.get_index(i)) {
             resp::encode_bulk(ctx.out, m);
         }
         return;
@@ -535,7 +537,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
     };
     let items: Vec<(f64, &[u8])> = picks
         .iter()
-        .filter_map(|&i| z.dict.get_index(i).map(|(m, s)| (*s, &m[..])))
+        .filter_map(|&i| z.get_index(i).map(|(m, s)| (s, m)))
         .collect();
     pairs(ctx.out, &items, withscores);
 }
@@ -546,10 +548,19 @@ pub(crate) fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let mut items: Vec<(f64, &[u8])> = Vec::new();
     let next = match z {
         None => 0,
+        // A pack answers whole in one call, as Redis does for its compact encodings.
+        Some(z) if z.is_packed() => {
+            items.extend(
+                z.iter()
+                    .filter(|(m, _)| scan_match(pattern, m))
+                    .map(|(m, s)| (s, m)),
+            );
+            0
+        }
         Some(z) => scan_positions(z.len(), cursor, count, &mut |i| {
-            if let Some((m, s)) = z.dict.get_index(i) {
+            if let Some((m, s)) = z.get_index(i) {
                 if scan_match(pattern, m) {
-                    items.push((*s, m));
+                    items.push((s, m));
                 }
             }
         }),
@@ -606,7 +617,7 @@ type Scored = Vec<(Box<[u8]>, f64)>;
 fn input(ks: &mut Keyspace, key: &[u8]) -> Result<Scored, &'static str> {
     match ks.get(key) {
         None => Ok(Vec::new()),
-        Some(Value::ZSet(z)) => Ok(z.dict.iter().map(|(m, s)| (m.clone(), *s)).collect()),
+        Some(Value::ZSet(z)) => Ok(z.iter().map(|(m, s)| (m.into(), s)).collect()),
         Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.as_ref().into(), 1.0)).collect()),
         Some(_) => Err(WRONGTYPE),
     }
@@ -661,6 +672,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
     for k in &keys {
         inputs.push(tri!(ctx, input(ctx.ks, k)));
     }
+    let lim = ctx.server.encodings;
     let mut out = ZSet::default();
     match op {
         SetOp::Union => {
@@ -678,7 +690,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                 }
             }
             for (m, s) in acc {
-                out.insert(&m, s);
+                out.insert(&m, s, &lim);
             }
         }
         SetOp::Inter => {
@@ -697,7 +709,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                         None => continue 'members,
                     }
                 }
-                out.insert(m, acc);
+                out.insert(m, acc, &lim);
             }
         }
         SetOp::Diff => {
@@ -707,7 +719,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                 .collect();
             for (m, s) in &inputs[0] {
                 if !others.contains(&m[..]) {
-                    out.insert(m, *s);
+                    out.insert(m, *s, &lim);
                 }
             }
         }
@@ -721,12 +733,13 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
             }
         } else {
             tri!(ctx, ctx.ks.holds(Kind::ZSet));
+            out.pack_if_small(&lim);
             ctx.ks.set(dst, Value::ZSet(Box::new(out)));
             ctx.ks.log_args(args);
         }
         return ctx.int(len as i64);
     }
-    let items: Vec<(f64, &[u8])> = out.list.walk(0, false, usize::MAX).collect();
+    let items: Vec<(f64, &[u8])> = out.walk(0, false, usize::MAX).collect();
     pairs(ctx.out, &items, withscores);
 }
 
