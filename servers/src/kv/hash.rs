@@ -64,6 +64,11 @@ struct Slot {
 }
 
 impl Pack {
+    /// The buffer's size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
         let mut pos = 0;
         std::iter::from_fn(move || {

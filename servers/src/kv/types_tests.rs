@@ -210,6 +210,14 @@ fn object_encoding_follows_redis_thresholds_and_config() {
     assert_eq!(encoding(&mut c, "z5"), "skiplist");
     assert_eq!(c.cmd(&["ZDIFFSTORE", "z6", "2", "z", "z3"]), ":129\r\n");
     assert_eq!(encoding(&mut c, "z6"), "skiplist");
+    // MEMORY USAGE: a size for a key, more for more members, nil for none.
+    let usage = |c: &mut Client, k: &str| {
+        let r = c.cmd(&["MEMORY", "USAGE", k, "SAMPLES", "0"]);
+        r[1..r.len() - 2].parse::<i64>().unwrap()
+    };
+    assert!(usage(&mut c, "z") > usage(&mut c, "z4"));
+    assert!(usage(&mut c, "h") > usage(&mut c, "h3"));
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "none"]), "$-1\r\n");
 }
 
 #[test]

@@ -300,6 +300,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     // Keys and types.
     spec!("type", 2, READONLY | FAST, 1, 1, 1, keys::type_),
     spec!("object", -2, READONLY, 2, 2, 1, keys::object),
+    spec!("memory", -2, READONLY, 2, 2, 1, keys::memory),
     // Hashes.
     spec!("hset", -4, WRITE | FAST, 1, 1, 1, hashes::hset),
     spec!("hmset", -4, WRITE | FAST, 1, 1, 1, hashes::hmset),
