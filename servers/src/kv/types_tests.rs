@@ -590,3 +590,58 @@ fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
     let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
     assert!(log.contains("LPOP") && !log.contains("BLPOP"), "{log}");
 }
+
+#[test]
+fn blmpop_and_bzmpop_wait_then_pop_up_to_count_logged_as_plain_pops() {
+    let d = tempfile::tempdir().unwrap();
+    let mut kv = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut out = Outbox::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut a = kv.open(ConnId(1), peer, &mut out);
+    let mut b = kv.open(ConnId(2), peer, &mut out);
+    // Argument errors, the timeout's first.
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["BLMPOP", "x", "1", "l", "LEFT"]),
+        vec![(1, "-ERR timeout is not a float or out of range\r\n".into())]
+    );
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["BZMPOP", "0", "1", "z", "LEFT"]),
+        vec![(1, "-ERR syntax error\r\n".into())]
+    );
+    // Data at hand: popped at once.
+    step(&mut kv, 2, &mut b, &["RPUSH", "l", "a", "b", "c"]);
+    assert_eq!(
+        step(
+            &mut kv,
+            1,
+            &mut a,
+            &["BLMPOP", "0", "2", "none", "l", "RIGHT", "COUNT", "2"]
+        ),
+        vec![(1, "*2\r\n$1\r\nl\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n".into())]
+    );
+    // Nothing yet: the client waits, and a ZADD serves it.
+    assert!(step(
+        &mut kv,
+        1,
+        &mut a,
+        &["BZMPOP", "0", "1", "z", "MAX", "COUNT", "5"]
+    )
+    .is_empty());
+    let got = step(&mut kv, 2, &mut b, &["ZADD", "z", "1", "m", "2", "n"]);
+    assert!(
+        got.contains(&(
+            1,
+            "*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\nn\r\n$1\r\n2\r\n*2\r\n$1\r\nm\r\n$1\r\n1\r\n"
+                .into()
+        )),
+        "{got:?}"
+    );
+    drop(kv);
+    let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
+    assert!(log.contains("RPOP") && log.contains("ZPOPMAX"), "{log}");
+    assert!(!log.contains("BLMPOP") && !log.contains("BZMPOP"), "{log}");
+}

@@ -466,6 +466,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("blpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::blpop),
     spec!("brpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::brpop),
     spec!("blmove", 6, WRITE, 1, 2, 1, crate::kv::blocking::blmove),
+    spec!("blmpop", -5, WRITE, 0, 0, 0, crate::kv::blocking::blmpop),
+    spec!("bzmpop", -5, WRITE, 0, 0, 0, crate::kv::blocking::bzmpop),
     spec!(
         "brpoplpush",
         4,

@@ -46,7 +46,7 @@ fn create<'a>(ks: &'a mut Keyspace, key: &[u8]) -> Result<&'a mut ZSet, String> 
     }
 }
 
-fn double(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn double(out: &mut Vec<u8>, v: f64) {
     resp::encode_bulk(out, fmt_score(v).as_bytes());
 }
 
@@ -808,8 +808,18 @@ pub(crate) fn mpop_args<'a>(
     args: Args<'a>,
     words: [&str; 2],
 ) -> Result<(Vec<&'a [u8]>, bool, usize), &'static str> {
-    let keys = super::sets::numkeys(args, 1)?;
-    let mut i = 2 + keys.len();
+    mpop_args_at(args, 1, words)
+}
+
+/// [`mpop_args`] with numkeys at `args[at]` (2 for the blocking forms, after the
+/// timeout).
+pub(crate) fn mpop_args_at<'a>(
+    args: Args<'a>,
+    at: usize,
+    words: [&str; 2],
+) -> Result<(Vec<&'a [u8]>, bool, usize), &'static str> {
+    let keys = super::sets::numkeys(args, at)?;
+    let mut i = at + 1 + keys.len();
     let second = match args.get(i) {
         w if w.eq_ignore_ascii_case(words[0].as_bytes()) => false,
         w if w.eq_ignore_ascii_case(words[1].as_bytes()) => true,
