@@ -218,6 +218,14 @@ fn object_encoding_follows_redis_thresholds_and_config() {
     assert!(usage(&mut c, "z") > usage(&mut c, "z4"));
     assert!(usage(&mut c, "h") > usage(&mut c, "h3"));
     assert_eq!(c.cmd(&["MEMORY", "USAGE", "none"]), "$-1\r\n");
+    // A count whose reply would overflow when doubled is refused, as Redis.
+    for (cmd, opt) in [("HRANDFIELD", "WITHVALUES"), ("ZRANDMEMBER", "WITHSCORES")] {
+        let key = if cmd == "HRANDFIELD" { "h" } else { "z" };
+        assert_eq!(
+            c.cmd(&[cmd, key, "-9223372036854770000", opt]),
+            "-ERR value is out of range\r\n"
+        );
+    }
 }
 
 #[test]

@@ -229,6 +229,10 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) {
         4 if args.get(3).eq_ignore_ascii_case(b"WITHVALUES") => true,
         _ => return ctx.err(ERR_SYNTAX),
     };
+    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        // The reply would hold twice the count: Redis refuses half the range.
+        return ctx.err("ERR value is out of range");
+    }
     let len = tri!(ctx, read(ctx.ks, key)).map_or(0, |h| h.len());
     if len == 0 || count == 0 {
         return resp::encode_array_len(ctx.out, 0);
