@@ -72,6 +72,11 @@ impl Blocked {
         self.waiting.is_empty()
     }
 
+    /// How many clients are parked (INFO's `blocked_clients`).
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
     pub fn park(&mut self, id: ConnId, req: Request) {
         for k in &req.keys {
             self.queues.entry(k.clone()).or_default().push_back(id);

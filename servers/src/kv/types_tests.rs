@@ -566,6 +566,8 @@ fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
     let mut c = kv.open(ConnId(3), peer, &mut out);
     assert!(step(&mut kv, 1, &mut a, &["BLPOP", "q", "other", "0"]).is_empty());
     assert!(step(&mut kv, 2, &mut b, &["BRPOP", "q", "5"]).is_empty());
+    let info = step(&mut kv, 3, &mut c, &["INFO", "clients"]);
+    assert!(info[0].1.contains("blocked_clients:2\r\n"), "{info:?}");
     // The first push goes to the oldest waiter, logged as the pop that happened.
     let got = step(&mut kv, 3, &mut c, &["RPUSH", "q", "x"]);
     assert!(
