@@ -210,6 +210,43 @@ fn object_encoding_follows_redis_thresholds_and_config() {
     assert_eq!(encoding(&mut c, "z5"), "skiplist");
     assert_eq!(c.cmd(&["ZDIFFSTORE", "z6", "2", "z", "z3"]), ":129\r\n");
     assert_eq!(encoding(&mut c, "z6"), "skiplist");
+    // ZRANGESTORE: packed unless the selection is past the entry limit.
+    c.cmd(&["CONFIG", "SET", "zset-max-listpack-entries", "1"]);
+    c.cmd(&["ZADD", "src", "1", "a", "2", "b"]);
+    assert_eq!(c.cmd(&["ZRANGESTORE", "d1", "src", "0", "0"]), ":1\r\n");
+    assert_eq!(encoding(&mut c, "d1"), "listpack");
+    assert_eq!(c.cmd(&["ZRANGESTORE", "d2", "src", "0", "1"]), ":2\r\n");
+    assert_eq!(encoding(&mut c, "d2"), "skiplist");
+    assert_eq!(
+        c.cmd(&[
+            "ZRANGESTORE",
+            "d1",
+            "src",
+            "5",
+            "0",
+            "BYSCORE",
+            "REV",
+            "LIMIT",
+            "0",
+            "1"
+        ]),
+        ":1\r\n"
+    );
+    assert_eq!(c.cmd(&["ZRANGE", "d1", "0", "-1"]), "*1\r\n$1\r\nb\r\n");
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d1", "src", "0", "-1", "WITHSCORES"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d1", "missing", "0", "-1"]),
+        ":0\r\n"
+    );
+    assert_eq!(c.cmd(&["EXISTS", "d1"]), ":0\r\n");
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d2", "n", "0", "-1"]),
+        WRONGTYPE_REPLY
+    );
+
     // MEMORY USAGE: a size for a key, more for more members, nil for none.
     let usage = |c: &mut Client, k: &str| {
         let r = c.cmd(&["MEMORY", "USAGE", k, "SAMPLES", "0"]);

@@ -558,6 +558,16 @@ fn pack_pos(v: &[(f64, Box<[u8]>)], member: &[u8]) -> Option<usize> {
 }
 
 impl ZSet {
+    /// An empty set for `n` members: a skip list from the start when `n` is past the
+    /// pack's entry limit.
+    pub fn with_capacity(n: usize, lim: &Encodings) -> ZSet {
+        if n > lim.zset_entries {
+            ZSet::Skip(SkipSet::default())
+        } else {
+            ZSet::Pack(Vec::with_capacity(n))
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ZSet::Pack(v) => v.len(),

@@ -461,6 +461,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("restore", -4, WRITE, 1, 1, 1, keys::restore),
     spec!("zintercard", -3, READONLY, 0, 0, 0, zsets::zintercard),
     spec!("zmpop", -4, WRITE, 0, 0, 0, zsets::zmpop),
+    spec!("zrangestore", -5, WRITE, 1, 2, 1, zsets::zrangestore),
     spec!("lmpop", -4, WRITE, 0, 0, 0, lists::lmpop),
     // Blocking pops: see `kv::blocking`.
     spec!("blpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::blpop),

@@ -308,16 +308,18 @@ enum Mode {
 }
 
 /// ZRANGE and its older forms: `mode` and `rev` preset by the command name (`None`:
-/// ZRANGE, which reads them from its options). `first` is the index of `min`/`start`.
-fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)>) {
+/// ZRANGE, which reads them from its options). ZRANGESTORE (`store`) takes ZRANGE's
+/// options but WITHSCORES after its destination.
+fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)>, store: bool) {
     let (mut mode, mut rev) = preset.unwrap_or((Mode::Rank, false));
+    let base = usize::from(store);
     let mut withscores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut i = 4;
+    let mut i = 4 + base;
     while i < args.len() {
         let a = args.get(i);
         let left = args.len() - i - 1;
-        if a.eq_ignore_ascii_case(b"WITHSCORES") {
+        if !store && a.eq_ignore_ascii_case(b"WITHSCORES") {
             withscores = true;
         } else if a.eq_ignore_ascii_case(b"LIMIT")
             && left >= 2
@@ -348,9 +350,9 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
     }
     // Reversed score and lex ranges are given `max min`.
     let (lo, hi) = if rev && mode != Mode::Rank {
-        (args.get(3), args.get(2))
+        (args.get(3 + base), args.get(2 + base))
     } else {
-        (args.get(2), args.get(3))
+        (args.get(2 + base), args.get(3 + base))
     };
     let by = match mode {
         Mode::Rank => By::Rank(tri!(ctx, int_arg(lo)), tri!(ctx, int_arg(hi))),
@@ -358,6 +360,9 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
         Mode::Lex => By::Lex(tri!(ctx, LexRange::parse(lo, hi).ok_or(ERR_MINMAX_LEX))),
     };
     let (offset, count) = limit.unwrap_or((0, -1));
+    if store {
+        return range_store(ctx, args, &by, rev, offset, count);
+    }
     let Some(z) = tri!(ctx, read(ctx.ks, args.get(1))) else {
         return resp::encode_array_len(ctx.out, 0);
     };
@@ -365,23 +370,58 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
     pairs(ctx.out, &items, withscores);
 }
 
+/// ZRANGESTORE's second half: the selection becomes the destination (an empty one
+/// deletes it), packed unless it holds more than `zset-max-listpack-entries` members
+/// or a longer one, as Redis's `zrangeResultBeginStore` decides; logged as sent.
+fn range_store(ctx: &mut Ctx<'_>, args: Args<'_>, by: &By, rev: bool, offset: i64, count: i64) {
+    let (dst, src) = (args.get(1), args.get(2));
+    let lim = ctx.server.encodings;
+    let out = match tri!(ctx, read(ctx.ks, src)) {
+        None => None,
+        Some(z) => {
+            let items = select(z, by, rev, offset, count);
+            (!items.is_empty()).then(|| {
+                let mut out = ZSet::with_capacity(items.len(), &lim);
+                for (s, m) in items {
+                    out.insert(m, s, &lim);
+                }
+                out
+            })
+        }
+    };
+    let Some(out) = out else {
+        if ctx.ks.del(dst) {
+            ctx.ks.log(&[&b"DEL"[..], dst]);
+        }
+        return ctx.int(0);
+    };
+    tri!(ctx, ctx.ks.holds(Kind::ZSet));
+    let n = out.len();
+    ctx.ks.set(dst, Value::ZSet(Box::new(out)));
+    ctx.ks.log_args(args);
+    ctx.int(n as i64);
+}
+
 pub(crate) fn zrange(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, None)
+    zrange_generic(ctx, args, None, false)
+}
+pub(crate) fn zrangestore(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    zrange_generic(ctx, args, None, true)
 }
 pub(crate) fn zrevrange(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Rank, true)))
+    zrange_generic(ctx, args, Some((Mode::Rank, true)), false)
 }
 pub(crate) fn zrangebyscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Score, false)))
+    zrange_generic(ctx, args, Some((Mode::Score, false)), false)
 }
 pub(crate) fn zrevrangebyscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Score, true)))
+    zrange_generic(ctx, args, Some((Mode::Score, true)), false)
 }
 pub(crate) fn zrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Lex, false)))
+    zrange_generic(ctx, args, Some((Mode::Lex, false)), false)
 }
 pub(crate) fn zrevrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Lex, true)))
+    zrange_generic(ctx, args, Some((Mode::Lex, true)), false)
 }
 
 pub(crate) fn zcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
