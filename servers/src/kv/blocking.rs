@@ -382,6 +382,23 @@ impl Kv {
         }
     }
 
+    /// CLIENT UNBLOCK: a parked client answered as if its timeout passed (or, `error`,
+    /// with Redis's UNBLOCKED error) and unparked; false when `id` was not parked.
+    pub(super) fn unblock(&mut self, id: ConnId, error: bool) -> bool {
+        if self.blocked.remove(id).is_none() {
+            return false;
+        }
+        self.unblocked.push(id);
+        let reply = if error {
+            bytes::Bytes::from_static(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+        } else {
+            bytes::Bytes::from_static(TIMED_OUT)
+        };
+        self.held_bytes += reply.len();
+        self.held.push(Held::Send(id, reply));
+        true
+    }
+
     /// A parked client's deadline passed: it gets a null array and is unparked.
     /// False when `id` was not parked.
     pub(super) fn blocked_timeout(&mut self, id: ConnId) -> bool {

@@ -218,6 +218,9 @@ pub struct Kv {
     ks: Keyspace,
     /// Clients parked by a blocking pop.
     blocked: blocking::Blocked,
+    /// Clients CLIENT UNBLOCK freed during this batch, whose deadlines the batch's
+    /// end clears.
+    unblocked: Vec<ConnId>,
     aof: Option<Aof>,
     server: ServerState,
     ranges: Vec<Range<usize>>,
@@ -417,6 +420,7 @@ impl Kv {
         Ok(Self {
             ks,
             blocked: blocking::Blocked::default(),
+            unblocked: Vec::new(),
             aof,
             server,
             ranges: Vec::new(),
@@ -635,6 +639,9 @@ impl Protocol for Kv {
         }
         self.ks.may_block = false;
         self.ks.block_request = None;
+        for freed in self.unblocked.drain(..) {
+            out.deadline(freed, None);
+        }
         if !self.ks.feed.is_empty() {
             self.serve_blocked(out);
         }

@@ -687,6 +687,29 @@ fn blmpop_and_bzmpop_wait_then_pop_up_to_count_logged_as_plain_pops() {
         )),
         "{got:?}"
     );
+    // CLIENT UNBLOCK: a timeout's answer, or Redis's UNBLOCKED error; 0 for a client
+    // that waits for nothing.
+    assert!(step(&mut kv, 1, &mut a, &["BLMPOP", "0", "1", "e", "LEFT"]).is_empty());
+    let got = step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1"]);
+    assert!(got.contains(&(1, "*-1\r\n".into())), "{got:?}");
+    assert!(got.contains(&(2, ":1\r\n".into())), "{got:?}");
+    assert!(step(&mut kv, 1, &mut a, &["BLPOP", "e", "0"]).is_empty());
+    let got = step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1", "ERROR"]);
+    assert!(
+        got.contains(&(
+            1,
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".into()
+        )),
+        "{got:?}"
+    );
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1"]),
+        vec![(2, ":0\r\n".into())]
+    );
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["PING"]),
+        vec![(1, "+PONG\r\n".into())]
+    );
     drop(kv);
     let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
     assert!(log.contains("RPOP") && log.contains("ZPOPMAX"), "{log}");
