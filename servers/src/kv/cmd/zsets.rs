@@ -520,7 +520,9 @@ fn zpop(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) {
         },
         _ => return ctx.err(ERR_SYNTAX),
     };
-    tri!(ctx, read(ctx.ks, key));
+    if tri!(ctx, read(ctx.ks, key)).is_none() {
+        return resp::encode_array_len(ctx.out, 0);
+    }
     let got = pop_n(ctx.ks, key, max, n);
     if !got.is_empty() {
         ctx.ks.log_args(args);
