@@ -1,14 +1,16 @@
 //! What a key holds: one of Redis's five types, and the number formats Redis replies
 //! with.
 //!
-//! The one idea: every aggregate keeps its members in an insertion-ordered hash table
-//! (`IndexMap`/`IndexSet`) whose entries have positions, as the keyspace's own table
-//! does. A position gives O(1) random picks (HRANDFIELD, SPOP, ZRANDMEMBER) and a scan
-//! cursor that walks positions downwards: a removal moves the last entry into the hole
-//! (`swap_remove`), which was either visited already or lands below the cursor, so a
-//! member present throughout a scan is never missed. Lists are a `VecDeque` (both ends
-//! O(1), LINDEX O(1)); sorted sets add a skip list with spans ([`super::zset`]) for
-//! rank and range.
+//! The one idea: a large aggregate keeps its members in an insertion-ordered hash
+//! table (`IndexMap`/`IndexSet`) whose entries have positions, as the keyspace's own
+//! table does. A position gives O(1) random picks (HRANDFIELD, SPOP, ZRANDMEMBER) and
+//! a scan cursor that walks positions downwards: a removal moves the last entry into
+//! the hole (`swap_remove`), which was either visited already or lands below the
+//! cursor, so a member present throughout a scan is never missed. A small hash, set of
+//! integers or sorted set is held compact instead, as Redis 7.0 holds it
+//! ([`super::hash`], [`super::set`], [`super::zset`]), and is scanned whole in one
+//! call. Lists are a `VecDeque` (both ends O(1), LINDEX O(1)); large sorted sets add a
+//! skip list with spans for rank and range.
 
 use super::zset::ZSet;
 use std::collections::VecDeque;
