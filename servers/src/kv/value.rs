@@ -190,10 +190,10 @@ pub fn scan_positions(len: usize, cursor: u64, count: usize, visit: &mut dyn FnM
     pos
 }
 
-/// Redis's `string2d` for scores: a decimal or `inf`/`-inf`; NaN, blanks and empty
-/// strings are refused.
+/// Redis's `getDoubleFromObject` (`strtod`) for scores: a decimal of any length or
+/// `inf`/`-inf`; NaN, blanks and empty strings are refused.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() > 256 || s[0].is_ascii_whitespace() {
+    if s.is_empty() || s[0].is_ascii_whitespace() {
         return None;
     }
     let t = std::str::from_utf8(s).ok()?;
@@ -291,6 +291,9 @@ mod tests {
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        // DBL_MAX written out in full, as Redis's tests send it.
+        let dblmax = format!("{:.17}", f64::MAX);
+        assert_eq!(parse_f64(dblmax.as_bytes()), Some(f64::MAX));
         for bad in [&b""[..], b"nan", b"NaN", b" 1", b"1 ", b"abc", b"1.5x"] {
             assert_eq!(parse_f64(bad), None, "{bad:?}");
         }
