@@ -1,4 +1,4 @@
-//! Blocking pops: BLPOP BRPOP BLMOVE BRPOPLPUSH BZPOPMIN BZPOPMAX.
+//! Blocking pops: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP.
 //!
 //! The one idea, as in Redis's `blocked.c`: a blocking command first tries as its
 //! plain form; when every key is empty it leaves a [`Request`] in the keyspace instead
@@ -31,12 +31,16 @@ pub(crate) enum Op {
     Move { dst: Box<[u8]>, from: End, to: End },
     /// BZPOPMIN (`false`) / BZPOPMAX (`true`).
     ZPop(bool),
+    /// BLMPOP: up to `count` from one end of the first list that has any.
+    MPop(End, usize),
+    /// BZMPOP: up to `count` from the low (`false`) or high end.
+    ZMPop(bool, usize),
 }
 
 impl Op {
     fn kind(&self) -> Kind {
         match self {
-            Op::ZPop(_) => Kind::ZSet,
+            Op::ZPop(_) | Op::ZMPop(..) => Kind::ZSet,
             _ => Kind::List,
         }
     }
@@ -66,6 +70,11 @@ impl Blocked {
 
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    /// How many clients are parked (INFO's `blocked_clients`).
+    pub fn len(&self) -> usize {
+        self.waiting.len()
     }
 
     pub fn park(&mut self, id: ConnId, req: Request) {
@@ -144,6 +153,38 @@ fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op) -> Result<Option<Vec<u8>>, St
             resp::encode_bulk(&mut out, key);
             resp::encode_bulk(&mut out, &m);
             resp::encode_bulk(&mut out, super::value::fmt_score(s).as_bytes());
+        }
+        Op::MPop(end, count) => {
+            let got = lists::pop_n(ks, key, *end, *count);
+            if got.is_empty() {
+                return Ok(None);
+            }
+            let name: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
+            let mut b = itoa::Buffer::new();
+            ks.log(&[name, key, b.format(got.len()).as_bytes()]);
+            resp::encode_array_len(&mut out, 2);
+            resp::encode_bulk(&mut out, key);
+            resp::encode_array_len(&mut out, got.len());
+            for v in &got {
+                resp::encode_bulk(&mut out, v);
+            }
+        }
+        Op::ZMPop(max, count) => {
+            let got = zsets::pop_n(ks, key, *max, *count);
+            if got.is_empty() {
+                return Ok(None);
+            }
+            let name: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+            let mut b = itoa::Buffer::new();
+            ks.log(&[name, key, b.format(got.len()).as_bytes()]);
+            resp::encode_array_len(&mut out, 2);
+            resp::encode_bulk(&mut out, key);
+            resp::encode_array_len(&mut out, got.len());
+            for (s, m) in &got {
+                resp::encode_array_len(&mut out, 2);
+                resp::encode_bulk(&mut out, m);
+                zsets::double(&mut out, *s);
+            }
         }
     }
     Ok(Some(out))
@@ -245,6 +286,38 @@ pub(crate) fn blmove(ctx: &mut super::cmd::Ctx<'_>, args: Args<'_>) {
     blocking(ctx, keys_of(args, 1, 2), op, args.get(5))
 }
 
+/// BLMPOP and BZMPOP: `timeout numkeys key... WHERE [COUNT n]`; the timeout is
+/// checked first, as Redis does.
+fn mpop(ctx: &mut super::cmd::Ctx<'_>, args: Args<'_>, zset: bool) {
+    if let Err(e) = timeout_arg(args.get(1)) {
+        return ctx.err(e);
+    }
+    let words = if zset {
+        ["MIN", "MAX"]
+    } else {
+        ["LEFT", "RIGHT"]
+    };
+    let (keys, second, count) = match zsets::mpop_args_at(args, 2, words) {
+        Ok(v) => v,
+        Err(e) => return ctx.err(e),
+    };
+    let op = if zset {
+        Op::ZMPop(second, count)
+    } else {
+        Op::MPop(if second { End::Right } else { End::Left }, count)
+    };
+    let keys = keys.into_iter().map(Box::from).collect();
+    blocking(ctx, keys, op, args.get(1))
+}
+
+pub(crate) fn blmpop(ctx: &mut super::cmd::Ctx<'_>, args: Args<'_>) {
+    mpop(ctx, args, false)
+}
+
+pub(crate) fn bzmpop(ctx: &mut super::cmd::Ctx<'_>, args: Args<'_>) {
+    mpop(ctx, args, true)
+}
+
 pub(crate) fn brpoplpush(ctx: &mut super::cmd::Ctx<'_>, args: Args<'_>) {
     let op = Op::Move {
         dst: args.get(2).into(),
@@ -307,6 +380,23 @@ impl Kv {
                 break;
             }
         }
+    }
+
+    /// CLIENT UNBLOCK: a parked client answered as if its timeout passed (or, `error`,
+    /// with Redis's UNBLOCKED error) and unparked; false when `id` was not parked.
+    pub(super) fn unblock(&mut self, id: ConnId, error: bool) -> bool {
+        if self.blocked.remove(id).is_none() {
+            return false;
+        }
+        self.unblocked.push(id);
+        let reply = if error {
+            bytes::Bytes::from_static(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+        } else {
+            bytes::Bytes::from_static(TIMED_OUT)
+        };
+        self.held_bytes += reply.len();
+        self.held.push(Held::Send(id, reply));
+        true
     }
 
     /// A parked client's deadline passed: it gets a null array and is unparked.

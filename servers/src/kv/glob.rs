@@ -72,10 +72,18 @@ fn match_one(pat: &[u8], p: usize, c: u8, nocase: bool) -> Option<usize> {
     }
 }
 
+/// Redis's guard against abusive patterns: a match that has to pass more than this
+/// many groups of stars fails (Redis's `stringmatchlen` recursion limit), so KEYS
+/// answers the same keys as Redis for such a pattern.
+const MAX_STAR_GROUPS: usize = 1000;
+
 /// True when `s` matches the glob `pat`.
 pub fn matches(pat: &[u8], s: &[u8], nocase: bool) -> bool {
     let (mut p, mut i) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
+    // The star group to retry from, where its match started, and how many groups the
+    // match had passed on reaching it.
+    let mut star: Option<(usize, usize, usize)> = None;
+    let mut groups = 0;
     while i < s.len() {
         if p < pat.len() && pat[p] == b'*' {
             while p < pat.len() && pat[p] == b'*' {
@@ -84,7 +92,11 @@ pub fn matches(pat: &[u8], s: &[u8], nocase: bool) -> bool {
             if p == pat.len() {
                 return true;
             }
-            star = Some((p, i));
+            groups += 1;
+            if groups > MAX_STAR_GROUPS {
+                return false;
+            }
+            star = Some((p, i, groups));
             continue;
         }
         if p < pat.len() {
@@ -95,10 +107,11 @@ pub fn matches(pat: &[u8], s: &[u8], nocase: bool) -> bool {
             }
         }
         match star {
-            Some((sp, si)) => {
+            Some((sp, si, g)) => {
                 p = sp;
                 i = si + 1;
-                star = Some((sp, si + 1));
+                groups = g;
+                star = Some((sp, si + 1, g));
             }
             None => return false,
         }
@@ -136,5 +149,20 @@ mod tests {
         let pat = "*a".repeat(50) + "b";
         let s = "a".repeat(5000);
         assert!(!matches(pat.as_bytes(), s.as_bytes(), false));
+    }
+
+    #[test]
+    fn more_than_a_thousand_star_groups_fail_as_in_redis() {
+        let s = "a".repeat(5000);
+        let m = |groups: usize| matches("*?".repeat(groups).as_bytes(), s.as_bytes(), false);
+        assert!(m(1000));
+        assert!(!m(1001));
+        assert!(!m(50_000));
+        // Trailing stars are not groups to pass.
+        assert!(matches(
+            ("*?".repeat(1000) + "*").as_bytes(),
+            s.as_bytes(),
+            false
+        ));
     }
 }

@@ -129,7 +129,7 @@ fn section_text(kv: &Kv, section: &str, t: &mut String) {
             t.push_str("# Clients\r\n");
             line!("connected_clients:{}", st.connected);
             line!("maxclients:{}", s.maxclients);
-            line!("blocked_clients:0");
+            line!("blocked_clients:{}", kv.blocked.len());
             line!("pubsub_clients:{pubsub}");
             line!(
                 "watching_clients:{}",

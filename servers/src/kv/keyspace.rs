@@ -470,7 +470,7 @@ impl Keyspace {
                     None => resp::encode_command(&mut buf, &[&b"SET"[..], k, v]),
                 },
                 Value::Hash(h) => {
-                    let items: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [&f[..], &v[..]]).collect();
+                    let items: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [f, v]).collect();
                     encode_chunks(&mut buf, b"HSET", k, &items, 2);
                 }
                 Value::List(l) => {
@@ -478,16 +478,16 @@ impl Keyspace {
                     encode_chunks(&mut buf, b"RPUSH", k, &items, 1);
                 }
                 Value::Set(s) => {
-                    let items: Vec<&[u8]> = s.iter().map(|e| &e[..]).collect();
+                    let members: Vec<_> = s.iter().collect();
+                    let items: Vec<&[u8]> = members.iter().map(|m| m.as_ref()).collect();
                     encode_chunks(&mut buf, b"SADD", k, &items, 1);
                 }
                 Value::ZSet(z) => {
-                    let scores: Vec<String> = z.dict.values().map(|s| fmt_score(*s)).collect();
+                    let scores: Vec<String> = z.iter().map(|(_, s)| fmt_score(s)).collect();
                     let items: Vec<&[u8]> = z
-                        .dict
-                        .keys()
+                        .iter()
                         .zip(&scores)
-                        .flat_map(|(m, s)| [s.as_bytes(), &m[..]])
+                        .flat_map(|((m, _), s)| [s.as_bytes(), m])
                         .collect();
                     encode_chunks(&mut buf, b"ZADD", k, &items, 2);
                 }

@@ -19,11 +19,13 @@ mod client;
 mod cmd;
 pub mod engine;
 pub mod glob;
+pub mod hash;
 mod info;
 pub mod keyspace;
 mod notify;
 pub mod params;
 mod session;
+pub mod set;
 pub mod value;
 pub mod zset;
 
@@ -127,6 +129,8 @@ pub struct ServerState {
     pub maxmemory: u64,
     /// `notify-keyspace-events` as flags (`notify`'s bits); 0 publishes nothing.
     pub notify: u16,
+    /// The encoding thresholds (`hash-max-listpack-entries` and the like).
+    pub encodings: value::Encodings,
 }
 
 impl ServerState {
@@ -153,6 +157,20 @@ impl ServerState {
             .get("maxmemory")
             .and_then(|v| params::parse_memory(v.as_bytes()))
             .unwrap_or(0);
+        let int = |name: &str, default: usize| {
+            self.params
+                .get(name)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(default)
+        };
+        let d = value::Encodings::default();
+        self.encodings = value::Encodings {
+            hash_entries: int("hash-max-listpack-entries", d.hash_entries),
+            hash_value: int("hash-max-listpack-value", d.hash_value),
+            set_intset: int("set-max-intset-entries", d.set_intset),
+            zset_entries: int("zset-max-listpack-entries", d.zset_entries),
+            zset_value: int("zset-max-listpack-value", d.zset_value),
+        };
         if let Some(v) = mem("proto-max-bulk-len") {
             self.limits.max_bulk = v;
         }
@@ -200,6 +218,9 @@ pub struct Kv {
     ks: Keyspace,
     /// Clients parked by a blocking pop.
     blocked: blocking::Blocked,
+    /// Clients CLIENT UNBLOCK freed during this batch, whose deadlines the batch's
+    /// end clears.
+    unblocked: Vec<ConnId>,
     aof: Option<Aof>,
     server: ServerState,
     ranges: Vec<Range<usize>>,
@@ -335,6 +356,7 @@ impl Kv {
             requirepass: None,
             maxmemory: 0,
             notify: 0,
+            encodings: value::Encodings::default(),
         };
         server.apply_params();
         if let Some(log) = &mut log {
@@ -398,6 +420,7 @@ impl Kv {
         Ok(Self {
             ks,
             blocked: blocking::Blocked::default(),
+            unblocked: Vec::new(),
             aof,
             server,
             ranges: Vec::new(),
@@ -616,6 +639,9 @@ impl Protocol for Kv {
         }
         self.ks.may_block = false;
         self.ks.block_request = None;
+        for freed in self.unblocked.drain(..) {
+            out.deadline(freed, None);
+        }
         if !self.ks.feed.is_empty() {
             self.serve_blocked(out);
         }

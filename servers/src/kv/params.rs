@@ -3,10 +3,9 @@
 //!
 //! The one idea: a parameter is a row (name, kind, value); CONFIG SET checks a value
 //! against its kind, stores it as text, and [`super::ServerState::apply_params`] reads
-//! back the few kvd acts on (`requirepass`, the request limits). Encoding thresholds
-//! such as `hash-max-listpack-entries` change nothing in kvd (its encodings are its
-//! own) but answer CONFIG GET with what was set, so a client that sets and checks them
-//! carries on. Old names (`hash-max-ziplist-entries`) are aliases of the new ones.
+//! back the ones kvd acts on (`requirepass`, the request limits, the encoding
+//! thresholds such as `hash-max-listpack-entries`). Old names
+//! (`hash-max-ziplist-entries`) are aliases of the new ones, as in Redis 7.0.
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -83,7 +82,7 @@ const ROWS: &[(&str, Kind, &str)] = &[
     ("maxmemory-samples", Kind::Int(1), "5"),
     ("maxmemory-clients", Kind::Memory, "0"),
     ("notify-keyspace-events", Kind::Notify, ""),
-    ("hash-max-listpack-entries", Kind::Int(0), "512"),
+    ("hash-max-listpack-entries", Kind::Int(0), "128"),
     ("hash-max-listpack-value", Kind::Int(0), "64"),
     ("list-max-listpack-size", Kind::Int(i64::MIN), "-2"),
     ("list-compress-depth", Kind::Int(0), "0"),

@@ -955,6 +955,23 @@ impl Kv {
                 self.client_line(*cid, c, &mut s);
             }
             resp::encode_bulk(reply, s.as_bytes());
+        } else if sub.eq_ignore_ascii_case(b"UNBLOCK") && (n == 3 || n == 4) {
+            let Some(target) = parse_i64(args.get(2)) else {
+                return resp::encode_error(reply, super::cmd::ERR_NOT_INT);
+            };
+            let error = match (n == 4).then(|| args.get(3)) {
+                None => false,
+                Some(w) if w.eq_ignore_ascii_case(b"TIMEOUT") => false,
+                Some(w) if w.eq_ignore_ascii_case(b"ERROR") => true,
+                Some(_) => {
+                    return resp::encode_error(
+                        reply,
+                        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    )
+                }
+            };
+            let done = target >= 0 && self.unblock(ConnId(target as u64), error);
+            resp::encode_int(reply, i64::from(done));
         } else if sub.eq_ignore_ascii_case(b"KILL") && n >= 3 {
             self.client_kill(id, args, reply);
         } else if sub.eq_ignore_ascii_case(b"REPLY") && n == 3 {

@@ -64,11 +64,11 @@ impl Client {
                 }
                 Value::List(l) => format!("list {l:?}"),
                 Value::Set(s) => {
-                    let m: BTreeSet<_> = s.iter().collect();
+                    let m: BTreeSet<_> = s.iter().map(|m| m.as_ref().to_vec()).collect();
                     format!("set {m:?}")
                 }
                 Value::ZSet(z) => {
-                    let m: Vec<_> = z.list.walk(0, false, usize::MAX).collect();
+                    let m: Vec<_> = z.walk(0, false, usize::MAX).collect();
                     format!("zset {m:?}")
                 }
             };
@@ -121,11 +121,148 @@ fn every_family_refuses_the_wrong_type() {
         assert_eq!(c.cmd(&["TYPE", k]), format!("+{t}\r\n"));
     }
     assert_eq!(c.cmd(&["TYPE", "none"]), "+none\r\n");
-    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), "$8\r\nskiplist\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), "$8\r\nlistpack\r\n");
     // SET overwrites any type; MGET shows a non-string as nil.
     assert_eq!(c.cmd(&["MGET", "h", "s"]), "*2\r\n$-1\r\n$1\r\nv\r\n");
     assert_eq!(c.cmd(&["SET", "h", "x"]), "+OK\r\n");
     assert_eq!(c.cmd(&["TYPE", "h"]), "+string\r\n");
+}
+
+fn encoding(c: &mut Client, key: &str) -> String {
+    let r = c.cmd(&["OBJECT", "ENCODING", key]);
+    r.lines().nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn object_encoding_follows_redis_thresholds_and_config() {
+    let mut c = Client::memory();
+    c.cmd(&["SET", "n", "12345"]);
+    assert_eq!(encoding(&mut c, "n"), "int");
+    c.cmd(&["SET", "n", "012"]);
+    assert_eq!(encoding(&mut c, "n"), "embstr");
+    c.cmd(&["SET", "n", &"x".repeat(45)]);
+    assert_eq!(encoding(&mut c, "n"), "raw");
+    c.cmd(&["RPUSH", "l", "a"]);
+    assert_eq!(encoding(&mut c, "l"), "quicklist");
+
+    // Hashes: packed up to 128 entries of at most 64 bytes, then a table for good.
+    for i in 0..128 {
+        c.cmd(&["HSET", "h", &format!("f{i}"), "v"]);
+    }
+    assert_eq!(encoding(&mut c, "h"), "listpack");
+    c.cmd(&["HSET", "h", "f128", "v"]);
+    assert_eq!(encoding(&mut c, "h"), "hashtable");
+    c.cmd(&["HSET", "h2", "f", &"v".repeat(64)]);
+    assert_eq!(encoding(&mut c, "h2"), "listpack");
+    c.cmd(&["HSET", "h2", "f", &"v".repeat(65)]);
+    assert_eq!(encoding(&mut c, "h2"), "hashtable");
+    // The old name sets the same threshold.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "hash-max-ziplist-entries", "2"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "hash-max-listpack-entries"]),
+        "*2\r\n$25\r\nhash-max-listpack-entries\r\n$1\r\n2\r\n"
+    );
+    c.cmd(&["HSET", "h3", "a", "1", "b", "2"]);
+    assert_eq!(encoding(&mut c, "h3"), "listpack");
+    c.cmd(&["HINCRBY", "h3", "c", "1"]);
+    assert_eq!(encoding(&mut c, "h3"), "hashtable");
+    assert_eq!(c.cmd(&["HGET", "h3", "a"]), "$1\r\n1\r\n");
+
+    // Sets: integers as an intset up to set-max-intset-entries.
+    c.cmd(&["SADD", "s", "1", "2", "3"]);
+    assert_eq!(encoding(&mut c, "s"), "intset");
+    c.cmd(&["SADD", "s", "a"]);
+    assert_eq!(encoding(&mut c, "s"), "hashtable");
+    c.cmd(&["SREM", "s", "a"]);
+    assert_eq!(encoding(&mut c, "s"), "hashtable");
+    // A stored result of integers is an intset again, as Redis builds it.
+    c.cmd(&["SINTERSTORE", "s2", "s", "s"]);
+    assert_eq!(encoding(&mut c, "s2"), "intset");
+    c.cmd(&["CONFIG", "SET", "set-max-intset-entries", "2"]);
+    c.cmd(&["SUNIONSTORE", "s3", "s"]);
+    assert_eq!(encoding(&mut c, "s3"), "hashtable");
+    assert_eq!(c.cmd(&["SCARD", "s3"]), ":3\r\n");
+
+    // Sorted sets: packed up to 128 members of at most 64 bytes.
+    for i in 0..128 {
+        c.cmd(&["ZADD", "z", &i.to_string(), &format!("m{i}")]);
+    }
+    assert_eq!(encoding(&mut c, "z"), "listpack");
+    assert_eq!(c.cmd(&["ZRANK", "z", "m5"]), ":5\r\n");
+    c.cmd(&["ZADD", "z", "1000", "m128"]);
+    assert_eq!(encoding(&mut c, "z"), "skiplist");
+    c.cmd(&["ZADD", "z2", "1", &"m".repeat(65)]);
+    assert_eq!(encoding(&mut c, "z2"), "skiplist");
+    c.cmd(&["CONFIG", "SET", "zset-max-ziplist-entries", "3"]);
+    c.cmd(&["ZADD", "z3", "1", "a", "2", "b", "3", "c"]);
+    assert_eq!(encoding(&mut c, "z3"), "listpack");
+    c.cmd(&["ZINCRBY", "z3", "1", "d"]);
+    assert_eq!(encoding(&mut c, "z3"), "skiplist");
+    // A small stored result is packed again, as Redis's zsetConvertToListpackIfNeeded.
+    c.cmd(&["ZREM", "z3", "d"]);
+    assert_eq!(encoding(&mut c, "z3"), "skiplist");
+    assert_eq!(c.cmd(&["ZUNIONSTORE", "z4", "1", "z3"]), ":3\r\n");
+    assert_eq!(encoding(&mut c, "z4"), "listpack");
+    assert_eq!(c.cmd(&["ZINTERSTORE", "z5", "2", "z", "z"]), ":129\r\n");
+    assert_eq!(encoding(&mut c, "z5"), "skiplist");
+    assert_eq!(c.cmd(&["ZDIFFSTORE", "z6", "2", "z", "z3"]), ":129\r\n");
+    assert_eq!(encoding(&mut c, "z6"), "skiplist");
+    // ZRANGESTORE: packed unless the selection is past the entry limit.
+    c.cmd(&["CONFIG", "SET", "zset-max-listpack-entries", "1"]);
+    c.cmd(&["ZADD", "src", "1", "a", "2", "b"]);
+    assert_eq!(c.cmd(&["ZRANGESTORE", "d1", "src", "0", "0"]), ":1\r\n");
+    assert_eq!(encoding(&mut c, "d1"), "listpack");
+    assert_eq!(c.cmd(&["ZRANGESTORE", "d2", "src", "0", "1"]), ":2\r\n");
+    assert_eq!(encoding(&mut c, "d2"), "skiplist");
+    assert_eq!(
+        c.cmd(&[
+            "ZRANGESTORE",
+            "d1",
+            "src",
+            "5",
+            "0",
+            "BYSCORE",
+            "REV",
+            "LIMIT",
+            "0",
+            "1"
+        ]),
+        ":1\r\n"
+    );
+    assert_eq!(c.cmd(&["ZRANGE", "d1", "0", "-1"]), "*1\r\n$1\r\nb\r\n");
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d1", "src", "0", "-1", "WITHSCORES"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d1", "missing", "0", "-1"]),
+        ":0\r\n"
+    );
+    assert_eq!(c.cmd(&["EXISTS", "d1"]), ":0\r\n");
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "d2", "n", "0", "-1"]),
+        WRONGTYPE_REPLY
+    );
+
+    // MEMORY USAGE: a size for a key, more for more members, nil for none.
+    let usage = |c: &mut Client, k: &str| {
+        let r = c.cmd(&["MEMORY", "USAGE", k, "SAMPLES", "0"]);
+        r[1..r.len() - 2].parse::<i64>().unwrap()
+    };
+    assert!(usage(&mut c, "z") > usage(&mut c, "z4"));
+    assert!(usage(&mut c, "h") > usage(&mut c, "h3"));
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "none"]), "$-1\r\n");
+    // A count whose reply would overflow when doubled is refused, as Redis.
+    for (cmd, opt) in [("HRANDFIELD", "WITHVALUES"), ("ZRANDMEMBER", "WITHSCORES")] {
+        let key = if cmd == "HRANDFIELD" { "h" } else { "z" };
+        assert_eq!(
+            c.cmd(&[cmd, key, "-9223372036854770000", opt]),
+            "-ERR value is out of range\r\n"
+        );
+    }
 }
 
 #[test]
@@ -466,6 +603,8 @@ fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
     let mut c = kv.open(ConnId(3), peer, &mut out);
     assert!(step(&mut kv, 1, &mut a, &["BLPOP", "q", "other", "0"]).is_empty());
     assert!(step(&mut kv, 2, &mut b, &["BRPOP", "q", "5"]).is_empty());
+    let info = step(&mut kv, 3, &mut c, &["INFO", "clients"]);
+    assert!(info[0].1.contains("blocked_clients:2\r\n"), "{info:?}");
     // The first push goes to the oldest waiter, logged as the pop that happened.
     let got = step(&mut kv, 3, &mut c, &["RPUSH", "q", "x"]);
     assert!(
@@ -497,4 +636,82 @@ fn blocked_clients_are_served_in_fifo_order_and_time_out_with_a_null_array() {
     drop(kv);
     let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
     assert!(log.contains("LPOP") && !log.contains("BLPOP"), "{log}");
+}
+
+#[test]
+fn blmpop_and_bzmpop_wait_then_pop_up_to_count_logged_as_plain_pops() {
+    let d = tempfile::tempdir().unwrap();
+    let mut kv = Kv::open(Config {
+        dir: Some(d.path().to_owned()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut out = Outbox::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut a = kv.open(ConnId(1), peer, &mut out);
+    let mut b = kv.open(ConnId(2), peer, &mut out);
+    // Argument errors, the timeout's first.
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["BLMPOP", "x", "1", "l", "LEFT"]),
+        vec![(1, "-ERR timeout is not a float or out of range\r\n".into())]
+    );
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["BZMPOP", "0", "1", "z", "LEFT"]),
+        vec![(1, "-ERR syntax error\r\n".into())]
+    );
+    // Data at hand: popped at once.
+    step(&mut kv, 2, &mut b, &["RPUSH", "l", "a", "b", "c"]);
+    assert_eq!(
+        step(
+            &mut kv,
+            1,
+            &mut a,
+            &["BLMPOP", "0", "2", "none", "l", "RIGHT", "COUNT", "2"]
+        ),
+        vec![(1, "*2\r\n$1\r\nl\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n".into())]
+    );
+    // Nothing yet: the client waits, and a ZADD serves it.
+    assert!(step(
+        &mut kv,
+        1,
+        &mut a,
+        &["BZMPOP", "0", "1", "z", "MAX", "COUNT", "5"]
+    )
+    .is_empty());
+    let got = step(&mut kv, 2, &mut b, &["ZADD", "z", "1", "m", "2", "n"]);
+    assert!(
+        got.contains(&(
+            1,
+            "*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\nn\r\n$1\r\n2\r\n*2\r\n$1\r\nm\r\n$1\r\n1\r\n"
+                .into()
+        )),
+        "{got:?}"
+    );
+    // CLIENT UNBLOCK: a timeout's answer, or Redis's UNBLOCKED error; 0 for a client
+    // that waits for nothing.
+    assert!(step(&mut kv, 1, &mut a, &["BLMPOP", "0", "1", "e", "LEFT"]).is_empty());
+    let got = step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1"]);
+    assert!(got.contains(&(1, "*-1\r\n".into())), "{got:?}");
+    assert!(got.contains(&(2, ":1\r\n".into())), "{got:?}");
+    assert!(step(&mut kv, 1, &mut a, &["BLPOP", "e", "0"]).is_empty());
+    let got = step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1", "ERROR"]);
+    assert!(
+        got.contains(&(
+            1,
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".into()
+        )),
+        "{got:?}"
+    );
+    assert_eq!(
+        step(&mut kv, 2, &mut b, &["CLIENT", "UNBLOCK", "1"]),
+        vec![(2, ":0\r\n".into())]
+    );
+    assert_eq!(
+        step(&mut kv, 1, &mut a, &["PING"]),
+        vec![(1, "+PONG\r\n".into())]
+    );
+    drop(kv);
+    let log = std::fs::read_to_string(d.path().join(aof::FILE_NAME)).unwrap();
+    assert!(log.contains("RPOP") && log.contains("ZPOPMAX"), "{log}");
+    assert!(!log.contains("BLMPOP") && !log.contains("BZMPOP"), "{log}");
 }

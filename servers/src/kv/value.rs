@@ -1,21 +1,22 @@
 //! What a key holds: one of Redis's five types, and the number formats Redis replies
 //! with.
 //!
-//! The one idea: every aggregate keeps its members in an insertion-ordered hash table
-//! (`IndexMap`/`IndexSet`) whose entries have positions, as the keyspace's own table
-//! does. A position gives O(1) random picks (HRANDFIELD, SPOP, ZRANDMEMBER) and a scan
-//! cursor that walks positions downwards: a removal moves the last entry into the hole
-//! (`swap_remove`), which was either visited already or lands below the cursor, so a
-//! member present throughout a scan is never missed. Lists are a `VecDeque` (both ends
-//! O(1), LINDEX O(1)); sorted sets add a skip list with spans ([`super::zset`]) for
-//! rank and range.
+//! The one idea: a large aggregate keeps its members in an insertion-ordered hash
+//! table (`IndexMap`/`IndexSet`) whose entries have positions, as the keyspace's own
+//! table does. A position gives O(1) random picks (HRANDFIELD, SPOP, ZRANDMEMBER) and
+//! a scan cursor that walks positions downwards: a removal moves the last entry into
+//! the hole (`swap_remove`), which was either visited already or lands below the
+//! cursor, so a member present throughout a scan is never missed. A small hash, set of
+//! integers or sorted set is held compact instead, as Redis 7.0 holds it
+//! ([`super::hash`], [`super::set`], [`super::zset`]), and is scanned whole in one
+//! call. Lists are a `VecDeque` (both ends O(1), LINDEX O(1)); large sorted sets add a
+//! skip list with spans for rank and range.
 
 use super::zset::ZSet;
-use indexmap::{IndexMap, IndexSet};
 use std::collections::VecDeque;
 
-pub type Hash = IndexMap<Box<[u8]>, Vec<u8>, foldhash::fast::RandomState>;
-pub type Set = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
+pub use super::hash::Hash;
+pub use super::set::Set;
 pub type List = VecDeque<Box<[u8]>>;
 
 /// A key's value. Aggregates are boxed so a string key costs no more than before.
@@ -68,13 +69,59 @@ impl Value {
         }
     }
 
-    /// OBJECT ENCODING: kvd's own encodings, named for what they are.
+    /// OBJECT ENCODING, in Redis 7.0's names. A hash, set or sorted set names its
+    /// current form (see [`super::hash`], [`super::set`], [`super::zset`]). A string is named as Redis would hold those bytes: `int` for
+    /// a canonical 64-bit integer, `embstr` up to 44 bytes, else `raw`. Lists are
+    /// Redis 7.0's `quicklist` (a chain of blocks there, one ring buffer here: both
+    /// O(1) at the ends).
     pub fn encoding(&self) -> &'static str {
         match self {
-            Value::Str(_) => "raw",
-            Value::Hash(_) | Value::Set(_) => "hashtable",
-            Value::List(_) => "deque",
-            Value::ZSet(_) => "skiplist",
+            Value::Str(s) => str_encoding(s),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::List(_) => "quicklist",
+            Value::ZSet(z) => z.encoding(),
+        }
+    }
+
+    /// MEMORY USAGE's estimate of the bytes the value holds: its headers, plus, for an
+    /// aggregate, its length times the mean size of up to `samples` members (0: all),
+    /// as Redis's `objectComputeSize` samples.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        fn sampled(len: usize, samples: usize, sizes: impl Iterator<Item = usize>) -> usize {
+            let take = if samples == 0 { len } else { samples.min(len) };
+            if take == 0 {
+                return 0;
+            }
+            let sum: usize = sizes.take(take).sum();
+            sum.saturating_mul(len) / take
+        }
+        const HEADER: usize = 16;
+        match self {
+            Value::Str(v) => HEADER + v.capacity(),
+            Value::Hash(h) => match &**h {
+                Hash::Pack(p) => HEADER + 24 + p.bytes(),
+                Hash::Table(t) => {
+                    let per = t.iter().map(|(f, v)| f.len() + v.capacity() + 56);
+                    HEADER + 64 + sampled(t.len(), samples, per)
+                }
+            },
+            Value::List(l) => {
+                let per = l.iter().map(|e| e.len() + 32);
+                HEADER + 48 + sampled(l.len(), samples, per)
+            }
+            Value::Set(s) => match &**s {
+                Set::Ints(v) => HEADER + 24 + v.capacity() * 8,
+                Set::Table(t) => {
+                    let per = t.iter().map(|m| m.len() + 40);
+                    HEADER + 64 + sampled(t.len(), samples, per)
+                }
+            },
+            Value::ZSet(z) => {
+                let per = z.iter().map(|(m, _)| m.len());
+                let extra = if z.is_packed() { 24 } else { SKIP_MEMBER };
+                HEADER + 48 + sampled(z.len(), samples, per.map(|n| n + extra))
+            }
         }
     }
 
@@ -85,6 +132,45 @@ impl Value {
             Kind::List => Value::List(Box::default()),
             Kind::Set => Value::Set(Box::default()),
             Kind::ZSet => Value::ZSet(Box::default()),
+        }
+    }
+}
+
+/// A skip-list member's bookkeeping beyond its bytes: a node with a few links and its
+/// member table entry.
+const SKIP_MEMBER: usize = 128;
+
+/// Redis's `tryObjectEncoding` for a string's bytes.
+fn str_encoding(s: &[u8]) -> &'static str {
+    // `parse_i64` takes only the canonical spelling (no `+`, no leading zeros).
+    if s.len() <= 20 && crate::proto::resp::parse_i64(s).is_some() {
+        "int"
+    } else if s.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// The encoding thresholds (CONFIG `hash-max-listpack-entries` and the like), with
+/// Redis 7.0's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encodings {
+    pub hash_entries: usize,
+    pub hash_value: usize,
+    pub set_intset: usize,
+    pub zset_entries: usize,
+    pub zset_value: usize,
+}
+
+impl Default for Encodings {
+    fn default() -> Self {
+        Self {
+            hash_entries: 128,
+            hash_value: 64,
+            set_intset: 512,
+            zset_entries: 128,
+            zset_value: 64,
         }
     }
 }
@@ -104,10 +190,10 @@ pub fn scan_positions(len: usize, cursor: u64, count: usize, visit: &mut dyn FnM
     pos
 }
 
-/// Redis's `string2d` for scores: a decimal or `inf`/`-inf`; NaN, blanks and empty
-/// strings are refused.
+/// Redis's `getDoubleFromObject` (`strtod`) for scores: a decimal of any length or
+/// `inf`/`-inf`; NaN, blanks and empty strings are refused.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() > 256 || s[0].is_ascii_whitespace() {
+    if s.is_empty() || s[0].is_ascii_whitespace() {
         return None;
     }
     let t = std::str::from_utf8(s).ok()?;
@@ -205,6 +291,9 @@ mod tests {
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        // DBL_MAX written out in full, as Redis's tests send it.
+        let dblmax = format!("{:.17}", f64::MAX);
+        assert_eq!(parse_f64(dblmax.as_bytes()), Some(f64::MAX));
         for bad in [&b""[..], b"nan", b"NaN", b" 1", b"1 ", b"abc", b"1.5x"] {
             assert_eq!(parse_f64(bad), None, "{bad:?}");
         }

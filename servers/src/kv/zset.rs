@@ -10,8 +10,10 @@
 //! queries in O(log n) but rank (ZRANK, ZRANGE by index) only by counting.
 //!
 //! The member table is an `IndexMap`: O(1) score lookup, O(1) random members
-//! (ZRANDMEMBER) and ZSCAN's positional cursor (see [`super::value`]).
+//! (ZRANDMEMBER) and ZSCAN's positional cursor (see [`super::value`]). A small sorted
+//! set skips both and is one ordered vector ([`ZSet::Pack`]).
 
+use super::value::Encodings;
 use indexmap::IndexMap;
 use std::cmp::Ordering;
 
@@ -474,14 +476,14 @@ impl<'a> Iterator for Walk<'a> {
     }
 }
 
-/// A sorted set.
+/// A large sorted set: the member table beside the skip list.
 #[derive(Debug, Clone, Default)]
-pub struct ZSet {
+pub struct SkipSet {
     pub dict: IndexMap<Box<[u8]>, f64, foldhash::fast::RandomState>,
     pub list: SkipList,
 }
 
-impl ZSet {
+impl SkipSet {
     pub fn len(&self) -> usize {
         self.dict.len()
     }
@@ -532,9 +534,264 @@ impl ZSet {
     }
 }
 
+/// A sorted set, in one of Redis 7.0's two encodings: up to `zset-max-listpack-entries`
+/// members of at most `zset-max-listpack-value` bytes, one vector of (score, member)
+/// pairs in order (OBJECT ENCODING `listpack`), where a rank is an index and a score
+/// range two binary searches; past either limit, the table and skip list above
+/// (`skiplist`). The conversion happens once on growth (Redis's `zsetAdd`); a stored
+/// result (ZUNIONSTORE and the like) is packed when small, as
+/// `zsetConvertToListpackIfNeeded` does.
+#[derive(Debug, Clone)]
+pub enum ZSet {
+    Pack(Vec<(f64, Box<[u8]>)>),
+    Skip(SkipSet),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::Pack(Vec::new())
+    }
+}
+
+fn pack_pos(v: &[(f64, Box<[u8]>)], member: &[u8]) -> Option<usize> {
+    v.iter().position(|(_, m)| &m[..] == member)
+}
+
+impl ZSet {
+    /// An empty set for `n` members: a skip list from the start when `n` is past the
+    /// pack's entry limit.
+    pub fn with_capacity(n: usize, lim: &Encodings) -> ZSet {
+        if n > lim.zset_entries {
+            ZSet::Skip(SkipSet::default())
+        } else {
+            ZSet::Pack(Vec::with_capacity(n))
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Pack(v) => v.len(),
+            ZSet::Skip(z) => z.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Pack(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    pub fn is_packed(&self) -> bool {
+        matches!(self, ZSet::Pack(_))
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Pack(v) => pack_pos(v, member).map(|i| v[i].0),
+            ZSet::Skip(z) => z.score(member),
+        }
+    }
+
+    fn convert(&mut self) {
+        if let ZSet::Pack(v) = self {
+            let mut z = SkipSet::default();
+            z.dict.reserve(v.len() + 1);
+            for (s, m) in v.drain(..) {
+                z.dict.insert(m.clone(), s);
+                z.list.insert(s, m);
+            }
+            *self = ZSet::Skip(z);
+        }
+    }
+
+    /// Sets `member`'s score; true when the member is new.
+    pub fn insert(&mut self, member: &[u8], score: f64, lim: &Encodings) -> bool {
+        if let ZSet::Pack(v) = self {
+            match pack_pos(v, member) {
+                Some(i) => {
+                    if v[i].0 != score {
+                        let (_, m) = v.remove(i);
+                        let at = v.partition_point(|(s, x)| cmp(*s, x, score, member).is_lt());
+                        v.insert(at, (score, m));
+                    }
+                    return false;
+                }
+                None if v.len() < lim.zset_entries && member.len() <= lim.zset_value => {
+                    let at = v.partition_point(|(s, x)| cmp(*s, x, score, member).is_lt());
+                    v.insert(at, (score, member.into()));
+                    return true;
+                }
+                None => self.convert(),
+            }
+        }
+        match self {
+            ZSet::Skip(z) => z.insert(member, score),
+            ZSet::Pack(_) => false,
+        }
+    }
+
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self {
+            ZSet::Pack(v) => match pack_pos(v, member) {
+                Some(i) => {
+                    v.remove(i);
+                    true
+                }
+                None => false,
+            },
+            ZSet::Skip(z) => z.remove(member),
+        }
+    }
+
+    /// Packs a skip-list set that fits the limits (a stored result).
+    pub fn pack_if_small(&mut self, lim: &Encodings) {
+        if let ZSet::Skip(z) = self {
+            if z.len() <= lim.zset_entries && z.dict.keys().all(|m| m.len() <= lim.zset_value) {
+                let v = z
+                    .list
+                    .walk(0, false, usize::MAX)
+                    .map(|(s, m)| (s, m.into()))
+                    .collect();
+                *self = ZSet::Pack(v);
+            }
+        }
+    }
+
+    /// 0-based rank, ascending or descending.
+    pub fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
+        let r = match self {
+            ZSet::Pack(v) => pack_pos(v, member)?,
+            ZSet::Skip(z) => return z.rank(member, rev),
+        };
+        Some(if rev { self.len() - 1 - r } else { r })
+    }
+
+    /// The pair at 0-based `rank`.
+    pub fn get(&self, rank: usize) -> Option<(f64, &[u8])> {
+        match self {
+            ZSet::Pack(v) => v.get(rank).map(|(s, m)| (*s, &m[..])),
+            ZSet::Skip(z) => z.list.get(rank),
+        }
+    }
+
+    /// Walks from `rank` towards the end (or the start when `rev`), `n` at most.
+    pub fn walk(&self, rank: usize, rev: bool, n: usize) -> ZWalk<'_> {
+        match self {
+            ZSet::Pack(v) => {
+                let part: &[(f64, Box<[u8]>)] = if rank >= v.len() {
+                    &[]
+                } else if rev {
+                    &v[(rank + 1).saturating_sub(n)..=rank]
+                } else {
+                    &v[rank..rank + n.min(v.len() - rank)]
+                };
+                ZWalk::Pack(part.iter(), rev)
+            }
+            ZSet::Skip(z) => ZWalk::Skip(z.list.walk(rank, rev, n)),
+        }
+    }
+
+    /// 0-based rank of the first pair whose score is in `r`.
+    pub fn first_in_score(&self, r: &ScoreRange) -> Option<usize> {
+        match self {
+            ZSet::Pack(v) => {
+                if r.is_empty() {
+                    return None;
+                }
+                let i = v.partition_point(|(s, _)| !r.gte_min(*s));
+                v.get(i).filter(|(s, _)| r.lte_max(*s)).map(|_| i)
+            }
+            ZSet::Skip(z) => z.list.first_in_score(r),
+        }
+    }
+
+    /// 0-based rank of the last pair whose score is in `r`.
+    pub fn last_in_score(&self, r: &ScoreRange) -> Option<usize> {
+        match self {
+            ZSet::Pack(v) => {
+                if r.is_empty() {
+                    return None;
+                }
+                let i = v.partition_point(|(s, _)| r.lte_max(*s)).checked_sub(1)?;
+                r.gte_min(v[i].0).then_some(i)
+            }
+            ZSet::Skip(z) => z.list.last_in_score(r),
+        }
+    }
+
+    /// 0-based rank of the first member in `r` (meaningful when all scores are equal).
+    pub fn first_in_lex(&self, r: &LexRange) -> Option<usize> {
+        match self {
+            ZSet::Pack(v) => {
+                if r.is_empty() {
+                    return None;
+                }
+                let i = v.partition_point(|(_, m)| !r.gte_min(m));
+                v.get(i).filter(|(_, m)| r.lte_max(m)).map(|_| i)
+            }
+            ZSet::Skip(z) => z.list.first_in_lex(r),
+        }
+    }
+
+    /// 0-based rank of the last member in `r`.
+    pub fn last_in_lex(&self, r: &LexRange) -> Option<usize> {
+        match self {
+            ZSet::Pack(v) => {
+                if r.is_empty() {
+                    return None;
+                }
+                let i = v.partition_point(|(_, m)| r.lte_max(m)).checked_sub(1)?;
+                r.gte_min(&v[i].1).then_some(i)
+            }
+            ZSet::Skip(z) => z.list.last_in_lex(r),
+        }
+    }
+
+    /// The member at position `i` of the member table (rank order in a pack): O(1)
+    /// random picks and ZSCAN's positional cursor.
+    pub fn get_index(&self, i: usize) -> Option<(&[u8], f64)> {
+        match self {
+            ZSet::Pack(v) => v.get(i).map(|(s, m)| (&m[..], *s)),
+            ZSet::Skip(z) => z.dict.get_index(i).map(|(m, s)| (&m[..], *s)),
+        }
+    }
+
+    /// Every member with its score, in table order (rank order in a pack).
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        match self {
+            ZSet::Pack(v) => Box::new(v.iter().map(|(s, m)| (&m[..], *s))),
+            ZSet::Skip(z) => Box::new(z.dict.iter().map(|(m, s)| (&m[..], *s))),
+        }
+    }
+}
+
+pub enum ZWalk<'a> {
+    Pack(std::slice::Iter<'a, (f64, Box<[u8]>)>, bool),
+    Skip(Walk<'a>),
+}
+
+impl<'a> Iterator for ZWalk<'a> {
+    type Item = (f64, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            ZWalk::Pack(it, rev) => {
+                let e = if *rev { it.next_back() } else { it.next() };
+                e.map(|(s, m)| (*s, &m[..]))
+            }
+            ZWalk::Skip(w) => w.next(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::value::Encodings;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -549,30 +806,34 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_a_sorted_model(ops in proptest::collection::vec((0u8..3, 0u8..40, -5i32..5), 1..400)) {
+        fn matches_a_sorted_model(ops in proptest::collection::vec((0u8..3, 0u8..40, -5i32..5), 1..400), entries in 0usize..48) {
+            // A small entry limit has some runs convert half-way and others stay packed.
+            let lim = Encodings { zset_entries: entries, ..Encodings::default() };
             let mut z = ZSet::default();
             let mut model: BTreeMap<Vec<u8>, i32> = BTreeMap::new();
+            let mut peak = 0;
             for (op, m, s) in ops {
                 let member = vec![b'a' + m % 26, m];
                 if op < 2 {
-                    prop_assert_eq!(z.insert(&member, f64::from(s)), model.insert(member, s).is_none());
+                    prop_assert_eq!(z.insert(&member, f64::from(s), &lim), model.insert(member, s).is_none());
+                    peak = peak.max(model.len());
                 } else {
                     prop_assert_eq!(z.remove(&member), model.remove(&member).is_some());
                 }
             }
             let want = ordered(&model);
             prop_assert_eq!(z.len(), want.len());
-            prop_assert_eq!(z.list.len(), want.len());
-            let got: Vec<(f64, Vec<u8>)> = z.list.walk(0, false, usize::MAX).map(|(s, m)| (s, m.to_vec())).collect();
+            prop_assert_eq!(z.encoding(), if peak > entries { "skiplist" } else { "listpack" });
+            let got: Vec<(f64, Vec<u8>)> = z.walk(0, false, usize::MAX).map(|(s, m)| (s, m.to_vec())).collect();
             prop_assert_eq!(&got, &want);
-            let back: Vec<(f64, Vec<u8>)> = z.list.walk(want.len().saturating_sub(1), true, usize::MAX).map(|(s, m)| (s, m.to_vec())).collect();
+            let back: Vec<(f64, Vec<u8>)> = z.walk(want.len().saturating_sub(1), true, usize::MAX).map(|(s, m)| (s, m.to_vec())).collect();
             let mut rev = want.clone();
             rev.reverse();
             prop_assert_eq!(&back, &rev);
             for (i, (s, m)) in want.iter().enumerate() {
                 prop_assert_eq!(z.rank(m, false), Some(i));
                 prop_assert_eq!(z.rank(m, true), Some(want.len() - 1 - i));
-                let (gs, gm) = z.list.get(i).unwrap();
+                let (gs, gm) = z.get(i).unwrap();
                 prop_assert_eq!((gs, gm), (*s, m.as_slice()));
             }
             for lo in -6..6 {
@@ -580,8 +841,8 @@ mod tests {
                     for (minex, maxex) in [(false, false), (true, false), (false, true), (true, true)] {
                         let r = ScoreRange { min: f64::from(lo), max: f64::from(hi), minex, maxex };
                         let inside: Vec<usize> = (0..want.len()).filter(|&i| r.gte_min(want[i].0) && r.lte_max(want[i].0)).collect();
-                        prop_assert_eq!(z.list.first_in_score(&r), inside.first().copied());
-                        prop_assert_eq!(z.list.last_in_score(&r), inside.last().copied());
+                        prop_assert_eq!(z.first_in_score(&r), inside.first().copied());
+                        prop_assert_eq!(z.last_in_score(&r), inside.last().copied());
                     }
                 }
             }
@@ -590,17 +851,18 @@ mod tests {
         #[test]
         fn lex_ranges_match_a_model(members in proptest::collection::btree_set(proptest::collection::vec(b'a'..b'e', 0..3), 0..30),
                                     lo in proptest::collection::vec(b'a'..b'e', 0..3), hi in proptest::collection::vec(b'a'..b'e', 0..3),
-                                    kinds in (0u8..4, 0u8..4)) {
+                                    kinds in (0u8..4, 0u8..4), packed in proptest::bool::ANY) {
             let mut z = ZSet::default();
+            let lim = Encodings { zset_entries: packed as usize * 64, ..Encodings::default() };
             for m in &members {
-                z.insert(m, 0.0);
+                z.insert(m, 0.0, &lim);
             }
             let mk = |k: u8, v: &Vec<u8>| match k { 0 => LexBound::Incl(v.clone()), 1 => LexBound::Excl(v.clone()), 2 => LexBound::NegInf, _ => LexBound::PosInf };
             let r = LexRange { min: mk(kinds.0, &lo), max: mk(kinds.1, &hi) };
             let sorted: Vec<&Vec<u8>> = members.iter().collect();
             let inside: Vec<usize> = (0..sorted.len()).filter(|&i| r.gte_min(sorted[i]) && r.lte_max(sorted[i])).collect();
-            prop_assert_eq!(z.list.first_in_lex(&r), inside.first().copied());
-            prop_assert_eq!(z.list.last_in_lex(&r), inside.last().copied());
+            prop_assert_eq!(z.first_in_lex(&r), inside.first().copied());
+            prop_assert_eq!(z.last_in_lex(&r), inside.last().copied());
         }
     }
 }

@@ -39,6 +39,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: Args<'_>, name: &str) -> Option<i64> {
         return None;
     }
     let key = args.get(1);
+    let lim = ctx.server.encodings;
     let h = match create(ctx.ks, key) {
         Ok(h) => h,
         Err(e) => {
@@ -49,9 +50,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: Args<'_>, name: &str) -> Option<i64> {
     let mut added = 0;
     let mut i = 2;
     while i + 1 < args.len() {
-        if h.insert(args.get(i).into(), args.get(i + 1).to_vec())
-            .is_none()
-        {
+        if h.insert(args.get(i), args.get(i + 1), &lim) {
             added += 1;
         }
         i += 2;
@@ -74,11 +73,12 @@ pub(crate) fn hmset(ctx: &mut Ctx<'_>, args: Args<'_>) {
 
 pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let (key, field) = (args.get(1), args.get(2));
+    let lim = ctx.server.encodings;
     let h = tri!(ctx, create(ctx.ks, key));
     if h.contains_key(field) {
         return ctx.int(0);
     }
-    h.insert(field.into(), args.get(3).to_vec());
+    h.insert(field, args.get(3), &lim);
     ctx.ks.log_args(args);
     ctx.int(1);
 }
@@ -108,7 +108,7 @@ pub(crate) fn hdel(ctx: &mut Ctx<'_>, args: Args<'_>) {
     };
     let mut n = 0;
     for f in args.iter().skip(2) {
-        if h.swap_remove(f).is_some() {
+        if h.remove(f) {
             n += 1;
         }
     }
@@ -127,7 +127,7 @@ pub(crate) fn hlen(ctx: &mut Ctx<'_>, args: Args<'_>) {
 pub(crate) fn hstrlen(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let n = tri!(ctx, read(ctx.ks, args.get(1)))
         .and_then(|h| h.get(args.get(2)))
-        .map_or(0, Vec::len);
+        .map_or(0, <[u8]>::len);
     ctx.int(n as i64);
 }
 
@@ -175,11 +175,12 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, args: Args<'_>) {
             }
         }
     }
+    let lim = ctx.server.encodings;
     let h = tri!(ctx, create(ctx.ks, key));
-    let cur = h.get(field).and_then(|v| parse_i64(v)).unwrap_or(0);
+    let cur = h.get(field).and_then(parse_i64).unwrap_or(0);
     let new = cur.saturating_add(by);
     let mut b = itoa::Buffer::new();
-    h.insert(field.into(), b.format(new).as_bytes().to_vec());
+    h.insert(field, b.format(new).as_bytes(), &lim);
     ctx.ks.log_args(args);
     ctx.int(new);
 }
@@ -202,8 +203,9 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) {
         return ctx.err("ERR increment would produce NaN or Infinity");
     }
     let text = fmt_incr_float(new);
+    let lim = ctx.server.encodings;
     let h = tri!(ctx, create(ctx.ks, key));
-    h.insert(field.into(), text.as_bytes().to_vec());
+    h.insert(field, text.as_bytes(), &lim);
     ctx.ks.log(&[&b"HSET"[..], key, field, text.as_bytes()]);
     ctx.bulk(text.as_bytes());
 }
@@ -227,6 +229,10 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) {
         4 if args.get(3).eq_ignore_ascii_case(b"WITHVALUES") => true,
         _ => return ctx.err(ERR_SYNTAX),
     };
+    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        // The reply would hold twice the count: Redis refuses half the range.
+        return ctx.err("ERR value is out of range");
+    }
     let len = tri!(ctx, read(ctx.ks, key)).map_or(0, |h| h.len());
     if len == 0 || count == 0 {
         return resp::encode_array_len(ctx.out, 0);
@@ -245,9 +251,20 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let Some(h) = tri!(ctx, read(ctx.ks, key)) else {
         return;
     };
+    // A pack reaches a position by walking: walk it once.
+    let packed: Vec<(&[u8], &[u8])> = if h.is_packed() {
+        h.iter().collect()
+    } else {
+        Vec::new()
+    };
     resp::encode_array_len(ctx.out, picks.len() * per);
     for i in picks {
-        if let Some((f, v)) = h.get_index(i) {
+        let pair = if h.is_packed() {
+            packed.get(i).copied()
+        } else {
+            h.get_index(i)
+        };
+        if let Some((f, v)) = pair {
             resp::encode_bulk(ctx.out, f);
             if withvalues {
                 resp::encode_bulk(ctx.out, v);
@@ -262,6 +279,11 @@ pub(crate) fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let mut items: Vec<(&[u8], &[u8])> = Vec::new();
     let next = match h {
         None => 0,
+        // A pack answers whole in one call, as Redis does for its compact encodings.
+        Some(h) if h.is_packed() => {
+            items.extend(h.iter().filter(|(f, _)| scan_match(pattern, f)));
+            0
+        }
         Some(h) => scan_positions(h.len(), cursor, count, &mut |i| {
             if let Some((f, v)) = h.get_index(i) {
                 if scan_match(pattern, f) {

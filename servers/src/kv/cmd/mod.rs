@@ -300,6 +300,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     // Keys and types.
     spec!("type", 2, READONLY | FAST, 1, 1, 1, keys::type_),
     spec!("object", -2, READONLY, 2, 2, 1, keys::object),
+    spec!("memory", -2, READONLY, 2, 2, 1, keys::memory),
     // Hashes.
     spec!("hset", -4, WRITE | FAST, 1, 1, 1, hashes::hset),
     spec!("hmset", -4, WRITE | FAST, 1, 1, 1, hashes::hmset),
@@ -460,11 +461,14 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("restore", -4, WRITE, 1, 1, 1, keys::restore),
     spec!("zintercard", -3, READONLY, 0, 0, 0, zsets::zintercard),
     spec!("zmpop", -4, WRITE, 0, 0, 0, zsets::zmpop),
+    spec!("zrangestore", -5, WRITE, 1, 2, 1, zsets::zrangestore),
     spec!("lmpop", -4, WRITE, 0, 0, 0, lists::lmpop),
     // Blocking pops: see `kv::blocking`.
     spec!("blpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::blpop),
     spec!("brpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::brpop),
     spec!("blmove", 6, WRITE, 1, 2, 1, crate::kv::blocking::blmove),
+    spec!("blmpop", -5, WRITE, 0, 0, 0, crate::kv::blocking::blmpop),
+    spec!("bzmpop", -5, WRITE, 0, 0, 0, crate::kv::blocking::bzmpop),
     spec!(
         "brpoplpush",
         4,

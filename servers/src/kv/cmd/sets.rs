@@ -11,7 +11,7 @@ use super::{
     ERR_OUT_OF_RANGE, ERR_SYNTAX,
 };
 use crate::kv::keyspace::{Keyspace, WRONGTYPE};
-use crate::kv::value::{scan_positions, Kind, Set, Value};
+use crate::kv::value::{scan_positions, Encodings, Kind, Set, Value};
 use crate::proto::resp::{self, Args};
 
 fn read<'a>(ks: &'a mut Keyspace, key: &[u8]) -> Result<Option<&'a Set>, &'static str> {
@@ -43,10 +43,11 @@ fn members(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = impl AsRef<[u
 }
 
 pub(crate) fn sadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let lim = ctx.server.encodings;
     let s = tri!(ctx, create(ctx.ks, args.get(1)));
     let mut n = 0;
     for m in args.iter().skip(2) {
-        if s.insert(m.into()) {
+        if s.insert(m, &lim) {
             n += 1;
         }
     }
@@ -63,7 +64,7 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, args: Args<'_>) {
     };
     let mut n = 0;
     for m in args.iter().skip(2) {
-        if s.swap_remove(m) {
+        if s.remove(m) {
             n += 1;
         }
     }
@@ -122,15 +123,12 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, args: Args<'_>) {
     } else {
         distinct_picks(ctx.ks, len, n)
     };
-    // Remove from the highest position down, so swap_remove moves no picked member.
+    // Remove from the highest position down, so a removal moves no picked member.
     picks.sort_unstable_by(|a, b| b.cmp(a));
     let Some(s) = tri!(ctx, write(ctx.ks, key)) else {
         return;
     };
-    let popped: Vec<Box<[u8]>> = picks
-        .iter()
-        .filter_map(|&i| s.swap_remove_index(i))
-        .collect();
+    let popped: Vec<Box<[u8]>> = picks.iter().filter_map(|&i| s.remove_index(i)).collect();
     if ctx.ks.drop_if_empty(key) {
         ctx.ks.log(&[&b"DEL"[..], key]);
     } else {
@@ -153,7 +151,7 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
         }
         let i = (ctx.ks.rand() % len as u64) as usize;
         if let Some(m) = tri!(ctx, read(ctx.ks, key)).and_then(|s| s.get_index(i)) {
-            resp::encode_bulk(ctx.out, m);
+            resp::encode_bulk(ctx.out, m.as_ref());
         }
         return;
     }
@@ -200,10 +198,11 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     tri!(ctx, ctx.ks.holds(Kind::Set));
     if let Some(s) = tri!(ctx, write(ctx.ks, src)) {
-        s.swap_remove(m);
+        s.remove(m);
     }
     ctx.ks.drop_if_empty(src);
-    tri!(ctx, create(ctx.ks, dst)).insert(m.into());
+    let lim = ctx.server.encodings;
+    tri!(ctx, create(ctx.ks, dst)).insert(m, &lim);
     ctx.ks.log_args(args);
     ctx.int(1);
 }
@@ -217,7 +216,16 @@ enum Op {
 
 /// The result of an operation over `keys`; `limit` stops an intersection early
 /// (SINTERCARD). `Err` is the reply.
-fn algebra(ks: &mut Keyspace, keys: &[&[u8]], op: Op, limit: usize) -> Result<Set, &'static str> {
+///
+/// The result is built as Redis builds a stored one: an intset while every member is
+/// an integer and there are at most `set-max-intset-entries` of them.
+fn algebra(
+    ks: &mut Keyspace,
+    keys: &[&[u8]],
+    op: Op,
+    limit: usize,
+    lim: &Encodings,
+) -> Result<Set, &'static str> {
     let mut sizes = Vec::with_capacity(keys.len());
     for k in keys {
         sizes.push(read(ks, k)?.map_or(0, |s| s.len()));
@@ -240,6 +248,9 @@ fn algebra(ks: &mut Keyspace, keys: &[&[u8]], op: Op, limit: usize) -> Result<Se
                 }
                 let other = read(ks, k)?;
                 out.retain(|m| other.is_some_and(|o| o.contains(m)));
+                if out.is_empty() {
+                    break;
+                }
             }
             if out.len() > limit {
                 out.truncate(limit);
@@ -248,7 +259,11 @@ fn algebra(ks: &mut Keyspace, keys: &[&[u8]], op: Op, limit: usize) -> Result<Se
         Op::Union => {
             for k in keys {
                 if let Some(s) = read(ks, k)? {
-                    out.extend(s.iter().cloned());
+                    // Each member is copied out of its source first: `s` is borrowed
+                    // from the keyspace, `out` is not.
+                    for m in s.iter() {
+                        out.insert(m.as_ref(), lim);
+                    }
                 }
             }
         }
@@ -264,19 +279,31 @@ fn algebra(ks: &mut Keyspace, keys: &[&[u8]], op: Op, limit: usize) -> Result<Se
             }
         }
     }
+    if !out.is_intset() && op != Op::Union {
+        let mut packed = Set::default();
+        for m in out.iter() {
+            packed.insert(m.as_ref(), lim);
+            if !packed.is_intset() {
+                return Ok(out);
+            }
+        }
+        out = packed;
+    }
     Ok(out)
 }
 
 fn reply_op(ctx: &mut Ctx<'_>, args: Args<'_>, op: Op) {
     let keys: Vec<&[u8]> = args.iter().skip(1).collect();
-    let s = tri!(ctx, algebra(ctx.ks, &keys, op, usize::MAX));
+    let lim = ctx.server.encodings;
+    let s = tri!(ctx, algebra(ctx.ks, &keys, op, usize::MAX, &lim));
     members(ctx.out, s.iter());
 }
 
 fn store_op(ctx: &mut Ctx<'_>, args: Args<'_>, op: Op) {
     let dst = args.get(1);
     let keys: Vec<&[u8]> = args.iter().skip(2).collect();
-    let s = tri!(ctx, algebra(ctx.ks, &keys, op, usize::MAX));
+    let lim = ctx.server.encodings;
+    let s = tri!(ctx, algebra(ctx.ks, &keys, op, usize::MAX, &lim));
     let n = s.len();
     if n == 0 {
         if ctx.ks.del(dst) {
@@ -338,19 +365,25 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_>, args: Args<'_>) {
             return ctx.err(ERR_SYNTAX);
         }
     }
-    let s = tri!(ctx, algebra(ctx.ks, &keys, Op::Inter, limit));
+    let lim = ctx.server.encodings;
+    let s = tri!(ctx, algebra(ctx.ks, &keys, Op::Inter, limit, &lim));
     ctx.int(s.len() as i64);
 }
 
 pub(crate) fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let (cursor, count, pattern) = tri!(ctx, scan_args(args));
     let s = tri!(ctx, read(ctx.ks, args.get(1)));
-    let mut items: Vec<&[u8]> = Vec::new();
+    let mut items = Vec::new();
     let next = match s {
         None => 0,
+        // An intset answers whole in one call, as Redis does.
+        Some(s) if s.is_intset() => {
+            items.extend(s.iter().filter(|m| scan_match(pattern, m.as_ref())));
+            0
+        }
         Some(s) => scan_positions(s.len(), cursor, count, &mut |i| {
             if let Some(m) = s.get_index(i) {
-                if scan_match(pattern, m) {
+                if scan_match(pattern, m.as_ref()) {
                     items.push(m);
                 }
             }

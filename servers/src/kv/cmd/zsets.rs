@@ -46,7 +46,7 @@ fn create<'a>(ks: &'a mut Keyspace, key: &[u8]) -> Result<&'a mut ZSet, String> 
     }
 }
 
-fn double(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn double(out: &mut Vec<u8>, v: f64) {
     resp::encode_bulk(out, fmt_score(v).as_bytes());
 }
 
@@ -126,11 +126,13 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
                 return ctx.null();
             }
         }
-        tri!(ctx, create(ctx.ks, key)).insert(m, new);
+        let lim = ctx.server.encodings;
+        tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
         let text = fmt_score(new);
         ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
         return ctx.bulk(text.as_bytes());
     }
+    let lim = ctx.server.encodings;
     let z = tri!(ctx, create(ctx.ks, key));
     let (mut added, mut updated) = (0, 0);
     for (s, m) in items {
@@ -140,12 +142,12 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
                     continue;
                 }
                 if s != cur {
-                    z.insert(m, s);
+                    z.insert(m, s, &lim);
                     updated += 1;
                 }
             }
             None if !f.xx => {
-                z.insert(m, s);
+                z.insert(m, s, &lim);
                 added += 1;
             }
             None => {}
@@ -167,7 +169,8 @@ pub(crate) fn zincrby(ctx: &mut Ctx<'_>, args: Args<'_>) {
     if new.is_nan() {
         return ctx.err(ERR_NAN);
     }
-    tri!(ctx, create(ctx.ks, key)).insert(m, new);
+    let lim = ctx.server.encodings;
+    tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
     let text = fmt_score(new);
     ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
     ctx.bulk(text.as_bytes());
@@ -244,7 +247,7 @@ fn offset_from(first: usize, offset: usize, len: usize, rev: bool) -> Option<usi
 /// taking at most `count` (negative: all). A walk from one O(log n) search.
 fn select<'z>(z: &'z ZSet, by: &By, rev: bool, offset: i64, count: i64) -> Vec<(f64, &'z [u8])> {
     let len = z.len();
-    let list = &z.list;
+    let list = z;
     let limit = if count < 0 {
         usize::MAX
     } else {
@@ -305,16 +308,18 @@ enum Mode {
 }
 
 /// ZRANGE and its older forms: `mode` and `rev` preset by the command name (`None`:
-/// ZRANGE, which reads them from its options). `first` is the index of `min`/`start`.
-fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)>) {
+/// ZRANGE, which reads them from its options). ZRANGESTORE (`store`) takes ZRANGE's
+/// options but WITHSCORES after its destination.
+fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)>, store: bool) {
     let (mut mode, mut rev) = preset.unwrap_or((Mode::Rank, false));
+    let base = usize::from(store);
     let mut withscores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut i = 4;
+    let mut i = 4 + base;
     while i < args.len() {
         let a = args.get(i);
         let left = args.len() - i - 1;
-        if a.eq_ignore_ascii_case(b"WITHSCORES") {
+        if !store && a.eq_ignore_ascii_case(b"WITHSCORES") {
             withscores = true;
         } else if a.eq_ignore_ascii_case(b"LIMIT")
             && left >= 2
@@ -345,9 +350,9 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
     }
     // Reversed score and lex ranges are given `max min`.
     let (lo, hi) = if rev && mode != Mode::Rank {
-        (args.get(3), args.get(2))
+        (args.get(3 + base), args.get(2 + base))
     } else {
-        (args.get(2), args.get(3))
+        (args.get(2 + base), args.get(3 + base))
     };
     let by = match mode {
         Mode::Rank => By::Rank(tri!(ctx, int_arg(lo)), tri!(ctx, int_arg(hi))),
@@ -355,6 +360,9 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
         Mode::Lex => By::Lex(tri!(ctx, LexRange::parse(lo, hi).ok_or(ERR_MINMAX_LEX))),
     };
     let (offset, count) = limit.unwrap_or((0, -1));
+    if store {
+        return range_store(ctx, args, &by, rev, offset, count);
+    }
     let Some(z) = tri!(ctx, read(ctx.ks, args.get(1))) else {
         return resp::encode_array_len(ctx.out, 0);
     };
@@ -362,23 +370,58 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
     pairs(ctx.out, &items, withscores);
 }
 
+/// ZRANGESTORE's second half: the selection becomes the destination (an empty one
+/// deletes it), packed unless it holds more than `zset-max-listpack-entries` members
+/// or a longer one, as Redis's `zrangeResultBeginStore` decides; logged as sent.
+fn range_store(ctx: &mut Ctx<'_>, args: Args<'_>, by: &By, rev: bool, offset: i64, count: i64) {
+    let (dst, src) = (args.get(1), args.get(2));
+    let lim = ctx.server.encodings;
+    let out = match tri!(ctx, read(ctx.ks, src)) {
+        None => None,
+        Some(z) => {
+            let items = select(z, by, rev, offset, count);
+            (!items.is_empty()).then(|| {
+                let mut out = ZSet::with_capacity(items.len(), &lim);
+                for (s, m) in items {
+                    out.insert(m, s, &lim);
+                }
+                out
+            })
+        }
+    };
+    let Some(out) = out else {
+        if ctx.ks.del(dst) {
+            ctx.ks.log(&[&b"DEL"[..], dst]);
+        }
+        return ctx.int(0);
+    };
+    tri!(ctx, ctx.ks.holds(Kind::ZSet));
+    let n = out.len();
+    ctx.ks.set(dst, Value::ZSet(Box::new(out)));
+    ctx.ks.log_args(args);
+    ctx.int(n as i64);
+}
+
 pub(crate) fn zrange(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, None)
+    zrange_generic(ctx, args, None, false)
+}
+pub(crate) fn zrangestore(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    zrange_generic(ctx, args, None, true)
 }
 pub(crate) fn zrevrange(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Rank, true)))
+    zrange_generic(ctx, args, Some((Mode::Rank, true)), false)
 }
 pub(crate) fn zrangebyscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Score, false)))
+    zrange_generic(ctx, args, Some((Mode::Score, false)), false)
 }
 pub(crate) fn zrevrangebyscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Score, true)))
+    zrange_generic(ctx, args, Some((Mode::Score, true)), false)
 }
 pub(crate) fn zrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Lex, false)))
+    zrange_generic(ctx, args, Some((Mode::Lex, false)), false)
 }
 pub(crate) fn zrevrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    zrange_generic(ctx, args, Some((Mode::Lex, true)))
+    zrange_generic(ctx, args, Some((Mode::Lex, true)), false)
 }
 
 pub(crate) fn zcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -387,7 +430,7 @@ pub(crate) fn zcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
         ScoreRange::parse(args.get(2), args.get(3)).ok_or(ERR_MINMAX_FLOAT)
     );
     let n = tri!(ctx, read(ctx.ks, args.get(1))).map_or(0, |z| {
-        match (z.list.first_in_score(&r), z.list.last_in_score(&r)) {
+        match (z.first_in_score(&r), z.last_in_score(&r)) {
             (Some(a), Some(b)) if b >= a => b - a + 1,
             _ => 0,
         }
@@ -401,7 +444,7 @@ pub(crate) fn zlexcount(ctx: &mut Ctx<'_>, args: Args<'_>) {
         LexRange::parse(args.get(2), args.get(3)).ok_or(ERR_MINMAX_LEX)
     );
     let n = tri!(ctx, read(ctx.ks, args.get(1))).map_or(0, |z| {
-        match (z.list.first_in_lex(&r), z.list.last_in_lex(&r)) {
+        match (z.first_in_lex(&r), z.last_in_lex(&r)) {
             (Some(a), Some(b)) if b >= a => b - a + 1,
             _ => 0,
         }
@@ -455,7 +498,6 @@ pub(crate) fn pop_n(ks: &mut Keyspace, key: &[u8], max: bool, n: usize) -> Vec<(
         let n = n.min(z.len());
         let start = if max { z.len().saturating_sub(1) } else { 0 };
         out = z
-            .list
             .walk(start, max, n)
             .map(|(s, m)| (s, Box::<[u8]>::from(m)))
             .collect();
@@ -478,7 +520,9 @@ fn zpop(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) {
         },
         _ => return ctx.err(ERR_SYNTAX),
     };
-    tri!(ctx, read(ctx.ks, key));
+    if tri!(ctx, read(ctx.ks, key)).is_none() {
+        return resp::encode_array_len(ctx.out, 0);
+    }
     let got = pop_n(ctx.ks, key, max, n);
     if !got.is_empty() {
         ctx.ks.log_args(args);
@@ -505,7 +549,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
             return ctx.null();
         }
         let i = (ctx.ks.rand() % len as u64) as usize;
-        if let Some((m, _)) = tri!(ctx, read(ctx.ks, key)).and_then(|z| z.dict.get_index(i)) {
+        if let Some((m, _)) = tri!(ctx, read(ctx.ks, key)).and_then(|z| z.get_index(i)) {
             resp::encode_bulk(ctx.out, m);
         }
         return;
@@ -516,6 +560,10 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
         4 if args.get(3).eq_ignore_ascii_case(b"WITHSCORES") => true,
         _ => return ctx.err(ERR_SYNTAX),
     };
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        // The reply would hold twice the count: Redis refuses half the range.
+        return ctx.err("ERR value is out of range");
+    }
     let len = tri!(ctx, read(ctx.ks, key)).map_or(0, ZSet::len);
     if len == 0 || count == 0 {
         return resp::encode_array_len(ctx.out, 0);
@@ -535,7 +583,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
     };
     let items: Vec<(f64, &[u8])> = picks
         .iter()
-        .filter_map(|&i| z.dict.get_index(i).map(|(m, s)| (*s, &m[..])))
+        .filter_map(|&i| z.get_index(i).map(|(m, s)| (s, m)))
         .collect();
     pairs(ctx.out, &items, withscores);
 }
@@ -546,10 +594,19 @@ pub(crate) fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     let mut items: Vec<(f64, &[u8])> = Vec::new();
     let next = match z {
         None => 0,
+        // A pack answers whole in one call, as Redis does for its compact encodings.
+        Some(z) if z.is_packed() => {
+            items.extend(
+                z.iter()
+                    .filter(|(m, _)| scan_match(pattern, m))
+                    .map(|(m, s)| (s, m)),
+            );
+            0
+        }
         Some(z) => scan_positions(z.len(), cursor, count, &mut |i| {
-            if let Some((m, s)) = z.dict.get_index(i) {
+            if let Some((m, s)) = z.get_index(i) {
                 if scan_match(pattern, m) {
-                    items.push((*s, m));
+                    items.push((s, m));
                 }
             }
         }),
@@ -606,8 +663,8 @@ type Scored = Vec<(Box<[u8]>, f64)>;
 fn input(ks: &mut Keyspace, key: &[u8]) -> Result<Scored, &'static str> {
     match ks.get(key) {
         None => Ok(Vec::new()),
-        Some(Value::ZSet(z)) => Ok(z.dict.iter().map(|(m, s)| (m.clone(), *s)).collect()),
-        Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.clone(), 1.0)).collect()),
+        Some(Value::ZSet(z)) => Ok(z.iter().map(|(m, s)| (m.into(), s)).collect()),
+        Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.as_ref().into(), 1.0)).collect()),
         Some(_) => Err(WRONGTYPE),
     }
 }
@@ -661,6 +718,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
     for k in &keys {
         inputs.push(tri!(ctx, input(ctx.ks, k)));
     }
+    let lim = ctx.server.encodings;
     let mut out = ZSet::default();
     match op {
         SetOp::Union => {
@@ -678,7 +736,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                 }
             }
             for (m, s) in acc {
-                out.insert(&m, s);
+                out.insert(&m, s, &lim);
             }
         }
         SetOp::Inter => {
@@ -697,7 +755,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                         None => continue 'members,
                     }
                 }
-                out.insert(m, acc);
+                out.insert(m, acc, &lim);
             }
         }
         SetOp::Diff => {
@@ -707,7 +765,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
                 .collect();
             for (m, s) in &inputs[0] {
                 if !others.contains(&m[..]) {
-                    out.insert(m, *s);
+                    out.insert(m, *s, &lim);
                 }
             }
         }
@@ -721,12 +779,13 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
             }
         } else {
             tri!(ctx, ctx.ks.holds(Kind::ZSet));
+            out.pack_if_small(&lim);
             ctx.ks.set(dst, Value::ZSet(Box::new(out)));
             ctx.ks.log_args(args);
         }
         return ctx.int(len as i64);
     }
-    let items: Vec<(f64, &[u8])> = out.list.walk(0, false, usize::MAX).collect();
+    let items: Vec<(f64, &[u8])> = out.walk(0, false, usize::MAX).collect();
     pairs(ctx.out, &items, withscores);
 }
 
@@ -795,8 +854,18 @@ pub(crate) fn mpop_args<'a>(
     args: Args<'a>,
     words: [&str; 2],
 ) -> Result<(Vec<&'a [u8]>, bool, usize), &'static str> {
-    let keys = super::sets::numkeys(args, 1)?;
-    let mut i = 2 + keys.len();
+    mpop_args_at(args, 1, words)
+}
+
+/// [`mpop_args`] with numkeys at `args[at]` (2 for the blocking forms, after the
+/// timeout).
+pub(crate) fn mpop_args_at<'a>(
+    args: Args<'a>,
+    at: usize,
+    words: [&str; 2],
+) -> Result<(Vec<&'a [u8]>, bool, usize), &'static str> {
+    let keys = super::sets::numkeys(args, at)?;
+    let mut i = at + 1 + keys.len();
     let second = match args.get(i) {
         w if w.eq_ignore_ascii_case(words[0].as_bytes()) => false,
         w if w.eq_ignore_ascii_case(words[1].as_bytes()) => true,
