@@ -81,7 +81,7 @@ fi
 
 log "phase 4/6: static userspace binaries (release, crt-static, target dir $OUT/cargo)"
 bins=()
-for b in capstone echo httpd; do
+for b in capstone echo httpd sysnet-top; do
   if [ -e "servers/src/bin/$b.rs" ] || [ -e "servers/src/bin/$b/main.rs" ]; then
     bins+=(--bin "$b")
   fi
