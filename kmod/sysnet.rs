@@ -186,12 +186,12 @@ impl Table {
                 c.value = c.value.checked_sub(n).ok_or(EINVAL)?;
             }
             Op::Set(name, n) => self.entry(name)?.value = n,
-            Op::Reset(names) => {
-                if names.is_empty() {
-                    for c in &mut self.slots[..self.len] {
-                        c.value = 0;
-                    }
+            Op::Reset(b"") => {
+                for c in &mut self.slots[..self.len] {
+                    c.value = 0;
                 }
+            }
+            Op::Reset(names) => {
                 for name in names.split(|&b| b == b' ') {
                     let i = self.find(name).map_err(|_| ENOENT)?;
                     self.slots[i].value = 0;

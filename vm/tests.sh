@@ -150,6 +150,7 @@ t_reset() {
 
 t_delete() {
   clear_table || return 1
+  okwrite 'a 1\nb 1\nc 1\n' || return 1
   okwrite 'delete a b c\n' || return 1
   expect_eq "" "$(cat $DEV)" || return 1
   okwrite 'x.1 1\nx.2 2\nx.3 3\n' || return 1
