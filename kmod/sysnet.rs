@@ -61,6 +61,8 @@ const MAX_COUNTERS: usize = 128;
 const MAX_NAME: usize = 48;
 /// Largest write accepted; anything longer gives `EINVAL` without being read.
 const MAX_WRITE: usize = 4096;
+/// Writes up to this size are copied to the stack instead of a fresh allocation.
+const SMALL_WRITE: usize = 128;
 /// Longest output line: name, space, 20 digits of `u64::MAX`, newline.
 const MAX_LINE: usize = MAX_NAME + 1 + 20 + 1;
 /// Largest snapshot, so a reader's buffer is allocated once at its full size.
@@ -181,10 +183,18 @@ impl Table {
                 let c = self.entry(name)?;
                 c.value = c.value.checked_add(n).ok_or(EINVAL)?;
             }
-            Op::Sub(name, n) => {
-                let c = self.entry(name)?;
-                c.value = c.value.checked_sub(n).ok_or(EINVAL)?;
-            }
+            // Checked before a missing counter is created, so a refused line leaves the
+            // table as it was (what lets `Tables::apply` skip the scratch copy).
+            Op::Sub(name, n) => match self.find(name) {
+                Ok(i) => {
+                    let c = &mut self.slots[i];
+                    c.value = c.value.checked_sub(n).ok_or(EINVAL)?;
+                }
+                Err(_) if n == 0 => {
+                    self.entry(name)?;
+                }
+                Err(_) => return Err(EINVAL),
+            },
             Op::Set(name, n) => self.entry(name)?.value = n,
             Op::Reset(b"") => {
                 for c in &mut self.slots[..self.len] {
@@ -317,6 +327,16 @@ impl Tables {
         if body.is_empty() {
             return Err(EINVAL);
         }
+        // One add, subtract or set (what servers send most) either fails before it
+        // changes anything or succeeds whole: apply it in place, without the copy.
+        if !body.contains(&b'\n') {
+            let op = parse_line(body).ok_or(EINVAL)?;
+            if matches!(op, Op::Add(..) | Op::Sub(..) | Op::Set(..)) {
+                self.live.apply(&op)?;
+                self.generation = self.generation.wrapping_add(1);
+                return Ok(());
+            }
+        }
         self.scratch.copy_from(&self.live);
         for line in body.split(|&b| b == b'\n') {
             let op = parse_line(line).ok_or(EINVAL)?;
@@ -410,9 +430,19 @@ impl FileOps for Counters {
         if len == 0 {
             return Ok(0);
         }
-        let mut request = KVec::with_capacity(len, GFP_KERNEL)?;
-        data.read_all(&mut request, GFP_KERNEL)?;
-        self.tables.lock().apply(&request)?;
+        // A short write (one or two lines) is copied to the stack, a longer one to the heap.
+        let mut small = [0u8; SMALL_WRITE];
+        let mut large = KVec::new();
+        let request: &[u8] = if len <= SMALL_WRITE {
+            let mut data = data;
+            data.read_slice(&mut small[..len])?;
+            &small[..len]
+        } else {
+            large.reserve(len, GFP_KERNEL)?;
+            data.read_all(&mut large, GFP_KERNEL)?;
+            &large
+        };
+        self.tables.lock().apply(request)?;
         self.changed.wake_all();
         Ok(len)
     }
