@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `/dev/sysnet`: a misc character device holding up to 128 named `u64` counters that
-//! servers add to and anyone may read as text.
+//! servers update and anyone may read as text, and wait on for change.
 //!
 //! The one idea: a write is parsed and applied to a scratch copy of the table under the
 //! table's lock, and the copy replaces the table only if every line was good, so a write is
@@ -9,26 +9,37 @@
 //! lock into the open file's own buffer, and reads at later offsets page through that
 //! snapshot, so a reader with a 4-byte buffer still sees one consistent table.
 //!
-//! Reading gives one `name value\n` line per counter, sorted by name. Writing takes lines
-//! `name delta` (`name`: 1 to 48 of `[a-z0-9_.]`, `delta`: a decimal `u64`); a counter is
-//! created on first use, up to 128. A malformed line, a delta that does not fit in a `u64`,
-//! a blank line or a write over 4 KiB fails the whole write with `EINVAL`; a write that would
-//! create a 129th counter fails with `ENOSPC`. The line `reset`, alone in its write, zeroes
-//! the table. Counters add with wrapping (modular `u64`) arithmetic, so a gauge such as
-//! `connections_active` is lowered by `n` by adding its two's complement `2^64 - n`.
+//! Reading gives one `name value\n` line per counter, sorted by name. A write holds lines,
+//! applied in order (`name`: 1 to 48 of `[a-z0-9_.]`; `N`: a decimal `u64`):
+//!
+//! - `name N` or `name +N` adds N, `name -N` subtracts N, `name =N` sets the value; a counter
+//!   is created (at 0) on first use, up to 128;
+//! - `reset` zeroes every counter and keeps the names; `reset NAME...` zeroes those;
+//! - `delete NAME...` removes those counters.
+//!
+//! The whole write fails with `EINVAL`, changing nothing, on a malformed or blank line, a
+//! result below 0 or above `u64::MAX`, or a write over 4 KiB; with `ENOENT` when `reset` or
+//! `delete` names a counter that does not exist; with `ENOSPC` when it would create a 129th
+//! counter. `reset` and `delete` are therefore not counter names.
+//!
+//! Every applied write bumps the table's generation. `poll`/`select`/`epoll` report a file
+//! readable (`POLLIN`) until it has read from offset 0 at the current generation, so a
+//! monitor sleeps until the next change instead of polling the device; `read` itself never
+//! blocks, so `cat` behaves as on any other file. Files are always writable (`POLLOUT`).
 //!
 //! The node is mode 0644: anyone reads, only root writes (servers open it before dropping
 //! privileges). There are no ioctls: every ioctl gets `ENOTTY`.
 //!
-//! All `unsafe` is in [`MiscRegistration`] and its `extern "C"` trampolines, the boundary
-//! with the C misc-device API; the counter logic ([`Table`], [`parse_line`], [`Counters`])
-//! is safe Rust.
+//! All `unsafe` is in [`MiscRegistration`], [`WaitQueue`] and the `extern "C"` trampolines,
+//! the boundary with the C misc-device and wait-queue APIs; the counter logic ([`Table`],
+//! [`parse_line`], [`Counters`]) is safe Rust.
 
+use core::{marker::PhantomData, marker::PhantomPinned, ptr};
 use kernel::{
     bindings, c_str,
     error::to_result,
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
-    new_mutex,
+    new_mutex, pin_init,
     prelude::*,
     str::CStr,
     sync::Mutex,
@@ -40,7 +51,7 @@ module! {
     type: SysnetModule,
     name: "sysnet",
     author: "sysnet",
-    description: "/dev/sysnet: named u64 counters that servers add to and anyone may read",
+    description: "/dev/sysnet: named u64 counters that servers update and anyone may read",
     license: "GPL",
 }
 
@@ -50,6 +61,8 @@ const MAX_COUNTERS: usize = 128;
 const MAX_NAME: usize = 48;
 /// Largest write accepted; anything longer gives `EINVAL` without being read.
 const MAX_WRITE: usize = 4096;
+/// Writes up to this size are copied to the stack instead of a fresh allocation.
+const SMALL_WRITE: usize = 128;
 /// Longest output line: name, space, 20 digits of `u64::MAX`, newline.
 const MAX_LINE: usize = MAX_NAME + 1 + 20 + 1;
 /// Largest snapshot, so a reader's buffer is allocated once at its full size.
@@ -134,10 +147,6 @@ impl Table {
         &self.slots[..self.len]
     }
 
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-
     fn copy_from(&mut self, other: &Table) {
         for (dst, src) in self.slots.iter_mut().zip(other.live()) {
             *dst = *src;
@@ -145,21 +154,66 @@ impl Table {
         self.len = other.len;
     }
 
-    /// Adds `delta` to `name` (wrapping), creating the counter if it is new.
-    fn add(&mut self, name: &[u8], delta: u64) -> Result {
-        match self.live().binary_search_by(|c| c.name().cmp(name)) {
-            Ok(i) => {
-                let c = &mut self.slots[i];
-                c.value = c.value.wrapping_add(delta);
-            }
+    fn find(&self, name: &[u8]) -> core::result::Result<usize, usize> {
+        self.live().binary_search_by(|c| c.name().cmp(name))
+    }
+
+    /// The counter `name`, created at 0 if it is new.
+    fn entry(&mut self, name: &[u8]) -> Result<&mut Counter> {
+        let i = match self.find(name) {
+            Ok(i) => i,
             Err(i) => {
                 if self.len == MAX_COUNTERS {
                     return Err(ENOSPC);
                 }
                 // Open a hole at `i` by shifting the tail right by one slot.
                 self.slots[i..=self.len].rotate_right(1);
-                self.slots[i] = Counter::new(name, delta);
+                self.slots[i] = Counter::new(name, 0);
                 self.len += 1;
+                i
+            }
+        };
+        Ok(&mut self.slots[i])
+    }
+
+    /// Applies one parsed line; the caller discards the table on error.
+    fn apply(&mut self, op: &Op<'_>) -> Result {
+        match *op {
+            Op::Add(name, n) => {
+                let c = self.entry(name)?;
+                c.value = c.value.checked_add(n).ok_or(EINVAL)?;
+            }
+            // Checked before a missing counter is created, so a refused line leaves the
+            // table as it was (what lets `Tables::apply` skip the scratch copy).
+            Op::Sub(name, n) => match self.find(name) {
+                Ok(i) => {
+                    let c = &mut self.slots[i];
+                    c.value = c.value.checked_sub(n).ok_or(EINVAL)?;
+                }
+                Err(_) if n == 0 => {
+                    self.entry(name)?;
+                }
+                Err(_) => return Err(EINVAL),
+            },
+            Op::Set(name, n) => self.entry(name)?.value = n,
+            Op::Reset(b"") => {
+                for c in &mut self.slots[..self.len] {
+                    c.value = 0;
+                }
+            }
+            Op::Reset(names) => {
+                for name in names.split(|&b| b == b' ') {
+                    let i = self.find(name).map_err(|_| ENOENT)?;
+                    self.slots[i].value = 0;
+                }
+            }
+            Op::Delete(names) => {
+                for name in names.split(|&b| b == b' ') {
+                    let i = self.find(name).map_err(|_| ENOENT)?;
+                    // Close the hole by shifting the tail left by one slot.
+                    self.slots[i..self.len].rotate_left(1);
+                    self.len -= 1;
+                }
             }
         }
         Ok(())
@@ -199,12 +253,22 @@ fn valid_name(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
-/// Parses `name delta` (exactly one space, nothing else); `None` when malformed, including
-/// a delta that does not fit in a `u64`.
-fn parse_line(line: &[u8]) -> Option<(&[u8], u64)> {
-    let space = line.iter().position(|&b| b == b' ')?;
-    let (name, digits) = (&line[..space], &line[space + 1..]);
-    if !valid_name(name) || digits.is_empty() {
+/// One line of a write. Names are checked by [`parse_line`]; `Reset` and `Delete` hold
+/// their names as one space-separated run (empty for a bare `reset`).
+enum Op<'a> {
+    Add(&'a [u8], u64),
+    Sub(&'a [u8], u64),
+    Set(&'a [u8], u64),
+    Reset(&'a [u8]),
+    Delete(&'a [u8]),
+}
+
+/// Words that start a command line, so no counter may have them as its name.
+const RESET: &[u8] = b"reset";
+const DELETE: &[u8] = b"delete";
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
     let mut value: u64 = 0;
@@ -214,33 +278,72 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], u64)> {
         }
         value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
-    Some((name, value))
+    Some(value)
 }
 
-/// The live table and the scratch table a write is tried on.
+/// `NAME[ NAME...]`, names separated by exactly one space.
+fn valid_names(names: &[u8]) -> bool {
+    names.split(|&b| b == b' ').all(|n| valid_name(n) && n != RESET && n != DELETE)
+}
+
+/// Parses one line (exactly one space between words, nothing else); `None` when malformed,
+/// including a number that does not fit in a `u64`.
+fn parse_line(line: &[u8]) -> Option<Op<'_>> {
+    if line == RESET {
+        return Some(Op::Reset(b""));
+    }
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (word, rest) = (&line[..space], &line[space + 1..]);
+    if word == RESET || word == DELETE {
+        if !valid_names(rest) {
+            return None;
+        }
+        return Some(if word == RESET { Op::Reset(rest) } else { Op::Delete(rest) });
+    }
+    if !valid_names(word) {
+        return None;
+    }
+    match rest.first()? {
+        b'+' => Some(Op::Add(word, parse_u64(&rest[1..])?)),
+        b'-' => Some(Op::Sub(word, parse_u64(&rest[1..])?)),
+        b'=' => Some(Op::Set(word, parse_u64(&rest[1..])?)),
+        _ => Some(Op::Add(word, parse_u64(rest)?)),
+    }
+}
+
+/// The live table, the scratch table a write is tried on, and the generation: the number
+/// of writes applied, which tells a reader whether its last snapshot is stale.
 struct Tables {
     live: Table,
     scratch: Table,
+    generation: u64,
 }
 
 impl Tables {
     /// Applies one whole write, or nothing.
     fn apply(&mut self, request: &[u8]) -> Result {
-        if request == b"reset" || request == b"reset\n" {
-            self.live.clear();
-            return Ok(());
-        }
         // One trailing newline ends the last line; anything else empty is a blank line.
         let body = request.strip_suffix(b"\n").unwrap_or(request);
         if body.is_empty() {
             return Err(EINVAL);
         }
+        // One add, subtract or set (what servers send most) either fails before it
+        // changes anything or succeeds whole: apply it in place, without the copy.
+        if !body.contains(&b'\n') {
+            let op = parse_line(body).ok_or(EINVAL)?;
+            if matches!(op, Op::Add(..) | Op::Sub(..) | Op::Set(..)) {
+                self.live.apply(&op)?;
+                self.generation = self.generation.wrapping_add(1);
+                return Ok(());
+            }
+        }
         self.scratch.copy_from(&self.live);
         for line in body.split(|&b| b == b'\n') {
-            let (name, delta) = parse_line(line).ok_or(EINVAL)?;
-            self.scratch.add(name, delta)?;
+            let op = parse_line(line).ok_or(EINVAL)?;
+            self.scratch.apply(&op)?;
         }
         core::mem::swap(&mut self.live, &mut self.scratch);
+        self.generation = self.generation.wrapping_add(1);
         Ok(())
     }
 }
@@ -250,6 +353,9 @@ impl Tables {
 struct Counters {
     #[pin]
     tables: Mutex<Tables>,
+    /// Pollers waiting for the generation to move; woken after every applied write.
+    #[pin]
+    changed: WaitQueue,
 }
 
 impl Counters {
@@ -257,17 +363,20 @@ impl Counters {
         let tables = Tables {
             live: Table::new()?,
             scratch: Table::new()?,
+            generation: 0,
         };
         Ok(try_pin_init!(Counters {
             tables <- new_mutex!(tables),
+            changed <- WaitQueue::new(c_str!("sysnet_changed")),
         }))
     }
 }
 
-/// What one open file remembers: the snapshot its reads page through.
+/// What one open file remembers: the snapshot its reads page through, and the generation
+/// that snapshot was taken at (`None` before the first read).
 struct Snapshot {
     text: KVec<u8>,
-    taken: bool,
+    generation: Option<u64>,
 }
 
 #[pin_data]
@@ -276,6 +385,10 @@ struct Reader {
     snapshot: Mutex<Snapshot>,
 }
 
+/// `EPOLLIN | EPOLLRDNORM` and `EPOLLOUT | EPOLLWRNORM` (include/uapi/linux/eventpoll.h).
+const READABLE: u32 = 0x0001 | 0x0040;
+const WRITABLE: u32 = 0x0004 | 0x0100;
+
 impl FileOps for Counters {
     type Open = Reader;
 
@@ -283,18 +396,20 @@ impl FileOps for Counters {
         try_pin_init!(Reader {
             snapshot <- new_mutex!(Snapshot {
                 text: KVec::new(),
-                taken: false,
+                generation: None,
             }),
         })
     }
 
     fn read(&self, open: &Reader, mut out: UserSliceWriter, pos: &mut i64) -> Result<usize> {
         let mut snap = open.snapshot.lock();
-        if *pos == 0 || !snap.taken {
+        if *pos == 0 || snap.generation.is_none() {
             let mut text = KVec::with_capacity(MAX_SNAPSHOT, GFP_KERNEL)?;
-            self.tables.lock().live.format_into(&mut text)?;
+            let tables = self.tables.lock();
+            tables.live.format_into(&mut text)?;
+            snap.generation = Some(tables.generation);
+            drop(tables);
             snap.text = text;
-            snap.taken = true;
         }
         let start = usize::try_from(*pos).map_err(|_| EINVAL)?;
         let end = start.saturating_add(out.len()).min(snap.text.len());
@@ -315,15 +430,39 @@ impl FileOps for Counters {
         if len == 0 {
             return Ok(0);
         }
-        let mut request = KVec::with_capacity(len, GFP_KERNEL)?;
-        data.read_all(&mut request, GFP_KERNEL)?;
-        self.tables.lock().apply(&request)?;
+        // A short write (one or two lines) is copied to the stack, a longer one to the heap.
+        let mut small = [0u8; SMALL_WRITE];
+        let mut large = KVec::new();
+        let request: &[u8] = if len <= SMALL_WRITE {
+            let mut data = data;
+            data.read_slice(&mut small[..len])?;
+            &small[..len]
+        } else {
+            large.reserve(len, GFP_KERNEL)?;
+            data.read_all(&mut large, GFP_KERNEL)?;
+            &large
+        };
+        self.tables.lock().apply(request)?;
+        self.changed.wake_all();
         Ok(len)
+    }
+
+    fn poll(&self, open: &Reader, table: &PollTable<'_>) -> u32 {
+        // Registered before the generation is compared, so a write that lands in between
+        // wakes this poller rather than being missed.
+        table.register(&self.changed);
+        let seen = open.snapshot.lock().generation;
+        let now = self.tables.lock().generation;
+        if seen == Some(now) {
+            WRITABLE
+        } else {
+            READABLE | WRITABLE
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// The boundary with the C misc-device API: the only `unsafe` in the module.
+// The boundary with the C misc-device and wait-queue APIs: the only `unsafe` in the module.
 // ---------------------------------------------------------------------------------------
 
 /// What a misc device does with its files; implemented in safe Rust.
@@ -335,6 +474,8 @@ trait FileOps: Sync + Sized {
     fn read(&self, open: &Self::Open, out: UserSliceWriter, pos: &mut i64) -> Result<usize>;
     /// Consumes a whole write; returns the bytes taken.
     fn write(&self, open: &Self::Open, data: UserSliceReader) -> Result<usize>;
+    /// Registers the caller's wait on `table` and returns the `EPOLL*` mask ready now.
+    fn poll(&self, open: &Self::Open, table: &PollTable<'_>) -> u32;
 }
 
 /// The device's C structures and its shared state, in one pinned allocation so the
@@ -386,6 +527,7 @@ impl<T: FileOps> MiscRegistration<T> {
             release: Some(release_trampoline::<T>),
             read: Some(read_trampoline::<T>),
             write: Some(write_trampoline::<T>),
+            poll: Some(poll_trampoline::<T>),
             llseek: Some(bindings::default_llseek),
             unlocked_ioctl: Some(ioctl_trampoline),
             compat_ioctl: Some(ioctl_trampoline),
@@ -543,4 +685,96 @@ extern "C" fn ioctl_trampoline(
     _arg: c_ulong,
 ) -> c_long {
     ENOTTY.to_errno() as c_long
+}
+
+/// # Safety
+///
+/// Called by the VFS on an open file; `table` is null or a valid poll table for this call.
+unsafe extern "C" fn poll_trampoline<T: FileOps>(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: the file is open for the duration of this call.
+    let (data, open) = unsafe { file_state::<T>(file) };
+    // INVARIANT: the VFS passes this call's file and poll table (or null).
+    let table = PollTable {
+        file,
+        table,
+        _call: PhantomData,
+    };
+    data.poll(open, &table)
+}
+
+/// A wait queue head that pollers register on and writers wake.
+///
+/// # Invariants
+///
+/// `head` was initialised by `__init_waitqueue_head` and, being pinned, never moves.
+#[pin_data]
+struct WaitQueue {
+    #[pin]
+    head: Opaque<bindings::wait_queue_head>,
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+/// The lockdep class of every [`WaitQueue`]'s spinlock; lockdep wants static storage.
+struct WaitQueueClass(Opaque<bindings::lock_class_key>);
+// SAFETY: a `lock_class_key` is only touched by lockdep, which synchronises itself.
+unsafe impl Sync for WaitQueueClass {}
+static WAIT_QUEUE_CLASS: WaitQueueClass = WaitQueueClass(Opaque::uninit());
+
+// SAFETY: a `wait_queue_head` is protected by its own spinlock, so it may be used from any
+// thread, concurrently.
+unsafe impl Send for WaitQueue {}
+// SAFETY: see `Send`.
+unsafe impl Sync for WaitQueue {}
+
+impl WaitQueue {
+    fn new(name: &'static CStr) -> impl PinInit<Self> {
+        pin_init!(WaitQueue {
+            // SAFETY: `slot` is valid, pinned memory for the head; `name` and the class key
+            // are static, as `__init_waitqueue_head` requires.
+            head <- Opaque::ffi_init(|slot| unsafe {
+                bindings::__init_waitqueue_head(slot, name.as_char_ptr(), WAIT_QUEUE_CLASS.0.get())
+            }),
+            _pin: PhantomPinned,
+        })
+    }
+
+    /// Wakes every waiter (`wake_up_all`).
+    fn wake_all(&self) {
+        // SAFETY: by the type invariant `head` is an initialised wait queue head; a null
+        // key wakes pollers for any event.
+        unsafe { bindings::__wake_up(self.head.get(), bindings::TASK_NORMAL, 0, ptr::null_mut()) };
+    }
+}
+
+/// The poll table of one `poll` call on one file.
+///
+/// # Invariants
+///
+/// `file` is the open file being polled and `table` is null or the poll table the VFS
+/// passed with it; both are valid for the lifetime `'a` of the call.
+struct PollTable<'a> {
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+    _call: PhantomData<&'a ()>,
+}
+
+impl PollTable<'_> {
+    /// Adds the caller to `queue`, as C's `poll_wait` does.
+    fn register(&self, queue: &WaitQueue) {
+        if self.table.is_null() {
+            return;
+        }
+        // SAFETY: by the type invariant `table` is a valid poll table for this call.
+        let qproc = unsafe { (*self.table)._qproc };
+        if let Some(qproc) = qproc {
+            // SAFETY: `file` and `table` are valid for the call; `queue` outlives every
+            // registration: it belongs to the device, which the open file keeps loaded, and
+            // the poll core removes its entries before the file's release.
+            unsafe { qproc(self.file, queue.head.get(), self.table) };
+        }
+    }
 }

@@ -6,6 +6,8 @@
 #                                 forwarded to 127.0.0.1:PORT on the host (printed)
 #   scripts/run-vm.sh --test      run the in-VM tests: `PASS name` / `FAIL name` lines and
 #                                 `N passed, N failed`; exit status 1 if any failed
+#   scripts/run-vm.sh --bench     the /dev/sysnet micro-benchmark (sysnet-devbench) against a
+#                                 tmpfs file: writes/s, reads/s, wake-up latency
 #   options: --kvm (use KVM instead of TCG)  --port N (host port, default: a free one)
 #            --timeout S (whole boot in --test, default 600)
 #
@@ -22,6 +24,7 @@ timeout_s=600
 while [ $# -gt 0 ]; do
   case "$1" in
     --test) mode=test ;;
+    --bench) mode=bench ;;
     --kvm) accel=kvm ;;
     --port)
       port=${2:?--port needs a number}
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -81,7 +84,7 @@ fi
 
 log "phase 4/6: static userspace binaries (release, crt-static, target dir $OUT/cargo)"
 bins=()
-for b in capstone echo httpd; do
+for b in capstone echo httpd sysnet-top sysnet-devbench; do
   if [ -e "servers/src/bin/$b.rs" ] || [ -e "servers/src/bin/$b/main.rs" ]; then
     bins+=(--bin "$b")
   fi
@@ -161,6 +164,15 @@ if [ $mode = shell ]; then
   exec "${qemu[@]}" -nographic -append "$append"
 fi
 
+if [ $mode = bench ]; then
+  log "phase 6/6: booting for the benchmark (timeout ${timeout_s}s; serial log: $OUT/bench-console.log)"
+  set +e
+  timeout --kill-after=10 "$timeout_s" "${qemu[@]}" -display none -monitor none -serial stdio \
+    -append "$append sysnet_mode=bench" </dev/null | tee "$OUT/bench-console.log"
+  set -e
+  grep -aq '^wake-up p99' "$OUT/bench-console.log" || { log "the benchmark did not complete"; exit 1; }
+  exit 0
+fi
 log "phase 6/6: booting for the tests (timeout ${timeout_s}s; serial log: $OUT/test-console.log)"
 t0=$(date +%s.%N)
 set +e

@@ -26,7 +26,7 @@ wait_port() { # PORT: until something listens on 127.0.0.1:PORT
 }
 
 # 5 clients each send 6 bytes and read them back; after the 1 s flush the device shows
-# the totals, and the gauge connections_active went up and back down to 0 (by wrapping).
+# the totals, and the gauge connections_active went up and back down to 0 (by signed deltas).
 t_echo_counters() {
   okwrite 'reset' || return 1
   sysnet-echo --listen 127.0.0.1:7001 >/tmp/echo.log 2>&1 &
@@ -109,8 +109,35 @@ t_strace_capstone() {
   done
 }
 
+# sysnet-top watches the capstone under load: three updates, the last with a request rate.
+t_top_under_load() {
+  capstone --listen 127.0.0.1:8083 --root /srv/www >/tmp/capstone-top.log 2>&1 &
+  pid=$!
+  wait_port 8083 || { cat /tmp/capstone-top.log; kill $pid; return 1; }
+  (i=0; while [ $i -lt 400 ]; do wget -q -O /dev/null http://127.0.0.1:8083/ || exit 1; i=$((i + 1)); done) &
+  load=$!
+  timeout 30 sysnet-top --json --count 3 --prefix capstone. >/tmp/top.json 2>&1
+  status=$?
+  kill $load 2>/dev/null
+  wait $load 2>/dev/null
+  kill -TERM $pid
+  wait $pid
+  cat /tmp/top.json
+  [ $status -eq 0 ] || { echo "sysnet-top exited $status"; return 1; }
+  [ "$(wc -l </tmp/top.json)" -eq 3 ] || return 1
+  tail -n 1 /tmp/top.json | grep -q '"capstone.requests_total":{"value":[0-9]*,"rate":[1-9]' || {
+    echo "no request rate in the last update"
+    return 1
+  }
+}
+
 if [ -x /usr/local/bin/capstone ]; then
   run capstone_counters_reach_device t_capstone_counters
+  echo "/dev/sysnet as the VM saw it after the capstone test:"
+  sed 's/^/    /' $DEV
+  if [ -x /usr/local/bin/sysnet-top ]; then
+    run sysnet_top_under_load t_top_under_load
+  fi
   if [ -x /usr/local/bin/strace-lite ]; then
     run strace_lite_on_capstone t_strace_capstone
   fi

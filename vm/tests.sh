@@ -33,6 +33,15 @@ okwrite() {
   return 1
 }
 
+# clear_table: deletes every counter (`reset` keeps the names), 40 names a write.
+clear_table() {
+  cut -d' ' -f1 $DEV >/tmp/names
+  while [ -s /tmp/names ]; do
+    okwrite "delete $(head -n 40 /tmp/names | tr '\n' ' ' | sed 's/ $//')" || return 1
+    sed -i '1,40d' /tmp/names
+  done
+}
+
 expect_eq() { # WANT GOT
   [ "$1" = "$2" ] && return 0
   printf 'want:\n%s\ngot:\n%s\n' "$1" "$2"
@@ -61,17 +70,20 @@ t_round_trip() {
 
 # Each of these must fail with EINVAL and leave the table exactly as it was.
 t_malformed_rejected() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   okwrite 'keep.me 5\n' || return 1
   before=$(cat $DEV)
   long49=$(printf '%049d' 0 | tr 0 a)
   big=$(printf 'filler.counter_%04d 1\n' $(seq 1 200)) # > 4 KiB of valid lines
   ok=0
   for req in 'keep.me\n' 'keep.me \n' 'keep.me  1\n' ' keep.me 1\n' 'keep.me 1 \n' \
-    'Keep.me 1\n' 'keep-me 1\n' 'keep.me -1\n' 'keep.me +1\n' 'keep.me 0x10\n' \
-    'keep.me 1x\n' 'keep.me 18446744073709551616\n' 'keep.me 99999999999999999999\n' \
-    'keep.me 1\r\n' 'keep.me 1\n\nother.x 1\n' '\n' 'keep.me 1\nreset\n' 'reset now\n' \
-    "$long49 1\n" 'keep.me 1\nnew.one 1\nbad line\n' "$big\n"; do
+    'Keep.me 1\n' 'keep-me 1\n' 'keep.me - 1\n' 'keep.me +-1\n' 'keep.me ++1\n' 'keep.me =\n' \
+    'keep.me 0x10\n' 'keep.me 1x\n' 'keep.me 18446744073709551616\n' 'keep.me 99999999999999999999\n' \
+    'keep.me 1\r\n' 'keep.me 1\n\nother.x 1\n' '\n' 'reset \n' 'reset keep.me  keep.me\n' \
+    'delete\n' 'delete \n' 'reset reset\n' 'delete delete\n' \
+    "$long49 1\n" 'keep.me 1\nnew.one 1\nbad line\n' "$big\n" \
+    'keep.me -6\n' 'keep.me 1\nkeep.me -7\n' 'keep.me 18446744073709551611\n' \
+    'keep.me =18446744073709551615\nkeep.me 1\n' 'new.gauge -1\n'; do
     if devwrite "$req"; then
       echo "accepted: $(printf "$req" | head -c 80 | od -c | head -n 2)"
       ok=1
@@ -86,22 +98,30 @@ t_malformed_rejected() {
 }
 
 t_name_limits_accepted() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   long48=$(printf '%048d' 0 | tr 0 a)
   okwrite "$long48 1\nz 1\n0.9_x 3\n" || return 1
   expect_eq "$(printf '0.9_x 3\n%s 1\nz 1' "$long48")" "$(cat $DEV)"
 }
 
-# Modular arithmetic: u64::MAX + 1 wraps to 0; a gauge goes down by adding 2^64 - n.
-t_wrapping_arithmetic() {
-  okwrite 'reset' || return 1
+# Signed deltas and set, checked: nothing wraps, a bad result refuses the whole write.
+t_signed_deltas_and_set() {
+  clear_table || return 1
   okwrite 'big 18446744073709551615\ngauge 7\n' || return 1
-  okwrite 'big 1\ngauge 18446744073709551614\n' || return 1
-  expect_eq "$(printf 'big 0\ngauge 5')" "$(cat $DEV)"
+  okwrite 'gauge -2\ngauge +1\n' || return 1
+  expect_eq "$(printf 'big 18446744073709551615\ngauge 6')" "$(cat $DEV)" || return 1
+  devwrite 'gauge +1\nbig 1\n' && { echo "u64 overflow accepted"; return 1; }
+  devwrite 'gauge -7\n' && { echo "went below 0"; return 1; }
+  expect_eq "$(printf 'big 18446744073709551615\ngauge 6')" "$(cat $DEV)" || return 1
+  okwrite 'big =3\nnew.set =9\ngauge -6\n' || return 1
+  expect_eq "$(printf 'big 3\ngauge 0\nnew.set 9')" "$(cat $DEV)" || return 1
+  # A gauge may pass through 0 within one write, lines apply in order.
+  okwrite 'gauge +2\ngauge -2\ngauge +0\n' || return 1
+  expect_eq "gauge 0" "$(grep '^gauge ' $DEV)"
 }
 
 t_counter_limit_enospc() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   okwrite "$(printf 'lim.c%03d 1\\n' $(seq 1 128))" || return 1
   before=$(cat $DEV)
   [ "$(echo "$before" | wc -l)" -eq 128 ] || { echo "want 128 counters"; return 1; }
@@ -116,16 +136,76 @@ t_counter_limit_enospc() {
 }
 
 t_reset() {
-  okwrite 'reset' || return 1
-  okwrite 'a 1\nb 2\n' || return 1
+  clear_table || return 1
+  okwrite 'a 1\nb 2\nc 3\n' || return 1
   okwrite 'reset\n' || return 1
+  expect_eq "$(printf 'a 0\nb 0\nc 0')" "$(cat $DEV)" || return 1 # names kept
+  okwrite 'a 3\nb 4\nc 5\n' || return 1
+  okwrite 'reset a c\n' || return 1
+  expect_eq "$(printf 'a 0\nb 4\nc 0')" "$(cat $DEV)" || return 1
+  # Lines apply in order: reset, then add, in one write.
+  okwrite 'reset\nb 1\n' || return 1
+  expect_eq "$(printf 'a 0\nb 1\nc 0')" "$(cat $DEV)"
+}
+
+t_delete() {
+  clear_table || return 1
+  okwrite 'a 1\nb 1\nc 1\n' || return 1
+  okwrite 'delete a b c\n' || return 1
   expect_eq "" "$(cat $DEV)" || return 1
-  okwrite 'a 3\n' || return 1
-  expect_eq "a 3" "$(cat $DEV)"
+  okwrite 'x.1 1\nx.2 2\nx.3 3\n' || return 1
+  okwrite 'delete x.2\n' || return 1
+  expect_eq "$(printf 'x.1 1\nx.3 3')" "$(cat $DEV)" || return 1
+  # An unknown name refuses the whole write with ENOENT.
+  for req in 'delete x.1 nothere\n' 'x.1 5\nreset nothere\n' 'delete x.1 x.1\n' 'reset 5\n'; do
+    devwrite "$req" && { echo "accepted: $req"; return 1; }
+    grep -q 'No such file' /tmp/dd.err || { echo "wrong error for $req: $(cat /tmp/dd.err)"; return 1; }
+  done
+  expect_eq "$(printf 'x.1 1\nx.3 3')" "$(cat $DEV)" || return 1
+  # Deleting frees a slot: 128 counters, delete one, a new one fits.
+  okwrite 'delete x.1 x.3\n' || return 1
+  okwrite "$(printf 'lim.c%03d 1\\n' $(seq 1 128))" || return 1
+  devwrite 'new.one 1\n' && { echo "129th accepted"; return 1; }
+  okwrite 'delete lim.c064\nnew.one 1\n' || return 1
+  [ "$(cat $DEV | wc -l)" -eq 128 ] && grep -qx 'new.one 1' $DEV
+}
+
+# Two pollers (sysnet-top, which sleeps in epoll_wait) both wake on one write, print
+# nothing while nothing changes, and a reader that never reads again blocks nobody.
+t_poll_wakeups() {
+  clear_table || return 1
+  okwrite 'poll.a 1\n' || return 1
+  sysnet-top --json --interval 0 --count 2 >/tmp/top1 2>&1 &
+  p1=$!
+  sysnet-top --json --interval 0 --count 2 >/tmp/top2 2>&1 &
+  p2=$!
+  exec 6<$DEV # opened, never read
+  sleep 1
+  for f in /tmp/top1 /tmp/top2; do
+    [ "$(wc -l <$f)" -eq 1 ] || { echo "$f printed without a change:"; cat $f; kill $p1 $p2; return 1; }
+  done
+  i=0
+  while [ $i -lt 200 ]; do # writers are not held up by the idle reader
+    printf 'poll.b 1\n' >$DEV || { echo "write $i failed"; kill $p1 $p2; return 1; }
+    i=$((i + 1))
+  done
+  n=0
+  while kill -0 $p1 2>/dev/null || kill -0 $p2 2>/dev/null; do
+    [ $n -lt 50 ] || { echo "a poller did not wake"; cat /tmp/top1 /tmp/top2; kill $p1 $p2; return 1; }
+    usleep 100000
+    n=$((n + 1))
+  done
+  exec 6<&-
+  wait $p1 || { cat /tmp/top1; return 1; }
+  wait $p2 || { cat /tmp/top2; return 1; }
+  for f in /tmp/top1 /tmp/top2; do
+    [ "$(wc -l <$f)" -eq 2 ] || { echo "$f:"; cat $f; return 1; }
+    tail -n 1 $f | grep -q '"poll.b":{"value":' || { echo "$f missed the change:"; cat $f; return 1; }
+  done
 }
 
 t_oversize_write() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   # Exactly 4096 bytes of valid lines is accepted, 4097 is not.
   # 240 lines of 17 bytes (the \n stays two characters until devwrite's printf) = 4080.
   four_k=$(for i in $(seq 1 240); do printf '%s' 'size.x 000000001\n'; done)
@@ -136,7 +216,7 @@ t_oversize_write() {
 }
 
 t_small_buffer_reads() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   okwrite "$(printf 'small.c%02d 123456789\\n' $(seq 1 40))" || return 1
   whole=$(cat $DEV)
   expect_eq "$whole" "$(dd if=$DEV bs=4 2>/dev/null)" || return 1
@@ -148,7 +228,7 @@ t_small_buffer_reads() {
 # 8 writers x 1,000 writes of two lines each (a shared total and a per-writer counter) while
 # a reader with a 4-byte buffer checks every snapshot: total == sum of the per-writer counts.
 t_concurrent_writers() {
-  okwrite 'reset' || return 1
+  clear_table || return 1
   for w in 1 2 3 4 5 6 7 8; do
     (
       exec 3>$DEV
@@ -230,15 +310,17 @@ run starts_empty t_starts_empty
 run round_trip t_round_trip
 run malformed_writes_rejected t_malformed_rejected
 run name_limits_accepted t_name_limits_accepted
-run wrapping_arithmetic t_wrapping_arithmetic
+run signed_deltas_and_set t_signed_deltas_and_set
 run counter_limit_enospc t_counter_limit_enospc
-run reset t_reset
+run reset_keeps_names t_reset
+run delete t_delete
 run oversize_write t_oversize_write
 run small_buffer_reads t_small_buffer_reads
 run concurrent_writers t_concurrent_writers
 run non_root_cannot_write t_non_root_cannot_write
 run ioctl_enotty t_ioctl_enotty
 run busy_while_open t_busy_while_open
+[ -x /usr/local/bin/sysnet-top ] && run poll_wakes_two_readers t_poll_wakeups
 if [ -f /sysnet/servers-tests.sh ]; then
   . /sysnet/servers-tests.sh
 fi

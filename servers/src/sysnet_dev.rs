@@ -1,10 +1,12 @@
 //! Export a server's counters to the kernel device `/dev/sysnet`.
 //!
 //! The device holds sums and a server holds running totals, so [`DeviceSink`] remembers the
-//! totals it last pushed and writes only the difference, as `PREFIX.name delta` lines in a
-//! single `write(2)` that the device applies whole or not at all. Differences wrap
-//! (modular `u64`), which is also how the device adds: a gauge that went down from 7 to 5
-//! is sent as `2^64 - 2`, and the device's sum goes down by 2.
+//! totals it last pushed and writes only the signed difference, as `PREFIX.name +delta` or
+//! `PREFIX.name -delta` lines in a single `write(2)` that the device applies whole or not at
+//! all. Deltas, never absolute values, so several processes may feed the same names (the
+//! capstone's workers do) and the device holds their sum. A write the device refuses with
+//! `EINVAL` (a gauge that would go below 0 because an operator reset the table meanwhile) is
+//! retried a line at a time, so only the refused lines are lost, and each is logged.
 //!
 //! The device is optional: when it is absent (or not writable) at start-up the server
 //! carries on without it and says so once in the log. Open it before dropping privileges
@@ -105,12 +107,12 @@ impl DeviceSink {
                     format!("counter name {full:?}: want 1-{MAX_NAME} of [a-z0-9_.]"),
                 ));
             }
-            let delta = match self.pushed.get(&full) {
+            let line = match self.pushed.get(&full) {
                 Some(&last) if last == total => continue,
-                Some(&last) => total.wrapping_sub(last),
-                None => total,
+                Some(&last) if total < last => format!("{full} -{}\n", last - total),
+                Some(&last) => format!("{full} +{}\n", total - last),
+                None => format!("{full} +{total}\n"),
             };
-            let line = format!("{full} {delta}\n");
             lines.push((full, total, line));
         }
         let mut chunk = String::new();
@@ -131,22 +133,40 @@ impl DeviceSink {
         Ok(())
     }
 
+    /// Writes `chunk` whole; when the device refuses it with `EINVAL`, writes its lines one
+    /// by one and drops (with a warning) only those refused again.
     fn write_chunk(&mut self, chunk: &str) -> io::Result<()> {
-        let n = self
-            .file
-            .write(chunk.as_bytes())
-            .map_err(|e| io::Error::new(e.kind(), format!("write {}: {e}", self.path.display())))?;
+        match self.write_once(chunk) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                for line in chunk.split_inclusive('\n') {
+                    match self.write_once(line) {
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                            tracing::warn!(path = %self.path.display(), line = line.trim_end(),
+                                "counters device: update refused (EINVAL), dropped");
+                        }
+                        other => other.map_err(|e| self.context(e))?,
+                    }
+                }
+                Ok(())
+            }
+            other => other.map_err(|e| self.context(e)),
+        }
+    }
+
+    /// One `write(2)`; the error keeps its errno (see [`DeviceSink::context`]).
+    fn write_once(&mut self, chunk: &str) -> io::Result<()> {
+        let n = self.file.write(chunk.as_bytes())?;
         if n != chunk.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
-                format!(
-                    "write {}: short write ({n} of {} bytes)",
-                    self.path.display(),
-                    chunk.len()
-                ),
+                format!("short write ({n} of {} bytes)", chunk.len()),
             ));
         }
         Ok(())
+    }
+
+    fn context(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("write {}: {e}", self.path.display()))
     }
 
     fn mark(&mut self, written: &[(String, u64, String)]) {
@@ -414,13 +434,13 @@ mod tests {
             .expect("push");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
-            "echo.requests_total 3\necho.bytes_out 0\n"
+            "echo.requests_total +3\necho.bytes_out +0\n"
         );
         sink.push(&[("requests_total", 10), ("bytes_out", 0)])
             .expect("push");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
-            "echo.requests_total 3\necho.bytes_out 0\necho.requests_total 7\n"
+            "echo.requests_total +3\necho.bytes_out +0\necho.requests_total +7\n"
         );
         // Nothing changed: nothing written.
         sink.push(&[("requests_total", 10), ("bytes_out", 0)])
@@ -434,25 +454,32 @@ mod tests {
         );
     }
 
+    /// Sums `name ±N` lines the way the device applies them.
+    fn device_sum(text: &str) -> i128 {
+        text.lines()
+            .map(|l| {
+                let d = l.rsplit(' ').next().expect("delta");
+                let (sign, digits) = match d.as_bytes()[0] {
+                    b'-' => (-1, &d[1..]),
+                    b'+' => (1, &d[1..]),
+                    _ => (1, d),
+                };
+                sign * digits.parse::<i128>().expect("digits")
+            })
+            .sum()
+    }
+
     #[test]
-    fn a_gauge_going_down_sends_its_twos_complement() {
+    fn a_gauge_going_down_sends_a_negative_delta() {
         let (_dir, path, mut sink) = sink_on_file();
         sink.push(&[("connections_active", 7)]).expect("push");
         sink.push(&[("connections_active", 5)]).expect("push");
         let text = std::fs::read_to_string(&path).expect("read");
-        let last = text.lines().last().expect("a line");
-        assert_eq!(last, format!("echo.connections_active {}", u64::MAX - 1));
-        // Summing what was written the way the device does gives the gauge back.
-        let sum = text
-            .lines()
-            .map(|l| {
-                l.rsplit(' ')
-                    .next()
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .expect("delta")
-            })
-            .fold(0u64, u64::wrapping_add);
-        assert_eq!(sum, 5);
+        assert_eq!(
+            text,
+            "echo.connections_active +7\necho.connections_active -2\n"
+        );
+        assert_eq!(device_sum(&text), 5);
     }
 
     #[test]
@@ -484,7 +511,9 @@ mod tests {
         sink.push(&counters).expect("push");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 120);
-        assert!(text.lines().all(|l| l.ends_with(&u64::MAX.to_string())));
+        assert!(text
+            .lines()
+            .all(|l| l.ends_with(&format!(" +{}", u64::MAX))));
     }
 
     /// Sends every byte back, then a greeting-free close on EOF.
@@ -570,19 +599,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert!(std::fs::read_to_string(&path)
             .expect("read")
-            .contains("echo.requests_total 1\n"));
+            .contains("echo.requests_total +1\n"));
         value.store(42, Ordering::Relaxed);
         exporter.finish();
-        let sum = std::fs::read_to_string(&path)
-            .expect("read")
-            .lines()
-            .map(|l| {
-                l.rsplit(' ')
-                    .next()
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .expect("delta")
-            })
-            .fold(0u64, u64::wrapping_add);
+        let sum = device_sum(&std::fs::read_to_string(&path).expect("read"));
         assert_eq!(sum, 42);
     }
 
@@ -617,8 +637,8 @@ mod tests {
         assert_eq!(
             reads,
             vec![
-                "echo.a 1\necho.b 2\necho.c 3\n".to_string(),
-                "echo.a 1\necho.c 1\n".to_string()
+                "echo.a +1\necho.b +2\necho.c +3\n".to_string(),
+                "echo.a +1\necho.c +1\n".to_string()
             ]
         );
     }
