@@ -329,9 +329,10 @@ fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
 /// order, the passed socket that serves it (`None`: bind it as usual).
 ///
 /// Matching, in this order:
-/// 1. a `LISTEN_FDNAMES` entry that is an address (`FileDescriptorName=127.0.0.1:80`)
-///    takes that configured address (an address-like name that is not configured is
-///    an error);
+/// 1. a `LISTEN_FDNAMES` entry that is a port number (`FileDescriptorName=443`) takes
+///    the configured address with that port (`:` separates the names, so an address
+///    cannot be one); a port name that no configured address (or more than one) has
+///    is an error;
 /// 2. a socket whose bound address (`getsockname`) equals a configured address takes it;
 /// 3. the remaining sockets take the remaining configured addresses in order (the
 ///    socket unit owns the address; the configuration says what is served on it).
@@ -344,10 +345,14 @@ pub fn assign(
     let mut out: Vec<Option<Listener>> = configured.iter().map(|_| None).collect();
     let mut rest = Vec::new();
     for p in passed {
-        let by_name = p.name.as_deref().and_then(|n| n.parse::<SocketAddr>().ok());
-        if let Some(want) = by_name {
-            match configured.iter().position(|a| *a == want) {
-                Some(i) if out[i].is_none() => out[i] = Some(p.listener),
+        let by_name = p.name.as_deref().and_then(|n| n.parse::<u16>().ok());
+        if let Some(port) = by_name {
+            let mut with_port = configured
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.port() == port);
+            match (with_port.next(), with_port.next()) {
+                (Some((i, _)), None) if out[i].is_none() => out[i] = Some(p.listener),
                 _ => {
                     return Err(SdError::Unmatched {
                         fd: p.fd,
@@ -429,14 +434,13 @@ mod tests {
         let a = passed(3, Some("web"));
         let b = passed(4, None);
         let b_addr = b.listener.local_addr();
-        let c_name = "127.0.0.1:9";
-        let c = passed(5, Some(c_name));
+        let c = passed(5, Some("9"));
         let c_addr = c.listener.local_addr();
         let a_addr = a.listener.local_addr();
         let configured: Vec<SocketAddr> = vec![
             "127.0.0.1:1".parse().unwrap(),
             b_addr,
-            c_name.parse().unwrap(),
+            "127.0.0.2:9".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
         ];
         let got = assign(&configured, vec![a, b, c]).unwrap();
@@ -454,10 +458,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fd 4") && err.contains("extra"), "{err}");
-        let err = assign(&configured, vec![passed(3, Some("127.0.0.1:7"))])
+        let err = assign(&configured, vec![passed(3, Some("7"))])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("fd 3") && err.contains("127.0.0.1:7"), "{err}");
+        assert!(err.contains("fd 3") && err.contains("(7)"), "{err}");
     }
 
     #[test]

@@ -123,17 +123,6 @@ impl Activated {
         self.log.lock().unwrap().clone()
     }
 
-    fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
@@ -208,29 +197,30 @@ fn socket_inodes(pid: u32) -> BTreeSet<u64> {
     out
 }
 
-/// The TCP listening sockets (port, inode) that process `pid` holds.
-fn listening(pid: u32) -> BTreeSet<(u16, u64)> {
+/// The IPv4 TCP listening sockets (address, inode) that process `pid` holds.
+fn listening(pid: u32) -> BTreeSet<(SocketAddr, u64)> {
     let mine = socket_inodes(pid);
     let mut out = BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != "0A" {
+            continue;
+        }
+        let Some((ip, port)) = f[1].split_once(':') else {
             continue;
         };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 10 || f[3] != "0A" {
-                continue;
-            }
-            let port = f[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            let ino: Option<u64> = f[9].parse().ok();
-            if let (Some(port), Some(ino)) = (port, ino) {
-                if mine.contains(&ino) {
-                    out.insert((port, ino));
-                }
-            }
+        let (Ok(ip), Ok(port), Ok(ino)) = (
+            u32::from_str_radix(ip, 16),
+            u16::from_str_radix(port, 16),
+            f[9].parse::<u64>(),
+        ) else {
+            continue;
+        };
+        if mine.contains(&ino) {
+            // /proc shows the address in host byte order of the network-order word.
+            let ip = std::net::Ipv4Addr::from(ip.to_ne_bytes());
+            out.insert((SocketAddr::from((ip, port)), ino));
         }
     }
     out
@@ -278,8 +268,8 @@ fn capstone_serves_the_passed_socket_and_notifies_through_a_reload() {
     // The master listens on the passed socket only: the default 8080 was not bound.
     let before = listening(srv.pid());
     assert_eq!(
-        before.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
-        vec![addr.port()],
+        before.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        vec![addr],
         "listening sockets of the master: {before:?}\n{}",
         srv.log()
     );
@@ -314,30 +304,34 @@ fn capstone_serves_the_passed_socket_and_notifies_through_a_reload() {
 }
 
 #[test]
-fn capstone_binds_what_no_passed_socket_covers() {
+fn capstone_matches_by_port_name_and_binds_what_no_passed_socket_covers() {
     let tmp = tempfile::tempdir().unwrap();
-    let passed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let port = free_port();
+    let passed: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Same port, another address: only the name (the port) ties the socket to it.
+    let named: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let own: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let cfg = tmp.path().join("capstone.toml");
-    // The passed socket is matched by its name (an address); the other is bound.
     std::fs::write(
         &cfg,
-        format!("listen = [\"{own}\", \"{passed}\"]\nprocesses = 1\nworkers = 1\n"),
+        format!("listen = [\"{own}\", \"{named}\"]\nprocesses = 1\nworkers = 1\n"),
     )
     .unwrap();
     let mut srv = Activated::start(
         &[passed],
-        Some(&passed.to_string()),
+        Some(&port.to_string()),
         env!("CARGO_BIN_EXE_capstone"),
         &["--config", cfg.to_str().unwrap()],
         &[("XDG_RUNTIME_DIR", tmp.path().to_str().unwrap())],
     );
     let first = connect(passed);
     assert_eq!(get_status(first), "HTTP/1.1 200 OK", "{}", srv.log());
-    assert!(srv.wait_log("listening", Duration::from_secs(5)));
-    assert_eq!(get_status(connect(own)), "HTTP/1.1 200 OK");
-    let ports: BTreeSet<u16> = listening(srv.pid()).iter().map(|(p, _)| *p).collect();
-    assert_eq!(ports, [own.port(), passed.port()].into_iter().collect());
+    // The address with no passed socket is bound by the capstone itself...
+    assert_eq!(get_status(connect(own)), "HTTP/1.1 200 OK", "{}", srv.log());
+    // ...and the named one is not: the passed socket serves it.
+    let held = listening(srv.pid());
+    let addrs: BTreeSet<SocketAddr> = held.iter().map(|(a, _)| *a).collect();
+    assert_eq!(addrs, [own, passed].into_iter().collect(), "{}", srv.log());
     srv.signal(libc::SIGTERM);
     assert!(srv.wait().success());
 }
@@ -394,8 +388,8 @@ fn kvd_is_ready_after_the_log_replay_on_the_passed_socket() {
     assert!(srv
         .log()
         .contains("serving a socket passed by the service manager"));
-    let ports: Vec<u16> = listening(srv.pid()).iter().map(|(p, _)| *p).collect();
-    assert_eq!(ports, vec![addr.port()]);
+    let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
+    assert_eq!(held, vec![addr]);
     srv.signal(libc::SIGTERM);
     let stopping = notify.next("STOPPING=1", Duration::from_secs(10));
     assert!(stopping.starts_with("STOPPING=1\n"), "{stopping}");
@@ -450,10 +444,102 @@ fn httpd_serves_the_passed_socket_and_says_ready_and_stopping() {
     assert!(ready.starts_with("READY=1\n"), "{ready}");
     assert!(ready.contains(&addr.to_string()), "{ready}");
     assert_eq!(get_status(first), "HTTP/1.1 200 OK");
-    let ports: Vec<u16> = listening(srv.pid()).iter().map(|(p, _)| *p).collect();
-    assert_eq!(ports, vec![addr.port()]);
+    let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
+    assert_eq!(held, vec![addr]);
     srv.signal(libc::SIGTERM);
     let stopping = notify.next("STOPPING=1", Duration::from_secs(10));
     assert!(stopping.starts_with("STOPPING=1\n"), "{stopping}");
     assert!(srv.wait().success(), "{}", srv.log());
+}
+
+/// `systemd-analyze verify` of dist/systemd in a throw-away root (`--root`): the unit
+/// search path of the host's systemd package, stub binaries at the paths the units
+/// name. verify exits 0 even on directives it ignores, so any output is a failure.
+fn verify_units(units_dir: &Path) -> String {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in [
+        "usr/local/bin",
+        "etc/systemd/system",
+        "usr/lib/systemd",
+        "bin",
+    ] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    for b in ["capstone", "kvd", "httpd"] {
+        let p = r.join("usr/local/bin").join(b);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::copy("/bin/kill", r.join("bin/kill")).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg("/lib/systemd/system")
+        .arg(r.join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for e in std::fs::read_dir(units_dir).unwrap().flatten() {
+        std::fs::copy(e.path(), r.join("etc/systemd/system").join(e.file_name())).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", r.display()))
+        .args([
+            "capstone.socket",
+            "capstone.service",
+            "kvd.socket",
+            "kvd.service",
+            "httpd@site.service",
+        ])
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() && text.is_empty() {
+        return format!("systemd-analyze verify failed: {}", out.status);
+    }
+    text
+}
+
+fn dist() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/systemd")
+}
+
+#[test]
+fn unit_files_verify_cleanly_and_are_hardened() {
+    let out = verify_units(&dist());
+    assert!(out.is_empty(), "systemd-analyze verify:\n{out}");
+    for unit in ["capstone.service", "kvd.service", "httpd@.service"] {
+        let text = std::fs::read_to_string(dist().join(unit)).unwrap();
+        for line in [
+            "Type=notify",
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+            "PrivateTmp=yes",
+            "ProtectHome=yes",
+            "CapabilityBoundingSet=",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(line)),
+                "{unit}: no {line}"
+            );
+        }
+    }
+    // The check has teeth: a misspelt value is reported.
+    let broken = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dist()).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        std::fs::write(
+            broken.path().join(e.file_name()),
+            text.replace("ProtectSystem=strict", "ProtectSystem=strictly"),
+        )
+        .unwrap();
+    }
+    let out = verify_units(broken.path());
+    assert!(out.contains("protect system value"), "{out}");
 }
