@@ -388,13 +388,14 @@ pub fn assign(
     Ok(out)
 }
 
-/// The listeners for `configured`: the passed sockets (see [`assign`]) where systemd
-/// passed one, `bind(addr)` for the others.
+/// The listeners for `configured`: the sockets `passed` (from [`listen_fds`], taken
+/// before any thread starts, since it edits the environment; matched by [`assign`])
+/// where systemd passed one, `bind(addr)` for the others.
 pub fn listeners(
+    passed: Vec<Passed>,
     configured: &[SocketAddr],
     mut bind: impl FnMut(SocketAddr) -> Result<Listener, NetError>,
 ) -> Result<Vec<Listener>, SdError> {
-    let passed = listen_fds()?;
     let activated = !passed.is_empty();
     let assigned = assign(configured, passed)?;
     let mut out = Vec::with_capacity(configured.len());

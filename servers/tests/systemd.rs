@@ -336,6 +336,38 @@ fn capstone_matches_by_port_name_and_binds_what_no_passed_socket_covers() {
     assert!(srv.wait().success());
 }
 
+#[test]
+fn capstone_single_process_says_ready_on_the_passed_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let notify = Notify::new(tmp.path());
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = tmp.path().join("capstone.toml");
+    std::fs::write(
+        &cfg,
+        "listen = [\"127.0.0.1:8080\"]\nprocesses = 0\nworkers = 1\n",
+    )
+    .unwrap();
+    let mut srv = Activated::start(
+        &[addr],
+        None,
+        env!("CARGO_BIN_EXE_capstone"),
+        &["--config", cfg.to_str().unwrap()],
+        &[
+            ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", tmp.path().to_str().unwrap()),
+        ],
+    );
+    let first = connect(addr);
+    let ready = notify.next("READY=1", Duration::from_secs(20));
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(ready.contains(&addr.to_string()), "{ready}");
+    assert_eq!(get_status(first), "HTTP/1.1 200 OK", "{}", srv.log());
+    let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
+    assert_eq!(held, vec![addr]);
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait().success(), "{}", srv.log());
+}
+
 /// RESP: send one command, read one reply line.
 fn resp(s: &mut TcpStream, args: &[&str]) -> String {
     let mut cmd = format!("*{}\r\n", args.len());

@@ -174,6 +174,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("pthread_sigmask(SIG_BLOCK, SIGUSR1): {e}"))?;
     // Before any thread starts: the service manager's socket, taken out of the environment.
     let notifier = servers::sd::Notifier::from_env();
+    let passed = servers::sd::listen_fds()?;
     let shutdown = Shutdown::install()?;
     // The user database is outside the jail: look the user up first.
     let account = args.user.as_deref().map(privs::lookup).transpose()?;
@@ -207,7 +208,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Through IoArgs, so --sndbuf reaches the accepted sockets as in echo and chat.
     // The sockets systemd passed (socket activation), the others bound here.
-    let mut listeners = servers::sd::listeners(&args.listen, |addr| {
+    let mut listeners = servers::sd::listeners(passed, &args.listen, |addr| {
         let l = servers::net::Listener::bind(addr, &args.io.listen_options())?;
         tracing::info!(addr = %l.local_addr(), "listening");
         Ok(l)

@@ -96,6 +96,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     // Before any thread starts: the service manager's socket, taken out of the environment.
     let notifier = servers::sd::Notifier::from_env();
+    let passed = servers::sd::listen_fds().map_err(|e| e.to_string())?;
     let shutdown = servers::signals::Shutdown::install().map_err(|e| e.to_string())?;
     // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety
     // preconditions. A file-size limit must make a log write fail with EFBIG (handled
@@ -128,7 +129,7 @@ fn run(args: Args) -> Result<(), String> {
         *close_error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     });
     // The socket systemd passed (socket activation), or bound here.
-    let listener = servers::sd::listeners(&[listen], |addr| {
+    let listener = servers::sd::listeners(passed, &[listen], |addr| {
         servers::net::Listener::bind(
             addr,
             &servers::net::ListenOptions {
