@@ -368,6 +368,76 @@ fn capstone_single_process_says_ready_on_the_passed_socket() {
     assert!(srv.wait().success(), "{}", srv.log());
 }
 
+#[test]
+fn capstone_keeps_a_passed_socket_across_reloads_that_drop_and_restore_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let notify = Notify::new(tmp.path());
+    let passed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let own: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = tmp.path().join("capstone.toml");
+    let write = |listen: &[SocketAddr]| {
+        let l: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
+        std::fs::write(
+            &cfg,
+            format!("listen = [{}]\nprocesses = 1\nworkers = 1\n", l.join(", ")),
+        )
+        .unwrap();
+    };
+    write(&[own, passed]);
+    let mut srv = Activated::start(
+        &[passed],
+        None,
+        env!("CARGO_BIN_EXE_capstone"),
+        &["--config", cfg.to_str().unwrap()],
+        &[
+            ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", tmp.path().to_str().unwrap()),
+        ],
+    );
+    let first = connect(passed);
+    assert!(notify
+        .next("READY=1", Duration::from_secs(20))
+        .starts_with("READY=1"));
+    assert_eq!(get_status(first), "HTTP/1.1 200 OK", "{}", srv.log());
+    let inode = |srv: &Activated| {
+        listening(srv.pid())
+            .iter()
+            .find(|(a, _)| *a == passed)
+            .map(|(_, i)| *i)
+    };
+    let original = inode(&srv).expect("the passed socket listens");
+    let reload = |srv: &Activated| {
+        srv.signal(libc::SIGHUP);
+        assert!(notify
+            .next("RELOADING=1", Duration::from_secs(10))
+            .starts_with("RELOADING=1"));
+        let ready = notify.next("READY=1", Duration::from_secs(10));
+        assert!(ready.starts_with("READY=1"), "{ready}");
+        assert!(!ready.contains("refused"), "{ready}\n{}", srv.log());
+    };
+    // Dropped from the configuration: the master still holds the passed socket.
+    write(&[own]);
+    reload(&srv);
+    assert_eq!(inode(&srv), Some(original), "{}", srv.log());
+    // Listed again: the very socket serves (not a new bind).
+    write(&[own, passed]);
+    reload(&srv);
+    assert_eq!(inode(&srv), Some(original), "{}", srv.log());
+    assert_eq!(
+        get_status(connect(passed)),
+        "HTTP/1.1 200 OK",
+        "{}",
+        srv.log()
+    );
+    assert!(
+        srv.log().contains("serving the passed socket again"),
+        "{}",
+        srv.log()
+    );
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait().success(), "{}", srv.log());
+}
+
 /// RESP: send one command, read one reply line.
 fn resp(s: &mut TcpStream, args: &[&str]) -> String {
     let mut cmd = format!("*{}\r\n", args.len());

@@ -33,6 +33,11 @@ pub struct Sockets {
     loops: usize,
     /// Per configured address: its sockets (one, or one per loop).
     addrs: Vec<(SocketAddr, Vec<Listener>)>,
+    /// The sockets the service manager passed (socket activation), kept for the
+    /// master's whole life: a reload that drops an address and a later one that lists
+    /// it again serve the same socket (the manager holds it open, so binding the
+    /// address anew would fail).
+    passed: Vec<Listener>,
 }
 
 fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<Listener, NetError> {
@@ -90,12 +95,14 @@ impl Sockets {
     /// through [`Sockets::rebind`], as long as the address stays configured.
     pub fn bind(config: &Config) -> Result<Sockets, SocketsError> {
         let loops = config.total_loops();
-        let passed = crate::sd::assign(&config.listen, crate::sd::listen_fds()?)?;
+        let assigned = crate::sd::assign(&config.listen, crate::sd::listen_fds()?)?;
         let mut addrs = Vec::new();
-        for (&addr, got) in config.listen.iter().zip(passed) {
+        let mut passed = Vec::new();
+        for (&addr, got) in config.listen.iter().zip(assigned) {
             let socks = match got {
                 Some(l) => {
                     tracing::info!(configured = %addr, addr = %l.local_addr(), "serving a socket passed by the service manager");
+                    passed.push(l.try_clone()?);
                     adopt_addr(l, config.accept, loops)?
                 }
                 None => bind_addr(addr, config.accept, loops)?,
@@ -106,6 +113,7 @@ impl Sockets {
             mode: config.accept,
             loops,
             addrs,
+            passed,
         })
     }
 
@@ -131,18 +139,30 @@ impl Sockets {
                     .iter()
                     .map(Listener::try_clone)
                     .collect::<Result<Vec<_>, _>>()?,
-                None => {
-                    let v = bind_addr(addr, next.accept, loops)?;
-                    tracing::info!(addr = %v[0].local_addr(), "listening (new in this configuration)");
-                    v
-                }
+                None => match self.passed.iter().find(|l| l.local_addr() == addr) {
+                    Some(held) => {
+                        tracing::info!(%addr, "serving the passed socket again");
+                        adopt_addr(held.try_clone()?, next.accept, loops)?
+                    }
+                    None => {
+                        let v = bind_addr(addr, next.accept, loops)?;
+                        tracing::info!(addr = %v[0].local_addr(), "listening (new in this configuration)");
+                        v
+                    }
+                },
             };
             addrs.push((addr, socks));
         }
+        let passed = self
+            .passed
+            .iter()
+            .map(Listener::try_clone)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Sockets {
             mode: next.accept,
             loops,
             addrs,
+            passed,
         })
     }
 
