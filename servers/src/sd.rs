@@ -497,4 +497,31 @@ mod tests {
         assert!(parse_notify_socket(OsStr::new("relative")).is_none());
         assert!(parse_notify_socket(OsStr::new("")).is_none());
     }
+
+    #[test]
+    fn notify_reaches_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("sysnet-sd-test-{}", std::process::id());
+        let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        let target = parse_notify_socket(std::ffi::OsStr::new(&format!("@{name}"))).unwrap();
+        Notifier::to(target).ready("up");
+        let mut buf = [0u8; 64];
+        let len = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1\nSTATUS=up");
+    }
+
+    #[test]
+    fn only_listening_stream_sockets_are_taken() {
+        use std::os::fd::AsFd;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = check_listening_stream(udp.as_fd()).unwrap_err();
+        assert!(err.contains("not a stream socket"), "{err}");
+        // A connected (not listening) stream socket.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let err = check_listening_stream(c.as_fd()).unwrap_err();
+        assert!(err.contains("SO_ACCEPTCONN"), "{err}");
+        assert!(check_listening_stream(l.as_fd()).is_ok());
+    }
 }
