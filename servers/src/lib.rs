@@ -15,6 +15,7 @@ pub mod net;
 pub mod privs;
 pub mod proto;
 pub mod rotate;
+pub mod sd;
 pub mod signals;
 pub mod store;
 pub mod sysnet_dev;

@@ -172,6 +172,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     usr1.add(nix::sys::signal::Signal::SIGUSR1);
     usr1.thread_block()
         .map_err(|e| format!("pthread_sigmask(SIG_BLOCK, SIGUSR1): {e}"))?;
+    // Before any thread starts: the service manager's socket, taken out of the environment.
+    let notifier = servers::sd::Notifier::from_env();
+    let passed = servers::sd::listen_fds()?;
     let shutdown = Shutdown::install()?;
     // The user database is outside the jail: look the user up first.
     let account = args.user.as_deref().map(privs::lookup).transpose()?;
@@ -204,7 +207,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         guard = Some(g);
     }
     // Through IoArgs, so --sndbuf reaches the accepted sockets as in echo and chat.
-    let listeners = args.io.listen(&args.listen)?;
+    // The sockets systemd passed (socket activation), the others bound here.
+    let mut listeners = servers::sd::listeners(passed, &args.listen, |addr| {
+        let l = servers::net::Listener::bind(addr, &args.io.listen_options())?;
+        tracing::info!(addr = %l.local_addr(), "listening");
+        Ok(l)
+    })?;
+    if let Some(n) = args.io.sndbuf {
+        for l in &mut listeners {
+            l.set_send_buffer(n);
+        }
+    }
     for l in &listeners {
         // Linux copies TCP_NODELAY from the listener to every accepted socket. Without
         // it, a response's head and its file body leave as two small segments and
@@ -230,7 +243,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         drain_grace: Duration::from_secs(args.drain_timeout),
         ..args.io.options()
     };
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().to_string())
+        .collect();
+    notifier.ready(&format!(
+        "serving {} on {}",
+        args.root.display(),
+        addrs.join(" ")
+    ));
+    let stopping = notifier.stopping_when(&shutdown, "stopping: finishing the responses in flight");
     servers::io::serve(listeners, Http::new(Arc::new(cfg)), &opts, &shutdown)?;
+    stopping.stop();
     drop(guard);
     Ok(())
 }

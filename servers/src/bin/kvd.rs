@@ -94,6 +94,9 @@ fn run(args: Args) -> Result<(), String> {
             .max(args.proto_max_bulk_len + 64),
         ..resp::Limits::default()
     };
+    // Before any thread starts: the service manager's socket, taken out of the environment.
+    let notifier = servers::sd::Notifier::from_env();
+    let passed = servers::sd::listen_fds().map_err(|e| e.to_string())?;
     let shutdown = servers::signals::Shutdown::install().map_err(|e| e.to_string())?;
     // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety
     // preconditions. A file-size limit must make a log write fail with EFBIG (handled
@@ -125,14 +128,19 @@ fn run(args: Args) -> Result<(), String> {
     kv.on_close_error(move |e| {
         *close_error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     });
-    let listener = servers::net::Listener::bind(
-        listen,
-        &servers::net::ListenOptions {
-            reuse_port: false,
-            backlog: 511,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    // The socket systemd passed (socket activation), or bound here.
+    let listener = servers::sd::listeners(passed, &[listen], |addr| {
+        servers::net::Listener::bind(
+            addr,
+            &servers::net::ListenOptions {
+                reuse_port: false,
+                backlog: 511,
+            },
+        )
+    })
+    .map_err(|e| e.to_string())?
+    .pop()
+    .ok_or("no listener")?;
     let local = listener.local_addr();
     tracing::info!(addr = %local, keys = kv.keys(), appendfsync = %args.appendfsync, "listening");
     let mut opts = servers::io::Options {
@@ -148,7 +156,12 @@ fn run(args: Args) -> Result<(), String> {
         .limits
         .out_limit
         .max(2 * limits.max_bulk + 64 * 1024 * 1024);
+    // The log is replayed and the socket listens: ready.
+    notifier.ready(&format!("{} keys, serving {local}", kv.keys()));
+    let stopping =
+        notifier.stopping_when(&shutdown, "stopping: closing clients and syncing the log");
     servers::io::serve(vec![listener], kv, &opts, &shutdown).map_err(|e| e.to_string())?;
+    stopping.stop();
     if fatal.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(
             "stopped: the append-only file could not be written under appendfsync always".into(),

@@ -187,10 +187,15 @@ struct Master {
     sink: CounterSink,
     /// The master's own error-log write failures already on the board.
     log_write_errors: u64,
+    /// The service manager (`$NOTIFY_SOCKET`); only the master speaks to it.
+    notifier: crate::sd::Notifier,
 }
 
 /// The master: runs until a stop signal; returns the process exit code.
 pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, MasterError> {
+    // Taken (and removed from the environment) before the first fork: workers inherit
+    // neither the variable nor the duty.
+    let notifier = crate::sd::Notifier::from_env();
     let handled = handled_signals();
     signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None).map_err(sys("sigprocmask"))?;
     let action = signal::SigAction::new(
@@ -223,10 +228,14 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         stopping: None,
         sink: CounterSink::open(),
         log_write_errors: 0,
+        notifier,
     };
     for place in 0..m.config.processes {
         m.spawn(place)?;
     }
+    // The sockets listen and the workers are forked: a connection made from now on is
+    // queued and served.
+    m.notifier.ready(&m.summary());
     tracing::info!(
         pid = std::process::id(),
         processes = m.config.processes,
@@ -250,6 +259,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         }
         if GOT_QUIT.swap(false, Ordering::SeqCst) {
             tracing::info!("SIGQUIT: stopping now");
+            m.notifier.stopping("SIGQUIT: stopping now");
             signal_all(&m.workers, Signal::SIGQUIT);
             // As on SIGTERM: the port goes once the workers close their copies.
             m.sockets = None;
@@ -274,7 +284,13 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         }
         if GOT_HUP.swap(false, Ordering::SeqCst) && m.stopping.is_none() {
             let forced = GOT_FORCE.swap(false, Ordering::SeqCst);
-            m.reload(forced);
+            m.notifier.reloading("SIGHUP: reloading the configuration");
+            let outcome = if m.reload(forced) {
+                m.summary()
+            } else {
+                format!("reload refused (see the error log); {}", m.summary())
+            };
+            m.notifier.ready(&outcome);
         }
         if GOT_USR1.swap(false, Ordering::SeqCst) {
             logging::reopen();
@@ -317,6 +333,11 @@ impl Master {
         for w in self.workers.values_mut() {
             w.retiring = true;
         }
+        self.notifier.stopping(&format!(
+            "draining {} workers (at most {} s)",
+            self.workers.len(),
+            self.config.timeouts.drain.as_secs()
+        ));
         signal_all(&self.workers, Signal::SIGTERM);
         // The master's copies of the sockets go now: once every worker has drained
         // its accept queue and closed its own, the port is released.
@@ -344,18 +365,36 @@ impl Master {
         self.log_write_errors = now;
     }
 
-    /// SIGHUP: a new configuration and new workers, or a refusal and nothing changed.
-    fn reload(&mut self, forced: bool) {
+    /// The one-line `STATUS=` summary: generation, workers and addresses.
+    fn summary(&self) -> String {
+        let addrs = match &self.sockets {
+            Some(s) => s
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => String::new(),
+        };
+        format!(
+            "generation {}: {} processes x {} threads serving {}",
+            self.generation, self.config.processes, self.config.workers, addrs
+        )
+    }
+
+    /// SIGHUP: a new configuration and new workers (true), or a refusal and nothing
+    /// changed (false).
+    fn reload(&mut self, forced: bool) -> bool {
         let next = match self.reload.load() {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused, keeping the running configuration");
-                return;
+                return false;
             }
         };
         if next.processes == 0 {
             tracing::error!("reload refused: processes = 0 needs a restart, not a reload");
-            return;
+            return false;
         }
         // A reload that keeps no current address would leave every client of the
         // running server refused: most likely a damaged file. Moving to wholly new
@@ -370,7 +409,7 @@ impl Master {
                      (capstone -s force-reload does it; or add the new addresses first and drop \
                      the old ones in a second reload)"
                 );
-                return;
+                return false;
             }
             tracing::warn!(
                 current = ?self.config.listen,
@@ -387,14 +426,16 @@ impl Master {
                 free,
                 "reload refused: counter board full (old workers still draining)"
             );
-            return;
+            return false;
         }
-        let Some(current) = &self.sockets else { return };
+        let Some(current) = &self.sockets else {
+            return false;
+        };
         let bound = match current.rebind(&next) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused, keeping the running configuration");
-                return;
+                return false;
             }
         };
         if next.log != self.config.log {
@@ -406,7 +447,7 @@ impl Master {
             };
             if let Err(e) = logging::open(next.log.error.as_deref(), policy) {
                 tracing::error!(error = %e, "reload refused, keeping the running configuration");
-                return;
+                return false;
             }
         }
         self.generation += 1;
@@ -432,6 +473,7 @@ impl Master {
             "configuration reloaded"
         );
         self.config.tls.log();
+        true
     }
 
     /// Starts the replacements whose backoff has run out.

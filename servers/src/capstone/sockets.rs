@@ -21,6 +21,8 @@ const BACKLOG: i32 = 4096;
 pub enum SocketsError {
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error(transparent)]
+    Sd(#[from] crate::sd::SdError),
     #[error("accept = \"reuseport\" ties one socket to each event loop: changing {what} needs a restart, not a reload")]
     Layout { what: &'static str },
 }
@@ -31,6 +33,11 @@ pub struct Sockets {
     loops: usize,
     /// Per configured address: its sockets (one, or one per loop).
     addrs: Vec<(SocketAddr, Vec<Listener>)>,
+    /// The sockets the service manager passed (socket activation), kept for the
+    /// master's whole life: a reload that drops an address and a later one that lists
+    /// it again serve the same socket (the manager holds it open, so binding the
+    /// address anew would fail).
+    passed: Vec<Listener>,
 }
 
 fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<Listener, NetError> {
@@ -41,6 +48,10 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<Listener, NetError> {
             backlog: BACKLOG,
         },
     )?;
+    nodelay(l, addr)
+}
+
+fn nodelay(l: Listener, addr: SocketAddr) -> Result<Listener, NetError> {
     // Accepted sockets inherit TCP_NODELAY from the listener (Linux). Without it a
     // response's second write (the body after the head) waits for the client's
     // delayed ACK: 40 ms per small-file request on a keep-alive connection.
@@ -65,17 +76,44 @@ fn bind_addr(addr: SocketAddr, mode: AcceptMode, loops: usize) -> Result<Vec<Lis
     }
 }
 
+/// A socket the service manager passed, in the layout `mode` wants: reuseport adds
+/// one socket per further loop on its address (the socket unit needs `ReusePort=yes`).
+fn adopt_addr(passed: Listener, mode: AcceptMode, loops: usize) -> Result<Vec<Listener>, NetError> {
+    let real = passed.local_addr();
+    let mut v = vec![nodelay(passed, real)?];
+    if mode == AcceptMode::ReusePort {
+        for _ in 1..loops {
+            v.push(bind_one(real, true)?);
+        }
+    }
+    Ok(v)
+}
+
 impl Sockets {
+    /// Binds every configured address, or takes the socket systemd passed for it
+    /// (socket activation, see [`crate::sd::assign`]). Reloads keep either kind
+    /// through [`Sockets::rebind`], as long as the address stays configured.
     pub fn bind(config: &Config) -> Result<Sockets, SocketsError> {
         let loops = config.total_loops();
+        let assigned = crate::sd::assign(&config.listen, crate::sd::listen_fds()?)?;
         let mut addrs = Vec::new();
-        for &addr in &config.listen {
-            addrs.push((addr, bind_addr(addr, config.accept, loops)?));
+        let mut passed = Vec::new();
+        for (&addr, got) in config.listen.iter().zip(assigned) {
+            let socks = match got {
+                Some(l) => {
+                    tracing::info!(configured = %addr, addr = %l.local_addr(), "serving a socket passed by the service manager");
+                    passed.push(l.try_clone()?);
+                    adopt_addr(l, config.accept, loops)?
+                }
+                None => bind_addr(addr, config.accept, loops)?,
+            };
+            addrs.push((addr, socks));
         }
         Ok(Sockets {
             mode: config.accept,
             loops,
             addrs,
+            passed,
         })
     }
 
@@ -101,18 +139,30 @@ impl Sockets {
                     .iter()
                     .map(Listener::try_clone)
                     .collect::<Result<Vec<_>, _>>()?,
-                None => {
-                    let v = bind_addr(addr, next.accept, loops)?;
-                    tracing::info!(addr = %v[0].local_addr(), "listening (new in this configuration)");
-                    v
-                }
+                None => match self.passed.iter().find(|l| l.local_addr() == addr) {
+                    Some(held) => {
+                        tracing::info!(%addr, "serving the passed socket again");
+                        adopt_addr(held.try_clone()?, next.accept, loops)?
+                    }
+                    None => {
+                        let v = bind_addr(addr, next.accept, loops)?;
+                        tracing::info!(addr = %v[0].local_addr(), "listening (new in this configuration)");
+                        v
+                    }
+                },
             };
             addrs.push((addr, socks));
         }
+        let passed = self
+            .passed
+            .iter()
+            .map(Listener::try_clone)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Sockets {
             mode: next.accept,
             loops,
             addrs,
+            passed,
         })
     }
 

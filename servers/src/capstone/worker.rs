@@ -103,9 +103,18 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
     let sockets = Sockets::bind(&config)?;
     log_listening(&config, &sockets);
     config.tls.log();
+    // Taken before the writer thread starts: it edits the environment.
+    let notifier = crate::sd::Notifier::from_env();
     if let Err(e) = logging::start_writer_thread() {
         tracing::error!(error = %e, "error log writer thread");
     }
+    // The sockets listen: a connection from now on is served (sd_notify(3)).
+    let addrs: Vec<String> = sockets
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    notifier.ready(&format!("single process serving {}", addrs.join(" ")));
     match serve(&config, sockets, 0, board, &slots, Mode::Single) {
         Ok(()) => Ok(0),
         Err(e) => {
