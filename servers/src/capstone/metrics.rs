@@ -10,7 +10,7 @@
 use super::site::Tally;
 use super::status::{Board, Counter, Snapshot};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Upper bounds of the duration buckets, in microseconds: 100 µs to 10 s.
@@ -57,19 +57,29 @@ pub struct Timer {
     requests: u64,
 }
 
+/// Whether this process times its requests: set once its configuration serves
+/// the metrics (a worker process is forked for one configuration).
+static TIMING: AtomicBool = AtomicBool::new(false);
+
+pub fn enable_timing(on: bool) {
+    TIMING.store(on, Ordering::Relaxed);
+}
+
 impl Tally {
+    /// `None` when the metrics are off: then nothing is timed.
     #[inline]
-    pub fn start(&self) -> Timer {
-        Timer {
+    pub fn start(&self) -> Option<Timer> {
+        TIMING.load(Ordering::Relaxed).then(|| Timer {
             at: Instant::now(),
             requests: self.http.requests.load(Ordering::Relaxed),
-        }
+        })
     }
 
     /// Records every request the batch begun at `timer` answered, each with the
     /// batch's time (their responses are queued once it ends).
     #[inline]
-    pub fn observe(&self, proto: usize, timer: Timer) {
+    pub fn observe(&self, proto: usize, timer: Option<Timer>) {
+        let Some(timer) = timer else { return };
         let n = self
             .http
             .requests

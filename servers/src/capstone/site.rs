@@ -98,10 +98,10 @@ impl Protocol for Site {
         if conn.fresh_since.take().is_some() {
             conn.proto = super::metrics::proto_of(input);
         }
-        let timer = self.tally.as_ref().map(Tally::start);
+        let timer = self.tally.as_ref().and_then(Tally::start);
         let used = self.http.data(id, &mut conn.http, input, out);
         // Counted before the answer is written: a kill -9 can no longer lose it.
-        if let (Some(t), Some(timer)) = (&self.tally, timer) {
+        if let Some(t) = &self.tally {
             t.observe(conn.proto, timer);
             t.publish();
         }

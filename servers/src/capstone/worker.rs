@@ -407,6 +407,7 @@ fn http_config(
             status_page(board, true)
         });
     }
+    super::metrics::enable_timing(config.metrics_path.is_some());
     if let Some(path) = &config.metrics_path {
         h.route(path.clone(), move |_: &RouteRequest<'_>| RouteResponse {
             status: 200,
