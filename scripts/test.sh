@@ -11,7 +11,8 @@ cd "$SYSNET_ROOT"
 # installs what only its own checks use: sqlite3, the VM's toolchain, ...)
 step "system packages"
 need_pkgs build-essential pkg-config ca-certificates procps coreutils findutils util-linux \
-  netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools python3-redis python3-brotli systemd
+  netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools python3-redis python3-brotli \
+  python3-prometheus-client systemd
 
 step "peers the cargo tests skip without"
 # Each test looks its peer up with `command -v` (or at a fixed path): check the same way.

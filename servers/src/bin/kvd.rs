@@ -42,6 +42,9 @@ struct Args {
     /// Largest request a client may make the server buffer, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     client_query_buffer_limit: usize,
+    /// Also serve Prometheus metrics (INFO's figures) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Check the log FILE and exit (0: valid or fixed, 1: not valid).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "dir"])]
     check_aof: Option<PathBuf>,
@@ -160,7 +163,16 @@ fn run(args: Args) -> Result<(), String> {
     notifier.ready(&format!("{} keys, serving {local}", kv.keys()));
     let stopping =
         notifier.stopping_when(&shutdown, "stopping: closing clients and syncing the log");
-    servers::io::serve(vec![listener], kv, &opts, &shutdown).map_err(|e| e.to_string())?;
+    match args.metrics_listen {
+        Some(addr) => {
+            let (scraped, bound) =
+                servers::kv::metrics::Scraped::start(kv, addr).map_err(|e| e.to_string())?;
+            tracing::info!(addr = %bound, "metrics listening");
+            servers::io::serve(vec![listener], scraped, &opts, &shutdown)
+        }
+        None => servers::io::serve(vec![listener], kv, &opts, &shutdown),
+    }
+    .map_err(|e| e.to_string())?;
     stopping.stop();
     if fatal.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(

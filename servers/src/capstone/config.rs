@@ -106,6 +106,8 @@ pub struct Config {
     pub chroot: Option<PathBuf>,
     /// Where the status page is served (`PATH` as HTML, `PATH.json` as JSON); `None` = off.
     pub status_path: Option<String>,
+    /// Where the Prometheus metrics are served (same access rules as any path); `None` = off.
+    pub metrics_path: Option<String>,
     /// Opened files each event loop keeps for the rest of the current second; 0 = off.
     pub file_cache: usize,
     pub timeouts: Timeouts,
@@ -137,6 +139,7 @@ impl Default for Config {
             user: None,
             chroot: None,
             status_path: Some("/status".into()),
+            metrics_path: Some("/metrics".into()),
             file_cache: 256,
             timeouts: Timeouts {
                 header: Duration::from_secs(10),
@@ -175,6 +178,7 @@ struct RawConfig {
     user: Option<Spanned<String>>,
     chroot: Option<Spanned<String>>,
     status_path: Option<Spanned<String>>,
+    metrics_path: Option<Spanned<String>>,
     file_cache: Option<Spanned<i64>>,
     pid_file: Option<Spanned<String>>,
     timeouts: Option<RawTimeouts>,
@@ -592,6 +596,20 @@ impl Config {
                 );
             } else {
                 cfg.status_path = Some(p.clone());
+            }
+        }
+        if let Some(v) = &raw.metrics_path {
+            let p = v.get_ref();
+            if p.is_empty() {
+                cfg.metrics_path = None;
+            } else if !p.starts_with('/') || p.ends_with('/') || p.contains(['?', '#', ' ']) {
+                return src.err(
+                    v.span(),
+                    "metrics_path",
+                    format!("{p:?} must be an absolute path like \"/metrics\""),
+                );
+            } else {
+                cfg.metrics_path = Some(p.clone());
             }
         }
         if let Some(v) = &raw.pid_file {

@@ -10,6 +10,7 @@ pub mod bundled;
 pub mod config;
 pub mod logging;
 pub mod master;
+pub mod metrics;
 pub mod pidfile;
 pub mod redirect;
 pub mod sink;

@@ -65,6 +65,8 @@ pub struct SiteConn {
     http: <Http as Protocol>::Conn,
     /// Set until the first bytes arrive.
     fresh_since: Option<Instant>,
+    /// The `proto` label of its requests (see [`super::metrics`]).
+    proto: usize,
 }
 
 impl Site {
@@ -88,14 +90,19 @@ impl Protocol for Site {
         SiteConn {
             http: self.http.open(id, peer, out),
             fresh_since: Some(Instant::now()),
+            proto: super::metrics::HTTP11,
         }
     }
 
     fn data(&mut self, id: ConnId, conn: &mut SiteConn, input: &[u8], out: &mut Outbox) -> usize {
-        conn.fresh_since = None;
+        if conn.fresh_since.take().is_some() {
+            conn.proto = super::metrics::proto_of(input);
+        }
+        let timer = self.tally.as_ref().and_then(Tally::start);
         let used = self.http.data(id, &mut conn.http, input, out);
         // Counted before the answer is written: a kill -9 can no longer lose it.
         if let Some(t) = &self.tally {
+            t.observe(conn.proto, timer);
             t.publish();
         }
         used

@@ -7,6 +7,7 @@
 //! no lock and no shared cache line; readers just sum. When a worker process ends,
 //! the master folds its slots into a "retired" row so totals never go backwards.
 
+use super::metrics::{Histogram, HIST_CELLS, PROTOS};
 use std::fmt::Write as _;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,9 +71,23 @@ pub struct Slot {
     /// The configuration generation the worker runs (bumped by each reload).
     generation: AtomicU64,
     values: [AtomicU64; COUNTERS],
+    /// Request durations per protocol (see [`super::metrics`]), also a running total.
+    hist: [[AtomicU64; HIST_CELLS]; PROTOS],
 }
 
 impl Slot {
+    /// Records `n` requests of protocol `proto` that each took `micros`.
+    #[inline]
+    pub fn observe(&self, proto: usize, micros: u64, n: u64) {
+        if let Some(h) = self.hist.get(proto) {
+            Histogram::observe(h, micros, n);
+        }
+    }
+
+    pub fn histograms(&self) -> [Histogram; PROTOS] {
+        std::array::from_fn(|p| Histogram::load(&self.hist[p]))
+    }
+
     #[inline]
     pub fn add(&self, c: Counter, n: u64) {
         self.values[c as usize].fetch_add(n, Ordering::Relaxed);
@@ -212,7 +227,7 @@ impl Board {
         }
         for (index, &i) in free.iter().enumerate() {
             let s = self.slot(i);
-            for v in &s.values {
+            for v in s.values.iter().chain(s.hist.iter().flatten()) {
                 v.store(0, Ordering::Relaxed);
             }
             s.index.store(index as u64, Ordering::Relaxed);
@@ -240,6 +255,9 @@ impl Board {
                 if !is_gauge(c) {
                     retired.values[c].fetch_add(n, Ordering::Relaxed);
                 }
+            }
+            for (r, v) in retired.hist.iter().flatten().zip(s.hist.iter().flatten()) {
+                r.fetch_add(v.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             }
             s.pid.store(0, Ordering::Relaxed);
         }
@@ -287,7 +305,33 @@ impl Board {
         }
     }
 
-    fn live(&self) -> Vec<(u64, u64, u64, Snapshot)> {
+    /// Request-duration histograms per protocol, summed like [`Board::totals`].
+    pub fn histograms(&self) -> [Histogram; PROTOS] {
+        let mut t = self.slot_at(0).histograms();
+        for i in 0..self.slots {
+            let s = self.slot(i);
+            if s.pid() != 0 {
+                for (a, b) in t.iter_mut().zip(s.histograms()) {
+                    a.add(&b);
+                }
+            }
+        }
+        t
+    }
+
+    /// Master pid, configuration generation, uptime (s) and worker restarts.
+    pub fn header_values(&self) -> (u64, u64, u64, u64) {
+        let h = self.header();
+        (
+            h.master_pid.load(Ordering::Relaxed),
+            h.generation.load(Ordering::Relaxed),
+            unix_now().saturating_sub(h.started.load(Ordering::Relaxed)),
+            h.restarts.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Each live loop: pid, loop index, generation and its counters.
+    pub fn live(&self) -> Vec<(u64, u64, u64, Snapshot)> {
         (0..self.slots)
             .map(|i| self.slot(i))
             .filter(|s| s.pid() != 0 && s.pid() != u64::MAX)

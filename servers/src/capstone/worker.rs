@@ -416,6 +416,14 @@ fn http_config(
             status_page(board, true)
         });
     }
+    super::metrics::enable_timing(config.metrics_path.is_some());
+    if let Some(path) = &config.metrics_path {
+        h.route(path.clone(), move |_: &RouteRequest<'_>| RouteResponse {
+            status: 200,
+            content_type: super::metrics::CONTENT_TYPE.into(),
+            body: super::metrics::render(board).into(),
+        });
+    }
     Ok(h)
 }
 

@@ -22,6 +22,7 @@ pub mod glob;
 pub mod hash;
 mod info;
 pub mod keyspace;
+pub mod metrics;
 mod notify;
 pub mod params;
 mod session;
