@@ -662,3 +662,30 @@ fn check_config_reports_site_mistakes_with_their_line() {
     let o = run(Command::new(BIN).arg("--check-config").arg(&path));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+#[test]
+fn access_blocks_per_site_replace_the_top_level_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (open, closed, inherit) = (root(t, "open"), root(t, "closed"), root(t, "inherit"));
+    write(&inherit.join("admin/index.html"), "admin\n");
+    write(&open.join("admin/index.html"), "open admin\n");
+    let cfg = config(
+        t,
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nprocesses = 1\nworkers = 1\n\
+             [[access]]\nprefix = \"/admin/\"\ndeny = [\"127.0.0.0/8\"]\n\
+             [[site]]\nserver_names = [\"inherit.test\"]\nroot = {inherit:?}\n\
+             [[site]]\nserver_names = [\"closed.test\"]\nroot = {closed:?}\n\
+             [[site.access]]\nprefix = \"/\"\ndeny = [\"127.0.0.1/32\"]\n\
+             [[site]]\nserver_names = [\"open.test\"]\nroot = {open:?}\n\
+             [[site.access]]\nprefix = \"/admin/\"\nallow = [\"127.0.0.1/32\"]\n"
+        ),
+    );
+    let s = Server::start(&cfg);
+    assert_eq!(get(s.plain, Some("inherit.test"), "/").status, 200);
+    assert_eq!(get(s.plain, Some("inherit.test"), "/admin/").status, 403);
+    assert_eq!(get(s.plain, Some("closed.test"), "/").status, 403);
+    let r = get(s.plain, Some("open.test"), "/admin/");
+    assert_eq!((r.status, r.text().as_str()), (200, "open admin\n"));
+}

@@ -140,6 +140,8 @@ pub struct SiteConfig {
     pub root: PathBuf,
     pub index: Vec<String>,
     pub rules: SiteRules,
+    /// `[[site.access]]`; `None`: the top-level `[[access]]` blocks.
+    pub access: Option<Vec<AccessRule>>,
 }
 
 impl Default for Config {
@@ -239,6 +241,7 @@ struct RawSite {
     redirects: Option<Vec<RawRedirect>>,
     fallback: Option<Spanned<String>>,
     hsts: Option<Spanned<String>>,
+    access: Option<Vec<RawAccess>>,
 }
 
 /// A file name or a list of them.
@@ -681,14 +684,14 @@ fn size_of(src: &Source, v: &Spanned<Size>, key: &str) -> Result<u64, ConfigErro
     }
 }
 
-/// `precompressed`, `compress`, `compress_*` and `autoindex`.
-fn parse_features(
+/// `[[access]]` (or `[[site.access]]`) blocks.
+fn parse_access(
     src: &Source,
-    raw: &RawConfig,
-    f: &mut Features,
+    list: &Option<Vec<RawAccess>>,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> Result<(), ConfigError> {
-    for a in raw.access.iter().flatten() {
+) -> Result<Vec<AccessRule>, ConfigError> {
+    let mut rules: Vec<AccessRule> = Vec::new();
+    for a in list.iter().flatten() {
         let prefix = a.prefix.get_ref();
         if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
             return src.err(
@@ -697,7 +700,7 @@ fn parse_features(
                 format!("{prefix:?} must be an absolute path like \"/admin/\""),
             );
         }
-        if f.access.iter().any(|r| &r.prefix == prefix) {
+        if rules.iter().any(|r| &r.prefix == prefix) {
             return src.err(
                 a.prefix.span(),
                 "access.prefix",
@@ -745,8 +748,19 @@ fn parse_features(
         if rule.allow.is_empty() && rule.deny.is_empty() && rule.auth.is_none() {
             return src.err(a.prefix.span(), "access", "needs allow, deny or auth_file");
         }
-        f.access.push(rule);
+        rules.push(rule);
     }
+    Ok(rules)
+}
+
+/// `[[access]]`, `precompressed`, `compress`, `compress_*` and `autoindex`.
+fn parse_features(
+    src: &Source,
+    raw: &RawConfig,
+    f: &mut Features,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    f.access = parse_access(src, &raw.access, resolve)?;
     if let Some(v) = &raw.precompressed {
         f.precompressed = *v.get_ref();
     }
@@ -1199,11 +1213,16 @@ impl Config {
                 &mut rules,
                 Some(&seen),
             )?;
+            let access = match &s.access {
+                Some(_) => Some(parse_access(&src, &s.access, &resolve)?),
+                None => None,
+            };
             cfg.sites.push(SiteConfig {
                 names,
                 root,
                 index,
                 rules,
+                access,
             });
         }
         cfg.default_site = default_at.unwrap_or(0);
@@ -1239,7 +1258,9 @@ impl Config {
             self.tls.redirect.clear();
         }
         if let Some(root) = root {
+            // One root from the command line: it replaces the file's sites.
             self.root = Some(root);
+            self.sites.clear();
         }
     }
 
@@ -1869,5 +1890,24 @@ keep = 3
         // A top-level root beside [[site]] blocks is ambiguous.
         let (l, k, _) = err(&format!("root = \"src\"\n{base}"));
         assert_eq!((l, k.as_str()), (1, "root"));
+    }
+
+    #[test]
+    fn site_access_replaces_the_top_level_and_root_on_the_command_line_wins() {
+        let text =
+            "listen = [\"127.0.0.1:1\"]\n[[access]]\nprefix = \"/a/\"\ndeny = [\"10.0.0.0/8\"]\n\
+            [[site]]\nserver_names = [\"a.test\"]\nroot = \"src\"\n\
+            [[site]]\nserver_names = [\"b.test\"]\nroot = \"src\"\n\
+            [[site.access]]\nprefix = \"/b/\"\nallow = [\"127.0.0.1\"]\n";
+        let mut c = parse(text).unwrap();
+        assert_eq!(c.http.access.len(), 1);
+        assert_eq!(c.sites[0].access, None);
+        let b = c.sites[1].access.as_ref().unwrap();
+        assert_eq!((b.len(), b[0].prefix.as_str()), (1, "/b/"));
+        let (line, key, _) = err(&text.replace("allow = [\"127.0.0.1\"]", "allow = [\"x\"]"));
+        assert_eq!((line, key.as_str()), (13, "access.allow"));
+        c.override_with(None, Some(PathBuf::from("/srv")));
+        assert!(c.sites.is_empty());
+        assert_eq!(c.root.as_deref(), Some(Path::new("/srv")));
     }
 }

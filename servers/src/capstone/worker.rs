@@ -387,24 +387,29 @@ fn served(
     board: &'static Board,
     access: Option<AccessLog>,
 ) -> Result<Served, WorkerError> {
-    if config.sites.is_empty() {
-        // No root: the bundled site (a loaded configuration has it unpacked already).
-        let root = match &config.root {
-            Some(r) => r.clone(),
-            None => super::bundled::root()?,
-        };
-        let h = http_config(config, board, access, &root, &config.index, &config.rules)?;
-        return Ok(Served::One(Arc::new(h)));
-    }
-    let mut sites = Vec::with_capacity(config.sites.len());
+    let mut sites: Vec<(Vec<String>, Arc<HttpConfig>)> = Vec::with_capacity(config.sites.len());
     for s in &config.sites {
-        let h = http_config(config, board, access.clone(), &s.root, &s.index, &s.rules)?;
+        let mut h = http_config(config, board, access.clone(), &s.root, &s.index, &s.rules)?;
+        if let Some(rules) = &s.access {
+            h.features.access = rules.clone();
+        }
+        // One budget of compressed bodies for the whole server.
+        if let Some((_, first)) = sites.first() {
+            h.share_compressed(first);
+        }
         sites.push((s.names.clone(), Arc::new(h)));
     }
-    Ok(Served::Sites(Arc::new(SiteTable::new(
-        sites,
-        config.default_site,
-    ))))
+    if let Some(table) = SiteTable::new(sites, config.default_site) {
+        return Ok(Served::Sites(Arc::new(table)));
+    }
+    // No [[site]]: the top-level root, or the bundled site (a loaded configuration
+    // has it unpacked already).
+    let root = match &config.root {
+        Some(r) => r.clone(),
+        None => super::bundled::root()?,
+    };
+    let h = http_config(config, board, access, &root, &config.index, &config.rules)?;
+    Ok(Served::One(Arc::new(h)))
 }
 
 /// The HTTP configuration of one site, status routes included.

@@ -274,7 +274,8 @@ pub struct HttpConfig {
     /// Compression, listings and access control.
     pub features: Features,
     dir: fs::Root,
-    compressed: OnceLock<CompressCache>,
+    /// Shared by every site of a server (see [`HttpConfig::share_compressed`]).
+    compressed: Arc<OnceLock<CompressCache>>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -320,7 +321,7 @@ impl HttpConfig {
             file_cache: 256,
             features: Features::default(),
             dir,
-            compressed: OnceLock::new(),
+            compressed: Arc::default(),
         })
     }
 
@@ -339,6 +340,12 @@ impl HttpConfig {
     fn compressed(&self) -> &CompressCache {
         self.compressed
             .get_or_init(|| CompressCache::new(self.features.compress_cache))
+    }
+
+    /// Keeps compressed bodies in `other`'s cache, so several sites share one byte
+    /// budget (entries are told apart by ETag, which names the file's inode).
+    pub fn share_compressed(&mut self, other: &HttpConfig) {
+        self.compressed = Arc::clone(&other.compressed);
     }
 
     /// Adds a dynamic route for an exact path.
@@ -573,7 +580,8 @@ impl Http {
 
     /// An instance serving several sites, each request by its `Host`.
     pub fn with_sites(table: Arc<SiteTable>, stats: Arc<HttpStats>) -> Http {
-        let first = Arc::clone(&table.sites[table.default.min(table.sites.len() - 1)]);
+        // A table always holds its default site (see `SiteTable::new`).
+        let first = Arc::clone(&table.sites[table.default]);
         let mut http = Http::with_stats(first, stats);
         http.current = table.default;
         http.parked = table

@@ -145,8 +145,11 @@ pub struct SiteTable {
 
 impl SiteTable {
     /// `sites` with their (already validated, lower-case) names; `default` indexes
-    /// `sites`.
-    pub fn new(sites: Vec<(Vec<String>, Arc<HttpConfig>)>, default: usize) -> SiteTable {
+    /// `sites` (out of range: the first). `None` without any site.
+    pub fn new(sites: Vec<(Vec<String>, Arc<HttpConfig>)>, default: usize) -> Option<SiteTable> {
+        if sites.is_empty() {
+            return None;
+        }
         let mut exact = HashMap::new();
         let mut wildcards = Vec::new();
         let mut configs = Vec::with_capacity(sites.len());
@@ -162,13 +165,13 @@ impl SiteTable {
             configs.push(cfg);
         }
         wildcards.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        let default = default.min(configs.len().saturating_sub(1));
-        SiteTable {
+        let default = if default < configs.len() { default } else { 0 };
+        Some(SiteTable {
             sites: configs,
             exact,
             wildcards,
             default,
-        }
+        })
     }
 
     /// The site for a `Host` value (port ignored, case-insensitive; none or an
