@@ -27,6 +27,8 @@ const MAX_PROCESSES: u64 = 64;
 const MAX_CLIENTS: u64 = 1_000_000;
 const MAX_TIMEOUT_SECS: u64 = 3600;
 const MAX_KEEP: u64 = 1000;
+/// Each site keeps its own open-file cache in every loop: bound how many.
+const MAX_SITES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -1138,6 +1140,13 @@ impl Config {
         )?;
         let mut default_at = None;
         for site in raw.site.iter().flatten() {
+            if cfg.sites.len() == MAX_SITES {
+                return src.err(
+                    site.span(),
+                    "site",
+                    format!("more than {MAX_SITES} sites (each keeps its own file cache per loop)"),
+                );
+            }
             let s = site.get_ref();
             let mut names = Vec::new();
             for n in s.server_names.iter().flatten() {

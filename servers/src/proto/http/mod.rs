@@ -29,6 +29,11 @@
 //! (`FILE.br`, `FILE.zst`, `FILE.gz`, with [`Features::precompressed`]) and bodies
 //! compressed on the fly and kept in memory ([`Features::compress`]); `Accept-Encoding`
 //! picks one, and from then on it is answered like any file, with its own ETag.
+//!
+//! The capstone's virtual hosts (`sites`): each site is a whole [`HttpConfig`] with
+//! its own root and file cache; a request's `Host` picks one before anything else,
+//! and its [`SiteRules`] add redirects, header rules, error pages, a fallback and,
+//! on TLS connections only, `Strict-Transport-Security`.
 
 mod access;
 mod body;
