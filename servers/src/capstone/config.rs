@@ -6,8 +6,12 @@
 //! not at all, which is what lets a reload (SIGHUP) refuse a bad file and keep serving
 //! with the old one.
 
-use crate::proto::http::{AccessRule, Cidr, Coding, Features, Htpasswd};
+use crate::proto::http::{
+    valid_field_name, valid_field_value, AccessRule, Cidr, Coding, Features, HeaderRule, Htpasswd,
+    PathMatch, Redirect, SiteRules,
+};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +27,8 @@ const MAX_PROCESSES: u64 = 64;
 const MAX_CLIENTS: u64 = 1_000_000;
 const MAX_TIMEOUT_SECS: u64 = 3600;
 const MAX_KEEP: u64 = 1000;
+/// Each site keeps its own open-file cache in every loop: bound how many.
+const MAX_SITES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -120,6 +126,26 @@ pub struct Config {
 
     // Static-serving features (precompressed, compress*, autoindex).
     pub http: Features,
+    /// The top-level site's index files, tried in order.
+    pub index: Vec<String>,
+    /// The top-level site's rules (and what every `[[site]]` inherits).
+    pub rules: SiteRules,
+    /// `[[site]]` blocks, chosen by `Host`; empty: one site, `root`.
+    pub sites: Vec<SiteConfig>,
+    /// Which of `sites` answers a `Host` no site names.
+    pub default_site: usize,
+}
+
+/// One `[[site]]`: the names it answers, its root and its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// Lower-case; a wildcard is kept as `*.example.test`.
+    pub names: Vec<String>,
+    pub root: PathBuf,
+    pub index: Vec<String>,
+    pub rules: SiteRules,
+    /// `[[site.access]]`; `None`: the top-level `[[access]]` blocks.
+    pub access: Option<Vec<AccessRule>>,
 }
 
 impl Default for Config {
@@ -156,6 +182,10 @@ impl Default for Config {
             pid_file: None,
             tls: TlsSettings::default(),
             http: Features::default(),
+            index: vec!["index.html".into()],
+            rules: SiteRules::default(),
+            sites: Vec::new(),
+            default_site: 0,
         }
     }
 }
@@ -193,6 +223,359 @@ struct RawConfig {
     compress_cache: Option<Spanned<Size>>,
     autoindex: Option<Spanned<bool>>,
     access: Option<Vec<RawAccess>>,
+
+    // The top-level site's rules, inherited by each `[[site]]`.
+    index: Option<Spanned<Names>>,
+    error_pages: Option<BTreeMap<String, Spanned<String>>>,
+    headers: Option<Vec<RawHeaders>>,
+    redirects: Option<Vec<RawRedirect>>,
+    fallback: Option<Spanned<String>>,
+    hsts: Option<Spanned<String>>,
+    site: Option<Vec<Spanned<RawSite>>>,
+}
+
+/// One `[[site]]` block.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    server_names: Option<Vec<Spanned<String>>>,
+    default: Option<Spanned<bool>>,
+    root: Option<Spanned<String>>,
+    index: Option<Spanned<Names>>,
+    error_pages: Option<BTreeMap<String, Spanned<String>>>,
+    headers: Option<Vec<RawHeaders>>,
+    redirects: Option<Vec<RawRedirect>>,
+    fallback: Option<Spanned<String>>,
+    hsts: Option<Spanned<String>>,
+    access: Option<Vec<RawAccess>>,
+}
+
+/// A file name or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One `[[headers]]` / `[[site.headers]]` block.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaders {
+    prefix: Option<Spanned<String>>,
+    extension: Option<Spanned<String>>,
+    set: Spanned<BTreeMap<String, Spanned<String>>>,
+}
+
+/// One redirect: `path` (exact) or `prefix`, to `to`, with `code` (301 by default).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedirect {
+    path: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    to: Spanned<String>,
+    code: Option<Spanned<i64>>,
+}
+
+/// The rule fields a `[[site]]` and the top level share.
+struct RawRules<'a> {
+    index: &'a Option<Spanned<Names>>,
+    error_pages: &'a Option<BTreeMap<String, Spanned<String>>>,
+    headers: &'a Option<Vec<RawHeaders>>,
+    redirects: &'a Option<Vec<RawRedirect>>,
+    fallback: &'a Option<Spanned<String>>,
+    hsts: &'a Option<Spanned<String>>,
+}
+
+/// Whether `p` is an absolute URL path a rule may name.
+fn url_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.contains(['?', '#', ' ', '\\'])
+        && !p.split('/').any(|seg| seg == "..")
+        && p.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
+/// Header names the server sets itself: a rule may not replace them.
+const MANAGED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "content-range",
+    "date",
+    "strict-transport-security",
+];
+
+/// Index files, error pages, header rules, redirects, fallback and HSTS, on top of
+/// `index`/`rules` (what the top level set); files are checked below `root` when
+/// given.
+fn parse_rules(
+    src: &Source,
+    raw: RawRules,
+    index: &mut Vec<String>,
+    rules: &mut SiteRules,
+    root: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let exists = |rel: &str| root.map_or(true, |r| r.join(rel.trim_start_matches('/')).is_file());
+    if let Some(v) = raw.index {
+        let names = match v.get_ref() {
+            Names::One(n) => vec![n.clone()],
+            Names::Many(l) => l.clone(),
+        };
+        if names.is_empty()
+            || names
+                .iter()
+                .any(|n| n.is_empty() || n.contains('/') || n == "." || n == "..")
+        {
+            return src.err(v.span(), "index", "must be file names like \"index.html\"");
+        }
+        *index = names;
+    }
+    if let Some(pages) = raw.error_pages {
+        rules.error_pages.clear();
+        for (code, page) in pages {
+            let n: u16 = match code.parse() {
+                Ok(n) if (400..=599).contains(&n) => n,
+                _ => {
+                    return src.err(
+                        page.span(),
+                        "error_pages",
+                        format!("{code:?} is not an error status (400 to 599)"),
+                    )
+                }
+            };
+            let p = page.get_ref();
+            if !url_path(p) || p.ends_with('/') {
+                return src.err(
+                    page.span(),
+                    "error_pages",
+                    format!("{p:?} must be an absolute file path like \"/404.html\""),
+                );
+            }
+            if !exists(p) {
+                return src.err(
+                    page.span(),
+                    "error_pages",
+                    format!("{p:?} is not a file below the root"),
+                );
+            }
+            rules.error_pages.push((n, p.clone()));
+        }
+    }
+    if let Some(list) = raw.headers {
+        rules.headers.clear();
+        for h in list {
+            let when = match (&h.prefix, &h.extension) {
+                (Some(p), None) => {
+                    if !url_path(p.get_ref()) {
+                        return src.err(
+                            p.span(),
+                            "headers.prefix",
+                            format!(
+                                "{:?} must be an absolute path like \"/assets/\"",
+                                p.get_ref()
+                            ),
+                        );
+                    }
+                    PathMatch::Prefix(p.get_ref().clone())
+                }
+                (None, Some(e)) => {
+                    let ext = e.get_ref().trim_start_matches('.');
+                    if ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        return src.err(
+                            e.span(),
+                            "headers.extension",
+                            format!("{:?} is not a file extension like \"css\"", e.get_ref()),
+                        );
+                    }
+                    PathMatch::Extension(ext.to_ascii_lowercase())
+                }
+                _ => {
+                    return src.err(
+                        h.set.span(),
+                        "headers",
+                        "needs exactly one of prefix or extension",
+                    )
+                }
+            };
+            if h.set.get_ref().is_empty() {
+                return src.err(h.set.span(), "headers.set", "sets no header");
+            }
+            let mut set = Vec::new();
+            for (name, value) in h.set.get_ref() {
+                if !valid_field_name(name) {
+                    return src.err(
+                        value.span(),
+                        "headers.set",
+                        format!("{name:?} is not a header name"),
+                    );
+                }
+                if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    return src.err(
+                        value.span(),
+                        "headers.set",
+                        format!("{name} is set by the server (use hsts for HSTS)"),
+                    );
+                }
+                if !valid_field_value(value.get_ref()) {
+                    return src.err(
+                        value.span(),
+                        "headers.set",
+                        format!("the value of {name} is not a valid header value"),
+                    );
+                }
+                set.push((name.clone(), value.get_ref().clone()));
+            }
+            rules.headers.push(HeaderRule { when, set });
+        }
+    }
+    if let Some(list) = raw.redirects {
+        rules.redirects.clear();
+        for r in list {
+            let (from, prefix) = match (&r.path, &r.prefix) {
+                (Some(p), None) => (p, false),
+                (None, Some(p)) => (p, true),
+                _ => {
+                    return src.err(
+                        r.to.span(),
+                        "redirects",
+                        "needs exactly one of path or prefix",
+                    )
+                }
+            };
+            let key = if prefix {
+                "redirects.prefix"
+            } else {
+                "redirects.path"
+            };
+            if !url_path(from.get_ref()) {
+                return src.err(
+                    from.span(),
+                    key,
+                    format!(
+                        "{:?} must be an absolute path like \"/old/\"",
+                        from.get_ref()
+                    ),
+                );
+            }
+            if rules
+                .redirects
+                .iter()
+                .any(|o| o.prefix == prefix && &o.from == from.get_ref())
+            {
+                return src.err(
+                    from.span(),
+                    key,
+                    format!("{:?} is listed twice", from.get_ref()),
+                );
+            }
+            let to = r.to.get_ref();
+            if to.is_empty() || to.contains(' ') || !valid_field_value(to) {
+                return src.err(
+                    r.to.span(),
+                    "redirects.to",
+                    format!("{to:?} is not a URL or path"),
+                );
+            }
+            let code = match &r.code {
+                None => 301,
+                Some(c) => match *c.get_ref() {
+                    n @ (301 | 302 | 307 | 308) => n as u16,
+                    n => {
+                        return src.err(
+                            c.span(),
+                            "redirects.code",
+                            format!("{n} is not 301, 302, 307 or 308"),
+                        )
+                    }
+                },
+            };
+            rules.redirects.push(Redirect {
+                from: from.get_ref().clone(),
+                prefix,
+                to: to.clone(),
+                code,
+            });
+        }
+    }
+    if let Some(v) = raw.fallback {
+        let p = v.get_ref();
+        if !url_path(p) || p.ends_with('/') {
+            return src.err(
+                v.span(),
+                "fallback",
+                format!("{p:?} must be an absolute file path like \"/index.html\""),
+            );
+        }
+        if !exists(p) {
+            return src.err(
+                v.span(),
+                "fallback",
+                format!("{p:?} is not a file below the root"),
+            );
+        }
+        rules.fallback = Some(p.clone());
+    }
+    if let Some(v) = raw.hsts {
+        let t = v.get_ref();
+        // RFC 6797 §6.1: directives separated by `;`, `max-age` required.
+        let max_age = t.split(';').map(str::trim).any(|d| {
+            d.split_once('=').is_some_and(|(k, n)| {
+                k.trim().eq_ignore_ascii_case("max-age")
+                    && !n.trim().trim_matches('"').is_empty()
+                    && n.trim()
+                        .trim_matches('"')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+            })
+        });
+        if t.is_empty() {
+            rules.hsts = None;
+        } else if !valid_field_value(t) || !max_age {
+            return src.err(
+                v.span(),
+                "hsts",
+                format!("{t:?} is not a Strict-Transport-Security value like \"max-age=31536000; includeSubDomains\""),
+            );
+        } else {
+            rules.hsts = Some(t.clone());
+        }
+    }
+    Ok(())
+}
+
+/// A `server_names` entry, lower-cased: a host name, an IP literal, or `*.` and a
+/// name.
+fn server_name(name: &str) -> Result<String, String> {
+    let n = name.trim().to_ascii_lowercase();
+    let n = n.strip_suffix('.').unwrap_or(&n).to_string();
+    let host = n.strip_prefix("*.").unwrap_or(&n);
+    if host.contains('*') {
+        return Err(format!(
+            "{name:?}: a wildcard is only a leading \"*.\" (like \"*.example.test\")"
+        ));
+    }
+    let ipv6 = host.starts_with('[')
+        && host.ends_with(']')
+        && host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
+    let plain = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if host.contains(':') && !ipv6 {
+        return Err(format!(
+            "{name:?}: leave the port out (names match any port)"
+        ));
+    }
+    if !(plain || (ipv6 && host == n)) || n.len() > 253 {
+        return Err(format!("{name:?} is not a host name"));
+    }
+    Ok(n)
 }
 
 /// One `[[access]]` block: what applies below a path prefix.
@@ -307,14 +690,14 @@ fn size_of(src: &Source, v: &Spanned<Size>, key: &str) -> Result<u64, ConfigErro
     }
 }
 
-/// `precompressed`, `compress`, `compress_*` and `autoindex`.
-fn parse_features(
+/// `[[access]]` (or `[[site.access]]`) blocks.
+fn parse_access(
     src: &Source,
-    raw: &RawConfig,
-    f: &mut Features,
+    list: &Option<Vec<RawAccess>>,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> Result<(), ConfigError> {
-    for a in raw.access.iter().flatten() {
+) -> Result<Vec<AccessRule>, ConfigError> {
+    let mut rules: Vec<AccessRule> = Vec::new();
+    for a in list.iter().flatten() {
         let prefix = a.prefix.get_ref();
         if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
             return src.err(
@@ -323,7 +706,7 @@ fn parse_features(
                 format!("{prefix:?} must be an absolute path like \"/admin/\""),
             );
         }
-        if f.access.iter().any(|r| &r.prefix == prefix) {
+        if rules.iter().any(|r| &r.prefix == prefix) {
             return src.err(
                 a.prefix.span(),
                 "access.prefix",
@@ -371,8 +754,19 @@ fn parse_features(
         if rule.allow.is_empty() && rule.deny.is_empty() && rule.auth.is_none() {
             return src.err(a.prefix.span(), "access", "needs allow, deny or auth_file");
         }
-        f.access.push(rule);
+        rules.push(rule);
     }
+    Ok(rules)
+}
+
+/// `[[access]]`, `precompressed`, `compress`, `compress_*` and `autoindex`.
+fn parse_features(
+    src: &Source,
+    raw: &RawConfig,
+    f: &mut Features,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    f.access = parse_access(src, &raw.access, resolve)?;
     if let Some(v) = &raw.precompressed {
         f.precompressed = *v.get_ref();
     }
@@ -562,6 +956,13 @@ impl Config {
             }
             cfg.chroot = Some(dir);
         }
+        if let (Some(v), Some(_)) = (&raw.root, &raw.site) {
+            return src.err(
+                v.span(),
+                "root",
+                "with [[site]] blocks each site has its own root",
+            );
+        }
         if let Some(v) = &raw.root {
             let root = resolve(v.get_ref());
             // Under a chroot the root is a path inside it, as the workers will see it.
@@ -577,7 +978,7 @@ impl Config {
                 );
             }
             cfg.root = Some(root);
-        } else if cfg.chroot.is_some() {
+        } else if cfg.chroot.is_some() && raw.site.is_none() {
             return src.err(
                 0..0,
                 "root",
@@ -730,6 +1131,141 @@ impl Config {
         }
         cfg.tls = tls_settings(&src, &raw, &cfg.listen, &resolve, cert_later)?;
         parse_features(&src, &raw, &mut cfg.http, &resolve)?;
+        let in_jail = |root: &Path| match &cfg.chroot {
+            Some(jail) => jail.join(root.strip_prefix("/").unwrap_or(root)),
+            None => root.to_path_buf(),
+        };
+        let top_root = cfg.root.as_deref().map(in_jail);
+        parse_rules(
+            &src,
+            RawRules {
+                index: &raw.index,
+                error_pages: &raw.error_pages,
+                headers: &raw.headers,
+                redirects: &raw.redirects,
+                fallback: &raw.fallback,
+                hsts: &raw.hsts,
+            },
+            &mut cfg.index,
+            &mut cfg.rules,
+            // With sites, each checks what it inherits below its own root; the
+            // bundled site has no error pages or fallback of its own.
+            match (&raw.site, &top_root) {
+                (Some(_), _) => None,
+                (None, Some(r)) => Some(r.as_path()),
+                (None, None) => Some(Path::new("/nonexistent")),
+            },
+        )?;
+        let mut default_at = None;
+        for site in raw.site.iter().flatten() {
+            if cfg.sites.len() == MAX_SITES {
+                return src.err(
+                    site.span(),
+                    "site",
+                    format!("more than {MAX_SITES} sites (each keeps its own file cache per loop)"),
+                );
+            }
+            let s = site.get_ref();
+            let mut names = Vec::new();
+            for n in s.server_names.iter().flatten() {
+                let name = match server_name(n.get_ref()) {
+                    Ok(name) => name,
+                    Err(msg) => return src.err(n.span(), "site.server_names", msg),
+                };
+                if cfg.sites.iter().any(|o| o.names.contains(&name)) || names.contains(&name) {
+                    return src.err(
+                        n.span(),
+                        "site.server_names",
+                        format!("{name:?} is named by another site"),
+                    );
+                }
+                names.push(name);
+            }
+            if let Some(d) = &s.default {
+                if *d.get_ref() {
+                    if default_at.is_some() {
+                        return src.err(
+                            d.span(),
+                            "site.default",
+                            "another site is already the default",
+                        );
+                    }
+                    default_at = Some(cfg.sites.len());
+                }
+            }
+            let Some(r) = &s.root else {
+                return src.err(site.span(), "site", "needs a root");
+            };
+            let root = resolve(r.get_ref());
+            let seen = in_jail(&root);
+            if !seen.is_dir() {
+                return src.err(
+                    r.span(),
+                    "site.root",
+                    format!("{} is not a directory", seen.display()),
+                );
+            }
+            let mut index = cfg.index.clone();
+            let mut rules = cfg.rules.clone();
+            // Inherited paths must exist below this site's root too.
+            for (_, p) in &rules.error_pages {
+                if !seen.join(p.trim_start_matches('/')).is_file() {
+                    return src.err(
+                        site.span(),
+                        "site.error_pages",
+                        format!("{p:?} (from the top level) is not a file below this root"),
+                    );
+                }
+            }
+            if let Some(p) = &rules.fallback {
+                if !seen.join(p.trim_start_matches('/')).is_file() {
+                    return src.err(
+                        site.span(),
+                        "site.fallback",
+                        format!("{p:?} (from the top level) is not a file below this root"),
+                    );
+                }
+            }
+            parse_rules(
+                &src,
+                RawRules {
+                    index: &s.index,
+                    error_pages: &s.error_pages,
+                    headers: &s.headers,
+                    redirects: &s.redirects,
+                    fallback: &s.fallback,
+                    hsts: &s.hsts,
+                },
+                &mut index,
+                &mut rules,
+                Some(&seen),
+            )?;
+            let access = match &s.access {
+                Some(_) => Some(parse_access(&src, &s.access, &resolve)?),
+                None => None,
+            };
+            cfg.sites.push(SiteConfig {
+                names,
+                root,
+                index,
+                rules,
+                access,
+            });
+        }
+        cfg.default_site = default_at.unwrap_or(0);
+        if let Some((_, site)) = raw
+            .site
+            .iter()
+            .flatten()
+            .enumerate()
+            .find(|(i, _)| *i != cfg.default_site && cfg.sites[*i].names.is_empty())
+        {
+            return src.err(
+                site.span(),
+                "site",
+                "is never chosen: give it server_names or default = true",
+            );
+        }
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {
@@ -749,7 +1285,9 @@ impl Config {
             self.tls.redirect.clear();
         }
         if let Some(root) = root {
+            // One root from the command line: it replaces the file's sites.
             self.root = Some(root);
+            self.sites.clear();
         }
     }
 
@@ -1304,5 +1842,99 @@ keep = 3
         assert!(c.tls.is_tls(&"127.0.0.1:2".parse().unwrap()));
         assert!(!c.tls.is_tls(&"127.0.0.1:1".parse().unwrap()));
         assert_eq!(c.tls.certificate.as_ref().unwrap().subject, "test server");
+    }
+
+    const SITES: &str = "listen = [\"127.0.0.1:1\"]\nindex = [\"index.htm\", \"index.html\"]\n\
+        hsts = \"max-age=60\"\n\
+        [[site]]\nserver_names = [\"Example.TEST\", \"*.example.test\"]\nroot = \"src\"\n\
+        error_pages = { 404 = \"/lib.rs\", 503 = \"/lib.rs\" }\n\
+        [[site.headers]]\nextension = \".CSS\"\nset = { \"Cache-Control\" = \"max-age=1\" }\n\
+        [[site.redirects]]\nprefix = \"/old/\"\nto = \"/new/\"\ncode = 308\n\
+        [[site]]\nserver_names = [\"other.test\"]\nroot = \"tests\"\ndefault = true\n\
+        index = \"home.html\"\nhsts = \"\"\n";
+
+    #[test]
+    fn sites_parse_with_inherited_rules() {
+        let c = parse(SITES).unwrap();
+        assert_eq!(c.sites.len(), 2);
+        assert_eq!(c.default_site, 1);
+        let (a, b) = (&c.sites[0], &c.sites[1]);
+        assert_eq!(a.names, ["example.test", "*.example.test"]);
+        assert_eq!(a.index, ["index.htm", "index.html"]);
+        assert_eq!(a.rules.hsts.as_deref(), Some("max-age=60"));
+        assert_eq!(
+            a.rules.error_pages,
+            [(404, "/lib.rs".to_string()), (503, "/lib.rs".to_string())]
+        );
+        assert_eq!(
+            a.rules.headers[0].when,
+            PathMatch::Extension("css".to_string())
+        );
+        assert_eq!(
+            a.rules.redirect_for("/old/x", None),
+            Some((308, "/new/x".into()))
+        );
+        assert_eq!(b.index, ["home.html"]);
+        assert_eq!(b.rules.hsts, None, "an empty hsts turns it off");
+        assert!(b.rules.redirects.is_empty());
+        // No [[site]]: none, and the top-level root as before.
+        let c = parse("listen = [\"127.0.0.1:1\"]\nroot = \"src\"\n").unwrap();
+        assert!(c.sites.is_empty());
+        assert_eq!(c.index, ["index.html"]);
+    }
+
+    #[test]
+    fn site_mistakes_name_their_line() {
+        let base =
+            "listen = [\"127.0.0.1:1\"]\n[[site]]\nserver_names = [\"a.test\"]\nroot = \"src\"\n";
+        for (extra, line, key, part) in [
+            ("[[site]]\nserver_names = [\"A.test.\"]\nroot = \"src\"\n", 6, "site.server_names", "another site"),
+            ("[[site]]\nserver_names = [\"*\"]\nroot = \"src\"\n", 6, "site.server_names", "wildcard"),
+            ("[[site]]\nserver_names = [\"a*.test\"]\nroot = \"src\"\n", 6, "site.server_names", "wildcard"),
+            ("[[site]]\nserver_names = [\"b.test:80\"]\nroot = \"src\"\n", 6, "site.server_names", "port"),
+            ("[[site]]\nserver_names = [\"b.test\"]\n", 5, "site", "needs a root"),
+            ("[[site]]\nserver_names = [\"b.test\"]\nroot = \"nope\"\n", 7, "site.root", "not a directory"),
+            ("[[site]]\nroot = \"src\"\n", 5, "site", "never chosen"),
+            ("default = true\n[[site]]\nserver_names = [\"b.test\"]\nroot = \"src\"\ndefault = true\n", 9, "site.default", "already"),
+            ("index = \"../x\"\n", 5, "index", "file names"),
+            ("error_pages = { 200 = \"/lib.rs\" }\n", 5, "error_pages", "not an error status"),
+            ("error_pages = { 404 = \"lib.rs\" }\n", 5, "error_pages", "absolute"),
+            ("fallback = \"/nope.html\"\n", 5, "fallback", "not a file"),
+            ("hsts = \"max-age=x\"\n", 5, "hsts", "Strict-Transport-Security"),
+            ("[[site.headers]]\nset = { A = \"b\" }\n", 6, "headers", "exactly one"),
+            ("[[site.headers]]\nprefix = \"/\"\nset = { \"Content-Length\" = \"1\" }\n", 7, "headers.set", "set by the server"),
+            ("[[site.headers]]\nprefix = \"/\"\nset = { A = \"b\\r\\nC: d\" }\n", 7, "headers.set", "not a valid header value"),
+            ("[[site.headers]]\nextension = \"c/ss\"\nset = { A = \"b\" }\n", 6, "headers.extension", "extension"),
+            ("[[site.redirects]]\nprefix = \"/a/\"\nto = \"/b/\"\n[[site.redirects]]\nprefix = \"/a/\"\nto = \"/c/\"\n", 9, "redirects.prefix", "twice"),
+            ("[[site.redirects]]\npath = \"/a\"\nprefix = \"/a/\"\nto = \"/b\"\n", 8, "redirects", "exactly one"),
+            ("[[site.redirects]]\npath = \"/a\"\nto = \"/b c\"\n", 7, "redirects.to", "not a URL"),
+            ("[[site.redirects]]\npath = \"/../a\"\nto = \"/b\"\n", 6, "redirects.path", "absolute"),
+        ] {
+            let (l, k, msg) = err(&format!("{base}{extra}"));
+            assert_eq!((l, k.as_str()), (line, key), "{extra}: {msg}");
+            assert!(msg.contains(part), "{extra}: {msg}");
+        }
+        // A top-level root beside [[site]] blocks is ambiguous.
+        let (l, k, _) = err(&format!("root = \"src\"\n{base}"));
+        assert_eq!((l, k.as_str()), (1, "root"));
+    }
+
+    #[test]
+    fn site_access_replaces_the_top_level_and_root_on_the_command_line_wins() {
+        let text =
+            "listen = [\"127.0.0.1:1\"]\n[[access]]\nprefix = \"/a/\"\ndeny = [\"10.0.0.0/8\"]\n\
+            [[site]]\nserver_names = [\"a.test\"]\nroot = \"src\"\n\
+            [[site]]\nserver_names = [\"b.test\"]\nroot = \"src\"\n\
+            [[site.access]]\nprefix = \"/b/\"\nallow = [\"127.0.0.1\"]\n";
+        let mut c = parse(text).unwrap();
+        assert_eq!(c.http.access.len(), 1);
+        assert_eq!(c.sites[0].access, None);
+        let b = c.sites[1].access.as_ref().unwrap();
+        assert_eq!((b.len(), b[0].prefix.as_str()), (1, "/b/"));
+        let (line, key, _) = err(&text.replace("allow = [\"127.0.0.1\"]", "allow = [\"x\"]"));
+        assert_eq!((line, key.as_str()), (13, "access.allow"));
+        c.override_with(None, Some(PathBuf::from("/srv")));
+        assert!(c.sites.is_empty());
+        assert_eq!(c.root.as_deref(), Some(Path::new("/srv")));
     }
 }

@@ -195,7 +195,17 @@ impl Protocol for Front {
     }
 }
 
-impl TlsAware for Front {}
+impl TlsAware for Front {
+    fn open_tls(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        identity: &crate::proto::tls::PeerIdentity,
+        out: &mut Outbox,
+    ) -> FrontConn {
+        FrontConn::Site(self.site.open_tls(id, peer, identity, out))
+    }
+}
 
 #[cfg(test)]
 mod tests {

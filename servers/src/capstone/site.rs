@@ -143,6 +143,21 @@ impl Protocol for Site {
     }
 }
 
+impl crate::proto::tls::TlsAware for Site {
+    fn open_tls(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        identity: &crate::proto::tls::PeerIdentity,
+        out: &mut Outbox,
+    ) -> SiteConn {
+        SiteConn {
+            http: self.http.open_tls(id, peer, identity, out),
+            fresh_since: Some(Instant::now()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,9 @@ use crate::io::event_loop::LoopHandle;
 use crate::io::{Limits, Stats};
 use crate::log::AccessLog;
 use crate::net::Listener;
-use crate::proto::http::{Http, HttpConfig, HttpStats, RouteRequest, RouteResponse};
+use crate::proto::http::{
+    Http, HttpConfig, HttpStats, RouteRequest, RouteResponse, SiteRules, SiteTable,
+};
 use crate::proto::tls::Tls;
 use crate::proto::Protocol;
 use crate::rotate::{RotatePolicy, RotatingFile};
@@ -169,11 +171,7 @@ fn serve(
             .map_or(0, |c| c.load(Ordering::Relaxed))
             + logging::write_errors().saturating_sub(error_log_base)
     };
-    let http_config = Arc::new(http_config(
-        config,
-        board,
-        access.as_ref().map(|(a, _)| a.clone()),
-    )?);
+    let served = served(config, board, access.as_ref().map(|(a, _)| a.clone()))?;
     drop_privileges(config)?;
 
     let limits = Limits {
@@ -196,10 +194,7 @@ fn serve(
             stats: stats.clone(),
             http: http_stats.clone(),
         };
-        let http = Site::with_tally(
-            Http::with_stats(http_config.clone(), http_stats.clone()),
-            tally,
-        );
+        let http = Site::with_tally(served.http(http_stats.clone()), tally);
         let thread = match &tls {
             Some(t) => {
                 let front = Front::new(
@@ -379,23 +374,73 @@ where
     Ok((thread, control))
 }
 
-/// The HTTP configuration every loop of this process shares, status routes included.
+/// What every loop of this process serves: one site, or the `[[site]]` table.
+enum Served {
+    One(Arc<HttpConfig>),
+    Sites(Arc<SiteTable>),
+}
+
+impl Served {
+    fn http(&self, stats: Arc<HttpStats>) -> Http {
+        match self {
+            Served::One(cfg) => Http::with_stats(cfg.clone(), stats),
+            Served::Sites(table) => Http::with_sites(table.clone(), stats),
+        }
+    }
+}
+
+/// The HTTP configurations every loop of this process shares, built from the
+/// configuration (so a reload, which starts new workers, applies a changed one).
+fn served(
+    config: &Config,
+    board: &'static Board,
+    access: Option<AccessLog>,
+) -> Result<Served, WorkerError> {
+    let mut sites: Vec<(Vec<String>, Arc<HttpConfig>)> = Vec::with_capacity(config.sites.len());
+    for s in &config.sites {
+        let mut h = http_config(config, board, access.clone(), &s.root, &s.index, &s.rules)?;
+        if let Some(rules) = &s.access {
+            h.features.access = rules.clone();
+        }
+        // One budget of compressed bodies for the whole server.
+        if let Some((_, first)) = sites.first() {
+            h.share_compressed(first);
+        }
+        sites.push((s.names.clone(), Arc::new(h)));
+    }
+    if let Some(table) = SiteTable::new(sites, config.default_site) {
+        return Ok(Served::Sites(Arc::new(table)));
+    }
+    // No [[site]]: the top-level root, or the bundled site (a loaded configuration
+    // has it unpacked already).
+    let root = match &config.root {
+        Some(r) => r.clone(),
+        None => super::bundled::root()?,
+    };
+    let h = http_config(config, board, access, &root, &config.index, &config.rules)?;
+    Ok(Served::One(Arc::new(h)))
+}
+
+/// The HTTP configuration of one site, status routes included.
 fn http_config(
     config: &Config,
     board: &'static Board,
     access: Option<AccessLog>,
+    configured: &std::path::Path,
+    index: &[String],
+    rules: &SiteRules,
 ) -> Result<HttpConfig, WorkerError> {
     // Opened before any chroot: the root stays reachable through its descriptor.
-    // No root: the bundled site (a loaded configuration has it unpacked already).
-    let configured = match &config.root {
-        Some(r) => r.clone(),
-        None => super::bundled::root()?,
-    };
     let root = match &config.chroot {
-        Some(jail) => jail.join(configured.strip_prefix("/").unwrap_or(&configured)),
-        None => configured,
+        Some(jail) => jail.join(configured.strip_prefix("/").unwrap_or(configured)),
+        None => configured.to_path_buf(),
     };
     let mut h = HttpConfig::new(&root)?;
+    if let Some((first, more)) = index.split_first() {
+        h.index = first.clone();
+        h.index_more = more.to_vec();
+    }
+    h.site = rules.clone();
     h.header_timeout = config.timeouts.header;
     h.idle_timeout = config.timeouts.idle;
     h.file_cache = config.file_cache;

@@ -29,6 +29,11 @@
 //! (`FILE.br`, `FILE.zst`, `FILE.gz`, with [`Features::precompressed`]) and bodies
 //! compressed on the fly and kept in memory ([`Features::compress`]); `Accept-Encoding`
 //! picks one, and from then on it is answered like any file, with its own ETag.
+//!
+//! The capstone's virtual hosts (`sites`): each site is a whole [`HttpConfig`] with
+//! its own root and file cache; a request's `Host` picks one before anything else,
+//! and its [`SiteRules`] add redirects, header rules, error pages, a fallback and,
+//! on TLS connections only, `Strict-Transport-Security`.
 
 mod access;
 mod body;
@@ -40,6 +45,7 @@ mod listing;
 mod mime;
 mod path;
 mod request;
+mod sites;
 
 pub use access::{AccessError, AccessRule, Cidr, Htpasswd};
 pub use date::{format_clf_date, format_http_date, format_iso_date, parse_http_date};
@@ -49,6 +55,9 @@ pub use path::{parse_target, percent_decode, Target};
 pub use request::{
     parse_head, parse_range, parse_ranges, BodyFraming, FieldLines, Head, Method, Parsed,
     RangeSpec, Ranges, MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_RANGES, MAX_URI,
+};
+pub use sites::{
+    valid_field_name, valid_field_value, HeaderRule, PathMatch, Redirect, SiteRules, SiteTable,
 };
 
 use crate::log::{AccessLog, Combined};
@@ -141,6 +150,8 @@ pub fn reason(code: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -249,6 +260,10 @@ pub struct HttpConfig {
     pub server_name: String,
     /// The file a directory serves.
     pub index: String,
+    /// Files a directory serves when it has no `index`, tried in order.
+    pub index_more: Vec<String>,
+    /// Error pages, header rules, redirects, fallback and HSTS (capstone sites).
+    pub site: SiteRules,
     /// Exact normalised paths answered by a function instead of a file (GET and HEAD
     /// only), checked before the file lookup.
     pub routes: Vec<(String, RouteHandler)>,
@@ -264,7 +279,8 @@ pub struct HttpConfig {
     /// Compression, listings and access control.
     pub features: Features,
     dir: fs::Root,
-    compressed: OnceLock<CompressCache>,
+    /// Shared by every site of a server (see [`HttpConfig::share_compressed`]).
+    compressed: Arc<OnceLock<CompressCache>>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -302,13 +318,15 @@ impl HttpConfig {
             idle_timeout: Duration::from_secs(30),
             server_name: "httpd".into(),
             index: "index.html".into(),
+            index_more: Vec::new(),
+            site: SiteRules::default(),
             routes: Vec::new(),
             access_log: None,
             inline_max: 16 * 1024,
             file_cache: 256,
             features: Features::default(),
             dir,
-            compressed: OnceLock::new(),
+            compressed: Arc::default(),
         })
     }
 
@@ -327,6 +345,12 @@ impl HttpConfig {
     fn compressed(&self) -> &CompressCache {
         self.compressed
             .get_or_init(|| CompressCache::new(self.features.compress_cache))
+    }
+
+    /// Keeps compressed bodies in `other`'s cache, so several sites share one byte
+    /// budget (entries are told apart by ETag, which names the file's inode).
+    pub fn share_compressed(&mut self, other: &HttpConfig) {
+        self.compressed = Arc::clone(&other.compressed);
     }
 
     /// Adds a dynamic route for an exact path.
@@ -447,6 +471,18 @@ pub struct Http {
     /// Numbers the `multipart/byteranges` boundaries (seeded from the clock, so two
     /// workers or runs do not repeat each other's).
     boundary: u64,
+    /// Virtual hosts: the site each request is served by (`None`: one site, `cfg`).
+    table: Option<Arc<SiteTable>>,
+    /// The other sites' state while `current` is in `cfg`, `cache` and `verified`.
+    parked: Vec<Option<Parked>>,
+    current: usize,
+}
+
+/// A site's per-loop state while another site is being served.
+struct Parked {
+    cfg: Arc<HttpConfig>,
+    cache: FileCache,
+    verified: access::Verified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -467,6 +503,8 @@ enum Phase {
 pub struct HttpConn {
     peer: SocketAddr,
     phase: Phase,
+    /// The connection came over TLS (HSTS is only ever sent then).
+    tls: bool,
 }
 
 /// What the response head and the log need to know of a request.
@@ -477,6 +515,10 @@ struct Req<'a> {
     minor: u8,
     head_only: bool,
     keep: bool,
+    /// Over TLS: the site's HSTS header goes out.
+    tls: bool,
+    /// The site's header lines for this path (sent on answers below 400).
+    site_headers: String,
 }
 
 impl<'a> Req<'a> {
@@ -491,6 +533,8 @@ impl<'a> Req<'a> {
             // or 501 goes out at once and the connection closes rather than read it.
             keep: head.keep_alive
                 && (!head.has_body || matches!(head.method, Method::Get | Method::Head)),
+            tls: false,
+            site_headers: String::new(),
         }
     }
 
@@ -502,6 +546,8 @@ impl<'a> Req<'a> {
             minor: 1,
             head_only: false,
             keep: false,
+            tls: false,
+            site_headers: String::new(),
         }
     }
 }
@@ -531,7 +577,49 @@ impl Http {
             boundary: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
+            table: None,
+            parked: Vec::new(),
+            current: 0,
         }
+    }
+
+    /// An instance serving several sites, each request by its `Host`.
+    pub fn with_sites(table: Arc<SiteTable>, stats: Arc<HttpStats>) -> Http {
+        // A table always holds its default site (see `SiteTable::new`).
+        let first = Arc::clone(&table.sites[table.default]);
+        let mut http = Http::with_stats(first, stats);
+        http.current = table.default;
+        http.parked = table
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, cfg)| {
+                (i != table.default).then(|| Parked {
+                    cache: FileCache::new(cfg.file_cache),
+                    cfg: Arc::clone(cfg),
+                    verified: access::Verified::default(),
+                })
+            })
+            .collect();
+        http.table = Some(table);
+        http
+    }
+
+    /// Makes site `i` the one `cfg`, `cache` and `verified` belong to.
+    fn enter(&mut self, i: usize) {
+        if i == self.current {
+            return;
+        }
+        let Some(next) = self.parked.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        let prev = Parked {
+            cfg: std::mem::replace(&mut self.cfg, next.cfg),
+            cache: std::mem::replace(&mut self.cache, next.cache),
+            verified: std::mem::replace(&mut self.verified, next.verified),
+        };
+        self.parked[self.current] = Some(prev);
+        self.current = i;
     }
 
     pub fn stats(&self) -> &Arc<HttpStats> {
@@ -573,6 +661,14 @@ impl Http {
         } else if req.minor == 0 {
             h.push_str("Connection: keep-alive\r\n");
         }
+        if req.tls {
+            if let Some(v) = &self.cfg.site.hsts {
+                let _ = write!(h, "Strict-Transport-Security: {v}\r\n");
+            }
+        }
+        if code < 400 {
+            h.push_str(&req.site_headers);
+        }
         h
     }
 
@@ -611,6 +707,61 @@ impl Http {
             req.keep = false;
         }
         let code = status.code();
+        let custom = self.error_page(code);
+        let (ctype, body) = match &custom {
+            Some((ctype, body)) => (*ctype, &body[..]),
+            None => ("text/html; charset=utf-8", &[][..]),
+        };
+        let builtin;
+        let body = if custom.is_some() {
+            body
+        } else {
+            builtin = html_page(code);
+            builtin.as_bytes()
+        };
+        let mut h = self.head(code, req, Some(ctype), Some(body.len() as u64));
+        h.push_str(extra);
+        h.push_str("\r\n");
+        let mut bytes = h.into_bytes();
+        let sent = if req.head_only {
+            0
+        } else {
+            bytes.extend_from_slice(body);
+            body.len() as u64
+        };
+        out.send(id, bytes);
+        self.account(peer, req, code, sent);
+        req.keep
+    }
+
+    /// The site's own page for an error status: its content type and bytes, read
+    /// afresh (errors are rare; a page larger than [`MAX_ERROR_PAGE`] or one that
+    /// cannot be read leaves the built-in page).
+    fn error_page(&self, code: u16) -> Option<(&'static str, Vec<u8>)> {
+        if code < 400 {
+            return None;
+        }
+        let path = self.cfg.site.error_page(code)?;
+        let rel = path.trim_start_matches('/').as_bytes();
+        let (file, meta) = self.cfg.dir.open_file(rel).ok()?;
+        if !meta.is_file() || meta.len() > MAX_ERROR_PAGE {
+            return None;
+        }
+        let mut buf = vec![0u8; meta.len() as usize];
+        file.read_exact_at(&mut buf, 0).ok()?;
+        Some((content_type(rel), buf))
+    }
+
+    /// A redirect configured for the site (`code` is 301, 302, 307 or 308).
+    fn redirect(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        req: &mut Req<'_>,
+        code: u16,
+        location: &str,
+        out: &mut Outbox,
+    ) -> bool {
         let body = html_page(code);
         let mut h = self.head(
             code,
@@ -618,8 +769,7 @@ impl Http {
             Some("text/html; charset=utf-8"),
             Some(body.len() as u64),
         );
-        h.push_str(extra);
-        h.push_str("\r\n");
+        let _ = write!(h, "Location: {location}\r\n\r\n");
         let sent = if req.head_only {
             0
         } else {
@@ -632,9 +782,21 @@ impl Http {
     }
 
     /// Answers one complete request; returns whether the connection stays open.
-    fn serve(&mut self, id: ConnId, peer: SocketAddr, head: &Head<'_>, out: &mut Outbox) -> bool {
+    fn serve(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        tls: bool,
+        head: &Head<'_>,
+        out: &mut Outbox,
+    ) -> bool {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(table) = &self.table {
+            let i = table.pick(head.host);
+            self.enter(i);
+        }
         let mut req = Req::of(head);
+        req.tls = tls;
         let method = match head.method {
             Method::Get => "GET",
             Method::Head => "HEAD",
@@ -651,6 +813,17 @@ impl Http {
             Ok(t) => t,
             Err(status) => return self.page(id, peer, &mut req, status, "", out),
         };
+        let rules = &self.cfg.site;
+        if !rules.redirects.is_empty() || !rules.headers.is_empty() {
+            let mut path = target.absolute();
+            if target.trailing_slash && !target.rel.is_empty() {
+                path.push('/');
+            }
+            if let Some((code, to)) = rules.redirect_for(&path, target.query) {
+                return self.redirect(id, peer, &mut req, code, &to, out);
+            }
+            req.site_headers = rules.header_lines(&path);
+        }
         if !self.cfg.features.access.is_empty() {
             if let Some((status, extra)) = self.refuse(head, peer, &target) {
                 return self.page(id, peer, &mut req, status, &extra, out);
@@ -685,11 +858,28 @@ impl Http {
         // key's slash.
         let path = key[..key.len() - usize::from(target.trailing_slash)].to_vec();
         let cfg = Arc::clone(&self.cfg);
+        // try_files: a path that names nothing is the fallback file, if one is set.
+        let fallback = |status| match &cfg.site.fallback {
+            Some(f) if status == Status::NotFound => {
+                let rel = f.trim_start_matches('/').as_bytes().to_vec();
+                match cfg.dir.open_file(&rel) {
+                    Ok((file, meta)) if meta.is_file() => Ok((file, meta, rel)),
+                    _ => Err(status),
+                }
+            }
+            _ => Err(status),
+        };
         let (file, meta, rel) = match cfg.dir.open_file(&path) {
-            Err(status) => return self.page(id, peer, &mut req, status, "", out),
+            Err(status) => match fallback(status) {
+                Ok(found) => found,
+                Err(status) => return self.page(id, peer, &mut req, status, "", out),
+            },
             // "/file.txt/" names a directory that is not there (ENOTDIR), as nginx says.
             Ok((_, meta)) if meta.is_file() && target.trailing_slash => {
-                return self.page(id, peer, &mut req, Status::NotFound, "", out)
+                match fallback(Status::NotFound) {
+                    Ok(found) => found,
+                    Err(status) => return self.page(id, peer, &mut req, status, "", out),
+                }
             }
             Ok((file, meta)) if meta.is_file() => (file, meta, path),
             Ok((_, meta)) if meta.is_dir() => {
@@ -703,16 +893,25 @@ impl Http {
                     location.push_str("\r\n");
                     return self.page(id, peer, &mut req, Status::MovedPermanently, &location, out);
                 }
-                let mut index = path;
-                if !index.is_empty() {
-                    index.push(b'/');
+                let mut dir = path;
+                if !dir.is_empty() {
+                    dir.push(b'/');
                 }
-                index.extend_from_slice(cfg.index.as_bytes());
-                match cfg.dir.open_file(&index) {
-                    Ok((file, meta)) if meta.is_file() => (file, meta, index),
-                    Ok(_) | Err(Status::NotFound) if cfg.features.autoindex => {
-                        let dir = &index[..index.len() - cfg.index.len()];
-                        let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+                let mut found = Err(Status::NotFound);
+                for name in std::iter::once(&cfg.index).chain(&cfg.index_more) {
+                    let mut index = dir.clone();
+                    index.extend_from_slice(name.as_bytes());
+                    found = match cfg.dir.open_file(&index) {
+                        Ok((file, meta)) if meta.is_file() => Ok((file, meta, index)),
+                        Ok(_) | Err(Status::NotFound) => continue,
+                        Err(status) => Err(status),
+                    };
+                    break;
+                }
+                match found {
+                    Ok(found) => found,
+                    Err(Status::NotFound) if cfg.features.autoindex => {
+                        let dir = dir.strip_suffix(b"/").unwrap_or(&dir);
                         let dir = Target {
                             rel: dir.to_vec(),
                             trailing_slash: true,
@@ -722,7 +921,7 @@ impl Http {
                         return self.listing(id, peer, &mut req, &dir, out);
                     }
                     // No index and no listing.
-                    Ok(_) | Err(Status::NotFound) => {
+                    Err(Status::NotFound) => {
                         return self.page(id, peer, &mut req, Status::Forbidden, "", out)
                     }
                     Err(status) => return self.page(id, peer, &mut req, status, "", out),
@@ -1148,6 +1347,11 @@ impl Http {
         out: &mut Outbox,
     ) {
         let mut req = Req::unparsed(line);
+        req.tls = conn.tls;
+        if let Some(t) = &self.table {
+            let i = t.default;
+            self.enter(i);
+        }
         self.page(id, conn.peer, &mut req, status, "", out);
         self.close(id, conn, out);
     }
@@ -1184,6 +1388,7 @@ impl Protocol for Http {
         HttpConn {
             peer,
             phase: Phase::Head,
+            tls: false,
         }
     }
 
@@ -1253,7 +1458,7 @@ impl Protocol for Http {
                             }
                         }
                     }
-                    if self.serve(id, conn.peer, &head, out) {
+                    if self.serve(id, conn.peer, conn.tls, &head, out) {
                         conn.phase = rest.map_or(Phase::Idle, Phase::Body);
                         answered = true;
                         if self.streamed {
@@ -1300,6 +1505,9 @@ impl Protocol for Http {
     fn tick(&mut self, _out: &mut Outbox) {
         self.clock.tick();
         self.cache.expire(self.clock.secs);
+        for p in self.parked.iter_mut().flatten() {
+            p.cache.expire(self.clock.secs);
+        }
     }
 
     /// Only a kept-alive connection between requests is idle: a fresh one has a
@@ -1324,6 +1532,24 @@ impl Protocol for Http {
         Bytes::from(h.into_bytes())
     }
 }
+
+impl crate::proto::tls::TlsAware for Http {
+    /// A connection over TLS: its answers carry the site's HSTS header.
+    fn open_tls(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        _identity: &crate::proto::tls::PeerIdentity,
+        out: &mut Outbox,
+    ) -> HttpConn {
+        let mut conn = self.open(id, peer, out);
+        conn.tls = true;
+        conn
+    }
+}
+
+/// Error pages are read whole for each answer: bound them.
+const MAX_ERROR_PAGE: u64 = 256 * 1024;
 
 #[cfg(test)]
 mod tests;
