@@ -154,6 +154,7 @@ impl crate::proto::tls::TlsAware for Site {
         SiteConn {
             http: self.http.open_tls(id, peer, identity, out),
             fresh_since: Some(Instant::now()),
+            proto: super::metrics::HTTP11,
         }
     }
 }
