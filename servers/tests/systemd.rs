@@ -123,6 +123,19 @@ impl Activated {
         self.log.lock().unwrap().clone()
     }
 
+    /// Whether the log shows `text` within 5 s: a reader thread collects it, so a line the
+    /// server wrote before a notification may reach the log a moment after it.
+    fn log_shows(&self, text: &str) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(text) {
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
@@ -261,9 +274,11 @@ fn capstone_serves_the_passed_socket_and_notifies_through_a_reload() {
     // Ready means served: the queued connection and a new one, at once.
     assert_eq!(get_status(first), "HTTP/1.1 200 OK");
     assert_eq!(get_status(connect(addr)), "HTTP/1.1 200 OK");
-    assert!(srv
-        .log()
-        .contains("serving a socket passed by the service manager"));
+    assert!(
+        srv.log_shows("serving a socket passed by the service manager"),
+        "{}",
+        srv.log()
+    );
 
     // The master listens on the passed socket only: the default 8080 was not bound.
     let before = listening(srv.pid());
@@ -487,9 +502,11 @@ fn kvd_is_ready_after_the_log_replay_on_the_passed_socket() {
     assert!(ready.starts_with("READY=1\n"), "{ready}");
     assert!(ready.contains("STATUS=1 keys"), "{ready}");
     assert_eq!(resp(&mut first, &["GET", "greeting"]), "hello");
-    assert!(srv
-        .log()
-        .contains("serving a socket passed by the service manager"));
+    assert!(
+        srv.log_shows("serving a socket passed by the service manager"),
+        "{}",
+        srv.log()
+    );
     let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
     assert_eq!(held, vec![addr]);
     srv.signal(libc::SIGTERM);
