@@ -315,7 +315,20 @@ fn parse_rules(
     rules: &mut SiteRules,
     root: Option<&Path>,
 ) -> Result<(), ConfigError> {
-    let exists = |rel: &str| root.map_or(true, |r| r.join(rel.trim_start_matches('/')).is_file());
+    // An error page or the fallback: an absolute file path, and a file below `root`.
+    let file_below_root = |span: std::ops::Range<usize>, key: &str, p: &str, example: &str| {
+        if !url_path(p) || p.ends_with('/') {
+            return src.err(
+                span,
+                key,
+                format!("{p:?} must be an absolute file path like \"{example}\""),
+            );
+        }
+        if !root.map_or(true, |r| r.join(p.trim_start_matches('/')).is_file()) {
+            return src.err(span, key, format!("{p:?} is not a file below the root"));
+        }
+        Ok(())
+    };
     if let Some(v) = raw.index {
         let names = match v.get_ref() {
             Names::One(n) => vec![n.clone()],
@@ -344,20 +357,7 @@ fn parse_rules(
                 }
             };
             let p = page.get_ref();
-            if !url_path(p) || p.ends_with('/') {
-                return src.err(
-                    page.span(),
-                    "error_pages",
-                    format!("{p:?} must be an absolute file path like \"/404.html\""),
-                );
-            }
-            if !exists(p) {
-                return src.err(
-                    page.span(),
-                    "error_pages",
-                    format!("{p:?} is not a file below the root"),
-                );
-            }
+            file_below_root(page.span(), "error_pages", p, "/404.html")?;
             rules.error_pages.push((n, p.clone()));
         }
     }
@@ -499,20 +499,7 @@ fn parse_rules(
     }
     if let Some(v) = raw.fallback {
         let p = v.get_ref();
-        if !url_path(p) || p.ends_with('/') {
-            return src.err(
-                v.span(),
-                "fallback",
-                format!("{p:?} must be an absolute file path like \"/index.html\""),
-            );
-        }
-        if !exists(p) {
-            return src.err(
-                v.span(),
-                "fallback",
-                format!("{p:?} is not a file below the root"),
-            );
-        }
+        file_below_root(v.span(), "fallback", p, "/index.html")?;
         rules.fallback = Some(p.clone());
     }
     if let Some(v) = raw.hsts {
