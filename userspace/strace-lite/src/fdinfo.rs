@@ -98,6 +98,12 @@ fn describe_link(out: &mut String, pid: i32, link: &str, level: u8) -> bool {
             return false;
         }
     }
+    if level >= 2 && target == b"anon_inode:[pidfd]" {
+        if let Some(pid) = pidfd_pid(link) {
+            let _ = write!(out, "pid:{pid}>");
+            return true;
+        }
+    }
     push_escaped(out, target);
     if level >= 2 && target.starts_with(b"/") {
         device(out, link);
@@ -173,6 +179,7 @@ fn socket(out: &mut String, pid: i32, link: &str, inode: u64) {
         "UDP" => inet(out, pid, "udp", &proto, inode, false),
         "UDPv6" => inet(out, pid, "udp6", &proto, inode, true),
         p if p.starts_with("UNIX") => unix(out, &proto, inode),
+        "NETLINK" => netlink(out, &proto, inode),
         _ => false,
     };
     if !found {
@@ -224,6 +231,20 @@ fn endpoint(col: &str, v6: bool) -> Option<(String, u16, bool)> {
         format!("{}:{port}", std::net::Ipv4Addr::from(a))
     };
     Some((text, port, any))
+}
+
+/// The process a pidfd refers to: the `Pid:` line of its `/proc/PID/fdinfo/FD`
+/// (`link` is `/proc/PID/fd/FD`). None for a pidfd of a process already reaped (`-1`).
+fn pidfd_pid(link: &str) -> Option<i32> {
+    let info = link.replacen("/fd/", "/fdinfo/", 1);
+    let text = std::fs::read_to_string(info).ok()?;
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then_some(pid)
 }
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -328,6 +349,103 @@ fn unix_diag(ino: u32) -> Option<Vec<u8>> {
         return None;
     }
     Some(buf)
+}
+
+/// `NETLINK:[ROUTE:PORTID]` for a bound netlink socket, found in a `netlink_diag`
+/// dump (the kernel answers only dumps for this family); false when it is not there
+/// (an unbound socket), and strace then prints `NETLINK:[ino]` too.
+fn netlink(out: &mut String, proto: &str, inode: u64) -> bool {
+    let Ok(ino) = u32::try_from(inode) else {
+        return false;
+    };
+    let Some((protocol, portid)) = netlink_diag(ino) else {
+        return false;
+    };
+    let _ = write!(out, "{proto}:[");
+    match crate::decode::flags::lookup(u64::from(protocol), crate::decode::net::NETLINK_PROTOCOLS) {
+        Some(name) => {
+            let _ = write!(out, "{}:{portid}", name.trim_start_matches("NETLINK_"));
+        }
+        None => {
+            let _ = write!(out, "{protocol}");
+        }
+    }
+    out.push(']');
+    true
+}
+
+const NLMSG_DONE: u16 = 3;
+const NLMSG_ERROR: u16 = 2;
+const NDIAG_PROTO_ALL: u8 = 0xff;
+
+/// Dumps every netlink socket of this network namespace and returns the protocol and
+/// port id of the one whose inode is `ino`. Bounded: at most 64 replies are read.
+fn netlink_diag(ino: u32) -> Option<(u8, u32)> {
+    // SAFETY: plain socket(2); the descriptor is owned and closed on return.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just opened by us and is not shared.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd;
+    // struct nlmsghdr (16) + struct netlink_diag_req: family, protocol, pad (u16),
+    // ino, show, cookie[2].
+    let mut req = [0u8; 36];
+    req[0..4].copy_from_slice(&36u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[16] = libc::AF_NETLINK as u8;
+    req[17] = NDIAG_PROTO_ALL;
+    req[20..24].copy_from_slice(&ino.to_ne_bytes());
+    req[28..36].copy_from_slice(&[0xff; 8]);
+    // SAFETY: `req` is a live buffer of the length given.
+    let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+    if sent != req.len() as isize {
+        return None;
+    }
+    let mut buf = vec![0u8; 32 * 1024];
+    for _ in 0..64 {
+        // SAFETY: `buf` is a live buffer of the length given.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return None;
+        }
+        let reply = &buf[..n as usize];
+        let mut at = 0;
+        while at + 16 <= reply.len() {
+            let len = u32::from_ne_bytes(reply[at..at + 4].try_into().ok()?) as usize;
+            let kind = u16::from_ne_bytes([reply[at + 4], reply[at + 5]]);
+            if len < 16 || at + len > reply.len() {
+                return None;
+            }
+            match kind {
+                NLMSG_DONE | NLMSG_ERROR => return None,
+                SOCK_DIAG_BY_FAMILY if len >= 16 + 24 => {
+                    // struct netlink_diag_msg: family, type, protocol, state, portid,
+                    // dst_portid, dst_group, ino, cookie[2].
+                    let m = &reply[at + 16..at + len];
+                    let protocol = m[2];
+                    let portid = u32::from_ne_bytes(m[4..8].try_into().ok()?);
+                    let found = u32::from_ne_bytes(m[16..20].try_into().ok()?);
+                    if m[0] == libc::AF_NETLINK as u8 && found == ino {
+                        return Some((protocol, portid));
+                    }
+                }
+                _ => {}
+            }
+            at += (len + 3) & !3;
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -87,7 +87,14 @@ impl Printer {
         self.col = 0;
         self.line.clear();
         if show_pid {
-            let _ = write!(self.line, "[pid {tid:>5}] ");
+            self.line.push_str("[pid ");
+            let start = self.line.len();
+            crate::decode::int(&mut self.line, i64::from(tid));
+            let width = self.line.len() - start;
+            for _ in width..5 {
+                self.line.insert(start, ' ');
+            }
+            self.line.push_str("] ");
         }
         if self.timestamps > 0 {
             wall_clock(&mut self.line, self.timestamps);
@@ -122,8 +129,9 @@ impl Printer {
         self.line = line;
     }
 
-    /// Prints `name(entry-args` and leaves the line open for `tid`.
-    pub fn entry(&mut self, tid: i32, show_pid: bool, name: &str, args: &str) {
+    /// Prints `name(entry-args` (and `more`, the `, ` before exit arguments to come)
+    /// and leaves the line open for `tid`.
+    pub fn entry(&mut self, tid: i32, show_pid: bool, name: &str, args: &str, more: &str) {
         if self.json {
             return;
         }
@@ -132,6 +140,7 @@ impl Printer {
         self.put(name);
         self.put("(");
         self.put(args);
+        self.put(more);
         self.open = Some(tid);
     }
 
@@ -156,9 +165,13 @@ impl Printer {
         }
         self.put(args);
         self.put(") ");
-        if self.col < self.result_column {
-            let pad = self.result_column - self.col;
-            let _ = write!(self.out, "{:pad$}", "");
+        // Spaces from a constant, not `{:pad$}`: core::fmt pads one char at a time.
+        const SPACES: &[u8; 64] = &[b' '; 64];
+        let mut pad = self.result_column.saturating_sub(self.col);
+        while pad > 0 {
+            let n = pad.min(SPACES.len());
+            let _ = self.out.write_all(&SPACES[..n]);
+            pad -= n;
         }
         let _ = self.out.write_all(b"= ");
         let _ = self.out.write_all(ret.as_bytes());

@@ -895,14 +895,7 @@ fn print_entry(
 ) {
     let name = display_name(row, nr);
     let more = row.args.is_some_and(|k| (row.split as usize) < k.len()) && !spans.is_empty();
-    if more {
-        let mut t = String::with_capacity(text.len() + 2);
-        t.push_str(text);
-        t.push_str(", ");
-        printer.entry(tid, show_pid, &name, &t);
-    } else {
-        printer.entry(tid, show_pid, &name, text);
-    }
+    printer.entry(tid, show_pid, &name, text, if more { ", " } else { "" });
 }
 
 /// Counts this invocation against every `-e inject=` rule whose set has `nr`; the first
@@ -1192,9 +1185,7 @@ fn format_ret(out: &mut String, ctx: &mut Ctx, row: &Row, args: &[u64; 6], rval:
             let _ = write!(out, "{rval}");
             decode::creds::prctl_result(out, args, rval);
         }
-        _ => {
-            let _ = write!(out, "{rval}");
-        }
+        _ => decode::int(out, rval),
     }
 }
 

@@ -289,6 +289,66 @@ fn yy_shows_devices_and_socket_endpoints() {
     }
 }
 
+/// `-yy` on a netlink socket (`<NETLINK:[ROUTE:PORTID]>` once bound, `<NETLINK:[INODE]>`
+/// before) and on a pidfd (`<pid:N>`), as strace prints them.
+#[test]
+fn yy_names_netlink_sockets_and_pidfds() {
+    let py = "/usr/bin/python3";
+    if !have("strace") || !Path::new(py).exists() {
+        return;
+    }
+    let script = "import socket, os\n\
+         r=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE); r.bind((0,0))\n\
+         r.getsockname()\n\
+         d=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)  # NETLINK_SOCK_DIAG\n\
+         d.getsockname()\n\
+         p=os.pidfd_open(os.getpid()); os.close(p); r.close(); d.close()\n";
+    // Port ids and pids are small numbers that differ between runs: `N` after the colon.
+    let norm = |l: &String| {
+        let mut out = String::new();
+        let mut rest = l.as_str();
+        while let Some(at) = rest.find(|c: char| c == ':') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits > 0 && (out.ends_with("ROUTE:") || out.ends_with("<pid:")) {
+                out.push('N');
+                rest = &rest[digits..];
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    let args = [
+        "-yy",
+        "-e",
+        "trace=getsockname,pidfd_open,close",
+        py,
+        "-c",
+        script,
+    ];
+    let theirs: Vec<String> = lines(&run("strace", &args)).iter().map(norm).collect();
+    let ours: Vec<String> = lines(&run(BIN, &args)).iter().map(norm).collect();
+    let tail = |v: &Vec<String>| v[v.len().saturating_sub(7)..].to_vec();
+    let (a, b) = (tail(&theirs), tail(&ours));
+    assert_eq!(
+        a,
+        b,
+        "strace:\n{}\nstrace-lite:\n{}",
+        a.join("\n"),
+        b.join("\n")
+    );
+    for want in [
+        "getsockname(3<NETLINK:[ROUTE:N]>, {sa_family=AF_NETLINK, nl_pid=",
+        "close(3<NETLINK:[ROUTE:N]>) = 0",
+        "<NETLINK:[N]>, {sa_family=AF_NETLINK, nl_pid=0, nl_groups=N}",
+        "= 5<pid:N>",
+        "close(5<pid:N>) = 0",
+    ] {
+        assert!(b.iter().any(|l| l.contains(want)), "{want}: {b:?}");
+    }
+}
+
 #[test]
 fn read_and_write_dumps() {
     let (_d, f) = sample();

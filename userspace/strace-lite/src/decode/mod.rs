@@ -41,7 +41,7 @@ pub struct Ctx {
 impl Ctx {
     /// A descriptor: its number, and with `-y` what it refers to.
     pub fn fd(&mut self, out: &mut String, fd: i64) {
-        let _ = write!(out, "{fd}");
+        int(out, fd);
         if self.fd_paths == 0 {
             return;
         }
@@ -513,15 +513,9 @@ fn arg_abbrev(
     let v = a[i];
     let failed = ret.is_some_and(is_error);
     match kind {
-        Arg::Int => {
-            let _ = write!(out, "{}", v as i32);
-        }
-        Arg::Long => {
-            let _ = write!(out, "{}", v as i64);
-        }
-        Arg::Uint => {
-            let _ = write!(out, "{v}");
-        }
+        Arg::Int => int(out, i64::from(v as i32)),
+        Arg::Long => int(out, v as i64),
+        Arg::Uint => uint(out, v),
         Arg::Hex => hex(out, v),
         Arg::Ptr => ptr(out, v),
         Arg::Fd => ctx.fd(out, i64::from(v as i32)),
@@ -952,17 +946,60 @@ pub fn hex(out: &mut String, v: u64) {
     if v == 0 {
         out.push('0');
     } else {
-        let _ = write!(out, "{v:#x}");
+        hex_prefixed(out, v);
     }
+}
+
+/// Decimal digits of `v`, without going through `core::fmt` (this runs at every stop).
+pub fn uint(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+/// Signed decimal.
+pub fn int(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    uint(out, v.unsigned_abs());
+}
+
+/// `0x` and lowercase hex digits, without `core::fmt`.
+pub fn hex_prefixed(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 18];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b"0123456789abcdef"[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    at -= 2;
+    buf[at] = b'0';
+    buf[at + 1] = b'x';
+    // Only ASCII was written.
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 /// A value with no decoder: small numbers in decimal, addresses and masks in hex.
 pub fn raw(out: &mut String, v: u64) {
     let s = v as i64;
     if (-4096..=0xffff).contains(&s) {
-        let _ = write!(out, "{s}");
+        int(out, s);
     } else {
-        let _ = write!(out, "{v:#x}");
+        hex_prefixed(out, v);
     }
 }
 

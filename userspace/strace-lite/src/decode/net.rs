@@ -55,7 +55,16 @@ pub fn sockaddr(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
         libc::AF_NETLINK if b.len() >= 12 => {
             let pid = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
             let groups = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-            let _ = write!(out, ", nl_pid={pid}, nl_groups={groups:#08x}}}");
+            let pad = u16::from_ne_bytes([b[2], b[3]]);
+            if pad != 0 {
+                let _ = write!(out, ", nl_pad={pad:#x}");
+            }
+            // C's `%#08x`: no `0x` for zero.
+            if groups == 0 {
+                let _ = write!(out, ", nl_pid={pid}, nl_groups=00000000}}");
+            } else {
+                let _ = write!(out, ", nl_pid={pid}, nl_groups={groups:#08x}}}");
+            }
         }
         libc::AF_UNIX => {
             let path = &b[2..];
@@ -79,7 +88,7 @@ pub fn sockaddr(ctx: &mut Ctx, out: &mut String, addr: u64, len: u64) {
     }
 }
 
-const NETLINK_PROTOCOLS: flags::Xlat = &[
+pub const NETLINK_PROTOCOLS: flags::Xlat = &[
     (0, "NETLINK_ROUTE"),
     (1, "NETLINK_UNUSED"),
     (2, "NETLINK_USERSOCK"),

@@ -46,7 +46,7 @@ pub fn ptr(out: &mut String, addr: u64) {
     if addr == 0 {
         out.push_str("NULL");
     } else {
-        let _ = write!(out, "{addr:#x}");
+        super::hex_prefixed(out, addr);
     }
 }
 
