@@ -307,7 +307,7 @@ fn yy_names_netlink_sockets_and_pidfds() {
     let norm = |l: &String| {
         let mut out = String::new();
         let mut rest = l.as_str();
-        while let Some(at) = rest.find(|c: char| c == ':') {
+        while let Some(at) = rest.find(':') {
             out.push_str(&rest[..=at]);
             rest = &rest[at + 1..];
             let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
