@@ -80,6 +80,23 @@ impl TraceSet {
                         set.insert(nr);
                     }
                 }
+            } else if let Some(pattern) = item.strip_prefix('/') {
+                // strace's `/REGEX`: every call whose name it matches anywhere.
+                let re = regex_automata::meta::Regex::new(pattern).map_err(|e| {
+                    Error::Usage(format!("invalid regular expression {pattern:?}: {e}"))
+                })?;
+                let mut any = false;
+                for (nr, row) in table.iter() {
+                    if row.name != "syscall" && re.is_match(row.name) {
+                        set.insert(nr);
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(Error::Usage(format!(
+                        "invalid system call {item:?} in -e {expr:?} (no name matches)"
+                    )));
+                }
             } else if let Some(nr) = table.lookup(item) {
                 set.insert(nr);
             } else {
@@ -114,5 +131,12 @@ mod tests {
         assert!(!s.contains(1) && s.contains(0));
         assert!(TraceSet::parse("trace=nosuchcall", &t).is_err());
         assert!(TraceSet::parse("trace=all", &t).unwrap().all);
+        let s = TraceSet::parse("trace=/^(.*_)?statx?$,close", &t).unwrap();
+        for name in ["stat", "statx", "close"] {
+            assert!(s.contains(t.lookup(name).unwrap()), "{name}");
+        }
+        assert!(!s.contains(t.lookup("fstatfs").unwrap()));
+        assert!(TraceSet::parse("trace=/(", &t).is_err());
+        assert!(TraceSet::parse("trace=/^nosuchcall$", &t).is_err());
     }
 }

@@ -21,19 +21,20 @@ use strace_lite::tracer::{Config, Tracer};
     name = "strace-lite",
     version,
     about = "Trace the system calls of a program, the way strace does",
-    after_help = "Examples:\n  strace-lite cat /etc/hosts\n  strace-lite -f -e trace=%network,openat -o trace.txt ./capstone\n  strace-lite -c -f sh -c 'ls; ls'\n  strace-lite -p 1234            (Ctrl-C detaches, the process keeps running)\n  strace-lite -- -weird-name     (-- ends the options)"
+    after_help = "Examples:\n  strace-lite cat /etc/hosts\n  strace-lite -f -e trace=%network,openat -o trace.txt ./capstone\n  strace-lite -c -f sh -c 'ls; ls'\n  strace-lite -ff -o trace make     (trace.PID for each process)\n  strace-lite -e 'trace=/^(.*_)?stat' ls   (a regular expression over names)\n  strace-lite -p 1234            (Ctrl-C detaches, the process keeps running)\n  strace-lite -- -weird-name     (-- ends the options)"
 )]
 struct Cli {
     /// Attach to a running process (PTRACE_SEIZE); Ctrl-C detaches. May be repeated.
     #[arg(short = 'p', long = "attach", value_name = "PID")]
     pids: Vec<i32>,
-    /// Follow forks, vforks, clones and threads.
-    #[arg(short = 'f')]
-    follow: bool,
-    /// A qualifier, as strace's: trace=SET (NAME,%file,%network,...), status=SET
+    /// Follow forks, vforks, clones and threads. -ff with -o FILE: each thread's trace
+    /// goes to FILE.TID, without the `[pid N]` prefix.
+    #[arg(short = 'f', action = clap::ArgAction::Count)]
+    follow: u8,
+    /// A qualifier, as strace's: trace=SET (NAME,%file,%network,/REGEX,...), status=SET
     /// (successful,failed,unfinished,unavailable), signal=SET, read=FDS, write=FDS,
-    /// inject=SET:error=ERRNO|retval=N[:signal=SIG][:delay_enter=T][:when=N[+[STEP]]],
-    /// fault=SET. Repeatable; a bare SET is trace=SET.
+    /// inject=SET:error=ERRNO|retval=N[:signal=SIG][:delay_enter=T][:delay_exit=T]
+    /// [:when=FIRST[..LAST][+[STEP]]], fault=SET. Repeatable; a bare SET is trace=SET.
     #[arg(short = 'e', value_name = "EXPR")]
     expr: Vec<String>,
     /// Print only the calls that succeeded (-e status=successful).
@@ -229,7 +230,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         None => None,
     };
+    // -ff -o FILE: FILE itself is not written, FILE.TID is (strace's -ff without -o is -f).
+    let split = cli.follow >= 2 && !cli.summary && cli.output.is_some();
     let (sink, to_file): (Box<dyn std::io::Write>, bool) = match &cli.output {
+        Some(_) if split => (Box::new(std::io::sink()), true),
         Some(p) => {
             let f = std::fs::File::create(p).map_err(|source| Error::Output {
                 path: p.display().to_string(),
@@ -243,12 +247,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let eager_flush = !to_file;
     let mut printer = Printer::new(sink, cli.json, cli.timestamps.min(3), cli.durations);
     printer.set_relative(cli.relative);
+    if let (Some(base), true) = (&cli.output, split) {
+        printer.split_by_thread(base.clone());
+    }
     printer.show_ip = cli.instruction_pointer;
     if let Some(n) = cli.align {
         printer.result_column = n as usize;
     }
     let cfg = Config {
-        follow: cli.follow,
+        follow: cli.follow > 0,
         trace: trace.clone(),
         summary: cli.summary,
         durations: cli.durations,
@@ -263,16 +270,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
             // As strace does: without -f the program's threads and children run untraced, and
             // a filter they inherit would turn each filtered call into ENOSYS for them (no
             // tracer to stop for). So the filter is only installed when everything is followed.
-            let seccomp = !stops.all && cli.follow;
-            if cli.seccomp_bpf && !cli.follow {
+            let seccomp = !stops.all && cli.follow > 0;
+            if cli.seccomp_bpf && !cli.follow > 0 {
                 eprintln!("strace-lite: --seccomp-bpf cannot be used without -f/--follow-forks, disabling");
             }
             let filter = seccomp.then(|| strace_lite::seccomp::program(&stops));
             let launch = Launch::new(&path, &cli.cmd, filter)?;
             let pid = if cli.daemonize {
-                launch.spawn_detached(Tracer::options(cli.follow, seccomp))?
+                launch.spawn_detached(Tracer::options(cli.follow > 0, seccomp))?
             } else {
-                launch.spawn(Tracer::options(cli.follow, seccomp) | libc::PTRACE_O_EXITKILL)?
+                launch.spawn(Tracer::options(cli.follow > 0, seccomp) | libc::PTRACE_O_EXITKILL)?
             };
             let mut tracer = Tracer::new(cfg, table, printer, seccomp, false);
             tracer.set_verbose(cli.verbose);

@@ -30,6 +30,22 @@ pub struct Printer {
     open: Option<i32>,
     col: usize,
     line: String,
+    /// `-ff -o FILE`: each thread's lines go to `FILE.TID`.
+    split: Option<Split>,
+}
+
+/// `-ff`: the files of the threads not being printed now, each with its own open line.
+/// Switching threads swaps the printer's writer and line state with the parked ones.
+struct Split {
+    base: std::path::PathBuf,
+    current: i32,
+    parked: std::collections::HashMap<i32, Parked>,
+}
+
+struct Parked {
+    out: io::BufWriter<Box<dyn Write>>,
+    open: Option<i32>,
+    col: usize,
 }
 
 /// A finished syscall for the JSON form.
@@ -58,6 +74,73 @@ impl Printer {
             open: None,
             col: 0,
             line: String::with_capacity(256),
+            split: None,
+        }
+    }
+
+    /// `-ff -o FILE`: from now on each thread writes to `FILE.TID`, created at its first
+    /// line, closed when it is gone.
+    pub fn split_by_thread(&mut self, base: std::path::PathBuf) {
+        self.split = Some(Split {
+            base,
+            current: 0,
+            parked: Default::default(),
+        });
+    }
+
+    pub fn is_split(&self) -> bool {
+        self.split.is_some()
+    }
+
+    /// Makes `tid`'s file the current writer (`-ff`); nothing otherwise.
+    fn select(&mut self, tid: i32) {
+        let Some(split) = &mut self.split else {
+            return;
+        };
+        if split.current == tid {
+            return;
+        }
+        let next = match split.parked.remove(&tid) {
+            Some(p) => p,
+            None => {
+                let path = format!("{}.{tid}", split.base.display());
+                let file: Box<dyn Write> = match std::fs::File::create(&path) {
+                    Ok(f) => Box::new(f),
+                    Err(e) => {
+                        tracing::warn!(path, error = %e, "cannot create the trace file");
+                        Box::new(io::sink())
+                    }
+                };
+                Parked {
+                    out: io::BufWriter::with_capacity(16 * 1024, file),
+                    open: None,
+                    col: 0,
+                }
+            }
+        };
+        let prev = Parked {
+            out: std::mem::replace(&mut self.out, next.out),
+            open: std::mem::replace(&mut self.open, next.open),
+            col: std::mem::replace(&mut self.col, next.col),
+        };
+        split.parked.insert(split.current, prev);
+        split.current = tid;
+    }
+
+    /// `-ff`: `tid` is gone; its file is flushed and closed (a program that starts
+    /// thousands of processes must not keep thousands of files open).
+    pub fn close_thread(&mut self, tid: i32) {
+        let Some(split) = &mut self.split else {
+            return;
+        };
+        if split.current == tid {
+            let _ = self.out.flush();
+            self.out = io::BufWriter::new(Box::new(io::sink()));
+            self.open = None;
+            self.col = 0;
+            split.current = 0;
+        } else if let Some(mut p) = split.parked.remove(&tid) {
+            let _ = p.out.flush();
         }
     }
 
@@ -69,6 +152,11 @@ impl Printer {
     pub fn flush(&mut self) {
         // A closed stdout/stderr must not kill the tracer and its tracees with it.
         let _ = self.out.flush();
+        if let Some(split) = &mut self.split {
+            for p in split.parked.values_mut() {
+                let _ = p.out.flush();
+            }
+        }
     }
 
     fn put(&mut self, s: &str) {
@@ -135,6 +223,7 @@ impl Printer {
         if self.json {
             return;
         }
+        self.select(tid);
         self.interrupt_open_line();
         self.leader(tid, show_pid);
         self.put(name);
@@ -154,6 +243,7 @@ impl Printer {
         ret: &str,
         dur: Option<Duration>,
     ) {
+        self.select(tid);
         if self.open == Some(tid) {
             self.open = None;
         } else {
@@ -184,6 +274,7 @@ impl Printer {
 
     /// A line of its own: `--- SIGCHLD {...} ---`, `+++ exited with 0 +++`.
     pub fn note(&mut self, tid: i32, show_pid: bool, text: &str) {
+        self.select(tid);
         self.interrupt_open_line();
         self.leader(tid, show_pid);
         self.put(text);
@@ -191,6 +282,7 @@ impl Printer {
     }
 
     pub fn json_call(&mut self, c: &JsonCall) {
+        self.select(c.tid);
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), "syscall".into());
         obj.insert("pid".into(), c.tid.into());
@@ -217,6 +309,7 @@ impl Printer {
     }
 
     pub fn json_event(&mut self, kind: &str, tid: i32, fields: &[(&str, serde_json::Value)]) {
+        self.select(tid);
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), kind.into());
         obj.insert("pid".into(), tid.into());

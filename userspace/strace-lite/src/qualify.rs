@@ -101,16 +101,22 @@ pub struct Inject {
     pub signal: Option<i32>,
     /// How long the thread is held before the call runs.
     pub delay_enter: Option<Duration>,
+    /// How long the thread is held after the call, before it sees the result.
+    pub delay_exit: Option<Duration>,
     /// The first invocation tampered with (1-based) ...
     pub first: u64,
+    /// ... the last one (`when=FIRST..LAST`) ...
+    pub last: u64,
     /// ... and the step to the next ones (0: only the first).
     pub step: u64,
 }
 
 impl Inject {
-    /// Whether invocation `n` (1-based, counted per thread and per rule) is tampered with.
+    /// Whether invocation `n` (1-based, counted per thread and per syscall) is tampered with.
     pub fn fires(&self, n: u64) -> bool {
-        n >= self.first && (n == self.first || (self.step > 0 && (n - self.first) % self.step == 0))
+        n >= self.first
+            && n <= self.last
+            && (n == self.first || (self.step > 0 && (n - self.first) % self.step == 0))
     }
 
     /// Whether the call is replaced (its number rewritten to -1, its result set at exit).
@@ -240,7 +246,8 @@ fn errno_number(name: &str) -> Option<i32> {
     (1..4096).find(|&n| process::errno_name(n) == Some(name))
 }
 
-/// `SET:error=EIO:when=3+2`, `SET:retval=0`, `SET:signal=SIGUSR1`, `SET:delay_enter=10ms`.
+/// `SET:error=EIO:when=3+2`, `SET:retval=0`, `SET:signal=SIGUSR1`, `SET:delay_enter=10ms`,
+/// `SET:delay_exit=1s`, `when=FIRST[..LAST][+[STEP]]`.
 fn parse_inject(value: &str, fault: bool, table: &Table) -> Result<Inject, Error> {
     let bad = |why: String| Error::Usage(format!("invalid -e inject={value}: {why}"));
     let mut parts = value.split(':');
@@ -251,7 +258,9 @@ fn parse_inject(value: &str, fault: bool, table: &Table) -> Result<Inject, Error
         retval: None,
         signal: None,
         delay_enter: None,
+        delay_exit: None,
         first: 1,
+        last: u64::MAX,
         step: 1,
     };
     for part in parts {
@@ -279,21 +288,41 @@ fn parse_inject(value: &str, fault: bool, table: &Table) -> Result<Inject, Error
                 inj.delay_enter =
                     Some(parse_delay(v).ok_or_else(|| bad(format!("invalid delay '{v}'")))?)
             }
+            "delay_exit" => {
+                inj.delay_exit =
+                    Some(parse_delay(v).ok_or_else(|| bad(format!("invalid delay '{v}'")))?)
+            }
             "when" => {
-                let (first, step) = match v.split_once('+') {
-                    None => (v, Some("0")),
-                    Some((f, "")) => (f, Some("1")),
-                    Some((f, s)) => (f, Some(s)),
+                let invalid = || bad(format!("invalid when '{v}'"));
+                // FIRST[..LAST][+[STEP]]: a range alone steps by one, FIRST alone is one call.
+                let (range, step) = match v.split_once('+') {
+                    None => (v, None),
+                    Some((r, "")) => (r, Some("1")),
+                    Some((r, s)) => (r, Some(s)),
+                };
+                let (first, last) = match range.split_once("..") {
+                    None => (range, None),
+                    Some((f, l)) => (f, Some(l)),
                 };
                 inj.first = first
                     .parse::<u64>()
                     .ok()
                     .filter(|&n| (1..=65535).contains(&n))
-                    .ok_or_else(|| bad(format!("invalid when '{v}'")))?;
+                    .ok_or_else(invalid)?;
+                inj.last = match last {
+                    None => u64::MAX,
+                    Some(l) => l
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&n| (1..=65534).contains(&n) && n >= inj.first)
+                        .ok_or_else(invalid)?,
+                };
+                let step = step.unwrap_or(if last.is_some() { "1" } else { "0" });
                 inj.step = step
-                    .and_then(|s| s.parse::<u64>().ok())
+                    .parse::<u64>()
+                    .ok()
                     .filter(|&n| n <= 65535)
-                    .ok_or_else(|| bad(format!("invalid when '{v}'")))?;
+                    .ok_or_else(invalid)?;
             }
             _ => return Err(bad(format!("unknown key '{k}'"))),
         }
@@ -310,8 +339,11 @@ fn parse_inject(value: &str, fault: bool, table: &Table) -> Result<Inject, Error
         && inj.retval.is_none()
         && inj.signal.is_none()
         && inj.delay_enter.is_none()
+        && inj.delay_exit.is_none()
     {
-        return Err(bad("give error=, retval=, signal= or delay_enter=".into()));
+        return Err(bad(
+            "give error=, retval=, signal=, delay_enter= or delay_exit=".into(),
+        ));
     }
     Ok(inj)
 }
@@ -377,7 +409,18 @@ mod tests {
         assert_eq!(q.inject[3].error, Some(libc::ENOSYS));
         q.add("inject=read:delay_enter=10ms", &t).unwrap();
         assert_eq!(q.inject[4].delay_enter, Some(Duration::from_millis(10)));
+        q.add("inject=read:error=EIO:when=2..4", &t).unwrap();
+        let i = &q.inject[5];
+        assert!(!i.fires(1) && i.fires(2) && i.fires(3) && i.fires(4) && !i.fires(5));
+        q.add("inject=read:error=EIO:when=2..9+3", &t).unwrap();
+        let i = &q.inject[6];
+        assert!(i.fires(2) && !i.fires(3) && i.fires(5) && i.fires(8) && !i.fires(11));
+        q.add("inject=read:delay_exit=1ms", &t).unwrap();
+        assert_eq!(q.inject[7].delay_exit, Some(Duration::from_millis(1)));
         for bad in [
+            "inject=read:error=EIO:when=5..2",
+            "inject=read:error=EIO:when=1..65535",
+            "inject=read:error=EIO:when=..3",
             "inject=read",
             "inject=read:error=EBOGUS",
             "inject=read:error=EIO:retval=1",

@@ -118,14 +118,19 @@ struct Thread {
     spans: Vec<(usize, usize)>,
     /// `-i`: where this call was made.
     ip: Option<u64>,
-    /// Invocations seen of each `-e inject=` rule's calls.
-    inject_counts: Vec<u64>,
+    /// Invocations seen of each syscall named by an `-e inject=` rule, by number
+    /// (strace counts per syscall and per tracee).
+    inject_counts: Vec<u32>,
     /// This call was replaced: the result to set at its exit.
     tampered: Option<i64>,
     /// A signal to deliver as the thread resumes from this entry.
     inject_signal: i32,
-    /// Hold the thread this long before the call runs.
+    /// Hold the thread this long before it resumes from this stop.
     delay: Option<Duration>,
+    /// `delay_exit`: the hold for this call's exit stop.
+    delay_exit: Option<Duration>,
+    /// A delay was injected into this call: its line ends ` (DELAYED)`.
+    delayed: bool,
     /// `-k`: the stack at this call's entry, printed after its line.
     stack: String,
 }
@@ -381,7 +386,7 @@ impl Tracer {
     }
 
     fn show_pid(&self) -> bool {
-        self.threads.len() > 1
+        self.threads.len() > 1 && !self.printer.is_split()
     }
 
     fn handle(&mut self, tid: i32, status: i32) {
@@ -599,6 +604,7 @@ impl Tracer {
                 self.printer.text(&th.stack);
             }
         }
+        self.printer.close_thread(tid);
     }
 
     fn syscall_stop(&mut self, tid: i32) {
@@ -628,6 +634,7 @@ impl Tracer {
         th.args = args;
         th.shown = false;
         th.tampered = None;
+        th.delayed = false;
         if th.hidden {
             if nr != libc::SYS_execve as u64 && nr != libc::SYS_execveat as u64 {
                 return;
@@ -744,6 +751,7 @@ impl Tracer {
             return;
         }
         th.in_syscall = false;
+        th.delay = th.delay_exit.take();
         if let Some(c) = &mut ctx.fd_cache {
             if crate::fdinfo::FdCache::invalidated_by(th.nr) {
                 c.clear();
@@ -804,6 +812,9 @@ impl Tracer {
         }
         if injected {
             ret_text.push_str(" (INJECTED)");
+        }
+        if th.delayed {
+            ret_text.push_str(" (DELAYED)");
         }
         let name = display_name(row, nr);
         if printer.json {
@@ -902,16 +913,23 @@ fn print_entry(
 /// rule that fires on it tampers with the call, as strace does: a replaced call's number
 /// becomes -1 (the kernel skips it with ENOSYS) and its result is set at exit.
 fn inject(tid: i32, th: &mut Thread, rules: &[Inject], nr: u64) {
-    if th.inject_counts.len() < rules.len() {
-        th.inject_counts.resize(rules.len(), 0);
+    if !rules.iter().any(|r| r.set.contains(nr)) {
+        return;
     }
+    let Some(slot) = usize::try_from(nr).ok().filter(|&n| n < 1024) else {
+        return;
+    };
+    if th.inject_counts.len() <= slot {
+        th.inject_counts.resize(slot + 1, 0);
+    }
+    th.inject_counts[slot] = th.inject_counts[slot].saturating_add(1);
+    let n = u64::from(th.inject_counts[slot]);
     let mut fired = false;
-    for (i, rule) in rules.iter().enumerate() {
+    for rule in rules {
         if !rule.set.contains(nr) {
             continue;
         }
-        th.inject_counts[i] += 1;
-        if fired || !rule.fires(th.inject_counts[i]) {
+        if fired || !rule.fires(n) {
             continue;
         }
         fired = true;
@@ -930,6 +948,8 @@ fn inject(tid: i32, th: &mut Thread, rules: &[Inject], nr: u64) {
             th.inject_signal = sig;
         }
         th.delay = rule.delay_enter;
+        th.delay_exit = rule.delay_exit;
+        th.delayed = rule.delay_enter.is_some() || rule.delay_exit.is_some();
     }
 }
 

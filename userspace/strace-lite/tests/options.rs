@@ -536,8 +536,130 @@ fn fault_injection_matches_strace() {
     same_as_strace(&["-e", "trace=close", "-e", "fault=close:when=2", "cat", f]);
 }
 
+/// `when=FIRST..LAST[+STEP]`, counted per syscall (a set of two calls has two counts), and
+/// `delay_exit`, as strace does them.
+#[test]
+fn inject_ranges_and_delay_exit_match_strace() {
+    let (_d, f) = sample();
+    let f = f.to_str().unwrap();
+    let Some(l) = same_as_strace(&[
+        "-e",
+        "trace=openat,close",
+        "-e",
+        "inject=openat,close:error=EBADF:when=2..3",
+        "cat",
+        f,
+    ]) else {
+        return;
+    };
+    let injected = |name: &str| {
+        l.iter()
+            .filter(|l| l.starts_with(name) && l.ends_with("(INJECTED)"))
+            .count()
+    };
+    assert_eq!((injected("openat("), injected("close(")), (2, 2), "{l:?}");
+    same_as_strace(&[
+        "-e",
+        "trace=openat",
+        "-e",
+        "inject=openat:error=ENOENT:when=2..6+2",
+        "cat",
+        f,
+    ]);
+    let start = Instant::now();
+    same_as_strace(&[
+        "-e",
+        "trace=getppid",
+        "-e",
+        "inject=getppid:delay_exit=300ms",
+        "sh",
+        "-c",
+        "echo $PPID",
+    ]);
+    // Both tracers held the call's exit.
+    assert!(
+        start.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// `-ff -o FILE`: one file per process, `FILE.PID`, no `[pid N]` prefixes, FILE itself
+/// not created; the same files with the same lines as strace's.
+#[test]
+fn ff_writes_one_file_per_process() {
+    if !have("strace") {
+        return;
+    }
+    let mut traces = Vec::new();
+    for tracer in ["strace", BIN] {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("t");
+        let o = Command::new(tracer)
+            .args(["-ff", "-o", base.to_str().unwrap()])
+            .args(["-e", "trace=execve,wait4,exit_group,write", "sh", "-c"])
+            .arg("echo hi; /bin/true & wait; /bin/true")
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tracer}: {o:?}");
+        assert!(!base.exists(), "{tracer} wrote {base:?} itself");
+        // The files by pid: the shell first, then its children in the order they started.
+        let mut files: Vec<(u32, Vec<String>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                let pid = name.strip_prefix("t.").unwrap().parse().unwrap();
+                (pid, lines(&std::fs::read_to_string(e.path()).unwrap()))
+            })
+            .collect();
+        files.sort();
+        traces.push(files.into_iter().map(|(_, l)| l).collect::<Vec<_>>());
+    }
+    assert_eq!(traces[0], traces[1], "strace vs strace-lite");
+    assert_eq!(traces[1].len(), 3, "{:?}", traces[1]);
+    assert!(traces[1].iter().flatten().all(|l| !l.starts_with("[pid")));
+    assert!(
+        traces[1][1][0].starts_with("execve(\"/bin/true\""),
+        "{:?}",
+        traces[1]
+    );
+}
+
+/// `-e trace=/REGEX`: the calls whose names the expression matches, as strace selects them.
+#[test]
+fn trace_regex_selects_like_strace() {
+    let (_d, f) = sample();
+    let Some(l) = same_as_strace(&["-e", "trace=/stat|^close$", "cat", f.to_str().unwrap()]) else {
+        return;
+    };
+    assert!(l.iter().any(|l| l.starts_with("close(")), "{l:?}");
+    assert!(l.iter().any(|l| l.starts_with("newfstatat(")), "{l:?}");
+    assert!(
+        l.iter()
+            .all(|l| !l.starts_with("openat(") && !l.starts_with("read(")),
+        "{l:?}"
+    );
+    let o = Command::new(BIN)
+        .args(["-e", "trace=/(", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
+
 #[test]
 fn delay_enter_holds_the_call() {
+    // The line ends ` (DELAYED)`, as strace's.
+    same_as_strace(&[
+        "-e",
+        "trace=getppid",
+        "-e",
+        "inject=getppid:delay_enter=10ms",
+        "sh",
+        "-c",
+        "echo $PPID",
+    ]);
     let start = Instant::now();
     let o = Command::new(BIN)
         .args([
