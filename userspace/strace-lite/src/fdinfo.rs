@@ -49,32 +49,44 @@ impl FdCache {
         self.texts.clear();
     }
 
-    /// Whether syscall `nr` may change what some descriptor refers to, or its path.
-    pub fn invalidated_by(nr: u64) -> bool {
+    /// Forgets what call `nr` (with `args`) may have changed: the descriptor a close
+    /// or dup2 replaced (in every thread: threads share their descriptor table), or
+    /// everything after a call that can change many descriptors or the paths they show
+    /// (exec closes close-on-exec ones, a rename or unlink changes a path's text).
+    /// A call that creates a descriptor needs nothing: its number was free, so uncached.
+    pub fn after_call(&mut self, nr: u64, args: &[u64; 6]) {
         use syscalls::Sysno as S;
-        matches!(
-            S::new(nr as usize),
-            Some(
-                S::close
-                    | S::close_range
-                    | S::dup2
-                    | S::dup3
-                    | S::fcntl
-                    | S::execve
-                    | S::execveat
-                    | S::rename
-                    | S::renameat
-                    | S::renameat2
-                    | S::unlink
-                    | S::unlinkat
-                    | S::rmdir
-                    | S::mount
-                    | S::umount2
-                    | S::pivot_root
-                    | S::unshare
-                    | S::io_uring_enter
-            )
-        )
+        let Some(s) = S::new(nr as usize) else {
+            return;
+        };
+        match s {
+            S::close => {
+                let fd = i64::from(args[0] as i32);
+                self.texts.retain(|&(_, f), _| f != fd);
+            }
+            S::dup2 | S::dup3 => {
+                let fd = i64::from(args[1] as i32);
+                self.texts.retain(|&(_, f), _| f != fd);
+            }
+            S::close_range => {
+                let (lo, hi) = (args[0] as u32 as i64, args[1] as u32 as i64);
+                self.texts.retain(|&(_, f), _| f < lo || f > hi);
+            }
+            S::execve
+            | S::execveat
+            | S::rename
+            | S::renameat
+            | S::renameat2
+            | S::unlink
+            | S::unlinkat
+            | S::rmdir
+            | S::mount
+            | S::umount2
+            | S::pivot_root
+            | S::unshare
+            | S::io_uring_enter => self.texts.clear(),
+            _ => {}
+        }
     }
 }
 

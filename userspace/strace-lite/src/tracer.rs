@@ -753,9 +753,7 @@ impl Tracer {
         th.in_syscall = false;
         th.delay = th.delay_exit.take();
         if let Some(c) = &mut ctx.fd_cache {
-            if crate::fdinfo::FdCache::invalidated_by(th.nr) {
-                c.clear();
-            }
+            c.after_call(th.nr, &th.args);
         }
         let rval = match th.tampered.take() {
             Some(v) => {
@@ -808,7 +806,12 @@ impl Tracer {
         ret_text.clear();
         format_ret(ret_text, ctx, row, &th.args, rval);
         if ctx.fd_paths > 0 && !failed && returns_fd(nr, &th.args) {
-            crate::fdinfo::describe(ret_text, tid, rval, ctx.fd_paths);
+            match &mut ctx.fd_cache {
+                Some(c) => c.describe(ret_text, tid, rval, ctx.fd_paths),
+                None => {
+                    crate::fdinfo::describe(ret_text, tid, rval, ctx.fd_paths);
+                }
+            }
         }
         if injected {
             ret_text.push_str(" (INJECTED)");
