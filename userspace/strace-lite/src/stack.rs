@@ -11,8 +11,11 @@
 //! address (a register plus an offset) and where the caller's return address and rbp
 //! were saved relative to it; reading those from the tracee's memory gives the
 //! caller's frame. Frame pointers are never assumed. Modules are parsed once (by
-//! path, device and inode) and kept; the maps are read again at each stack, since
-//! any syscall may have changed them.
+//! path, device and inode) and kept. The maps are read again at each stack, since
+//! any syscall may have changed them, unless the tracer sees every call of every
+//! thread: then each thread's maps are kept until a call that changes mappings
+//! (`mmap`, `munmap`, `mprotect`, an exec...) is seen in any thread, as strace's
+//! mmap cache does.
 //!
 //! The bracketed number is the file offset of the address (the address minus the
 //! mapping's start plus its offset), and the symbol is the nearest one at or below it
@@ -64,15 +67,69 @@ struct Map {
 pub struct Unwinder {
     modules: HashMap<(u64, u64), Option<Rc<Module>>>,
     ctx: Option<Box<UnwindContext<usize>>>,
+    /// Kept maps by thread id, when `keep_maps` (every call is seen).
+    maps: HashMap<i32, Rc<Vec<Map>>>,
+    keep_maps: bool,
 }
 
 impl Unwinder {
+    /// An unwinder that keeps each thread's maps between stacks: only for a tracer that
+    /// stops at every call of every thread, so no mapping change goes unseen.
+    pub fn keeping_maps() -> Unwinder {
+        Unwinder {
+            keep_maps: true,
+            ..Unwinder::default()
+        }
+    }
+
+    /// Forgets kept maps a finished call `nr` may have changed (any thread's: threads
+    /// share their mappings).
+    pub fn after_call(&mut self, nr: u64) {
+        use syscalls::Sysno as S;
+        if self.maps.is_empty() {
+            return;
+        }
+        if matches!(
+            S::new(nr as usize),
+            Some(
+                S::mmap
+                    | S::munmap
+                    | S::mremap
+                    | S::mprotect
+                    | S::pkey_mprotect
+                    | S::remap_file_pages
+                    | S::brk
+                    | S::shmat
+                    | S::shmdt
+                    | S::execve
+                    | S::execveat
+                    | S::io_uring_enter
+            )
+        ) {
+            self.maps.clear();
+        }
+    }
+
+    /// `tid` is gone (or has exec'd): its number may come back as another process.
+    pub fn forget(&mut self, tid: i32) {
+        self.maps.remove(&tid);
+    }
+
     /// Appends the stack of the stopped thread `tid` to `out`, one ` > ...` line per frame.
     pub fn stack(&mut self, tid: i32, out: &mut String) {
         let Some(regs) = registers(tid) else {
             return;
         };
-        let maps = read_maps(tid);
+        let maps = match self.maps.get(&tid) {
+            Some(m) => Rc::clone(m),
+            None => {
+                let m = Rc::new(read_maps(tid));
+                if self.keep_maps && self.maps.len() < 4096 {
+                    self.maps.insert(tid, Rc::clone(&m));
+                }
+                m
+            }
+        };
         let (mut rip, mut rsp, mut rbp) = (regs.rip, regs.rsp, regs.rbp);
         for depth in 0..MAX_FRAMES {
             let Some(map) = maps.iter().find(|m| m.start <= rip && rip < m.end) else {

@@ -232,7 +232,15 @@ impl Tracer {
 
     /// `-k`: print each shown call's stack.
     pub fn set_stack_traces(&mut self, on: bool) {
-        self.unwinder = on.then(crate::stack::Unwinder::default);
+        // Maps may be kept only when every call of every thread stops here.
+        let sees_all = !self.seccomp && !self.attached && self.cfg.follow;
+        self.unwinder = on.then(|| {
+            if sees_all {
+                crate::stack::Unwinder::keeping_maps()
+            } else {
+                crate::stack::Unwinder::default()
+            }
+        });
     }
 
     /// `-X raw|abbrev|verbose`.
@@ -537,6 +545,9 @@ impl Tracer {
             // Its tid may be reused by another process.
             c.clear();
         }
+        if let Some(u) = &mut self.unwinder {
+            u.forget(tid);
+        }
         if tid == self.main_pid {
             self.main_status = Some(status);
         }
@@ -727,6 +738,7 @@ impl Tracer {
             exit_text,
             exit_spans,
             ret_text,
+            unwinder,
             ..
         } = self;
         let Some(th) = threads.get_mut(&tid) else {
@@ -754,6 +766,9 @@ impl Tracer {
         th.delay = th.delay_exit.take();
         if let Some(c) = &mut ctx.fd_cache {
             c.after_call(th.nr, &th.args);
+        }
+        if let Some(u) = unwinder {
+            u.after_call(th.nr);
         }
         let rval = match th.tampered.take() {
             Some(v) => {
