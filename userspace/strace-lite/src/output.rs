@@ -103,16 +103,20 @@ impl Printer {
         let next = match split.parked.remove(&tid) {
             Some(p) => p,
             None => {
-                let path = format!("{}.{tid}", split.base.display());
+                // FILE.TID, byte for byte (the name need not be UTF-8).
+                let mut path = split.base.clone().into_os_string();
+                path.push(format!(".{tid}"));
                 let file: Box<dyn Write> = match std::fs::File::create(&path) {
                     Ok(f) => Box::new(f),
                     Err(e) => {
-                        tracing::warn!(path, error = %e, "cannot create the trace file");
+                        // Its lines are lost, the others' are not (EMFILE with very many
+                        // threads alive at once, a full disk).
+                        tracing::warn!(path = %path.to_string_lossy(), error = %e, "cannot create the trace file");
                         Box::new(io::sink())
                     }
                 };
                 Parked {
-                    out: io::BufWriter::with_capacity(16 * 1024, file),
+                    out: io::BufWriter::with_capacity(8 * 1024, file),
                     open: None,
                     col: 0,
                 }
