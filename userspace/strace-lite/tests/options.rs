@@ -903,6 +903,29 @@ fn stack_traces_match_strace() {
     }
 }
 
+/// `-f -k` with no filter keeps each thread's maps between stacks and forgets them at
+/// every mapping change; with a filter (seccomp: not every call is seen) it reads them
+/// at each stack. Both must give the same stacks, libraries mapped after the start
+/// (ld.so's mmaps, then those of the program exec'd in its place) included. One process,
+/// so the two traces' lines come in one order.
+#[test]
+fn stack_traces_with_kept_maps_are_the_same() {
+    let (_d, f) = sample();
+    let script = format!("exec cat {}", f.display());
+    let kept = lines(&run(BIN, &["-f", "-k", "sh", "-c", &script]));
+    // Every call but one that never happens: a seccomp filter, so no kept maps.
+    let fresh = lines(&run(
+        BIN,
+        &["-f", "-k", "-e", "trace=!kexec_load", "sh", "-c", &script],
+    ));
+    assert_eq!(kept, fresh);
+    assert!(
+        kept.iter()
+            .any(|l| l.starts_with(" > /") && l.contains("libc.so.6(")),
+        "{kept:?}"
+    );
+}
+
 #[test]
 fn quiet_and_alignment() {
     for args in [
