@@ -320,6 +320,15 @@ impl Tracer {
         loop {
             let sig = INTERRUPTED.load(Ordering::Relaxed);
             if sig != 0 {
+                if !self.attached && self.main_pid > 0 {
+                    // As strace does: the program we launched gets the signal that
+                    // stopped us, so it does not run on untraced and orphaned.
+                    // SAFETY: kill(2) on the pid of the child we forked.
+                    unsafe {
+                        libc::kill(self.main_pid, libc::SIGCONT);
+                        libc::kill(self.main_pid, sig);
+                    }
+                }
                 self.detach_all();
                 self.finish();
                 return Ok(if self.attached { 0 } else { 128 + sig });

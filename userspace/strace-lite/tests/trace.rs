@@ -739,9 +739,13 @@ fn project_server_shows_accept_epoll_and_sendfile() {
     if name != "capstone" {
         args.extend(["--io".into(), "epoll".into()]);
     }
+    // Its own state directory: the capstone's default pid file must not meet that of a
+    // capstone already running on this machine (the quick start's, say).
+    let state = tempfile::tempdir().unwrap();
     let mut tracer = Command::new(BIN)
         .args(&args)
         .env("RUST_LOG", "info")
+        .env("XDG_RUNTIME_DIR", state.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1333,4 +1337,51 @@ fn posix_timers_and_queued_signals_match_strace() {
         .starts_with("rt_sigqueueinfo(PID, SIGUSR1, {si_signo=SIGUSR1, si_code=SI_QUEUE")
         && l.contains("si_int=42")));
     has_line(&lines, "timer_settime(0, TIMER_ABSTIME, ");
+}
+
+/// SIGTERM to the tracer reaches the program it launched, as with strace: the program
+/// is not left running untraced with no parent to wait for it.
+#[test]
+fn a_stopped_tracer_takes_its_launched_program_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let mut tracer = Command::new(BIN)
+        .args(["-o", "/dev/null", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        // The sleep has replaced the shell once its comm says so.
+        if let Ok(p) = text.trim().parse::<i32>() {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the traced sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) on the tracer we spawned.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
+    let status = tracer.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    // The sleep was the tracer's child, so it is reaped with it or already gone.
+    let gone = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        if stat.is_empty() || state == Some('Z') {
+            break;
+        }
+        assert!(
+            Instant::now() < gone,
+            "the launched sleep outlived its tracer: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
