@@ -352,7 +352,7 @@ fn capstone_matches_by_port_name_and_binds_what_no_passed_socket_covers() {
 }
 
 #[test]
-fn capstone_single_process_says_ready_on_the_passed_socket() {
+fn capstone_single_process_says_ready_and_stopping_on_the_passed_socket() {
     let tmp = tempfile::tempdir().unwrap();
     let notify = Notify::new(tmp.path());
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -379,8 +379,13 @@ fn capstone_single_process_says_ready_on_the_passed_socket() {
     assert_eq!(get_status(first), "HTTP/1.1 200 OK", "{}", srv.log());
     let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
     assert_eq!(held, vec![addr]);
+    // Without a master the process itself says it drains: STOPPING=1, then the exit.
     srv.signal(libc::SIGTERM);
+    let stopping = notify.next("STOPPING=1", Duration::from_secs(10));
+    assert!(stopping.starts_with("STOPPING=1\n"), "{stopping}");
+    assert!(stopping.contains("STATUS=draining"), "{stopping}");
     assert!(srv.wait().success(), "{}", srv.log());
+    notify.none_within(Duration::from_millis(200));
 }
 
 #[test]
