@@ -582,16 +582,11 @@ fn httpd_serves_the_passed_socket_and_says_ready_and_stopping() {
 fn verify_units(units_dir: &Path) -> String {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in [
-        "usr/local/bin",
-        "etc/systemd/system",
-        "usr/lib/systemd",
-        "bin",
-    ] {
+    for d in ["usr/bin", "etc/systemd/system", "usr/lib/systemd", "bin"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     for b in ["capstone", "kvd", "httpd"] {
-        let p = r.join("usr/local/bin").join(b);
+        let p = r.join("usr/bin").join(b);
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
