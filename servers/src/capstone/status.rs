@@ -518,7 +518,7 @@ impl Board {
         for (name, v) in t.pairs() {
             let _ = write!(
                 out,
-                "<tr><th align=\"left\">{name}</th><td align=\"right\" id=\"n-{name}\">{v}</td></tr>"
+                "<tr id=\"n-{name}\"><th align=\"left\">{name}</th><td align=\"right\">{v}</td></tr>"
             );
         }
         out.push_str("</table><h2>Event loops</h2><table><tr><th>pid</th><th>loop</th><th>generation</th><th>active</th><th>requests</th></tr>");
@@ -552,7 +552,7 @@ var W=600,H=100,T=4,N=300,src=document.body.getAttribute('data-src'),runs=0;
 function top(s){var m=0;s.forEach(function(a){a.forEach(function(v){if(v!=null&&v>m)m=v;});});return m>0?m:1;}
 function pts(a,m){var o=[],off=N-1-a.length;a.forEach(function(v,i){if(v!=null)o.push(((off+i)*W/(N-2)).toFixed(1)+','+(H-v/m*(H-T)).toFixed(1));});return o.join(' ');}
 function fmt(v){return v==null?'-':(v>=100?Math.round(v):Math.round(v*10)/10).toString();}
-function text(id,t){var e=document.getElementById(id);if(e)e.textContent=t;}
+function text(id,t){var e=document.getElementById(id);if(e)(e.tagName==='TR'?e.lastChild:e).textContent=t;}
 function draw(id,series){var m=top(series.map(function(s){return s[1];}));
 series.forEach(function(s){var e=document.getElementById('l-'+s[0]);if(e)e.setAttribute('points',pts(s[1],m));text('v-'+s[0],fmt(s[1].length?s[1][s[1].length-1]:null));});
 text('m-'+id,fmt(m));}
