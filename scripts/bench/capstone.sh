@@ -22,6 +22,8 @@
 # the socket with EPOLLEXCLUSIVE; `reuseport`: one SO_REUSEPORT socket per loop), and
 # with one loop (`workers = 1`). Then each server holds 10,000 idle keep-alive
 # connections and its memory is read (capstone target: < 100 MiB RSS).
+# `capstone-nometrics` is capstone-fill with `metrics_path = ""` (no request timing):
+# the report compares the two, same run, on 600 B keep-alive (target: within ±5%).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/lib.sh"
@@ -29,7 +31,7 @@ cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
-SERVERS=${SERVERS:-"capstone-fill capstone-shared capstone-reuseport capstone-1loop nginx lighttpd"}
+SERVERS=${SERVERS:-"capstone-fill capstone-nometrics capstone-shared capstone-reuseport capstone-1loop nginx lighttpd"}
 PORT_BASE=${PORT_BASE:-19000}
 IDLE=${IDLE:-10000}
 
@@ -77,7 +79,7 @@ ulimit -n "$(ulimit -Hn)"
 
 # ---- servers: start_NAME PORT DOCROOT runs it in the foreground -------------------
 
-capstone_conf() { # port docroot accept [workers]
+capstone_conf() { # port docroot accept [workers [metrics_path]]
   cat > "$WORK/capstone-$1.toml" <<CONF
 listen = ["127.0.0.1:$1"]
 root = "$2"
@@ -86,6 +88,7 @@ workers = ${4:-2}
 accept = "$3"
 max_clients = 20000
 status_path = ""
+metrics_path = "${5-/metrics}"
 precompressed = true
 [timeouts]
 idle = 60
@@ -93,6 +96,8 @@ CONF
   echo "$WORK/capstone-$1.toml"
 }
 start_capstone-fill() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" fill)"; }
+# The same without metrics: requests are not timed.
+start_capstone-nometrics() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" fill 2 "")"; }
 start_capstone-shared() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" shared)"; }
 start_capstone-reuseport() { RUST_LOG=warn exec "$CAPSTONE" --config "$(capstone_conf "$1" "$2" reuseport)"; }
 # One loop in the worker: on two cores shared with a one-thread load generator, a

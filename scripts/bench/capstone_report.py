@@ -21,6 +21,13 @@ for r in sorted(rows, key=lambda r: (int(r["conns"]), r["server"])):
     if r["file"] == "20k.html+gz" and b and r["server"].startswith("capstone"):
         print(f"20k.html+gz c{r['conns']}: {r['server']} {r['rps']:.0f} req/s = {r['rps'] / b['rps']:.2f}x {b['server']}; "
               f"CPU/req {r['cpu_us']:.1f} µs = {r['cpu_us'] / b['cpu_us']:.2f}x {b['server']}'s {b['cpu_us']:.1f} µs")
+# What the metrics cost: the capstone with metrics (request timing) on and off.
+for r in sorted(rows, key=lambda r: int(r["conns"])):
+    off = [o for o in rows if o["server"] == "capstone-nometrics" and (o["conns"], o["file"]) == (r["conns"], r["file"])]
+    if r["server"] == "capstone-fill" and r["file"] == "600b.html" and off and off[0]["rps"] and off[0]["cpu_us"]:
+        o = off[0]
+        print(f"metrics on/off 600b.html c{r['conns']}: {r['rps']:.0f} / {o['rps']:.0f} req/s ({(r['rps'] / o['rps'] - 1) * 100:+.1f}%); "
+              f"CPU/req {r['cpu_us']:.2f} / {o['cpu_us']:.2f} µs ({(r['cpu_us'] / o['cpu_us'] - 1) * 100:+.1f}%)")
 try:
     import matplotlib
     matplotlib.use("Agg")

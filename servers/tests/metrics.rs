@@ -6,9 +6,11 @@ mod common;
 
 use common::Server;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CAPSTONE: &str = env!("CARGO_BIN_EXE_capstone");
@@ -285,6 +287,210 @@ fn capstone_metrics_path_moves_and_turns_off() {
     srv.stop();
     let (srv, _dir) = capstone("listen = [\"127.0.0.1:0\"]\nprocesses = 0\nmetrics_path = \"\"\n");
     assert_eq!(get(srv.addr, "/metrics", "1.1").0, 404);
+    srv.stop();
+}
+
+/// Keep-alive GETs of `/` on one connection until `stop` or `limit` requests;
+/// returns how many were answered 200.
+fn keep_alive_load(addr: SocketAddr, stop: &AtomicBool, limit: u64) -> u64 {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut done = 0;
+    while done < limit && !stop.load(Ordering::Relaxed) {
+        w.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200 "), "{line:?}");
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        r.read_exact(&mut body).unwrap();
+        done += 1;
+    }
+    done
+}
+
+/// The points of the polyline `id` in a page, as (x, y) pairs.
+fn polyline(page: &str, id: &str) -> Vec<(f64, f64)> {
+    let tag = format!("<polyline id=\"{id}\" points=\"");
+    let start = page
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no polyline {id} in:\n{page}"))
+        + tag.len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end]
+        .split_whitespace()
+        .map(|p| {
+            let (x, y) = p.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Whether a chart line shows a value above zero somewhere (the charts are 100 high:
+/// y = 100 is zero).
+fn shows_data(page: &str, id: &str) -> bool {
+    polyline(page, id).iter().any(|&(_, y)| y < 100.0)
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Headless Chromium on `url` with `args` (`--dump-dom` or `--screenshot=...`).
+fn headless(chromium: &str, url: &str, args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    Command::new("timeout")
+        .args(["60", chromium])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn status_page_draws_the_live_history_in_chromium_under_load() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIP: chromium is not installed; scripts/test.sh installs it");
+        return;
+    };
+    let (srv, dir) = capstone("listen = [\"127.0.0.1:0\"]\nworkers = 2\nprocesses = 1\n");
+    let addr = srv.addr;
+    // Bounded load: 4 keep-alive clients, at most 40 s and 400k requests each.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || keep_alive_load(addr, &stop, 400_000))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let watchdog = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    // Three seconds of history under load, as the JSON carries it.
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _, json) = get(addr, "/status.json", "1.1");
+        assert_eq!(status, 200);
+        let rps = json
+            .split("\"rps\":[")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap_or_else(|| panic!("no history in {json}"));
+        if rps
+            .split(',')
+            .filter(|v| v.parse::<f64>().unwrap_or(0.0) > 0.0)
+            .count()
+            >= 3
+        {
+            assert!(json.contains("\"p99_us\":["), "{json}");
+            break;
+        }
+        assert!(Instant::now() < end, "no requests/s in the history: {json}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Without a script the server-drawn page shows it all.
+    let (status, head, page) = get(addr, "/status", "1.1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    for id in ["l-rps", "l-active", "l-p50", "l-p99"] {
+        assert!(shows_data(&page, id), "{id} is flat in:\n{page}");
+    }
+    assert!(!page.contains(" data-updated=\""), "{page}");
+    assert!(!page.contains("src=\"http"), "no external script: {page}");
+
+    // In the browser the script has fetched /status.json and redrawn the lines.
+    let url = format!("http://{addr}/status");
+    let out = headless(chromium, &url, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let why = || {
+        format!(
+            "DOM:\n{dom}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert!(
+        dom.contains(" data-updated=\""),
+        "the script never ran: {}",
+        why()
+    );
+    assert!(dom.contains("s of history</span>"), "{}", why());
+    for id in ["l-rps", "l-active", "l-p50", "l-p99"] {
+        assert!(shows_data(&dom, id), "{id} is flat: {}", why());
+    }
+
+    // A screenshot of the page under load: a PNG of the window's size.
+    let shot = dir.path().join("status-live.png");
+    let out = headless(
+        chromium,
+        &url,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,900",
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1280, 900));
+    if let Some(keep) = std::env::var_os("SYSNET_STATUS_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+    let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(answered > 0);
     srv.stop();
 }
 

@@ -352,7 +352,7 @@ fn capstone_matches_by_port_name_and_binds_what_no_passed_socket_covers() {
 }
 
 #[test]
-fn capstone_single_process_says_ready_on_the_passed_socket() {
+fn capstone_single_process_says_ready_and_stopping_on_the_passed_socket() {
     let tmp = tempfile::tempdir().unwrap();
     let notify = Notify::new(tmp.path());
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -379,8 +379,13 @@ fn capstone_single_process_says_ready_on_the_passed_socket() {
     assert_eq!(get_status(first), "HTTP/1.1 200 OK", "{}", srv.log());
     let held: Vec<SocketAddr> = listening(srv.pid()).iter().map(|(a, _)| *a).collect();
     assert_eq!(held, vec![addr]);
+    // Without a master the process itself says it drains: STOPPING=1, then the exit.
     srv.signal(libc::SIGTERM);
+    let stopping = notify.next("STOPPING=1", Duration::from_secs(10));
+    assert!(stopping.starts_with("STOPPING=1\n"), "{stopping}");
+    assert!(stopping.contains("STATUS=draining"), "{stopping}");
     assert!(srv.wait().success(), "{}", srv.log());
+    notify.none_within(Duration::from_millis(200));
 }
 
 #[test]
@@ -577,16 +582,11 @@ fn httpd_serves_the_passed_socket_and_says_ready_and_stopping() {
 fn verify_units(units_dir: &Path) -> String {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in [
-        "usr/local/bin",
-        "etc/systemd/system",
-        "usr/lib/systemd",
-        "bin",
-    ] {
+    for d in ["usr/bin", "etc/systemd/system", "usr/lib/systemd", "bin"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     for b in ["capstone", "kvd", "httpd"] {
-        let p = r.join("usr/local/bin").join(b);
+        let p = r.join("usr/bin").join(b);
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();

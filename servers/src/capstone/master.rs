@@ -245,6 +245,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
     );
 
     let mut last_push = Instant::now();
+    let mut history = super::status::Sampler::default();
     loop {
         let pending = [&GOT_CHILD, &GOT_TERM, &GOT_QUIT, &GOT_HUP, &GOT_USR1]
             .iter()
@@ -300,6 +301,7 @@ pub fn run(config: Config, reload: Reload, body: WorkerBody) -> Result<i32, Mast
         if m.stopping.is_none() {
             m.respawn_due();
         }
+        history.tick(m.board);
         if last_push.elapsed() >= Duration::from_secs(1) {
             last_push = Instant::now();
             m.count_log_write_errors();

@@ -78,6 +78,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         ctx.board,
         ctx.slots,
         Mode::Worker,
+        None,
     ) {
         Ok(()) => 0,
         Err(e) => {
@@ -117,7 +118,15 @@ pub fn run_single(config: Config) -> Result<i32, MasterError> {
         .map(ToString::to_string)
         .collect();
     notifier.ready(&format!("single process serving {}", addrs.join(" ")));
-    match serve(&config, sockets, 0, board, &slots, Mode::Single) {
+    match serve(
+        &config,
+        sockets,
+        0,
+        board,
+        &slots,
+        Mode::Single,
+        Some(&notifier),
+    ) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -143,6 +152,8 @@ fn serve(
     board: &'static Board,
     slots: &[usize],
     mode: Mode,
+    // The service manager, in single-process mode (a master speaks to it otherwise).
+    notifier: Option<&crate::sd::Notifier>,
 ) -> Result<(), WorkerError> {
     let policy = RotatePolicy {
         max_size: config.log.rotate_size,
@@ -230,6 +241,8 @@ fn serve(
     let mut sockets = Some(sockets);
     let set = handled_signals();
     let mut draining = false;
+    // Without a master, this process keeps the status page's history.
+    let mut history = (mode == Mode::Single).then(super::status::Sampler::default);
     loop {
         match wait_signal(&set, PUBLISH_EVERY) {
             // In a worker SIGINT is the terminal's Ctrl-C reaching the whole process
@@ -238,6 +251,12 @@ fn serve(
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) if !draining => {
                 draining = true;
                 tracing::info!(drain_secs = config.timeouts.drain.as_secs(), "draining");
+                if let Some(n) = notifier {
+                    n.stopping(&format!(
+                        "draining (at most {} s)",
+                        config.timeouts.drain.as_secs()
+                    ));
+                }
                 let mut waited = Duration::ZERO;
                 if let Some(s) = &sockets {
                     let ours = s.of_loops(place * config.workers, config.workers);
@@ -255,6 +274,9 @@ fn serve(
                 sockets = None;
             }
             Some(Signal::SIGQUIT) => {
+                if let Some(n) = notifier {
+                    n.stopping("SIGQUIT: stopping now");
+                }
                 for l in &loops {
                     l.control.stop();
                 }
@@ -272,6 +294,9 @@ fn serve(
             _ => {}
         }
         publish(&loops, board, access.as_ref().map(|(a, _)| a), lost_lines());
+        if let Some(h) = &mut history {
+            h.tick(board);
+        }
         if loops.iter().all(|l| l.thread.is_finished()) {
             break;
         }
@@ -451,14 +476,16 @@ fn http_config(
         h.chrooted();
     }
     if let Some(path) = &config.status_path {
+        let json_path = format!("{path}.json");
+        let page_json = json_path.clone();
         h.route(path.clone(), move |r: &RouteRequest<'_>| {
             let json = r
                 .query
                 .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
-            status_page(board, json)
+            status_page(board, json, &page_json)
         });
-        h.route(format!("{path}.json"), move |_: &RouteRequest<'_>| {
-            status_page(board, true)
+        h.route(json_path, move |_: &RouteRequest<'_>| {
+            status_page(board, true, "")
         });
     }
     super::metrics::enable_timing(config.metrics_path.is_some());
@@ -472,7 +499,7 @@ fn http_config(
     Ok(h)
 }
 
-fn status_page(board: &Board, json: bool) -> RouteResponse {
+fn status_page(board: &Board, json: bool, json_path: &str) -> RouteResponse {
     RouteResponse {
         status: 200,
         content_type: if json {
@@ -480,7 +507,7 @@ fn status_page(board: &Board, json: bool) -> RouteResponse {
         } else {
             "text/html; charset=utf-8".into()
         },
-        body: board.render(json).into(),
+        body: board.render(json, json_path).into(),
     }
 }
 
