@@ -20,6 +20,7 @@
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod http2;
 pub mod proxy;
 pub mod resp;
 pub mod tls;
