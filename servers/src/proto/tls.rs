@@ -513,6 +513,13 @@ impl<P: TlsAware> Protocol for Tls<P> {
             .get(&id)
             .is_some_and(|s| !s.pending.is_empty());
         if !streaming {
+            // An inner protocol that paces its own output (HTTP/2 DATA) goes on.
+            if P::WANTS_DRAINED {
+                if let Some(inner) = conn.inner.as_mut() {
+                    self.inner.drained(id, inner, &mut self.scratch);
+                    self.apply_inner(out);
+                }
+            }
             return;
         }
         self.pump(id, out);
