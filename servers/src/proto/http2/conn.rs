@@ -566,9 +566,11 @@ impl Connection {
         if self.is_idle(h.stream) {
             return self.error(ErrorCode::Protocol);
         }
-        if self.streams.remove(&h.stream).is_some() && !self.resets.spend() {
-            // CVE-2023-44487: streams opened and reset at once cost the server
-            // work the client never waits for.
+        self.streams.remove(&h.stream);
+        // CVE-2023-44487: streams opened and reset at once cost the server work
+        // the client never waits for. Every reset counts, also of a stream just
+        // answered: whether the answer beat the reset is up to scheduling.
+        if !self.resets.spend() {
             tracing::info!(resets = MAX_RESETS, "h2: too many streams reset, closing");
             self.error(ErrorCode::EnhanceYourCalm);
         }
