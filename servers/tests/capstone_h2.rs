@@ -864,3 +864,53 @@ fn a_zero_window_stall_is_timed_out() {
     // And the connection is closed after it.
     assert!(read_frame(&mut c).is_none());
 }
+
+#[test]
+fn a_graceful_stop_sends_goaway_and_finishes_the_download() {
+    let mut s = Server::start("");
+    // Windows wide open: the server alone paces the download.
+    let mut hello = settings(&[(4, 0x7fff_ffff)]);
+    hello.extend(frame(
+        WINDOW_UPDATE,
+        0,
+        0,
+        &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
+    ));
+    let mut c = h2c(s.plain, &hello);
+    c.write_all(&request(1, "/big.bin")).unwrap();
+    let (mut body, mut goaway, mut ended) = (Vec::<u8>::new(), None, false);
+    while let Some(f) = read_frame(&mut c) {
+        match f.kind {
+            DATA if f.stream == 1 => {
+                if body.is_empty() {
+                    // SIGTERM, the capstone's graceful stop, mid-download.
+                    // SAFETY: kill(2) on our own child's pid.
+                    assert_eq!(unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) }, 0);
+                    thread::sleep(Duration::from_millis(200));
+                }
+                body.extend(&f.payload);
+                ended = f.flags & END_STREAM != 0;
+            }
+            GOAWAY => {
+                let last = u32::from_be_bytes(f.payload[..4].try_into().unwrap());
+                goaway = Some((code(&f), last));
+            }
+            RST_STREAM => panic!("{f:?}"),
+            _ => {}
+        }
+    }
+    // GOAWAY NO_ERROR naming stream 1 as the last taken, all 8 MiB, then the
+    // connection closed.
+    assert_eq!(goaway, Some((0, 1)));
+    assert!(
+        ended && body == big_bytes(),
+        "{} bytes, ended {ended}",
+        body.len()
+    );
+    // The server has gone once its last stream was done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        thread::sleep(Duration::from_millis(50));
+    }
+}

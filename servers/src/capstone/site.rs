@@ -118,6 +118,10 @@ impl Protocol for Site {
 
     const WANTS_DRAINED: bool = Http::WANTS_DRAINED;
 
+    fn draining(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
+        self.http.draining(id, &mut conn.http, out)
+    }
+
     fn drained(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
         self.http.drained(id, &mut conn.http, out)
     }

@@ -193,6 +193,12 @@ pub trait Protocol {
     /// the threaded ones, the lock it takes) for protocols that keep the default.
     const WANTS_DRAINED: bool = false;
 
+    /// The server began a graceful stop (its event loop drains): a protocol that
+    /// can tell its peer so (HTTP/2's GOAWAY) does it here. The connection is
+    /// closed once [`Protocol::idle`] says so, or when the drain deadline passes.
+    /// The default does nothing.
+    fn draining(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Outbox) {}
+
     /// The connection is gone. The last call for `id`; actions for other connections
     /// (a "left the chat" line) are still applied.
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox);

@@ -527,6 +527,17 @@ impl<P: TlsAware> Protocol for Tls<P> {
         self.feed_inner(id, conn, out);
     }
 
+    fn draining(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        let Some(inner) = conn.inner.as_mut() else {
+            return;
+        };
+        if conn.passthrough {
+            return self.inner.draining(id, inner, out);
+        }
+        self.inner.draining(id, inner, &mut self.scratch);
+        self.apply_inner(out);
+    }
+
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         if conn.passthrough {
             if let Some(inner) = conn.inner.as_mut() {

@@ -111,6 +111,13 @@ impl Http {
         out.close(id);
     }
 
+    pub(super) fn h2_draining(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if let Some(h) = conn.h2.as_mut() {
+            h.conn.go_away();
+        }
+        self.h2_flush(id, conn, out);
+    }
+
     pub(super) fn h2_idle(conn: &HttpConn) -> Option<bool> {
         conn.h2.as_ref().map(|h| h.conn.idle())
     }

@@ -1537,6 +1537,13 @@ impl Protocol for Http {
 
     fn closed(&mut self, _id: ConnId, _conn: HttpConn, _out: &mut Outbox) {}
 
+    /// HTTP/2 says GOAWAY: the streams it took finish, no new one is taken.
+    fn draining(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if conn.h2.is_some() {
+            self.h2_draining(id, conn, out);
+        }
+    }
+
     /// HTTP/2 sends its DATA as the socket takes it.
     const WANTS_DRAINED: bool = true;
 
