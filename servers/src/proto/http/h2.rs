@@ -29,6 +29,10 @@ const HOP_BY_HOP: &[&[u8]] = &[b"connection", b"keep-alive", b"transfer-encoding
 
 pub(super) struct H2 {
     conn: Connection,
+    /// Bytes queued since the model last reported the socket drained: DATA
+    /// is written only up to [`PUMP_BUDGET`] ahead of the socket, however many
+    /// frames (a WINDOW_UPDATE each) the client sends meanwhile.
+    unsent: usize,
 }
 
 impl std::fmt::Debug for H2 {
@@ -40,8 +44,10 @@ impl std::fmt::Debug for H2 {
 }
 
 impl H2 {
-    /// Some response still has bytes to send.
-    pub(super) fn pending(&self) -> bool {
+    /// The socket took everything queued; whether some response still has
+    /// bytes to send.
+    pub(super) fn drained(&mut self) -> bool {
+        self.unsent = 0;
         self.conn.has_pending()
     }
 }
@@ -51,6 +57,7 @@ impl Http {
     pub(super) fn h2_start(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
         let mut h = Box::new(H2 {
             conn: Connection::new(),
+            unsent: 0,
         });
         out.send(id, h.conn.take_output());
         out.deadline(id, Some(self.cfg.idle_timeout));
@@ -89,9 +96,11 @@ impl Http {
         let Some(h) = conn.h2.as_mut() else {
             return;
         };
-        h.conn.pump(&mut self.h2_buf, PUMP_BUDGET);
+        h.conn
+            .pump(&mut self.h2_buf, PUMP_BUDGET.saturating_sub(h.unsent));
         let bytes = h.conn.take_output();
         if !bytes.is_empty() {
+            h.unsent += bytes.len();
             out.send(id, bytes);
         }
         if h.conn.finished() {

@@ -1548,7 +1548,7 @@ impl Protocol for Http {
     const WANTS_DRAINED: bool = true;
 
     fn drained(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
-        if conn.h2.as_ref().is_some_and(|h| h.pending()) {
+        if conn.h2.as_mut().is_some_and(|h| h.drained()) {
             self.h2_flush(id, conn, out);
         }
     }

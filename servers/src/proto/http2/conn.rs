@@ -38,6 +38,9 @@ pub const MAX_RESETS: u32 = 200;
 /// SETTINGS and PING frames, per [`BUDGET_WINDOW`].
 pub const MAX_CONTROL: u32 = 1000;
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+/// Streams we reset, remembered so that frames the client sent before it
+/// heard of the reset are ignored (§5.1, "closed") rather than answered.
+const REMEMBERED_RESETS: usize = 32;
 /// The connection-level receive window we keep open: request bodies are read and
 /// dropped, so the window is handed back as soon as it is used.
 const RECV_WINDOW: i64 = frame::DEFAULT_WINDOW;
@@ -215,6 +218,7 @@ pub struct Connection {
     control: Budget,
     /// Since when a response has waited on a closed window.
     stalled_since: Option<Instant>,
+    reset_by_us: VecDeque<u32>,
     incoming: Vec<Incoming>,
     out: Vec<u8>,
 }
@@ -252,6 +256,7 @@ impl Connection {
             resets: Budget::new(MAX_RESETS),
             control: Budget::new(MAX_CONTROL),
             stalled_since: None,
+            reset_by_us: VecDeque::new(),
             incoming: Vec::new(),
             out,
         }
@@ -312,6 +317,14 @@ impl Connection {
         tracing::debug!(stream, ?code, "h2: stream error");
         frame::write_rst(&mut self.out, stream, code);
         self.streams.remove(&stream);
+        self.remember_reset(stream);
+    }
+
+    fn remember_reset(&mut self, stream: u32) {
+        if self.reset_by_us.len() == REMEMBERED_RESETS {
+            self.reset_by_us.pop_front();
+        }
+        self.reset_by_us.push_back(stream);
     }
 
     /// Takes in what the client sent; returns how many bytes were consumed (the
@@ -415,6 +428,9 @@ impl Connection {
             if self.is_idle(h.stream) {
                 return self.error(ErrorCode::Protocol);
             }
+            if self.reset_by_us.contains(&h.stream) {
+                return;
+            }
             return self.reset(h.stream, ErrorCode::StreamClosed);
         };
         match next(s.state, Event::RecvData { end_stream }) {
@@ -508,6 +524,10 @@ impl Connection {
             return;
         }
         if !self.is_idle(b.stream) {
+            if self.reset_by_us.contains(&b.stream) {
+                // Trailers of a body we stopped: already decoded, ignored.
+                return;
+            }
             return self.error(ErrorCode::StreamClosed);
         }
         self.last_stream = b.stream;
@@ -825,18 +845,16 @@ impl Connection {
         }
     }
 
-    /// Our side of `id` is done: forget it, or, if the client is still sending a
-    /// body we do not need, tell it to stop (§8.1).
+    /// Our side of `id` is done: forget it once the client's side is done too.
+    /// A body the client is still sending is read and dropped to its end (its
+    /// window handed back frame by frame) rather than cut short with RST_STREAM
+    /// NO_ERROR, which §8.1 allows but some clients report as an error.
     fn finish(&mut self, id: u32) {
-        match self.streams.get(&id).map(|s| s.state) {
-            Some(State::HalfClosedLocal) => {
-                frame::write_rst(&mut self.out, id, ErrorCode::NoError);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.response = None;
+            if s.state == State::Closed {
                 self.streams.remove(&id);
             }
-            Some(State::Closed) | None => {
-                self.streams.remove(&id);
-            }
-            Some(_) => {}
         }
     }
 
