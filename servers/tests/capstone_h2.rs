@@ -52,12 +52,17 @@ impl Server {
         dd.server_identity().unwrap();
         let (ca, cert, key) = (dd.ca_cert(), dd.server_cert(), dd.server_key());
         let access = dir.path().join("access.log");
+        let processes = if extra.contains("processes") {
+            ""
+        } else {
+            "processes = 0\n"
+        };
         let cfg = dir.path().join("capstone.toml");
         std::fs::write(
             &cfg,
             format!(
                 "listen = [\"127.0.0.2:0\", {{ addr = \"127.0.0.1:0\", tls = true }}]\n\
-                 root = {root:?}\nprocesses = 0\nworkers = 2\n{extra}\n\
+                 root = {root:?}\n{processes}workers = 2\n{extra}\n\
                  [log]\naccess = {access:?}\n\
                  [tls]\ncert = {cert:?}\nkey = {key:?}\n"
             ),
@@ -878,9 +883,9 @@ fn a_zero_window_stall_is_timed_out() {
     assert!(read_frame(&mut c).is_none());
 }
 
-#[test]
-fn a_graceful_stop_sends_goaway_and_finishes_the_download() {
-    let mut s = Server::start("");
+/// Downloads big.bin over h2c, sending `sig` to the server at the first DATA;
+/// returns the GOAWAY's (code, last stream), whether the body came whole.
+fn download_through(s: &Server, sig: i32) -> (Option<(u32, u32)>, bool) {
     // Windows wide open: the server alone paces the download.
     let mut hello = settings(&[(4, 0x7fff_ffff)]);
     hello.extend(frame(
@@ -896,10 +901,10 @@ fn a_graceful_stop_sends_goaway_and_finishes_the_download() {
         match f.kind {
             DATA if f.stream == 1 => {
                 if body.is_empty() {
-                    // SIGTERM, the capstone's graceful stop, mid-download.
                     // SAFETY: kill(2) on our own child's pid.
-                    assert_eq!(unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) }, 0);
-                    thread::sleep(Duration::from_millis(200));
+                    assert_eq!(unsafe { libc::kill(s.child.id() as i32, sig) }, 0);
+                    // Not reading meanwhile: the download is held in flight.
+                    thread::sleep(Duration::from_millis(500));
                 }
                 body.extend(&f.payload);
                 ended = f.flags & END_STREAM != 0;
@@ -912,18 +917,39 @@ fn a_graceful_stop_sends_goaway_and_finishes_the_download() {
             _ => {}
         }
     }
-    // GOAWAY NO_ERROR naming stream 1 as the last taken, all 8 MiB, then the
-    // connection closed.
-    assert_eq!(goaway, Some((0, 1)));
-    assert!(
-        ended && body == big_bytes(),
-        "{} bytes, ended {ended}",
-        body.len()
-    );
+    (goaway, ended && body == big_bytes())
+}
+
+#[test]
+fn a_graceful_stop_sends_goaway_and_finishes_the_download() {
+    let mut s = Server::start("");
+    // SIGTERM, the capstone's graceful stop: GOAWAY NO_ERROR naming stream 1 as
+    // the last taken, all 8 MiB, then the connection closed.
+    assert_eq!(download_through(&s, libc::SIGTERM), (Some((0, 1)), true));
     // The server has gone once its last stream was done.
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the server did not stop");
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_reload_finishes_downloads_in_flight_and_new_connections_go_to_the_new_generation() {
+    let s = Server::start("processes = 1");
+    let worker = || {
+        let pid = s.child.id();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+    };
+    let before = worker();
+    // SIGHUP: a new generation of workers; the old one drains.
+    assert_eq!(download_through(&s, libc::SIGHUP), (Some((0, 1)), true));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker() == before || worker().split_whitespace().count() != 1 {
+        assert!(Instant::now() < deadline, "no new generation: {}", worker());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = h2c(s.plain, &settings(&[]));
+    c.write_all(&request(1, "/index.html")).unwrap();
+    assert_eq!(body_of(&mut c, 1).1, b"<p>over h2</p>\n");
 }
