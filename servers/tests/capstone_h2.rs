@@ -277,6 +277,16 @@ fn curl_gets_files_statuses_conditionals_and_ranges_over_h2c_and_h2() {
             text(&o)
         );
     }
+    // The request-duration histogram has its own label.
+    let o = s.h2c("/metrics", &[]);
+    let metrics = text(&o);
+    let h2_count = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sysnet_capstone_request_duration_seconds_count{proto=\"h2\"} ")
+        })
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(h2_count.is_some_and(|n| n > 20), "{metrics}");
     // The access log names the protocol.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !s
