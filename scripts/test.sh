@@ -12,16 +12,17 @@ cd "$SYSNET_ROOT"
 step "system packages"
 need_pkgs build-essential pkg-config ca-certificates procps coreutils findutils util-linux \
   netcat-openbsd curl openssl apache2-utils chromium strace redis-server redis-tools python3-redis python3-brotli \
-  python3-prometheus-client systemd
+  python3-prometheus-client systemd nghttp2-client python3-h2
 
 step "peers the cargo tests skip without"
 # Each test looks its peer up with `command -v` (or at a fixed path): check the same way.
 missing=()
-for tool in curl openssl ab strace redis-server redis-cli prlimit timeout /usr/bin/setpriv; do
+for tool in curl openssl ab strace redis-server redis-cli prlimit timeout /usr/bin/setpriv nghttp; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
+/usr/bin/python3 -c 'import h2' 2>/dev/null || missing+=(python3-h2)
 if [ ${#missing[@]} -ne 0 ]; then
   echo "missing after install: ${missing[*]} (the tests that need them would skip)" >&2
   exit 1

@@ -11,8 +11,11 @@
 #                per request (utime+stime of its whole process tree, from /proc)
 #   handshakes   ab -c64 -f TLS1.3 (and TLS1.2), no keep-alive: a new TLS connection,
 #                full handshake, per request: handshakes/s and CPU per handshake
-#   64 MiB       one curl download of a 64 MiB file: MiB/s (files over TLS are
-#                streamed through the session: no sendfile for either server)
+#   64 MiB       one curl download of a 64 MiB file, over HTTP/1.1 and over HTTP/2:
+#                MiB/s (files over TLS are streamed through the session: no
+#                sendfile for either server)
+#   h2 600 B     h2load -c64 -m10 (64 connections, 10 streams each) over TLS 1.3,
+#                ALPN h2: req/s and CPU per request
 # The certificate is one ECDSA P-256 key made by `openssl req` for both. nginx runs
 # two worker processes; the capstone one process with two event-loop threads.
 set -euo pipefail
@@ -23,7 +26,7 @@ SECS=${1:-5}
 PORT_CAP=19600
 PORT_NGX=19601
 
-need_pkgs nginx-light wrk apache2-utils openssl curl procps
+need_pkgs nginx-light wrk apache2-utils openssl curl procps nghttp2-client
 
 step "building capstone (release)"
 cargo build --release --locked --bin capstone -q
@@ -91,7 +94,7 @@ http {
   ssl_session_cache shared:SSL:10m;
   ssl_session_tickets on;
   server {
-    listen 127.0.0.1:$PORT_NGX ssl;
+    listen 127.0.0.1:$PORT_NGX ssl http2;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
     root $DOCROOT;
@@ -159,13 +162,25 @@ handshakes() { # name pid port proto
   printf '  %-9s handshakes %s %10s /s  (%s done, %s failed)\n' "$1" "$4" "${rps:-?}" "${n:-?}" "${failed:-?}"
 }
 
-bigfile() { # name pid port
+bigfile() { # name pid port --http1.1|--http2
   local t0 t1 secs
   t0=$(cpu_ticks "$2")
-  secs=$(curl -fsS --cacert "$WORK/cert.pem" -o /dev/null -w '%{time_total}' "https://localhost:$3/64m.bin")
+  secs=$(curl -fsS "$4" --cacert "$WORK/cert.pem" -o /dev/null -w '%{time_total}' "https://localhost:$3/64m.bin")
   t1=$(cpu_ticks "$2")
-  printf '64 MiB download\t%s\t%s\t%s\n' "$1" "$(awk -v s="$secs" 'BEGIN {printf "%.0f", 64 / s}')" "$(us_per $((t1 - t0)) 64)" >> "$RESULTS"
-  printf '  %-9s 64 MiB in %s s\n' "$1" "$secs"
+  printf '64 MiB download %s\t%s\t%s\t%s\n' "${4#--}" "$1" "$(awk -v s="$secs" 'BEGIN {printf "%.0f", 64 / s}')" "$(us_per $((t1 - t0)) 64)" >> "$RESULTS"
+  printf '  %-9s 64 MiB %s in %s s\n' "$1" "${4#--}" "$secs"
+}
+
+h2small() { # name pid port
+  local out="$WORK/$1-h2.out" t0 t1 n rps
+  t0=$(cpu_ticks "$2")
+  timeout $((SECS + 30)) h2load -t1 -c64 -m10 -D "$SECS" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
+  t1=$(cpu_ticks "$2")
+  rps=$(awk '/^finished in/ {print $4}' "$out")
+  n=$(awk '/^requests:/ {print $8}' "$out")
+  if ! grep -q "Application protocol: h2" "$out"; then echo "  $1: h2 not negotiated" >&2; fi
+  printf 'h2 600B c64 m10\t%s\t%s\t%s\n' "$1" "${rps:-0}" "$(us_per $((t1 - t0)) "${n:-0}")" >> "$RESULTS"
+  printf '  %-9s h2 %10s req/s  (%s succeeded)\n' "$1" "${rps:-?}" "${n:-?}"
 }
 
 step "HTTPS/1.1 keep-alive, 600 B, wrk -t1 -c64, ${SECS}s"
@@ -176,9 +191,14 @@ for proto in TLS1.3 TLS1.2; do
   handshakes capstone "$PID_CAP" "$PORT_CAP" "$proto"
   handshakes nginx "$PID_NGX" "$PORT_NGX" "$proto"
 done
+step "HTTP/2, 600 B, h2load -c64 -m10, ${SECS}s"
+h2small capstone "$PID_CAP" "$PORT_CAP"
+h2small nginx "$PID_NGX" "$PORT_NGX"
 step "one 64 MiB download"
-bigfile capstone "$PID_CAP" "$PORT_CAP"
-bigfile nginx "$PID_NGX" "$PORT_NGX"
+for proto in --http1.1 --http2; do
+  bigfile capstone "$PID_CAP" "$PORT_CAP" "$proto"
+  bigfile nginx "$PID_NGX" "$PORT_NGX" "$proto"
+done
 
 mkdir -p "$SYSNET_ROOT/target/bench"
 cp "$RESULTS" "$SYSNET_ROOT/target/bench/https.tsv"

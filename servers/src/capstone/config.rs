@@ -123,6 +123,9 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// HTTPS: which listeners speak TLS, and the certificate they present.
     pub tls: TlsSettings,
+    /// HTTP/2: `h2` by ALPN on TLS listeners, `h2c` with prior knowledge on
+    /// plaintext ones.
+    pub http2: bool,
 
     // Static-serving features (precompressed, compress*, autoindex).
     pub http: Features,
@@ -181,6 +184,7 @@ impl Default for Config {
             },
             pid_file: None,
             tls: TlsSettings::default(),
+            http2: true,
             http: Features::default(),
             index: vec!["index.html".into()],
             rules: SiteRules::default(),
@@ -214,6 +218,7 @@ struct RawConfig {
     timeouts: Option<RawTimeouts>,
     log: Option<RawLog>,
     tls: Option<Spanned<RawTls>>,
+    http2: Option<Spanned<bool>>,
 
     // Static-serving features.
     precompressed: Option<Spanned<bool>>,
@@ -902,6 +907,9 @@ impl Config {
         }
         if let Some(v) = &raw.file_cache {
             cfg.file_cache = int_in(&src, v, "file_cache", 0, MAX_FILE_CACHE)? as usize;
+        }
+        if let Some(v) = &raw.http2 {
+            cfg.http2 = *v.get_ref();
         }
         if let Some(v) = &raw.workers {
             let n = int_in(&src, v, "workers", 0, MAX_WORKERS)? as usize;

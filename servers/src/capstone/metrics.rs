@@ -24,14 +24,19 @@ const SUM: usize = HIST_CELLS - 1;
 const OVERFLOW: usize = BOUNDS_US.len();
 
 /// The protocols a histogram is kept for, by index (the `proto` label).
-pub const PROTO_NAMES: [&str; 2] = ["http/1.1", "http/1.0"];
+pub const PROTO_NAMES: [&str; 3] = ["http/1.1", "http/1.0", "h2"];
 pub const PROTOS: usize = PROTO_NAMES.len();
 pub const HTTP11: usize = 0;
 pub const HTTP10: usize = 1;
+pub const HTTP2: usize = 2;
 
 /// The `proto` label of a connection, from its first request line (looked for
-/// in the first bytes only): `HTTP/1.0` or else HTTP/1.1.
+/// in the first bytes only): `HTTP/1.0` or else HTTP/1.1; HTTP/2 (over TLS or
+/// `h2c`) by the preface its first bytes are.
 pub fn proto_of(first: &[u8]) -> usize {
+    if first.starts_with(crate::proto::http2::PREFACE) {
+        return HTTP2;
+    }
     let head = &first[..first.len().min(8192)];
     let start = head
         .iter()
@@ -416,6 +421,7 @@ mod tests {
         assert_eq!(proto_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), HTTP11);
         assert_eq!(proto_of(b"GET / HT"), HTTP11);
         assert_eq!(proto_of(b""), HTTP11);
+        assert_eq!(proto_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"), HTTP2);
     }
 
     #[test]

@@ -163,6 +163,12 @@ impl Protocol for Front {
 
     const WANTS_DRAINED: bool = Site::WANTS_DRAINED;
 
+    fn draining(&mut self, id: ConnId, conn: &mut FrontConn, out: &mut Outbox) {
+        if let FrontConn::Site(c) = conn {
+            self.site.draining(id, c, out);
+        }
+    }
+
     fn drained(&mut self, id: ConnId, conn: &mut FrontConn, out: &mut Outbox) {
         if let FrontConn::Site(c) = conn {
             self.site.drained(id, c, out);

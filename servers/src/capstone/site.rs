@@ -116,6 +116,16 @@ impl Protocol for Site {
         self.http.timeout(id, &mut conn.http, out)
     }
 
+    const WANTS_DRAINED: bool = Http::WANTS_DRAINED;
+
+    fn draining(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
+        self.http.draining(id, &mut conn.http, out)
+    }
+
+    fn drained(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
+        self.http.drained(id, &mut conn.http, out)
+    }
+
     fn closed(&mut self, id: ConnId, conn: SiteConn, out: &mut Outbox) {
         self.http.closed(id, conn.http, out)
     }

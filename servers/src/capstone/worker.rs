@@ -357,8 +357,17 @@ fn tls_setup(config: &Config, sockets: &Sockets) -> Option<TlsSetup> {
         .zip(sockets.local_addrs())
         .find(|(a, _)| config.tls.is_tls(a))
         .map_or(443, |(_, bound)| bound.port());
+    let mut server = cert.server.clone();
+    if !config.http2 {
+        let mut http1 = (*server).clone();
+        http1.alpn_protocols = crate::tls::https::ALPN_HTTP1
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        server = Arc::new(http1);
+    }
     Some(TlsSetup {
-        server: cert.server.clone(),
+        server,
         plain,
         redirect,
         https_port,
@@ -469,6 +478,7 @@ fn http_config(
     h.header_timeout = config.timeouts.header;
     h.idle_timeout = config.timeouts.idle;
     h.file_cache = config.file_cache;
+    h.http2 = config.http2;
     h.features = config.http.clone();
     h.server_name = "capstone".into();
     h.access_log = access;

@@ -456,6 +456,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.listeners.clear();
         self.accept_paused_until = None;
         self.mode = Mode::Draining(Instant::now() + grace);
+        // Peers that can be told a stop is coming are told first.
+        for c in self.slots.iter_mut().flatten() {
+            if let Some(state) = c.state.as_mut() {
+                self.proto.draining(c.id, state, &mut self.outbox);
+            }
+        }
+        self.apply();
         self.close_idle();
         self.finish_round();
     }

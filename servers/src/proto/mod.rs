@@ -20,6 +20,7 @@
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod http2;
 pub mod proxy;
 pub mod resp;
 pub mod tls;
@@ -191,6 +192,12 @@ pub trait Protocol {
     /// Whether [`Protocol::drained`] does anything: models skip the call (and, in
     /// the threaded ones, the lock it takes) for protocols that keep the default.
     const WANTS_DRAINED: bool = false;
+
+    /// The server began a graceful stop (its event loop drains): a protocol that
+    /// can tell its peer so (HTTP/2's GOAWAY) does it here. The connection is
+    /// closed once [`Protocol::idle`] says so, or when the drain deadline passes.
+    /// The default does nothing.
+    fn draining(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Outbox) {}
 
     /// The connection is gone. The last call for `id`; actions for other connections
     /// (a "left the chat" line) are still applied.

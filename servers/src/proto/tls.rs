@@ -513,11 +513,29 @@ impl<P: TlsAware> Protocol for Tls<P> {
             .get(&id)
             .is_some_and(|s| !s.pending.is_empty());
         if !streaming {
+            // An inner protocol that paces its own output (HTTP/2 DATA) goes on.
+            if P::WANTS_DRAINED {
+                if let Some(inner) = conn.inner.as_mut() {
+                    self.inner.drained(id, inner, &mut self.scratch);
+                    self.apply_inner(out);
+                }
+            }
             return;
         }
         self.pump(id, out);
         // The file is out: the input that waited behind it may hold requests.
         self.feed_inner(id, conn, out);
+    }
+
+    fn draining(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        let Some(inner) = conn.inner.as_mut() else {
+            return;
+        };
+        if conn.passthrough {
+            return self.inner.draining(id, inner, out);
+        }
+        self.inner.draining(id, inner, &mut self.scratch);
+        self.apply_inner(out);
     }
 
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {

@@ -22,8 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 /// TLS 1.2 sessions (and 1.3 ones when tickets are off) remembered per process.
 const SESSION_CACHE: usize = 4096;
-/// What ALPN offers: HTTP/1.1 only until the server speaks HTTP/2.
-pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// What ALPN offers, in order of preference.
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+/// What ALPN offers when HTTP/2 is turned off.
+pub const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 /// What a loaded certificate and key turned out to be.
 #[derive(Debug)]
@@ -167,7 +169,7 @@ pub fn check_chain(
 }
 
 /// Loads `cert` (the chain, leaf first) and `key`, checks them, and builds the
-/// HTTPS server configuration: TLS 1.3 and 1.2, ALPN `http/1.1`, session tickets
+/// HTTPS server configuration: TLS 1.3 and 1.2, ALPN `h2` then `http/1.1`, session tickets
 /// with rotating keys, and a session cache.
 pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
     let id = Identity::load(cert, key)?;
@@ -242,7 +244,10 @@ mod tests {
             )
             .unwrap();
             assert!(checked.warnings.is_empty());
-            assert_eq!(checked.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+            assert_eq!(
+                checked.config.alpn_protocols,
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            );
         }
     }
 

@@ -41,6 +41,7 @@ mod cache;
 mod date;
 mod encoding;
 mod fs;
+mod h2;
 mod listing;
 mod mime;
 mod path;
@@ -278,6 +279,9 @@ pub struct HttpConfig {
     pub file_cache: usize,
     /// Compression, listings and access control.
     pub features: Features,
+    /// Speak HTTP/2 too: `h2` when TLS's ALPN picks it, `h2c` on a plaintext
+    /// connection that opens with the HTTP/2 preface.
+    pub http2: bool,
     dir: fs::Root,
     /// Shared by every site of a server (see [`HttpConfig::share_compressed`]).
     compressed: Arc<OnceLock<CompressCache>>,
@@ -325,6 +329,7 @@ impl HttpConfig {
             inline_max: 16 * 1024,
             file_cache: 256,
             features: Features::default(),
+            http2: true,
             dir,
             compressed: Arc::default(),
         })
@@ -476,6 +481,9 @@ pub struct Http {
     /// The other sites' state while `current` is in `cfg`, `cache` and `verified`.
     parked: Vec<Option<Parked>>,
     current: usize,
+    /// HTTP/2: the read buffer of files sent as DATA, and the core's answer.
+    h2_buf: Vec<u8>,
+    h2_scratch: Outbox,
 }
 
 /// A site's per-loop state while another site is being served.
@@ -505,6 +513,10 @@ pub struct HttpConn {
     phase: Phase,
     /// The connection came over TLS (HSTS is only ever sent then).
     tls: bool,
+    /// No byte has arrived yet: the HTTP/2 preface may still come.
+    fresh: bool,
+    /// An HTTP/2 connection.
+    h2: Option<Box<h2::H2>>,
 }
 
 /// What the response head and the log need to know of a request.
@@ -580,6 +592,8 @@ impl Http {
             table: None,
             parked: Vec::new(),
             current: 0,
+            h2_buf: Vec::new(),
+            h2_scratch: Outbox::new(),
         }
     }
 
@@ -1389,10 +1403,28 @@ impl Protocol for Http {
             peer,
             phase: Phase::Head,
             tls: false,
+            fresh: true,
+            h2: None,
         }
     }
 
     fn data(&mut self, id: ConnId, conn: &mut HttpConn, input: &[u8], out: &mut Outbox) -> usize {
+        if conn.h2.is_some() {
+            return self.h2_data(id, conn, input, out);
+        }
+        if conn.fresh && self.cfg.http2 {
+            // h2c with prior knowledge (RFC 9113 §3.3): the preface, on its own.
+            let preface = crate::proto::http2::PREFACE;
+            let n = input.len().min(preface.len());
+            if input[..n] == preface[..n] {
+                if n < preface.len() {
+                    return 0;
+                }
+                self.h2_start(id, conn, out);
+                return self.h2_data(id, conn, input, out);
+            }
+        }
+        conn.fresh = false;
         let mut consumed = 0;
         let mut answered = false;
         while conn.phase != Phase::Closing && consumed < input.len() {
@@ -1487,6 +1519,9 @@ impl Protocol for Http {
     }
 
     fn timeout(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if conn.h2.is_some() {
+            return self.h2_timeout(id, conn, out);
+        }
         self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
         match conn.phase {
             Phase::Head => {
@@ -1502,6 +1537,22 @@ impl Protocol for Http {
 
     fn closed(&mut self, _id: ConnId, _conn: HttpConn, _out: &mut Outbox) {}
 
+    /// HTTP/2 says GOAWAY: the streams it took finish, no new one is taken.
+    fn draining(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if conn.h2.is_some() {
+            self.h2_draining(id, conn, out);
+        }
+    }
+
+    /// HTTP/2 sends its DATA as the socket takes it.
+    const WANTS_DRAINED: bool = true;
+
+    fn drained(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if conn.h2.as_mut().is_some_and(|h| h.drained()) {
+            self.h2_flush(id, conn, out);
+        }
+    }
+
     fn tick(&mut self, _out: &mut Outbox) {
         self.clock.tick();
         self.cache.expire(self.clock.secs);
@@ -1514,6 +1565,9 @@ impl Protocol for Http {
     /// request on its way, and a drain that closed it would reset a request the
     /// server had already accepted.
     fn idle(&self, conn: &HttpConn) -> bool {
+        if let Some(idle) = Http::h2_idle(conn) {
+            return idle;
+        }
         matches!(conn.phase, Phase::Idle | Phase::Closing)
     }
 
@@ -1539,11 +1593,14 @@ impl crate::proto::tls::TlsAware for Http {
         &mut self,
         id: ConnId,
         peer: SocketAddr,
-        _identity: &crate::proto::tls::PeerIdentity,
+        identity: &crate::proto::tls::PeerIdentity,
         out: &mut Outbox,
     ) -> HttpConn {
         let mut conn = self.open(id, peer, out);
         conn.tls = true;
+        if self.cfg.http2 && identity.alpn.as_deref() == Some(b"h2") {
+            self.h2_start(id, &mut conn, out);
+        }
         conn
     }
 }

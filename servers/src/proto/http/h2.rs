@@ -1,0 +1,252 @@
+//! HTTP/2 connections of the [`Http`] protocol: the frames are `proto::http2`'s,
+//! the answers are the same core's as HTTP/1's.
+//!
+//! The one idea: an HTTP/2 request is turned into the request head HTTP/1 would
+//! have parsed (its pseudo-header fields become the request line and `Host`, its
+//! fields the header lines, all already checked for bytes a head could not
+//! carry), and answered by [`Http::serve`], the one place that turns a request
+//! into a status, headers and a body. What `serve` queues (a head, then bytes
+//! and file ranges) becomes the stream's header fields and body segments, the
+//! hop-by-hop fields dropped. So sites, conditionals, ranges, encodings, error
+//! pages, counters and the access log (whose line says `HTTP/2.0`) are shared,
+//! and a fix to any of them serves both protocols. Files are never sent with
+//! `sendfile` here: the connection reads them a DATA frame at a time.
+
+use super::{parse_head, Http, HttpConn, Parsed, Req, Status};
+use crate::proto::http2::{Connection, ErrorCode, Incoming, Request, Segment};
+use crate::proto::{Action, ConnId, Outbox};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// Bytes of DATA written per call before the socket must take them (the same
+/// bound as a file streamed over TLS).
+const PUMP_BUDGET: usize = crate::proto::tls::STREAM_WINDOW;
+
+/// Fields of an HTTP/1 answer that mean nothing in HTTP/2 (RFC 9113 §8.2.2).
+const HOP_BY_HOP: &[&[u8]] = &[b"connection", b"keep-alive", b"transfer-encoding"];
+
+pub(super) struct H2 {
+    conn: Connection,
+    /// Bytes queued since the model last reported the socket drained: DATA
+    /// is written only up to [`PUMP_BUDGET`] ahead of the socket, however many
+    /// frames (a WINDOW_UPDATE each) the client sends meanwhile.
+    unsent: usize,
+}
+
+impl std::fmt::Debug for H2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2")
+            .field("idle", &self.conn.idle())
+            .finish()
+    }
+}
+
+impl H2 {
+    /// The socket took everything queued; whether some response still has
+    /// bytes to send.
+    pub(super) fn drained(&mut self) -> bool {
+        self.unsent = 0;
+        self.conn.has_pending()
+    }
+}
+
+impl Http {
+    /// Makes `conn` an HTTP/2 connection and queues the server preface.
+    pub(super) fn h2_start(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        let mut h = Box::new(H2 {
+            conn: Connection::new(),
+            unsent: 0,
+        });
+        out.send(id, h.conn.take_output());
+        out.deadline(id, Some(self.cfg.idle_timeout));
+        conn.h2 = Some(h);
+    }
+
+    pub(super) fn h2_data(
+        &mut self,
+        id: ConnId,
+        conn: &mut HttpConn,
+        input: &[u8],
+        out: &mut Outbox,
+    ) -> usize {
+        let (peer, tls) = (conn.peer, conn.tls);
+        let Some(h) = conn.h2.as_mut() else {
+            return input.len();
+        };
+        let used = h.conn.receive(input);
+        for incoming in h.conn.take_incoming() {
+            self.h2_answer(peer, tls, &mut h.conn, incoming);
+        }
+        if h.conn
+            .stalled_for()
+            .is_some_and(|t| t >= self.cfg.idle_timeout)
+        {
+            // A client that keeps its window shut while still talking.
+            tracing::debug!(conn = %id, "h2: window closed too long, closing");
+            h.conn.error(ErrorCode::NoError);
+        }
+        self.h2_flush(id, conn, out);
+        used
+    }
+
+    /// Writes what the windows allow and sends it; closes a finished connection.
+    pub(super) fn h2_flush(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        let Some(h) = conn.h2.as_mut() else {
+            return;
+        };
+        h.conn
+            .pump(&mut self.h2_buf, PUMP_BUDGET.saturating_sub(h.unsent));
+        let bytes = h.conn.take_output();
+        if !bytes.is_empty() {
+            h.unsent += bytes.len();
+            out.send(id, bytes);
+        }
+        if h.conn.finished() {
+            out.close(id);
+        }
+        // Writes push it back (a download is not idle); a client that reads
+        // nothing or keeps its window shut is let go after it.
+        out.deadline(id, Some(self.cfg.idle_timeout));
+    }
+
+    pub(super) fn h2_timeout(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        if let Some(h) = conn.h2.as_mut() {
+            h.conn.go_away();
+            out.send(id, h.conn.take_output());
+        }
+        out.close(id);
+    }
+
+    pub(super) fn h2_draining(&mut self, id: ConnId, conn: &mut HttpConn, out: &mut Outbox) {
+        if let Some(h) = conn.h2.as_mut() {
+            h.conn.go_away();
+        }
+        self.h2_flush(id, conn, out);
+    }
+
+    pub(super) fn h2_idle(conn: &HttpConn) -> Option<bool> {
+        conn.h2.as_ref().map(|h| h.conn.idle())
+    }
+
+    /// Answers one request through the core and queues the answer on its stream.
+    fn h2_answer(&mut self, peer: SocketAddr, tls: bool, conn: &mut Connection, inc: Incoming) {
+        let mut scratch = std::mem::take(&mut self.h2_scratch);
+        let stream = match inc {
+            Incoming::TooLarge(stream) => {
+                self.h2_reject(peer, tls, b"", Status::HeaderFieldsTooLarge, &mut scratch);
+                stream
+            }
+            Incoming::Request(r) => {
+                self.h2_serve(peer, tls, &r, &mut scratch);
+                r.stream
+            }
+        };
+        let (fields, body) = answer_of(&mut scratch);
+        conn.respond(stream, fields.iter().map(|(n, v)| (&n[..], &v[..])), body);
+        self.h2_scratch = scratch;
+    }
+
+    fn h2_serve(&mut self, peer: SocketAddr, tls: bool, r: &Request, out: &mut Outbox) {
+        // The head HTTP/1 would have received. Every byte of it was checked by
+        // the connection: no CR, LF or NUL in a value, tokens for names, no
+        // space or control byte in a pseudo-header field.
+        let mut text = Vec::with_capacity(256);
+        text.extend_from_slice(&r.method);
+        text.push(b' ');
+        text.extend_from_slice(&r.path);
+        let line_end = text.len();
+        text.extend_from_slice(b" HTTP/1.1\r\n");
+        if let Some(a) = &r.authority {
+            text.extend_from_slice(b"host: ");
+            text.extend_from_slice(a);
+            text.extend_from_slice(b"\r\n");
+        }
+        for (n, v) in &r.fields {
+            // §8.3.1: `:authority` wins over `Host`.
+            if n == b"host" && r.authority.is_some() {
+                continue;
+            }
+            text.extend_from_slice(n);
+            text.extend_from_slice(b": ");
+            text.extend_from_slice(v);
+            text.extend_from_slice(b"\r\n");
+        }
+        text.extend_from_slice(b"\r\n");
+        let mut line = Vec::with_capacity(line_end + 9);
+        line.extend_from_slice(&text[..line_end]);
+        line.extend_from_slice(b" HTTP/2.0");
+        match parse_head(&text) {
+            Parsed::Complete { mut head, .. } => {
+                head.line = &line;
+                self.serve(ConnId(0), peer, tls, &head, out);
+            }
+            Parsed::Reject { status, .. } => self.h2_reject(peer, tls, &line, status, out),
+            Parsed::Partial => self.h2_reject(peer, tls, &line, Status::BadRequest, out),
+        }
+    }
+
+    fn h2_reject(
+        &mut self,
+        peer: SocketAddr,
+        tls: bool,
+        line: &[u8],
+        status: Status,
+        out: &mut Outbox,
+    ) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &self.table {
+            let i = t.default;
+            self.enter(i);
+        }
+        let mut req = Req::unparsed(line);
+        req.tls = tls;
+        self.page(ConnId(0), peer, &mut req, status, "", out);
+    }
+}
+
+/// Header fields as name and value bytes.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The header fields (`:status` first) and body of what the core queued.
+fn answer_of(queued: &mut Outbox) -> (Fields, VecDeque<Segment>) {
+    let mut fields = Vec::with_capacity(12);
+    let mut body = VecDeque::new();
+    let mut head_done = false;
+    for action in queued.drain() {
+        match action {
+            Action::Send { data, .. } if !head_done => {
+                head_done = true;
+                let end = memchr::memmem::find(&data, b"\r\n\r\n").unwrap_or(data.len());
+                let mut lines = data[..end].split(|&b| b == b'\n');
+                let status = lines.next().and_then(|l| l.get(9..12)).unwrap_or(b"500");
+                fields.push((b":status".to_vec(), status.to_vec()));
+                for l in lines {
+                    let l = l.strip_suffix(b"\r").unwrap_or(l);
+                    let Some(colon) = l.iter().position(|&b| b == b':') else {
+                        continue;
+                    };
+                    let name = l[..colon].to_ascii_lowercase();
+                    if HOP_BY_HOP.contains(&&name[..]) {
+                        continue;
+                    }
+                    fields.push((name, l[colon + 1..].trim_ascii().to_vec()));
+                }
+                let rest: Bytes = data.slice((end + 4).min(data.len())..);
+                body.push_back(Segment::Bytes(rest));
+            }
+            Action::Send { data, .. } => body.push_back(Segment::Bytes(data)),
+            Action::SendFile {
+                file, offset, len, ..
+            } => body.push_back(Segment::File {
+                file,
+                pos: offset,
+                end: offset + len,
+            }),
+            Action::Close { .. } | Action::Deadline { .. } => {}
+        }
+    }
+    (fields, body)
+}

@@ -1,0 +1,841 @@
+//! HPACK (RFC 7541) for the server side: a bounded decoder of our own, and an
+//! encoder from `loona-hpack`.
+//!
+//! The decoder is tables as data (the static table, the Huffman code, both from
+//! the RFC's appendices) and one loop over the representations. What a server
+//! needs beyond the codec is a bound against a small block that decodes into a
+//! huge header list (an "HPACK bomb": a 4 KiB table entry referenced by one
+//! byte, many times): the decoded size is summed as RFC 7541 §4.1 counts it, and
+//! past the limit nothing more is kept, though the block is still decoded to the
+//! end so the dynamic table stays in step with the peer's. The dynamic table a
+//! peer may ask for is capped at our SETTINGS_HEADER_TABLE_SIZE. (The codec
+//! crate's decoder builds a hash map per Huffman string, which made it most of
+//! the cost of a small request.)
+
+use loona_hpack::Encoder;
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+/// The dynamic table size we allow the peer's encoder (the protocol default).
+pub const TABLE_SIZE: usize = 4096;
+
+/// A decoded header list, or the news that it was larger than allowed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Fields(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The list's size (names, values and 32 bytes per field) passed the limit.
+    TooLarge,
+}
+
+/// A malformed block: the connection's compression state is lost
+/// (COMPRESSION_ERROR).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CompressionError;
+
+pub struct HeaderDecoder {
+    /// Newest first: index 62 is `table[0]`.
+    table: VecDeque<(Vec<u8>, Vec<u8>)>,
+    size: usize,
+    max_size: usize,
+    max_list: usize,
+}
+
+/// An entry's size (§4.1).
+fn entry_size(name: &[u8], value: &[u8]) -> usize {
+    name.len() + value.len() + 32
+}
+
+/// An integer with an `n`-bit prefix at the start of `buf` (§5.1): its value and
+/// length. Values past 2^28 are refused (no field or table is that large).
+fn integer(buf: &[u8], n: u32) -> Result<(usize, usize), CompressionError> {
+    let max = (1usize << n) - 1;
+    let first = *buf.first().ok_or(CompressionError)? as usize & max;
+    if first < max {
+        return Ok((first, 1));
+    }
+    let mut value = max;
+    for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
+        value += ((b & 0x7f) as usize) << (7 * (i - 1));
+        if b & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(CompressionError)
+}
+
+impl HeaderDecoder {
+    pub fn new(max_list: usize) -> HeaderDecoder {
+        HeaderDecoder {
+            table: VecDeque::new(),
+            size: 0,
+            max_size: TABLE_SIZE,
+            max_list,
+        }
+    }
+
+    fn get(&self, index: usize) -> Result<(&[u8], &[u8]), CompressionError> {
+        match index {
+            0 => Err(CompressionError),
+            1..=61 => Ok(STATIC[index - 1]),
+            _ => self
+                .table
+                .get(index - 62)
+                .map(|(n, v)| (&n[..], &v[..]))
+                .ok_or(CompressionError),
+        }
+    }
+
+    fn evict_to(&mut self, room: usize) {
+        while self.size + room > self.max_size {
+            let Some((n, v)) = self.table.pop_back() else {
+                break;
+            };
+            self.size -= entry_size(&n, &v);
+        }
+    }
+
+    fn insert(&mut self, name: Vec<u8>, value: Vec<u8>) {
+        let size = entry_size(&name, &value);
+        // §4.4: an entry larger than the table empties it and is not added.
+        self.evict_to(size);
+        if size <= self.max_size {
+            self.size += size;
+            self.table.push_front((name, value));
+        }
+    }
+
+    /// A string literal (§5.2) at the start of `buf`: its bytes and length.
+    fn string(buf: &[u8]) -> Result<(Vec<u8>, usize), CompressionError> {
+        let (len, n) = integer(buf, 7)?;
+        let data = buf.get(n..n + len).ok_or(CompressionError)?;
+        let s = if buf[0] & 0x80 != 0 {
+            huffman_decode(data)?
+        } else {
+            data.to_vec()
+        };
+        Ok((s, n + len))
+    }
+
+    pub fn decode(&mut self, block: &[u8]) -> Result<Decoded, CompressionError> {
+        let mut fields = Vec::new();
+        let mut total = 0usize;
+        let mut pos = 0;
+        let mut seen_field = false;
+        while pos < block.len() {
+            let rest = &block[pos..];
+            let b = rest[0];
+            let (name, value, index) = if b & 0x80 != 0 {
+                // §6.1 indexed field.
+                let (i, n) = integer(rest, 7)?;
+                pos += n;
+                let (name, value) = self.get(i)?;
+                seen_field = true;
+                total = total.saturating_add(entry_size(name, value));
+                if total <= self.max_list {
+                    fields.push((name.to_vec(), value.to_vec()));
+                }
+                continue;
+            } else if b & 0xe0 == 0x20 {
+                // §6.3 dynamic table size update: only at the start of a block.
+                let (size, n) = integer(rest, 5)?;
+                if seen_field || size > TABLE_SIZE {
+                    return Err(CompressionError);
+                }
+                pos += n;
+                self.max_size = size;
+                self.evict_to(0);
+                continue;
+            } else {
+                // §6.2 literals: with incremental indexing (01), without (0000) or
+                // never indexed (0001).
+                let (prefix, index) = if b & 0x40 != 0 { (6, true) } else { (4, false) };
+                let (i, mut n) = integer(rest, prefix)?;
+                let name = if i == 0 {
+                    let (name, len) = Self::string(&rest[n..])?;
+                    n += len;
+                    name
+                } else {
+                    self.get(i)?.0.to_vec()
+                };
+                let (value, len) = Self::string(&rest[n..])?;
+                pos += n + len;
+                (name, value, index)
+            };
+            seen_field = true;
+            total = total.saturating_add(entry_size(&name, &value));
+            match (index, total <= self.max_list) {
+                (true, true) => {
+                    fields.push((name.clone(), value.clone()));
+                    self.insert(name, value);
+                }
+                (true, false) => self.insert(name, value),
+                (false, true) => fields.push((name, value)),
+                (false, false) => {}
+            }
+        }
+        if total > self.max_list {
+            return Ok(Decoded::TooLarge);
+        }
+        Ok(Decoded::Fields(fields))
+    }
+}
+
+/// The Huffman code as a binary tree: `[child for 0, child for 1]` per node,
+/// a child with the top bit set being a leaf holding its symbol.
+fn huffman_tree() -> &'static [[u16; 2]] {
+    static TREE: OnceLock<Vec<[u16; 2]>> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let mut tree = vec![[0u16; 2]];
+        for (sym, &(code, len)) in HUFFMAN.iter().enumerate() {
+            let mut node = 0usize;
+            for i in (0..len).rev() {
+                let bit = ((code >> i) & 1) as usize;
+                if i == 0 {
+                    tree[node][bit] = 0x8000 | sym as u16;
+                } else {
+                    if tree[node][bit] == 0 {
+                        tree.push([0, 0]);
+                        tree[node][bit] = (tree.len() - 1) as u16;
+                    }
+                    node = tree[node][bit] as usize;
+                }
+            }
+        }
+        tree
+    })
+}
+
+/// Decodes a Huffman-coded string (§5.2): the EOS symbol inside it, or padding
+/// longer than 7 bits or not all ones, is an error.
+fn huffman_decode(data: &[u8]) -> Result<Vec<u8>, CompressionError> {
+    let tree = huffman_tree();
+    let mut out = Vec::with_capacity(data.len() * 8 / 5);
+    let mut node = 0usize;
+    // Bits read since the last symbol, and whether they were all ones.
+    let (mut pending, mut ones) = (0u32, true);
+    for &byte in data {
+        for i in (0..8).rev() {
+            let bit = (byte >> i) & 1;
+            pending += 1;
+            ones &= bit == 1;
+            let next = tree[node][bit as usize];
+            if next & 0x8000 != 0 {
+                let sym = next & 0x7fff;
+                if sym == 256 {
+                    return Err(CompressionError);
+                }
+                out.push(sym as u8);
+                node = 0;
+                pending = 0;
+                ones = true;
+            } else if next == 0 {
+                return Err(CompressionError);
+            } else {
+                node = next as usize;
+            }
+        }
+    }
+    if pending > 7 || !ones {
+        return Err(CompressionError);
+    }
+    Ok(out)
+}
+
+/// RFC 7541 Appendix A.
+const STATIC: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// RFC 7541 Appendix B: each symbol's code (right-aligned) and length in bits.
+const HUFFMAN: [(u32, u8); 257] = [
+    (0x1ff8, 13),
+    (0x7fffd8, 23),
+    (0xfffffe2, 28),
+    (0xfffffe3, 28),
+    (0xfffffe4, 28),
+    (0xfffffe5, 28),
+    (0xfffffe6, 28),
+    (0xfffffe7, 28),
+    (0xfffffe8, 28),
+    (0xffffea, 24),
+    (0x3ffffffc, 30),
+    (0xfffffe9, 28),
+    (0xfffffea, 28),
+    (0x3ffffffd, 30),
+    (0xfffffeb, 28),
+    (0xfffffec, 28),
+    (0xfffffed, 28),
+    (0xfffffee, 28),
+    (0xfffffef, 28),
+    (0xffffff0, 28),
+    (0xffffff1, 28),
+    (0xffffff2, 28),
+    (0x3ffffffe, 30),
+    (0xffffff3, 28),
+    (0xffffff4, 28),
+    (0xffffff5, 28),
+    (0xffffff6, 28),
+    (0xffffff7, 28),
+    (0xffffff8, 28),
+    (0xffffff9, 28),
+    (0xffffffa, 28),
+    (0xffffffb, 28),
+    (0x14, 6),
+    (0x3f8, 10),
+    (0x3f9, 10),
+    (0xffa, 12),
+    (0x1ff9, 13),
+    (0x15, 6),
+    (0xf8, 8),
+    (0x7fa, 11),
+    (0x3fa, 10),
+    (0x3fb, 10),
+    (0xf9, 8),
+    (0x7fb, 11),
+    (0xfa, 8),
+    (0x16, 6),
+    (0x17, 6),
+    (0x18, 6),
+    (0x0, 5),
+    (0x1, 5),
+    (0x2, 5),
+    (0x19, 6),
+    (0x1a, 6),
+    (0x1b, 6),
+    (0x1c, 6),
+    (0x1d, 6),
+    (0x1e, 6),
+    (0x1f, 6),
+    (0x5c, 7),
+    (0xfb, 8),
+    (0x7ffc, 15),
+    (0x20, 6),
+    (0xffb, 12),
+    (0x3fc, 10),
+    (0x1ffa, 13),
+    (0x21, 6),
+    (0x5d, 7),
+    (0x5e, 7),
+    (0x5f, 7),
+    (0x60, 7),
+    (0x61, 7),
+    (0x62, 7),
+    (0x63, 7),
+    (0x64, 7),
+    (0x65, 7),
+    (0x66, 7),
+    (0x67, 7),
+    (0x68, 7),
+    (0x69, 7),
+    (0x6a, 7),
+    (0x6b, 7),
+    (0x6c, 7),
+    (0x6d, 7),
+    (0x6e, 7),
+    (0x6f, 7),
+    (0x70, 7),
+    (0x71, 7),
+    (0x72, 7),
+    (0xfc, 8),
+    (0x73, 7),
+    (0xfd, 8),
+    (0x1ffb, 13),
+    (0x7fff0, 19),
+    (0x1ffc, 13),
+    (0x3ffc, 14),
+    (0x22, 6),
+    (0x7ffd, 15),
+    (0x3, 5),
+    (0x23, 6),
+    (0x4, 5),
+    (0x24, 6),
+    (0x5, 5),
+    (0x25, 6),
+    (0x26, 6),
+    (0x27, 6),
+    (0x6, 5),
+    (0x74, 7),
+    (0x75, 7),
+    (0x28, 6),
+    (0x29, 6),
+    (0x2a, 6),
+    (0x7, 5),
+    (0x2b, 6),
+    (0x76, 7),
+    (0x2c, 6),
+    (0x8, 5),
+    (0x9, 5),
+    (0x2d, 6),
+    (0x77, 7),
+    (0x78, 7),
+    (0x79, 7),
+    (0x7a, 7),
+    (0x7b, 7),
+    (0x7ffe, 15),
+    (0x7fc, 11),
+    (0x3ffd, 14),
+    (0x1ffd, 13),
+    (0xffffffc, 28),
+    (0xfffe6, 20),
+    (0x3fffd2, 22),
+    (0xfffe7, 20),
+    (0xfffe8, 20),
+    (0x3fffd3, 22),
+    (0x3fffd4, 22),
+    (0x3fffd5, 22),
+    (0x7fffd9, 23),
+    (0x3fffd6, 22),
+    (0x7fffda, 23),
+    (0x7fffdb, 23),
+    (0x7fffdc, 23),
+    (0x7fffdd, 23),
+    (0x7fffde, 23),
+    (0xffffeb, 24),
+    (0x7fffdf, 23),
+    (0xffffec, 24),
+    (0xffffed, 24),
+    (0x3fffd7, 22),
+    (0x7fffe0, 23),
+    (0xffffee, 24),
+    (0x7fffe1, 23),
+    (0x7fffe2, 23),
+    (0x7fffe3, 23),
+    (0x7fffe4, 23),
+    (0x1fffdc, 21),
+    (0x3fffd8, 22),
+    (0x7fffe5, 23),
+    (0x3fffd9, 22),
+    (0x7fffe6, 23),
+    (0x7fffe7, 23),
+    (0xffffef, 24),
+    (0x3fffda, 22),
+    (0x1fffdd, 21),
+    (0xfffe9, 20),
+    (0x3fffdb, 22),
+    (0x3fffdc, 22),
+    (0x7fffe8, 23),
+    (0x7fffe9, 23),
+    (0x1fffde, 21),
+    (0x7fffea, 23),
+    (0x3fffdd, 22),
+    (0x3fffde, 22),
+    (0xfffff0, 24),
+    (0x1fffdf, 21),
+    (0x3fffdf, 22),
+    (0x7fffeb, 23),
+    (0x7fffec, 23),
+    (0x1fffe0, 21),
+    (0x1fffe1, 21),
+    (0x3fffe0, 22),
+    (0x1fffe2, 21),
+    (0x7fffed, 23),
+    (0x3fffe1, 22),
+    (0x7fffee, 23),
+    (0x7fffef, 23),
+    (0xfffea, 20),
+    (0x3fffe2, 22),
+    (0x3fffe3, 22),
+    (0x3fffe4, 22),
+    (0x7ffff0, 23),
+    (0x3fffe5, 22),
+    (0x3fffe6, 22),
+    (0x7ffff1, 23),
+    (0x3ffffe0, 26),
+    (0x3ffffe1, 26),
+    (0xfffeb, 20),
+    (0x7fff1, 19),
+    (0x3fffe7, 22),
+    (0x7ffff2, 23),
+    (0x3fffe8, 22),
+    (0x1ffffec, 25),
+    (0x3ffffe2, 26),
+    (0x3ffffe3, 26),
+    (0x3ffffe4, 26),
+    (0x7ffffde, 27),
+    (0x7ffffdf, 27),
+    (0x3ffffe5, 26),
+    (0xfffff1, 24),
+    (0x1ffffed, 25),
+    (0x7fff2, 19),
+    (0x1fffe3, 21),
+    (0x3ffffe6, 26),
+    (0x7ffffe0, 27),
+    (0x7ffffe1, 27),
+    (0x3ffffe7, 26),
+    (0x7ffffe2, 27),
+    (0xfffff2, 24),
+    (0x1fffe4, 21),
+    (0x1fffe5, 21),
+    (0x3ffffe8, 26),
+    (0x3ffffe9, 26),
+    (0xffffffd, 28),
+    (0x7ffffe3, 27),
+    (0x7ffffe4, 27),
+    (0x7ffffe5, 27),
+    (0xfffec, 20),
+    (0xfffff3, 24),
+    (0xfffed, 20),
+    (0x1fffe6, 21),
+    (0x3fffe9, 22),
+    (0x1fffe7, 21),
+    (0x1fffe8, 21),
+    (0x7ffff3, 23),
+    (0x3fffea, 22),
+    (0x3fffeb, 22),
+    (0x1ffffee, 25),
+    (0x1ffffef, 25),
+    (0xfffff4, 24),
+    (0xfffff5, 24),
+    (0x3ffffea, 26),
+    (0x7ffff4, 23),
+    (0x3ffffeb, 26),
+    (0x7ffffe6, 27),
+    (0x3ffffec, 26),
+    (0x3ffffed, 26),
+    (0x7ffffe7, 27),
+    (0x7ffffe8, 27),
+    (0x7ffffe9, 27),
+    (0x7ffffea, 27),
+    (0x7ffffeb, 27),
+    (0xffffffe, 28),
+    (0x7ffffec, 27),
+    (0x7ffffed, 27),
+    (0x7ffffee, 27),
+    (0x7ffffef, 27),
+    (0x7fffff0, 27),
+    (0x3ffffee, 26),
+    (0x3fffffff, 30),
+];
+
+/// The response encoder: indexed fields where the tables hold them, literals
+/// otherwise, no Huffman coding.
+pub struct HeaderEncoder {
+    inner: Encoder<'static>,
+}
+
+impl Default for HeaderEncoder {
+    fn default() -> Self {
+        HeaderEncoder {
+            inner: Encoder::new(),
+        }
+    }
+}
+
+impl HeaderEncoder {
+    /// The peer's decoder allows at most this much table (its
+    /// SETTINGS_HEADER_TABLE_SIZE); the caller announces the change.
+    pub fn set_max_table_size(&mut self, size: usize) {
+        self.inner.set_max_table_size(size);
+    }
+
+    pub fn encode<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Vec<u8> {
+        self.inner.encode(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! RFC 7541 Appendix C, byte for byte.
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn fields(list: &[(&str, &str)]) -> Decoded {
+        Decoded::Fields(
+            list.iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn c2_single_representations() {
+        // C.2.1 literal with indexing, C.2.2 without, C.2.3 never indexed, C.2.4 indexed.
+        let mut d = HeaderDecoder::new(1 << 16);
+        let c21 = hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572");
+        assert_eq!(
+            d.decode(&c21).unwrap(),
+            fields(&[("custom-key", "custom-header")])
+        );
+        // The entry is now index 62.
+        assert_eq!(
+            d.decode(&[0xbe]).unwrap(),
+            fields(&[("custom-key", "custom-header")])
+        );
+        let c22 = hex("040c 2f73 616d 706c 652f 7061 7468");
+        assert_eq!(
+            d.decode(&c22).unwrap(),
+            fields(&[(":path", "/sample/path")])
+        );
+        let c23 = hex("1008 7061 7373 776f 7264 0673 6563 7265 74");
+        assert_eq!(d.decode(&c23).unwrap(), fields(&[("password", "secret")]));
+        assert_eq!(d.decode(&hex("82")).unwrap(), fields(&[(":method", "GET")]));
+        // C.2.1's encoding, as the encoder produces it.
+        let mut e = HeaderEncoder::default();
+        assert_eq!(e.encode([(&b"custom-key"[..], &b"custom-header"[..])]), c21);
+    }
+
+    const C3: [&str; 3] = [
+        "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+        "8286 84be 5808 6e6f 2d63 6163 6865",
+        "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
+    ];
+    const C4: [&str; 3] = [
+        "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+        "8286 84be 5886 a8eb 1064 9cbf",
+        "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+    ];
+
+    fn requests() -> [Decoded; 3] {
+        [
+            fields(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+            ]),
+            fields(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache"),
+            ]),
+            fields(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value"),
+            ]),
+        ]
+    }
+
+    #[test]
+    fn c3_requests_without_huffman() {
+        let mut d = HeaderDecoder::new(1 << 16);
+        for (wire, want) in C3.iter().zip(requests()) {
+            assert_eq!(d.decode(&hex(wire)).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn c4_requests_with_huffman() {
+        let mut d = HeaderDecoder::new(1 << 16);
+        for (wire, want) in C4.iter().zip(requests()) {
+            assert_eq!(d.decode(&hex(wire)).unwrap(), want);
+        }
+    }
+
+    const C5: [&str; 3] = [
+        "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133
+         2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70
+         6c65 2e63 6f6d",
+        "4803 3330 37c1 c0bf",
+        "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d
+         54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049
+         5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e
+         3d31",
+    ];
+    const C6: [&str; 3] = [
+        "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6
+         2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+        "4883 640e ffc1 c0bf",
+        "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab
+         77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f
+         9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+    ];
+
+    fn responses() -> [Decoded; 3] {
+        let date1 = "Mon, 21 Oct 2013 20:13:21 GMT";
+        let loc = "https://www.example.com";
+        [
+            fields(&[
+                (":status", "302"),
+                ("cache-control", "private"),
+                ("date", date1),
+                ("location", loc),
+            ]),
+            fields(&[
+                (":status", "307"),
+                ("cache-control", "private"),
+                ("date", date1),
+                ("location", loc),
+            ]),
+            fields(&[
+                (":status", "200"),
+                ("cache-control", "private"),
+                ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
+                ("location", loc),
+                ("content-encoding", "gzip"),
+                (
+                    "set-cookie",
+                    "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+                ),
+            ]),
+        ]
+    }
+
+    /// C.5 and C.6 run with a 256-byte table, so entries are evicted on the way:
+    /// decoding the later responses right proves the evictions were right too.
+    fn responses_with_small_table(wire: [&str; 3]) {
+        let mut d = HeaderDecoder::new(1 << 16);
+        // The encoder announces the smaller table first (a size update, then an
+        // indexed field so the block does not end on the update).
+        let mut first = vec![0x3f, 0xe1, 0x01];
+        first.extend(hex(wire[0]));
+        assert_eq!(
+            d.decode(&first).unwrap(),
+            responses().into_iter().next().unwrap()
+        );
+        for (w, want) in wire.iter().zip(responses()).skip(1) {
+            assert_eq!(d.decode(&hex(w)).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn c5_responses_without_huffman() {
+        responses_with_small_table(C5);
+    }
+
+    #[test]
+    fn c6_responses_with_huffman() {
+        responses_with_small_table(C6);
+    }
+
+    #[test]
+    fn a_bomb_is_bounded_and_the_table_stays_in_step() {
+        // One 4000-byte value indexed, then referenced 1000 times: 4 MB decoded
+        // from 4 KB of block.
+        let mut block = vec![0x40, 0x01, b'x', 0x7f];
+        let mut n = 4000 - 127;
+        while n >= 128 {
+            block.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        block.push(n as u8);
+        block.extend(std::iter::repeat(b'v').take(4000));
+        block.extend(std::iter::repeat(0xbe).take(1000));
+        let mut d = HeaderDecoder::new(16 * 1024);
+        assert_eq!(d.decode(&block).unwrap(), Decoded::TooLarge);
+        // The next block may still use the entry.
+        match d.decode(&[0xbe]).unwrap() {
+            Decoded::Fields(f) => assert_eq!(f[0].1.len(), 4000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_huffman_and_misplaced_updates_are_refused() {
+        // A literal value "0" Huffman-coded (00000) with zero padding bits.
+        let block = [0x04, 0x81, 0x00];
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&block),
+            Err(CompressionError)
+        );
+        // The same with the padding all ones: the path "0".
+        let block = [0x04, 0x81, 0x07];
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&block).unwrap(),
+            fields(&[(":path", "0")])
+        );
+        // EOS (30 ones) inside a string.
+        let block = [0x04, 0x84, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&block),
+            Err(CompressionError)
+        );
+        // A size update after a field.
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&[0x82, 0x20]),
+            Err(CompressionError)
+        );
+        // A string longer than the block.
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&[0x04, 0x05, b'a']),
+            Err(CompressionError)
+        );
+    }
+
+    #[test]
+    fn a_table_larger_than_allowed_is_refused() {
+        // Size update to 8192 (> 4096), then an indexed field.
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&[0x3f, 0xe1, 0x3f, 0x82]),
+            Err(CompressionError)
+        );
+        assert_eq!(
+            HeaderDecoder::new(1 << 16).decode(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(CompressionError)
+        );
+    }
+}
