@@ -143,6 +143,16 @@ impl Protocol for Site {
     }
 }
 
+impl crate::upstream::proxy::Origin for Site {
+    fn at_head(&self, conn: &SiteConn) -> bool {
+        self.http.at_head(&conn.http)
+    }
+
+    fn site_of(&self, host: Option<&[u8]>) -> usize {
+        self.http.site_of(host)
+    }
+}
+
 impl crate::proto::tls::TlsAware for Site {
     fn open_tls(
         &mut self,

@@ -19,6 +19,8 @@
 //! server out for `cooldown`. When every server of a pool is out, all are tried
 //! again rather than failing every request until a cooldown ends.
 
+pub mod proxy;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 //! mistake names its line and key.
 
 use super::{int_in, ConfigError, Source};
+use crate::upstream::proxy::Routes;
 use crate::upstream::{Balance, Location, Server, Upstream};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -98,6 +99,23 @@ fn duration(src: &Source, v: &Spanned<RawDuration>, key: &str) -> Result<Duratio
             key,
             "must be seconds (1 to 3600) or a string like \"500ms\" or \"2s\"",
         ),
+    }
+}
+
+impl super::Config {
+    /// Where the reverse proxy sends requests: each site's locations, in the
+    /// order the sites are served (the top level's alone without `[[site]]`).
+    pub fn routes(&self) -> Routes {
+        let locations = if self.sites.is_empty() {
+            vec![self.locations.clone()]
+        } else {
+            self.sites.iter().map(|s| s.locations.clone()).collect()
+        };
+        Routes {
+            upstreams: self.upstreams.clone(),
+            locations,
+            keepalive_timeout: self.timeouts.idle,
+        }
     }
 }
 
@@ -214,14 +232,16 @@ pub(super) fn parse_upstreams(
         if let Some(b) = &r.balance {
             up.balance = match Balance::parse(b.get_ref()) {
                 Some(b) => b,
-                None => return src.err(
-                    b.span(),
-                    "upstream.balance",
-                    format!(
+                None => {
+                    return src.err(
+                        b.span(),
+                        "upstream.balance",
+                        format!(
                         "{:?} is not one of \"round_robin\", \"least_conn\", \"hash_client_ip\"",
                         b.get_ref()
                     ),
-                ),
+                    )
+                }
             };
         }
         if let Some(v) = &r.connect_timeout {

@@ -622,6 +622,17 @@ impl Http {
         self.current = i;
     }
 
+    /// Whether the next input of `conn` starts a request head (not a body being
+    /// skipped, not a closing connection): where a layer above may take a request.
+    pub fn at_head(&self, conn: &HttpConn) -> bool {
+        matches!(conn.phase, Phase::Head | Phase::Idle)
+    }
+
+    /// The index of the site a `Host` picks (0 with one site).
+    pub fn site_of(&self, host: Option<&[u8]>) -> usize {
+        self.table.as_ref().map_or(0, |t| t.pick(host))
+    }
+
     pub fn stats(&self) -> &Arc<HttpStats> {
         &self.stats
     }
