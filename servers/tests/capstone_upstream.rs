@@ -37,7 +37,7 @@ impl Seen {
 
 /// An HTTP/1.1 origin on a thread: answers `origin NAME PATH`, keeps connections
 /// alive. Paths ask for behaviours: `/sleep/MS` waits before answering,
-/// `/chunked` answers in chunks, `/hop` adds hop-by-hop response fields,
+/// `/chunked` answers in chunks, `/api/big/N` sends N bytes, `/hop` adds hop-by-hop response fields,
 /// `/slowread` reads a request body slowly.
 struct Origin {
     addr: SocketAddr,
@@ -166,6 +166,23 @@ fn serve_origin(
             .or(path.strip_prefix("/slow/sleep/"))
         {
             thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        }
+        if let Some(n) = path.strip_prefix("/api/big/") {
+            let n: usize = n.parse().unwrap();
+            let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(block.len());
+                if w.write_all(&block[..k]).is_err() {
+                    return;
+                }
+                left -= k;
+            }
+            continue;
         }
         let body = format!("origin {name} {path}\n");
         let reply = if path.contains("/chunked") {
@@ -582,6 +599,89 @@ fn a_large_post_is_streamed_up_in_bounded_memory() {
         grew < 8 * 1024,
         "peak RSS grew by {grew} KiB for a 20 MiB body"
     );
+}
+
+#[test]
+fn a_slow_reader_throttles_its_upstream_in_bounded_memory() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "read_timeout = 20")
+    ));
+    assert_eq!(get(cap.addr, "/api/warm").status, 200);
+    let before = cap.peak_rss_kib();
+    const LEN: usize = 48 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/big/{LEN} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
+    let mut reads = 0;
+    loop {
+        let n = c.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+        reads += 1;
+        // Slow for the first 8 MiB: the origin is far ahead by then unless throttled.
+        if got < 8 << 20 && reads % 4 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
+    let want: u64 = block.iter().sum::<u64>() * (LEN / block.len()) as u64;
+    assert_eq!((got, sum), (LEN, want));
+    let grew = cap.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grew < 8 * 1024,
+        "peak RSS grew by {grew} KiB for a 48 MiB response"
+    );
+}
+
+#[test]
+fn weights_and_backups() {
+    let (a, b, spare) = (
+        Origin::start("a"),
+        Origin::start("b"),
+        Origin::start("spare"),
+    );
+    let servers = format!(
+        "[[upstream]]\nname = \"app\"\nservers = [{{ addr = \"{}\", weight = 2 }}, \"{}\", \
+         {{ addr = \"{}\", backup = true }}]\nmax_fails = 1\ncooldown = 30\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        a.addr, b.addr, spare.addr
+    );
+    let cap = Capstone::start(&servers);
+    let mut by = std::collections::HashMap::new();
+    for i in 0..30 {
+        let r = get(cap.addr, &format!("/api/w{i}"));
+        *by.entry(origin_of(&r)).or_insert(0) += 1;
+    }
+    assert_eq!(
+        (by.get("a"), by.get("b"), by.get("spare")),
+        (Some(&20), Some(&10), None)
+    );
+    a.kill();
+    b.kill();
+    for i in 0..5 {
+        let r = get(cap.addr, &format!("/api/s{i}"));
+        assert_eq!(
+            (r.status, origin_of(&r)),
+            (200, "spare".to_string()),
+            "{r:?}"
+        );
+    }
 }
 
 #[test]
