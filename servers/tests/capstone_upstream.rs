@@ -685,6 +685,32 @@ fn weights_and_backups() {
 }
 
 #[test]
+fn a_graceful_stop_lets_a_proxied_request_finish() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let addr = cap.addr;
+    let waiting = thread::spawn(move || get(addr, "/api/sleep/800"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.seen().is_empty() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(cap.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let r = waiting.join().unwrap();
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "origin a /api/sleep/800\n".to_string())
+    );
+}
+
+#[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
     let cap = Capstone::start(&format!(

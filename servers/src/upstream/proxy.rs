@@ -72,7 +72,7 @@ pub enum ProxyConn<C> {
         peer: SocketAddr,
         id: ConnId,
     },
-    Upstream,
+    Upstream(ConnId),
 }
 
 /// An upstream connection: its pool and server, and the client it serves (none
@@ -605,7 +605,9 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
     }
 
     fn outbound(&mut self, id: ConnId, _to: SocketAddr, _out: &mut Outbox) -> Option<Self::Conn> {
-        self.owners.contains_key(&id).then_some(ProxyConn::Upstream)
+        self.owners
+            .contains_key(&id)
+            .then_some(ProxyConn::Upstream(id))
     }
 
     fn connect_failed(&mut self, id: ConnId, error: std::io::Error, out: &mut Outbox) {
@@ -641,7 +643,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize {
         match conn {
-            ProxyConn::Upstream => self.upstream_data(id, input, out),
+            ProxyConn::Upstream(_) => self.upstream_data(id, input, out),
             ProxyConn::Client { inner, peer, .. } => {
                 if self.exchanges.contains_key(&id) {
                     return self.client_body(id, input, out);
@@ -669,7 +671,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
-            ProxyConn::Upstream => {
+            ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
                     Some((c, ex)) if ex.resp == Some(Frame::UntilEof) => self.finish(c, false, out),
@@ -688,7 +690,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn timeout(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
-            ProxyConn::Upstream => {
+            ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
                     // The client stopped reading: that is its timeout, not the server's.
@@ -714,7 +716,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn drained(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
-            ProxyConn::Upstream => {
+            ProxyConn::Upstream(_) => {
                 let Some(client) = self.owners.get(&id).and_then(|o| o.client) else {
                     return;
                 };
@@ -742,7 +744,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox) {
         match conn {
-            ProxyConn::Upstream => {
+            ProxyConn::Upstream(_) => {
                 let Some(o) = self.owners.get(&id) else {
                     return;
                 };
@@ -776,7 +778,8 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn idle(&self, conn: &Self::Conn) -> bool {
         match conn {
-            ProxyConn::Upstream => true,
+            // Only a pooled connection: one serving a request is busy.
+            ProxyConn::Upstream(id) => self.owners.get(id).map_or(true, |o| o.client.is_none()),
             ProxyConn::Client { inner, id, .. } => {
                 !self.exchanges.contains_key(id) && self.inner.idle(inner)
             }
