@@ -711,6 +711,43 @@ fn a_graceful_stop_lets_a_proxied_request_finish() {
 }
 
 #[test]
+fn proxied_requests_are_logged_and_counted() {
+    let a = Origin::start("a");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cap = Capstone::start(&format!(
+        "[log]\naccess = {log:?}\n{}[[upstream]]\nname = \"dead\"\nservers = [\"{dead}\"]\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n\
+         [[location]]\nprefix = \"/dead/\"\nupstream = \"dead\"\n",
+        pool("app", &[&a], "")
+    ));
+    assert_eq!(get(cap.addr, "/api/logged").status, 200);
+    assert_eq!(get(cap.addr, "/dead/x").status, 502);
+    let want = [
+        "\"GET /api/logged HTTP/1.1\" 200 21 ",
+        "\"GET /dead/x HTTP/1.1\" 502 16 ",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if want.iter().all(|w| text.contains(w)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "access log:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let status = get(cap.addr, "/status.json").text();
+    assert!(
+        status.contains("\"requests\":2") || status.contains("\"requests\": 2"),
+        "{status}"
+    );
+}
+
+#[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
     let cap = Capstone::start(&format!(

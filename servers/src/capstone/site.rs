@@ -151,6 +151,10 @@ impl crate::upstream::proxy::Origin for Site {
     fn site_of(&self, host: Option<&[u8]>) -> usize {
         self.http.site_of(host)
     }
+
+    fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
+        self.http.account_for(peer, line, code, body);
+    }
 }
 
 impl crate::proto::tls::TlsAware for Site {

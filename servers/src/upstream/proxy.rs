@@ -45,6 +45,8 @@ pub trait Origin: Protocol {
     fn at_head(&self, conn: &Self::Conn) -> bool;
     /// The site a `Host` picks (its index in the configuration's sites; 0 with none).
     fn site_of(&self, host: Option<&[u8]>) -> usize;
+    /// Counts and logs (access log) a request the proxy answered.
+    fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64);
 }
 
 /// Where requests go: the pools, and each site's locations.
@@ -100,6 +102,12 @@ struct Exchange {
     upstream: usize,
     server: usize,
     client_ip: IpAddr,
+    peer: SocketAddr,
+    /// The request line, for the access log.
+    line: Vec<u8>,
+    /// The response's status once known, and the body bytes sent to the client.
+    code: u16,
+    body_bytes: u64,
     /// The rewritten head, kept to be sent again to another server.
     head: Bytes,
     /// The request may be tried again elsewhere (idempotent, no body).
@@ -174,7 +182,7 @@ impl<P: Origin> ReverseProxy<P> {
         let head_bytes = match rewrite_request(&raw[..len], peer.ip()) {
             Some(h) => h,
             None => {
-                out.send(client, answer(400, false));
+                out.send(client, answer(400, false).0);
                 out.close(client);
                 return raw.len();
             }
@@ -198,6 +206,10 @@ impl<P: Origin> ReverseProxy<P> {
             upstream,
             server: 0,
             client_ip: peer.ip(),
+            peer,
+            line: head.line.to_vec(),
+            code: 0,
+            body_bytes: 0,
             head: Bytes::from(head_bytes),
             retryable: idempotent && req.is_done(),
             tried: Vec::new(),
@@ -288,7 +300,14 @@ impl<P: Origin> ReverseProxy<P> {
         out.close(up);
         if ex.resp.is_some() {
             // Part of the response is out: the client can only be cut off.
+            let (peer, line, code, bytes) = (
+                ex.peer,
+                std::mem::take(&mut ex.line),
+                ex.code,
+                ex.body_bytes,
+            );
             self.exchanges.remove(&client);
+            self.inner.record(peer, &line, code, bytes);
             out.close(client);
             return;
         }
@@ -313,7 +332,9 @@ impl<P: Origin> ReverseProxy<P> {
         let code = if why == Failure::Timeout { 504 } else { 502 };
         // A request whose body is still arriving leaves the connection out of step.
         let keep = ex.client_keep && ex.req.is_done() && !ex.client_eof;
-        out.send(client, answer(code, keep));
+        let (page, body) = answer(code, keep);
+        self.inner.record(ex.peer, &ex.line, code, body);
+        out.send(client, page);
         if keep {
             self.resume_client(client, &ex, out);
         } else {
@@ -328,6 +349,7 @@ impl<P: Origin> ReverseProxy<P> {
             return;
         };
         self.balancers[ex.upstream].finished(ex.server);
+        self.inner.record(ex.peer, &ex.line, ex.code, ex.body_bytes);
         let keep = self.routes.upstreams[ex.upstream].keepalive;
         let pool = &mut self.idle[ex.upstream][ex.server];
         if ex.reusable && !leftover && ex.req.is_done() && pool.len() < keep {
@@ -381,7 +403,7 @@ impl<P: Origin> ReverseProxy<P> {
                     self.exchanges.remove(&client);
                     self.owners.remove(&up);
                     out.close(up);
-                    out.send(client, answer(400, false));
+                    out.send(client, answer(400, false).0);
                 }
                 out.close(client);
                 return input.len();
@@ -430,6 +452,7 @@ impl<P: Origin> ReverseProxy<P> {
                         return r.head_len;
                     }
                     ex.resp = Some(r.body);
+                    ex.code = r.status;
                     ex.dechunk = r.dechunk;
                     ex.resp_keep = r.keep_alive;
                     ex.reusable = r.reusable;
@@ -460,6 +483,7 @@ impl<P: Origin> ReverseProxy<P> {
         }
         if !data.is_empty() {
             ex.down_pending += data.len();
+            ex.body_bytes += data.len() as u64;
             out.send(client, data);
         }
         used += n;
@@ -568,15 +592,17 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The proxy's own answer when the upstream gave none.
-fn answer(code: u16, keep: bool) -> Bytes {
+/// The proxy's own answer when the upstream gave none, and its body's length.
+fn answer(code: u16, keep: bool) -> (Bytes, u64) {
     let reason = crate::proto::http::reason(code);
     let body = format!("{code} {reason}\n");
-    Bytes::from(format!(
+    let len = body.len() as u64;
+    let page = Bytes::from(format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{body}",
         body.len(),
         if keep { "" } else { "Connection: close\r\n" },
-    ))
+    ));
+    (page, len)
 }
 
 impl<P: Origin> Protocol for ReverseProxy<P> {
@@ -756,6 +782,9 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             ProxyConn::Client { inner, .. } => {
                 if let Some(ex) = self.exchanges.remove(&id) {
                     self.balancers[ex.upstream].finished(ex.server);
+                    // The client left first: nginx's 499.
+                    let code = if ex.code == 0 { 499 } else { ex.code };
+                    self.inner.record(ex.peer, &ex.line, code, ex.body_bytes);
                     self.owners.remove(&ex.up);
                     out.close(ex.up);
                 }

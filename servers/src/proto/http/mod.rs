@@ -683,6 +683,13 @@ impl Http {
         h
     }
 
+    /// Counts and logs a request a layer above answered (a proxied one), by its
+    /// request line.
+    pub fn account_for(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.account(peer, &Req::unparsed(line), code, body);
+    }
+
     /// Counts and logs one answered request.
     fn account(&mut self, peer: SocketAddr, req: &Req<'_>, code: u16, body: u64) {
         self.stats.response(code, body);
