@@ -748,6 +748,35 @@ fn proxied_requests_are_logged_and_counted() {
 }
 
 #[test]
+fn an_idle_client_after_a_proxied_response_is_closed_quietly() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "[timeouts]\nidle = 1\n{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/idle HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_resp(&mut c).status, 200);
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "",
+        "no answer to a request never sent"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
     let cap = Capstone::start(&format!(

@@ -16,6 +16,16 @@
 //!
 //! Output queued for one connection leaves in the order it was queued, bytes and
 //! files interleaved, whichever thread or call queued it.
+//!
+//! A protocol that must reach another server (the capstone's reverse proxy) asks
+//! its event loop for an outbound connection with [`Outbox::connect`], which
+//! names the new connection at once; the loop makes the socket, gets its state from
+//! [`Protocol::outbound`] and reports the connect's end through
+//! [`Protocol::connected`] (or [`Protocol::connect_failed`] when there is no
+//! connection to speak of). From then on it is a connection like any other, under
+//! the same contract. Which client it serves is the protocol's business: the loop
+//! knows connections, not pairs. [`Outbox::pause`] lets one connection's progress
+//! hold back reading from another, the backpressure a pair needs.
 
 pub mod chat;
 pub mod echo;

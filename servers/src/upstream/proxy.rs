@@ -28,7 +28,7 @@ use crate::proto::proxy::framing::Frame;
 use crate::proto::proxy::{self, parse_response};
 use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,6 +143,10 @@ pub struct ReverseProxy<P: Origin> {
     idle: Vec<Vec<VecDeque<ConnId>>>,
     exchanges: HashMap<ConnId, Exchange>,
     owners: HashMap<ConnId, Owner>,
+    /// Clients kept alive after a proxied response and silent since: their
+    /// keep-alive timeout closes them quietly (the inner protocol would answer it
+    /// as a request that never came).
+    kept: HashSet<ConnId>,
 }
 
 impl<P: Origin> ReverseProxy<P> {
@@ -160,6 +164,7 @@ impl<P: Origin> ReverseProxy<P> {
             idle,
             exchanges: HashMap::new(),
             owners: HashMap::new(),
+            kept: HashSet::new(),
         }
     }
 
@@ -372,7 +377,8 @@ impl<P: Origin> ReverseProxy<P> {
         }
     }
 
-    fn resume_client(&self, client: ConnId, ex: &Exchange, out: &mut Outbox) {
+    fn resume_client(&mut self, client: ConnId, ex: &Exchange, out: &mut Outbox) {
+        self.kept.insert(client);
         out.deadline(client, Some(self.routes.keepalive_timeout));
         if ex.client_paused {
             out.pause(client, false);
@@ -671,6 +677,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
         match conn {
             ProxyConn::Upstream(_) => self.upstream_data(id, input, out),
             ProxyConn::Client { inner, peer, .. } => {
+                self.kept.remove(&id);
                 if self.exchanges.contains_key(&id) {
                     return self.client_body(id, input, out);
                 }
@@ -731,7 +738,9 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                 }
             }
             ProxyConn::Client { inner, .. } => {
-                if !self.exchanges.contains_key(&id) {
+                if self.kept.remove(&id) {
+                    out.close(id);
+                } else if !self.exchanges.contains_key(&id) {
                     self.inner.timeout(id, inner, out);
                 }
             }
@@ -780,6 +789,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                 }
             }
             ProxyConn::Client { inner, .. } => {
+                self.kept.remove(&id);
                 if let Some(ex) = self.exchanges.remove(&id) {
                     self.balancers[ex.upstream].finished(ex.server);
                     // The client left first: nginx's 499.
