@@ -206,22 +206,28 @@ struct Capstone {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// The configuration around `pools`: one loop, in `processes` worker processes
+/// (0: no master).
+fn config_text(dir: &Path, processes: usize, pools: &str) -> String {
+    format!(
+        "listen = [\"127.0.0.1:0\"]\nroot = {dir:?}\nprocesses = {processes}\nworkers = 1\n{pools}"
+    )
 }
 
 impl Capstone {
     fn start(pools: &str) -> Capstone {
+        Capstone::start_in(0, pools)
+    }
+
+    fn start_in(processes: usize, pools: &str) -> Capstone {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "static\n").unwrap();
         let config = dir.path().join("capstone.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = [\"127.0.0.1:0\"]\nroot = {:?}\nprocesses = 0\nworkers = 1\n{pools}",
-                dir.path()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, config_text(dir.path(), processes, pools)).unwrap();
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&config)
@@ -264,6 +270,7 @@ impl Capstone {
             child,
             addr,
             log,
+            config,
             _dir: dir,
         }
     }
@@ -774,6 +781,60 @@ fn an_idle_client_after_a_proxied_response_is_closed_quietly() {
         "{:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn a_reload_changes_the_pool_without_dropping_a_request_in_flight() {
+    let (old, new) = (Origin::start("old"), Origin::start("new"));
+    let loc = "[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n";
+    let cap = Capstone::start_in(1, &format!("{}{loc}", pool("app", &[&old], "")));
+    let addr = cap.addr;
+    let waiting = thread::spawn(move || get(addr, "/api/sleep/1500"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old.seen().is_empty() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let dir = cap.config.parent().unwrap().to_path_buf();
+    std::fs::write(
+        &cap.config,
+        config_text(&dir, 1, &format!("{}{loc}", pool("app", &[&new], ""))),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on our own child's pid (the master).
+    assert_eq!(
+        unsafe { libc::kill(cap.child.id() as i32, libc::SIGHUP) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get(cap.addr, "/api/which");
+        assert_eq!(r.status, 200, "{r:?}");
+        if origin_of(&r) == "new" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reload not applied:\n{}",
+            cap.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let r = waiting.join().unwrap();
+    assert_eq!((r.status, origin_of(&r)), (200, "old".to_string()), "{r:?}");
+}
+
+#[test]
+fn hash_client_ip_keeps_a_client_on_one_server() {
+    let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a, &b, &c], "balance = \"hash_client_ip\"")
+    ));
+    let first = origin_of(&get(cap.addr, "/api/h0"));
+    for i in 1..12 {
+        assert_eq!(origin_of(&get(cap.addr, &format!("/api/h{i}"))), first);
+    }
 }
 
 #[test]
