@@ -548,7 +548,7 @@ fn a_slow_origin_gets_504_and_does_not_hold_up_the_others() {
     let cap = Capstone::start(&format!(
         "{}{}[[location]]\nprefix = \"/slow/\"\nupstream = \"slow\"\n\
          [[location]]\nprefix = \"/api/\"\nupstream = \"fast\"\n",
-        pool("slow", &[&slow], "read_timeout = \"500ms\""),
+        pool("slow", &[&slow], "read_timeout = \"1500ms\""),
         pool("fast", &[&fast], "")
     ));
     let addr = cap.addr;
@@ -560,7 +560,7 @@ fn a_slow_origin_gets_504_and_does_not_hold_up_the_others() {
         let r = get(cap.addr, &format!("/api/f{i}"));
         assert_eq!(r.status, 200);
         assert!(
-            t.elapsed() < Duration::from_millis(300),
+            t.elapsed() < Duration::from_millis(500),
             "{:?}",
             t.elapsed()
         );
@@ -569,7 +569,7 @@ fn a_slow_origin_gets_504_and_does_not_hold_up_the_others() {
     assert_eq!(r.status, 504, "{r:?}");
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_millis(2500),
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(2900),
         "{took:?}"
     );
 }
