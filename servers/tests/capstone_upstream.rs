@@ -838,6 +838,37 @@ fn hash_client_ip_keeps_a_client_on_one_server() {
 }
 
 #[test]
+fn pipelined_requests_are_answered_in_order_whoever_serves_them() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/one HTTP/1.1\r\nHost: app.test\r\n\r\n\
+              POST /api/two HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\nxyz\
+              GET / HTTP/1.1\r\nHost: app.test\r\n\r\n\
+              GET /api/sleep/50 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let texts: Vec<String> = (0..4).map(|_| read_resp(&mut c).text()).collect();
+    assert_eq!(
+        texts,
+        [
+            "origin a /api/one\n",
+            "origin a /api/two\n",
+            "static\n",
+            "origin a /api/sleep/50\n"
+        ]
+    );
+    let seen = a.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1].body_len, 3);
+}
+
+#[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
     let cap = Capstone::start(&format!(
