@@ -869,6 +869,37 @@ fn pipelined_requests_are_answered_in_order_whoever_serves_them() {
 }
 
 #[test]
+fn a_failing_server_is_taken_out_for_its_cooldown() {
+    let a = Origin::start("a");
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cap = Capstone::start(&format!(
+        "[[upstream]]\nname = \"app\"\nservers = [\"{dead}\", \"{}\"]\n\
+         max_fails = 2\nfail_window = 10\ncooldown = 30\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        a.addr
+    ));
+    for i in 0..20 {
+        let r = get(cap.addr, &format!("/api/h{i}"));
+        assert_eq!((r.status, origin_of(&r)), (200, "a".to_string()), "{r:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cap.log_text().contains("taken out") {
+        assert!(Instant::now() < deadline, "{}", cap.log_text());
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Two refusals took it out; it was not tried again within the cooldown.
+    assert_eq!(
+        cap.log_text().matches("taken out").count(),
+        1,
+        "{}",
+        cap.log_text()
+    );
+}
+
+#[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
     let cap = Capstone::start(&format!(
