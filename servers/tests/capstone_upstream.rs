@@ -167,6 +167,31 @@ fn serve_origin(
         {
             thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
         }
+        let upgrade = seen
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|s| s.header("upgrade"));
+        if let (true, Some(up)) = (path == "/api/ws", upgrade) {
+            let head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {up}\r\nConnection: Upgrade\r\n\r\n"
+            );
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            // An echo, until the client closes.
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if w.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
         if let Some(n) = path.strip_prefix("/api/big/") {
             let n: usize = n.parse().unwrap();
             let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
@@ -897,6 +922,50 @@ fn a_failing_server_is_taken_out_for_its_cooldown() {
         "{}",
         cap.log_text()
     );
+}
+
+#[test]
+fn an_upgrade_is_tunnelled_both_ways() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        assert!(c.read_line(&mut line).unwrap() > 0, "closed after {head:?}");
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(head.contains("\r\nUpgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: upgrade\r\n"), "{head}");
+    let seen = a.seen();
+    assert_eq!(seen[0].header("upgrade").as_deref(), Some("websocket"));
+    assert_eq!(seen[0].header("connection").as_deref(), Some("upgrade"));
+    assert_eq!(
+        seen[0].header("sec-websocket-key").as_deref(),
+        Some("dGhlIHNhbXBsZSBub25jZQ==")
+    );
+    for msg in ["ping", "a longer second message"] {
+        c.get_mut().write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    // The client leaves; the origin's side closes too.
+    c.get_mut().shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
 }
 
 #[test]

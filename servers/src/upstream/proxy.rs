@@ -21,6 +21,10 @@
 //! next server, up to the pool's `tries`; when none is left the client gets a 502
 //! (a 504 after a timeout). A failure after the response head went out can only
 //! cut the client's connection.
+//!
+//! A GET whose `Connection` names `Upgrade` passes the `Upgrade` on; a 101 turns
+//! the exchange into a tunnel: both bodies become "until close", under the same
+//! windows, and the exchange ends when either side closes.
 
 use super::{location_for, Balancer, Location, Upstream};
 use crate::proto::http::{parse_head, BodyFraming, Method, Parsed};
@@ -102,6 +106,9 @@ struct Exchange {
     upstream: usize,
     server: usize,
     client_ip: IpAddr,
+    /// The client asked for this protocol (`Upgrade`, passed on): a 101 turns
+    /// the exchange into a tunnel.
+    upgrade: Option<Vec<u8>>,
     peer: SocketAddr,
     /// The request line, for the access log.
     line: Vec<u8>,
@@ -184,7 +191,8 @@ impl<P: Origin> ReverseProxy<P> {
         let Parsed::Complete { head, len } = parse_head(raw) else {
             return 0;
         };
-        let head_bytes = match rewrite_request(&raw[..len], peer.ip()) {
+        let tunnel = matches!(head.method, Method::Get) && !head.has_body;
+        let (head_bytes, upgrade) = match rewrite_request(&raw[..len], peer.ip(), tunnel) {
             Some(h) => h,
             None => {
                 out.send(client, answer(400, false).0);
@@ -211,6 +219,7 @@ impl<P: Origin> ReverseProxy<P> {
             upstream,
             server: 0,
             client_ip: peer.ip(),
+            upgrade,
             peer,
             line: head.line.to_vec(),
             code: 0,
@@ -443,6 +452,26 @@ impl<P: Origin> ReverseProxy<P> {
         let pool = &self.routes.upstreams[ex.upstream];
         out.deadline(up, Some(pool.read_timeout));
         let mut used = 0;
+        if let (None, Some(u)) = (&ex.resp, &ex.upgrade) {
+            match switching_head(input, u) {
+                Err(()) => return 0,
+                Ok(None) => {}
+                Ok(Some((head, len))) => {
+                    // A tunnel: bytes both ways until either side closes.
+                    ex.down_pending += head.len();
+                    out.send(client, head);
+                    ex.code = 101;
+                    ex.resp = Some(Frame::UntilEof);
+                    ex.req = Frame::UntilEof;
+                    ex.retryable = false;
+                    if ex.client_paused {
+                        ex.client_paused = false;
+                        out.pause(client, false);
+                    }
+                    used = len;
+                }
+            }
+        }
         if ex.resp.is_none() {
             match parse_response(input, ex.head_method, ex.client_keep, ex.client_minor) {
                 Ok(None) => return 0,
@@ -526,8 +555,10 @@ impl<P: Origin> ReverseProxy<P> {
 
 /// The request head as the upstream gets it: HTTP/1.1, hop-by-hop fields
 /// removed (RFC 9110 §7.6.1), `X-Forwarded-For`, `X-Forwarded-Proto` and
-/// `Forwarded` (RFC 7239) extended with this hop. `None`: a head that does not parse.
-fn rewrite_request(raw: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+/// `Forwarded` (RFC 7239) extended with this hop; with `tunnel`, an `Upgrade` the
+/// client's `Connection` names is passed on (and returned). `None`: a head that
+/// does not parse.
+fn rewrite_request(raw: &[u8], client: IpAddr, tunnel: bool) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let mut headers = [httparse::EMPTY_HEADER; crate::proto::http::MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let lead = raw
@@ -543,6 +574,14 @@ fn rewrite_request(raw: &[u8], client: IpAddr) -> Option<Vec<u8>> {
     let mut xff: Vec<&[u8]> = Vec::new();
     let mut fwd: Vec<&[u8]> = Vec::new();
     let mut host: Option<&[u8]> = None;
+    let upgrade = if tunnel && listed.iter().any(|t| t == "upgrade") {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
+            .map(|h| h.value.to_vec())
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(raw.len() + 128);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -587,8 +626,43 @@ fn rewrite_request(raw: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         v.push(b'"');
     }
     push_field(&mut out, b"Forwarded", &v);
+    if let Some(u) = &upgrade {
+        push_field(&mut out, b"Upgrade", u);
+        push_field(&mut out, b"Connection", b"upgrade");
+    }
     out.extend_from_slice(b"\r\n");
-    Some(out)
+    Some((out, upgrade))
+}
+
+/// A `101 Switching Protocols` head at the start of `buf`, rewritten for the
+/// client, and its length; `Ok(None)` for another status, `Err(())` while partial.
+fn switching_head(buf: &[u8], upgrade: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; crate::proto::http::MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut headers);
+    let len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(()),
+        Err(_) => return Ok(None),
+    };
+    if res.code != Some(101) {
+        return Ok(None);
+    }
+    let listed = proxy::connection_tokens(res.headers);
+    let mut head = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+    for h in res.headers.iter() {
+        if !proxy::is_hop_by_hop(h.name, &listed) {
+            push_field(&mut head, h.name.as_bytes(), h.value);
+        }
+    }
+    let upgrade = res
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
+        .map_or(upgrade, |h| h.value);
+    push_field(&mut head, b"Upgrade", upgrade);
+    push_field(&mut head, b"Connection", b"upgrade");
+    head.extend_from_slice(b"\r\n");
+    Ok(Some((head, len)))
 }
 
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -836,7 +910,8 @@ mod tests {
             X-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
             Proxy-Authorization: Basic eA==\r\nX-Forwarded-For: 192.0.2.1\r\n\
             X-Forwarded-Proto: https\r\nForwarded: for=192.0.2.1\r\nAccept: */*\r\n\r\n";
-        let got = rewrite_request(raw, "127.0.0.1".parse().unwrap()).unwrap();
+        let (got, upgrade) = rewrite_request(raw, "127.0.0.1".parse().unwrap(), true).unwrap();
+        assert_eq!(upgrade, None, "Connection does not name Upgrade");
         let text = String::from_utf8(got).unwrap();
         assert_eq!(
             text,
@@ -844,7 +919,8 @@ mod tests {
              X-Forwarded-For: 192.0.2.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\
              Forwarded: for=192.0.2.1, for=127.0.0.1;proto=http;host=\"app.test\"\r\n\r\n"
         );
-        let v6 = rewrite_request(b"GET / HTTP/1.0\r\n\r\n", "::1".parse().unwrap()).unwrap();
+        let (v6, _) =
+            rewrite_request(b"GET / HTTP/1.0\r\n\r\n", "::1".parse().unwrap(), false).unwrap();
         assert!(String::from_utf8(v6)
             .unwrap()
             .ends_with("X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nForwarded: for=\"[::1]\";proto=http\r\n\r\n"));
