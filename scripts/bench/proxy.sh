@@ -3,7 +3,10 @@
 # (TCP forwarder, 2 event-loop threads) and through Debian's haproxy (mode tcp, 2 threads), side by
 # side in one run; then the HTTP forward proxy (absolute-form requests on kept-alive
 # client connections) against Debian's tinyproxy and squid (cache off, 16 MB cache_mem);
-# then a 1 GiB download through a CONNECT tunnel against direct.
+# then the capstone as a reverse proxy in front of two nginx upstreams (kept-alive
+# upstream connections) against nginx `proxy_pass` with `keepalive` and haproxy
+# `mode http`, one core each; then a 1 GiB download through a CONNECT tunnel against
+# direct.
 #
 #   scripts/bench/proxy.sh [SECONDS_PER_CASE]     (default 5; ports 16600-16699)
 #   ROUNDS=N      rounds of the 1 GiB download, each direct then tunnel (default 3)
@@ -21,12 +24,15 @@ cd "$SYSNET_ROOT"
 SECS=${1:-5}
 CONNS=${CONNS:-50}
 P_NGINX=16600 P_PROXY=16601 P_HAPROXY=16602 P_FWD=16603 P_TINY=16604 P_SQUID=16605
+P_NGINX2=16606 P_CAP=16607 P_NGXRP=16608 P_HARP=16609
+RP_CONNS=${RP_CONNS:-64}
 
 need_pkgs nginx-light haproxy wrk curl python3 python3-matplotlib procps tinyproxy squid
 
-step "building proxy (release)"
-cargo build --release --locked --bin proxy -q
+step "building proxy and capstone (release)"
+cargo build --release --locked --bin proxy --bin capstone -q
 PROXY="$SYSNET_ROOT/target/release/proxy"
+CAPSTONE="$SYSNET_ROOT/target/release/capstone"
 
 WORK=$(mktemp -d /tmp/proxy-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -42,6 +48,7 @@ DOCROOT="$WORK/www"
 mkdir -p "$DOCROOT"
 head -c 615 /dev/urandom | base64 -w 76 | head -c 615 > "$DOCROOT/615b.html"
 head -c 1048576 /dev/urandom > "$DOCROOT/1m.bin"
+head -c 65536 /dev/urandom > "$DOCROOT/64k.bin"
 # Sparse: the transfer measures the path, not the disk.
 truncate -s 1G "$DOCROOT/1g.bin"
 
@@ -64,6 +71,7 @@ http {
   uwsgi_temp_path $WORK/nginx/uwsgi;
   scgi_temp_path $WORK/nginx/scgi;
   server { listen 127.0.0.1:$P_NGINX; root $DOCROOT; }
+  server { listen 127.0.0.1:$P_NGINX2; root $DOCROOT; }
 }
 CONF
 cat > "$WORK/haproxy.cfg" <<CONF
@@ -187,6 +195,98 @@ for path in proxy tinyproxy squid; do
   printf '  %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
 done
 
+step "reverse proxy: two nginx upstreams behind the capstone, nginx and haproxy, wrk -c$RP_CONNS"
+# One core each: the capstone with one loop, nginx with one worker, haproxy with one
+# thread; all three keep their upstream connections alive and spread requests round robin.
+mkdir -p "$WORK/rp"
+cat > "$WORK/rp/capstone.toml" <<CONF
+listen = ["127.0.0.1:$P_CAP"]
+root = "$DOCROOT"
+processes = 0
+workers = 1
+[[upstream]]
+name = "app"
+servers = ["127.0.0.1:$P_NGINX", "127.0.0.1:$P_NGINX2"]
+keepalive = 64
+[[location]]
+prefix = "/"
+upstream = "app"
+CONF
+cat > "$WORK/rp/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/rp/nginx.pid;
+error_log $WORK/rp/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/rp/body;
+  proxy_temp_path $WORK/rp/proxy;
+  fastcgi_temp_path $WORK/rp/fastcgi;
+  uwsgi_temp_path $WORK/rp/uwsgi;
+  scgi_temp_path $WORK/rp/scgi;
+  upstream app { server 127.0.0.1:$P_NGINX; server 127.0.0.1:$P_NGINX2; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P_NGXRP;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+cat > "$WORK/rp/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:$P_HARP
+  default_backend b
+backend b
+  balance roundrobin
+  server s1 127.0.0.1:$P_NGINX
+  server s2 127.0.0.1:$P_NGINX2
+CONF
+RUST_LOG=warn XDG_RUNTIME_DIR="$WORK/rp" "$CAPSTONE" --config "$WORK/rp/capstone.toml" > "$WORK/rp/capstone.log" 2>&1 &
+CAP_PID=$!
+PIDS+=($CAP_PID)
+nginx -p "$WORK/rp" -c "$WORK/rp/nginx.conf" -e "$WORK/rp/error.log" > "$WORK/rp/nginx.out" 2>&1 &
+NGXRP_PID=$!
+PIDS+=($NGXRP_PID)
+haproxy -db -f "$WORK/rp/haproxy.cfg" > "$WORK/rp/haproxy.log" 2>&1 &
+HARP_PID=$!
+PIDS+=($HARP_PID)
+for port in $P_NGINX2 $P_CAP $P_NGXRP $P_HARP; do
+  for _ in $(seq 1 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/615b.html" && break
+    sleep 0.1
+  done
+done
+RPRES="$WORK/reverse.tsv"
+printf 'proxy\tfile\treqs\trps\tp50_ms\tp99_ms\tcpu_s\terrors\n' > "$RPRES"
+for file in 615b.html 64k.bin; do
+  for path in capstone nginx haproxy; do
+    case $path in
+      capstone) port=$P_CAP pid=$CAP_PID ;;
+      nginx) port=$P_NGXRP pid=$NGXRP_PID ;;
+      haproxy) port=$P_HARP pid=$HARP_PID ;;
+    esac
+    out="$WORK/rp-$path-$file.out"
+    t0=$(cpu_ticks "$pid")
+    timeout $((SECS + 30)) wrk -t1 -c"$RP_CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/$file" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    read -r reqs rps p50 p99 errs < <(wrk_stats "$out")
+    cpu=$(awk -v t=$((t1 - t0)) -v h="$TCK" 'BEGIN {printf "%.2f", t / h}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$file" "${reqs:-0}" "${rps:-0}" "${p50:-0}" "${p99:-0}" "$cpu" "${errs:-0}" >> "$RPRES"
+    printf '  %-8s %-10s %10s req/s  p50 %8s ms  p99 %8s ms  proxy CPU %ss  errors %s\n' "$path" "$file" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$cpu" "${errs:-?}"
+  done
+done
+
 step "1 GiB through a CONNECT tunnel vs direct"
 # Both paths: the same curl options and sink, the same nginx and file, interleaved
 # rounds, best round of each. CPU is user + system seconds of each process during
@@ -224,7 +324,24 @@ mkdir -p target/bench
 cp "$RESULTS" target/bench/proxy.tsv
 cp "$TRANSFERS" target/bench/proxy-transfer.tsv
 cp "$FWDRES" target/bench/proxy-forward.tsv
+cp "$RPRES" target/bench/proxy-reverse.tsv
 step "results"
+python3 - "$RPRES" <<'PY'
+import csv, sys
+rows = {(r["proxy"], r["file"]): r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")}
+print("| reverse proxy, 2 nginx upstreams | file | req/s | p50 ms | p99 ms | CPU µs/req | ÷ faster peer | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for f in ["615b.html", "64k.bin"]:
+    peer = max(float(rows.get((p, f), {}).get("rps") or 0) for p in ["nginx", "haproxy"])
+    for p in ["capstone", "nginx", "haproxy"]:
+        r = rows.get((p, f))
+        if not r:
+            continue
+        rps, reqs = float(r["rps"] or 0), float(r["reqs"] or 0)
+        cpu = 1e6 * float(r["cpu_s"]) / reqs if reqs else float("nan")
+        ratio = rps / peer if peer else float("nan")
+        print(f"| {p} | {f} | {rps:.0f} | {float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | {cpu:.1f} | {ratio:.2f} | {r['errors']} |")
+PY
 python3 - "$RESULTS" "$TRANSFERS" target/bench/proxy.png "$FWDRES" <<'PY'
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))

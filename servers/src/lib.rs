@@ -20,3 +20,4 @@ pub mod signals;
 pub mod store;
 pub mod sysnet_dev;
 pub mod tls;
+pub mod upstream;

@@ -328,6 +328,7 @@ impl<P> Counted<P> {
                 } => out.send_file(to, file, offset, len),
                 Action::Close { id } => out.close(id),
                 Action::Deadline { id, after } => out.deadline(id, after),
+                a @ (Action::Connect { .. } | Action::Pause { .. }) => out.push(a),
             }
         }
         self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
@@ -569,6 +570,7 @@ mod tests {
                 Action::Deadline { .. } => "deadline".into(),
                 Action::Close { .. } => "close".into(),
                 Action::SendFile { .. } => "file".into(),
+                Action::Connect { .. } | Action::Pause { .. } => "other".into(),
             })
             .collect();
         assert_eq!(kinds, ["send hi\n", "send hello", "deadline", "close"]);

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+mod upstream;
+
 /// The address the embedded default listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -137,6 +139,10 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// Which of `sites` answers a `Host` no site names.
     pub default_site: usize,
+    /// `[[upstream]]` pools, in file order.
+    pub upstreams: Vec<crate::upstream::Upstream>,
+    /// The top-level `[[location]]` blocks (and what every `[[site]]` inherits).
+    pub locations: Vec<crate::upstream::Location>,
 }
 
 /// One `[[site]]`: the names it answers, its root and its rules.
@@ -149,6 +155,8 @@ pub struct SiteConfig {
     pub rules: SiteRules,
     /// `[[site.access]]`; `None`: the top-level `[[access]]` blocks.
     pub access: Option<Vec<AccessRule>>,
+    /// `[[site.location]]` blocks, then the top-level ones it does not override.
+    pub locations: Vec<crate::upstream::Location>,
 }
 
 impl Default for Config {
@@ -190,6 +198,8 @@ impl Default for Config {
             rules: SiteRules::default(),
             sites: Vec::new(),
             default_site: 0,
+            upstreams: Vec::new(),
+            locations: Vec::new(),
         }
     }
 }
@@ -237,6 +247,8 @@ struct RawConfig {
     fallback: Option<Spanned<String>>,
     hsts: Option<Spanned<String>>,
     site: Option<Vec<Spanned<RawSite>>>,
+    upstream: Option<Vec<Spanned<upstream::RawUpstream>>>,
+    location: Option<Vec<Spanned<upstream::RawLocation>>>,
 }
 
 /// One `[[site]]` block.
@@ -253,6 +265,7 @@ struct RawSite {
     fallback: Option<Spanned<String>>,
     hsts: Option<Spanned<String>>,
     access: Option<Vec<RawAccess>>,
+    location: Option<Vec<Spanned<upstream::RawLocation>>>,
 }
 
 /// A file name or a list of them.
@@ -853,6 +866,8 @@ impl Config {
                 let mut msg = e.message().trim().replace('\n', "; ");
                 if msg.contains(BAD_LISTEN_ENTRY) {
                     msg = LISTEN_FORMS.to_string();
+                } else if msg.contains(upstream::BAD_SERVER_ENTRY) {
+                    msg = upstream::SERVER_FORMS.to_string();
                 }
                 // "unknown field `x`" names its key; other errors get the line's key.
                 let key = msg
@@ -1151,6 +1166,8 @@ impl Config {
                 (None, None) => Some(Path::new("/nonexistent")),
             },
         )?;
+        cfg.upstreams = upstream::parse_upstreams(&src, &raw.upstream)?;
+        cfg.locations = upstream::parse_locations(&src, "location", &raw.location, &cfg.upstreams)?;
         let mut default_at = None;
         for site in raw.site.iter().flatten() {
             if cfg.sites.len() == MAX_SITES {
@@ -1239,12 +1256,20 @@ impl Config {
                 Some(_) => Some(parse_access(&src, &s.access, &resolve)?),
                 None => None,
             };
+            let mut locations =
+                upstream::parse_locations(&src, "site.location", &s.location, &cfg.upstreams)?;
+            for l in &cfg.locations {
+                if !locations.iter().any(|o| o.prefix == l.prefix) {
+                    locations.push(l.clone());
+                }
+            }
             cfg.sites.push(SiteConfig {
                 names,
                 root,
                 index,
                 rules,
                 access,
+                locations,
             });
         }
         cfg.default_site = default_at.unwrap_or(0);
@@ -1260,6 +1285,18 @@ impl Config {
                 "site",
                 "is never chosen: give it server_names or default = true",
             );
+        }
+        if !cfg.tls.listeners.is_empty() {
+            let in_sites = raw.site.iter().flatten();
+            let mut all = (raw.location.iter().flatten())
+                .chain(in_sites.flat_map(|s| s.get_ref().location.iter().flatten()));
+            if let Some(l) = all.next() {
+                return src.err(
+                    l.span(),
+                    "location",
+                    "is not served beside TLS listeners yet",
+                );
+            }
         }
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.

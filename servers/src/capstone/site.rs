@@ -153,6 +153,20 @@ impl Protocol for Site {
     }
 }
 
+impl crate::upstream::proxy::Origin for Site {
+    fn at_head(&self, conn: &SiteConn) -> bool {
+        self.http.at_head(&conn.http)
+    }
+
+    fn site_of(&self, host: Option<&[u8]>) -> usize {
+        self.http.site_of(host)
+    }
+
+    fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
+        self.http.account_for(peer, line, code, body);
+    }
+}
+
 impl crate::proto::tls::TlsAware for Site {
     fn open_tls(
         &mut self,

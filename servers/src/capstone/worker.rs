@@ -28,6 +28,7 @@ use crate::proto::http::{
 use crate::proto::tls::Tls;
 use crate::proto::Protocol;
 use crate::rotate::{RotatePolicy, RotatingFile};
+use crate::upstream::proxy::ReverseProxy;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -193,6 +194,10 @@ fn serve(
     // the plaintext ones go straight to HTTP. The certificate was read (and checked)
     // with the configuration, before any privilege was dropped.
     let tls = tls_setup(config, &sockets);
+    let routes = Arc::new(config.routes());
+    if tls.is_some() && routes.any() {
+        tracing::error!("[[location]] blocks are not served beside TLS listeners yet");
+    }
     let group = AcceptGroup::new();
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
@@ -217,6 +222,10 @@ fn serve(
                 let proto = Tls::new(t.server.clone(), front, config.timeouts.header)
                     .plaintext_listeners(t.plain.clone())
                     .log_handshakes(false);
+                start_loop(own, proto, config, &limits, &group, &stats, index)?
+            }
+            None if routes.any() => {
+                let proto = ReverseProxy::new(http, routes.clone());
                 start_loop(own, proto, config, &limits, &group, &stats, index)?
             }
             None => start_loop(own, http, config, &limits, &group, &stats, index)?,

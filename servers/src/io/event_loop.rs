@@ -165,6 +165,14 @@ struct Conn<C> {
     dirty: bool,
     deadline_after: Option<Duration>,
     deadline_at: Option<Instant>,
+    /// Made by the loop for the protocol ([`Action::Connect`]), not accepted.
+    outbound: bool,
+    /// Its connect is under way: nothing is read or written until it finishes.
+    connecting: bool,
+    /// The protocol stopped reading from it ([`Action::Pause`]).
+    paused: bool,
+    /// Held input is to be offered again (reading resumed).
+    refeed: bool,
 }
 
 /// A single-threaded event loop over backend `B`, serving protocol `P`.
@@ -519,6 +527,12 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                 if c.doomed {
                     return;
                 }
+                if c.connecting {
+                    if f.writable || f.hangup {
+                        self.on_connected(slot, id);
+                    }
+                    return;
+                }
                 if f.hangup && c.out.is_empty() && (c.read_closed || !c.interest.read) {
                     // Both directions are gone and nothing is left to say.
                     self.doom(slot, id, "hangup");
@@ -605,6 +619,10 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             dirty: false,
             deadline_after: None,
             deadline_at: None,
+            outbound: false,
+            connecting: false,
+            paused: false,
+            refeed: false,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -702,7 +720,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             let Some(c) = self.slots[slot].as_mut() else {
                 break;
             };
-            if c.id != id || c.closing || c.doomed || over_high(&c.out, &self.limits) {
+            if c.id != id || c.closing || c.doomed || c.paused || over_high(&c.out, &self.limits) {
                 break;
             }
             let Some(state) = c.state.as_mut() else {
@@ -763,11 +781,15 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         }
     }
 
-    /// Applies the outbox's actions in order.
+    /// Applies the outbox's actions in order (and those the protocol queues
+    /// meanwhile, when a connect calls it).
     fn apply(&mut self) {
-        if self.outbox.is_empty() {
-            return;
+        while !self.outbox.is_empty() {
+            self.apply_once();
         }
+    }
+
+    fn apply_once(&mut self) {
         let mut acts = std::mem::take(&mut self.actions);
         acts.extend(self.outbox.drain());
         for a in acts.drain(..) {
@@ -823,9 +845,99 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                         }
                     }
                 }
+                Action::Connect { id, to } => self.connect(id, to),
+                Action::Pause { id, paused } => {
+                    if let Some(&slot) = self.ids.get(&id.0) {
+                        if let Some(c) = self.slots[slot].as_mut() {
+                            c.refeed |= c.paused && !paused;
+                            c.paused = paused;
+                            self.mark_dirty(slot, id);
+                        }
+                    }
+                }
             }
         }
         self.actions = acts;
+    }
+
+    /// Starts an outbound connection for the protocol; it joins the table as a
+    /// connection waiting for its connect to finish (writable, or an error).
+    fn connect(&mut self, id: ConnId, to: SocketAddr) {
+        let fd = match super::relay::connect_nonblocking(to) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!(conn = %id, %to, error = %e, "connect failed");
+                self.proto.connect_failed(id, e, &mut self.outbox);
+                return;
+            }
+        };
+        let interest = Interest {
+            read: false,
+            write: true,
+            exclusive: false,
+        };
+        if let Err(e) = self.poller.add(fd.as_raw_fd(), id.0, interest) {
+            self.proto.connect_failed(id, e, &mut self.outbox);
+            return;
+        }
+        let Some(state) = self.proto.outbound(id, to, &mut self.outbox) else {
+            let _ = self.poller.delete(fd.as_raw_fd());
+            let e = io::Error::new(io::ErrorKind::Unsupported, "outbound connection refused");
+            self.proto.connect_failed(id, e, &mut self.outbox);
+            return;
+        };
+        let conn = Conn {
+            id,
+            fd,
+            peer: to,
+            state: Some(state),
+            input: Vec::new(),
+            out: OutQueue::new(),
+            interest,
+            read_closed: false,
+            closing: false,
+            doomed: false,
+            dirty: false,
+            deadline_after: None,
+            deadline_at: None,
+            outbound: true,
+            connecting: true,
+            paused: false,
+            refeed: false,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(conn);
+                s
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        self.ids.insert(id.0, slot);
+        tracing::debug!(conn = %id, %to, "connecting");
+    }
+
+    /// An outbound connect finished: the protocol hears how, and on success what
+    /// it queued meanwhile goes out.
+    fn on_connected(&mut self, slot: usize, id: ConnId) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        c.connecting = false;
+        let res = super::relay::socket_error(c.fd.as_fd());
+        let failed = res.is_err();
+        if let Some(state) = c.state.as_mut() {
+            self.called_in_settle = true;
+            self.proto.connected(id, state, res, &mut self.outbox);
+        }
+        self.apply();
+        if failed {
+            self.doom(slot, id, "connect failed");
+        } else {
+            self.mark_dirty(slot, id);
+        }
     }
 
     fn push(&mut self, slot: usize, data: Bytes) {
@@ -918,7 +1030,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             return;
         }
         c.dirty = false;
-        if c.doomed {
+        if c.doomed || c.connecting {
             return;
         }
         let was_high = over_high(&c.out, &self.limits);
@@ -961,9 +1073,10 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if c.id != id || c.doomed {
             return;
         }
-        if was_high && !over_high(&c.out, &self.limits) && !c.input.is_empty() {
-            // Backpressure lifted: what was held back may hold whole requests that no
-            // new readiness event will announce.
+        let refeed = std::mem::take(&mut c.refeed) && !c.paused;
+        if (refeed || (was_high && !over_high(&c.out, &self.limits))) && !c.input.is_empty() {
+            // Backpressure lifted (or reading resumed): what was held back may hold
+            // whole requests that no new readiness event will announce.
             self.feed(slot, id, 0);
         }
         self.update_interest(slot, id);
@@ -979,6 +1092,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         let want = Interest {
             read: !c.read_closed
                 && !c.closing
+                && !c.paused
                 && !over_high(&c.out, &self.limits)
                 && c.input.len() < self.limits.max_input,
             write: !c.out.is_empty(),
@@ -1006,8 +1120,10 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.free.push(slot);
         self.ids.remove(&id.0);
         let _ = self.poller.delete(c.fd.as_raw_fd());
-        Stats::sub(&self.stats.active, 1);
-        Stats::add(&self.stats.closed, 1);
+        if !c.outbound {
+            Stats::sub(&self.stats.active, 1);
+            Stats::add(&self.stats.closed, 1);
+        }
         tracing::debug!(conn = %id, peer = %c.peer, "disconnected");
         if let Some(state) = c.state.take() {
             self.called_in_settle = true;

@@ -1469,7 +1469,7 @@ fn new_pipe() -> io::Result<Pipe> {
     Ok(Pipe { r, w, cap })
 }
 
-fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
+pub(crate) fn connect_nonblocking(addr: SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -1533,7 +1533,7 @@ fn set_nodelay(fd: RawFd) {
     }
 }
 
-fn socket_error(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn socket_error(fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `err` and `len` are live and sized for SO_ERROR's int result.

@@ -130,6 +130,8 @@ impl<P> Shared<P> {
                         p.update(|m| m.deadline = Some(after));
                     }
                 }
+                // Outbound connections are the event loops' alone (see `Action::Connect`).
+                Action::Connect { .. } | Action::Pause { .. } => {}
             }
         }
     }

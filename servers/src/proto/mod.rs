@@ -16,6 +16,16 @@
 //!
 //! Output queued for one connection leaves in the order it was queued, bytes and
 //! files interleaved, whichever thread or call queued it.
+//!
+//! A protocol that must reach another server (the capstone's reverse proxy) asks
+//! its event loop for an outbound connection with [`Outbox::connect`], which
+//! names the new connection at once; the loop makes the socket, gets its state from
+//! [`Protocol::outbound`] and reports the connect's end through
+//! [`Protocol::connected`] (or [`Protocol::connect_failed`] when there is no
+//! connection to speak of). From then on it is a connection like any other, under
+//! the same contract. Which client it serves is the protocol's business: the loop
+//! knows connections, not pairs. [`Outbox::pause`] lets one connection's progress
+//! hold back reading from another, the backpressure a pair needs.
 
 pub mod chat;
 pub mod echo;
@@ -80,6 +90,19 @@ pub enum Action {
         id: ConnId,
         after: Option<Duration>,
     },
+    /// Open a TCP connection to `to`, known from now on as `id` (see
+    /// [`Outbox::connect`] and [`Protocol::outbound`]). Only the event loops make
+    /// outbound connections; the threaded models ignore this and `Pause`.
+    Connect {
+        id: ConnId,
+        to: SocketAddr,
+    },
+    /// Stop (`true`) or resume (`false`) reading from a connection. Input already
+    /// held is offered again on resuming.
+    Pause {
+        id: ConnId,
+        paused: bool,
+    },
 }
 
 /// The list of actions one call produced, applied by the model in order.
@@ -122,6 +145,29 @@ impl Outbox {
 
     pub fn deadline(&mut self, id: ConnId, after: Option<Duration>) {
         self.actions.push(Action::Deadline { id, after });
+    }
+
+    /// Asks the model for an outbound TCP connection to `to` and returns the id it
+    /// will have. The model makes the socket, starts the connect and calls
+    /// [`Protocol::outbound`] for its state; from then on it is a connection like
+    /// any other (bytes sent to it wait until the connect completes), with
+    /// [`Protocol::connected`] once the connect finishes. A protocol pairs it with
+    /// the client that needed it in its own state: the model knows nothing of pairs.
+    pub fn connect(&mut self, to: SocketAddr) -> ConnId {
+        let id = crate::io::next_conn_id();
+        self.actions.push(Action::Connect { id, to });
+        id
+    }
+
+    /// Queues an action as it is (a wrapping protocol passing on its inner one's).
+    pub fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    /// Stops or resumes reading from `id`: the backpressure of one connection on
+    /// another (a proxy stops reading its upstream while the client is slow).
+    pub fn pause(&mut self, id: ConnId, paused: bool) {
+        self.actions.push(Action::Pause { id, paused });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -233,6 +279,31 @@ pub trait Protocol {
     /// it is queued; `position` counts from 1. Empty (the default) sends nothing.
     fn queued(&mut self, _position: usize) -> Bytes {
         Bytes::new()
+    }
+
+    /// The state of the outbound connection `id` asked for with
+    /// [`Outbox::connect`], once its socket exists and its connect is under way.
+    /// `None` (the default, for protocols that never connect) refuses it: the
+    /// socket is closed and [`Protocol::connect_failed`] is called.
+    fn outbound(&mut self, id: ConnId, to: SocketAddr, out: &mut Outbox) -> Option<Self::Conn> {
+        let _ = (id, to, out);
+        None
+    }
+
+    /// The outbound connection `id` was never made (no socket, an immediate error,
+    /// a model that cannot connect, or [`Protocol::outbound`] said no). Nothing else
+    /// is called for `id`.
+    fn connect_failed(&mut self, _id: ConnId, _error: std::io::Error, _out: &mut Outbox) {}
+
+    /// The connect of outbound connection `id` finished: `Ok` once established,
+    /// else why it failed, and [`Protocol::closed`] follows.
+    fn connected(
+        &mut self,
+        _id: ConnId,
+        _conn: &mut Self::Conn,
+        _result: std::io::Result<()>,
+        _out: &mut Outbox,
+    ) {
     }
 
     /// Whether a connection with no unconsumed input and nothing queued to send can be

@@ -186,6 +186,7 @@ impl<P: TlsAware> Tls<P> {
                     None => out.close(id),
                 },
                 Action::Deadline { id, after } => out.deadline(id, after),
+                a @ (Action::Connect { .. } | Action::Pause { .. }) => out.push(a),
             }
         }
         // Give the allocation back for the next call.

@@ -636,6 +636,17 @@ impl Http {
         self.current = i;
     }
 
+    /// Whether the next input of `conn` starts a request head (not a body being
+    /// skipped, not a closing connection): where a layer above may take a request.
+    pub fn at_head(&self, conn: &HttpConn) -> bool {
+        matches!(conn.phase, Phase::Head | Phase::Idle)
+    }
+
+    /// The index of the site a `Host` picks (0 with one site).
+    pub fn site_of(&self, host: Option<&[u8]>) -> usize {
+        self.table.as_ref().map_or(0, |t| t.pick(host))
+    }
+
     pub fn stats(&self) -> &Arc<HttpStats> {
         &self.stats
     }
@@ -684,6 +695,13 @@ impl Http {
             h.push_str(&req.site_headers);
         }
         h
+    }
+
+    /// Counts and logs a request a layer above answered (a proxied one), by its
+    /// request line.
+    pub fn account_for(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.account(peer, &Req::unparsed(line), code, body);
     }
 
     /// Counts and logs one answered request.

@@ -70,6 +70,7 @@ fn render(out: &mut Outbox) -> Seen {
             }
             Action::Close { .. } => seen.closed = true,
             Action::Deadline { after, .. } => seen.deadlines.push(after),
+            other => panic!("static HTTP never connects or pauses: {other:?}"),
         }
     }
     seen

@@ -106,7 +106,7 @@ impl Refusal {
 
 /// The fields named by `Connection` (and, from old clients, `Proxy-Connection`),
 /// lower-cased.
-fn connection_tokens(headers: &[httparse::Header<'_>]) -> Vec<String> {
+pub(crate) fn connection_tokens(headers: &[httparse::Header<'_>]) -> Vec<String> {
     headers
         .iter()
         .filter(|h| {
@@ -122,7 +122,7 @@ fn connection_tokens(headers: &[httparse::Header<'_>]) -> Vec<String> {
 /// Fields that describe one hop and are never passed on (RFC 9110 §7.6.1), plus
 /// those the proxy writes itself. Fields a message's framing depends on stay even
 /// if `Connection` names them: dropping them would change where the message ends.
-fn is_hop_by_hop(name: &str, listed: &[String]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &str, listed: &[String]) -> bool {
     const ALWAYS: [&str; 9] = [
         "connection",
         "proxy-connection",

@@ -1,0 +1,1047 @@
+//! End-to-end tests of the capstone as a reverse proxy: `[[upstream]]` pools behind
+//! `[[location]]` prefixes. The origins are written here (std `TcpListener`s on
+//! threads) and record exactly what reached them: request heads as sent, body
+//! sizes, and how many connections they saw. Clients speak raw HTTP/1.1 (and curl
+//! where it is installed).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_capstone");
+
+/// One request as an origin received it.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+    body_len: usize,
+    /// The body's bytes summed, to check a large one arrived intact.
+    body_sum: u64,
+    /// The chunked body exactly as it arrived (small ones only).
+    raw_body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.split("\r\n").skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// An HTTP/1.1 origin on a thread: answers `origin NAME PATH`, keeps connections
+/// alive. Paths ask for behaviours: `/sleep/MS` waits before answering,
+/// `/chunked` answers in chunks, `/api/big/N` sends N bytes, `/hop` adds hop-by-hop response fields,
+/// `/slowread` reads a request body slowly.
+struct Origin {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    conns: Arc<AtomicUsize>,
+    alive: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Origin {
+    fn start(name: &'static str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o = Origin {
+            addr,
+            seen: Arc::default(),
+            conns: Arc::default(),
+            alive: Arc::new(AtomicBool::new(true)),
+            streams: Arc::default(),
+        };
+        let (seen, conns, alive, streams) = (
+            o.seen.clone(),
+            o.conns.clone(),
+            o.alive.clone(),
+            o.streams.clone(),
+        );
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                if !alive.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(s) = s else { continue };
+                conns.fetch_add(1, Ordering::SeqCst);
+                streams.lock().unwrap().push(s.try_clone().unwrap());
+                let seen = seen.clone();
+                let alive = alive.clone();
+                thread::spawn(move || serve_origin(name, s, seen, alive));
+            }
+        });
+        o
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and resets every connection, as a crashed process would.
+    fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        for s in self.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn serve_origin(
+    name: &'static str,
+    s: TcpStream,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    alive: Arc<AtomicBool>,
+) {
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        if !alive.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut seen_req = Seen {
+            head: head.clone(),
+            body_len: 0,
+            body_sum: 0,
+            raw_body: Vec::new(),
+        };
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let slow_read = path.contains("/slowread");
+        if let Some(n) = seen_req.header("content-length") {
+            let mut left: usize = n.parse().unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            while left > 0 {
+                let k = r.read(&mut buf[..left.min(64 * 1024)]).unwrap();
+                if k == 0 {
+                    return;
+                }
+                seen_req.body_len += k;
+                seen_req.body_sum += buf[..k].iter().map(|&b| b as u64).sum::<u64>();
+                left -= k;
+                if slow_read {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
+        } else if seen_req.header("transfer-encoding").as_deref() == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).unwrap();
+                seen_req.raw_body.extend_from_slice(size.as_bytes());
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0u8; n + 2];
+                r.read_exact(&mut chunk).unwrap();
+                seen_req.raw_body.extend_from_slice(&chunk);
+                seen_req.body_len += n;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        seen.lock().unwrap().push(seen_req);
+        if let Some(ms) = path
+            .strip_prefix("/api/sleep/")
+            .or(path.strip_prefix("/slow/sleep/"))
+        {
+            thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        }
+        let upgrade = seen
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|s| s.header("upgrade"));
+        if let (true, Some(up)) = (path == "/api/ws", upgrade) {
+            let head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {up}\r\nConnection: Upgrade\r\n\r\n"
+            );
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            // An echo, until the client closes.
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if w.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(n) = path.strip_prefix("/api/big/") {
+            let n: usize = n.parse().unwrap();
+            let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(block.len());
+                if w.write_all(&block[..k]).is_err() {
+                    return;
+                }
+                left -= k;
+            }
+            continue;
+        }
+        let body = format!("origin {name} {path}\n");
+        let reply = if path.contains("/chunked") {
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n".to_string()
+        } else if path.contains("/hop") {
+            format!("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if w.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A running capstone (one process, one loop), its error log followed on a thread.
+struct Capstone {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The configuration around `pools`: one loop, in `processes` worker processes
+/// (0: no master).
+fn config_text(dir: &Path, processes: usize, pools: &str) -> String {
+    format!(
+        "listen = [\"127.0.0.1:0\"]\nroot = {dir:?}\nprocesses = {processes}\nworkers = 1\n{pools}"
+    )
+}
+
+impl Capstone {
+    fn start(pools: &str) -> Capstone {
+        Capstone::start_in(0, pools)
+    }
+
+    fn start_in(processes: usize, pools: &str) -> Capstone {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "static\n").unwrap();
+        let config = dir.path().join("capstone.toml");
+        std::fs::write(&config, config_text(dir.path(), processes, pools)).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn capstone");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = log.lock().unwrap().join("\n");
+            if text.contains("worker serving") {
+                if let Some(a) = text
+                    .split("listening addr=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                {
+                    break a;
+                }
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("capstone did not start; log:\n{text}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        Capstone {
+            child,
+            addr,
+            log,
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// The process's peak resident set, in KiB (`VmHWM`).
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Capstone {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One response: status, head as sent, body (still chunk-framed if it was).
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from `r`; a chunked body is returned with its framing.
+fn read_resp(r: &mut BufReader<TcpStream>) -> Resp {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "closed after {head:?}");
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let status = head[9..12].parse().unwrap();
+    let mut resp = Resp {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    if let Some(n) = resp.header("content-length") {
+        let mut body = vec![0; n.parse().unwrap()];
+        r.read_exact(&mut body).unwrap();
+        resp.body = body;
+    } else if resp.header("transfer-encoding") == Some("chunked") {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            resp.body.extend_from_slice(size.as_bytes());
+            let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                loop {
+                    let mut t = String::new();
+                    r.read_line(&mut t).unwrap();
+                    resp.body.extend_from_slice(t.as_bytes());
+                    if t == "\r\n" {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            resp.body.extend_from_slice(&chunk);
+        }
+    } else {
+        r.read_to_end(&mut resp.body).unwrap();
+    }
+    resp
+}
+
+fn client(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
+}
+
+/// `GET path` on a connection of its own.
+fn get(addr: SocketAddr, path: &str) -> Resp {
+    let mut c = client(addr);
+    write!(
+        c.get_mut(),
+        "GET {path} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_resp(&mut c)
+}
+
+fn pool(name: &str, origins: &[&Origin], extra: &str) -> String {
+    let servers: Vec<String> = origins.iter().map(|o| format!("\"{}\"", o.addr)).collect();
+    format!(
+        "[[upstream]]\nname = \"{name}\"\nservers = [{}]\n{extra}\n",
+        servers.join(", ")
+    )
+}
+
+fn origin_of(r: &Resp) -> String {
+    r.text().split(' ').nth(1).unwrap_or("").to_string()
+}
+
+#[test]
+fn round_robin_spreads_evenly_over_kept_connections() {
+    let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a, &b, &c], "")
+    ));
+    let mut by = std::collections::HashMap::new();
+    for i in 0..30 {
+        let r = get(cap.addr, &format!("/api/n{i}"));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.text().ends_with(&format!(" /api/n{i}\n")), "{r:?}");
+        *by.entry(origin_of(&r)).or_insert(0) += 1;
+    }
+    assert_eq!(by.len(), 3, "{by:?}");
+    assert!(by.values().all(|&n| n == 10), "{by:?}");
+    // Outside the location: the static site.
+    assert_eq!(get(cap.addr, "/").text(), "static\n");
+    // Kept alive: one connection per origin served all ten.
+    let conns = a.connections() + b.connections() + c.connections();
+    assert!(conns <= 3, "30 requests took {conns} upstream connections");
+}
+
+#[test]
+fn least_conn_avoids_the_busy_server() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a, &b], "balance = \"least_conn\"")
+    ));
+    let addr = cap.addr;
+    let slow = thread::spawn(move || get(addr, "/api/sleep/1500"));
+    // Until the slow request reached its origin.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.seen().len() + b.seen().len() == 0 {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let busy = if a.seen().is_empty() { "b" } else { "a" };
+    for i in 0..6 {
+        let r = get(cap.addr, &format!("/api/quick{i}"));
+        assert_eq!(r.status, 200);
+        assert_ne!(origin_of(&r), busy, "went to the busy server: {r:?}");
+    }
+    let r = slow.join().unwrap();
+    assert_eq!((r.status, origin_of(&r)), (200, busy.to_string()));
+}
+
+#[test]
+fn hop_by_hop_fields_are_removed_both_ways_and_forwarded_fields_added() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/hop?x=1 HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive, X-Hop\r\n\
+              X-Hop: secret\r\nKeep-Alive: timeout=9\r\nTE: trailers\r\nUpgrade: h2c\r\n\
+              X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Other: kept\r\n\r\n",
+        )
+        .unwrap();
+    let r = read_resp(&mut c);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-kept"), Some("yes"));
+    for gone in ["x-resp-hop", "keep-alive"] {
+        assert_eq!(
+            r.header(gone),
+            None,
+            "{gone} reached the client: {}",
+            r.head
+        );
+    }
+    assert_eq!(r.header("connection"), None, "{}", r.head);
+    let seen = a.seen();
+    let s = &seen[0];
+    assert!(
+        s.head.starts_with("GET /api/hop?x=1 HTTP/1.1\r\n"),
+        "{}",
+        s.head
+    );
+    for gone in ["x-hop", "keep-alive", "te", "upgrade", "connection"] {
+        assert_eq!(
+            s.header(gone),
+            None,
+            "{gone} reached the origin: {}",
+            s.head
+        );
+    }
+    assert_eq!(s.header("host").as_deref(), Some("app.test"));
+    assert_eq!(s.header("x-other").as_deref(), Some("kept"));
+    assert_eq!(
+        s.header("x-forwarded-for").as_deref(),
+        Some("192.0.2.1, 127.0.0.1")
+    );
+    assert_eq!(s.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        s.header("forwarded").as_deref(),
+        Some("for=127.0.0.1;proto=http;host=\"app.test\"")
+    );
+    // The same client connection carries a second request.
+    write!(
+        c.get_mut(),
+        "GET /api/again HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    )
+    .unwrap();
+    let r = read_resp(&mut c);
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "origin a /api/again\n".to_string())
+    );
+}
+
+#[test]
+fn no_get_fails_while_another_origin_is_up() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a, &b], "connect_timeout = 1")
+    ));
+    for i in 0..40 {
+        if i == 10 {
+            a.kill();
+        }
+        let r = get(cap.addr, &format!("/api/k{i}"));
+        assert_eq!(r.status, 200, "request {i}: {r:?}\n{}", cap.log_text());
+        if i > 10 {
+            assert_eq!(origin_of(&r), "b");
+        }
+    }
+    // Every origin refused: 502.
+    b.kill();
+    let r = get(cap.addr, "/api/none");
+    assert_eq!(r.status, 502, "{r:?}");
+}
+
+#[test]
+fn a_slow_origin_gets_504_and_does_not_hold_up_the_others() {
+    let (slow, fast) = (Origin::start("slow"), Origin::start("fast"));
+    let cap = Capstone::start(&format!(
+        "{}{}[[location]]\nprefix = \"/slow/\"\nupstream = \"slow\"\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"fast\"\n",
+        pool("slow", &[&slow], "read_timeout = \"1500ms\""),
+        pool("fast", &[&fast], "")
+    ));
+    let addr = cap.addr;
+    let t0 = Instant::now();
+    let waiting = thread::spawn(move || get(addr, "/slow/sleep/3000"));
+    thread::sleep(Duration::from_millis(100));
+    for i in 0..5 {
+        let t = Instant::now();
+        let r = get(cap.addr, &format!("/api/f{i}"));
+        assert_eq!(r.status, 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let r = waiting.join().unwrap();
+    assert_eq!(r.status, 504, "{r:?}");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(2900),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_large_post_is_streamed_up_in_bounded_memory() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    assert_eq!(get(cap.addr, "/api/warm").status, 200);
+    let before = cap.peak_rss_kib();
+    const LEN: usize = 20 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "POST /api/slowread HTTP/1.1\r\nHost: app.test\r\nContent-Length: {LEN}\r\n\r\n"
+    )
+    .unwrap();
+    let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut sum = 0u64;
+    for _ in 0..LEN / block.len() {
+        c.get_mut().write_all(&block).unwrap();
+        sum += block.iter().map(|&b| b as u64).sum::<u64>();
+    }
+    let r = read_resp(&mut c);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = a.seen();
+    let post = seen.iter().find(|s| s.head.starts_with("POST")).unwrap();
+    assert_eq!((post.body_len, post.body_sum), (LEN, sum));
+    let grew = cap.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grew < 8 * 1024,
+        "peak RSS grew by {grew} KiB for a 20 MiB body"
+    );
+}
+
+#[test]
+fn a_slow_reader_throttles_its_upstream_in_bounded_memory() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "read_timeout = 20")
+    ));
+    assert_eq!(get(cap.addr, "/api/warm").status, 200);
+    let before = cap.peak_rss_kib();
+    const LEN: usize = 48 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/big/{LEN} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
+    let mut reads = 0;
+    loop {
+        let n = c.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+        reads += 1;
+        // Slow for the first 8 MiB: the origin is far ahead by then unless throttled.
+        if got < 8 << 20 && reads % 4 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
+    let want: u64 = block.iter().sum::<u64>() * (LEN / block.len()) as u64;
+    assert_eq!((got, sum), (LEN, want));
+    let grew = cap.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grew < 8 * 1024,
+        "peak RSS grew by {grew} KiB for a 48 MiB response"
+    );
+}
+
+#[test]
+fn weights_and_backups() {
+    let (a, b, spare) = (
+        Origin::start("a"),
+        Origin::start("b"),
+        Origin::start("spare"),
+    );
+    let servers = format!(
+        "[[upstream]]\nname = \"app\"\nservers = [{{ addr = \"{}\", weight = 2 }}, \"{}\", \
+         {{ addr = \"{}\", backup = true }}]\nmax_fails = 1\ncooldown = 30\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        a.addr, b.addr, spare.addr
+    );
+    let cap = Capstone::start(&servers);
+    let mut by = std::collections::HashMap::new();
+    for i in 0..30 {
+        let r = get(cap.addr, &format!("/api/w{i}"));
+        *by.entry(origin_of(&r)).or_insert(0) += 1;
+    }
+    assert_eq!(
+        (by.get("a"), by.get("b"), by.get("spare")),
+        (Some(&20), Some(&10), None)
+    );
+    a.kill();
+    b.kill();
+    for i in 0..5 {
+        let r = get(cap.addr, &format!("/api/s{i}"));
+        assert_eq!(
+            (r.status, origin_of(&r)),
+            (200, "spare".to_string()),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_graceful_stop_lets_a_proxied_request_finish() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let addr = cap.addr;
+    let waiting = thread::spawn(move || get(addr, "/api/sleep/800"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.seen().is_empty() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(cap.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let r = waiting.join().unwrap();
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "origin a /api/sleep/800\n".to_string())
+    );
+}
+
+#[test]
+fn proxied_requests_are_logged_and_counted() {
+    let a = Origin::start("a");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cap = Capstone::start(&format!(
+        "[log]\naccess = {log:?}\n{}[[upstream]]\nname = \"dead\"\nservers = [\"{dead}\"]\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n\
+         [[location]]\nprefix = \"/dead/\"\nupstream = \"dead\"\n",
+        pool("app", &[&a], "")
+    ));
+    assert_eq!(get(cap.addr, "/api/logged").status, 200);
+    assert_eq!(get(cap.addr, "/dead/x").status, 502);
+    let want = [
+        "\"GET /api/logged HTTP/1.1\" 200 21 ",
+        "\"GET /dead/x HTTP/1.1\" 502 16 ",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if want.iter().all(|w| text.contains(w)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "access log:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let status = get(cap.addr, "/status.json").text();
+    assert!(
+        status.contains("\"requests\":2") || status.contains("\"requests\": 2"),
+        "{status}"
+    );
+}
+
+#[test]
+fn an_idle_client_after_a_proxied_response_is_closed_quietly() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "[timeouts]\nidle = 1\n{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/idle HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_resp(&mut c).status, 200);
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "",
+        "no answer to a request never sent"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_reload_changes_the_pool_without_dropping_a_request_in_flight() {
+    let (old, new) = (Origin::start("old"), Origin::start("new"));
+    let loc = "[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n";
+    let cap = Capstone::start_in(1, &format!("{}{loc}", pool("app", &[&old], "")));
+    let addr = cap.addr;
+    let waiting = thread::spawn(move || get(addr, "/api/sleep/1500"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old.seen().is_empty() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let dir = cap.config.parent().unwrap().to_path_buf();
+    std::fs::write(
+        &cap.config,
+        config_text(&dir, 1, &format!("{}{loc}", pool("app", &[&new], ""))),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on our own child's pid (the master).
+    assert_eq!(
+        unsafe { libc::kill(cap.child.id() as i32, libc::SIGHUP) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get(cap.addr, "/api/which");
+        assert_eq!(r.status, 200, "{r:?}");
+        if origin_of(&r) == "new" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reload not applied:\n{}",
+            cap.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let r = waiting.join().unwrap();
+    assert_eq!((r.status, origin_of(&r)), (200, "old".to_string()), "{r:?}");
+}
+
+#[test]
+fn hash_client_ip_keeps_a_client_on_one_server() {
+    let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a, &b, &c], "balance = \"hash_client_ip\"")
+    ));
+    let first = origin_of(&get(cap.addr, "/api/h0"));
+    for i in 1..12 {
+        assert_eq!(origin_of(&get(cap.addr, &format!("/api/h{i}"))), first);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_whoever_serves_them() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/one HTTP/1.1\r\nHost: app.test\r\n\r\n\
+              POST /api/two HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\nxyz\
+              GET / HTTP/1.1\r\nHost: app.test\r\n\r\n\
+              GET /api/sleep/50 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let texts: Vec<String> = (0..4).map(|_| read_resp(&mut c).text()).collect();
+    assert_eq!(
+        texts,
+        [
+            "origin a /api/one\n",
+            "origin a /api/two\n",
+            "static\n",
+            "origin a /api/sleep/50\n"
+        ]
+    );
+    let seen = a.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1].body_len, 3);
+}
+
+#[test]
+fn a_failing_server_is_taken_out_for_its_cooldown() {
+    let a = Origin::start("a");
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cap = Capstone::start(&format!(
+        "[[upstream]]\nname = \"app\"\nservers = [\"{dead}\", \"{}\"]\n\
+         max_fails = 2\nfail_window = 10\ncooldown = 30\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        a.addr
+    ));
+    for i in 0..20 {
+        let r = get(cap.addr, &format!("/api/h{i}"));
+        assert_eq!((r.status, origin_of(&r)), (200, "a".to_string()), "{r:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cap.log_text().contains("taken out") {
+        assert!(Instant::now() < deadline, "{}", cap.log_text());
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Two refusals took it out; it was not tried again within the cooldown.
+    assert_eq!(
+        cap.log_text().matches("taken out").count(),
+        1,
+        "{}",
+        cap.log_text()
+    );
+}
+
+#[test]
+fn an_upgrade_is_tunnelled_both_ways() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        assert!(c.read_line(&mut line).unwrap() > 0, "closed after {head:?}");
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(head.contains("\r\nUpgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: upgrade\r\n"), "{head}");
+    let seen = a.seen();
+    assert_eq!(seen[0].header("upgrade").as_deref(), Some("websocket"));
+    assert_eq!(seen[0].header("connection").as_deref(), Some("upgrade"));
+    assert_eq!(
+        seen[0].header("sec-websocket-key").as_deref(),
+        Some("dGhlIHNhbXBsZSBub25jZQ==")
+    );
+    for msg in ["ping", "a longer second message"] {
+        c.get_mut().write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    // The client leaves; the origin's side closes too.
+    c.get_mut().shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[test]
+fn chunked_bodies_pass_exactly_both_ways() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    let r = get(cap.addr, "/api/chunked");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(
+        r.body,
+        b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n"
+    );
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"POST /api/up HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+    let r = read_resp(&mut c);
+    assert_eq!(r.status, 200);
+    let seen = a.seen();
+    let post = seen.iter().find(|s| s.head.starts_with("POST")).unwrap();
+    assert_eq!(post.header("transfer-encoding").as_deref(), Some("chunked"));
+    assert_eq!(post.raw_body, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+}
+
+#[test]
+fn check_config_names_the_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[location]]\nprefix = \"/api/\"\nupstream = \"nope\"\n",
+            "location.upstream: no [[upstream]] is named \"nope\"",
+        ),
+        (
+            "[[upstream]]\nname = \"app\"\nservers = []\n",
+            "upstream.servers: upstream \"app\" has no servers",
+        ),
+        (
+            "[[upstream]]\nname = \"app\"\nservers = [\"app.internal:80\"]\n",
+            "is not an IP:PORT address",
+        ),
+    ];
+    for (text, want) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, format!("listen = [\"127.0.0.1:0\"]\n{text}")).unwrap();
+        let out = Command::new(BIN)
+            .arg("--check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} passed");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    let good = Path::new(&dir.path().to_path_buf()).join("good.toml");
+    std::fs::write(
+        &good,
+        "listen = [\"127.0.0.1:0\"]\n[[upstream]]\nname = \"app\"\n\
+         servers = [\"127.0.0.1:9001\", { addr = \"127.0.0.1:9002\", weight = 2, backup = true }]\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
