@@ -1045,3 +1045,31 @@ fn check_config_names_the_mistake() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn h2c_never_serves_a_proxied_prefix_from_the_static_root() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no curl (scripts/test.sh installs it)");
+        return;
+    }
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    // A file under the root at a proxied path: HTTP/2 must not reach it either.
+    let api = cap._dir.path().join("api");
+    std::fs::create_dir(&api).unwrap();
+    std::fs::write(api.join("x"), "static copy\n").unwrap();
+    let url = format!("http://{}/api/x", cap.addr);
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--http2-prior-knowledge", &url])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(!body.contains("static copy"), "h2c served the root: {body}");
+    // HTTP/1.1 on the same listener is proxied as configured.
+    let r = get(cap.addr, "/api/x");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.text().starts_with("origin a "), "{r:?}");
+}

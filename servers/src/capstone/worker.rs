@@ -487,7 +487,9 @@ fn http_config(
     h.header_timeout = config.timeouts.header;
     h.idle_timeout = config.timeouts.idle;
     h.file_cache = config.file_cache;
-    h.http2 = config.http2;
+    // The reverse proxy routes HTTP/1 heads; an HTTP/2 stream would reach the static
+    // core whatever its path, so with [[location]] blocks h2c is off.
+    h.http2 = config.http2 && !config.routes().any();
     h.features = config.http.clone();
     h.server_name = "capstone".into();
     h.access_log = access;

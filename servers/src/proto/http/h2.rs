@@ -245,7 +245,12 @@ fn answer_of(queued: &mut Outbox) -> (Fields, VecDeque<Segment>) {
                 pos: offset,
                 end: offset + len,
             }),
-            Action::Close { .. } | Action::Deadline { .. } => {}
+            // The static core never opens or pauses connections (the reverse proxy,
+            // which does, serves HTTP/1 only).
+            Action::Close { .. }
+            | Action::Deadline { .. }
+            | Action::Connect { .. }
+            | Action::Pause { .. } => {}
         }
     }
     (fields, body)
