@@ -1158,7 +1158,7 @@ impl Kv {
 }
 
 /// The argument positions of a command's keys, from its table row.
-fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
+pub(super) fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
     let n = args.len();
     let last = if spec.last_key < 0 {
         n as i64 + i64::from(spec.last_key)
