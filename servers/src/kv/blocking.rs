@@ -19,7 +19,7 @@ use super::value::Kind;
 use super::{Held, Kv};
 use crate::proto::resp::{self, Args};
 use crate::proto::{ConnId, Outbox};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 /// What a parked client waits to do.
@@ -346,7 +346,7 @@ impl Kv {
         // A move can feed another key's queue: go round until nothing is served.
         loop {
             let mut served = false;
-            let keys: Vec<Box<[u8]>> = self.blocked.queues.keys().cloned().collect();
+            let keys = self.ready_order();
             for key in keys {
                 while let Some(&id) = self.blocked.queues.get(&key).and_then(VecDeque::front) {
                     let Some(req) = self.blocked.waiting.get(&id) else {
@@ -380,6 +380,49 @@ impl Kv {
                 break;
             }
         }
+    }
+
+    /// The keys parked clients wait on, in the order the batch's log records name
+    /// them (Redis's `ready_keys` list): after `LPUSH a ..; LPUSH b ..` the waiters
+    /// on `a` are served first, whoever also waits on `b`. Keys no record names follow.
+    fn ready_order(&self) -> Vec<Box<[u8]>> {
+        let queues = &self.blocked.queues;
+        let mut order: Vec<Box<[u8]>> = Vec::with_capacity(queues.len());
+        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(queues.len());
+        let limits = resp::Limits {
+            max_bulk: usize::MAX / 4,
+            max_args: usize::MAX / 4,
+            max_query: usize::MAX / 4,
+        };
+        let (mut ranges, mut scratch) = (Vec::new(), Vec::new());
+        let feed = &self.ks.feed;
+        let mut pos = 0;
+        while pos < feed.len() && order.len() < queues.len() {
+            let rest = &feed[pos..];
+            let Ok(resp::Parsed::Command { len, .. }) =
+                resp::parse(rest, &limits, &mut ranges, &mut scratch)
+            else {
+                break;
+            };
+            pos += len;
+            let args = Args::new(rest, &ranges);
+            let Some(spec) = super::cmd::lookup(args.get(0)) else {
+                continue;
+            };
+            for i in super::session::key_positions(spec, args) {
+                if let Some((k, _)) = queues.get_key_value(args.get(i)) {
+                    if seen.insert(&**k) {
+                        order.push(k.clone());
+                    }
+                }
+            }
+        }
+        for k in queues.keys() {
+            if !seen.contains(&**k) {
+                order.push(k.clone());
+            }
+        }
+        order
     }
 
     /// CLIENT UNBLOCK: a parked client answered as if its timeout passed (or, `error`,

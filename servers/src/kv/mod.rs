@@ -644,7 +644,15 @@ impl Protocol for Kv {
             out.deadline(freed, None);
         }
         if !self.ks.feed.is_empty() {
+            // A served waiter's pop (and BLMOVE's push) is a write like any other:
+            // it touches watched keys and publishes its events.
+            let feed_before = self.ks.feed.len();
             self.serve_blocked(out);
+            if (!self.clients.watches.is_empty() || self.server.notify != 0)
+                && self.ks.feed.len() > feed_before
+            {
+                self.after_write(feed_before, 0);
+            }
         }
         self.ranges = ranges;
         self.scratch = scratch;

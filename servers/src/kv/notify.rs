@@ -149,6 +149,36 @@ pub fn event(command: &str) -> Option<(u16, &'static str)> {
         .map(|&(_, class, name)| (class, name))
 }
 
+/// The event a logged command reports on its `nth` key (0 for the first): a command
+/// that moves data between two keys reports a different event on each, as Redis
+/// does (SMOVE: `srem` on the source, `sadd` on the destination). `side` names the
+/// end LMOVE pops from (`nth` 0) or pushes to (`nth` 1).
+pub fn event_at(command: &str, nth: usize, side: &[u8]) -> Option<(u16, &'static str)> {
+    let left = side.eq_ignore_ascii_case(b"LEFT");
+    let ev = match (command, nth) {
+        ("smove", 0) => (SET, "srem"),
+        ("smove", _) => (SET, "sadd"),
+        ("rename" | "renamenx", 0) => (GENERIC, "rename_from"),
+        ("rename" | "renamenx", _) => (GENERIC, "rename_to"),
+        ("rpoplpush", 0) => (LIST, "rpop"),
+        ("rpoplpush", _) => (LIST, "lpush"),
+        ("lmove", 0) => (LIST, if left { "lpop" } else { "rpop" }),
+        ("lmove", _) => (LIST, if left { "lpush" } else { "rpush" }),
+        ("copy", _) => (GENERIC, "copy_to"),
+        ("sinterstore", _) => (SET, "sinterstore"),
+        ("sunionstore", _) => (SET, "sunionstore"),
+        ("sdiffstore", _) => (SET, "sdiffstore"),
+        ("zunionstore", _) => (ZSET, "zunionstore"),
+        ("zinterstore", _) => (ZSET, "zinterstore"),
+        ("zdiffstore", _) => (ZSET, "zdiffstore"),
+        // Only the destination changes; the source is read.
+        ("zrangestore", 0) => (ZSET, "zrangestore"),
+        ("zrangestore", _) => return None,
+        _ => return event(command),
+    };
+    Some(ev)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +190,9 @@ mod tests {
         assert_eq!(parse_flags("K"), Some(0));
         assert_eq!(parse_flags("Kq"), None);
         assert_eq!(event("pexpireat"), Some((GENERIC, "expire")));
+        assert_eq!(event_at("smove", 0, b""), Some((SET, "srem")));
+        assert_eq!(event_at("smove", 1, b""), Some((SET, "sadd")));
+        assert_eq!(event_at("lmove", 1, b"left"), Some((LIST, "lpush")));
+        assert_eq!(event_at("set", 0, b""), Some((STRING, "set")));
     }
 }

@@ -258,13 +258,19 @@ impl Kv {
             if by_expiry {
                 expired -= 1;
             }
-            let event = if notify == 0 {
-                None
-            } else if by_expiry {
-                // Active expiry's deletions are "expired" events, of their own class.
-                Some((super::notify::EXPIRED, "expired")).filter(|(class, _)| notify & class != 0)
-            } else {
-                super::notify::event(spec.name).filter(|(class, _)| notify & class != 0)
+            let event_at = |nth: usize| {
+                if notify == 0 {
+                    None
+                } else if by_expiry {
+                    // Active expiry's deletions are "expired" events, of their own class.
+                    Some((super::notify::EXPIRED, "expired"))
+                        .filter(|(class, _)| notify & class != 0)
+                } else {
+                    // LMOVE's third and fourth arguments name the ends it moves between.
+                    let side = args.get(3 + nth.min(1));
+                    super::notify::event_at(spec.name, nth, side)
+                        .filter(|(class, _)| notify & class != 0)
+                }
             };
             let last = if spec.last_key < 0 {
                 args.len() as i64 + i64::from(spec.last_key)
@@ -273,16 +279,18 @@ impl Kv {
             };
             let step = spec.step.max(1) as usize;
             let mut i = spec.first_key as usize;
+            let mut nth = 0;
             while (i as i64) <= last && i < args.len() {
                 let key = args.get(i);
                 if self.clients.watches.contains_key(key) {
                     let exists = self.ks.contains_raw(key);
                     self.clients.touch(key, exists);
                 }
-                if let Some((_, name)) = event {
+                if let Some((_, name)) = event_at(nth) {
                     self.notify_event(notify, name, key);
                 }
                 i += step;
+                nth += 1;
             }
         }
         self.ks.feed = feed;
@@ -1150,7 +1158,7 @@ impl Kv {
 }
 
 /// The argument positions of a command's keys, from its table row.
-fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
+pub(super) fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
     let n = args.len();
     let last = if spec.last_key < 0 {
         n as i64 + i64::from(spec.last_key)

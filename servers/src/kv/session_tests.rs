@@ -35,6 +35,8 @@ impl Net {
                     data,
                 } => self.inbox.entry(id.0).or_default().extend_from_slice(&data),
                 Action::Close { id } => self.closed.push(id.0),
+                // A parked client's timeout: these tests never let one pass.
+                Action::Deadline { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -592,5 +594,75 @@ fn a_created_key_is_a_new_event_once() {
         n.take(2),
         "*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:new\r\n$3\r\nfoo\r\n\
          *3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:new\r\n$3\r\nbar\r\n"
+    );
+}
+
+#[test]
+fn smove_touches_and_announces_the_destination_only_when_it_gains_the_member() {
+    let mut n = Net::memory();
+    n.cmd(1, &["SADD", "src", "a", "b"]);
+    n.cmd(1, &["SADD", "dst", "a"]);
+    // The destination already holds `a`: only the source changes.
+    n.cmd(1, &["WATCH", "dst"]);
+    n.cmd(1, &["MULTI"]);
+    n.cmd(1, &["SADD", "dst", "c"]);
+    assert_eq!(n.cmd(2, &["SMOVE", "src", "dst", "a"]), ":1\r\n");
+    assert_eq!(n.cmd(1, &["EXEC"]), "*1\r\n:1\r\n");
+    assert_eq!(n.cmd(1, &["SCARD", "dst"]), ":2\r\n");
+    // A member the destination gains: a change to both keys.
+    n.cmd(1, &["WATCH", "dst"]);
+    n.cmd(1, &["MULTI"]);
+    n.cmd(1, &["SADD", "dst", "d"]);
+    assert_eq!(n.cmd(2, &["SMOVE", "src", "dst", "b"]), ":1\r\n");
+    assert_eq!(n.cmd(1, &["EXEC"]), "*-1\r\n");
+
+    n.cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "Ks"]);
+    n.cmd(3, &["PSUBSCRIBE", "*"]);
+    n.take(3);
+    n.cmd(1, &["SADD", "x", "m"]);
+    n.cmd(1, &["SADD", "y", "m"]);
+    n.cmd(1, &["SADD", "x", "o"]);
+    n.take(3);
+    n.cmd(1, &["SMOVE", "x", "y", "m"]);
+    n.cmd(1, &["SMOVE", "x", "z", "o"]);
+    let ev = |key: &str, e: &str| {
+        let ch = format!("__keyspace@0__:{key}");
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n${}\r\n{ch}\r\n${}\r\n{e}\r\n",
+            ch.len(),
+            e.len()
+        )
+    };
+    assert_eq!(
+        n.take(3),
+        [ev("x", "srem"), ev("x", "srem"), ev("z", "sadd")].concat()
+    );
+}
+
+#[test]
+fn a_push_made_by_a_served_brpoplpush_touches_watchers_and_is_announced() {
+    let mut n = Net::memory();
+    n.cmd(1, &["SET", "k", "v"]);
+    assert_eq!(n.cmd(1, &["BRPOPLPUSH", "src", "dst", "0"]), "");
+    n.cmd(2, &["WATCH", "dst"]);
+    n.cmd(2, &["MULTI"]);
+    n.cmd(2, &["GET", "k"]);
+    n.cmd(4, &["CONFIG", "SET", "notify-keyspace-events", "El"]);
+    n.cmd(3, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    n.take(3);
+    assert_eq!(n.cmd(4, &["LPUSH", "src", "e"]), ":1\r\n");
+    assert_eq!(n.take(1), "$1\r\ne\r\n");
+    assert_eq!(n.cmd(2, &["EXEC"]), "*-1\r\n");
+    let ev = |e: &str, key: &str| {
+        let ch = format!("__keyevent@0__:{e}");
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$16\r\n__keyevent@0__:*\r\n${}\r\n{ch}\r\n${}\r\n{key}\r\n",
+            ch.len(),
+            key.len()
+        )
+    };
+    assert_eq!(
+        n.take(3),
+        [ev("lpush", "src"), ev("rpop", "src"), ev("lpush", "dst")].concat()
     );
 }

@@ -715,3 +715,58 @@ fn blmpop_and_bzmpop_wait_then_pop_up_to_count_logged_as_plain_pops() {
     assert!(log.contains("RPOP") && log.contains("ZPOPMAX"), "{log}");
     assert!(!log.contains("BLMPOP") && !log.contains("BZMPOP"), "{log}");
 }
+
+#[test]
+fn waiters_are_served_key_by_key_in_the_order_the_writes_named_the_keys() {
+    let mut kv = Kv::open(Config::default()).unwrap();
+    let mut out = Outbox::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut c: Vec<KvConn> = (0..5)
+        .map(|i| kv.open(ConnId(i + 1), peer, &mut out))
+        .collect();
+    let bulks = |xs: &[&str]| -> String {
+        let mut s = format!("*{}\r\n", xs.len());
+        for x in xs {
+            s += &format!("${}\r\n{x}\r\n", x.len());
+        }
+        s
+    };
+    // Redis's "BLMPOP with multiple blocked clients", over several pairs of names so
+    // that no table order can pass it by chance.
+    for round in 0..8 {
+        let (k1, k2) = (format!("b{round}"), format!("a{round}x"));
+        for (i, (end, count)) in [("LEFT", "1"), ("RIGHT", "10"), ("LEFT", "10")]
+            .into_iter()
+            .enumerate()
+        {
+            let args = ["BLMPOP", "0", "2", &k1, &k2, end, "COUNT", count];
+            assert!(step(&mut kv, i as u64 + 1, &mut c[i], &args).is_empty());
+        }
+        step(&mut kv, 5, &mut c[4], &["MULTI"]);
+        step(
+            &mut kv,
+            5,
+            &mut c[4],
+            &["LPUSH", &k1, "a", "b", "c", "d", "e"],
+        );
+        step(
+            &mut kv,
+            5,
+            &mut c[4],
+            &["LPUSH", &k2, "1", "2", "3", "4", "5"],
+        );
+        let mut got = step(&mut kv, 5, &mut c[4], &["EXEC"]);
+        got.sort();
+        let reply = |k: &str, xs: &[&str]| format!("*2\r\n${}\r\n{k}\r\n{}", k.len(), bulks(xs));
+        assert_eq!(
+            got,
+            vec![
+                (1, reply(&k1, &["e"])),
+                (2, reply(&k1, &["a", "b", "c", "d"])),
+                (3, reply(&k2, &["5", "4", "3", "2", "1"])),
+                (5, "*2\r\n:5\r\n:5\r\n".into()),
+            ],
+            "round {round}"
+        );
+    }
+}

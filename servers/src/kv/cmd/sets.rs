@@ -202,8 +202,14 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     ctx.ks.drop_if_empty(src);
     let lim = ctx.server.encodings;
-    tri!(ctx, create(ctx.ks, dst)).insert(m, &lim);
-    ctx.ks.log_args(args);
+    // A member the destination already holds leaves it unchanged: only the source
+    // is logged as changed, so a WATCH on the destination (and its `sadd` event)
+    // stays quiet, as in Redis.
+    if tri!(ctx, create(ctx.ks, dst)).insert(m, &lim) {
+        ctx.ks.log_args(args);
+    } else {
+        ctx.ks.log(&[&b"SREM"[..], src, m]);
+    }
     ctx.int(1);
 }
 
