@@ -1073,3 +1073,35 @@ fn h2c_never_serves_a_proxied_prefix_from_the_static_root() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.text().starts_with("origin a "), "{r:?}");
 }
+
+#[test]
+fn a_request_pipelined_after_a_static_one_with_a_body_is_still_routed() {
+    let a = Origin::start("a");
+    let cap = Capstone::start(&format!(
+        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+        pool("app", &[&a], "")
+    ));
+    // A file under the root at a proxied path: it must never be what answers.
+    let api = cap._dir.path().join("api");
+    std::fs::create_dir(&api).unwrap();
+    std::fs::write(api.join("x"), "static copy\n").unwrap();
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\nxyz\
+              GET /api/x HTTP/1.1\r\nHost: app.test\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+              GET /api/x HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let texts: Vec<String> = (0..4).map(|_| read_resp(&mut c).text()).collect();
+    assert_eq!(
+        texts,
+        [
+            "static\n",
+            "origin a /api/x\n",
+            "static\n",
+            "origin a /api/x\n"
+        ]
+    );
+}

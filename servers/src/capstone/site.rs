@@ -165,6 +165,10 @@ impl crate::upstream::proxy::Origin for Site {
     fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
         self.http.account_for(peer, line, code, body);
     }
+
+    fn one_request_per_call(&mut self) {
+        self.http.one_request_per_call();
+    }
 }
 
 impl crate::proto::tls::TlsAware for Site {

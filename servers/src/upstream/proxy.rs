@@ -51,6 +51,9 @@ pub trait Origin: Protocol {
     fn site_of(&self, host: Option<&[u8]>) -> usize;
     /// Counts and logs (access log) a request the proxy answered.
     fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64);
+    /// Answer one whole request per `data` call, so that every head, including one
+    /// pipelined after a request body, comes back here to be routed.
+    fn one_request_per_call(&mut self);
 }
 
 /// Where requests go: the pools, and each site's locations.
@@ -157,7 +160,8 @@ pub struct ReverseProxy<P: Origin> {
 }
 
 impl<P: Origin> ReverseProxy<P> {
-    pub fn new(inner: P, routes: Arc<Routes>) -> Self {
+    pub fn new(mut inner: P, routes: Arc<Routes>) -> Self {
+        inner.one_request_per_call();
         let balancers = routes.upstreams.iter().map(Balancer::new).collect();
         let idle = routes
             .upstreams

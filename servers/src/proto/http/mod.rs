@@ -484,6 +484,9 @@ pub struct Http {
     /// HTTP/2: the read buffer of files sent as DATA, and the core's answer.
     h2_buf: Vec<u8>,
     h2_scratch: Outbox,
+    /// Return after each whole request (head and body), so a layer above sees every
+    /// head (see [`Http::one_request_per_call`]).
+    stepwise: bool,
 }
 
 /// A site's per-loop state while another site is being served.
@@ -594,7 +597,15 @@ impl Http {
             current: 0,
             h2_buf: Vec::new(),
             h2_scratch: Outbox::new(),
+            stepwise: false,
         }
+    }
+
+    /// From now on `data` returns after each whole request, body included, leaving
+    /// pipelined ones to the next call: a layer that routes requests (the reverse
+    /// proxy) then sees every head, including one that follows a request body.
+    pub fn one_request_per_call(&mut self) {
+        self.stepwise = true;
     }
 
     /// An instance serving several sites, each request by its `Host`.
@@ -1446,6 +1457,9 @@ impl Protocol for Http {
         let mut consumed = 0;
         let mut answered = false;
         while conn.phase != Phase::Closing && consumed < input.len() {
+            if self.stepwise && consumed > 0 && conn.phase == Phase::Idle {
+                break;
+            }
             if let Phase::Body(mut rest) = conn.phase {
                 match rest.skip(&input[consumed..], MAX_BODY) {
                     Ok((n, done)) => {
