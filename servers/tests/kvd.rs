@@ -1540,6 +1540,42 @@ fn maxclients_refuses_with_an_error() {
     assert_eq!(s.conn().cmd(&["PING"]), "+PONG\r\n");
 }
 
+/// A blocked client's timeout is a deadline the loop wakes for, not the next tick:
+/// ten `BLPOP k 0.01` in a row on an empty key each answer a null array no sooner
+/// than 10 ms, and all ten within a second (on the 250 ms tick they took 2.5 s).
+#[test]
+fn short_blocking_timeouts_fire_on_time() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let mut c = s.conn();
+    let start = Instant::now();
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert_eq!(c.cmd(&["BLPOP", "k", "0.01"]), "*-1\r\n");
+        assert!(
+            t.elapsed() >= Duration::from_millis(10),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let all = start.elapsed();
+    assert!(
+        all < Duration::from_secs(1),
+        "ten 10 ms timeouts took {all:?}"
+    );
+    // A client woken by a push before its timeout is not answered twice.
+    let mut b = s.conn();
+    b.send(&encode(&[b"BLPOP", b"q", b"0.05"]));
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(c.cmd(&["RPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&b.reply().unwrap()),
+        "*2\r\n$1\r\nq\r\n$1\r\nx\r\n"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(b.cmd(&["PING"]), "+PONG\r\n");
+}
+
 #[test]
 fn active_expiry_removes_keys_nobody_reads() {
     let d = tempfile::tempdir().unwrap();

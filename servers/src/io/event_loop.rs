@@ -19,7 +19,8 @@ use crate::net::{self, Listener, OutQueue};
 use crate::proto::{Action, ConnId, Outbox, Protocol, Target};
 use crate::signals::Shutdown;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -206,6 +207,13 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     now: Instant,
     /// The protocol was called since the flag was last cleared (see `finish_round`).
     called_in_settle: bool,
+    /// Deadlines as [`Action::Deadline`] armed them, earliest first, so the loop
+    /// wakes for them rather than on the next tick (a blocked client's 10 ms timeout
+    /// answers after 10 ms, not up to a tick later). An entry whose connection left,
+    /// or whose deadline was moved, is dropped when it comes up; a deadline moved
+    /// later by a write is left to the tick. Rebuilt from the table when stale
+    /// entries outnumber the connections, so it stays bounded.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl<P: Protocol, B: Poller> EventLoop<P, B> {
@@ -246,6 +254,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             mode: Mode::Running,
             now: Instant::now(),
             called_in_settle: false,
+            deadlines: BinaryHeap::new(),
         })
     }
 
@@ -330,7 +339,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }
             self.sync_listening();
             let before = Instant::now();
-            let timeout = next_tick.saturating_duration_since(before);
+            let wake = match self.deadlines.peek() {
+                Some(Reverse((at, _))) => next_tick.min(*at),
+                None => next_tick,
+            };
+            let timeout = wake.saturating_duration_since(before);
             let mut fired = std::mem::take(&mut self.fired);
             if let Err(e) = self.poller.wait(timeout, &mut fired) {
                 self.fired = fired;
@@ -348,6 +361,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             if self.now >= next_tick {
                 next_tick = self.now + TICK;
                 self.on_tick();
+                self.finish_round();
+            } else if self
+                .deadlines
+                .peek()
+                .is_some_and(|Reverse((at, _))| *at <= self.now)
+            {
+                self.expire_armed();
                 self.finish_round();
             }
         };
@@ -749,36 +769,74 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         }
         self.proto.tick(&mut self.outbox);
         self.apply();
-        let now = self.now;
         for slot in 0..self.slots.len() {
-            let Some(c) = self.slots[slot].as_mut() else {
+            self.expire(slot);
+        }
+        // Whatever came due is answered; entries left for it are stale.
+        self.expire_armed();
+    }
+
+    /// Fires the armed deadlines that are due (see `deadlines`).
+    fn expire_armed(&mut self) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > self.now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(&slot) = self.ids.get(&id) else {
                 continue;
             };
-            if c.doomed || !c.deadline_at.is_some_and(|at| at <= now) {
-                continue;
+            if self.slots[slot]
+                .as_ref()
+                .is_some_and(|c| c.deadline_at == Some(at))
+            {
+                self.expire(slot);
             }
-            // One-shot: the protocol re-arms if it wants another.
-            c.deadline_at = None;
-            c.deadline_after = None;
-            let id = c.id;
-            // Writes push the deadline back, so output still queued now is output the
-            // peer has not taken for the whole period: a client that stopped reading.
-            let stalled = !c.out.is_empty();
-            Stats::add(&self.stats.timeouts, 1);
-            if let Some(state) = c.state.as_mut() {
-                self.proto.timeout(id, state, &mut self.outbox);
-            }
-            self.apply();
-            if let Some(c) = self.slots[slot].as_mut() {
-                if stalled && c.id == id && c.closing {
-                    // A close that waits for the flush would wait for ever.
-                    c.out.clear();
-                    self.doom(slot, id, "timed out with output pending");
-                    continue;
-                }
-            }
-            self.mark_dirty(slot, id);
         }
+    }
+
+    /// Keeps one entry per connection whose deadline is still the one armed.
+    fn rebuild_deadlines(&mut self) {
+        let live: Vec<_> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|c| c.deadline_at.map(|at| Reverse((at, c.id.0))))
+            .collect();
+        self.deadlines = BinaryHeap::from(live);
+    }
+
+    /// Calls the protocol's `timeout` for the connection in `slot` if its deadline
+    /// has passed.
+    fn expire(&mut self, slot: usize) {
+        let now = self.now;
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.doomed || !c.deadline_at.is_some_and(|at| at <= now) {
+            return;
+        }
+        // One-shot: the protocol re-arms if it wants another.
+        c.deadline_at = None;
+        c.deadline_after = None;
+        let id = c.id;
+        // Writes push the deadline back, so output still queued now is output the
+        // peer has not taken for the whole period: a client that stopped reading.
+        let stalled = !c.out.is_empty();
+        Stats::add(&self.stats.timeouts, 1);
+        if let Some(state) = c.state.as_mut() {
+            self.proto.timeout(id, state, &mut self.outbox);
+        }
+        self.apply();
+        if let Some(c) = self.slots[slot].as_mut() {
+            if stalled && c.id == id && c.closing {
+                // A close that waits for the flush would wait for ever.
+                c.out.clear();
+                self.doom(slot, id, "timed out with output pending");
+                return;
+            }
+        }
+        self.mark_dirty(slot, id);
     }
 
     /// Applies the outbox's actions in order (and those the protocol queues
@@ -842,7 +900,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                         if let Some(c) = self.slots[slot].as_mut() {
                             c.deadline_after = after;
                             c.deadline_at = after.map(|d| Instant::now() + d);
+                            if let Some(at) = c.deadline_at {
+                                self.deadlines.push(Reverse((at, id.0)));
+                            }
                         }
+                    }
+                    if self.deadlines.len() > 2 * self.ids.len() + 1024 {
+                        self.rebuild_deadlines();
                     }
                 }
                 Action::Connect { id, to } => self.connect(id, to),

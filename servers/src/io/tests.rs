@@ -189,6 +189,41 @@ fn deadline_fires_once_and_ticks_run() {
     });
 }
 
+/// A deadline shorter than the tick fires when it is due, not on the next tick; one
+/// re-armed later before it was due fires at its new time only.
+#[test]
+fn short_deadlines_fire_when_due_and_rearming_moves_them() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        let t0 = Instant::now();
+        for _ in 0..8 {
+            let mut c = client(rt.addr);
+            let t = Instant::now();
+            send(&mut c, "deadline 10\n");
+            assert_eq!(line(&mut c), "timeout\n");
+            assert!(
+                t.elapsed() >= Duration::from_millis(10),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+        let took = t0.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "eight 10 ms deadlines took {took:?}"
+        );
+        let mut c = client(rt.addr);
+        let t = Instant::now();
+        send(&mut c, "deadline 20\ndeadline 400\n");
+        assert_eq!(line(&mut c), "timeout\n");
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(390), "{took:?}");
+        assert_eq!(rt.stats.timeouts.load(Ordering::Relaxed), 9);
+        rt.handle.stop();
+        rt.thread.join().unwrap().0.unwrap();
+    });
+}
+
 #[test]
 fn before_wait_runs_each_iteration_and_its_output_leaves_at_once() {
     each_backend(|start| {
