@@ -244,6 +244,14 @@ fn config_text(dir: &Path, processes: usize, pools: &str) -> String {
 }
 
 impl Capstone {
+    /// One pool `app` of `origins` (with `extra` pool settings) behind `/api/`.
+    fn api(origins: &[&Origin], extra: &str) -> Capstone {
+        Capstone::start(&format!(
+            "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+            pool("app", origins, extra)
+        ))
+    }
+
     fn start(pools: &str) -> Capstone {
         Capstone::start_in(0, pools)
     }
@@ -433,10 +441,7 @@ fn origin_of(r: &Resp) -> String {
 #[test]
 fn round_robin_spreads_evenly_over_kept_connections() {
     let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a, &b, &c], "")
-    ));
+    let cap = Capstone::api(&[&a, &b, &c], "");
     let mut by = std::collections::HashMap::new();
     for i in 0..30 {
         let r = get(cap.addr, &format!("/api/n{i}"));
@@ -456,10 +461,7 @@ fn round_robin_spreads_evenly_over_kept_connections() {
 #[test]
 fn least_conn_avoids_the_busy_server() {
     let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a, &b], "balance = \"least_conn\"")
-    ));
+    let cap = Capstone::api(&[&a, &b], "balance = \"least_conn\"");
     let addr = cap.addr;
     let slow = thread::spawn(move || get(addr, "/api/sleep/1500"));
     // Until the slow request reached its origin.
@@ -481,10 +483,7 @@ fn least_conn_avoids_the_busy_server() {
 #[test]
 fn hop_by_hop_fields_are_removed_both_ways_and_forwarded_fields_added() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     let mut c = client(cap.addr);
     c.get_mut()
         .write_all(
@@ -547,10 +546,7 @@ fn hop_by_hop_fields_are_removed_both_ways_and_forwarded_fields_added() {
 #[test]
 fn no_get_fails_while_another_origin_is_up() {
     let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a, &b], "connect_timeout = 1")
-    ));
+    let cap = Capstone::api(&[&a, &b], "connect_timeout = 1");
     for i in 0..40 {
         if i == 10 {
             a.kill();
@@ -602,10 +598,7 @@ fn a_slow_origin_gets_504_and_does_not_hold_up_the_others() {
 #[test]
 fn a_large_post_is_streamed_up_in_bounded_memory() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     assert_eq!(get(cap.addr, "/api/warm").status, 200);
     let before = cap.peak_rss_kib();
     const LEN: usize = 20 << 20;
@@ -636,10 +629,7 @@ fn a_large_post_is_streamed_up_in_bounded_memory() {
 #[test]
 fn a_slow_reader_throttles_its_upstream_in_bounded_memory() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "read_timeout = 20")
-    ));
+    let cap = Capstone::api(&[&a], "read_timeout = 20");
     assert_eq!(get(cap.addr, "/api/warm").status, 200);
     let before = cap.peak_rss_kib();
     const LEN: usize = 48 << 20;
@@ -719,10 +709,7 @@ fn weights_and_backups() {
 #[test]
 fn a_graceful_stop_lets_a_proxied_request_finish() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     let addr = cap.addr;
     let waiting = thread::spawn(move || get(addr, "/api/sleep/800"));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -852,10 +839,7 @@ fn a_reload_changes_the_pool_without_dropping_a_request_in_flight() {
 #[test]
 fn hash_client_ip_keeps_a_client_on_one_server() {
     let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a, &b, &c], "balance = \"hash_client_ip\"")
-    ));
+    let cap = Capstone::api(&[&a, &b, &c], "balance = \"hash_client_ip\"");
     let first = origin_of(&get(cap.addr, "/api/h0"));
     for i in 1..12 {
         assert_eq!(origin_of(&get(cap.addr, &format!("/api/h{i}"))), first);
@@ -865,10 +849,7 @@ fn hash_client_ip_keeps_a_client_on_one_server() {
 #[test]
 fn pipelined_requests_are_answered_in_order_whoever_serves_them() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     let mut c = client(cap.addr);
     c.get_mut()
         .write_all(
@@ -927,10 +908,7 @@ fn a_failing_server_is_taken_out_for_its_cooldown() {
 #[test]
 fn an_upgrade_is_tunnelled_both_ways() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     let mut c = client(cap.addr);
     c.get_mut()
         .write_all(
@@ -971,10 +949,7 @@ fn an_upgrade_is_tunnelled_both_ways() {
 #[test]
 fn chunked_bodies_pass_exactly_both_ways() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     let r = get(cap.addr, "/api/chunked");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
@@ -1053,10 +1028,7 @@ fn h2c_never_serves_a_proxied_prefix_from_the_static_root() {
         return;
     }
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     // A file under the root at a proxied path: HTTP/2 must not reach it either.
     let api = cap._dir.path().join("api");
     std::fs::create_dir(&api).unwrap();
@@ -1077,10 +1049,7 @@ fn h2c_never_serves_a_proxied_prefix_from_the_static_root() {
 #[test]
 fn a_request_pipelined_after_a_static_one_with_a_body_is_still_routed() {
     let a = Origin::start("a");
-    let cap = Capstone::start(&format!(
-        "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
-        pool("app", &[&a], "")
-    ));
+    let cap = Capstone::api(&[&a], "");
     // A file under the root at a proxied path: it must never be what answers.
     let api = cap._dir.path().join("api");
     std::fs::create_dir(&api).unwrap();

@@ -1577,7 +1577,7 @@ fn tls_settings(
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(
             text,
             Path::new("test.toml"),
@@ -1585,7 +1585,7 @@ mod tests {
         )
     }
 
-    fn err(text: &str) -> (usize, String, String) {
+    pub(super) fn err(text: &str) -> (usize, String, String) {
         match parse(text) {
             Err(ConfigError::Invalid { line, key, msg, .. }) => (line, key, msg),
             other => panic!("expected an error, got {other:?}"),

@@ -321,25 +321,9 @@ pub(super) fn parse_locations(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use super::super::tests::{err, parse};
     use crate::upstream::{Balance, Location};
-    use std::path::Path;
     use std::time::Duration;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(
-            text,
-            Path::new("test.toml"),
-            Path::new(env!("CARGO_MANIFEST_DIR")),
-        )
-    }
-
-    fn err(text: &str) -> (usize, String, String) {
-        match parse(text) {
-            Err(ConfigError::Invalid { line, key, msg, .. }) => (line, key, msg),
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
 
     const POOL: &str = "listen = [\"127.0.0.1:1\"]\n\
         [[upstream]]\nname = \"app\"\n\
