@@ -217,8 +217,11 @@ fn serve(
                     config.timeouts.header,
                 );
                 if routes.any() {
-                    let proxy = ReverseProxy::new(front, routes.clone())
-                        .share_counters(board.upstreams(), board.generation());
+                    let proxy = ReverseProxy::new(front, routes.clone()).share_counters(
+                        board.upstreams(),
+                        board.generation(),
+                        slot,
+                    );
                     let proto = Tls::new(t.server.clone(), proxy, config.timeouts.header)
                         .plaintext_listeners(t.plain.clone())
                         .log_handshakes(false);
@@ -231,8 +234,11 @@ fn serve(
                 }
             }
             None if routes.any() => {
-                let proto = ReverseProxy::new(http, routes.clone())
-                    .share_counters(board.upstreams(), board.generation());
+                let proto = ReverseProxy::new(http, routes.clone()).share_counters(
+                    board.upstreams(),
+                    board.generation(),
+                    slot,
+                );
                 start_loop(own, proto, config, &limits, &group, &stats, index)?
             }
             None => start_loop(own, http, config, &limits, &group, &stats, index)?,

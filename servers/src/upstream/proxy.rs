@@ -252,11 +252,17 @@ impl<P: Origin> ReverseProxy<P> {
     }
 
     /// Keeps the per-server counters of `table` (the status page's upstream
-    /// rows) for the configuration `generation`.
-    pub fn share_counters(mut self, table: &'static ServerTable, generation: u64) -> Self {
+    /// rows) for the configuration `generation`, in the rows of board slot `slot`
+    /// (this loop's own).
+    pub fn share_counters(
+        mut self,
+        table: &'static ServerTable,
+        generation: u64,
+        slot: usize,
+    ) -> Self {
         for (u, up) in self.routes.upstreams.iter().enumerate() {
             for (i, server) in up.servers.iter().enumerate() {
-                match table.claim(&up.name, server.addr, (u, i), generation) {
+                match table.claim(&up.name, server.addr, (u, i), (generation, slot)) {
                     Some(row) => self.balancers[u].share(i, row),
                     None => tracing::warn!(
                         upstream = %up.name,

@@ -1,24 +1,28 @@
 //! Per-server counters of the upstream pools, shared by every event loop of every
 //! worker process: the rows of the status page's and `/metrics`' upstream tables.
 //!
-//! The one idea: a fixed table of atomics in the counter board's shared mapping,
-//! one row per (pool name, server address), found by a hash of that pair. A loop
-//! claims its rows when it starts (a compare-and-swap on the row's key, so loops
-//! and processes claiming at once agree), then only adds to them: requests and
-//! failures are running totals, `active` and `checks_down` are gauges each loop
-//! moves up and back down, `down_until_ms` is the latest cooldown end any loop
-//! set. A row is labelled once, by its claimer, before its key is published; it
-//! is shown while the running configuration generation has claimed it, so a
-//! reload that drops a server drops its row from the pages, and one that keeps a
-//! server keeps its totals. The table never grows: past [`MAX_ROWS`] distinct
-//! servers over the server's life, further ones are not counted (a warning says so).
+//! The one idea, the board's own: a fixed table of atomics in the counter board's
+//! shared mapping, one row per (pool name, server address, loop slot), found by a
+//! hash of the three, so each row has one writer and counting takes no lock and
+//! shares no cache line between loops; readers sum a server's rows. A loop claims
+//! its rows when it starts (a compare-and-swap on the row's key, so loops and
+//! processes claiming at once agree), then only adds to them: requests and
+//! failures are running totals, `active` and `checks_down` are gauges the loop
+//! moves up and back down, `down_until_ms` the end of its cooldown. A row is
+//! labelled once, by its claimer, before its key is published. A server is shown
+//! while the running configuration generation has claimed a row of it, with the
+//! rows of every generation summed: a reload that drops a server drops it from
+//! the pages, one that keeps it keeps its totals (a loop slot reused by a later
+//! worker goes on counting in the same row). The table never grows: past
+//! [`MAX_ROWS`] rows over the server's life, further ones are not counted (a
+//! warning says so).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Rows of the table: distinct (pool, server) pairs it can count.
-pub const MAX_ROWS: usize = 1024;
+/// Rows of the table: (pool, server, loop slot) triples it can count.
+pub const MAX_ROWS: usize = 4096;
 /// Bytes of a pool name a row keeps (longer names are refused by the configuration).
 pub const MAX_NAME: usize = NAME_WORDS * 8;
 const NAME_WORDS: usize = 8;
@@ -199,9 +203,9 @@ impl ServerTable {
         upstream: &str,
         addr: SocketAddr,
         (pool, server): (usize, usize),
-        generation: u64,
+        (generation, slot): (u64, usize),
     ) -> Option<&ServerStat> {
-        let key = key_of(upstream, addr);
+        let key = key_of(upstream, addr, slot);
         let start = (key % MAX_ROWS as u64) as usize;
         for k in 0..MAX_ROWS {
             let row = &self.rows[(start + k) % MAX_ROWS];
@@ -235,18 +239,54 @@ impl ServerTable {
         None
     }
 
-    /// The rows the configuration `generation` claimed, in its order.
+    /// The servers the configuration `generation` has, in its order, each the sum
+    /// of its rows.
     pub fn rows(&self, generation: u64) -> Vec<ServerView> {
         let now = unix_ms();
-        let mut out: Vec<ServerView> = self
+        let all: Vec<(bool, ServerView)> = self
             .rows
             .iter()
             .filter(|r| {
                 let k = r.key.load(Ordering::Acquire);
-                k != 0 && k != RESERVED && r.generation.load(Ordering::Relaxed) == generation
+                k != 0 && k != RESERVED
             })
-            .map(|r| r.view(now))
+            .map(|r| {
+                let current = r.generation.load(Ordering::Relaxed) == generation;
+                (current, r.view(now))
+            })
             .collect();
+        let mut out: Vec<ServerView> = Vec::new();
+        let mut at: std::collections::HashMap<(&str, SocketAddr), usize> = Default::default();
+        for (_, v) in all.iter().filter(|(current, _)| *current) {
+            at.entry((v.upstream.as_str(), v.server))
+                .or_insert_with(|| {
+                    out.push(ServerView {
+                        state: "up",
+                        requests: 0,
+                        failures: 0,
+                        active: 0,
+                        responses: 0,
+                        response_seconds: 0.0,
+                        ..v.clone()
+                    });
+                    out.len() - 1
+                });
+        }
+        for (_, v) in &all {
+            if let Some(&i) = at.get(&(v.upstream.as_str(), v.server)) {
+                let o = &mut out[i];
+                o.requests += v.requests;
+                o.failures += v.failures;
+                o.active += v.active;
+                o.responses += v.responses;
+                o.response_seconds += v.response_seconds;
+                o.state = match (o.state, v.state) {
+                    ("down", _) | (_, "down") => "down",
+                    ("cooldown", _) | (_, "cooldown") => "cooldown",
+                    _ => "up",
+                };
+            }
+        }
         out.sort_by_key(|v| v.order);
         out
     }
@@ -351,9 +391,9 @@ pub fn metrics(e: &mut crate::capstone::metrics::Exposition, rows: &[ServerView]
     }
 }
 
-/// FNV-1a of the pair; never 0 (empty) nor [`RESERVED`].
-fn key_of(upstream: &str, addr: SocketAddr) -> u64 {
-    let text = format!("{upstream}\0{addr}");
+/// FNV-1a of the triple; never 0 (empty) nor [`RESERVED`].
+fn key_of(upstream: &str, addr: SocketAddr, slot: usize) -> u64 {
+    let text = format!("{upstream}\0{addr}\0{slot}");
     let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
@@ -382,10 +422,15 @@ mod tests {
         let t = board.upstreams();
         let a: SocketAddr = "127.0.0.1:9001".parse().unwrap();
         let b: SocketAddr = "[::1]:9002".parse().unwrap();
-        let ra = t.claim("app", a, (0, 0), 1).unwrap();
-        let rb = t.claim("app", b, (0, 1), 1).unwrap();
-        // A second loop gets the same row.
-        assert!(std::ptr::eq(ra, t.claim("app", a, (0, 0), 1).unwrap()));
+        let ra = t.claim("app", a, (0, 0), (1, 0)).unwrap();
+        let rb = t.claim("app", b, (0, 1), (1, 0)).unwrap();
+        // The same loop slot later (a restarted worker) gets the same row…
+        assert!(std::ptr::eq(ra, t.claim("app", a, (0, 0), (1, 0)).unwrap()));
+        // …another loop a row of its own, summed with it.
+        let ra2 = t.claim("app", a, (0, 0), (1, 1)).unwrap();
+        assert!(!std::ptr::eq(ra, ra2));
+        ra2.started();
+        ra2.finished();
         ra.started();
         ra.started();
         ra.finished();
@@ -401,7 +446,7 @@ mod tests {
         );
         assert_eq!(
             (rows[0].requests, rows[0].failures, rows[0].active),
-            (2, 1, 1)
+            (3, 1, 1)
         );
         assert!((rows[0].response_seconds - 0.003).abs() < 1e-9);
         assert_eq!(
@@ -412,15 +457,16 @@ mod tests {
         assert_eq!(t.rows(1)[1].state, "down");
         rb.check_down(false);
         assert_eq!(t.rows(1)[1].state, "cooldown");
-        // A reload keeping only `a`: its totals stay, `b` leaves the pages.
-        t.claim("app", a, (0, 0), 2).unwrap();
+        // A reload keeping only `a`, its loops in other slots: its totals stay, `b`
+        // leaves the pages.
+        t.claim("app", a, (0, 0), (2, 5)).unwrap().started();
         let rows = t.rows(2);
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].requests, 2);
+        assert_eq!((rows[0].requests, rows[0].active), (4, 2));
         let mut j = String::new();
         json(&mut j, &rows);
         assert!(
-            j.contains("\"upstream\":\"app\",\"server\":\"127.0.0.1:9001\",\"state\":\"up\",\"requests\":2,\"failures\":1,\"active\":1"),
+            j.contains("\"upstream\":\"app\",\"server\":\"127.0.0.1:9001\",\"state\":\"up\",\"requests\":4,\"failures\":1,\"active\":2"),
             "{j}"
         );
     }
@@ -431,10 +477,10 @@ mod tests {
         let t = board.upstreams();
         for i in 0..MAX_ROWS {
             let addr = SocketAddr::from(([127, 0, 0, 1], 1 + i as u16));
-            assert!(t.claim("p", addr, (0, i), 1).is_some(), "row {i}");
+            assert!(t.claim("p", addr, (0, i), (1, 0)).is_some(), "row {i}");
         }
         let extra = SocketAddr::from(([127, 0, 0, 2], 1));
-        assert!(t.claim("p", extra, (0, 0), 1).is_none());
+        assert!(t.claim("p", extra, (0, 0), (1, 0)).is_none());
         assert_eq!(t.rows(1).len(), MAX_ROWS);
     }
 }
