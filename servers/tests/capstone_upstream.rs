@@ -1193,8 +1193,16 @@ fn an_https_listener_proxies_its_prefixes_as_https() {
         eprintln!("SKIP: no curl (scripts/test.sh installs it)");
         return;
     }
-    let a = Origin::start("a");
-    let pools = pool("app", &[&a], "");
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let pools = format!(
+        "{}{}",
+        pool("app", &[&a], ""),
+        pool(
+            "checked",
+            &[&b],
+            "health_check = { path = \"/health\", interval = \"100ms\" }"
+        )
+    );
     let cap = Capstone::launch(|dir| {
         let dd = servers::tls::DataDir::named(dir.join("ca"), "test");
         dd.server_identity().unwrap();
@@ -1258,6 +1266,9 @@ fn an_https_listener_proxies_its_prefixes_as_https() {
     };
     assert!(at("origin a /api/p1") < at("static\n"), "{got}");
     assert!(at("static\n") < at("origin a /api/p2"), "{got}");
+    // Health checks run beside TLS listeners too.
+    b.healthy.store(false, Ordering::SeqCst);
+    wait_state(&cap, b.addr, "down");
 }
 
 /// Waits until the status page shows `server` in `state`.
