@@ -38,12 +38,14 @@ impl Seen {
 /// An HTTP/1.1 origin on a thread: answers `origin NAME PATH`, keeps connections
 /// alive. Paths ask for behaviours: `/sleep/MS` waits before answering,
 /// `/chunked` answers in chunks, `/api/big/N` sends N bytes, `/hop` adds hop-by-hop response fields,
-/// `/slowread` reads a request body slowly.
+/// `/slowread` reads a request body slowly, `/health` answers 200 or 503 as
+/// `healthy` says.
 struct Origin {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     conns: Arc<AtomicUsize>,
     alive: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -56,12 +58,14 @@ impl Origin {
             seen: Arc::default(),
             conns: Arc::default(),
             alive: Arc::new(AtomicBool::new(true)),
+            healthy: Arc::new(AtomicBool::new(true)),
             streams: Arc::default(),
         };
-        let (seen, conns, alive, streams) = (
+        let (seen, conns, alive, healthy, streams) = (
             o.seen.clone(),
             o.conns.clone(),
             o.alive.clone(),
+            o.healthy.clone(),
             o.streams.clone(),
         );
         thread::spawn(move || {
@@ -74,7 +78,8 @@ impl Origin {
                 streams.lock().unwrap().push(s.try_clone().unwrap());
                 let seen = seen.clone();
                 let alive = alive.clone();
-                thread::spawn(move || serve_origin(name, s, seen, alive));
+                let healthy = healthy.clone();
+                thread::spawn(move || serve_origin(name, s, seen, alive, healthy));
             }
         });
         o
@@ -103,6 +108,7 @@ fn serve_origin(
     s: TcpStream,
     seen: Arc<Mutex<Vec<Seen>>>,
     alive: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
 ) {
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
@@ -210,7 +216,13 @@ fn serve_origin(
             continue;
         }
         let body = format!("origin {name} {path}\n");
-        let reply = if path.contains("/chunked") {
+        let reply = if path == "/health" {
+            if healthy.load(Ordering::SeqCst) {
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n".to_string()
+            } else {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\nsick\n".to_string()
+            }
+        } else if path.contains("/chunked") {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n".to_string()
         } else if path.contains("/hop") {
             format!("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: {}\r\n\r\n{body}", body.len())
@@ -230,6 +242,8 @@ fn serve_origin(
 struct Capstone {
     child: Child,
     addr: SocketAddr,
+    /// The HTTPS listener, when the configuration has one.
+    tls_addr: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     config: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -257,10 +271,15 @@ impl Capstone {
     }
 
     fn start_in(processes: usize, pools: &str) -> Capstone {
+        Capstone::launch(|dir| config_text(dir, processes, pools))
+    }
+
+    /// A capstone whose whole configuration `text` makes from its directory.
+    fn launch(text: impl FnOnce(&Path) -> String) -> Capstone {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "static\n").unwrap();
         let config = dir.path().join("capstone.toml");
-        std::fs::write(&config, config_text(dir.path(), processes, pools)).unwrap();
+        std::fs::write(&config, text(dir.path())).unwrap();
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&config)
@@ -299,9 +318,18 @@ impl Capstone {
             }
             thread::sleep(Duration::from_millis(20));
         };
+        let tls_addr = log
+            .lock()
+            .unwrap()
+            .join("\n")
+            .split("listening for https addr=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok());
         Capstone {
             child,
             addr,
+            tls_addr,
             log,
             config,
             _dir: dir,
@@ -744,11 +772,19 @@ fn proxied_requests_are_logged_and_counted() {
          [[location]]\nprefix = \"/dead/\"\nupstream = \"dead\"\n",
         pool("app", &[&a], "")
     ));
-    assert_eq!(get(cap.addr, "/api/logged").status, 200);
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/logged HTTP/1.1\r\nHost: app.test\r\nReferer: http://ref.test/page\r\n\
+              User-Agent: ua-test/1.0 (\"quoted\")\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(read_resp(&mut c).status, 200);
     assert_eq!(get(cap.addr, "/dead/x").status, 502);
+    // The Combined format, as for a static request: Referer and User-Agent included.
     let want = [
-        "\"GET /api/logged HTTP/1.1\" 200 21 ",
-        "\"GET /dead/x HTTP/1.1\" 502 16 ",
+        "\"GET /api/logged HTTP/1.1\" 200 21 \"http://ref.test/page\" \"ua-test/1.0 (\\x22quoted\\x22)\"\n",
+        "\"GET /dead/x HTTP/1.1\" 502 16 \"-\" \"-\"\n",
     ];
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -763,6 +799,19 @@ fn proxied_requests_are_logged_and_counted() {
     assert!(
         status.contains("\"requests\":2") || status.contains("\"requests\": 2"),
         "{status}"
+    );
+    // Each upstream server's own counters.
+    for row in [
+        format!("{{\"upstream\":\"app\",\"server\":\"{}\",\"state\":\"up\",\"requests\":1,\"failures\":0,\"active\":0,\"responses\":1,", a.addr),
+        format!("{{\"upstream\":\"dead\",\"server\":\"{dead}\",\"state\":\"up\",\"requests\":1,\"failures\":1,\"active\":0,\"responses\":0,"),
+    ] {
+        assert!(status.contains(&row), "{row} not in {status}");
+    }
+    let page = get(cap.addr, "/status").text();
+    assert!(page.contains("<table id=\"upstreams\">"), "{page}");
+    assert!(
+        page.contains(&format!("<td>dead</td><td>{dead}</td><td class=\"up\">up</td><td>1</td><td>1</td><td>0</td><td>-</td>")),
+        "{page}"
     );
 }
 
@@ -1073,4 +1122,213 @@ fn a_request_pipelined_after_a_static_one_with_a_body_is_still_routed() {
             "origin a /api/x\n"
         ]
     );
+}
+
+/// `curl -sS ARGS` against the capstone's HTTPS listener (the name `localhost`
+/// resolved to it); (stdout, stderr).
+fn curl_https(cap: &Capstone, ca: &Path, path: &str, args: &[&str]) -> (String, String) {
+    let addr = cap.tls_addr.expect("an https listener");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", addr.port()))
+        .args(args)
+        .arg(format!("https://localhost:{}{path}", addr.port()))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Requests written at once on one TLS connection (Python's ssl module), and
+/// everything read back until the server closes.
+fn pipelined_over_tls(addr: SocketAddr, ca: &Path, requests: &str) -> String {
+    const SCRIPT: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(sys.stdin.buffer.read())
+got = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+except (ssl.SSLError, OSError):
+    pass
+sys.stdout.write(got.decode("latin-1"))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(ca)
+        .arg(addr.port().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_https_listener_proxies_its_prefixes_as_https() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no curl (scripts/test.sh installs it)");
+        return;
+    }
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let pools = format!(
+        "{}{}",
+        pool("app", &[&a], ""),
+        pool(
+            "checked",
+            &[&b],
+            "health_check = { path = \"/health\", interval = \"100ms\" }"
+        )
+    );
+    let cap = Capstone::launch(|dir| {
+        let dd = servers::tls::DataDir::named(dir.join("ca"), "test");
+        dd.server_identity().unwrap();
+        format!(
+            "listen = [\"127.0.0.2:0\", {{ addr = \"127.0.0.1:0\", tls = true }}]\n\
+             root = {dir:?}\nprocesses = 0\nworkers = 1\n{pools}\
+             [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n\
+             [tls]\ncert = {:?}\nkey = {:?}\n",
+            dd.server_cert(),
+            dd.server_key()
+        )
+    });
+    let ca = servers::tls::DataDir::named(cap._dir.path().join("ca"), "test").ca_cert();
+    // The plaintext listener says http; its upstream connection is kept…
+    assert_eq!(origin_of(&get(cap.addr, "/api/plain")), "a");
+    assert_eq!(
+        a.seen()
+            .last()
+            .unwrap()
+            .header("x-forwarded-proto")
+            .as_deref(),
+        Some("http")
+    );
+    // …and serves the HTTPS client next. HTTP/2 offered: ALPN settles on HTTP/1.1,
+    // and the prefix is proxied.
+    let (body, err) = curl_https(
+        &cap,
+        &ca,
+        "/api/tls?q=1",
+        &["--http2", "-w", "|%{http_version}"],
+    );
+    assert_eq!(body, "origin a /api/tls?q=1\n|1.1", "{err}");
+    let seen = a.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.header("x-forwarded-proto").as_deref(), Some("https"));
+    assert!(
+        last.header("forwarded")
+            .is_some_and(|f| f.contains("for=127.0.0.1;proto=https")),
+        "{last:?}"
+    );
+    assert_eq!(
+        a.connections(),
+        1,
+        "the kept upstream connection was not reused"
+    );
+    // The static site beside it, over TLS too.
+    let (body, err) = curl_https(&cap, &ca, "/", &[]);
+    assert_eq!(body, "static\n", "{err}");
+    // Requests pipelined on one TLS connection: each answered, in order, the one
+    // behind a proxied request included.
+    let got = pipelined_over_tls(
+        cap.tls_addr.unwrap(),
+        &ca,
+        "GET /api/p1 HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         GET / HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         GET /api/p2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    let at = |needle: &str| {
+        got.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {got:?}"))
+    };
+    assert!(at("origin a /api/p1") < at("static\n"), "{got}");
+    assert!(at("static\n") < at("origin a /api/p2"), "{got}");
+    // Health checks run beside TLS listeners too.
+    b.healthy.store(false, Ordering::SeqCst);
+    wait_state(&cap, b.addr, "down");
+}
+
+/// Waits until the status page shows `server` in `state`.
+fn wait_state(cap: &Capstone, server: SocketAddr, state: &str) {
+    let want = format!("\"server\":\"{server}\",\"state\":\"{state}\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = get(cap.addr, "/status.json").text();
+        if status.contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{want} never in {status}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_active_health_check_takes_a_server_out_until_it_passes_again() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let cap = Capstone::api(
+        &[&a, &b],
+        "health_check = { path = \"/health\", interval = \"100ms\", timeout = \"1s\", fails = 2, passes = 2 }",
+    );
+    let spread = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let r = get(cap.addr, "/api/x");
+                assert_eq!(r.status, 200, "{r:?}");
+                origin_of(&r)
+            })
+            .collect()
+    };
+    let both = spread(6);
+    assert!(
+        both.contains(&"a".into()) && both.contains(&"b".into()),
+        "{both:?}"
+    );
+    // b still answers every request, but its health check fails: it is skipped.
+    b.healthy.store(false, Ordering::SeqCst);
+    wait_state(&cap, b.addr, "down");
+    let only_a = spread(8);
+    assert!(only_a.iter().all(|o| o == "a"), "{only_a:?}");
+    assert!(cap.log_text().contains("marked down"), "{}", cap.log_text());
+    // Passing again brings it back.
+    b.healthy.store(true, Ordering::SeqCst);
+    wait_state(&cap, b.addr, "up");
+    let again = spread(6);
+    assert!(again.contains(&"b".into()), "{again:?}");
+    let probe = b
+        .seen()
+        .into_iter()
+        .find(|s| s.head.starts_with("GET /health HTTP/1.1\r\n"))
+        .expect("b was asked for /health");
+    assert_eq!(
+        probe.header("user-agent").as_deref(),
+        Some("capstone-health-check")
+    );
+    // A server that refuses connections fails its checks as well.
+    a.kill();
+    wait_state(&cap, a.addr, "down");
+    let only_b = spread(4);
+    assert!(only_b.iter().all(|o| o == "b"), "{only_b:?}");
 }

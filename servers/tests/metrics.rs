@@ -275,6 +275,83 @@ fn capstone_metrics_parse_and_move_with_requests() {
     srv.stop();
 }
 
+/// An origin on threads: every request, whatever it is, gets `200 ok` (kept alive).
+fn origin() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => {
+                            if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn capstone_metrics_count_each_upstream_server() {
+    let Some(py) = python() else {
+        eprintln!("SKIP: python3 with prometheus_client is not installed (Debian: python3-prometheus-client; scripts/test.sh installs it)");
+        return;
+    };
+    let live = origin();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (srv, _dir) = capstone(&format!(
+        "listen = [\"127.0.0.1:0\"]\nworkers = 2\nprocesses = 1\n\
+         [[upstream]]\nname = \"app\"\nservers = [\"{live}\", \"{dead}\"]\nmax_fails = 1\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n"
+    ));
+    let before = scrape(py, srv.addr);
+    let key = |name: &str, server: SocketAddr| format!("{name}{{server={server};upstream=app}}");
+    assert_eq!(
+        before.get(&key("sysnet_capstone_upstream_requests_total", live)),
+        0.0
+    );
+    for _ in 0..4 {
+        let (status, head, _) = get(srv.addr, "/api/x", "1.1");
+        assert_eq!(status, 200, "{head}");
+    }
+    let b = scrape(py, srv.addr);
+    let ty = |n: &str| b.types.get(n).map(String::as_str);
+    assert_eq!(ty("sysnet_capstone_upstream_requests"), Some("counter"));
+    assert_eq!(ty("sysnet_capstone_upstream_failures"), Some("counter"));
+    assert_eq!(ty("sysnet_capstone_upstream_active"), Some("gauge"));
+    assert_eq!(ty("sysnet_capstone_upstream_up"), Some("gauge"));
+    let v = |name: &str, server| b.get(&key(name, server));
+    // Every request was answered by the live server; the dead one was tried (by
+    // each loop at most once: one failure takes it out) and is in its cooldown.
+    assert_eq!(v("sysnet_capstone_upstream_requests_total", live), 4.0);
+    assert_eq!(v("sysnet_capstone_upstream_responses_total", live), 4.0);
+    assert_eq!(v("sysnet_capstone_upstream_failures_total", live), 0.0);
+    assert_eq!(v("sysnet_capstone_upstream_active", live), 0.0);
+    assert_eq!(v("sysnet_capstone_upstream_up", live), 1.0);
+    assert!(v("sysnet_capstone_upstream_response_seconds_total", live) > 0.0);
+    let tried = v("sysnet_capstone_upstream_requests_total", dead);
+    assert!((1.0..=2.0).contains(&tried), "{tried}");
+    assert_eq!(v("sysnet_capstone_upstream_failures_total", dead), tried);
+    assert_eq!(v("sysnet_capstone_upstream_up", dead), 0.0);
+    srv.stop();
+}
+
 #[test]
 fn capstone_metrics_path_moves_and_turns_off() {
     let (srv, _dir) =

@@ -1286,18 +1286,6 @@ impl Config {
                 "is never chosen: give it server_names or default = true",
             );
         }
-        if !cfg.tls.listeners.is_empty() {
-            let in_sites = raw.site.iter().flatten();
-            let mut all = (raw.location.iter().flatten())
-                .chain(in_sites.flat_map(|s| s.get_ref().location.iter().flatten()));
-            if let Some(l) = all.next() {
-                return src.err(
-                    l.span(),
-                    "location",
-                    "is not served beside TLS listeners yet",
-                );
-            }
-        }
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {

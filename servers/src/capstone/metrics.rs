@@ -373,6 +373,10 @@ pub fn render(board: &Board) -> String {
         );
         e.sample(&format!("{name}_count"), &[("proto", proto)], h.count());
     }
+    let upstreams = board.upstreams().rows(board.generation());
+    if !upstreams.is_empty() {
+        crate::upstream::shared::metrics(&mut e, &upstreams);
+    }
     e.finish()
 }
 

@@ -11,6 +11,7 @@
 use super::site::{Site, SiteConn};
 use crate::proto::tls::TlsAware;
 use crate::proto::{ConnId, Outbox, Protocol};
+use crate::upstream::proxy::Origin;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -198,6 +199,28 @@ impl Protocol for Front {
             FrontConn::Site(c) => self.site.idle(c),
             FrontConn::Redirect => true,
         }
+    }
+}
+
+/// The reverse proxy over this front: redirecting connections never reach it.
+impl Origin for Front {
+    fn at_head(&self, conn: &FrontConn) -> bool {
+        match conn {
+            FrontConn::Site(c) => self.site.at_head(c),
+            FrontConn::Redirect => false,
+        }
+    }
+
+    fn site_of(&self, host: Option<&[u8]>) -> usize {
+        self.site.site_of(host)
+    }
+
+    fn record(&mut self, r: &crate::upstream::proxy::Record<'_>) {
+        self.site.record(r);
+    }
+
+    fn one_request_per_call(&mut self) {
+        self.site.one_request_per_call();
     }
 }
 

@@ -162,8 +162,9 @@ impl crate::upstream::proxy::Origin for Site {
         self.http.site_of(host)
     }
 
-    fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
-        self.http.account_for(peer, line, code, body);
+    fn record(&mut self, r: &crate::upstream::proxy::Record<'_>) {
+        self.http
+            .account_for(r.peer, r.line, (r.referer, r.user_agent), r.code, r.body);
     }
 
     fn one_request_per_call(&mut self) {

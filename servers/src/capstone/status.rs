@@ -8,6 +8,7 @@
 //! the master folds its slots into a "retired" row so totals never go backwards.
 
 use super::metrics::{Histogram, BOUNDS_US, HIST_CELLS, PROTOS};
+use crate::upstream::shared::ServerTable;
 use std::fmt::Write as _;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,7 +192,9 @@ impl Board {
     /// Maps a board with room for `slots` loops (plus the retired row). Call it
     /// before forking: children inherit the mapping, shared.
     pub fn new(slots: usize) -> Result<Board, BoardError> {
-        let len = Self::SLOTS_AT + (slots + 1) * std::mem::size_of::<Slot>();
+        let len = Self::SLOTS_AT
+            + (slots + 1) * std::mem::size_of::<Slot>()
+            + std::mem::size_of::<ServerTable>();
         let size =
             std::num::NonZeroUsize::new(len).ok_or(BoardError::Map(len, nix::Error::EINVAL))?;
         // SAFETY: a fresh anonymous mapping at an address the kernel picks aliases no
@@ -250,6 +253,21 @@ impl Board {
                 .as_ptr()
                 .add(Self::SLOTS_AT + i * std::mem::size_of::<Slot>())
                 as *const Slot)
+        }
+    }
+
+    /// The upstream servers' counters, after the last slot.
+    pub fn upstreams(&self) -> &ServerTable {
+        // SAFETY: the table follows slot `slots` inside the `len` bytes mapped in
+        // `new`, at a multiple of its alignment (128, as Slot's size is) from a
+        // page-aligned base; zeroed bytes are valid atomics; the mapping lives as
+        // long as `self`.
+        unsafe {
+            &*(self
+                .base
+                .as_ptr()
+                .add(Self::SLOTS_AT + (self.slots + 1) * std::mem::size_of::<Slot>())
+                .cast::<ServerTable>())
         }
     }
 
@@ -457,7 +475,9 @@ impl Board {
                 s.get(Counter::Requests)
             );
         }
-        out.push_str("],\"history\":");
+        out.push(']');
+        crate::upstream::shared::json(&mut out, &self.upstreams().rows(self.generation()));
+        out.push_str(",\"history\":");
         history_json(&mut out, &self.history());
         out.push_str("}\n");
         out
@@ -530,7 +550,9 @@ impl Board {
                 s.get(Counter::Requests)
             );
         }
-        let _ = writeln!(out, "</table><script>{SCRIPT}</script></body></html>");
+        out.push_str("</table>");
+        crate::upstream::shared::html(&mut out, &self.upstreams().rows(self.generation()));
+        let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
         out
     }
 }

@@ -195,9 +195,6 @@ fn serve(
     // with the configuration, before any privilege was dropped.
     let tls = tls_setup(config, &sockets);
     let routes = Arc::new(config.routes());
-    if tls.is_some() && routes.any() {
-        tracing::error!("[[location]] blocks are not served beside TLS listeners yet");
-    }
     let group = AcceptGroup::new();
     let mut loops = Vec::with_capacity(slots.len());
     for (index, &slot) in slots.iter().enumerate() {
@@ -219,13 +216,29 @@ fn serve(
                     t.https_port,
                     config.timeouts.header,
                 );
-                let proto = Tls::new(t.server.clone(), front, config.timeouts.header)
-                    .plaintext_listeners(t.plain.clone())
-                    .log_handshakes(false);
-                start_loop(own, proto, config, &limits, &group, &stats, index)?
+                if routes.any() {
+                    let proxy = ReverseProxy::new(front, routes.clone()).share_counters(
+                        board.upstreams(),
+                        board.generation(),
+                        slot,
+                    );
+                    let proto = Tls::new(t.server.clone(), proxy, config.timeouts.header)
+                        .plaintext_listeners(t.plain.clone())
+                        .log_handshakes(false);
+                    start_loop(own, proto, config, &limits, &group, &stats, index)?
+                } else {
+                    let proto = Tls::new(t.server.clone(), front, config.timeouts.header)
+                        .plaintext_listeners(t.plain.clone())
+                        .log_handshakes(false);
+                    start_loop(own, proto, config, &limits, &group, &stats, index)?
+                }
             }
             None if routes.any() => {
-                let proto = ReverseProxy::new(http, routes.clone());
+                let proto = ReverseProxy::new(http, routes.clone()).share_counters(
+                    board.upstreams(),
+                    board.generation(),
+                    slot,
+                );
                 start_loop(own, proto, config, &limits, &group, &stats, index)?
             }
             None => start_loop(own, http, config, &limits, &group, &stats, index)?,
@@ -367,7 +380,9 @@ fn tls_setup(config: &Config, sockets: &Sockets) -> Option<TlsSetup> {
         .find(|(a, _)| config.tls.is_tls(a))
         .map_or(443, |(_, bound)| bound.port());
     let mut server = cert.server.clone();
-    if !config.http2 {
+    // The reverse proxy routes HTTP/1 heads: with [[location]] blocks, ALPN offers
+    // HTTP/1.1 alone (as h2c is off), so no HTTP/2 stream reaches a proxied prefix.
+    if !config.http2 || config.routes().any() {
         let mut http1 = (*server).clone();
         http1.alpn_protocols = crate::tls::https::ALPN_HTTP1
             .iter()

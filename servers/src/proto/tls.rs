@@ -92,6 +92,10 @@ pub struct TlsConn<C> {
     plain: Vec<u8>,
     /// Accepted on a plaintext listener: no session, the inner protocol sees the wire.
     passthrough: bool,
+    /// An outbound connection the inner protocol asked for (a reverse proxy's
+    /// upstream): plaintext too, but what the inner protocol does on it may reach
+    /// TLS clients, so its output goes through [`Tls::apply_inner`].
+    outbound: bool,
 }
 
 pub struct Tls<P> {
@@ -186,7 +190,13 @@ impl<P: TlsAware> Tls<P> {
                     None => out.close(id),
                 },
                 Action::Deadline { id, after } => out.deadline(id, after),
-                a @ (Action::Connect { .. } | Action::Pause { .. }) => out.push(a),
+                Action::Connect { id, to } => {
+                    // Plaintext, and known as such now: what the inner protocol
+                    // sends it next (a request head) passes in this very call.
+                    self.plain_conns.insert(id);
+                    out.push(Action::Connect { id, to });
+                }
+                a @ Action::Pause { .. } => out.push(a),
             }
         }
         // Give the allocation back for the next call.
@@ -342,11 +352,27 @@ impl<P: TlsAware> Tls<P> {
         if streaming || conn.plain.is_empty() {
             return;
         }
-        if let Some(inner) = conn.inner.as_mut() {
+        // As a model does: offer the input until the protocol stops consuming (one
+        // that answers a request per call leaves the next one for another call).
+        while let Some(inner) = conn.inner.as_mut() {
             let used = self.inner.data(id, inner, &conn.plain, &mut self.scratch);
             conn.plain.drain(..used.min(conn.plain.len()));
             self.apply_inner(out);
+            let streaming = self
+                .sessions
+                .get(&id)
+                .is_some_and(|s| !s.pending.is_empty());
+            if used == 0 || conn.plain.is_empty() || streaming || !self.sessions.contains_key(&id) {
+                break;
+            }
         }
+    }
+
+    /// Runs an inner protocol call for an outbound connection, whose output may be
+    /// for TLS clients (a response on its way to one).
+    fn outbound_call(&mut self, out: &mut Outbox, call: impl FnOnce(&mut P, &mut Outbox)) {
+        call(&mut self.inner, &mut self.scratch);
+        self.apply_inner(out);
     }
 }
 
@@ -404,6 +430,7 @@ impl<P: TlsAware> Protocol for Tls<P> {
             inner: None,
             plain: Vec::new(),
             passthrough: false,
+            outbound: false,
         }
     }
 
@@ -422,10 +449,19 @@ impl<P: TlsAware> Protocol for Tls<P> {
             inner: Some(self.inner.open_on(id, peer, listener, out)),
             plain: Vec::new(),
             passthrough: true,
+            outbound: false,
         }
     }
 
     fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize {
+        if conn.outbound {
+            let Some(inner) = conn.inner.as_mut() else {
+                return input.len();
+            };
+            let used = self.inner.data(id, inner, input, &mut self.scratch);
+            self.apply_inner(out);
+            return used;
+        }
         if conn.passthrough {
             return match conn.inner.as_mut() {
                 Some(inner) => self.inner.data(id, inner, input, out),
@@ -503,6 +539,12 @@ impl<P: TlsAware> Protocol for Tls<P> {
     const WANTS_DRAINED: bool = true;
 
     fn drained(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.outbound {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.outbound_call(out, |p, o| p.drained(id, inner, o));
+            }
+            return;
+        }
         if conn.passthrough {
             if let Some(inner) = conn.inner.as_mut() {
                 self.inner.drained(id, inner, out);
@@ -521,6 +563,10 @@ impl<P: TlsAware> Protocol for Tls<P> {
                     self.apply_inner(out);
                 }
             }
+            // Plaintext held while the inner protocol paused the connection (a
+            // request pipelined behind a proxied one): the model holds no input to
+            // offer again on resuming, so it is offered here, once the answer is out.
+            self.feed_inner(id, conn, out);
             return;
         }
         self.pump(id, out);
@@ -540,6 +586,12 @@ impl<P: TlsAware> Protocol for Tls<P> {
     }
 
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.outbound {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.outbound_call(out, |p, o| p.eof(id, inner, o));
+            }
+            return;
+        }
         if conn.passthrough {
             if let Some(inner) = conn.inner.as_mut() {
                 self.inner.eof(id, inner, out);
@@ -556,6 +608,12 @@ impl<P: TlsAware> Protocol for Tls<P> {
     }
 
     fn timeout(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        if conn.outbound {
+            if let Some(inner) = conn.inner.as_mut() {
+                self.outbound_call(out, |p, o| p.timeout(id, inner, o));
+            }
+            return;
+        }
         if conn.passthrough {
             if let Some(inner) = conn.inner.as_mut() {
                 self.inner.timeout(id, inner, out);
@@ -576,6 +634,13 @@ impl<P: TlsAware> Protocol for Tls<P> {
     }
 
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox) {
+        if conn.outbound {
+            self.plain_conns.remove(&id);
+            if let Some(inner) = conn.inner {
+                self.outbound_call(out, |p, o| p.closed(id, inner, o));
+            }
+            return;
+        }
         if conn.passthrough {
             self.plain_conns.remove(&id);
             if let Some(inner) = conn.inner {
@@ -593,6 +658,42 @@ impl<P: TlsAware> Protocol for Tls<P> {
     fn tick(&mut self, out: &mut Outbox) {
         self.inner.tick(&mut self.scratch);
         self.apply_inner(out);
+    }
+
+    /// Outbound connections (a reverse proxy's upstreams) are plaintext: the inner
+    /// protocol's own, with no session.
+    fn outbound(&mut self, id: ConnId, to: SocketAddr, out: &mut Outbox) -> Option<Self::Conn> {
+        let inner = self.inner.outbound(id, to, &mut self.scratch);
+        self.apply_inner(out);
+        let Some(inner) = inner else {
+            self.plain_conns.remove(&id);
+            return None;
+        };
+        // Asked for from a plaintext client the Connect did not pass through here.
+        self.plain_conns.insert(id);
+        Some(TlsConn {
+            inner: Some(inner),
+            plain: Vec::new(),
+            passthrough: true,
+            outbound: true,
+        })
+    }
+
+    fn connect_failed(&mut self, id: ConnId, error: std::io::Error, out: &mut Outbox) {
+        self.plain_conns.remove(&id);
+        self.outbound_call(out, |p, o| p.connect_failed(id, error, o));
+    }
+
+    fn connected(
+        &mut self,
+        id: ConnId,
+        conn: &mut Self::Conn,
+        result: std::io::Result<()>,
+        out: &mut Outbox,
+    ) {
+        if let Some(inner) = conn.inner.as_mut() {
+            self.outbound_call(out, |p, o| p.connected(id, inner, result, o));
+        }
     }
 
     fn before_wait(&mut self, out: &mut Outbox) {

@@ -18,8 +18,15 @@
 //! server is up. Passive health: `max_fails` failures within `fail_window` take a
 //! server out for `cooldown`. When every server of a pool is out, all are tried
 //! again rather than failing every request until a cooldown ends.
+//!
+//! Active health (opt-in per pool, [`HealthCheck`]): each loop asks every server
+//! for a path at an interval; `fails` failed checks in a row mark it down, and it
+//! is skipped (as a server in a cooldown is) until `passes` checks in a row pass.
+//! The counters every loop shares (the status page's upstream table) are in
+//! [`shared`]; a balancer given its rows ([`Balancer::share`]) keeps them current.
 
 pub mod proxy;
+pub mod shared;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -81,6 +88,34 @@ pub struct Upstream {
     pub keepalive: usize,
     /// Servers one idempotent request may be tried on.
     pub tries: usize,
+    /// The active health check, if the pool has one.
+    pub health: Option<HealthCheck>,
+}
+
+/// An active health check (`health_check = { path = "/health", ... }`): a `GET`
+/// of `path` answered with a 2xx or 3xx status within `timeout` passes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Starts with `/`.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failed checks in a row that mark a server down.
+    pub fails: u32,
+    /// Passed checks in a row that bring it back.
+    pub passes: u32,
+}
+
+impl HealthCheck {
+    pub fn new(path: impl Into<String>) -> HealthCheck {
+        HealthCheck {
+            path: path.into(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            fails: 2,
+            passes: 2,
+        }
+    }
 }
 
 impl Upstream {
@@ -97,6 +132,7 @@ impl Upstream {
             cooldown: Duration::from_secs(10),
             keepalive: 32,
             tries: 3,
+            health: None,
         }
     }
 }
@@ -137,11 +173,18 @@ struct Slot {
     fails: u32,
     window_start: Option<Instant>,
     down_until: Option<Instant>,
+    /// The active check marked it down.
+    checked_down: bool,
+    /// Checks in a row that failed / passed.
+    check_fails: u32,
+    check_passes: u32,
+    /// Its row of the shared counters, if it has one.
+    shared: Option<&'static shared::ServerStat>,
 }
 
 impl Slot {
     fn up(&self, now: Instant) -> bool {
-        self.down_until.map_or(true, |t| now >= t)
+        !self.checked_down && self.down_until.map_or(true, |t| now >= t)
     }
 }
 
@@ -153,6 +196,9 @@ pub struct Balancer {
     max_fails: u32,
     fail_window: Duration,
     cooldown: Duration,
+    /// The active check's thresholds (1 without one).
+    check_fails: u32,
+    check_passes: u32,
 }
 
 impl Balancer {
@@ -169,12 +215,61 @@ impl Balancer {
                     fails: 0,
                     window_start: None,
                     down_until: None,
+                    checked_down: false,
+                    check_fails: 0,
+                    check_passes: 0,
+                    shared: None,
                 })
                 .collect(),
             balance: up.balance,
             max_fails: up.max_fails.max(1),
             fail_window: up.fail_window,
             cooldown: up.cooldown,
+            check_fails: up.health.as_ref().map_or(1, |h| h.fails.max(1)),
+            check_passes: up.health.as_ref().map_or(1, |h| h.passes.max(1)),
+        }
+    }
+
+    /// Keeps the shared counters of server `i` in `row` from now on.
+    pub fn share(&mut self, i: usize, row: &'static shared::ServerStat) {
+        if let Some(s) = self.slots.get_mut(i) {
+            s.shared = Some(row);
+        }
+    }
+
+    /// An active check of server `i` passed (`ok`) or failed; returns the new
+    /// health when this check changed it.
+    pub fn checked(&mut self, i: usize, ok: bool) -> Option<Health> {
+        let (need_fails, need_passes) = (self.check_fails, self.check_passes);
+        let s = self.slots.get_mut(i)?;
+        if ok {
+            s.check_fails = 0;
+            s.check_passes = s.check_passes.saturating_add(1);
+            if s.checked_down && s.check_passes >= need_passes {
+                s.checked_down = false;
+                if let Some(r) = s.shared {
+                    r.check_down(false);
+                }
+                return Some(Health::Up);
+            }
+        } else {
+            s.check_passes = 0;
+            s.check_fails = s.check_fails.saturating_add(1);
+            if !s.checked_down && s.check_fails >= need_fails {
+                s.checked_down = true;
+                if let Some(r) = s.shared {
+                    r.check_down(true);
+                }
+                return Some(Health::Down);
+            }
+        }
+        None
+    }
+
+    /// A response from server `i` arrived whole, `took` after its request was sent.
+    pub fn responded(&self, i: usize, took: Duration) {
+        if let Some(r) = self.slots.get(i).and_then(|s| s.shared) {
+            r.responded(took);
         }
     }
 
@@ -272,6 +367,9 @@ impl Balancer {
     pub fn started(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {
             s.active = s.active.saturating_add(1);
+            if let Some(r) = s.shared {
+                r.started();
+            }
         }
     }
 
@@ -279,6 +377,9 @@ impl Balancer {
     pub fn finished(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {
             s.active = s.active.saturating_sub(1);
+            if let Some(r) = s.shared {
+                r.finished();
+            }
         }
     }
 
@@ -289,6 +390,9 @@ impl Balancer {
         let Some(s) = self.slots.get_mut(i) else {
             return false;
         };
+        if let Some(r) = s.shared {
+            r.failed();
+        }
         match s.window_start {
             Some(t) if now.saturating_duration_since(t) <= window => s.fails += 1,
             _ => {
@@ -300,6 +404,9 @@ impl Balancer {
             s.fails = 0;
             s.window_start = None;
             s.down_until = Some(now + cooldown);
+            if let Some(r) = s.shared {
+                r.cooled(cooldown);
+            }
             return true;
         }
         false
@@ -315,6 +422,22 @@ impl Balancer {
     /// Requests in flight on server `i` from this loop.
     pub fn active(&self, i: usize) -> u32 {
         self.slots.get(i).map_or(0, |s| s.active)
+    }
+}
+
+impl Drop for Balancer {
+    /// A loop that ends takes back what it put in the shared gauges.
+    fn drop(&mut self) {
+        for s in &self.slots {
+            if let Some(r) = s.shared {
+                if s.checked_down {
+                    r.check_down(false);
+                }
+                for _ in 0..s.active {
+                    r.finished();
+                }
+            }
+        }
     }
 }
 
@@ -438,6 +561,31 @@ mod tests {
         assert_eq!(b.health(0, t), Health::Down);
         assert_eq!(picks(&mut b, 4, t), vec![1, 1, 1, 1]);
         assert_eq!(b.health(0, t + Duration::from_secs(10)), Health::Up);
+    }
+
+    #[test]
+    fn active_checks_take_a_server_out_and_bring_it_back() {
+        let mut up = pool(&[(1, false), (1, false)], Balance::RoundRobin);
+        up.health = Some(HealthCheck {
+            fails: 2,
+            passes: 3,
+            ..HealthCheck::new("/health")
+        });
+        let mut b = Balancer::new(&up);
+        let now = Instant::now();
+        assert_eq!(b.checked(0, false), None);
+        assert_eq!(b.checked(0, true), None, "a pass resets the failures");
+        assert_eq!(b.checked(0, false), None);
+        assert_eq!(b.checked(0, false), Some(Health::Down));
+        assert_eq!(b.health(0, now), Health::Down);
+        assert_eq!(picks(&mut b, 4, now), vec![1, 1, 1, 1]);
+        // A cooldown's end does not bring it back: only passing checks do.
+        let later = now + Duration::from_secs(60);
+        assert_eq!(b.health(0, later), Health::Down);
+        assert_eq!(b.checked(0, true), None);
+        assert_eq!(b.checked(0, true), None);
+        assert_eq!(b.checked(0, true), Some(Health::Up));
+        assert_eq!(picks(&mut b, 4, later), vec![0, 1, 0, 1]);
     }
 
     #[test]

@@ -25,11 +25,24 @@
 //! A GET whose `Connection` names `Upgrade` passes the `Upgrade` on; a 101 turns
 //! the exchange into a tunnel: both bodies become "until close", under the same
 //! windows, and the exchange ends when either side closes.
+//!
+//! Behind TLS ([`crate::proto::tls::Tls`] wraps this layer): a client whose
+//! handshake finished is opened with [`TlsAware::open_tls`], and its requests go
+//! up with `X-Forwarded-Proto: https`; the upstream connections are plaintext,
+//! the adapter's outbound ones.
+//!
+//! Active health checks are connections of a third kind, *probes*: on each tick
+//! a pool with a [`super::HealthCheck`] gets a `GET` of its path sent to every
+//! server whose interval has passed, and the status line of the answer (2xx or
+//! 3xx passes; anything else, a timeout or a refused connect fails) goes to the
+//! balancer ([`Balancer::checked`]).
 
-use super::{location_for, Balancer, Location, Upstream};
+use super::shared::ServerTable;
+use super::{location_for, Balancer, Health, Location, Upstream};
 use crate::proto::http::{parse_head, BodyFraming, Method, Parsed};
 use crate::proto::proxy::framing::Frame;
 use crate::proto::proxy::{self, parse_response};
+use crate::proto::tls::{PeerIdentity, TlsAware};
 use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -41,6 +54,20 @@ use std::time::{Duration, Instant};
 pub const WINDOW: usize = 256 * 1024;
 /// An idle upstream connection is closed after this long unused.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(30);
+/// Bytes of a health check's answer read for its status line.
+const PROBE_READ: usize = 1024;
+
+/// A request the proxy answered, as the access log takes it.
+pub struct Record<'a> {
+    pub peer: SocketAddr,
+    /// The request line.
+    pub line: &'a [u8],
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+    pub code: u16,
+    /// Body bytes sent to the client.
+    pub body: u64,
+}
 
 /// What the reverse proxy needs of the protocol it wraps.
 pub trait Origin: Protocol {
@@ -50,7 +77,7 @@ pub trait Origin: Protocol {
     /// The site a `Host` picks (its index in the configuration's sites; 0 with none).
     fn site_of(&self, host: Option<&[u8]>) -> usize;
     /// Counts and logs (access log) a request the proxy answered.
-    fn record(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64);
+    fn record(&mut self, r: &Record<'_>);
     /// Answer one whole request per `data` call, so that every head, including one
     /// pipelined after a request body, comes back here to be routed.
     fn one_request_per_call(&mut self);
@@ -80,8 +107,21 @@ pub enum ProxyConn<C> {
         inner: C,
         peer: SocketAddr,
         id: ConnId,
+        /// Came through a TLS handshake.
+        https: bool,
     },
     Upstream(ConnId),
+    /// An active health check's connection.
+    Probe,
+}
+
+/// A health check in flight: the server it asks, and the answer so far.
+#[derive(Debug)]
+struct Probe {
+    upstream: usize,
+    server: usize,
+    started: Instant,
+    got: Vec<u8>,
 }
 
 /// An upstream connection: its pool and server, and the client it serves (none
@@ -113,8 +153,12 @@ struct Exchange {
     /// the exchange into a tunnel.
     upgrade: Option<Vec<u8>>,
     peer: SocketAddr,
-    /// The request line, for the access log.
+    /// The request line, `Referer` and `User-Agent`, for the access log.
     line: Vec<u8>,
+    referer: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    /// When the head went to the current server.
+    sent: Instant,
     /// The response's status once known, and the body bytes sent to the client.
     code: u16,
     body_bytes: u64,
@@ -157,6 +201,25 @@ pub struct ReverseProxy<P: Origin> {
     /// keep-alive timeout closes them quietly (the inner protocol would answer it
     /// as a request that never came).
     kept: HashSet<ConnId>,
+    /// Health checks in flight, and per pool and server when the next is due
+    /// (`None` while one is in flight).
+    probes: HashMap<ConnId, Probe>,
+    next_check: Vec<Vec<Option<Instant>>>,
+    /// The server began a graceful stop: no more health checks.
+    stopping: bool,
+}
+
+impl Exchange {
+    fn record(&self, code: u16) -> Record<'_> {
+        Record {
+            peer: self.peer,
+            line: &self.line,
+            referer: self.referer.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            code,
+            body: self.body_bytes,
+        }
+    }
 }
 
 impl<P: Origin> ReverseProxy<P> {
@@ -168,6 +231,12 @@ impl<P: Origin> ReverseProxy<P> {
             .iter()
             .map(|u| vec![VecDeque::new(); u.servers.len()])
             .collect();
+        let now = Instant::now();
+        let next_check = routes
+            .upstreams
+            .iter()
+            .map(|u| vec![Some(now); u.servers.len()])
+            .collect();
         ReverseProxy {
             inner,
             routes,
@@ -176,7 +245,121 @@ impl<P: Origin> ReverseProxy<P> {
             exchanges: HashMap::new(),
             owners: HashMap::new(),
             kept: HashSet::new(),
+            probes: HashMap::new(),
+            next_check,
+            stopping: false,
         }
+    }
+
+    /// Keeps the per-server counters of `table` (the status page's upstream
+    /// rows) for the configuration `generation`, in the rows of board slot `slot`
+    /// (this loop's own).
+    pub fn share_counters(
+        mut self,
+        table: &'static ServerTable,
+        generation: u64,
+        slot: usize,
+    ) -> Self {
+        for (u, up) in self.routes.upstreams.iter().enumerate() {
+            for (i, server) in up.servers.iter().enumerate() {
+                match table.claim(&up.name, server.addr, (u, i), (generation, slot)) {
+                    Some(row) => self.balancers[u].share(i, row),
+                    None => tracing::warn!(
+                        upstream = %up.name,
+                        server = %server.addr,
+                        "the upstream counter table is full: this server is not counted"
+                    ),
+                }
+            }
+        }
+        self
+    }
+
+    /// Starts the health checks that are due.
+    fn check_health(&mut self, out: &mut Outbox) {
+        if self.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let routes = self.routes.clone();
+        for (u, up) in routes.upstreams.iter().enumerate() {
+            let Some(h) = &up.health else {
+                continue;
+            };
+            for (i, server) in up.servers.iter().enumerate() {
+                match self.next_check[u][i] {
+                    Some(t) if now >= t => {}
+                    _ => continue,
+                }
+                self.next_check[u][i] = None;
+                let id = out.connect(server.addr);
+                out.deadline(id, Some(h.timeout));
+                out.send(
+                    id,
+                    format!(
+                        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: capstone-health-check\r\nConnection: close\r\n\r\n",
+                        h.path, server.addr
+                    ),
+                );
+                self.probes.insert(
+                    id,
+                    Probe {
+                        upstream: u,
+                        server: i,
+                        started: now,
+                        got: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A health check ended, passed (`ok`) or not: the balancer hears of it, and
+    /// the next one is due an interval after this one began.
+    fn probe_done(&mut self, id: ConnId, ok: bool, out: &mut Outbox) {
+        let Some(p) = self.probes.remove(&id) else {
+            return;
+        };
+        out.close(id);
+        let up = &self.routes.upstreams[p.upstream];
+        let interval = up
+            .health
+            .as_ref()
+            .map_or(Duration::from_secs(5), |h| h.interval);
+        self.next_check[p.upstream][p.server] = Some(p.started + interval);
+        let addr = up.servers[p.server].addr;
+        match self.balancers[p.upstream].checked(p.server, ok) {
+            Some(Health::Down) => tracing::warn!(
+                upstream = %up.name,
+                server = %addr,
+                "upstream server marked down: its health check fails"
+            ),
+            Some(Health::Up) => tracing::warn!(
+                upstream = %up.name,
+                server = %addr,
+                "upstream server up again: its health check passes"
+            ),
+            None => {}
+        }
+    }
+
+    /// A health check's answer: its status line decides.
+    fn probe_data(&mut self, id: ConnId, input: &[u8], out: &mut Outbox) -> usize {
+        let Some(p) = self.probes.get_mut(&id) else {
+            out.close(id);
+            return input.len();
+        };
+        let room = PROBE_READ.saturating_sub(p.got.len());
+        p.got.extend_from_slice(&input[..input.len().min(room)]);
+        let verdict = match p.got.iter().position(|&b| b == b'\n') {
+            Some(end) => Some(status_passes(&p.got[..end])),
+            None if p.got.len() >= PROBE_READ => Some(false),
+            None => None,
+        };
+        if let Some(ok) = verdict {
+            self.probe_done(id, ok, out);
+        }
+        input.len()
     }
 
     pub fn inner(&self) -> &P {
@@ -187,7 +370,7 @@ impl<P: Origin> ReverseProxy<P> {
     fn start(
         &mut self,
         client: ConnId,
-        peer: SocketAddr,
+        (peer, https): (SocketAddr, bool),
         raw: &[u8],
         upstream: usize,
         out: &mut Outbox,
@@ -196,7 +379,7 @@ impl<P: Origin> ReverseProxy<P> {
             return 0;
         };
         let tunnel = matches!(head.method, Method::Get) && !head.has_body;
-        let (head_bytes, upgrade) = match rewrite_request(&raw[..len], peer.ip(), tunnel) {
+        let (head_bytes, upgrade) = match rewrite_request(&raw[..len], peer.ip(), tunnel, https) {
             Some(h) => h,
             None => {
                 out.send(client, answer(400, false).0);
@@ -226,6 +409,9 @@ impl<P: Origin> ReverseProxy<P> {
             upgrade,
             peer,
             line: head.line.to_vec(),
+            referer: head.referer.map(<[u8]>::to_vec),
+            user_agent: head.user_agent.map(<[u8]>::to_vec),
+            sent: Instant::now(),
             code: 0,
             body_bytes: 0,
             head: Bytes::from(head_bytes),
@@ -268,6 +454,7 @@ impl<P: Origin> ReverseProxy<P> {
         };
         ex.tried.push(server);
         ex.server = server;
+        ex.sent = now;
         self.balancers[ex.upstream].started(server);
         let reused = self.idle[ex.upstream][server].pop_back();
         let up = match reused {
@@ -318,14 +505,9 @@ impl<P: Origin> ReverseProxy<P> {
         out.close(up);
         if ex.resp.is_some() {
             // Part of the response is out: the client can only be cut off.
-            let (peer, line, code, bytes) = (
-                ex.peer,
-                std::mem::take(&mut ex.line),
-                ex.code,
-                ex.body_bytes,
-            );
-            self.exchanges.remove(&client);
-            self.inner.record(peer, &line, code, bytes);
+            if let Some(ex) = self.exchanges.remove(&client) {
+                self.inner.record(&ex.record(ex.code));
+            }
             out.close(client);
             return;
         }
@@ -351,7 +533,10 @@ impl<P: Origin> ReverseProxy<P> {
         // A request whose body is still arriving leaves the connection out of step.
         let keep = ex.client_keep && ex.req.is_done() && !ex.client_eof;
         let (page, body) = answer(code, keep);
-        self.inner.record(ex.peer, &ex.line, code, body);
+        self.inner.record(&Record {
+            body,
+            ..ex.record(code)
+        });
         out.send(client, page);
         if keep {
             self.resume_client(client, &ex, out);
@@ -367,7 +552,10 @@ impl<P: Origin> ReverseProxy<P> {
             return;
         };
         self.balancers[ex.upstream].finished(ex.server);
-        self.inner.record(ex.peer, &ex.line, ex.code, ex.body_bytes);
+        if ex.code != 101 {
+            self.balancers[ex.upstream].responded(ex.server, ex.sent.elapsed());
+        }
+        self.inner.record(&ex.record(ex.code));
         let keep = self.routes.upstreams[ex.upstream].keepalive;
         let pool = &mut self.idle[ex.upstream][ex.server];
         if ex.reusable && !leftover && ex.req.is_done() && pool.len() < keep {
@@ -562,7 +750,13 @@ impl<P: Origin> ReverseProxy<P> {
 /// `Forwarded` (RFC 7239) extended with this hop; with `tunnel`, an `Upgrade` the
 /// client's `Connection` names is passed on (and returned). `None`: a head that
 /// does not parse.
-fn rewrite_request(raw: &[u8], client: IpAddr, tunnel: bool) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+fn rewrite_request(
+    raw: &[u8],
+    client: IpAddr,
+    tunnel: bool,
+    https: bool,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let scheme = if https { "https" } else { "http" };
     let mut headers = [httparse::EMPTY_HEADER; crate::proto::http::MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let lead = raw
@@ -614,7 +808,7 @@ fn rewrite_request(raw: &[u8], client: IpAddr, tunnel: bool) -> Option<(Vec<u8>,
     }
     v.extend_from_slice(ip.as_bytes());
     push_field(&mut out, b"X-Forwarded-For", &v);
-    push_field(&mut out, b"X-Forwarded-Proto", b"http");
+    push_field(&mut out, b"X-Forwarded-Proto", scheme.as_bytes());
     let mut v = fwd.join(&b", "[..]);
     if !v.is_empty() {
         v.extend_from_slice(b", ");
@@ -623,7 +817,7 @@ fn rewrite_request(raw: &[u8], client: IpAddr, tunnel: bool) -> Option<(Vec<u8>,
         IpAddr::V4(_) => ip,
         IpAddr::V6(_) => format!("\"[{ip}]\""),
     };
-    v.extend_from_slice(format!("for={node};proto=http").as_bytes());
+    v.extend_from_slice(format!("for={node};proto={scheme}").as_bytes());
     if let Some(h) = host.filter(|h| h.iter().all(|&b| b.is_ascii_graphic() && b != b'"')) {
         v.extend_from_slice(b";host=\"");
         v.extend_from_slice(h);
@@ -676,6 +870,17 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether a health check's status line (`HTTP/1.1 204 No Content`) passes: 2xx or 3xx.
+fn status_passes(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let version = parts.next().unwrap_or_default();
+    let code = parts.next().unwrap_or_default();
+    version.starts_with(b"HTTP/1.")
+        && code.len() == 3
+        && matches!(code[0], b'2' | b'3')
+        && code.iter().all(u8::is_ascii_digit)
+}
+
 /// The proxy's own answer when the upstream gave none, and its body's length.
 fn answer(code: u16, keep: bool) -> (Bytes, u64) {
     let reason = crate::proto::http::reason(code);
@@ -697,6 +902,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             inner: self.inner.open(id, peer, out),
             peer,
             id,
+            https: false,
         }
     }
 
@@ -711,10 +917,14 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             inner: self.inner.open_on(id, peer, listener, out),
             peer,
             id,
+            https: false,
         }
     }
 
     fn outbound(&mut self, id: ConnId, _to: SocketAddr, _out: &mut Outbox) -> Option<Self::Conn> {
+        if self.probes.contains_key(&id) {
+            return Some(ProxyConn::Probe);
+        }
         self.owners
             .contains_key(&id)
             .then_some(ProxyConn::Upstream(id))
@@ -722,6 +932,9 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn connect_failed(&mut self, id: ConnId, error: std::io::Error, out: &mut Outbox) {
         tracing::debug!(conn = %id, error = %error, "upstream connect failed");
+        if self.probes.contains_key(&id) {
+            return self.probe_done(id, false, out);
+        }
         if let Some(client) = self.owners.get(&id).and_then(|o| o.client) {
             self.failed(client, Failure::Error, out);
         }
@@ -734,6 +947,12 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
         result: std::io::Result<()>,
         out: &mut Outbox,
     ) {
+        if self.probes.contains_key(&id) {
+            if result.is_err() {
+                self.probe_done(id, false, out);
+            }
+            return;
+        }
         let Some(o) = self.owners.get_mut(&id) else {
             return;
         };
@@ -754,7 +973,10 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
     fn data(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Outbox) -> usize {
         match conn {
             ProxyConn::Upstream(_) => self.upstream_data(id, input, out),
-            ProxyConn::Client { inner, peer, .. } => {
+            ProxyConn::Probe => self.probe_data(id, input, out),
+            ProxyConn::Client {
+                inner, peer, https, ..
+            } => {
                 self.kept.remove(&id);
                 if self.exchanges.contains_key(&id) {
                     return self.client_body(id, input, out);
@@ -764,8 +986,8 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                 }
                 match self.route(input) {
                     Some(upstream) => {
-                        let peer = *peer;
-                        self.start(id, peer, input, upstream, out)
+                        let from = (*peer, *https);
+                        self.start(id, from, input, upstream, out)
                     }
                     None => {
                         // One request at a time, so the next one is routed too.
@@ -782,6 +1004,10 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn eof(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
+            ProxyConn::Probe => {
+                self.probe_done(id, false, out);
+                out.close(id);
+            }
             ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
@@ -801,6 +1027,10 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn timeout(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
+            ProxyConn::Probe => {
+                self.probe_done(id, false, out);
+                out.close(id);
+            }
             ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
@@ -829,6 +1059,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn drained(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
         match conn {
+            ProxyConn::Probe => {}
             ProxyConn::Upstream(_) => {
                 let Some(client) = self.owners.get(&id).and_then(|o| o.client) else {
                     return;
@@ -857,6 +1088,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn closed(&mut self, id: ConnId, conn: Self::Conn, out: &mut Outbox) {
         match conn {
+            ProxyConn::Probe => self.probe_done(id, false, out),
             ProxyConn::Upstream(_) => {
                 let Some(o) = self.owners.get(&id) else {
                     return;
@@ -872,7 +1104,7 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                     self.balancers[ex.upstream].finished(ex.server);
                     // The client left first: nginx's 499.
                     let code = if ex.code == 0 { 499 } else { ex.code };
-                    self.inner.record(ex.peer, &ex.line, code, ex.body_bytes);
+                    self.inner.record(&ex.record(code));
                     self.owners.remove(&ex.up);
                     out.close(ex.up);
                 }
@@ -887,6 +1119,15 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
 
     fn tick(&mut self, out: &mut Outbox) {
         self.inner.tick(out);
+        self.check_health(out);
+    }
+
+    fn draining(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Outbox) {
+        // A stopping loop starts no more health checks.
+        self.stopping = true;
+        if let ProxyConn::Client { inner, .. } = conn {
+            self.inner.draining(id, inner, out);
+        }
     }
 
     fn before_wait(&mut self, out: &mut Outbox) {
@@ -897,9 +1138,27 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
         match conn {
             // Only a pooled connection: one serving a request is busy.
             ProxyConn::Upstream(id) => self.owners.get(id).map_or(true, |o| o.client.is_none()),
+            ProxyConn::Probe => true,
             ProxyConn::Client { inner, id, .. } => {
                 !self.exchanges.contains_key(id) && self.inner.idle(inner)
             }
+        }
+    }
+}
+
+impl<P: Origin + TlsAware> TlsAware for ReverseProxy<P> {
+    fn open_tls(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        identity: &PeerIdentity,
+        out: &mut Outbox,
+    ) -> Self::Conn {
+        ProxyConn::Client {
+            inner: self.inner.open_tls(id, peer, identity, out),
+            peer,
+            id,
+            https: true,
         }
     }
 }
@@ -909,12 +1168,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn health_checks_pass_on_2xx_and_3xx_only() {
+        assert!(status_passes(b"HTTP/1.1 200 OK\r"));
+        assert!(status_passes(b"HTTP/1.0 302 Found"));
+        assert!(!status_passes(b"HTTP/1.1 500 Internal Server Error\r"));
+        assert!(!status_passes(b"HTTP/1.1 404 Not Found"));
+        assert!(!status_passes(b"SSH-2.0-OpenSSH"));
+        assert!(!status_passes(b"HTTP/1.1 2000"));
+    }
+
+    #[test]
     fn the_upstream_head_drops_hop_by_hop_fields_and_adds_this_hop() {
         let raw = b"GET /api/x?y=1 HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive, X-Hop\r\n\
             X-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
             Proxy-Authorization: Basic eA==\r\nX-Forwarded-For: 192.0.2.1\r\n\
             X-Forwarded-Proto: https\r\nForwarded: for=192.0.2.1\r\nAccept: */*\r\n\r\n";
-        let (got, upgrade) = rewrite_request(raw, "127.0.0.1".parse().unwrap(), true).unwrap();
+        let (got, upgrade) =
+            rewrite_request(raw, "127.0.0.1".parse().unwrap(), true, false).unwrap();
         assert_eq!(upgrade, None, "Connection does not name Upgrade");
         let text = String::from_utf8(got).unwrap();
         assert_eq!(
@@ -923,10 +1193,25 @@ mod tests {
              X-Forwarded-For: 192.0.2.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\
              Forwarded: for=192.0.2.1, for=127.0.0.1;proto=http;host=\"app.test\"\r\n\r\n"
         );
-        let (v6, _) =
-            rewrite_request(b"GET / HTTP/1.0\r\n\r\n", "::1".parse().unwrap(), false).unwrap();
+        let (v6, _) = rewrite_request(
+            b"GET / HTTP/1.0\r\n\r\n",
+            "::1".parse().unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
         assert!(String::from_utf8(v6)
             .unwrap()
             .ends_with("X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nForwarded: for=\"[::1]\";proto=http\r\n\r\n"));
+        let (tls, _) = rewrite_request(
+            b"GET / HTTP/1.1\r\n\r\n",
+            "192.0.2.9".parse().unwrap(),
+            false,
+            true,
+        )
+        .unwrap();
+        assert!(String::from_utf8(tls)
+            .unwrap()
+            .ends_with("X-Forwarded-Proto: https\r\nForwarded: for=192.0.2.9;proto=https\r\n\r\n"));
     }
 }

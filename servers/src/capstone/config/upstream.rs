@@ -4,7 +4,7 @@
 
 use super::{int_in, ConfigError, Source};
 use crate::upstream::proxy::Routes;
-use crate::upstream::{Balance, Location, Server, Upstream};
+use crate::upstream::{Balance, HealthCheck, Location, Server, Upstream};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +18,8 @@ const MAX_WEIGHT: u64 = 1000;
 const MAX_TRIES: u64 = 16;
 const MAX_KEEPALIVE: u64 = 1024;
 const MAX_FAILS: u64 = 1000;
+/// Checks in a row that change a server's health.
+const MAX_CHECKS: u64 = 100;
 /// Upstream timeouts: 1 ms ..= 1 hour.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -35,6 +37,18 @@ pub(super) struct RawUpstream {
     cooldown: Option<Spanned<RawDuration>>,
     keepalive: Option<Spanned<i64>>,
     tries: Option<Spanned<i64>>,
+    health_check: Option<Spanned<RawHealth>>,
+}
+
+/// `health_check = { path = "/health", interval = "2s", timeout = "1s", fails = 2, passes = 2 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    path: Option<Spanned<String>>,
+    interval: Option<Spanned<RawDuration>>,
+    timeout: Option<Spanned<RawDuration>>,
+    fails: Option<Spanned<i64>>,
+    passes: Option<Spanned<i64>>,
 }
 
 /// One server: `"IP:PORT"` or `{ addr = "IP:PORT", weight = 2, backup = true }`.
@@ -144,6 +158,16 @@ pub(super) fn parse_upstreams(
                 r.name.span(),
                 "upstream.name",
                 format!("{name:?} must be letters, digits, '-', '_' or '.'"),
+            );
+        }
+        if name.len() > crate::upstream::shared::MAX_NAME {
+            return src.err(
+                r.name.span(),
+                "upstream.name",
+                format!(
+                    "{name:?} is longer than {} bytes",
+                    crate::upstream::shared::MAX_NAME
+                ),
             );
         }
         if out.iter().any(|u| &u.name == name) {
@@ -265,9 +289,46 @@ pub(super) fn parse_upstreams(
         if let Some(v) = &r.tries {
             up.tries = int_in(src, v, "upstream.tries", 1, MAX_TRIES)? as usize;
         }
+        if let Some(h) = &r.health_check {
+            up.health = Some(health_check(src, h)?);
+        }
         out.push(up);
     }
     Ok(out)
+}
+
+/// An upstream's `health_check` table.
+fn health_check(src: &Source, raw: &Spanned<RawHealth>) -> Result<HealthCheck, ConfigError> {
+    let h = raw.get_ref();
+    let Some(path) = &h.path else {
+        return src.err(
+            raw.span(),
+            "upstream.health_check.path",
+            "is missing (the path to ask, like \"/health\")",
+        );
+    };
+    let p = path.get_ref();
+    if !p.starts_with('/') || !p.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return src.err(
+            path.span(),
+            "upstream.health_check.path",
+            format!("{p:?} must be an absolute path like \"/health\""),
+        );
+    }
+    let mut check = HealthCheck::new(p.clone());
+    if let Some(v) = &h.interval {
+        check.interval = duration(src, v, "upstream.health_check.interval")?;
+    }
+    if let Some(v) = &h.timeout {
+        check.timeout = duration(src, v, "upstream.health_check.timeout")?;
+    }
+    if let Some(v) = &h.fails {
+        check.fails = int_in(src, v, "upstream.health_check.fails", 1, MAX_CHECKS)? as u32;
+    }
+    if let Some(v) = &h.passes {
+        check.passes = int_in(src, v, "upstream.health_check.passes", 1, MAX_CHECKS)? as u32;
+    }
+    Ok(check)
 }
 
 /// `[[location]]` blocks (`key` names them in errors) resolved against `upstreams`.
@@ -330,6 +391,7 @@ mod tests {
         servers = [\"127.0.0.1:9001\", { addr = \"[::1]:9002\", weight = 2, backup = true }]\n\
         balance = \"least_conn\"\nconnect_timeout = \"250ms\"\nread_timeout = 2\n\
         max_fails = 2\nfail_window = \"5s\"\ncooldown = 7\nkeepalive = 4\ntries = 2\n\
+        health_check = { path = \"/health?deep=1\", interval = \"2s\", timeout = \"500ms\", fails = 3 }\n\
         [[upstream]]\nname = \"static\"\nservers = [\"127.0.0.1:9003\"]\n";
 
     #[test]
@@ -355,6 +417,12 @@ mod tests {
         assert_eq!(app.fail_window, Duration::from_secs(5));
         assert_eq!(app.cooldown, Duration::from_secs(7));
         assert_eq!((app.max_fails, app.keepalive, app.tries), (2, 4, 2));
+        let h = app.health.as_ref().unwrap();
+        assert_eq!(h.path, "/health?deep=1");
+        assert_eq!(h.interval, Duration::from_secs(2));
+        assert_eq!(h.timeout, Duration::from_millis(500));
+        assert_eq!((h.fails, h.passes), (3, 2));
+        assert_eq!(c.upstreams[1].health, None);
         assert_eq!(c.upstreams[1].balance, Balance::RoundRobin);
         let loc = |prefix: &str, upstream| Location {
             prefix: prefix.into(),
@@ -385,6 +453,11 @@ mod tests {
             ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\nconnect_timeout = 0\n", 5, "upstream.connect_timeout", "seconds"),
             ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:2\"]\n", 6, "upstream.name", "another upstream"),
             ("[[upstream]]\nname = \"a b\"\nservers = [\"127.0.0.1:1\"]\n", 3, "upstream.name", "letters"),
+            ("[[upstream]]\nname = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nservers = [\"127.0.0.1:1\"]\n", 3, "upstream.name", "longer than 64"),
+            ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\nhealth_check = { interval = 2 }\n", 5, "upstream.health_check.path", "is missing"),
+            ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\nhealth_check = { path = \"health\" }\n", 5, "upstream.health_check.path", "absolute path"),
+            ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\nhealth_check = { path = \"/h\", passes = 0 }\n", 5, "upstream.health_check.passes", "out of range"),
+            ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\nhealth_check = { path = \"/h\", timeout = \"2h\" }\n", 5, "upstream.health_check.timeout", "seconds"),
             ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n[[location]]\nprefix = \"api\"\nupstream = \"app\"\n", 6, "location.prefix", "absolute path"),
             ("[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n[[site]]\nserver_names = [\"a.test\"]\nroot = \"src\"\n[[site.location]]\nprefix = \"/x/\"\nupstream = \"ap\"\n", 10, "site.location.upstream", "(defined: app)"),
         ];

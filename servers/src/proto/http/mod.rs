@@ -709,10 +709,22 @@ impl Http {
     }
 
     /// Counts and logs a request a layer above answered (a proxied one), by its
-    /// request line.
-    pub fn account_for(&mut self, peer: SocketAddr, line: &[u8], code: u16, body: u64) {
+    /// request line, `Referer` and `User-Agent`.
+    pub fn account_for(
+        &mut self,
+        peer: SocketAddr,
+        line: &[u8],
+        (referer, user_agent): (Option<&[u8]>, Option<&[u8]>),
+        code: u16,
+        body: u64,
+    ) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        self.account(peer, &Req::unparsed(line), code, body);
+        let req = Req {
+            referer,
+            user_agent,
+            ..Req::unparsed(line)
+        };
+        self.account(peer, &req, code, body);
     }
 
     /// Counts and logs one answered request.
