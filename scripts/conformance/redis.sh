@@ -14,7 +14,8 @@
 # binary; default: build target/release/kvd), UNIT_TIMEOUT (seconds per unit and
 # server, default 240), KEEP_LOGS=1 (keep the runtest output in $OUT, printed at the
 # end), MIN_RATIO (exit 1 when kvd passes less than this share of redis's passes,
-# e.g. 0.95; default: report only).
+# e.g. 0.95; default: report only), BASEPORT (runtest's --baseport; default: one of 150
+# ranges, picked by the process id, so that concurrent runs do not collide).
 #
 # A unit "ran to its end" when runtest reached its "[done]" line within the time
 # bound. The suite runs with --durable (an unexpected error inside one test is that
@@ -28,10 +29,14 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
-DEFAULT_UNITS="type/string type/incr type/hash type/list type/set type/zset keyspace expire protocol multi pubsub info-command scan quit"
+DEFAULT_UNITS="type/string type/incr type/hash type/list type/set type/zset keyspace expire protocol multi pubsub info-command scan quit sort"
 UNITS=${UNITS:-$DEFAULT_UNITS}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-240}
 DENY_TAGS="-needs:debug -needs:repl -needs:save -needs:pfdebug -resp3"
+# runtest's own port (for its test clients) is looked for just below --baseport (21111
+# by default): two runs at once on one machine would race for it, so each run takes
+# a range of its own.
+BASEPORT=${BASEPORT:-$((21111 + 64 * ($$ % 150)))}
 
 need_pkgs redis-server redis-tools tcl dpkg-dev python3
 
@@ -135,7 +140,8 @@ run_unit() {
   log="$OUT/$server.${unit//\//_}.out"
   t0=$(date +%s)
   (cd "$suite" && timeout -k 5 "$UNIT_TIMEOUT" ./runtest --host 127.0.0.1 --port "$port" \
-    --singledb --durable --tags "$DENY_TAGS" --single "unit/$unit" --timeout 60) \
+    --baseport "$BASEPORT" --singledb --durable --tags "$DENY_TAGS" --single "unit/$unit" \
+    --timeout 60) \
     >"$log" 2>&1 </dev/null || true
   t1=$(date +%s)
   ok=$(grep -c '^\[.*ok.*\]: ' "$log" || true)

@@ -9,7 +9,7 @@
 //! gone. Times are absolute Unix milliseconds.
 
 use super::engine::Engine;
-use super::value::{fmt_score, Kind, Value};
+use super::value::{fmt_score, Kind, StrForm, Value};
 use crate::proto::resp;
 use indexmap::IndexMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,11 +35,15 @@ pub struct KeyspaceStats {
 pub struct Keyspace {
     engine: Box<dyn Engine>,
     expires: IndexMap<Box<[u8]>, i64, foldhash::fast::RandomState>,
+    /// Strings whose OBJECT ENCODING the command that wrote them decides, not their
+    /// bytes (see [`StrForm`]); only live string keys are here.
+    forms: std::collections::HashMap<Box<[u8]>, StrForm, foldhash::fast::RandomState>,
     /// The time commands see: set once per batch, as Redis caches it per command.
     pub now: i64,
     /// Write commands to append to the log, RESP-encoded; drained by the caller.
     pub feed: Vec<u8>,
-    /// Off while replaying the log: what is replayed is already in it.
+    /// Off while replaying the log: what is replayed is already in it. Nothing
+    /// expires meanwhile (see [`Keyspace::is_past`]).
     pub logging: bool,
     pub stats: KeyspaceStats,
     rng: u64,
@@ -55,6 +59,7 @@ impl Keyspace {
         Self {
             engine,
             expires: IndexMap::default(),
+            forms: Default::default(),
             now: unix_ms(),
             feed: Vec::new(),
             logging: true,
@@ -93,14 +98,24 @@ impl Keyspace {
         }
     }
 
+    /// Whether the absolute time `at` has passed for the commands running now.
+    /// Never while replaying: a key whose time passed before a restart is still the
+    /// key the records after its expiry time changed (an APPEND to it, a SORT that
+    /// read it), as it was when they ran; it expires once the server serves again,
+    /// as Redis does after loading.
+    pub fn is_past(&self, at: i64) -> bool {
+        self.logging && at <= self.now
+    }
+
     /// Deletes `key` if its time has passed; true when it did.
     fn expire_if_needed(&mut self, key: &[u8]) -> bool {
-        if self.expires.is_empty() {
+        if self.expires.is_empty() || !self.logging {
             return false;
         }
         match self.expires.get(key) {
             Some(&at) if at <= self.now => {
                 self.expires.swap_remove(key);
+                self.forget_form(key);
                 self.engine.del(key);
                 self.stats.expired += 1;
                 self.log(&[&b"DEL"[..], key]);
@@ -228,6 +243,7 @@ impl Keyspace {
 
     /// Stores `value`, dropping any expiry (plain SET semantics).
     pub fn set(&mut self, key: &[u8], value: Value) {
+        self.forget_form(key);
         self.engine.set(key, value);
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
@@ -242,22 +258,60 @@ impl Keyspace {
     /// Stores `value`, keeping the key's expiry (INCR, APPEND, SET KEEPTTL).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         self.expire_if_needed(key);
+        self.forget_form(key);
         self.engine.set(key, value);
     }
 
     /// Appends to a live string (creating it), returning the new length; the caller
-    /// checked the type.
+    /// checked the type. A string appended to is `raw` from then on; a created one is
+    /// judged by its bytes, as Redis encodes a new value.
     pub fn append(&mut self, key: &[u8], tail: &[u8]) -> usize {
         self.expire_if_needed(key);
         match self.engine.get_mut(key) {
             Some(Value::Str(v)) => {
                 v.extend_from_slice(tail);
-                v.len()
+                let n = v.len();
+                self.set_form(key, StrForm::Raw);
+                n
             }
             _ => {
+                self.forget_form(key);
                 self.engine.set(key, Value::Str(tail.to_vec()));
                 tail.len()
             }
+        }
+    }
+
+    /// Records how the string at `key` was written (see [`StrForm`]); the next
+    /// write that replaces the value forgets it.
+    pub fn set_form(&mut self, key: &[u8], form: StrForm) {
+        if let Some(f) = self.forms.get_mut(key) {
+            *f = form;
+        } else {
+            self.forms.insert(key.into(), form);
+        }
+    }
+
+    /// How the string at `key` was written, when that decides its encoding.
+    pub fn form(&self, key: &[u8]) -> Option<StrForm> {
+        if self.forms.is_empty() {
+            return None;
+        }
+        self.forms.get(key).copied()
+    }
+
+    fn forget_form(&mut self, key: &[u8]) {
+        if !self.forms.is_empty() {
+            self.forms.remove(key);
+        }
+    }
+
+    /// OBJECT ENCODING of a live key.
+    pub fn encoding(&mut self, key: &[u8]) -> Option<&'static str> {
+        let form = self.form(key);
+        match self.peek(key)? {
+            Value::Str(s) => Some(super::value::str_encoding(s, form)),
+            v => Some(v.encoding()),
         }
     }
 
@@ -267,6 +321,7 @@ impl Keyspace {
             return None;
         }
         let v = self.engine.take(key)?;
+        self.forget_form(key);
         let at = if self.expires.is_empty() {
             None
         } else {
@@ -294,6 +349,7 @@ impl Keyspace {
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
+        self.forget_form(key);
         self.engine.del(key)
     }
 
@@ -331,6 +387,7 @@ impl Keyspace {
     pub fn clear(&mut self) {
         self.engine.clear();
         self.expires = IndexMap::default();
+        self.forms = Default::default();
     }
 
     /// Live keys matching `pattern` (KEYS).
@@ -434,6 +491,7 @@ impl Keyspace {
                 if at <= self.now {
                     let k = k.clone();
                     self.expires.swap_remove_index(i);
+                    self.forget_form(&k);
                     self.engine.del(&k);
                     self.stats.expired += 1;
                     self.log(&[&b"DEL"[..], &k]);

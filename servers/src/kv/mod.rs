@@ -769,3 +769,6 @@ mod session_tests;
 
 #[cfg(test)]
 mod types_tests;
+
+#[cfg(test)]
+mod sort_tests;

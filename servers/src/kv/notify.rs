@@ -174,6 +174,8 @@ pub fn event_at(command: &str, nth: usize, side: &[u8]) -> Option<(u16, &'static
         // Only the destination changes; the source is read.
         ("zrangestore", 0) => (ZSET, "zrangestore"),
         ("zrangestore", _) => return None,
+        // A logged SORT names one key, its destination (see `session::key_positions`).
+        ("sort", _) => (LIST, "sortstore"),
         _ => return event(command),
     };
     Some(ev)

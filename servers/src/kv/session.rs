@@ -272,15 +272,7 @@ impl Kv {
                         .filter(|(class, _)| notify & class != 0)
                 }
             };
-            let last = if spec.last_key < 0 {
-                args.len() as i64 + i64::from(spec.last_key)
-            } else {
-                i64::from(spec.last_key)
-            };
-            let step = spec.step.max(1) as usize;
-            let mut i = spec.first_key as usize;
-            let mut nth = 0;
-            while (i as i64) <= last && i < args.len() {
+            for (nth, i) in key_positions(spec, args).enumerate() {
                 let key = args.get(i);
                 if self.clients.watches.contains_key(key) {
                     let exists = self.ks.contains_raw(key);
@@ -289,8 +281,6 @@ impl Kv {
                 if let Some((_, name)) = event_at(nth) {
                     self.notify_event(notify, name, key);
                 }
-                i += step;
-                nth += 1;
             }
         }
         self.ks.feed = feed;
@@ -1160,19 +1150,24 @@ impl Kv {
 /// The argument positions of a command's keys, from its table row.
 pub(super) fn key_positions(spec: &Spec, args: Args<'_>) -> impl Iterator<Item = usize> {
     let n = args.len();
+    // SORT writes one key, STORE's destination, found by parsing its options (the
+    // key it sorts is only read); Redis's `sortGetKeys`.
+    let (store, first) = if spec.name == "sort" {
+        (cmd::sort::store_at(args), n)
+    } else if spec.first_key > 0 {
+        (None, spec.first_key as usize)
+    } else {
+        (None, n)
+    };
     let last = if spec.last_key < 0 {
         n as i64 + i64::from(spec.last_key)
     } else {
         i64::from(spec.last_key)
     };
-    let first = if spec.first_key > 0 {
-        spec.first_key as usize
-    } else {
-        n
-    };
     (first..n)
         .step_by(spec.step.max(1) as usize)
         .take_while(move |&i| (i as i64) <= last)
+        .chain(store)
 }
 
 fn unknown_subcommand(sub: &[u8], cmd: &str) -> String {

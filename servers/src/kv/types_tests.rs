@@ -7,24 +7,25 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use value::Value;
 
-struct Client {
-    kv: Kv,
+/// One client of a [`Kv`], bytes in and bytes out (the other test modules use it too).
+pub(super) struct Client {
+    pub(super) kv: Kv,
     conn: KvConn,
 }
 
 impl Client {
-    fn new(kv: Kv) -> Self {
+    pub(super) fn new(kv: Kv) -> Self {
         let mut kv = kv;
         let mut out = Outbox::new();
         let conn = kv.open(ConnId(1), "127.0.0.1:1".parse().unwrap(), &mut out);
         Self { kv, conn }
     }
 
-    fn memory() -> Self {
+    pub(super) fn memory() -> Self {
         Self::new(Kv::open(Config::default()).unwrap())
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Outbox::new();
         let mut pos = 0;
         while pos < bytes.len() {
@@ -44,14 +45,14 @@ impl Client {
         got
     }
 
-    fn cmd(&mut self, args: &[&str]) -> String {
+    pub(super) fn cmd(&mut self, args: &[&str]) -> String {
         let mut b = Vec::new();
         resp::encode_command(&mut b, args);
         String::from_utf8_lossy(&self.send(&b)).into_owned()
     }
 
     /// Every key with its type, contents (in a canonical order) and expiry.
-    fn dump(&mut self) -> BTreeMap<Vec<u8>, String> {
+    pub(super) fn dump(&mut self) -> BTreeMap<Vec<u8>, String> {
         let ks = &mut self.kv.ks;
         let mut out = BTreeMap::new();
         for k in ks.keys(b"*") {
@@ -128,7 +129,7 @@ fn every_family_refuses_the_wrong_type() {
     assert_eq!(c.cmd(&["TYPE", "h"]), "+string\r\n");
 }
 
-fn encoding(c: &mut Client, key: &str) -> String {
+pub(super) fn encoding(c: &mut Client, key: &str) -> String {
     let r = c.cmd(&["OBJECT", "ENCODING", key]);
     r.lines().nth(1).unwrap_or_default().to_owned()
 }
@@ -570,7 +571,7 @@ proptest! {
 }
 
 /// What one step sent, per connection.
-fn step(kv: &mut Kv, id: u64, conn: &mut KvConn, args: &[&str]) -> Vec<(u64, String)> {
+pub(super) fn step(kv: &mut Kv, id: u64, conn: &mut KvConn, args: &[&str]) -> Vec<(u64, String)> {
     let mut b = Vec::new();
     resp::encode_command(&mut b, args);
     let mut out = Outbox::new();

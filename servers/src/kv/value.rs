@@ -76,7 +76,7 @@ impl Value {
     /// O(1) at the ends).
     pub fn encoding(&self) -> &'static str {
         match self {
-            Value::Str(s) => str_encoding(s),
+            Value::Str(s) => str_encoding(s, None),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(_) => "quicklist",
@@ -140,15 +140,29 @@ impl Value {
 /// member table entry.
 const SKIP_MEMBER: usize = 128;
 
-/// Redis's `tryObjectEncoding` for a string's bytes.
-fn str_encoding(s: &[u8]) -> &'static str {
-    // `parse_i64` takes only the canonical spelling (no `+`, no leading zeros).
-    if s.len() <= 20 && crate::proto::resp::parse_i64(s).is_some() {
-        "int"
-    } else if s.len() <= 44 {
-        "embstr"
-    } else {
-        "raw"
+/// How a string was written, where Redis 7.0's encoding of it follows from the
+/// command that made it rather than from its bytes (kept by the keyspace per key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrForm {
+    /// Changed in place — APPEND to an existing string, SETRANGE, SETBIT (Redis's
+    /// `dbUnshareStringValue`): `raw`, whatever the bytes, until a write replaces it.
+    Raw,
+    /// Made from a formatted number (INCRBYFLOAT's `createStringObject`): `embstr` up
+    /// to 44 bytes, else `raw`, never `int`.
+    Formatted,
+}
+
+/// Redis's encoding of a string: `tryObjectEncoding` for its bytes unless `form`
+/// says how it was made.
+pub fn str_encoding(s: &[u8], form: Option<StrForm>) -> &'static str {
+    match form {
+        Some(StrForm::Raw) => "raw",
+        Some(StrForm::Formatted) if s.len() <= 44 => "embstr",
+        Some(StrForm::Formatted) => "raw",
+        // `parse_i64` takes only the canonical spelling (no `+`, no leading zeros).
+        None if s.len() <= 20 && crate::proto::resp::parse_i64(s).is_some() => "int",
+        None if s.len() <= 44 => "embstr",
+        None => "raw",
     }
 }
 

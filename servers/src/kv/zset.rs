@@ -597,7 +597,9 @@ impl ZSet {
         }
     }
 
-    fn convert(&mut self) {
+    /// Moves a packed set into the table and skip list (once grown past the pack's
+    /// limits, or sorted by SORT).
+    pub fn convert(&mut self) {
         if let ZSet::Pack(v) = self {
             let mut z = SkipSet::default();
             z.dict.reserve(v.len() + 1);

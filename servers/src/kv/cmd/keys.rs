@@ -86,7 +86,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: i64, relative: bool, 
     if refused {
         return ctx.int(0);
     }
-    if at <= ctx.ks.now {
+    if ctx.ks.is_past(at) {
         ctx.ks.del(key);
         ctx.ks.log(&[&b"DEL"[..], key]);
     } else {
@@ -291,11 +291,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, args: Args<'_>) {
             known.to_ascii_lowercase()
         ));
     }
-    let Some(enc) = ctx
-        .ks
-        .peek(args.get(2))
-        .map(crate::kv::value::Value::encoding)
-    else {
+    let Some(enc) = ctx.ks.encoding(args.get(2)) else {
         return ctx.null();
     };
     match *known {
@@ -364,10 +360,15 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: Args<'_>, nx: bool) {
     if nx && ctx.ks.exists(dst) {
         return ctx.int(0);
     }
+    // The value moves as it is, encoding included.
+    let form = ctx.ks.form(src);
     let Some((v, at)) = ctx.ks.take(src) else {
         return ctx.err("ERR no such key");
     };
     ctx.ks.set(dst, v);
+    if let Some(f) = form {
+        ctx.ks.set_form(dst, f);
+    }
     if let Some(at) = at {
         ctx.ks.set_expire(dst, at);
     }
@@ -418,7 +419,12 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) {
         return ctx.int(0);
     }
     let at = ctx.ks.expire_at(src);
+    // A copy keeps the source's encoding (Redis's `dupStringObject`).
+    let form = ctx.ks.form(src);
     ctx.ks.set(dst, v);
+    if let Some(f) = form {
+        ctx.ks.set_form(dst, f);
+    }
     if let Some(at) = at {
         ctx.ks.set_expire(dst, at);
     }

@@ -13,6 +13,7 @@ mod keys;
 pub(crate) mod lists;
 mod server;
 mod sets;
+pub(crate) mod sort;
 mod strings;
 pub(crate) mod zsets;
 
@@ -463,6 +464,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("zmpop", -4, WRITE, 0, 0, 0, zsets::zmpop),
     spec!("zrangestore", -5, WRITE, 1, 2, 1, zsets::zrangestore),
     spec!("lmpop", -4, WRITE, 0, 0, 0, lists::lmpop),
+    // The destination of STORE is found by parsing: see `session::key_positions`.
+    spec!("sort", -2, WRITE, 1, 1, 1, sort::sort),
+    spec!("sort_ro", -2, READONLY, 1, 1, 1, sort::sort_ro),
     // Blocking pops: see `kv::blocking`.
     spec!("blpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::blpop),
     spec!("brpop", -3, WRITE, 1, -2, 1, crate::kv::blocking::brpop),

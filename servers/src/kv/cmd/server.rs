@@ -3,7 +3,7 @@
 //! see `kv::info` and `kv::session`.)
 
 use super::{Ctx, Spec, COMMANDS, FAST, READONLY, WRITE};
-use crate::proto::resp::Args;
+use crate::proto::resp::{self, Args};
 
 pub(crate) fn time(ctx: &mut Ctx<'_>, _args: Args<'_>) {
     let now = std::time::SystemTime::now()
@@ -132,6 +132,28 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: Args<'_>) {
         for c in COMMANDS {
             ctx.bulk(c.name.as_bytes());
         }
+    } else if sub.eq_ignore_ascii_case(b"GETKEYS") {
+        // A command and at least one argument: Redis's own arity for the subcommand.
+        if args.len() < 4 {
+            return ctx.err(&super::wrong_arity("command|getkeys"));
+        }
+        // The command to look at, as arguments of its own.
+        let (mut src, mut ranges) = (Vec::new(), Vec::new());
+        for a in args.iter().skip(2) {
+            let at = src.len();
+            src.extend_from_slice(a);
+            ranges.push(at..src.len());
+        }
+        let inner = Args::new(&src, &ranges);
+        match getkeys(inner) {
+            Ok(keys) => {
+                ctx.array(keys.len());
+                for i in keys {
+                    ctx.bulk(inner.get(i));
+                }
+            }
+            Err(e) => ctx.err(e),
+        }
     } else if sub.eq_ignore_ascii_case(b"INFO") {
         ctx.array(args.len() - 2);
         for name in args.iter().skip(2) {
@@ -146,4 +168,83 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: Args<'_>) {
             String::from_utf8_lossy(sub)
         ));
     }
+}
+
+/// COMMAND GETKEYS: the positions of the keys in `args` (a command and its
+/// arguments) as Redis 7.0's key specs find them, or its error. The table's key
+/// positions name the keys a command writes (what WATCH and notifications need);
+/// Redis also names the keys a command only reads, and keys counted by a `numkeys`
+/// argument, which are spelled out here.
+fn getkeys(args: Args<'_>) -> Result<Vec<usize>, &'static str> {
+    const INVALID: &str = "ERR Invalid arguments specified for command";
+    let spec = super::lookup(args.get(0)).ok_or("ERR Invalid command specified")?;
+    let n = args.len();
+    // `numkeys` at `at`, the keys right after it; as Redis's `genericGetKeys`, a count
+    // below 1 is refused, since the command itself would answer a syntax error.
+    let counted = |at: usize| -> Result<Vec<usize>, &'static str> {
+        let c = resp::parse_i64(args.get(at))
+            .filter(|&c| c >= 1 && c < (n - at) as i64)
+            .ok_or(INVALID)?;
+        Ok((at + 1..=at + c as usize).collect())
+    };
+    let counted_from = |at: usize| -> Result<Vec<usize>, &'static str> {
+        if at >= n {
+            return Err(INVALID);
+        }
+        counted(at)
+    };
+    let fixed = |first: usize, last: i64| -> Vec<usize> {
+        let last = if last < 0 { n as i64 + last } else { last };
+        (first..n).take_while(|&i| i as i64 <= last).collect()
+    };
+    let has_keys = spec.first_key > 0
+        || matches!(
+            spec.name,
+            "zunion"
+                | "zinter"
+                | "zdiff"
+                | "zintercard"
+                | "sintercard"
+                | "lmpop"
+                | "zmpop"
+                | "blmpop"
+                | "bzmpop"
+        );
+    if !has_keys {
+        return Err("ERR The command has no key arguments");
+    }
+    if !spec.arity_ok(n) {
+        return Err("ERR Invalid number of arguments specified for command");
+    }
+    let keys = match spec.name {
+        "sort" => {
+            let mut k = vec![1];
+            k.extend(super::sort::store_at(args));
+            k
+        }
+        "copy" | "smove" | "rename" | "renamenx" | "lmove" | "rpoplpush" | "blmove"
+        | "brpoplpush" => fixed(1, 2),
+        "sinterstore" | "sunionstore" | "sdiffstore" => fixed(1, -1),
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            let mut k = vec![1];
+            k.extend(counted_from(2)?);
+            k
+        }
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            counted_from(1)?
+        }
+        "blmpop" | "bzmpop" => counted_from(2)?,
+        _ => {
+            let last = i64::from(spec.last_key);
+            let step = spec.step.max(1) as usize;
+            fixed(spec.first_key as usize, last)
+                .into_iter()
+                .step_by(step)
+                .collect()
+        }
+    };
+    if keys.is_empty() {
+        return Err(INVALID);
+    }
+    Ok(keys)
 }

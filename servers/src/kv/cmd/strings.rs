@@ -7,7 +7,7 @@
 //! no float arithmetic.
 
 use super::{tri, wrong_arity, Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_OVERFLOW, ERR_SYNTAX};
-use crate::kv::value::{fmt_incr_float, parse_incr_float, Value};
+use crate::kv::value::{fmt_incr_float, parse_incr_float, StrForm, Value};
 use crate::proto::resp::{parse_i64, Args};
 
 pub(crate) fn get(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -141,7 +141,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: Args<'_>) {
         }
         Ttl::At(at) => {
             ctx.ks.set_str(key, value.to_vec());
-            if at <= ctx.ks.now {
+            if ctx.ks.is_past(at) {
                 // Already in the past: as good as deleted, and logged as such.
                 ctx.ks.del(key);
                 ctx.ks.log(&[&b"DEL"[..], key]);
@@ -356,7 +356,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) {
             ctx.ks.log(&[&b"PERSIST"[..], key]);
         }
         Some(None) => {}
-        Some(Some(at)) if at <= ctx.ks.now => {
+        Some(Some(at)) if ctx.ks.is_past(at) => {
             ctx.ks.del(key);
             ctx.ks.log(&[&b"DEL"[..], key]);
         }
@@ -437,6 +437,8 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) {
     v[offset as usize..end].copy_from_slice(tail);
     let n = v.len();
     ctx.ks.set_keep_ttl(key, Value::Str(v));
+    // Changed in place (or made by SETRANGE): `raw`, as Redis leaves it.
+    ctx.ks.set_form(key, StrForm::Raw);
     ctx.ks.log_args(args);
     ctx.int(n as i64);
 }
@@ -456,6 +458,7 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) {
     tri!(ctx, ctx.ks.fits(key, text.len()));
     ctx.ks
         .set_keep_ttl(key, Value::Str(text.as_bytes().to_vec()));
+    ctx.ks.set_form(key, StrForm::Formatted);
     ctx.ks.log(&[&b"SET"[..], key, text.as_bytes(), b"KEEPTTL"]);
     ctx.bulk(text.as_bytes());
 }
@@ -520,6 +523,7 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, args: Args<'_>) {
         v[byte] &= !mask;
     }
     ctx.ks.set_keep_ttl(key, Value::Str(v));
+    ctx.ks.set_form(key, StrForm::Raw);
     ctx.ks.log_args(args);
     ctx.int(i64::from(old));
 }
