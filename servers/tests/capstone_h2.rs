@@ -963,3 +963,43 @@ fn a_reload_finishes_downloads_in_flight_and_new_connections_go_to_the_new_gener
     c.write_all(&request(1, "/index.html")).unwrap();
     assert_eq!(body_of(&mut c, 1).1, b"<p>over h2</p>\n");
 }
+
+/// Headless Chromium (Debian's `chromium`) loads a page over HTTPS: ALPN gives it
+/// `h2`, and the access log has its request as `HTTP/2.0`.
+#[test]
+fn chromium_loads_a_page_over_h2() {
+    need_tools!("chromium", "timeout");
+    let s = Server::start("");
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("https://localhost:{}/index.html", s.https.port());
+    let o = run(Command::new("timeout")
+        .args(["-k", "5", "90", "chromium", "--headless", "--no-sandbox"])
+        .args(["--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
+        .args(["--disable-sync", "--ignore-certificate-errors"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!(
+            "--host-resolver-rules=MAP localhost {}",
+            s.https.ip()
+        ))
+        .args(["--dump-dom", &url]));
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("<p>over h2</p>"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = s.access_log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("\"GET /index.html ") && l.contains("Chrome"));
+        if let Some(l) = line {
+            assert!(l.contains("\"GET /index.html HTTP/2.0\" 200 "), "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no request from Chromium: {log}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
