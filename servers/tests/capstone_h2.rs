@@ -1003,3 +1003,73 @@ fn chromium_loads_a_page_over_h2() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `/status.json` and `/metrics` count requests by protocol and by transport:
+/// HTTP/1.0, HTTP/1.1 and h2c on the plaintext listener, HTTP/1.1 and h2 over TLS.
+#[test]
+fn requests_are_counted_by_protocol_and_transport() {
+    need_tools!("curl");
+    let s = Server::start("");
+    let plain = |extra: &[&str], path: &str| {
+        let o = run(Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+            ])
+            .args(extra)
+            .arg(format!("http://{}{path}", s.plain)));
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for _ in 0..2 {
+        assert_eq!(plain(&["--http1.1"], "/index.html"), "1.1");
+    }
+    // An HTTP/1.0 request, answered as HTTP/1.1 (RFC 9110 §6.2: the server's version).
+    assert_eq!(plain(&["--http1.0"], "/index.html"), "1.1");
+    let o = s.h2c("/index.html", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for _ in 0..2 {
+        let o = s.h2("/index.html", &["-o", "/dev/null", "-w", "%{http_version}"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "2", "{}", text(&o));
+    }
+    let o = s.h2(
+        "/index.html",
+        &["--http1.1", "-o", "/dev/null", "-w", "%{http_version}"],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1.1", "{}", text(&o));
+
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http1.1"])
+        .arg(format!("http://{}/status.json", s.plain)));
+    let json = text(&o);
+    assert!(
+        json.contains(
+            "\"requests_by_protocol\":{\"http/1.1\":{\"plain\":2,\"tls\":1},\
+             \"http/1.0\":{\"plain\":1,\"tls\":0},\"h2\":{\"plain\":1,\"tls\":2}}"
+        ),
+        "{json}"
+    );
+    // The status request itself is counted by now.
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http1.1"])
+        .arg(format!("http://{}/metrics", s.plain)));
+    let m = text(&o);
+    for (proto, transport, n) in [
+        ("http/1.1", "plain", 3),
+        ("http/1.1", "tls", 1),
+        ("http/1.0", "plain", 1),
+        ("http/1.0", "tls", 0),
+        ("h2", "plain", 1),
+        ("h2", "tls", 2),
+    ] {
+        let line = format!(
+            "sysnet_capstone_requests_by_protocol_total{{proto=\"{proto}\",transport=\"{transport}\"}} {n}\n"
+        );
+        assert!(m.contains(&line), "no {line:?} in:\n{m}");
+    }
+}
