@@ -13,7 +13,7 @@
 #                                                  or more) requests per case,
 #                                                  1 MiB files)
 #
-# Cases (each server measured alone while the other idles):
+# Cases (each server measured alone while the others idle):
 #   keep-alive   wrk -t1 -c64 over TLS 1.3, 600 B file: req/s and the server's CPU
 #                per request (utime+stime of its whole process tree, from /proc)
 #   handshakes   ab -c64 -f TLS1.3 (and TLS1.2), no keep-alive: a new TLS connection,
