@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# The capstone over HTTPS against Debian's nginx (`ssl`, same certificate, same
-# number of workers), side by side in one run, on loopback.
+# The capstone over HTTPS against Debian's nginx (`ssl`, `http2`, same certificate,
+# same number of workers) and lighttpd (mod_openssl, h2 on, one process), side by
+# side in one run, on loopback.
 #
-#   scripts/bench/https.sh [SECONDS_PER_CASE]      (default 5; ports 19600-19601;
+#   scripts/bench/https.sh [SECONDS_PER_CASE]      (default 5; ports 19600-19602;
 #                                                  ACCEPT=fill|shared|reuseport picks
-#                                                  the capstone's accept mode)
+#                                                  the capstone's accept mode;
+#                                                  SERVERS and CASES narrow a run:
+#                                                  CASES="keepalive handshakes h2 big";
+#                                                  SMOKE=N: a check that the script
+#                                                  works, not a measurement: N (64
+#                                                  or more) requests per case,
+#                                                  1 MiB files)
 #
-# Cases (each server measured alone while the other idles):
+# Cases (each server measured alone while the others idle):
 #   keep-alive   wrk -t1 -c64 over TLS 1.3, 600 B file: req/s and the server's CPU
 #                per request (utime+stime of its whole process tree, from /proc)
 #   handshakes   ab -c64 -f TLS1.3 (and TLS1.2), no keep-alive: a new TLS connection,
 #                full handshake, per request: handshakes/s and CPU per handshake
-#   64 MiB       one curl download of a 64 MiB file, over HTTP/1.1 and over HTTP/2:
-#                MiB/s (files over TLS are streamed through the session: no
-#                sendfile for either server)
+#   64 MiB       BIG_RUNS (3) curl downloads of a 64 MiB file one after another, over
+#                HTTP/1.1 and over HTTP/2: MiB/s and CPU per MiB (files over TLS are
+#                streamed through the session: no sendfile for any server)
 #   h2 600 B     h2load -c64 -m10 (64 connections, 10 streams each) over TLS 1.3,
 #                ALPN h2: req/s and CPU per request
-# The certificate is one ECDSA P-256 key made by `openssl req` for both. nginx runs
-# two worker processes; the capstone one process with two event-loop threads.
+# lighttpd is left out, with a note, when it or its mod_openssl cannot be had.
+# The certificate is one ECDSA P-256 key made by `openssl req` for all three. nginx
+# runs two worker processes; the capstone one process with two event-loop threads;
+# lighttpd is one single-threaded process. The table gives ratios to the faster peer
+# (and CPU ratios to the cheaper one).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
@@ -25,11 +35,28 @@ cd "$SYSNET_ROOT"
 SECS=${1:-5}
 PORT_CAP=19600
 PORT_NGX=19601
+PORT_LTD=19602
+SERVERS=${SERVERS:-"capstone nginx lighttpd"}
+CASES=${CASES:-"keepalive handshakes h2 big"}
+BIG_RUNS=${BIG_RUNS:-3}
+BIG_MIB=64
+SMOKE=${SMOKE:-}
+if [ -n "$SMOKE" ]; then BIG_RUNS=1; BIG_MIB=1; fi
+want() { [[ " $CASES " == *" $1 "* ]]; }
 
-need_pkgs nginx-light wrk apache2-utils openssl curl procps nghttp2-client
+need_pkgs wrk apache2-utils openssl curl procps nghttp2-client
+has() { [[ " $SERVERS " == *" $1 "* ]]; }
+drop() { SERVERS=$(printf '%s\n' $SERVERS | grep -vx "$1" | tr '\n' ' ' || true); }
+has nginx && need_pkgs nginx-light
+# lighttpd is a peer when it and its TLS module can be had; without them the run
+# goes on with the others.
+if has lighttpd && ! need_pkgs lighttpd lighttpd-mod-openssl; then
+  echo "lighttpd with mod_openssl is not installed: running without it" >&2
+  drop lighttpd
+fi
 
 step "building capstone (release)"
-cargo build --release --locked --bin capstone -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --bin capstone -q
 CAPSTONE="$SYSNET_ROOT/target/release/capstone"
 
 WORK=$(mktemp -d /tmp/https-bench.XXXXXX)
@@ -45,7 +72,7 @@ trap cleanup EXIT
 DOCROOT="$WORK/www"
 mkdir -p "$DOCROOT"
 head -c 600 /dev/urandom | base64 -w 76 | head -c 600 > "$DOCROOT/600b.html"
-head -c $((64 << 20)) /dev/urandom > "$DOCROOT/64m.bin"
+head -c $((BIG_MIB << 20)) /dev/urandom > "$DOCROOT/big.bin"
 chmod 644 "$DOCROOT"/*
 openssl req -x509 -nodes -days 30 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
@@ -102,17 +129,59 @@ http {
 }
 CONF
 
-RUST_LOG=warn "$CAPSTONE" --config "$WORK/capstone.toml" 2>"$WORK/capstone.log" >/dev/null &
-PID_CAP=$!
-PIDS+=("$PID_CAP")
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
-PID_NGX=$!
-PIDS+=("$PID_NGX")
+mkdir -p "$WORK/lighttpd"
+cat > "$WORK/lighttpd/lighttpd.conf" <<CONF
+server.document-root = "$DOCROOT"
+server.bind = "127.0.0.1"
+server.port = $PORT_LTD
+server.errorlog = "$WORK/lighttpd/error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 60
+server.max-fds = 16384
+server.max-connections = 5000
+server.feature-flags += ( "server.h2proto" => "enable" )
+mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+server.modules += ( "mod_openssl" )
+ssl.engine = "enable"
+ssl.pemfile = "$WORK/cert.pem"
+ssl.privkey = "$WORK/key.pem"
+ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
+CONF
+if has lighttpd; then
+  # A config test loads the modules: it fails without mod_openssl, and on a
+  # lighttpd older than 1.4.56 (no server.h2proto), which then runs without h2.
+  if ! lighttpd -tt -f "$WORK/lighttpd/lighttpd.conf" >/dev/null 2>&1; then
+    sed -i '/server.h2proto/d' "$WORK/lighttpd/lighttpd.conf"
+    if lighttpd -tt -f "$WORK/lighttpd/lighttpd.conf" >/dev/null 2>&1; then
+      echo "$(lighttpd -v | head -1): no HTTP/2 (server.h2proto came in 1.4.56): its h2 rows stay empty" >&2
+    else
+      echo "lighttpd cannot load its TLS configuration (mod_openssl missing?): running without it" >&2
+      lighttpd -tt -f "$WORK/lighttpd/lighttpd.conf" >&2 || true
+      drop lighttpd
+    fi
+  fi
+fi
 
-for port in $PORT_CAP $PORT_NGX; do
+declare -A PID PORT
+PORT[capstone]=$PORT_CAP
+PORT[nginx]=$PORT_NGX
+PORT[lighttpd]=$PORT_LTD
+for name in $SERVERS; do
+  case $name in
+    capstone) RUST_LOG=warn "$CAPSTONE" --config "$WORK/capstone.toml" 2>"$WORK/capstone.log" >/dev/null & ;;
+    nginx) nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & ;;
+    lighttpd) lighttpd -D -f "$WORK/lighttpd/lighttpd.conf" & ;;
+    *) echo "unknown server $name" >&2; exit 2 ;;
+  esac
+  PID[$name]=$!
+  PIDS+=("$!")
+done
+
+for name in $SERVERS; do
+  port=${PORT[$name]}
   for i in $(seq 100); do
     curl -fsS --cacert "$WORK/cert.pem" -o /dev/null "https://localhost:$port/600b.html" 2>/dev/null && break
-    [ "$i" -eq 100 ] && { echo "nothing answers HTTPS on $port" >&2; cat "$WORK/capstone.log" >&2; exit 1; }
+    [ "$i" -eq 100 ] && { echo "$name answers no HTTPS on $port" >&2; cat "$WORK/capstone.log" "$WORK/lighttpd/error.log" >&2 2>/dev/null; exit 1; }
     sleep 0.1
   done
 done
@@ -141,10 +210,17 @@ printf 'case\tserver\trate\tcpu_us\n' > "$RESULTS"
 keepalive() { # name pid port
   local out="$WORK/$1-ka.out" t0 t1 reqs rps
   t0=$(cpu_ticks "$2")
-  timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
-  t1=$(cpu_ticks "$2")
-  reqs=$(awk '/requests in/ {print $1}' "$out")
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  if [ -n "$SMOKE" ]; then
+    timeout 60 h2load --h1 -t1 -c8 -n "$SMOKE" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$2")
+    reqs=$(awk '/^requests:/ {print $8}' "$out")
+    rps=$(awk '/^finished in/ {print $4}' "$out")
+  else
+    timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
+    t1=$(cpu_ticks "$2")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  fi
   if grep -q "Non-2xx\|Socket errors" "$out"; then echo "  $1: $(grep 'Non-2xx\|Socket errors' "$out")"; fi
   printf 'keep-alive 600B c64\t%s\t%s\t%s\n' "$1" "${rps:-0}" "$(us_per $((t1 - t0)) "${reqs:-0}")" >> "$RESULTS"
   printf '  %-9s keep-alive  %10s req/s\n' "$1" "${rps:-?}"
@@ -153,7 +229,9 @@ keepalive() { # name pid port
 handshakes() { # name pid port proto
   local out="$WORK/$1-hs-$4.out" t0 t1 n rps failed
   t0=$(cpu_ticks "$2")
-  timeout $((SECS * 6 + 30)) ab -q -c64 -t "$SECS" -n 1000000 -f "$4" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
+  local bound=(-t "$SECS" -n 1000000)
+  [ -z "$SMOKE" ] || bound=(-n "$SMOKE")
+  timeout $((SECS * 6 + 30)) ab -q -c64 "${bound[@]}" -f "$4" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
   t1=$(cpu_ticks "$2")
   rps=$(awk '/^Requests per second:/ {print $4}' "$out")
   n=$(awk '/^Complete requests:/ {print $3}' "$out")
@@ -162,19 +240,24 @@ handshakes() { # name pid port proto
   printf '  %-9s handshakes %s %10s /s  (%s done, %s failed)\n' "$1" "$4" "${rps:-?}" "${n:-?}" "${failed:-?}"
 }
 
-bigfile() { # name pid port --http1.1|--http2
-  local t0 t1 secs
+bigfile() { # name pid port --http1.1|--http2: BIG_RUNS downloads one after another
+  local t0 t1 secs=0 s i
   t0=$(cpu_ticks "$2")
-  secs=$(curl -fsS "$4" --cacert "$WORK/cert.pem" -o /dev/null -w '%{time_total}' "https://localhost:$3/64m.bin")
+  for i in $(seq "$BIG_RUNS"); do
+    s=$(curl -fsS "$4" --cacert "$WORK/cert.pem" -o /dev/null -w '%{time_total}' "https://localhost:$3/big.bin")
+    secs=$(awk -v a="$secs" -v b="$s" 'BEGIN {print a + b}')
+  done
   t1=$(cpu_ticks "$2")
-  printf '64 MiB download %s\t%s\t%s\t%s\n' "${4#--}" "$1" "$(awk -v s="$secs" 'BEGIN {printf "%.0f", 64 / s}')" "$(us_per $((t1 - t0)) 64)" >> "$RESULTS"
-  printf '  %-9s 64 MiB %s in %s s\n' "$1" "${4#--}" "$secs"
+  printf '%s MiB download %s\t%s\t%s\t%s\n' "$BIG_MIB" "${4#--}" "$1" "$(awk -v s="$secs" -v n="$((BIG_MIB * BIG_RUNS))" 'BEGIN {printf "%.0f", n / s}')" "$(us_per $((t1 - t0)) $((BIG_MIB * BIG_RUNS)))" >> "$RESULTS"
+  printf '  %-9s %s MiB %s x%s in %s s\n' "$1" "$BIG_MIB" "${4#--}" "$BIG_RUNS" "$secs"
 }
 
 h2small() { # name pid port
   local out="$WORK/$1-h2.out" t0 t1 n rps
   t0=$(cpu_ticks "$2")
-  timeout $((SECS + 30)) h2load -t1 -c64 -m10 -D "$SECS" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
+  local bound=(-D "$SECS")
+  [ -z "$SMOKE" ] || bound=(-n "$SMOKE")
+  timeout $((SECS + 30)) h2load -t1 -c64 -m10 "${bound[@]}" "https://127.0.0.1:$3/600b.html" > "$out" 2>&1 || true
   t1=$(cpu_ticks "$2")
   rps=$(awk '/^finished in/ {print $4}' "$out")
   n=$(awk '/^requests:/ {print $8}' "$out")
@@ -183,35 +266,44 @@ h2small() { # name pid port
   printf '  %-9s h2 %10s req/s  (%s succeeded)\n' "$1" "${rps:-?}" "${n:-?}"
 }
 
-step "HTTPS/1.1 keep-alive, 600 B, wrk -t1 -c64, ${SECS}s"
-keepalive capstone "$PID_CAP" "$PORT_CAP"
-keepalive nginx "$PID_NGX" "$PORT_NGX"
-step "a new TLS connection per request, ab -c64"
-for proto in TLS1.3 TLS1.2; do
-  handshakes capstone "$PID_CAP" "$PORT_CAP" "$proto"
-  handshakes nginx "$PID_NGX" "$PORT_NGX" "$proto"
-done
-step "HTTP/2, 600 B, h2load -c64 -m10, ${SECS}s"
-h2small capstone "$PID_CAP" "$PORT_CAP"
-h2small nginx "$PID_NGX" "$PORT_NGX"
-step "one 64 MiB download"
-for proto in --http1.1 --http2; do
-  bigfile capstone "$PID_CAP" "$PORT_CAP" "$proto"
-  bigfile nginx "$PID_NGX" "$PORT_NGX" "$proto"
-done
+if want keepalive; then
+  if [ -n "$SMOKE" ]; then step "HTTPS/1.1 keep-alive, 600 B, h2load --h1 -c8 -n $SMOKE"; else step "HTTPS/1.1 keep-alive, 600 B, wrk -t1 -c64, ${SECS}s"; fi
+  for name in $SERVERS; do keepalive "$name" "${PID[$name]}" "${PORT[$name]}"; done
+fi
+if want handshakes; then
+  step "a new TLS connection per request, ab -c64"
+  for proto in TLS1.3 TLS1.2; do
+    for name in $SERVERS; do handshakes "$name" "${PID[$name]}" "${PORT[$name]}" "$proto"; done
+  done
+fi
+if want h2; then
+  step "HTTP/2, 600 B, h2load -c64 -m10, $([ -n "$SMOKE" ] && echo "-n $SMOKE" || echo "${SECS}s")"
+  for name in $SERVERS; do h2small "$name" "${PID[$name]}" "${PORT[$name]}"; done
+fi
+if want big; then
+  step "$BIG_MIB MiB downloads, $BIG_RUNS one after another"
+  for proto in --http1.1 --http2; do
+    for name in $SERVERS; do bigfile "$name" "${PID[$name]}" "${PORT[$name]}" "$proto"; done
+  done
+fi
 
 mkdir -p "$SYSNET_ROOT/target/bench"
 cp "$RESULTS" "$SYSNET_ROOT/target/bench/https.tsv"
-step "results (rate: req/s, handshakes/s or MiB/s; CPU µs per request, handshake or MiB)"
+step "results (rate: req/s, handshakes/s or MiB/s; CPU µs per request, handshake or MiB; ratios to the faster peer, CPU to the cheaper)"
 awk -F'\t' '
   NR == 1 { next }
   { rate[$1, $2] = $3; cpu[$1, $2] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
   END {
-    printf "%-28s %12s %12s %8s %12s %12s %8s\n", "case", "capstone", "nginx", "ratio", "cap CPU", "nginx CPU", "ratio"
+    printf "%-28s %10s %10s %10s %7s %9s %9s %9s %7s\n", "case", "capstone", "nginx", "lighttpd", "ratio", "cap CPU", "ngx CPU", "ltd CPU", "ratio"
     for (i = 1; i <= n; i++) {
       c = order[i]
-      r = (rate[c, "nginx"] > 0) ? rate[c, "capstone"] / rate[c, "nginx"] : 0
-      q = (cpu[c, "nginx"] > 0) ? cpu[c, "capstone"] / cpu[c, "nginx"] : 0
-      printf "%-28s %12s %12s %7.2fx %12s %12s %7.2fx\n", c, rate[c, "capstone"], rate[c, "nginx"], r, cpu[c, "capstone"], cpu[c, "nginx"], q
+      best = 0; cheap = 0
+      if (rate[c, "nginx"] > best) best = rate[c, "nginx"]
+      if (rate[c, "lighttpd"] > best) best = rate[c, "lighttpd"]
+      if (cpu[c, "nginx"] > 0) cheap = cpu[c, "nginx"]
+      if (cpu[c, "lighttpd"] > 0 && (cheap == 0 || cpu[c, "lighttpd"] < cheap)) cheap = cpu[c, "lighttpd"]
+      r = (best > 0) ? rate[c, "capstone"] / best : 0
+      q = (cheap > 0) ? cpu[c, "capstone"] / cheap : 0
+      printf "%-28s %10s %10s %10s %6.2fx %9s %9s %9s %6.2fx\n", c, rate[c, "capstone"], rate[c, "nginx"], rate[c, "lighttpd"], r, cpu[c, "capstone"], cpu[c, "nginx"], cpu[c, "lighttpd"], q
     }
   }' "$RESULTS"

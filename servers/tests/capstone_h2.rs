@@ -840,7 +840,16 @@ fn an_hpack_bomb_gets_431_and_the_connection_stays_in_step() {
     c.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &b))
         .unwrap();
     let (head, _) = body_of(&mut c, 1);
-    assert!(head.windows(3).any(|w| w == b"431"), "{head:?}");
+    // (The first header block on the connection: a fresh decoder reads it.)
+    let mut d = servers::proto::http2::hpack::HeaderDecoder::new(1 << 16);
+    let Ok(servers::proto::http2::hpack::Decoded::Fields(fields)) = d.decode(&head) else {
+        panic!("{head:02x?}")
+    };
+    assert_eq!(
+        fields[0],
+        (b":status".to_vec(), b"431".to_vec()),
+        "{fields:?}"
+    );
     // The table entry is still there for the next request.
     let mut b = get("/index.html");
     b.push(0xbe);
@@ -962,4 +971,200 @@ fn a_reload_finishes_downloads_in_flight_and_new_connections_go_to_the_new_gener
     let mut c = h2c(s.plain, &settings(&[]));
     c.write_all(&request(1, "/index.html")).unwrap();
     assert_eq!(body_of(&mut c, 1).1, b"<p>over h2</p>\n");
+}
+
+/// Headless Chromium (Debian's `chromium`) loads a page over HTTPS: ALPN gives it
+/// `h2`, and the access log has its request as `HTTP/2.0`.
+#[test]
+fn chromium_loads_a_page_over_h2() {
+    need_tools!("chromium", "timeout");
+    let s = Server::start("");
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("https://localhost:{}/index.html", s.https.port());
+    let o = run(Command::new("timeout")
+        .args(["-k", "5", "90", "chromium", "--headless", "--no-sandbox"])
+        .args(["--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
+        .args(["--disable-sync", "--ignore-certificate-errors"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!(
+            "--host-resolver-rules=MAP localhost {}",
+            s.https.ip()
+        ))
+        .args(["--dump-dom", &url]));
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("<p>over h2</p>"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = s.access_log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("\"GET /index.html ") && l.contains("Chrome"));
+        if let Some(l) = line {
+            assert!(l.contains("\"GET /index.html HTTP/2.0\" 200 "), "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no request from Chromium: {log}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `/status.json` and `/metrics` count requests by protocol and by transport:
+/// HTTP/1.0, HTTP/1.1 and h2c on the plaintext listener, HTTP/1.1 and h2 over TLS.
+#[test]
+fn requests_are_counted_by_protocol_and_transport() {
+    need_tools!("curl");
+    let s = Server::start("");
+    let plain = |extra: &[&str], path: &str| {
+        let o = run(Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+            ])
+            .args(extra)
+            .arg(format!("http://{}{path}", s.plain)));
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for _ in 0..2 {
+        assert_eq!(plain(&["--http1.1"], "/index.html"), "1.1");
+    }
+    // An HTTP/1.0 request, answered as HTTP/1.1 (RFC 9110 §6.2: the server's version).
+    assert_eq!(plain(&["--http1.0"], "/index.html"), "1.1");
+    let o = s.h2c("/index.html", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for _ in 0..2 {
+        let o = s.h2("/index.html", &["-o", "/dev/null", "-w", "%{http_version}"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "2", "{}", text(&o));
+    }
+    let o = s.h2(
+        "/index.html",
+        &["--http1.1", "-o", "/dev/null", "-w", "%{http_version}"],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1.1", "{}", text(&o));
+
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http1.1"])
+        .arg(format!("http://{}/status.json", s.plain)));
+    let json = text(&o);
+    assert!(
+        json.contains(
+            "\"requests_by_protocol\":{\"http/1.1\":{\"plain\":2,\"tls\":1},\
+             \"http/1.0\":{\"plain\":1,\"tls\":0},\"h2\":{\"plain\":1,\"tls\":2}}"
+        ),
+        "{json}"
+    );
+    // The status request itself is counted by now.
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http1.1"])
+        .arg(format!("http://{}/metrics", s.plain)));
+    let m = text(&o);
+    for (proto, transport, n) in [
+        ("http/1.1", "plain", 3),
+        ("http/1.1", "tls", 1),
+        ("http/1.0", "plain", 1),
+        ("http/1.0", "tls", 0),
+        ("h2", "plain", 1),
+        ("h2", "tls", 2),
+    ] {
+        let line = format!(
+            "sysnet_capstone_requests_by_protocol_total{{proto=\"{proto}\",transport=\"{transport}\"}} {n}\n"
+        );
+        assert!(m.contains(&line), "no {line:?} in:\n{m}");
+    }
+}
+
+/// An integer with an `n`-bit prefix (RFC 7541 §5.1) at `buf[0]`: value, length.
+fn hpack_int(buf: &[u8], n: u32) -> (usize, usize) {
+    let max = (1usize << n) - 1;
+    let mut v = buf[0] as usize & max;
+    if v < max {
+        return (v, 1);
+    }
+    let mut i = 1;
+    loop {
+        v += ((buf[i] & 0x7f) as usize) << (7 * (i - 1));
+        i += 1;
+        if buf[i - 1] & 0x80 == 0 {
+            return (v, i);
+        }
+    }
+}
+
+/// Response headers go out with their string literals Huffman-coded (RFC 7541
+/// §5.2), and nghttp decodes them to what HTTP/1.1 says.
+#[test]
+fn response_headers_are_huffman_coded_and_nghttp_decodes_them() {
+    need_tools!("curl", "nghttp");
+    let s = Server::start("");
+    let mut c = h2c(s.plain, &settings(&[]));
+    c.write_all(&request(1, "/index.html")).unwrap();
+    let (block, body) = body_of(&mut c, 1);
+    assert_eq!(body, b"<p>over h2</p>\n");
+    // The block's literals: how many strings, and how many Huffman-coded.
+    let (mut strings, mut coded, mut pos) = (0, 0, 0);
+    while pos < block.len() {
+        let b = block[pos];
+        let (prefix, literal) = match b {
+            _ if b & 0x80 != 0 => (7, false),
+            _ if b & 0xe0 == 0x20 => (5, false),
+            _ if b & 0x40 != 0 => (6, true),
+            _ => (4, true),
+        };
+        let (index, n) = hpack_int(&block[pos..], prefix);
+        pos += n;
+        if !literal {
+            continue;
+        }
+        for _ in 0..if index == 0 { 2 } else { 1 } {
+            strings += 1;
+            coded += usize::from(block[pos] & 0x80 != 0);
+            let (len, n) = hpack_int(&block[pos..], 7);
+            pos += n + len;
+        }
+    }
+    assert_eq!(pos, block.len(), "{block:02x?}");
+    assert!(
+        strings > 0 && coded > 0,
+        "{strings} strings, {coded} coded: {block:02x?}"
+    );
+
+    let o = run(Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+        ])
+        .arg(format!("http://{}/index.html", s.plain)));
+    let http1 = text(&o);
+    let o = run(Command::new("nghttp")
+        .args(["-nv"])
+        .arg(format!("http://{}/index.html", s.plain)));
+    let h2 = text(&o);
+    assert!(o.status.success(), "{h2}");
+    for name in [
+        "content-type",
+        "content-length",
+        "last-modified",
+        "etag",
+        "server",
+    ] {
+        let want = header(&http1, name).unwrap_or_else(|| panic!("no {name}: {http1}"));
+        let line = format!("recv (stream_id=13) {name}: {want}\n");
+        assert!(h2.contains(&line), "no {line:?} in:\n{h2}");
+    }
 }

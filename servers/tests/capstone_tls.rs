@@ -734,3 +734,159 @@ fn a_request_pipelined_behind_a_streamed_file_is_answered_after_it() {
     assert!(second.starts_with("HTTP/1.1 200"), "{second:.200}");
     assert!(second.ends_with("<p>over tls</p>\n"), "{second:.400}");
 }
+
+/// `openssl req -x509` for `name` (subjectAltName DNS:`name`): (cert, key).
+fn req_cert(dir: &Path, tag: &str, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{tag}.pem")),
+        dir.join(format!("{tag}.key")),
+    );
+    let o = run(Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "30"])
+        .arg("-subj")
+        .arg(format!("/CN={name}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{name}"))
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    assert!(o.status.success(), "{}", text(&o));
+    (cert, key)
+}
+
+/// The leaf certificate (PEM) the server presents to a client asking for
+/// `servername` (`None`: no SNI at all), as `openssl s_client` shows it.
+fn served_cert(https: SocketAddr, servername: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &https.to_string()]);
+    match servername {
+        Some(n) => cmd.args(["-servername", n]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = text(&run(&mut cmd));
+    let begin = out
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate from the server: {out}"));
+    let end = out[begin..].find("-----END CERTIFICATE-----").unwrap() + begin;
+    out[begin..end + "-----END CERTIFICATE-----".len()].to_string()
+}
+
+fn pem(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// `[[site]]` certificates chosen by SNI, curl and `openssl s_client` as clients:
+/// each site's name gets its certificate (and its pages), any other name or none
+/// the `[tls]` one; a reload serves a site's renewed certificate and refuses a
+/// broken one while the old stays; `--check-config` checks each.
+#[test]
+fn site_certificates_are_chosen_by_sni() {
+    need_tools!();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (def_c, def_k) = req_cert(dir, "default", "localhost");
+    let (a_c, a_k) = req_cert(dir, "a", "a.test");
+    let (b1_c, b1_k) = req_cert(dir, "b1", "b.test");
+    let (b2_c, b2_k) = req_cert(dir, "b2", "b.test");
+    let (b_c, b_k) = (dir.join("b.pem"), dir.join("b.key"));
+    std::fs::copy(&b1_c, &b_c).unwrap();
+    std::fs::copy(&b1_k, &b_k).unwrap();
+    for s in ["a", "b"] {
+        let root = dir.join(format!("www-{s}"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("index.html"), format!("site {s}\n")).unwrap();
+    }
+    let site = |name: &str, root: &str, c: &Path, k: &Path| {
+        format!(
+            "[[site]]\nserver_names = [{name:?}]\nroot = {:?}\ntls = {{ cert = {c:?}, key = {k:?} }}\n",
+            dir.join(root)
+        )
+    };
+    let cfg = dir.join("c.toml");
+    let write_cfg = |sites: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "listen = [{{ addr = \"127.0.0.1:0\", tls = true }}]\nprocesses = 1\nworkers = 1\n\
+                 [tls]\ncert = {def_c:?}\nkey = {def_k:?}\n{sites}"
+            ),
+        )
+        .unwrap();
+    };
+    write_cfg(&(site("a.test", "www-a", &a_c, &a_k) + &site("b.test", "www-b", &b_c, &b_k)));
+    let check = run(Command::new(BIN).arg("--check-config").arg(&cfg));
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(!text(&check).contains("warning"), "{}", text(&check));
+
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let port = s.https.port();
+    let get = |name: &str, ca: &Path| {
+        run(Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(ca)
+            .arg("--resolve")
+            .arg(format!("{name}:{port}:127.0.0.1"))
+            .arg(format!("https://{name}:{port}/")))
+    };
+    for (name, ca, body) in [("a.test", &a_c, "site a\n"), ("b.test", &b1_c, "site b\n")] {
+        let o = get(name, ca);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), body);
+    }
+    // Each name's certificate is served to no other name.
+    assert!(!get("b.test", &a_c).status.success());
+    assert_eq!(served_cert(s.https, Some("a.test")), pem(&a_c));
+    assert_eq!(served_cert(s.https, Some("b.test")), pem(&b1_c));
+    // A name no site has, and no name at all: the [tls] certificate.
+    assert_eq!(served_cert(s.https, Some("nosuch.test")), pem(&def_c));
+    assert_eq!(served_cert(s.https, None), pem(&def_c));
+    let o = get("localhost", &def_c);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = get("nosuch.test", &a_c);
+    assert!(
+        !o.status.success(),
+        "a wrong name was verified: {}",
+        text(&o)
+    );
+
+    // b.test renewed: a reload serves the new one to new connections.
+    std::fs::copy(&b2_c, &b_c).unwrap();
+    std::fs::copy(&b2_k, &b_k).unwrap();
+    s.signal(libc::SIGHUP);
+    s.wait_log("configuration reloaded", 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_cert(s.https, Some("b.test")) != pem(&b2_c) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed b.test is not served"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(served_cert(s.https, Some("a.test")), pem(&a_c));
+    // A key that is not b.test's: refused (by --check-config too), b2 stays.
+    std::fs::copy(&a_k, &b_k).unwrap();
+    let check = run(Command::new(BIN).arg("--check-config").arg(&cfg));
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(
+        text(&check).contains("site.tls.key") && text(&check).contains("does not match"),
+        "{}",
+        text(&check)
+    );
+    s.signal(libc::SIGHUP);
+    s.wait_log("reload refused", 1);
+    assert_eq!(served_cert(s.https, Some("b.test")), pem(&b2_c));
+    let o = get("b.test", &b2_c);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A site certificate that does not name the site: served, with a warning.
+    write_cfg(&site("a.test", "www-a", &b2_c, &b2_k));
+    let check = run(Command::new(BIN).arg("--check-config").arg(&cfg));
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(
+        text(&check).contains("no subjectAltName covers the site name \"a.test\""),
+        "{}",
+        text(&check)
+    );
+}

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
             Ok(c) => {
-                for w in c.tls.certificate.iter().flat_map(|c| &c.warnings) {
+                for w in c.tls.warnings() {
                     eprintln!("capstone: warning: {w}");
                 }
                 println!("capstone: configuration file {} is valid", path.display());

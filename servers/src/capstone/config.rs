@@ -48,6 +48,8 @@ pub enum ConfigError {
     /// `--tls-self-signed` could not make or load its certificate.
     #[error("--tls-self-signed: {0}")]
     SelfSigned(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{path}:{line}: {key}: {msg}")]
     Invalid {
         path: PathBuf,
@@ -266,6 +268,9 @@ struct RawSite {
     hsts: Option<Spanned<String>>,
     access: Option<Vec<RawAccess>>,
     location: Option<Vec<Spanned<upstream::RawLocation>>>,
+    /// `tls = { cert = "…", key = "…" }`: served to clients that ask for one of
+    /// the site's names (SNI).
+    tls: Option<Spanned<RawTls>>,
 }
 
 /// A file name or a list of them.
@@ -1263,6 +1268,9 @@ impl Config {
                     locations.push(l.clone());
                 }
             }
+            if let Some(t) = &s.tls {
+                site_certificate(&src, t, &names, &mut cfg.tls, &resolve)?;
+            }
             cfg.sites.push(SiteConfig {
                 names,
                 root,
@@ -1286,6 +1294,9 @@ impl Config {
                 "is never chosen: give it server_names or default = true",
             );
         }
+        if !cfg.tls.sites.is_empty() {
+            cfg.tls.build()?;
+        }
         // Checked last, so a file with other mistakes reports those first. Without
         // this, an empty or truncated file is a valid set of defaults.
         if raw.listen.is_none() {
@@ -1305,9 +1316,16 @@ impl Config {
             self.tls.redirect.clear();
         }
         if let Some(root) = root {
-            // One root from the command line: it replaces the file's sites.
+            // One root from the command line: it replaces the file's sites (and
+            // their certificates).
             self.root = Some(root);
             self.sites.clear();
+            if !self.tls.sites.is_empty() {
+                self.tls.sites.clear();
+                // Built from certificates already loaded; should it fail, the
+                // server keeps offering the sites' certificates, which is harmless.
+                let _ = self.tls.build();
+            }
         }
     }
 
@@ -1332,7 +1350,30 @@ pub struct TlsSettings {
     /// Plaintext listeners that answer every request with a redirect to HTTPS
     /// (`{ addr = "…", https_redirect = true }`).
     pub redirect: Vec<SocketAddr>,
+    /// `[[site]]` certificates (`tls = { … }` in a site), chosen by SNI.
+    pub sites: Vec<SiteCertificate>,
 }
+
+/// A `[[site]]`'s own certificate, for the site's names.
+#[derive(Clone, Debug)]
+pub struct SiteCertificate {
+    pub names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub loaded: crate::tls::https::Loaded,
+}
+
+impl PartialEq for SiteCertificate {
+    /// As [`Certificate`]: each load is new.
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+            && self.cert == other.cert
+            && self.key == other.key
+            && std::sync::Arc::ptr_eq(&self.loaded.key, &other.loaded.key)
+    }
+}
+
+impl Eq for SiteCertificate {}
 
 impl TlsSettings {
     /// Whether connections on `addr` speak TLS.
@@ -1348,6 +1389,9 @@ impl TlsSettings {
 pub struct Certificate {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The chain and signing key, for [`TlsSettings::build`].
+    pub certified: std::sync::Arc<rustls::sign::CertifiedKey>,
+    /// What every TLS listener serves: this certificate, and the sites' by SNI.
     pub server: std::sync::Arc<rustls::ServerConfig>,
     /// The leaf's subject and the seconds it has left, for the start-up log.
     pub subject: String,
@@ -1372,7 +1416,7 @@ impl Eq for Certificate {}
 pub const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:8443";
 
 impl TlsSettings {
-    /// Logs the certificate in use, and a warning for each near expiry.
+    /// Logs the certificates in use, and a warning for each near expiry.
     pub fn log(&self) {
         let Some(c) = &self.certificate else { return };
         tracing::info!(
@@ -1385,6 +1429,40 @@ impl TlsSettings {
         for w in &c.warnings {
             tracing::warn!("tls: {w}");
         }
+        for s in &self.sites {
+            tracing::info!(
+                cert = %s.cert.display(),
+                subject = %s.loaded.subject,
+                days_left = s.loaded.expires_in / 86_400,
+                names = ?s.names,
+                "tls: site certificate loaded"
+            );
+            for w in &s.loaded.warnings {
+                tracing::warn!("tls: {w}");
+            }
+        }
+    }
+
+    /// What `--check-config` prints as warnings: each certificate's (near expiry,
+    /// a site name its certificate does not cover).
+    pub fn warnings(&self) -> impl Iterator<Item = &String> {
+        let default = self.certificate.iter().flat_map(|c| &c.warnings);
+        default.chain(self.sites.iter().flat_map(|s| &s.loaded.warnings))
+    }
+
+    /// Rebuilds the server configuration from the default certificate and the
+    /// sites' (a no-op without a default certificate).
+    fn build(&mut self) -> Result<(), crate::tls::TlsError> {
+        let Some(c) = self.certificate.as_mut() else {
+            return Ok(());
+        };
+        let sites: Vec<_> = self
+            .sites
+            .iter()
+            .map(|s| (s.names.clone(), s.loaded.key.clone()))
+            .collect();
+        c.server = crate::tls::https::server_config(&c.certified, &sites)?;
+        Ok(())
     }
 }
 
@@ -1398,23 +1476,27 @@ pub fn self_signed(cfg: &mut Config, dir: &Path) -> Result<PathBuf, ConfigError>
     dd.server_identity().map_err(|e| fail(&e))?;
     if cfg.tls.certificate.is_none() {
         let (cert, key) = (dd.server_cert(), dd.server_key());
-        let checked = match crate::tls::https::load(&cert, &key) {
+        let checked = match crate::tls::https::load_key(&cert, &key) {
             Ok(c) if c.warnings.is_empty() => c,
             // Expired, about to, or damaged: made anew (the CA too, so trust it again).
             _ => {
                 dd.renew().map_err(|e| fail(&e))?;
                 tracing::warn!(ca = %dd.ca_cert().display(), "tls: made a new self-signed CA and certificate");
-                crate::tls::https::load(&cert, &key).map_err(|e| fail(&e))?
+                crate::tls::https::load_key(&cert, &key).map_err(|e| fail(&e))?
             }
         };
         cfg.tls.certificate = Some(Certificate {
             cert,
             key,
-            server: checked.config,
+            server: crate::tls::https::server_config(&checked.key, &[]).map_err(|e| fail(&e))?,
+            certified: checked.key,
             subject: checked.subject,
             expires_in: checked.expires_in,
             warnings: checked.warnings,
         });
+        if !cfg.tls.sites.is_empty() {
+            cfg.tls.build().map_err(|e| fail(&e))?;
+        }
     }
     if cfg.tls.listeners.is_empty() {
         let addr: SocketAddr = DEFAULT_TLS_LISTEN
@@ -1528,37 +1610,90 @@ fn tls_settings(
             "no listener has tls = true (write { addr = \"ADDR:PORT\", tls = true } in listen)",
         );
     }
+    let (cert, key, loaded) = load_pair(src, t, "tls", resolve)?;
+    out.certificate = Some(Certificate {
+        cert,
+        key,
+        server: crate::tls::https::server_config(&loaded.key, &[])?,
+        certified: loaded.key,
+        subject: loaded.subject,
+        expires_in: loaded.expires_in,
+        warnings: loaded.warnings,
+    });
+    Ok(out)
+}
+
+/// Reads and checks the `cert` and `key` of `t` (`[tls]`, or a site's `tls`,
+/// named `key` in errors).
+fn load_pair(
+    src: &Source,
+    t: &Spanned<RawTls>,
+    table: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(PathBuf, PathBuf, crate::tls::https::Loaded), ConfigError> {
     let t_ref = t.get_ref();
     let (Some(cert), Some(key)) = (&t_ref.cert, &t_ref.key) else {
-        return src.err(t.span(), "tls", "needs both cert and key (PEM files)");
+        return src.err(t.span(), table, "needs both cert and key (PEM files)");
     };
     let cert_path = resolve(cert.get_ref());
     let key_path = resolve(key.get_ref());
-    match crate::tls::https::load(&cert_path, &key_path) {
-        Ok(checked) => {
-            out.certificate = Some(Certificate {
-                cert: cert_path,
-                key: key_path,
-                server: checked.config,
-                subject: checked.subject,
-                expires_in: checked.expires_in,
-                warnings: checked.warnings,
-            });
-            Ok(out)
-        }
+    match crate::tls::https::load_key(&cert_path, &key_path) {
+        Ok(loaded) => Ok((cert_path, key_path, loaded)),
         Err(e) => {
             use crate::tls::https::CertError;
             let on_key = matches!(e, CertError::KeyMismatch { .. } | CertError::Key { .. })
                 || matches!(&e, CertError::Load(crate::tls::TlsError::Io { path, .. }
                     | crate::tls::TlsError::Pem { path, .. }) if *path == key_path);
             let (span, name) = if on_key {
-                (key.span(), "tls.key")
+                (key.span(), format!("{table}.key"))
             } else {
-                (cert.span(), "tls.cert")
+                (cert.span(), format!("{table}.cert"))
             };
-            src.err(span, name, e.to_string())
+            src.err(span, &name, e.to_string())
         }
     }
+}
+
+/// A `[[site]]`'s `tls = { cert = "…", key = "…" }`, served to clients that ask
+/// for one of `names`; a certificate that does not cover a name is served with a
+/// warning (clients asking for that name will refuse it).
+fn site_certificate(
+    src: &Source,
+    t: &Spanned<RawTls>,
+    names: &[String],
+    tls: &mut TlsSettings,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    if tls.listeners.is_empty() {
+        return src.err(
+            t.span(),
+            "site.tls",
+            "no listener has tls = true (write { addr = \"ADDR:PORT\", tls = true } in listen)",
+        );
+    }
+    if names.is_empty() {
+        return src.err(
+            t.span(),
+            "site.tls",
+            "is chosen by the name a client asks for (SNI): the site needs server_names",
+        );
+    }
+    let (cert, key, mut loaded) = load_pair(src, t, "site.tls", resolve)?;
+    for n in names {
+        if !loaded.covers(n) {
+            loaded.warnings.push(format!(
+                "{}: no subjectAltName covers the site name {n:?}; clients asking for it will refuse the certificate",
+                cert.display()
+            ));
+        }
+    }
+    tls.sites.push(SiteCertificate {
+        names: names.to_vec(),
+        cert,
+        key,
+        loaded,
+    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1862,6 +1997,37 @@ keep = 3
         assert!(c.tls.is_tls(&"127.0.0.1:2".parse().unwrap()));
         assert!(!c.tls.is_tls(&"127.0.0.1:1".parse().unwrap()));
         assert_eq!(c.tls.certificate.as_ref().unwrap().subject, "test server");
+    }
+
+    #[test]
+    fn site_certificates_need_tls_listeners_and_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = crate::tls::DataDir::named(tmp.path(), "test");
+        dd.server_identity().unwrap();
+        let (c, k) = (dd.server_cert(), dd.server_key());
+        let site = |names: &str| {
+            format!("[[site]]\n{names}root = \"src\"\ntls = {{ cert = {c:?}, key = {k:?} }}\n")
+        };
+        let (_, key, msg) = err(&format!(
+            "listen = [\"127.0.0.1:1\"]\n{}",
+            site("server_names = [\"a.test\"]\n")
+        ));
+        assert_eq!(key, "site.tls");
+        assert!(msg.contains("tls = true"), "{msg}");
+        let with_tls = format!(
+            "listen = [{{ addr = \"127.0.0.1:2\", tls = true }}]\n[tls]\ncert = {c:?}\nkey = {k:?}\n"
+        );
+        let (_, key, msg) = err(&(with_tls.clone() + &site("")));
+        assert_eq!(key, "site.tls");
+        assert!(msg.contains("server_names"), "{msg}");
+        // Served by SNI; a name the certificate does not cover is a warning.
+        let cfg =
+            parse(&(with_tls + &site("server_names = [\"a.test\", \"localhost\"]\n"))).unwrap();
+        assert_eq!(cfg.tls.sites.len(), 1);
+        assert_eq!(cfg.tls.sites[0].names, ["a.test", "localhost"]);
+        let w: Vec<_> = cfg.tls.warnings().collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("\"a.test\""), "{w:?}");
     }
 
     const SITES: &str = "listen = [\"127.0.0.1:1\"]\nindex = [\"index.htm\", \"index.html\"]\n\

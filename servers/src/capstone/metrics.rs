@@ -295,6 +295,15 @@ pub fn render(board: &Board) -> String {
             t.get(c),
         );
     }
+    let name = "sysnet_capstone_requests_by_protocol_total";
+    e.family(
+        name,
+        "counter",
+        "HTTP requests answered, by protocol and by transport (plain TCP or TLS).",
+    );
+    for (proto, transport, n) in board.by_proto().cells() {
+        e.sample(name, &[("proto", proto), ("transport", transport)], n);
+    }
     e.single(
         "sysnet_capstone_master_pid",
         "gauge",
@@ -436,7 +445,21 @@ mod tests {
         b.slot(s[0]).add(Counter::Responses2xx, 3);
         b.slot(s[1]).add(Counter::Responses2xx, 2);
         b.slot(s[1]).observe(HTTP10, 3_000_000, 4);
+        b.slot(s[0]).count_requests(HTTP2, true, 6);
+        b.slot(s[1]).count_requests(HTTP2, true, 1);
+        b.slot(s[1]).count_requests(HTTP11, false, 2);
         let m = render(&b);
+        let by = |p: &str, t: &str, n: u64| {
+            format!("sysnet_capstone_requests_by_protocol_total{{proto=\"{p}\",transport=\"{t}\"}} {n}\n")
+        };
+        for (p, t, n) in [
+            ("h2", "tls", 7),
+            ("h2", "plain", 0),
+            ("http/1.1", "plain", 2),
+            ("http/1.0", "tls", 0),
+        ] {
+            assert!(m.contains(&by(p, t, n)), "{m}");
+        }
         assert!(
             m.contains("sysnet_capstone_responses_total{class=\"2xx\"} 5\n"),
             "{m}"
@@ -460,6 +483,13 @@ mod tests {
         );
         // Histograms survive the worker, as counters do.
         b.retire(&s);
-        assert!(render(&b).contains("_count{proto=\"http/1.0\"} 4\n"));
+        let m = render(&b);
+        assert!(m.contains("_count{proto=\"http/1.0\"} 4\n"), "{m}");
+        assert!(m.contains(&by("h2", "tls", 7)), "{m}");
+        let json = b.render_json();
+        assert!(
+            json.contains("\"requests_by_protocol\":{\"http/1.1\":{\"plain\":2,\"tls\":0},\"http/1.0\":{\"plain\":0,\"tls\":0},\"h2\":{\"plain\":0,\"tls\":7}}"),
+            "{json}"
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::proto::http::{Http, HttpStats};
 use crate::proto::{ConnId, Outbox, Protocol};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,24 @@ impl Tally {
         b.set(Counter::Responses4xx, h.responses_4xx);
         b.set(Counter::Responses5xx, h.responses_5xx);
     }
+
+    /// Requests answered so far (before and after a call into HTTP: the
+    /// difference is what that call answered).
+    #[inline]
+    fn requests(&self) -> u64 {
+        self.http.requests.load(Ordering::Relaxed)
+    }
+
+    /// Adds the requests answered since `before` to `conn`'s protocol and transport.
+    #[inline]
+    fn count(&self, conn: &SiteConn, before: u64) {
+        let n = self.requests().wrapping_sub(before);
+        if n > 0 {
+            self.board
+                .slot(self.slot)
+                .count_requests(conn.proto, conn.tls, n);
+        }
+    }
 }
 
 pub struct SiteConn {
@@ -67,6 +86,8 @@ pub struct SiteConn {
     fresh_since: Option<Instant>,
     /// The `proto` label of its requests (see [`super::metrics`]).
     proto: usize,
+    /// Whether it came through a TLS listener.
+    tls: bool,
 }
 
 impl Site {
@@ -91,6 +112,7 @@ impl Protocol for Site {
             http: self.http.open(id, peer, out),
             fresh_since: Some(Instant::now()),
             proto: super::metrics::HTTP11,
+            tls: false,
         }
     }
 
@@ -99,9 +121,11 @@ impl Protocol for Site {
             conn.proto = super::metrics::proto_of(input);
         }
         let timer = self.tally.as_ref().and_then(Tally::start);
+        let before = self.tally.as_ref().map_or(0, Tally::requests);
         let used = self.http.data(id, &mut conn.http, input, out);
         // Counted before the answer is written: a kill -9 can no longer lose it.
         if let Some(t) = &self.tally {
+            t.count(conn, before);
             t.observe(conn.proto, timer);
             t.publish();
         }
@@ -109,11 +133,19 @@ impl Protocol for Site {
     }
 
     fn eof(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
-        self.http.eof(id, &mut conn.http, out)
+        let before = self.tally.as_ref().map_or(0, Tally::requests);
+        self.http.eof(id, &mut conn.http, out);
+        if let Some(t) = &self.tally {
+            t.count(conn, before);
+        }
     }
 
     fn timeout(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
-        self.http.timeout(id, &mut conn.http, out)
+        let before = self.tally.as_ref().map_or(0, Tally::requests);
+        self.http.timeout(id, &mut conn.http, out);
+        if let Some(t) = &self.tally {
+            t.count(conn, before);
+        }
     }
 
     const WANTS_DRAINED: bool = Http::WANTS_DRAINED;
@@ -123,7 +155,12 @@ impl Protocol for Site {
     }
 
     fn drained(&mut self, id: ConnId, conn: &mut SiteConn, out: &mut Outbox) {
-        self.http.drained(id, &mut conn.http, out)
+        // A request pipelined behind a streamed file is answered here.
+        let before = self.tally.as_ref().map_or(0, Tally::requests);
+        self.http.drained(id, &mut conn.http, out);
+        if let Some(t) = &self.tally {
+            t.count(conn, before);
+        }
     }
 
     fn closed(&mut self, id: ConnId, conn: SiteConn, out: &mut Outbox) {
@@ -165,6 +202,11 @@ impl crate::upstream::proxy::Origin for Site {
     fn record(&mut self, r: &crate::upstream::proxy::Record<'_>) {
         self.http
             .account_for(r.peer, r.line, (r.referer, r.user_agent), r.code, r.body);
+        // Proxied requests are HTTP/1 (h2 is not offered where locations exist).
+        if let Some(t) = &self.tally {
+            let proto = super::metrics::proto_of(r.line);
+            t.board.slot(t.slot).count_requests(proto, r.https, 1);
+        }
     }
 
     fn one_request_per_call(&mut self) {
@@ -184,6 +226,7 @@ impl crate::proto::tls::TlsAware for Site {
             http: self.http.open_tls(id, peer, identity, out),
             fresh_since: Some(Instant::now()),
             proto: super::metrics::HTTP11,
+            tls: true,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! no lock and no shared cache line; readers just sum. When a worker process ends,
 //! the master folds its slots into a "retired" row so totals never go backwards.
 
-use super::metrics::{Histogram, BOUNDS_US, HIST_CELLS, PROTOS};
+use super::metrics::{Histogram, BOUNDS_US, HIST_CELLS, PROTOS, PROTO_NAMES};
 use crate::upstream::shared::ServerTable;
 use std::fmt::Write as _;
 use std::ptr::NonNull;
@@ -74,6 +74,30 @@ pub struct Slot {
     values: [AtomicU64; COUNTERS],
     /// Request durations per protocol (see [`super::metrics`]), also a running total.
     hist: [[AtomicU64; HIST_CELLS]; PROTOS],
+    /// Requests answered per protocol, over plain TCP `[p][0]` and over TLS `[p][1]`
+    /// (counted whether or not requests are timed).
+    by_proto: [[AtomicU64; 2]; PROTOS],
+}
+
+/// Requests answered per protocol (index as in [`PROTO_NAMES`]): `[plain, tls]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByProto(pub [[u64; 2]; PROTOS]);
+
+impl ByProto {
+    pub fn add(&mut self, o: &ByProto) {
+        for (a, b) in self.0.iter_mut().flatten().zip(o.0.iter().flatten()) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
+    /// `(protocol, "plain" or "tls", requests)` for each cell.
+    pub fn cells(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+        self.0.iter().enumerate().flat_map(|(p, row)| {
+            [("plain", row[0]), ("tls", row[1])]
+                .into_iter()
+                .map(move |(t, n)| (PROTO_NAMES[p], t, n))
+        })
+    }
 }
 
 impl Slot {
@@ -87,6 +111,20 @@ impl Slot {
 
     pub fn histograms(&self) -> [Histogram; PROTOS] {
         std::array::from_fn(|p| Histogram::load(&self.hist[p]))
+    }
+
+    /// Counts `n` requests answered over protocol `proto`, on TLS or not.
+    #[inline]
+    pub fn count_requests(&self, proto: usize, tls: bool, n: u64) {
+        if let Some(row) = self.by_proto.get(proto) {
+            row[usize::from(tls)].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn by_proto(&self) -> ByProto {
+        ByProto(std::array::from_fn(|p| {
+            std::array::from_fn(|t| self.by_proto[p][t].load(Ordering::Relaxed))
+        }))
     }
 
     #[inline]
@@ -292,7 +330,8 @@ impl Board {
         }
         for (index, &i) in free.iter().enumerate() {
             let s = self.slot(i);
-            for v in s.values.iter().chain(s.hist.iter().flatten()) {
+            let cells = s.hist.iter().flatten().chain(s.by_proto.iter().flatten());
+            for v in s.values.iter().chain(cells) {
                 v.store(0, Ordering::Relaxed);
             }
             s.index.store(index as u64, Ordering::Relaxed);
@@ -322,6 +361,10 @@ impl Board {
                 }
             }
             for (r, v) in retired.hist.iter().flatten().zip(s.hist.iter().flatten()) {
+                r.fetch_add(v.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+            }
+            let by_proto = s.by_proto.iter().flatten();
+            for (r, v) in retired.by_proto.iter().flatten().zip(by_proto) {
                 r.fetch_add(v.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             }
             s.pid.store(0, Ordering::Relaxed);
@@ -379,6 +422,18 @@ impl Board {
                 for (a, b) in t.iter_mut().zip(s.histograms()) {
                     a.add(&b);
                 }
+            }
+        }
+        t
+    }
+
+    /// Requests per protocol and transport, summed like [`Board::totals`].
+    pub fn by_proto(&self) -> ByProto {
+        let mut t = self.slot_at(0).by_proto();
+        for i in 0..self.slots {
+            let s = self.slot(i);
+            if s.pid() != 0 {
+                t.add(&s.by_proto());
             }
         }
         t
@@ -463,7 +518,17 @@ impl Board {
         for (name, v) in t.pairs() {
             let _ = write!(out, ",\"{name}\":{v}");
         }
-        out.push_str(",\"loops\":[");
+        // {"http/1.1":{"plain":n,"tls":n},...}
+        out.push_str(",\"requests_by_protocol\":{");
+        for (p, row) in self.by_proto().0.iter().enumerate() {
+            let comma = if p > 0 { "," } else { "" };
+            let _ = write!(
+                out,
+                "{comma}\"{}\":{{\"plain\":{},\"tls\":{}}}",
+                PROTO_NAMES[p], row[0], row[1]
+            );
+        }
+        out.push_str("},\"loops\":[");
         for (n, (pid, index, generation, s)) in self.live().into_iter().enumerate() {
             if n > 0 {
                 out.push(',');
@@ -539,6 +604,14 @@ impl Board {
             let _ = write!(
                 out,
                 "<tr id=\"n-{name}\"><th align=\"left\">{name}</th><td align=\"right\">{v}</td></tr>"
+            );
+        }
+        out.push_str("</table><h2>Requests by protocol</h2><table><tr><th></th><th>plain</th><th>TLS</th></tr>");
+        for (p, row) in self.by_proto().0.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<tr><th align=\"left\">{}</th><td align=\"right\">{}</td><td align=\"right\">{}</td></tr>",
+                PROTO_NAMES[p], row[0], row[1]
             );
         }
         out.push_str("</table><h2>Event loops</h2><table><tr><th>pid</th><th>loop</th><th>generation</th><th>active</th><th>requests</th></tr>");

@@ -12,8 +12,10 @@
 use super::{Identity, TlsError};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -168,13 +170,42 @@ pub fn check_chain(
     Ok((subject_of(leaf), left, warnings))
 }
 
-/// Loads `cert` (the chain, leaf first) and `key`, checks them, and builds the
-/// HTTPS server configuration: TLS 1.3 and 1.2, ALPN `h2` then `http/1.1`, session tickets
-/// with rotating keys, and a session cache.
-pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
+/// A certificate chain and its key, loaded and checked, ready to be served.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub key: Arc<CertifiedKey>,
+    /// Things worth a line in the log that do not stop the server (near expiry).
+    pub warnings: Vec<String>,
+    /// The leaf's subject common name (for the start-up log).
+    pub subject: String,
+    /// Seconds until the leaf expires.
+    pub expires_in: u64,
+    /// The leaf's DNS names (subjectAltName), lower-case, wildcards as `*.example.test`.
+    pub names: Vec<String>,
+}
+
+impl Loaded {
+    /// Whether a client asking for `name` (lower-case; a site's own `*.x` wildcard
+    /// counts as one name) would accept this certificate (RFC 6125 §6.4: a
+    /// wildcard stands for exactly one leftmost label).
+    pub fn covers(&self, name: &str) -> bool {
+        self.names.iter().any(|n| {
+            n == name
+                || n.strip_prefix('*').is_some_and(|suffix| {
+                    name.strip_suffix(suffix)
+                        .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+                })
+        })
+    }
+}
+
+/// Loads `cert` (the chain, leaf first) and `key` and checks them: chain order,
+/// dates, and that the key is the leaf's.
+pub fn load_key(cert: &Path, key: &Path) -> Result<Loaded, CertError> {
     let id = Identity::load(cert, key)?;
     let (subject, expires_in, warnings) = check_chain(cert, &id.chain, SystemTime::now())?;
-    let provider = Arc::new(https_provider());
+    let names = dns_names(&id.chain[0]);
+    let provider = https_provider();
     let signer = provider
         .key_provider
         .load_private_key(id.key.clone_key())
@@ -182,7 +213,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
             key: key.display().to_string(),
             msg: e.to_string(),
         })?;
-    let certified = rustls::sign::CertifiedKey::new(id.chain.clone(), signer);
+    let certified = CertifiedKey::new(id.chain, signer);
     match certified.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => {
@@ -192,23 +223,121 @@ pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
             })
         }
     }
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::from)?
+    Ok(Loaded {
+        key: Arc::new(certified),
+        warnings,
+        subject,
+        expires_in,
+        names,
+    })
+}
+
+/// The DNS names of a leaf's subjectAltName, lower-case.
+fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for n in &san.general_names {
+                if let GeneralName::DNSName(d) = n {
+                    out.push(d.trim_end_matches('.').to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Chooses the certificate by the name the client asked for (SNI): exact names
+/// first, then the longest `*.` wildcard (the same order `Host` picks a site in),
+/// else the default (`[tls]`), which also answers clients that send no name.
+#[derive(Debug)]
+pub struct SniResolver {
+    default: Arc<CertifiedKey>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `(".example.test", key)`, longest suffix first.
+    wildcards: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl SniResolver {
+    /// `sites`: each site's lower-case names (`*.example.test` for a wildcard)
+    /// and its certificate.
+    pub fn new(default: Arc<CertifiedKey>, sites: &[(Vec<String>, Arc<CertifiedKey>)]) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for (names, key) in sites {
+            for n in names {
+                match n.strip_prefix('*') {
+                    Some(suffix) => wildcards.push((suffix.to_string(), Arc::clone(key))),
+                    None => {
+                        exact.entry(n.clone()).or_insert_with(|| Arc::clone(key));
+                    }
+                }
+            }
+        }
+        wildcards.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        Self {
+            default,
+            exact,
+            wildcards,
+        }
+    }
+
+    /// The certificate for a client that asked for `name` (lower-case, as rustls
+    /// hands it over), or sent none.
+    pub fn pick(&self, name: Option<&str>) -> &Arc<CertifiedKey> {
+        let Some(name) = name else {
+            return &self.default;
+        };
+        if let Some(k) = self.exact.get(name) {
+            return k;
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(suffix.as_str()))
+            .map_or(&self.default, |(_, k)| k)
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(self.pick(hello.server_name())))
+    }
+}
+
+/// The HTTPS server configuration: TLS 1.3 and 1.2, ALPN `h2` then `http/1.1`,
+/// session tickets with rotating keys, a session cache, and the certificate
+/// chosen by SNI among `sites` (each site's names and certificate), else `default`.
+pub fn server_config(
+    default: &Arc<CertifiedKey>,
+    sites: &[(Vec<String>, Arc<CertifiedKey>)],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(https_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(id.chain, id.key)
-        .map_err(TlsError::from)?;
+        .with_cert_resolver(Arc::new(SniResolver::new(Arc::clone(default), sites)));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     // The server's order (AES-GCM first, then ChaCha20) decides, as nginx's
     // `ssl_prefer_server_ciphers` does, not whatever a client lists first.
     config.ignore_client_order = true;
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::from)?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    Ok(Arc::new(config))
+}
+
+/// Loads `cert` (the chain, leaf first) and `key`, checks them, and builds the
+/// HTTPS server configuration that serves them to every client (see
+/// [`load_key`] and [`server_config`]).
+pub fn load(cert: &Path, key: &Path) -> Result<Checked, CertError> {
+    let loaded = load_key(cert, key)?;
     Ok(Checked {
-        config: Arc::new(config),
-        warnings,
-        subject,
-        expires_in,
+        config: server_config(&loaded.key, &[])?,
+        warnings: loaded.warnings,
+        subject: loaded.subject,
+        expires_in: loaded.expires_in,
     })
 }
 
@@ -308,6 +437,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, CertError::Order { index: 0, .. }), "{e}");
+    }
+
+    /// A certificate for `names` (subjectAltName), loaded through [`load_key`].
+    fn for_names(dir: &Path, tag: &str, names: &[&str]) -> Loaded {
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        load_key(
+            &write(dir, &format!("{tag}.crt"), &cert.pem()),
+            &write(dir, &format!("{tag}.key"), &key.serialize_pem()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sni_picks_exact_then_longest_wildcard_then_the_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let default = for_names(tmp.path(), "d", &["localhost"]);
+        let a = for_names(tmp.path(), "a", &["a.test"]);
+        let wide = for_names(tmp.path(), "w", &["*.test"]);
+        let narrow = for_names(tmp.path(), "n", &["*.b.test"]);
+        let r = SniResolver::new(
+            default.key.clone(),
+            &[
+                (vec!["a.test".into()], a.key.clone()),
+                (vec!["*.test".into()], wide.key.clone()),
+                (vec!["*.b.test".into(), "b.test".into()], narrow.key.clone()),
+            ],
+        );
+        let is = |got: &Arc<CertifiedKey>, want: &Loaded| Arc::ptr_eq(got, &want.key);
+        assert!(is(r.pick(Some("a.test")), &a));
+        assert!(is(r.pick(Some("x.a.test")), &wide));
+        assert!(is(r.pick(Some("x.b.test")), &narrow));
+        assert!(is(r.pick(Some("b.test")), &narrow));
+        assert!(is(r.pick(Some("other.example")), &default));
+        assert!(is(r.pick(Some("test")), &default));
+        assert!(is(r.pick(None), &default));
+    }
+
+    #[test]
+    fn covers_follows_the_one_label_wildcard_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = for_names(tmp.path(), "c", &["Site.Test", "*.wild.test"]);
+        assert_eq!(c.names, vec!["site.test", "*.wild.test"]);
+        assert!(c.covers("site.test"));
+        assert!(c.covers("a.wild.test"));
+        assert!(c.covers("*.wild.test"));
+        assert!(!c.covers("a.b.wild.test"));
+        assert!(!c.covers("wild.test"));
+        assert!(!c.covers("other.test"));
     }
 
     use rustls::pki_types::pem::PemObject;

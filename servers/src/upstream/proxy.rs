@@ -67,6 +67,8 @@ pub struct Record<'a> {
     pub code: u16,
     /// Body bytes sent to the client.
     pub body: u64,
+    /// The client came through a TLS handshake.
+    pub https: bool,
 }
 
 /// What the reverse proxy needs of the protocol it wraps.
@@ -153,6 +155,8 @@ struct Exchange {
     /// the exchange into a tunnel.
     upgrade: Option<Vec<u8>>,
     peer: SocketAddr,
+    /// The client came through a TLS handshake.
+    https: bool,
     /// The request line, `Referer` and `User-Agent`, for the access log.
     line: Vec<u8>,
     referer: Option<Vec<u8>>,
@@ -218,6 +222,7 @@ impl Exchange {
             user_agent: self.user_agent.as_deref(),
             code,
             body: self.body_bytes,
+            https: self.https,
         }
     }
 }
@@ -408,6 +413,7 @@ impl<P: Origin> ReverseProxy<P> {
             client_ip: peer.ip(),
             upgrade,
             peer,
+            https,
             line: head.line.to_vec(),
             referer: head.referer.map(<[u8]>::to_vec),
             user_agent: head.user_agent.map(<[u8]>::to_vec),

@@ -1,5 +1,6 @@
 //! HPACK (RFC 7541) for the server side: a bounded decoder of our own, and an
-//! encoder from `loona-hpack`.
+//! encoder from `loona-hpack` whose string literals we Huffman-code (§5.2) where
+//! that makes them no longer.
 //!
 //! The decoder is tables as data (the static table, the Huffman code, both from
 //! the RFC's appendices) and one loop over the representations. What a server
@@ -568,7 +569,7 @@ const HUFFMAN: [(u32, u8); 257] = [
 ];
 
 /// The response encoder: indexed fields where the tables hold them, literals
-/// otherwise, no Huffman coding.
+/// otherwise, each Huffman-coded unless that would make it longer.
 pub struct HeaderEncoder {
     inner: Encoder<'static>,
 }
@@ -592,8 +593,107 @@ impl HeaderEncoder {
         &mut self,
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Vec<u8> {
-        self.inner.encode(fields)
+        let block = self.inner.encode(fields);
+        // The dynamic table holds the strings, not their coding: recoding the
+        // literals leaves the peer's table as the encoder's. A block not in the
+        // shape expected goes out as it is (still valid, only longer).
+        huffman_literals(&block).unwrap_or(block)
     }
+}
+
+/// Writes `value` as an integer with an `n`-bit prefix (§5.1), the bits above the
+/// prefix in the first byte set to `high`.
+fn put_integer(out: &mut Vec<u8>, high: u8, n: u32, mut value: usize) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(high | value as u8);
+        return;
+    }
+    out.push(high | max as u8);
+    value -= max;
+    while value >= 0x80 {
+        out.push(0x80 | (value & 0x7f) as u8);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// The length of `s` Huffman-coded, in bytes.
+fn huffman_len(s: &[u8]) -> usize {
+    let bits: usize = s.iter().map(|&b| HUFFMAN[b as usize].1 as usize).sum();
+    bits.div_ceil(8)
+}
+
+/// Appends `s` Huffman-coded, padded with the most significant bits of EOS (ones).
+fn huffman_encode(s: &[u8], out: &mut Vec<u8>) {
+    // At most 7 pending bits plus one code of at most 30 bits: fits in 64.
+    let (mut acc, mut bits) = (0u64, 0u32);
+    for &b in s {
+        let (code, len) = HUFFMAN[b as usize];
+        acc = (acc << len) | u64::from(code);
+        bits += u32::from(len);
+        while bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+        acc &= (1u64 << bits) - 1;
+    }
+    if bits > 0 {
+        let pad = 8 - bits;
+        out.push(((acc << pad) | ((1u64 << pad) - 1)) as u8);
+    }
+}
+
+/// A string literal at the start of `buf` copied to `out`, Huffman-coded when
+/// that is no longer than it is raw (a tie goes to the code, as in RFC 7541's
+/// examples); its length in `buf`.
+fn recode_string(buf: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let (len, n) = integer(buf, 7).ok()?;
+    let data = buf.get(n..n.checked_add(len)?)?;
+    if buf[0] & 0x80 != 0 {
+        out.extend_from_slice(&buf[..n + len]);
+    } else {
+        let coded = huffman_len(data);
+        if coded <= len {
+            put_integer(out, 0x80, 7, coded);
+            huffman_encode(data, out);
+        } else {
+            out.extend_from_slice(&buf[..n + len]);
+        }
+    }
+    Some(n + len)
+}
+
+/// `block` with every raw string literal Huffman-coded where that is no longer;
+/// `None` if it does not parse as a header block.
+fn huffman_literals(block: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(block.len());
+    let mut pos = 0;
+    while pos < block.len() {
+        let rest = &block[pos..];
+        let b = rest[0];
+        // (prefix bits, whether strings follow)
+        let (prefix, literal) = if b & 0x80 != 0 {
+            (7, false) // indexed field
+        } else if b & 0xe0 == 0x20 {
+            (5, false) // table size update
+        } else if b & 0x40 != 0 {
+            (6, true) // literal with incremental indexing
+        } else {
+            (4, true) // literal without indexing, or never indexed
+        };
+        let (i, n) = integer(rest, prefix).ok()?;
+        out.extend_from_slice(&rest[..n]);
+        pos += n;
+        if !literal {
+            continue;
+        }
+        if i == 0 {
+            pos += recode_string(&block[pos..], &mut out)?;
+        }
+        pos += recode_string(&block[pos..], &mut out)?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -639,9 +739,17 @@ mod tests {
         let c23 = hex("1008 7061 7373 776f 7264 0673 6563 7265 74");
         assert_eq!(d.decode(&c23).unwrap(), fields(&[("password", "secret")]));
         assert_eq!(d.decode(&hex("82")).unwrap(), fields(&[(":method", "GET")]));
-        // C.2.1's encoding, as the encoder produces it.
+        // C.2.1's field as the encoder writes it: both strings Huffman-coded
+        // (C.4.3 has the name's code), two bytes shorter in all.
         let mut e = HeaderEncoder::default();
-        assert_eq!(e.encode([(&b"custom-key"[..], &b"custom-header"[..])]), c21);
+        let ours = e.encode([(&b"custom-key"[..], &b"custom-header"[..])]);
+        assert_eq!(ours[..10], hex("4088 25a8 49e9 5ba9 7d7f")[..]);
+        assert!(ours.len() < c21.len(), "{ours:02x?}");
+        let mut d = HeaderDecoder::new(1 << 16);
+        assert_eq!(
+            d.decode(&ours).unwrap(),
+            fields(&[("custom-key", "custom-header")])
+        );
     }
 
     const C3: [&str; 3] = [
@@ -770,6 +878,50 @@ mod tests {
     #[test]
     fn c6_responses_with_huffman() {
         responses_with_small_table(C6);
+    }
+
+    #[test]
+    fn the_encoder_huffman_codes_literals_as_c4_does() {
+        // C.3's requests: loona-hpack's choices of what to index are not the RFC's
+        // (it does not index :authority), but each string it writes as a literal
+        // comes out with C.4's code, and every block decodes to its fields.
+        let (mut e, mut raw) = (HeaderEncoder::default(), Encoder::new());
+        let mut d = HeaderDecoder::new(1 << 16);
+        for (i, list) in requests().into_iter().enumerate() {
+            let Decoded::Fields(list) = &list else {
+                unreachable!()
+            };
+            let pairs = || list.iter().map(|(n, v)| (&n[..], &v[..]));
+            let got = e.encode(pairs());
+            let plain = raw.encode(pairs());
+            assert!(got.len() < plain.len(), "{got:02x?} {plain:02x?}");
+            assert_eq!(d.decode(&got).unwrap(), Decoded::Fields(list.clone()));
+            if i == 0 {
+                // www.example.com
+                assert!(got.ends_with(&hex("8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")));
+            }
+        }
+    }
+
+    #[test]
+    fn huffman_code_round_trips_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        for s in [
+            &all[..],
+            b"",
+            b"a",
+            b"302",
+            b"Mon, 21 Oct 2013 20:13:21 GMT",
+        ] {
+            let mut out = Vec::new();
+            huffman_encode(s, &mut out);
+            assert_eq!(out.len(), huffman_len(s));
+            assert_eq!(huffman_decode(&out).unwrap(), s);
+        }
+        // A field whose value is longer coded ("\0" takes 13 bits) stays raw.
+        let mut e = HeaderEncoder::default();
+        let block = e.encode([(&b"x-nul"[..], &b"\0\0"[..])]);
+        assert_eq!(block[block.len() - 3..], [0x02, 0, 0]);
     }
 
     #[test]
