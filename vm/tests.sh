@@ -324,7 +324,11 @@ echo "sysnet-vm: running tests on $(uname -r), $(nproc) CPU(s)"
 run insmod t_insmod
 case "$(uname -r)" in
   6.12.*) ;; # no #[kunit_tests] before 6.15
-  *) run kunit_suite t_kunit_suite ;;
+  *)
+    run kunit_suite t_kunit_suite
+    # The suite's own count, for the log (`# sysnet: pass:3 fail:0 skip:0 total:3`).
+    grep -E '# sysnet: pass:' /tmp/dmesg.txt 2>/dev/null | sed 's/^.*# /    KUnit /' | head -n 1
+    ;;
 esac
 run node_and_mode t_node_and_mode
 run starts_empty t_starts_empty
