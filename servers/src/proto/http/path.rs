@@ -94,12 +94,19 @@ fn already_normal(path: &str) -> Option<&[u8]> {
     if rel.is_empty() {
         return Some(rel);
     }
-    if rel.iter().any(|&b| matches!(b, b'%' | b'\\' | 0)) {
-        return None;
+    // One pass: a segment is empty, `.` or `..` when it holds at most two bytes and
+    // all of them are dots.
+    let (mut dots, mut only_dots) = (0usize, true);
+    for &b in rel {
+        match b {
+            b'%' | b'\\' | 0 => return None,
+            b'/' if only_dots && dots <= 2 => return None,
+            b'/' => (dots, only_dots) = (0, true),
+            b'.' => dots += 1,
+            _ => only_dots = false,
+        }
     }
-    rel.split(|&b| b == b'/')
-        .all(|seg| !matches!(seg, b"" | b"." | b".."))
-        .then_some(rel)
+    (!(only_dots && dots <= 2)).then_some(rel)
 }
 
 /// `http://host:80/x` → `/x`; `http://host` → `/`; origin-form passes through.
@@ -241,6 +248,14 @@ mod tests {
             "/a/b//",
             "/..",
             "/a/...",
+            "/..a/b",
+            "/a../b/",
+            "/a/.../b",
+            "/a/./",
+            "/a/b/..",
+            "/.../",
+            "/./a",
+            "/a//",
         ] {
             let t = parse_target(p);
             match already_normal(p) {

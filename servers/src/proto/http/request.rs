@@ -152,26 +152,36 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
             line: &line[..line.len().min(256)],
         };
     }
-    let Some(end) = head_end(buf) else {
-        if buf.len() > MAX_HEAD {
+    // The common case: the buffer holds one whole head and ends with its empty line.
+    // A head then certainly ends within it, and httparse, which stops at the first
+    // empty line exactly where `head_end` would, finds where: the head is scanned once.
+    let whole = buf.len() <= MAX_HEAD && (buf.ends_with(b"\n\n") || buf.ends_with(b"\n\r\n"));
+    let end = if whole {
+        buf.len()
+    } else {
+        let Some(end) = head_end(buf) else {
+            if buf.len() > MAX_HEAD {
+                return Parsed::Reject {
+                    status: Status::HeaderFieldsTooLarge,
+                    line,
+                };
+            }
+            return Parsed::Partial;
+        };
+        if end > MAX_HEAD {
             return Parsed::Reject {
                 status: Status::HeaderFieldsTooLarge,
                 line,
             };
         }
-        return Parsed::Partial;
+        end
     };
-    if end > MAX_HEAD {
-        return Parsed::Reject {
-            status: Status::HeaderFieldsTooLarge,
-            line,
-        };
-    }
     // Left uninitialised: httparse fills only the slots the head uses, and clearing
     // all 100 for a request of two or three headers was a large share of its cost.
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let status = match req.parse_with_uninit_headers(&buf[..end], &mut headers) {
+    let parsed = req.parse_with_uninit_headers(&buf[..end], &mut headers);
+    let status = match parsed {
         Ok(httparse::Status::Complete(_)) => None,
         Ok(httparse::Status::Partial) => Some(Status::BadRequest),
         Err(httparse::Error::TooManyHeaders) => Some(Status::HeaderFieldsTooLarge),
@@ -189,6 +199,11 @@ pub fn parse_head(input: &[u8]) -> Parsed<'_> {
     if let Some(status) = status {
         return Parsed::Reject { status, line };
     }
+    // Where httparse found the empty line (`end` itself when `head_end` found it).
+    let end = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => end,
+    };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Reject {
             status: Status::BadRequest,
@@ -238,9 +253,27 @@ fn valid_host(v: &[u8]) -> bool {
         let ok = !name.is_empty()
             && !name.starts_with(b".")
             && !name.windows(2).any(|w| w == b"..")
-            && name
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+            && name.iter().all(|&b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'.'
+                            | b'_'
+                            | b'~'
+                            | b'%'
+                            | b'!'
+                            | b'$'
+                            | b'&'
+                            | b'\''
+                            | b'('
+                            | b')'
+                            | b'*'
+                            | b'+'
+                            | b','
+                            | b';'
+                            | b'='
+                    )
+            });
         (ok, &v[end..])
     };
     let port_ok = match rest {
@@ -610,6 +643,46 @@ mod tests {
         let (h, _) = complete(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
         assert_eq!(h.method, Method::Other("POST"));
         assert!(h.has_body);
+    }
+
+    /// A head that ends the buffer (httparse finds its end) parses exactly as one
+    /// followed by more bytes (`head_end` finds it first).
+    #[test]
+    fn a_head_ending_the_buffer_parses_as_one_followed_by_more() {
+        let outcome = |input: &[u8]| match parse_head(input) {
+            Parsed::Complete { head, len } => format!("{len} {} {}", head.target, head.minor),
+            Parsed::Reject { status, line } => format!("{status:?} {line:?}"),
+            Parsed::Partial => "partial".to_string(),
+        };
+        for head in [
+            &b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /a HTTP/1.0\n\n",
+            b"GET /a HTTP/1.0\nX: y\n\r\n",
+            b"\r\nGET /a HTTP/1.0\r\nX: y\r\n\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nNo colon\r\n\r\n",
+            b"GET / HTTP/1.0\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.0\r\nX: a\r\n \r\n\r\n",
+        ] {
+            let mut more = head.to_vec();
+            more.extend_from_slice(b"GET /next");
+            assert_eq!(
+                outcome(head),
+                outcome(&more),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        let many: String = (0..101).map(|i| format!("X{i}: v\r\n")).collect();
+        let head = format!("GET / HTTP/1.0\r\n{many}\r\n");
+        assert_eq!(rejected(head.as_bytes()), Status::HeaderFieldsTooLarge);
+        assert_eq!(
+            rejected(format!("{head}GET").as_bytes()),
+            Status::HeaderFieldsTooLarge
+        );
     }
 
     #[test]
