@@ -9,6 +9,10 @@
 #              zeroed after a warm-up and dumped after the counted run) and the
 #              functions they go to (callgrind_annotate, exclusive counts)
 #   strace     system calls per request (strace -c -f on the running server)
+#   sched      system calls, epoll_waits and context switches per request without
+#              ptrace (perf stat on the syscall and scheduler tracepoints): strace
+#              stops the server at every call, which changes how many ready
+#              connections one epoll_wait returns; this load is ab -k -c SCHED_C
 #   perf       where the CPU time goes, user and kernel (perf record -e cpu-clock
 #              during a wrk run; this one is sampled, so it moves a little)
 # (default: callgrind strace). With both servers, the summary also gives the
@@ -23,8 +27,8 @@
 # Environment: CAPSTONE (a capstone binary to profile instead of building this
 # tree's), SERVERS ("capstone lighttpd"), N (20000), C (16), WARM (2000),
 # METRICS (on|off, on), FILE_SIZE (600), PORT (19650; lighttpd PORT+1), TOP (20
-# functions shown), PERF_SECS (4), OUT (raw outputs kept there; default a temporary
-# directory that is removed).
+# functions shown), PERF_SECS (4), SCHED_C (64), OUT (raw outputs kept there;
+# default a temporary directory that is removed).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -33,7 +37,7 @@ TOOLS=()
 for a in "$@"; do
   case $a in
     -h | --help) usage; exit 0 ;;
-    callgrind | strace | perf) TOOLS+=("$a") ;;
+    callgrind | strace | sched | perf) TOOLS+=("$a") ;;
     *) echo "unknown argument: $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -48,10 +52,11 @@ FILE_SIZE=${FILE_SIZE:-600}
 PORT=${PORT:-19650}
 TOP=${TOP:-20}
 PERF_SECS=${PERF_SECS:-4}
+SCHED_C=${SCHED_C:-64}
 
 need_pkgs valgrind strace apache2-utils lighttpd wrk curl
 for t in "${TOOLS[@]}"; do
-  [ "$t" = perf ] && { command -v perf >/dev/null || need_pkgs linux-perf; }
+  case $t in perf | sched) command -v perf >/dev/null || need_pkgs linux-perf ;; esac
 done
 
 cd "$SYSNET_ROOT"
@@ -143,10 +148,11 @@ stop() {
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 }
-# drive NAME COUNT: COUNT keep-alive requests from ab; fails unless all succeeded.
+# drive NAME COUNT [CONNS]: COUNT keep-alive requests from ab over CONNS (C)
+# connections; fails unless all succeeded.
 drive() {
   local out="$OUT/ab-$1-$2.txt"
-  ab -q -k -n "$2" -c "$C" "http://127.0.0.1:$(port_of "$1")$URL_PATH" > "$out" 2>&1
+  ab -q -k -n "$2" -c "${3:-$C}" "http://127.0.0.1:$(port_of "$1")$URL_PATH" > "$out" 2>&1
   grep -q '^Failed requests: *0$' "$out" && grep -q "^Complete requests: *$2\$" "$out" \
     || { echo "ab against $1 failed:" >&2; cat "$out" >&2; return 1; }
 }
@@ -212,6 +218,27 @@ run_strace() {
     END {printf "  (total %.3f)\n", tot}' "$OUT/strace-$name.txt" | tee -a "$SUMMARY"
   awk -v n="$N" '$NF == "total" {printf "%.3f\n", $4 / n}' "$OUT/strace-$name.txt" \
     > "$OUT/calls-$name"
+}
+
+run_sched() {
+  local name=$1 spid
+  step "$name: perf stat (tracepoints), $N requests (ab -k -c$SCHED_C) after $WARM"
+  start "$name"
+  drive "$name" "$WARM" "$SCHED_C"
+  perf stat -x, -o "$OUT/sched-$name.txt" -p "$SERVER_PID" \
+    -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,context-switches &
+  spid=$!
+  sleep 0.5
+  drive "$name" "$N" "$SCHED_C"
+  kill -INT "$spid"
+  wait "$spid" 2>/dev/null || true
+  stop
+  awk -F, -v n="$N" -v name="$name" -v c="$SCHED_C" '
+    $1 ~ /^[0-9]+$/ {v[$3] = $1 / n}
+    END {
+      printf "%-9s system calls per request (no ptrace, c%d): %.3f (epoll_wait %.3f), context switches %.3f\n",
+        name, c, v["raw_syscalls:sys_enter"], v["syscalls:sys_enter_epoll_wait"], v["context-switches"]
+    }' "$OUT/sched-$name.txt" | tee -a "$SUMMARY"
 }
 
 # ratio WHAT FILE_PREFIX: the capstone's figure over lighttpd's, when both were taken.
