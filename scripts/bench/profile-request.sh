@@ -15,8 +15,8 @@
 #              connections one epoll_wait returns; this load is ab -k -c SCHED_C
 #   perf       where the CPU time goes, user and kernel (perf record -e cpu-clock
 #              during a wrk run; this one is sampled, so it moves a little)
-# (default: callgrind strace). With both servers, the summary also gives the
-# capstone's figures as a ratio to lighttpd's.
+# (default: callgrind strace). With lighttpd in the run, the summary also gives the
+# others' figures as a ratio to its own.
 #
 # Each server serves one FILE_SIZE-byte HTML file; the client is `ab -k` (HTTP/1.0
 # keep-alive, C connections, N requests after WARM warm-up requests), and `wrk -t1
@@ -24,11 +24,14 @@
 # (`processes = 0`, `workers = 1`), otherwise as scripts/bench/capstone.sh configures
 # it (metrics on, precompressed on); lighttpd with capstone.sh's configuration.
 #
-# Environment: CAPSTONE (a capstone binary to profile instead of building this
+# httpd (`--io epoll --precompressed`, as scripts/bench/http.sh runs it) may be added
+# to SERVERS.
+#
+# Environment: CAPSTONE and HTTPD (binaries to profile instead of building this
 # tree's), SERVERS ("capstone lighttpd"), N (20000), C (16), WARM (2000),
-# METRICS (on|off, on), FILE_SIZE (600), PORT (19650; lighttpd PORT+1), TOP (20
-# functions shown), PERF_SECS (4), SCHED_C (64), OUT (raw outputs kept there;
-# default a temporary directory that is removed).
+# METRICS (on|off, on), FILE_SIZE (600), PORT (19650; lighttpd PORT+1, httpd
+# PORT+2), TOP (20 functions shown), PERF_SECS (4), SCHED_C (64), OUT (raw outputs
+# kept there; default a temporary directory that is removed).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -60,11 +63,12 @@ for t in "${TOOLS[@]}"; do
 done
 
 cd "$SYSNET_ROOT"
-if [ -z "${CAPSTONE:-}" ]; then
-  step "building capstone (release)"
-  cargo build --release --locked --bin capstone -q
-  CAPSTONE="$SYSNET_ROOT/target/release/capstone"
+if [ -z "${CAPSTONE:-}" ] || { [[ " $SERVERS " == *" httpd "* ]] && [ -z "${HTTPD:-}" ]; }; then
+  step "building capstone and httpd (release)"
+  cargo build --release --locked --bin capstone --bin httpd -q
 fi
+CAPSTONE=${CAPSTONE:-$SYSNET_ROOT/target/release/capstone}
+HTTPD=${HTTPD:-$SYSNET_ROOT/target/release/httpd}
 
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
@@ -119,10 +123,17 @@ server.modules += ( "mod_rewrite", "mod_setenv" )
 }
 CONF
 
-port_of() { if [ "$1" = capstone ]; then echo "$PORT"; else echo $((PORT + 1)); fi; }
+port_of() {
+  case $1 in
+    capstone) echo "$PORT" ;;
+    lighttpd) echo $((PORT + 1)) ;;
+    httpd) echo $((PORT + 2)) ;;
+  esac
+}
 server_cmd() {
   case $1 in
     capstone) echo "$CAPSTONE --config $OUT/capstone.toml" ;;
+    httpd) echo "$HTTPD --listen 127.0.0.1:$(port_of httpd) --root $DOCROOT --io epoll --precompressed" ;;
     lighttpd) echo "lighttpd -D -f $OUT/lighttpd.conf" ;;
   esac
 }
@@ -241,12 +252,16 @@ run_sched() {
     }' "$OUT/sched-$name.txt" | tee -a "$SUMMARY"
 }
 
-# ratio WHAT FILE_PREFIX: the capstone's figure over lighttpd's, when both were taken.
+# ratio WHAT FILE_PREFIX: the capstone's and httpd's figures over lighttpd's, when
+# both were taken.
 ratio() {
-  [ -s "$OUT/$2-capstone" ] && [ -s "$OUT/$2-lighttpd" ] || return 0
-  awk -v a="$(cat "$OUT/$2-capstone")" -v b="$(cat "$OUT/$2-lighttpd")" -v w="$1" \
-    'BEGIN {if (b > 0) printf "capstone / lighttpd, %s per request: %.2fx\n", w, a / b}' \
-    >> "$SUMMARY"
+  local s
+  for s in capstone httpd; do
+    [ -s "$OUT/$2-$s" ] && [ -s "$OUT/$2-lighttpd" ] || continue
+    awk -v a="$(cat "$OUT/$2-$s")" -v b="$(cat "$OUT/$2-lighttpd")" -v w="$1" -v s="$s" \
+      'BEGIN {if (b > 0) printf "%s / lighttpd, %s per request: %.2fx\n", s, w, a / b}' \
+      >> "$SUMMARY"
+  done
 }
 
 run_perf() {
