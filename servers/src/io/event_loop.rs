@@ -166,6 +166,9 @@ struct Conn<C> {
     dirty: bool,
     deadline_after: Option<Duration>,
     deadline_at: Option<Instant>,
+    /// When this connection's entry in the loop's `deadlines` comes up (the earliest
+    /// of its entries still there), if it has one.
+    heap_at: Option<Instant>,
     /// Made by the loop for the protocol ([`Action::Connect`]), not accepted.
     outbound: bool,
     /// Its connect is under way: nothing is read or written until it finishes.
@@ -209,10 +212,12 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     called_in_settle: bool,
     /// Deadlines as [`Action::Deadline`] armed them, earliest first, so the loop
     /// wakes for them rather than on the next tick (a blocked client's 10 ms timeout
-    /// answers after 10 ms, not up to a tick later). An entry whose connection left,
-    /// or whose deadline was moved, is dropped when it comes up; a deadline moved
-    /// later by a write is left to the tick. Rebuilt from the table when stale
-    /// entries outnumber the connections, so it stays bounded.
+    /// answers after 10 ms, not up to a tick later). A connection has one entry that
+    /// counts (its `heap_at`): a deadline moved later (every answer moves it) adds
+    /// nothing, and its entry, when it comes up, is put back at the new time; only a
+    /// deadline moved earlier adds an entry. An entry whose connection left, or that
+    /// an earlier one replaced, is dropped when it comes up. Rebuilt from the table
+    /// when stale entries outnumber the connections, so it stays bounded.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
@@ -639,6 +644,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             dirty: false,
             deadline_after: None,
             deadline_at: None,
+            heap_at: None,
             outbound: false,
             connecting: false,
             paused: false,
@@ -669,7 +675,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         let Some(c) = self.slots[slot].as_mut() else {
             return;
         };
-        match net::read(c.fd.as_fd(), &mut self.scratch) {
+        match net::recv(c.fd.as_fd(), &mut self.scratch) {
             Ok(0) => {
                 c.read_closed = true;
                 if let Some(state) = c.state.as_mut() {
@@ -786,23 +792,34 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             let Some(&slot) = self.ids.get(&id) else {
                 continue;
             };
-            if self.slots[slot]
-                .as_ref()
-                .is_some_and(|c| c.deadline_at == Some(at))
-            {
-                self.expire(slot);
+            let Some(c) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            if c.heap_at != Some(at) {
+                continue;
+            }
+            c.heap_at = None;
+            match c.deadline_at {
+                Some(due) if due <= self.now => self.expire(slot),
+                // Moved later since: follow it.
+                Some(due) => {
+                    c.heap_at = Some(due);
+                    self.deadlines.push(Reverse((due, id)));
+                }
+                None => {}
             }
         }
     }
 
-    /// Keeps one entry per connection whose deadline is still the one armed.
+    /// Keeps one entry per connection whose deadline is armed.
     fn rebuild_deadlines(&mut self) {
-        let live: Vec<_> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter_map(|c| c.deadline_at.map(|at| Reverse((at, c.id.0))))
-            .collect();
+        let mut live = Vec::with_capacity(self.ids.len());
+        for c in self.slots.iter_mut().flatten() {
+            c.heap_at = c.deadline_at;
+            if let Some(at) = c.deadline_at {
+                live.push(Reverse((at, c.id.0)));
+            }
+        }
         self.deadlines = BinaryHeap::from(live);
     }
 
@@ -901,7 +918,12 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                             c.deadline_after = after;
                             c.deadline_at = after.map(|d| Instant::now() + d);
                             if let Some(at) = c.deadline_at {
-                                self.deadlines.push(Reverse((at, id.0)));
+                                // An entry that comes up sooner follows the deadline
+                                // when it does (see `expire_armed`).
+                                if c.heap_at.map_or(true, |h| at < h) {
+                                    c.heap_at = Some(at);
+                                    self.deadlines.push(Reverse((at, id.0)));
+                                }
                             }
                         }
                     }
@@ -964,6 +986,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             dirty: false,
             deadline_after: None,
             deadline_at: None,
+            heap_at: None,
             outbound: true,
             connecting: true,
             paused: false,

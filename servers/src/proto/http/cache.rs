@@ -10,14 +10,21 @@
 //! unreadable is seen within about a second, and nothing ever skips the check for
 //! longer than that.
 //!
+//! An entry also keeps the last whole answer made from it (head and body, for a plain
+//! `GET` of a small file, see [`Form`]): made once, it is sent as it is for the rest
+//! of the second, so the common request costs no formatting at all. Its `Date` is
+//! right because the entry never outlives the second it was made in.
+//!
 //! Bounds: at most `max` entries per [`super::Http`] instance (one per worker), each
-//! holding one descriptor and, for a file no larger than the inline limit, its bytes;
-//! so memory is at most `max` x `inline_max` per worker. Only successful opens of
+//! holding one descriptor and, for a file no larger than the inline limit, its bytes
+//! and one answer holding them again; so memory is at most `max` x 2 x `inline_max`
+//! (plus heads) per worker. Only successful opens of
 //! regular files are kept; errors are answered fresh every time. A file's
 //! precompressed siblings are opened with it and live in its entry, so they are
 //! cached (and streamed with `sendfile`) exactly as it is.
 
 use super::encoding::Coding;
+use super::Form;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::File;
@@ -64,9 +71,31 @@ pub(super) fn etag(meta: &std::fs::Metadata) -> String {
     )
 }
 
+/// One cached path: what it resolved to, and the last whole answer made from it.
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub entry: Arc<Cached>,
+    /// Which representation (`entry` or one of its siblings) and request form the
+    /// answer is for, and its bytes.
+    reply: Option<(Arc<Cached>, Form, Bytes)>,
+}
+
+impl Slot {
+    /// The answer kept for representation `rep` asked for in `form`, if that is the
+    /// one kept.
+    pub fn reply(&self, rep: &Arc<Cached>, form: Form) -> Option<Bytes> {
+        match &self.reply {
+            Some((r, f, bytes)) if *f == form && Arc::ptr_eq(r, rep) => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct FileCache {
-    entries: HashMap<Vec<u8>, Arc<Cached>>,
+    /// Keyed by request paths, which clients choose; the table is small and emptied
+    /// every second, so a fast hash is safe here.
+    entries: HashMap<Vec<u8>, Slot, foldhash::quality::RandomState>,
     /// The second the entries were opened in.
     second: i64,
     max: usize,
@@ -76,23 +105,31 @@ impl FileCache {
     /// A cache of at most `max` entries; 0 turns it off.
     pub fn new(max: usize) -> FileCache {
         FileCache {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             second: i64::MIN,
             max,
         }
     }
 
     /// The entry for `key` if it was opened during second `now`.
-    pub fn get(&mut self, key: &[u8], now: i64) -> Option<Arc<Cached>> {
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Slot> {
         self.expire(now);
-        self.entries.get(key).cloned()
+        self.entries.get(key)
     }
 
     /// Keeps `entry` for the rest of second `now`, if there is room.
     pub fn insert(&mut self, key: Vec<u8>, entry: Arc<Cached>, now: i64) {
         self.expire(now);
         if self.entries.len() < self.max {
-            self.entries.insert(key, entry);
+            self.entries.insert(key, Slot { entry, reply: None });
+        }
+    }
+
+    /// Keeps `bytes`, the whole answer to a `form` request for `rep` (a
+    /// representation of `key`'s entry), in place of the one kept before.
+    pub fn keep_reply(&mut self, key: &[u8], rep: &Arc<Cached>, form: Form, bytes: Bytes) {
+        if let Some(slot) = self.entries.get_mut(key) {
+            slot.reply = Some((Arc::clone(rep), form, bytes));
         }
     }
 
@@ -140,6 +177,23 @@ mod tests {
         assert!(c.get(b"b", 100).is_none());
         assert!(c.get(b"a", 101).is_none(), "a new second opens afresh");
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_reply_is_kept_per_representation_and_form_for_the_second() {
+        let mut c = FileCache::new(4);
+        let (plain, other) = (entry(), entry());
+        let (f11, f10) = (Form { minor: 1 }, Form { minor: 0 });
+        c.insert(b"a".to_vec(), Arc::clone(&plain), 7);
+        assert!(c.get(b"a", 7).unwrap().reply(&plain, f11).is_none());
+        c.keep_reply(b"a", &plain, f11, Bytes::from_static(b"answer"));
+        let slot = c.get(b"a", 7).unwrap();
+        assert_eq!(slot.reply(&plain, f11).as_deref(), Some(&b"answer"[..]));
+        assert!(slot.reply(&plain, f10).is_none(), "another HTTP version");
+        assert!(slot.reply(&other, f11).is_none(), "another representation");
+        c.keep_reply(b"missing", &plain, f11, Bytes::from_static(b"x"));
+        assert!(c.get(b"missing", 7).is_none());
+        assert!(c.get(b"a", 8).is_none(), "gone with its second");
     }
 
     #[test]

@@ -67,6 +67,7 @@ use body::{Chunked, Discard};
 use bytes::Bytes;
 use cache::{Cached, FileCache};
 use encoding::{Accept, CompressCache};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -452,15 +453,30 @@ impl Clock {
     }
 
     fn tick(&mut self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = wall_secs();
         if now != self.secs {
             self.secs = now;
             self.http = format_http_date(now);
             self.clf = format_clf_date(now);
         }
     }
+}
+
+/// The wall-clock second, read from the coarse clock: a `Date` needs the second
+/// only, and this read (done for every request) costs no timer access; it lags the
+/// precise clock by at most a scheduler tick.
+fn wall_secs() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        return ts.tv_sec;
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The HTTP protocol: one per worker thread, cheap to build from a shared config.
@@ -564,6 +580,30 @@ impl<'a> Req<'a> {
             tls: false,
             site_headers: String::new(),
         }
+    }
+}
+
+/// A request whose whole answer may be made once and reused for the rest of the
+/// second (see `cache`): a `GET` of the whole file, kept alive, over cleartext (no
+/// HSTS header), with no conditional or range header and no site header lines.
+/// Told apart by HTTP version: 1.0's answer says `Connection: keep-alive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Form {
+    minor: u8,
+}
+
+impl Form {
+    fn of(head: &Head<'_>, req: &Req<'_>) -> Option<Form> {
+        let plain = head.method == Method::Get
+            && req.keep
+            && !req.tls
+            && req.site_headers.is_empty()
+            && head.range.is_none()
+            && head.if_modified_since.is_none()
+            && head.if_unmodified_since.is_none()
+            && !head.if_match.is_present()
+            && !head.if_none_match.is_present();
+        plain.then_some(Form { minor: head.minor })
     }
 }
 
@@ -885,9 +925,13 @@ impl Http {
             }
         }
         if !self.cfg.routes.is_empty() {
-            let path = target.absolute();
+            // Compared with the route's path as it is: the path of a file request
+            // (the common case) is not made into a string at all.
+            let is_route =
+                |p: &str| p.strip_prefix('/').map(str::as_bytes) == Some(&target.rel[..]);
             let cfg = Arc::clone(&self.cfg);
-            if let Some((_, handler)) = cfg.routes.iter().find(|(p, _)| *p == path) {
+            if let Some((_, handler)) = cfg.routes.iter().find(|(p, _)| is_route(p)) {
+                let path = target.absolute();
                 let resp = handler(&RouteRequest {
                     method,
                     path: &path,
@@ -901,12 +945,36 @@ impl Http {
         let now = self.clock.secs;
         // "/dir" and "/dir/" answer differently (a redirect, the index), so the
         // trailing slash is part of the key.
-        let mut key = target.rel;
-        if target.trailing_slash {
-            key.push(b'/');
-        }
-        if let Some(hit) = self.cache.get(&key, now) {
-            let rep = self.representation(head, &hit);
+        let key: Cow<'_, [u8]> = if target.trailing_slash {
+            let mut k = target.rel.into_owned();
+            k.push(b'/');
+            Cow::Owned(k)
+        } else {
+            target.rel
+        };
+        let form = Form::of(head, &req);
+        if let Some(slot) = self.cache.get(&key, now) {
+            let rep = Http::representation(&self.cfg, head, &slot.entry);
+            let reply = form.and_then(|f| slot.reply(&rep, f));
+            if let Some(bytes) = reply {
+                // The common case: an answer made earlier this second, sent as it is.
+                let sent = rep.len;
+                out.send(id, bytes);
+                self.account(peer, &req, 200, sent);
+                return req.keep;
+            }
+            if let (Some(f), Some(body)) = (form, &rep.body) {
+                // Made once a second per file and request form, then reused.
+                let mut h = self.file_head(200, &req, &rep, 0, rep.len);
+                h.push_str("\r\n");
+                let mut whole = h.into_bytes();
+                whole.extend_from_slice(body);
+                let whole = Bytes::from(whole);
+                self.cache.keep_reply(&key, &rep, f, whole.clone());
+                out.send(id, whole);
+                self.account(peer, &req, 200, rep.len);
+                return req.keep;
+            }
             return self.send_file(id, peer, head, &mut req, &rep, out);
         }
         // Not cached (at most once a second per path): the path itself, without the
@@ -968,7 +1036,7 @@ impl Http {
                     Err(Status::NotFound) if cfg.features.autoindex => {
                         let dir = dir.strip_suffix(b"/").unwrap_or(&dir);
                         let dir = Target {
-                            rel: dir.to_vec(),
+                            rel: Cow::Borrowed(dir),
                             trailing_slash: true,
                             raw_path: target.raw_path,
                             query: target.query,
@@ -1006,8 +1074,8 @@ impl Http {
                 .contains(&entry.len);
         entry.vary = entry.compress || !entry.siblings.is_empty();
         let entry = Arc::new(entry);
-        self.cache.insert(key, Arc::clone(&entry), now);
-        let rep = self.representation(head, &entry);
+        self.cache.insert(key.into_owned(), Arc::clone(&entry), now);
+        let rep = Http::representation(&self.cfg, head, &entry);
         self.send_file(id, peer, head, &mut req, &rep, out)
     }
 
@@ -1082,14 +1150,14 @@ impl Http {
 
     /// The representation of `plain` this request gets: a precompressed sibling, a
     /// body compressed now (or earlier, from the shared cache), or the file itself.
-    fn representation(&self, head: &Head<'_>, plain: &Arc<Cached>) -> Arc<Cached> {
+    fn representation(cfg: &HttpConfig, head: &Head<'_>, plain: &Arc<Cached>) -> Arc<Cached> {
         if !plain.vary {
             return Arc::clone(plain);
         }
         // Siblings first: at equal q, a file already compressed beats compressing one.
         let on_the_fly = Coding::ALL.into_iter().filter(|c| {
             plain.compress
-                && self.cfg.features.compress.contains(c)
+                && cfg.features.compress.contains(c)
                 && !plain.siblings.iter().any(|s| s.coding == Some(*c))
         });
         let offered = plain
@@ -1103,7 +1171,7 @@ impl Http {
         if let Some(s) = plain.siblings.iter().find(|s| s.coding == Some(coding)) {
             return Arc::clone(s);
         }
-        let cache = self.cfg.compressed();
+        let cache = cfg.compressed();
         if let Some(hit) = cache.get(&plain.rel, &plain.etag, coding) {
             return hit;
         }
@@ -1244,26 +1312,7 @@ impl Http {
             (_, _) if f.coding.is_some() => (200, 0, len),
             (_, parts) => return self.send_parts(id, peer, req, f, parts, out),
         };
-        let mut h = self.head(code, req, Some(f.content_type), Some(count));
-        let _ = write!(
-            h,
-            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
-            f.last_modified, f.etag
-        );
-        if f.vary {
-            h.push_str("Vary: Accept-Encoding\r\n");
-        }
-        if let Some(c) = f.coding {
-            let _ = write!(h, "Content-Encoding: {}\r\n", c.token());
-        }
-        if code == 206 {
-            let _ = write!(
-                h,
-                "Content-Range: bytes {}-{}/{len}\r\n",
-                offset,
-                offset + count - 1
-            );
-        }
+        let mut h = self.file_head(code, req, f, offset, count);
         h.push_str("\r\n");
         let mut buf = h.into_bytes();
         let sent = if req.head_only || count == 0 {
@@ -1298,6 +1347,40 @@ impl Http {
         };
         self.account(peer, req, code, sent);
         req.keep
+    }
+
+    /// The head of a 200 or 206 answer of `count` bytes of `f` from `offset`, but for
+    /// its blank line.
+    fn file_head(
+        &mut self,
+        code: u16,
+        req: &Req<'_>,
+        f: &Cached,
+        offset: u64,
+        count: u64,
+    ) -> String {
+        let mut h = self.head(code, req, Some(f.content_type), Some(count));
+        let _ = write!(
+            h,
+            "Last-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
+            f.last_modified, f.etag
+        );
+        if f.vary {
+            h.push_str("Vary: Accept-Encoding\r\n");
+        }
+        if let Some(c) = f.coding {
+            let _ = write!(h, "Content-Encoding: {}\r\n", c.token());
+        }
+        if code == 206 {
+            let _ = write!(
+                h,
+                "Content-Range: bytes {}-{}/{}\r\n",
+                offset,
+                offset + count - 1,
+                f.len
+            );
+        }
+        h
     }
 
     /// A `206 multipart/byteranges` answer (RFC 9110 §14.6): each part's small head

@@ -7,12 +7,14 @@
 //! are checked again when the file is opened (see `fs.rs`).
 
 use super::Status;
+use std::borrow::Cow;
 
 /// A request target reduced to what the file lookup needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target<'a> {
     /// Decoded, normalised, relative (`""` is the root itself), segments joined by `/`.
-    pub rel: Vec<u8>,
+    /// Borrowed from the target when it was already in that form (the common case).
+    pub rel: Cow<'a, [u8]>,
     /// The raw path ended in `/` (a directory asked for as one).
     pub trailing_slash: bool,
     /// The raw path as sent, before the query (for a redirect's `Location`).
@@ -33,18 +35,35 @@ impl Target<'_> {
 /// 400 for a target that is neither, for bad percent-encoding, for a decoded NUL or
 /// backslash; 403 for a `..` that climbs above the root.
 pub fn parse_target(target: &str) -> Result<Target<'_>, Status> {
-    let target = match target.find('#') {
-        Some(i) => &target[..i],
-        None => target,
-    };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    // The fragment goes, then the query is split off: one scan for whichever of `?`
+    // and `#` comes first (a `?` after a `#` is part of the fragment).
+    let (path, query) = match target.bytes().position(|b| b == b'?' || b == b'#') {
+        Some(i) if target.as_bytes()[i] == b'?' => {
+            let rest = &target[i + 1..];
+            let query = rest.find('#').map_or(rest, |j| &rest[..j]);
+            (&target[..i], Some(query))
+        }
+        Some(i) => (&target[..i], None),
         None => (target, None),
     };
     let path = strip_scheme_authority(path)?;
     if !path.starts_with('/') {
         return Err(Status::BadRequest);
     }
+    let rel = match already_normal(path) {
+        Some(rel) => Cow::Borrowed(rel),
+        None => Cow::Owned(normalise(path)?),
+    };
+    Ok(Target {
+        rel,
+        trailing_slash: path.ends_with('/'),
+        raw_path: path,
+        query,
+    })
+}
+
+/// Decodes an absolute path and drops its empty and `.` segments, resolving `..`.
+fn normalise(path: &str) -> Result<Vec<u8>, Status> {
     let decoded = percent_decode(path.as_bytes())?;
     if decoded.iter().any(|&b| b == 0 || b == b'\\') {
         // NUL cannot be in a file name and would truncate a C string; a backslash is
@@ -63,16 +82,38 @@ pub fn parse_target(target: &str) -> Result<Target<'_>, Status> {
             s => segments.push(s),
         }
     }
-    Ok(Target {
-        rel: segments.join(&b'/'),
-        trailing_slash: path.ends_with('/'),
-        raw_path: path,
-        query,
-    })
+    Ok(segments.join(&b'/'))
+}
+
+/// The relative path of an absolute `path` that decoding and normalising would leave
+/// as it is: no `%`, NUL or backslash, and no empty, `.` or `..` segment (a trailing
+/// slash aside). `None` sends it the long way.
+fn already_normal(path: &str) -> Option<&[u8]> {
+    let rel = path.as_bytes().get(1..)?;
+    let rel = rel.strip_suffix(b"/").unwrap_or(rel);
+    if rel.is_empty() {
+        return Some(rel);
+    }
+    // One pass: a segment is empty, `.` or `..` when it holds at most two bytes and
+    // all of them are dots.
+    let (mut dots, mut only_dots) = (0usize, true);
+    for &b in rel {
+        match b {
+            b'%' | b'\\' | 0 => return None,
+            b'/' if only_dots && dots <= 2 => return None,
+            b'/' => (dots, only_dots) = (0, true),
+            b'.' => dots += 1,
+            _ => only_dots = false,
+        }
+    }
+    (!(only_dots && dots <= 2)).then_some(rel)
 }
 
 /// `http://host:80/x` → `/x`; `http://host` → `/`; origin-form passes through.
 fn strip_scheme_authority(path: &str) -> Result<&str, Status> {
+    if path.starts_with('/') {
+        return Ok(path);
+    }
     let lower_starts = |p: &str| {
         path.len() >= p.len() && path.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
     };
@@ -181,6 +222,68 @@ mod tests {
         ] {
             assert_eq!(rel(t), Err(Status::BadRequest), "{t:?}");
         }
+    }
+
+    #[test]
+    fn plain_paths_are_borrowed_and_match_the_long_way() {
+        for p in [
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a/b.html",
+            "/a.b/c-d_e~f/",
+            "/.x",
+            "/x.",
+            "/...",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/a/..",
+            "/a/.",
+            "/./",
+            "/%41",
+            "/a\\b",
+            "//a",
+            "/a/b//",
+            "/..",
+            "/a/...",
+            "/..a/b",
+            "/a../b/",
+            "/a/.../b",
+            "/a/./",
+            "/a/b/..",
+            "/.../",
+            "/./a",
+            "/a//",
+        ] {
+            let t = parse_target(p);
+            match already_normal(p) {
+                Some(rel) => {
+                    assert_eq!(normalise(p).as_deref(), Ok(rel), "{p:?}");
+                    let t = t.unwrap();
+                    assert!(matches!(t.rel, Cow::Borrowed(_)), "{p:?}");
+                    assert_eq!(&t.rel[..], rel);
+                }
+                None => assert_eq!(t.map(|t| t.rel.into_owned()), normalise(p), "{p:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_target("/a/b.html?x").unwrap().rel,
+            Cow::Borrowed(b"a/b.html")
+        ));
+        assert!(matches!(parse_target("/a/%62").unwrap().rel, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn query_and_fragment_split_in_either_order() {
+        let t = |s| parse_target(s).map(|t| (t.raw_path, t.query));
+        assert_eq!(t("/a?q=1#f"), Ok(("/a", Some("q=1"))));
+        assert_eq!(t("/a#f?q=1"), Ok(("/a", None)));
+        assert_eq!(t("/a?q?r#f#g"), Ok(("/a", Some("q?r"))));
+        assert_eq!(t("/a?"), Ok(("/a", Some(""))));
+        assert_eq!(t("/a#"), Ok(("/a", None)));
+        assert_eq!(t("/a"), Ok(("/a", None)));
     }
 
     #[test]

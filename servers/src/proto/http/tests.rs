@@ -132,14 +132,10 @@ fn a_pipeline_of_streamed_files_holds_one_at_a_time() {
     assert_eq!(status_of(&r), "404");
 }
 
-/// Sleeps until the wall-clock second turns (at most ~1 s).
+/// Sleeps until the wall-clock second turns (at most ~1 s), as the server reads the
+/// clock (the coarse clock, which may turn a few milliseconds after the precise one).
 fn next_second() {
-    let secs = || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
+    let secs = wall_secs;
     let start = secs();
     for _ in 0..300 {
         if secs() != start {

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# What one cached small-file request costs the capstone and lighttpd, counted rather
+# than timed, so the figures repeat on a busy machine:
+#
+#   scripts/bench/profile-request.sh [--help] [TOOL...]
+#
+# TOOL is one or more of
+#   callgrind  user-space instructions per request (valgrind --tool=callgrind, counters
+#              zeroed after a warm-up and dumped after the counted run) and the
+#              functions they go to (callgrind_annotate, exclusive counts)
+#   strace     system calls per request (strace -c -f on the running server)
+#   sched      system calls, epoll_waits and context switches per request without
+#              ptrace (perf stat on the syscall and scheduler tracepoints): strace
+#              stops the server at every call, which changes how many ready
+#              connections one epoll_wait returns; this load is ab -k -c SCHED_C
+#   perf       where the CPU time goes, user and kernel (perf record -e cpu-clock
+#              during a wrk run; this one is sampled, so it moves a little)
+# (default: callgrind strace). With lighttpd in the run, the summary also gives the
+# others' figures as a ratio to its own.
+#
+# Each server serves one FILE_SIZE-byte HTML file; the client is `ab -k` (HTTP/1.0
+# keep-alive, C connections, N requests after WARM warm-up requests), and `wrk -t1
+# -c64` (HTTP/1.1) for perf. The capstone runs in one process with one loop
+# (`processes = 0`, `workers = 1`), otherwise as scripts/bench/capstone.sh configures
+# it (metrics on, precompressed on); lighttpd with capstone.sh's configuration.
+#
+# httpd (`--io epoll --precompressed`, as scripts/bench/http.sh runs it) may be added
+# to SERVERS.
+#
+# Environment: CAPSTONE and HTTPD (binaries to profile instead of building this
+# tree's), SERVERS ("capstone lighttpd"), N (20000), C (16), WARM (2000),
+# METRICS (on|off, on), FILE_SIZE (600), PORT (19650; lighttpd PORT+1, httpd
+# PORT+2), TOP (20 functions shown), PERF_SECS (4), SCHED_C (64), OUT (raw outputs
+# kept there; default a temporary directory that is removed).
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+TOOLS=()
+for a in "$@"; do
+  case $a in
+    -h | --help) usage; exit 0 ;;
+    callgrind | strace | sched | perf) TOOLS+=("$a") ;;
+    *) echo "unknown argument: $a (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ ${#TOOLS[@]} -gt 0 ] || TOOLS=(callgrind strace)
+
+SERVERS=${SERVERS:-"capstone lighttpd"}
+N=${N:-20000}
+C=${C:-16}
+WARM=${WARM:-2000}
+METRICS=${METRICS:-on}
+FILE_SIZE=${FILE_SIZE:-600}
+PORT=${PORT:-19650}
+TOP=${TOP:-20}
+PERF_SECS=${PERF_SECS:-4}
+SCHED_C=${SCHED_C:-64}
+
+need_pkgs valgrind strace apache2-utils lighttpd wrk curl
+for t in "${TOOLS[@]}"; do
+  case $t in perf | sched) command -v perf >/dev/null || need_pkgs linux-perf ;; esac
+done
+
+cd "$SYSNET_ROOT"
+if [ -z "${CAPSTONE:-}" ] || { [[ " $SERVERS " == *" httpd "* ]] && [ -z "${HTTPD:-}" ]; }; then
+  step "building capstone and httpd (release)"
+  cargo build --release --locked --bin capstone --bin httpd -q
+fi
+CAPSTONE=${CAPSTONE:-$SYSNET_ROOT/target/release/capstone}
+HTTPD=${HTTPD:-$SYSNET_ROOT/target/release/httpd}
+
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT"
+  KEEP=1
+else
+  OUT=$(mktemp -d /tmp/profile-request.XXXXXX)
+  KEEP=0
+fi
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  [ "$KEEP" = 1 ] || rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+DOCROOT="$OUT/www"
+mkdir -p "$DOCROOT"
+head -c "$FILE_SIZE" /dev/urandom | base64 -w 76 | head -c "$FILE_SIZE" > "$DOCROOT/file.html"
+URL_PATH=/file.html
+
+metrics_path=/metrics
+[ "$METRICS" = on ] || metrics_path=
+cat > "$OUT/capstone.toml" <<CONF
+listen = ["127.0.0.1:$PORT"]
+root = "$DOCROOT"
+processes = 0
+workers = 1
+accept = "fill"
+max_clients = 20000
+status_path = ""
+metrics_path = "$metrics_path"
+precompressed = true
+[timeouts]
+idle = 60
+CONF
+cat > "$OUT/lighttpd.conf" <<CONF
+server.document-root = "$DOCROOT"
+server.bind = "127.0.0.1"
+server.port = $((PORT + 1))
+server.errorlog = "$OUT/lighttpd-error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 60
+server.max-fds = 30000
+server.max-connections = 15000
+mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
+server.modules += ( "mod_rewrite", "mod_setenv" )
+\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
+  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
+}
+\$HTTP["url"] =~ "\\.html\\.gz\$" {
+  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
+}
+CONF
+
+port_of() {
+  case $1 in
+    capstone) echo "$PORT" ;;
+    lighttpd) echo $((PORT + 1)) ;;
+    httpd) echo $((PORT + 2)) ;;
+  esac
+}
+server_cmd() {
+  case $1 in
+    capstone) echo "$CAPSTONE --config $OUT/capstone.toml" ;;
+    httpd) echo "$HTTPD --listen 127.0.0.1:$(port_of httpd) --root $DOCROOT --io epoll --precompressed" ;;
+    lighttpd) echo "lighttpd -D -f $OUT/lighttpd.conf" ;;
+  esac
+}
+
+# start NAME [WRAPPER...]: the server in the background (under WRAPPER), its pid in
+# SERVER_PID, once it answers.
+start() {
+  local name=$1 i
+  shift
+  # shellcheck disable=SC2046
+  RUST_LOG=warn "$@" $(server_cmd "$name") >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+  SERVER_PID=$!
+  for i in $(seq 1 300); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$(port_of "$name")$URL_PATH" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$name never answered on port $(port_of "$name"); its stderr:" >&2
+  cat "$OUT/$name.stderr" >&2
+  return 1
+}
+stop() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+# drive NAME COUNT [CONNS]: COUNT keep-alive requests from ab over CONNS (C)
+# connections; fails unless all succeeded.
+drive() {
+  local out="$OUT/ab-$1-$2.txt"
+  ab -q -k -n "$2" -c "${3:-$C}" "http://127.0.0.1:$(port_of "$1")$URL_PATH" > "$out" 2>&1
+  grep -q '^Failed requests: *0$' "$out" && grep -q "^Complete requests: *$2\$" "$out" \
+    || { echo "ab against $1 failed:" >&2; cat "$out" >&2; return 1; }
+}
+
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+
+run_callgrind() {
+  local name=$1 dump total
+  step "$name: callgrind, $N requests (ab -k -c$C) after $WARM"
+  start "$name" valgrind --tool=callgrind --callgrind-out-file="$OUT/cg-$name.out" \
+    --dump-instr=no --collect-systime=no
+  drive "$name" "$WARM"
+  callgrind_control -z "$SERVER_PID" >/dev/null
+  drive "$name" "$N"
+  callgrind_control -d "$SERVER_PID" >/dev/null
+  stop
+  # The dump made on request is numbered; the one at exit (the shutdown) is not.
+  dump=$(ls "$OUT/cg-$name.out".* 2>/dev/null | sort -V | tail -1)
+  [ -n "$dump" ] || { echo "no callgrind dump for $name" >&2; return 1; }
+  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+  awk -v t="$total" -v n="$N" 'BEGIN {printf "%.0f\n", t / n}' > "$OUT/instr-$name"
+  printf '%-9s user-space instructions per request: %s\n' "$name" "$(cat "$OUT/instr-$name")" \
+    | tee -a "$SUMMARY"
+  # Exclusive counts per function (inlined code counted where it was inlined),
+  # per request; the thread entry points that show the whole run are left out.
+  callgrind_annotate --inclusive=no --threshold=100 --auto=no "$dump" 2>/dev/null \
+    | awk -v n="$N" '
+        /file:function/ {go = 1; next}
+        go && /^ *[0-9,]+ \(/ {
+          c = $1; gsub(",", "", c)
+          if (c / n > 0.5 * total_per) next
+          rest = substr($0, index($0, ")") + 2)
+          sub(/ \[[^]]*\]$/, "", rest)
+          fn = rest; sub(/^[^:]*:/, "", fn)
+          cost[fn] += c
+        }
+        /PROGRAM TOTALS/ {t = $1; gsub(",", "", t); total_per = t / n}
+        END {for (f in cost) printf "%9.0f  %s\n", cost[f] / n, f}' \
+    | sort -rn | head -n "$TOP" | sed 's/^/  /' | tee -a "$SUMMARY"
+}
+
+run_strace() {
+  local name=$1 spid
+  step "$name: strace -c, $N requests (ab -k -c$C) after $WARM"
+  start "$name"
+  drive "$name" "$WARM"
+  strace -f -c -o "$OUT/strace-$name.txt" -p "$SERVER_PID" 2>/dev/null &
+  spid=$!
+  sleep 1
+  drive "$name" "$N"
+  sleep 0.5
+  kill -INT "$spid"
+  wait "$spid" 2>/dev/null || true
+  stop
+  printf '%-9s system calls per request:' "$name" | tee -a "$SUMMARY"
+  awk -v n="$N" '
+    $1 ~ /^[0-9.]+$/ && NF >= 5 {
+      calls = $4; name = $NF
+      if (name != "total" && calls / n >= 0.001) printf " %s %.3f", name, calls / n
+      if (name == "total") tot = calls / n
+    }
+    END {printf "  (total %.3f)\n", tot}' "$OUT/strace-$name.txt" | tee -a "$SUMMARY"
+  awk -v n="$N" '$NF == "total" {printf "%.3f\n", $4 / n}' "$OUT/strace-$name.txt" \
+    > "$OUT/calls-$name"
+}
+
+run_sched() {
+  local name=$1 spid
+  step "$name: perf stat (tracepoints), $N requests (ab -k -c$SCHED_C) after $WARM"
+  start "$name"
+  drive "$name" "$WARM" "$SCHED_C"
+  perf stat -x, -o "$OUT/sched-$name.txt" -p "$SERVER_PID" \
+    -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,context-switches &
+  spid=$!
+  sleep 0.5
+  drive "$name" "$N" "$SCHED_C"
+  kill -INT "$spid"
+  wait "$spid" 2>/dev/null || true
+  stop
+  awk -F, -v n="$N" -v name="$name" -v c="$SCHED_C" '
+    $1 ~ /^[0-9]+$/ {v[$3] = $1 / n}
+    END {
+      printf "%-9s system calls per request (no ptrace, c%d): %.3f (epoll_wait %.3f), context switches %.3f\n",
+        name, c, v["raw_syscalls:sys_enter"], v["syscalls:sys_enter_epoll_wait"], v["context-switches"]
+    }' "$OUT/sched-$name.txt" | tee -a "$SUMMARY"
+}
+
+# ratio WHAT FILE_PREFIX: the capstone's and httpd's figures over lighttpd's, when
+# both were taken.
+ratio() {
+  local s
+  for s in capstone httpd; do
+    [ -s "$OUT/$2-$s" ] && [ -s "$OUT/$2-lighttpd" ] || continue
+    awk -v a="$(cat "$OUT/$2-$s")" -v b="$(cat "$OUT/$2-lighttpd")" -v w="$1" -v s="$s" \
+      'BEGIN {if (b > 0) printf "%s / lighttpd, %s per request: %.2fx\n", s, w, a / b}' \
+      >> "$SUMMARY"
+  done
+}
+
+run_perf() {
+  local name=$1 reqs
+  step "$name: perf record -e cpu-clock, wrk -t1 -c64 for ${PERF_SECS}s"
+  start "$name"
+  wrk -t1 -c64 -d"$((PERF_SECS + 1))s" "http://127.0.0.1:$(port_of "$name")$URL_PATH" > "$OUT/wrk-$name.txt" 2>&1 &
+  local wpid=$!
+  sleep 0.5
+  perf record -q -e cpu-clock -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep "$PERF_SECS" >/dev/null 2>&1
+  wait "$wpid" || true
+  stop
+  reqs=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
+  {
+    echo "$name: perf, wrk $reqs requests; share of samples by user/kernel, then top symbols"
+    perf report -i "$OUT/perf-$name.data" --stdio --sort sym 2>/dev/null \
+      | awk -v top="$TOP" '
+          /^ +[0-9.]+%/ {
+            p = $1; sub("%", "", p)
+            if ($2 == "[k]") k += p; else u += p
+            if (shown < top) {lines[shown++] = "  " $0}
+          }
+          END {
+            printf "  kernel %.1f%%  user %.1f%%\n", k, u
+            for (i = 0; i < shown; i++) print lines[i]
+          }'
+  } | tee -a "$SUMMARY"
+}
+
+for tool in "${TOOLS[@]}"; do
+  for name in $SERVERS; do
+    "run_$tool" "$name"
+  done
+done
+
+step "summary ($N requests of a $FILE_SIZE-byte file, ab -k -c$C; metrics $METRICS)"
+ratio "user-space instructions" instr
+ratio "system calls" calls
+grep -E 'per request|^[a-z]+: perf' "$SUMMARY"
+[ "$KEEP" = 1 ] && echo "raw outputs in $OUT"
+exit 0
