@@ -466,6 +466,30 @@ fn origin_of(r: &Resp) -> String {
     r.text().split(' ').nth(1).unwrap_or("").to_string()
 }
 
+/// A loopback address that refuses connections for as long as the returned socket
+/// lives: bound but not listening, so no other socket (another test's origin, an
+/// outgoing connection's ephemeral port) can take the port meanwhile, as it could
+/// once a listener bound only to learn a free port was dropped.
+fn refusing_addr() -> (std::os::fd::OwnedFd, SocketAddr) {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .unwrap();
+    let at: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    (fd, SocketAddr::from(([127, 0, 0, 1], at.port())))
+}
+
 #[test]
 fn round_robin_spreads_evenly_over_kept_connections() {
     let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
@@ -762,10 +786,7 @@ fn proxied_requests_are_logged_and_counted() {
     let a = Origin::start("a");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_held, dead) = refusing_addr();
     let cap = Capstone::start(&format!(
         "[log]\naccess = {log:?}\n{}[[upstream]]\nname = \"dead\"\nservers = [\"{dead}\"]\n\
          [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n\
@@ -926,10 +947,7 @@ fn pipelined_requests_are_answered_in_order_whoever_serves_them() {
 #[test]
 fn a_failing_server_is_taken_out_for_its_cooldown() {
     let a = Origin::start("a");
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_held, dead) = refusing_addr();
     let cap = Capstone::start(&format!(
         "[[upstream]]\nname = \"app\"\nservers = [\"{dead}\", \"{}\"]\n\
          max_fails = 2\nfail_window = 10\ncooldown = 30\n\
