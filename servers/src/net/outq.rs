@@ -326,7 +326,11 @@ mod tests {
         q.push_bytes(Bytes::new());
         assert_eq!(q.file_bytes(), 4 * 200_000);
 
+        // The reader starts only once the writer has met a full socket buffer, so the
+        // short-write path runs however fast the reader would have drained.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
         let reader = std::thread::spawn(move || {
+            let _ = wait.recv();
             let mut got = Vec::new();
             let mut buf = [0u8; 977];
             loop {
@@ -344,9 +348,14 @@ mod tests {
             if f.done {
                 break;
             }
+            if !saw_block {
+                let _ = go.send(());
+            }
             saw_block = true;
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        // Never blocked: let the reader go anyway, so the checks below can fail.
+        let _ = go.send(());
         assert_eq!(q.mem_bytes(), 0);
         assert_eq!(q.file_bytes(), 0);
         drop(a);
