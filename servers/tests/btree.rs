@@ -197,6 +197,47 @@ fn large_values_use_overflow_pages_and_limits_are_enforced() {
     assert!(s.free_pages >= 240, "the old chain is free: {s:?}");
 }
 
+/// Pages a batch takes past the end of the file and frees again before its commit
+/// (a large value put and then deleted) are never written, yet the meta counts them:
+/// the commit must still leave a file that holds every page its meta names, or the
+/// next open refuses both meta pages.
+#[test]
+fn pages_taken_and_freed_in_one_batch_past_the_end_still_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.db");
+    {
+        let db = Db::open(&path).unwrap();
+        let mut b = db.write().unwrap();
+        b.put(b"a", b"1").unwrap();
+        b.put(b"big", &vec![7u8; 10 * PAGE_SIZE]).unwrap();
+        b.delete(b"big").unwrap();
+        // Leaves split into fresh pages, then emptied and freed again.
+        for i in 0..2_000u32 {
+            b.put(format!("k{i:05}").as_bytes(), &[1u8; 100]).unwrap();
+        }
+        for i in 0..2_000u32 {
+            b.delete(format!("k{i:05}").as_bytes()).unwrap();
+        }
+        b.commit().unwrap();
+        db.check().unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    db.check().unwrap();
+    assert_eq!(db.read().get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.read().get(b"big").unwrap(), None);
+    // The free pages are used again, and the file still reopens.
+    let mut b = db.write().unwrap();
+    b.put(b"big", &vec![8u8; 10 * PAGE_SIZE]).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    db.check().unwrap();
+    assert_eq!(
+        db.read().get(b"big").unwrap().map(|v| v.len()),
+        Some(10 * PAGE_SIZE)
+    );
+}
+
 #[test]
 fn flipped_byte_is_reported_with_its_page_number() {
     let dir = tempfile::tempdir().unwrap();

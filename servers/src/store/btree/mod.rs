@@ -39,7 +39,8 @@
 //!
 //! **Commit**, for batch `txn = N+1`, in this order:
 //! 1. the freelist is rewritten into fresh pages (the previous list's pages are freed);
-//! 2. every new page is written (`pwrite`), then `fdatasync`;
+//! 2. every new page is written (`pwrite`), the file grown to `npages` if a page taken
+//!    and freed again within the batch left its end unwritten, then `fdatasync`;
 //! 3. the meta page for `N+1` is written into slot `(N+1) % 2`, then `fdatasync`.
 //!
 //! **What is on disk at each instant, and why reopen finds the last commit.** Reopen

@@ -631,6 +631,22 @@ impl<'a> WriteBatch<'a> {
         // disk; refuse further batches until the file is reopened.
         shared.poisoned.store(true, Ordering::SeqCst);
         write_runs(shared, &out)?;
+        // A page taken past the old end and freed again within this batch is on the
+        // freelist but was never written: the file must still hold every page the
+        // meta names (open refuses a meta that names more), so it grows to `npages`
+        // (a hole of zeros) before the sync that makes the pages durable.
+        let end = self.meta.npages * PAGE_SIZE as u64;
+        let len = shared
+            .file
+            .metadata()
+            .map_err(|e| shared.io("fstat", e))?
+            .len();
+        if len < end {
+            shared
+                .file
+                .set_len(end)
+                .map_err(|e| shared.io("ftruncate", e))?;
+        }
         shared
             .file
             .sync_data()
