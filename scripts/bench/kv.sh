@@ -23,6 +23,9 @@
 #    key count is checked and a sample of about 1,000 keys read back from each server
 #    must be the same on both. Redis runs with auto-aof-rewrite-percentage 0 so both
 #    replay a plain log of the same commands. RECOVERY_KEYS=0 skips this part.
+# PIN=1 pins each server to the last CPU and redis-benchmark to the first (taskset), so
+# that on a small machine the client and the server measured do not trade cores
+# mid-run (both servers pinned the same way; their helper threads too).
 # Prints a table of requests/s with ratios kvd/redis and their geometric mean, and
 # draws target/bench/kv.png.
 set -euo pipefail
@@ -36,7 +39,13 @@ KVD_PORT=${KVD_PORT:-16301}
 REDIS_PORT=${REDIS_PORT:-16302}
 TESTS=${TESTS:-ping set get incr mset lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100 lrange_600}
 
-need_pkgs redis-server redis-tools python3 procps
+need_pkgs redis-server redis-tools python3 procps util-linux
+PIN=${PIN:-0}
+SRV_PIN=() CLI_PIN=()
+if [ "$PIN" = 1 ]; then
+  last=$(($(nproc) - 1))
+  SRV_PIN=(taskset -c "$last") CLI_PIN=(taskset -c 0)
+fi
 
 step "building kvd (release)"
 cargo build --release --locked --bin kvd -q
@@ -51,13 +60,13 @@ cleanup() {
 trap cleanup EXIT
 
 start_kvd() { # DIR
-  RUST_LOG=warn "$KVD" --listen "127.0.0.1:$KVD_PORT" --dir "$1" --appendfsync everysec \
+  RUST_LOG=warn "${SRV_PIN[@]}" "$KVD" --listen "127.0.0.1:$KVD_PORT" --dir "$1" --appendfsync everysec \
     >"$1.log" 2>&1 &
   echo $!
 }
 
 start_redis() { # DIR
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$1" --save '' \
+  "${SRV_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$1" --save '' \
     --appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0 \
     --daemonize no --logfile "$1.log" >/dev/null 2>&1 &
   echo $!
@@ -117,7 +126,7 @@ for P in 1 16; do
       for srv in $order; do
         port=$KVD_PORT; [ $srv = redis ] && port=$REDIS_PORT
         step "redis-benchmark -t $t -P $P against $srv (round $round of $ROUNDS)"
-        timeout 300 redis-benchmark -p "$port" -t "$t" -n "$(requests_for "$t" "$P")" -c 50 -P "$P" --csv 2>/dev/null |
+        timeout 300 "${CLI_PIN[@]}" redis-benchmark -p "$port" -t "$t" -n "$(requests_for "$t" "$P")" -c 50 -P "$P" --csv 2>/dev/null |
           tr -d '\r' | awk -F'","' -v s=$srv -v p=$P 'NR > 1 && !/needed to benchmark/ { gsub(/"/, "", $1); sub(/ \(.*/, "", $1); print s "," p "," $1 "," $2 }' |
           tee -a "$RESULTS"
       done
