@@ -31,6 +31,10 @@ pub struct Listener {
     local: SocketAddr,
     /// `SO_SNDBUF` to set on every accepted connection.
     sndbuf: Option<libc::c_int>,
+    /// Whether each accepted connection needs its own `setsockopt(TCP_NODELAY)`:
+    /// false once the listener carries it, since Linux copies it to every socket
+    /// `accept` returns (one system call less per connection).
+    nodelay_per_conn: bool,
 }
 
 impl Listener {
@@ -80,10 +84,12 @@ impl Listener {
         let res = unsafe { libc::listen(fd.as_raw_fd(), opts.backlog) };
         cvt(res).map_err(|e| NetError::new("listen", addr, e))?;
         let local = local_addr(fd.as_fd()).map_err(|e| NetError::new("getsockname", addr, e))?;
+        let nodelay_per_conn = !listener_nodelay(&fd, local);
         Ok(Listener {
             fd,
             local,
             sndbuf: None,
+            nodelay_per_conn,
         })
     }
 
@@ -98,10 +104,12 @@ impl Listener {
         // SAFETY: as above.
         let res = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
         cvt(res).map_err(|e| NetError::new("fcntl(F_SETFL)", local, e))?;
+        let nodelay_per_conn = !listener_nodelay(&fd, local);
         Ok(Listener {
             fd,
             local,
             sndbuf: None,
+            nodelay_per_conn,
         })
     }
 
@@ -121,6 +129,7 @@ impl Listener {
             fd,
             local: self.local,
             sndbuf: self.sndbuf,
+            nodelay_per_conn: self.nodelay_per_conn,
         })
     }
 
@@ -136,10 +145,10 @@ impl Listener {
     pub fn accept(&self) -> Result<Option<(OwnedFd, SocketAddr)>, NetError> {
         let got = accept(self.fd.as_fd()).map_err(|e| NetError::new("accept4", self.local, e))?;
         if let Some((fd, peer)) = &got {
-            // Replies are written whole from the outbound queue, so Nagle's delay
-            // would only add latency to small ones.
-            if let Err(e) = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1) {
-                tracing::debug!(%peer, error = %e, "setsockopt(TCP_NODELAY) failed");
+            if self.nodelay_per_conn {
+                if let Err(e) = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1) {
+                    tracing::debug!(%peer, error = %e, "setsockopt(TCP_NODELAY) failed");
+                }
             }
             if let Some(n) = self.sndbuf {
                 if let Err(e) = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, n) {
@@ -193,6 +202,20 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, SocketAdd
                 Some(libc::EAGAIN) => return Ok(None),
                 _ => return Err(e),
             },
+        }
+    }
+}
+
+/// Sets `TCP_NODELAY` on a listening socket, so that every connection it accepts
+/// starts with it: replies are written whole from the outbound queue, and Nagle's
+/// delay would only add latency to small ones. False when the socket refuses it
+/// (then each accepted connection is asked instead).
+fn listener_nodelay(fd: &OwnedFd, local: SocketAddr) -> bool {
+    match set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(%local, error = %e, "setsockopt(TCP_NODELAY) on the listener failed");
+            false
         }
     }
 }
@@ -323,6 +346,40 @@ mod tests {
         if let Ok(l6) = Listener::bind("[::1]:0".parse().unwrap(), &ListenOptions::default()) {
             assert!(l6.local_addr().is_ipv6());
         }
+    }
+
+    #[test]
+    fn accepted_connections_have_nodelay_without_a_call_of_their_own() {
+        use std::os::fd::AsRawFd;
+        let l = Listener::bind("127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+        assert!(
+            !l.nodelay_per_conn,
+            "the listener itself carries TCP_NODELAY"
+        );
+        let _c = std::net::TcpStream::connect(l.local_addr()).unwrap();
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(x) = l.accept().unwrap() {
+                got = Some(x);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (fd, _) = got.expect("connection accepted");
+        let mut on: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `on` and `len` are live and `len` is `on`'s exact size.
+        let res = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(res, 0);
+        assert_eq!(on, 1, "accepted socket without TCP_NODELAY");
     }
 
     #[test]
