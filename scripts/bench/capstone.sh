@@ -140,25 +140,7 @@ CONF
 start_lighttpd() {
   local d="$WORK/lighttpd-$1"
   mkdir -p "$d"
-  cat > "$d/lighttpd.conf" <<CONF
-server.document-root = "$2"
-server.bind = "127.0.0.1"
-server.port = $1
-server.errorlog = "$d/error.log"
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 60
-server.max-fds = 30000
-server.max-connections = 15000
-mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
-# gzip_static's equivalent: the same .gz file, marked as a coding of the page.
-server.modules += ( "mod_rewrite", "mod_setenv" )
-\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
-  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
-}
-\$HTTP["url"] =~ "\\.html\\.gz\$" {
-  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
-}
-CONF
+  lighttpd_conf "$d/lighttpd.conf" "$2" "$1" "$d/error.log" 60 30000 15000
   exec lighttpd -D -f "$d/lighttpd.conf"
 }
 

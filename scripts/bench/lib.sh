@@ -7,6 +7,8 @@
 #   wrk_stats FILE             "REQS RPS P50_MS P99_MS ERRORS" from `wrk --latency` output
 #   start_servers              start every `start_NAME PORT DOCROOT` of $SERVERS at once
 #                              (ports from $PORT_BASE); fills PID_OF and PORT_OF
+#   lighttpd_conf FILE DOCROOT PORT ERRLOG IDLE MAXFDS MAXCONNS
+#                              write the static-file lighttpd.conf the benchmarks share
 #   run_rounds PARAMS...       ROUNDS rounds of `run_case SERVER PID PORT PARAM FILE ROUND`
 #                              over $FILES x PARAMS x servers, the servers taking turns
 #                              going first
@@ -118,4 +120,29 @@ run_rounds() {
     done
     order=("${order[@]:1}" "${order[0]}")
   done
+}
+
+# lighttpd_conf FILE DOCROOT PORT ERRLOG IDLE MAXFDS MAXCONNS: the configuration every
+# static-file benchmark gives lighttpd: keep-alive without a request limit, the
+# benchmark files' types, and nginx gzip_static's equivalent (the precompressed
+# NAME.html.gz sent, marked as a coding of the page, to a client that accepts gzip).
+lighttpd_conf() {
+  cat > "$1" <<CONF
+server.document-root = "$2"
+server.bind = "127.0.0.1"
+server.port = $3
+server.errorlog = "$4"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = $5
+server.max-fds = $6
+server.max-connections = $7
+mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
+server.modules += ( "mod_rewrite", "mod_setenv" )
+\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
+  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
+}
+\$HTTP["url"] =~ "\\.html\\.gz\$" {
+  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
+}
+CONF
 }

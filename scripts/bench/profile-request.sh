@@ -34,6 +34,7 @@
 # kept there; default a temporary directory that is removed).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 TOOLS=()
@@ -104,24 +105,7 @@ precompressed = true
 [timeouts]
 idle = 60
 CONF
-cat > "$OUT/lighttpd.conf" <<CONF
-server.document-root = "$DOCROOT"
-server.bind = "127.0.0.1"
-server.port = $((PORT + 1))
-server.errorlog = "$OUT/lighttpd-error.log"
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 60
-server.max-fds = 30000
-server.max-connections = 15000
-mimetype.assign = ( ".html.gz" => "text/html", ".html" => "text/html", ".bin" => "application/octet-stream" )
-server.modules += ( "mod_rewrite", "mod_setenv" )
-\$REQUEST_HEADER["Accept-Encoding"] =~ "gzip" {
-  url.rewrite-once = ( "^(/.*\\.html)\$" => "\$1.gz" )
-}
-\$HTTP["url"] =~ "\\.html\\.gz\$" {
-  setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
-}
-CONF
+lighttpd_conf "$OUT/lighttpd.conf" "$DOCROOT" $((PORT + 1)) "$OUT/lighttpd-error.log" 60 30000 15000
 
 port_of() {
   case $1 in
