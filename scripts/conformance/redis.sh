@@ -32,7 +32,7 @@ cd "$SYSNET_ROOT"
 DEFAULT_UNITS="type/string type/incr type/hash type/list type/set type/zset keyspace expire protocol multi pubsub info-command scan quit sort"
 UNITS=${UNITS:-$DEFAULT_UNITS}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-240}
-DENY_TAGS="-needs:debug -needs:repl -needs:save -needs:pfdebug -resp3"
+DENY_TAGS="-needs:debug -needs:repl -needs:save -needs:pfdebug"
 # runtest's own port (for its test clients) is looked for just below --baseport (21111
 # by default): two runs at once on one machine would race for it, so each run takes
 # a range of its own.

@@ -159,7 +159,7 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: Args<'_>) {
         for name in args.iter().skip(2) {
             match super::lookup(name) {
                 Some(c) => command_entry(ctx, c),
-                None => ctx.out.extend_from_slice(crate::proto::resp::NULL_ARRAY),
+                None => ctx.null_array(),
             }
         }
     } else {
