@@ -17,6 +17,7 @@ mod blocking;
 pub mod btree_engine;
 mod client;
 mod cmd;
+mod dump;
 pub mod engine;
 pub mod glob;
 pub mod hash;
