@@ -21,10 +21,8 @@
 # bound. The suite runs with --durable (an unexpected error inside one test is that
 # test's failure, not the end of the unit) and --singledb (kvd has one database).
 # Tests that need DEBUG, replication, RDB or HyperLogLog debugging are skipped by
-# their tags, for both servers alike; so are the RESP3 variants (the suite's own
-# `resp3` switch, which its list and zset units consult before sending HELLO 3): kvd
-# speaks RESP2 and answers HELLO 3 with -NOPROTO, and without the switch the HELLO 3
-# those units send outside any test ends them half-way.
+# their tags, for both servers alike. The RESP3 variants run (kvd speaks RESP3 after
+# HELLO 3, as redis-server does).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
