@@ -323,6 +323,7 @@ fn resp3_replies_are_redis_servers_bytes() {
         vec!["CONFIG", "GET", "nosuchparameter"],
         vec!["PUBSUB", "NUMSUB", "ch"],
         vec!["COMMAND", "INFO", "nosuchcommand"],
+        vec!["COMMAND", "DOCS", "nosuchcommand"],
         vec!["CLIENT", "REPLY", "ON"],
         // Pub/Sub: confirmations are pushes, and a subscribed RESP3 client runs anything
         vec!["SUBSCRIBE", "ch", "ch2"],
@@ -420,6 +421,13 @@ fn pushes_and_replies_per_connection_protocol() {
     three.send(&["CLIENT", "REPLY", "ON"]);
     assert_eq!(String::from_utf8(three.reply()).unwrap(), "+OK\r\n");
     assert_eq!(three.cmd(&["GET", "k"]), "$1\r\nw\r\n");
+    // COMMAND INFO's flags are a set, as Redis's.
+    assert!(three
+        .cmd(&["COMMAND", "INFO", "get"])
+        .contains("~2\r\n+readonly\r\n+fast\r\n"));
+    assert!(publisher
+        .cmd(&["COMMAND", "INFO", "get"])
+        .contains("*2\r\n+readonly\r\n+fast\r\n"));
     // A blocked RESP3 client's timeout is RESP3's null.
     assert_eq!(three.cmd(&["BLPOP", "nolist", "0.01"]), "_\r\n");
 }
