@@ -21,10 +21,8 @@
 # bound. The suite runs with --durable (an unexpected error inside one test is that
 # test's failure, not the end of the unit) and --singledb (kvd has one database).
 # Tests that need DEBUG, replication, RDB or HyperLogLog debugging are skipped by
-# their tags, for both servers alike; so are the RESP3 variants (the suite's own
-# `resp3` switch, which its list and zset units consult before sending HELLO 3): kvd
-# speaks RESP2 and answers HELLO 3 with -NOPROTO, and without the switch the HELLO 3
-# those units send outside any test ends them half-way.
+# their tags, for both servers alike. The RESP3 variants run (kvd speaks RESP3 after
+# HELLO 3, as redis-server does).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
@@ -32,7 +30,7 @@ cd "$SYSNET_ROOT"
 DEFAULT_UNITS="type/string type/incr type/hash type/list type/set type/zset keyspace expire protocol multi pubsub info-command scan quit sort"
 UNITS=${UNITS:-$DEFAULT_UNITS}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-240}
-DENY_TAGS="-needs:debug -needs:repl -needs:save -needs:pfdebug -resp3"
+DENY_TAGS="-needs:debug -needs:repl -needs:save -needs:pfdebug"
 # runtest's own port (for its test clients) is looked for just below --baseport (21111
 # by default): two runs at once on one machine would race for it, so each run takes
 # a range of its own.

@@ -53,6 +53,8 @@ pub(crate) struct Request {
     pub op: Op,
     /// `None`: wait for ever.
     pub timeout: Option<Duration>,
+    /// The client speaks RESP3 (its reply, even when it comes later, in that protocol).
+    pub resp3: bool,
 }
 
 /// The parked clients.
@@ -116,7 +118,7 @@ fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, &'static str> {
 
 /// Tries `op` on `key` (which holds a value of the op's type): the reply and the log
 /// record of the pop, or `None` when the key is empty.
-fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op) -> Result<Option<Vec<u8>>, String> {
+fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op, resp3: bool) -> Result<Option<Vec<u8>>, String> {
     let mut out = Vec::new();
     match op {
         Op::Pop(end) => {
@@ -152,7 +154,7 @@ fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op) -> Result<Option<Vec<u8>>, St
             resp::encode_array_len(&mut out, 3);
             resp::encode_bulk(&mut out, key);
             resp::encode_bulk(&mut out, &m);
-            resp::encode_bulk(&mut out, super::value::fmt_score(s).as_bytes());
+            zsets::double(&mut out, s, resp3);
         }
         Op::MPop(end, count) => {
             let got = lists::pop_n(ks, key, *end, *count);
@@ -183,7 +185,7 @@ fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op) -> Result<Option<Vec<u8>>, St
             for (s, m) in &got {
                 resp::encode_array_len(&mut out, 2);
                 resp::encode_bulk(&mut out, m);
-                zsets::double(&mut out, *s);
+                zsets::double(&mut out, *s, resp3);
             }
         }
     }
@@ -191,7 +193,13 @@ fn attempt(ks: &mut Keyspace, key: &[u8], op: &Op) -> Result<Option<Vec<u8>>, St
 }
 
 /// The reply when nothing came: a null array, as Redis answers a timed-out client.
-const TIMED_OUT: &[u8] = resp::NULL_ARRAY;
+fn timed_out(resp3: bool) -> &'static [u8] {
+    if resp3 {
+        resp::NULL3
+    } else {
+        resp::NULL_ARRAY
+    }
+}
 
 /// The command half: try now, else leave a request (or, where nothing may block,
 /// answer empty).
@@ -217,16 +225,21 @@ fn blocking(ctx: &mut super::cmd::Ctx<'_>, keys: Vec<Box<[u8]>>, op: Op, timeout
         if ctx.ks.kind(key).is_none() {
             continue;
         }
-        match attempt(ctx.ks, key, &op) {
+        match attempt(ctx.ks, key, &op, ctx.resp3) {
             Ok(Some(reply)) => return ctx.out.extend_from_slice(&reply),
             Ok(None) => {}
             Err(e) => return ctx.err(&e),
         }
     }
     if ctx.ks.may_block {
-        ctx.ks.block_request = Some(Request { keys, op, timeout });
+        ctx.ks.block_request = Some(Request {
+            keys,
+            op,
+            timeout,
+            resp3: ctx.resp3,
+        });
     } else {
-        ctx.out.extend_from_slice(TIMED_OUT);
+        ctx.out.extend_from_slice(timed_out(ctx.resp3));
     }
 }
 
@@ -352,11 +365,11 @@ impl Kv {
                     let Some(req) = self.blocked.waiting.get(&id) else {
                         break;
                     };
-                    let op = req.op.clone();
+                    let (op, resp3) = (req.op.clone(), req.resp3);
                     if self.ks.kind(&key) != Some(op.kind()) {
                         break;
                     }
-                    match attempt(&mut self.ks, &key, &op) {
+                    match attempt(&mut self.ks, &key, &op, resp3) {
                         Ok(Some(reply)) => {
                             self.blocked.remove(id);
                             out.deadline(id, None);
@@ -428,14 +441,14 @@ impl Kv {
     /// CLIENT UNBLOCK: a parked client answered as if its timeout passed (or, `error`,
     /// with Redis's UNBLOCKED error) and unparked; false when `id` was not parked.
     pub(super) fn unblock(&mut self, id: ConnId, error: bool) -> bool {
-        if self.blocked.remove(id).is_none() {
+        let Some(req) = self.blocked.remove(id) else {
             return false;
-        }
+        };
         self.unblocked.push(id);
         let reply = if error {
             bytes::Bytes::from_static(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
         } else {
-            bytes::Bytes::from_static(TIMED_OUT)
+            bytes::Bytes::from_static(timed_out(req.resp3))
         };
         self.held_bytes += reply.len();
         self.held.push(Held::Send(id, reply));
@@ -445,11 +458,13 @@ impl Kv {
     /// A parked client's deadline passed: it gets a null array and is unparked.
     /// False when `id` was not parked.
     pub(super) fn blocked_timeout(&mut self, id: ConnId) -> bool {
-        if self.blocked.remove(id).is_none() {
+        let Some(req) = self.blocked.remove(id) else {
             return false;
-        }
-        self.held
-            .push(Held::Send(id, bytes::Bytes::from_static(TIMED_OUT)));
+        };
+        self.held.push(Held::Send(
+            id,
+            bytes::Bytes::from_static(timed_out(req.resp3)),
+        ));
         true
     }
 }

@@ -5,8 +5,8 @@
 //! someone else's write, a CLIENT KILL, a PUBLISH to its channels) lives here, in
 //! [`Clients`] owned by [`super::Kv`] and keyed by connection; the event loop's
 //! per-connection value ([`super::KvConn`]) only caches whether the client is plain
-//! (authenticated, not in MULTI, not subscribed), so an ordinary command costs no
-//! lookup at all.
+//! (authenticated, not in MULTI, not subscribed, speaking RESP2 with replies on), so an
+//! ordinary command costs no lookup at all.
 
 use crate::proto::resp::Args;
 use crate::proto::ConnId;
@@ -82,6 +82,8 @@ pub struct Client {
     pub patterns: HashSet<Box<[u8]>>,
     /// CLIENT REPLY: whether replies are sent.
     pub reply: ReplyMode,
+    /// HELLO 3 made it a RESP3 client.
+    pub resp3: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -107,6 +109,7 @@ impl Client {
             && self.multi.is_none()
             && self.subscriptions() == 0
             && self.reply == ReplyMode::On
+            && !self.resp3
     }
 }
 
@@ -138,6 +141,7 @@ impl Clients {
                 channels: HashSet::new(),
                 patterns: HashSet::new(),
                 reply: ReplyMode::On,
+                resp3: false,
             },
         );
     }

@@ -17,6 +17,7 @@ mod blocking;
 pub mod btree_engine;
 mod client;
 mod cmd;
+mod dump;
 pub mod engine;
 pub mod glob;
 pub mod hash;
@@ -248,6 +249,9 @@ pub struct Kv {
     cmdstats: Vec<session::CmdStat>,
     /// Error replies by their first word (INFO errorstats).
     errorstats: BTreeMap<String, u64>,
+    /// The protocol of the client whose command runs: RESP3 after its `HELLO 3`.
+    /// Plain clients speak RESP2, so only the connection layer sets it.
+    resp3: bool,
 }
 
 /// Runs one command, its reply appended to `out`. True when the client asked to quit.
@@ -263,10 +267,11 @@ fn exec(
         resp::encode_error(out, &cmd::unknown_command(args));
         return false;
     };
-    exec_spec(ks, aof, server, out, spec, args, refuse_writes)
+    exec_spec(ks, aof, server, out, spec, args, refuse_writes, false)
 }
 
-/// [`exec`] once the command is found.
+/// [`exec`] once the command is found; `resp3` is the client's protocol.
+#[allow(clippy::too_many_arguments)]
 fn exec_spec(
     ks: &mut Keyspace,
     aof: Option<&mut Aof>,
@@ -275,6 +280,7 @@ fn exec_spec(
     spec: &'static cmd::Spec,
     args: Args<'_>,
     refuse_writes: Option<&str>,
+    resp3: bool,
 ) -> bool {
     if !spec.arity_ok(args.len()) {
         resp::encode_error(out, &cmd::wrong_arity(spec.name));
@@ -293,6 +299,7 @@ fn exec_spec(
         aof,
         server,
         quit: false,
+        resp3,
     };
     (spec.run)(&mut ctx, args);
     ctx.quit
@@ -438,6 +445,7 @@ impl Kv {
             kills: Vec::new(),
             cmdstats: vec![session::CmdStat::default(); cmd::COMMANDS.len()],
             errorstats: BTreeMap::new(),
+            resp3: false,
         })
     }
 

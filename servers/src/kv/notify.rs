@@ -165,6 +165,7 @@ pub fn event_at(command: &str, nth: usize, side: &[u8]) -> Option<(u16, &'static
         ("lmove", 0) => (LIST, if left { "lpop" } else { "rpop" }),
         ("lmove", _) => (LIST, if left { "lpush" } else { "rpush" }),
         ("copy", _) => (GENERIC, "copy_to"),
+        ("restore", _) => (GENERIC, "restore"),
         ("sinterstore", _) => (SET, "sinterstore"),
         ("sunionstore", _) => (SET, "sunionstore"),
         ("sdiffstore", _) => (SET, "sdiffstore"),

@@ -116,6 +116,7 @@ impl Kv {
             spec,
             args,
             refuse,
+            self.resp3,
         );
         self.count(spec, reply, reply_before);
         for k in absent {
@@ -312,7 +313,9 @@ impl Kv {
         refuse: Option<&str>,
     ) -> bool {
         let before = reply.len();
+        self.resp3 = self.clients.map.get(&id).is_some_and(|c| c.resp3);
         let quit = self.gated(id, spec, args, reply, refuse);
+        self.resp3 = false;
         // (Un)subscribe confirmations are pushed whatever CLIENT REPLY says, as
         // messages are.
         let pushed = spec.is_some_and(|s| s.name.ends_with("subscribe"));
@@ -366,7 +369,9 @@ impl Kv {
             );
             return false;
         }
+        // A RESP3 client tells pushes from replies by their type: it may run anything.
         if client.subscriptions() > 0
+            && !client.resp3
             && !matches!(
                 spec.name,
                 "ping"
@@ -385,7 +390,7 @@ impl Kv {
             self.reject(id, Some(spec), reply, &msg);
             return false;
         }
-        if spec.name == "ping" && client.subscriptions() > 0 {
+        if spec.name == "ping" && client.subscriptions() > 0 && !client.resp3 {
             let before = reply.len();
             self.ping(id, args, reply);
             self.count(spec, reply, before);
@@ -550,8 +555,7 @@ impl Kv {
             );
         }
         if dirty {
-            reply.extend_from_slice(resp::NULL_ARRAY);
-            return;
+            return resp::encode_null_array(reply, self.resp3);
         }
         resp::encode_array_len(reply, multi.queue.len());
         let feed_start = self.ks.feed.len();
@@ -594,7 +598,7 @@ impl Kv {
             if mine.insert(name.into()) {
                 table.entry(name.into()).or_default().push(id);
             }
-            resp::encode_array_len(reply, 3);
+            resp::encode_push_len(reply, 3, c.resp3);
             resp::encode_bulk(reply, kind);
             resp::encode_bulk(reply, name);
             resp::encode_int(reply, c.subscriptions() as i64);
@@ -618,9 +622,9 @@ impl Kv {
             c.channels.iter().cloned().collect()
         };
         if names.is_empty() {
-            resp::encode_array_len(reply, 3);
+            resp::encode_push_len(reply, 3, c.resp3);
             resp::encode_bulk(reply, kind);
-            reply.extend_from_slice(resp::NULL_BULK);
+            resp::encode_null(reply, c.resp3);
             resp::encode_int(reply, c.subscriptions() as i64);
             return;
         }
@@ -633,7 +637,7 @@ impl Kv {
             if mine.remove(&name) {
                 remove_from(table, &name, id);
             }
-            resp::encode_array_len(reply, 3);
+            resp::encode_push_len(reply, 3, c.resp3);
             resp::encode_bulk(reply, kind);
             resp::encode_bulk(reply, &name);
             resp::encode_int(reply, c.subscriptions() as i64);
@@ -649,14 +653,21 @@ impl Kv {
     /// returns how many received it.
     pub(super) fn publish_message(&mut self, channel: &[u8], message: &[u8]) -> usize {
         let mut n = 0;
+        let clients = &self.clients.map;
+        let is_resp3 = |id: &ConnId| clients.get(id).is_some_and(|c| c.resp3);
         if let Some(ids) = self.clients.channels.get(channel) {
-            let mut m = Vec::with_capacity(channel.len() + message.len() + 40);
-            resp::encode_array_len(&mut m, 3);
-            resp::encode_bulk(&mut m, b"message");
-            resp::encode_bulk(&mut m, channel);
-            resp::encode_bulk(&mut m, message);
-            let m = Bytes::from(m);
+            // One message per protocol spoken among the subscribers, built once.
+            let mut built: [Option<Bytes>; 2] = [None, None];
             for &id in ids {
+                let resp3 = is_resp3(&id);
+                let m = built[usize::from(resp3)].get_or_insert_with(|| {
+                    let mut m = Vec::with_capacity(channel.len() + message.len() + 40);
+                    resp::encode_push_len(&mut m, 3, resp3);
+                    resp::encode_bulk(&mut m, b"message");
+                    resp::encode_bulk(&mut m, channel);
+                    resp::encode_bulk(&mut m, message);
+                    Bytes::from(m)
+                });
                 self.outgoing.push((id, m.clone()));
                 n += 1;
             }
@@ -665,14 +676,18 @@ impl Kv {
             if !glob::matches(pat, channel, false) {
                 continue;
             }
-            let mut m = Vec::with_capacity(pat.len() + channel.len() + message.len() + 48);
-            resp::encode_array_len(&mut m, 4);
-            resp::encode_bulk(&mut m, b"pmessage");
-            resp::encode_bulk(&mut m, pat);
-            resp::encode_bulk(&mut m, channel);
-            resp::encode_bulk(&mut m, message);
-            let m = Bytes::from(m);
+            let mut built: [Option<Bytes>; 2] = [None, None];
             for &id in ids {
+                let resp3 = is_resp3(&id);
+                let m = built[usize::from(resp3)].get_or_insert_with(|| {
+                    let mut m = Vec::with_capacity(pat.len() + channel.len() + message.len() + 48);
+                    resp::encode_push_len(&mut m, 4, resp3);
+                    resp::encode_bulk(&mut m, b"pmessage");
+                    resp::encode_bulk(&mut m, pat);
+                    resp::encode_bulk(&mut m, channel);
+                    resp::encode_bulk(&mut m, message);
+                    Bytes::from(m)
+                });
                 self.outgoing.push((id, m.clone()));
                 n += 1;
             }
@@ -724,7 +739,7 @@ impl Kv {
             .clients
             .map
             .get(&id)
-            .is_some_and(|c| c.subscriptions() > 0);
+            .is_some_and(|c| c.subscriptions() > 0 && !c.resp3);
         if subscribed {
             resp::encode_array_len(reply, 2);
             resp::encode_bulk(reply, b"pong");
@@ -770,6 +785,8 @@ impl Kv {
 
     fn hello(&mut self, id: ConnId, args: Args<'_>, reply: &mut Vec<u8>) {
         let mut i = 1;
+        // The protocol asked for; none keeps the client's.
+        let mut proto = None;
         if args.len() >= 2 {
             match parse_i64(args.get(1)) {
                 None => {
@@ -778,11 +795,10 @@ impl Kv {
                         "ERR Protocol version is not an integer or out of range",
                     )
                 }
-                // RESP3 is not spoken: clients fall back to RESP2.
-                Some(v) if v != 2 => {
+                Some(v) if v != 2 && v != 3 => {
                     return resp::encode_error(reply, "NOPROTO unsupported protocol version")
                 }
-                Some(_) => {}
+                Some(v) => proto = Some(v == 3),
             }
             i = 2;
         }
@@ -828,13 +844,19 @@ impl Kv {
         if let Some(n) = name {
             c.name = (!n.is_empty()).then_some(n);
         }
-        resp::encode_array_len(reply, 14);
+        if let Some(resp3) = proto {
+            c.resp3 = resp3;
+        }
+        // The reply is in the protocol just chosen, as Redis's.
+        let resp3 = c.resp3;
+        self.resp3 = resp3;
+        resp::encode_map_len(reply, 7, resp3);
         for (k, v) in [("server", "redis"), ("version", super::REDIS_VERSION)] {
             resp::encode_bulk(reply, k.as_bytes());
             resp::encode_bulk(reply, v.as_bytes());
         }
         resp::encode_bulk(reply, b"proto");
-        resp::encode_int(reply, 2);
+        resp::encode_int(reply, if resp3 { 3 } else { 2 });
         resp::encode_bulk(reply, b"id");
         resp::encode_int(reply, id.0 as i64);
         for (k, v) in [("mode", "standalone"), ("role", "master")] {
@@ -853,6 +875,7 @@ impl Kv {
             c.multi = None;
             c.name = None;
             c.authed = authed;
+            c.resp3 = false;
         }
         reply.extend_from_slice(b"+RESET\r\n");
     }
@@ -875,7 +898,7 @@ impl Kv {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "id={} addr={} laddr=127.0.0.1:{} fd=-1 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
+            "id={} addr={} laddr=127.0.0.1:{} fd=-1 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             id.0,
             c.addr,
             self.server.port,
@@ -887,6 +910,7 @@ impl Kv {
             c.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
             c.multi.as_ref().map_or(0, |m| m.queue.weight()),
             c.last_cmd,
+            if c.resp3 { 3 } else { 2 },
         );
     }
 
@@ -907,14 +931,14 @@ impl Kv {
         } else if sub.eq_ignore_ascii_case(b"GETNAME") && n == 2 {
             match self.clients.map.get(&id).and_then(|c| c.name.as_deref()) {
                 Some(name) => resp::encode_bulk(reply, name),
-                None => reply.extend_from_slice(resp::NULL_BULK),
+                None => resp::encode_null(reply, self.resp3),
             }
         } else if sub.eq_ignore_ascii_case(b"INFO") && n == 2 {
             let mut s = String::new();
             if let Some(c) = self.clients.map.get(&id) {
                 self.client_line(id, c, &mut s);
             }
-            resp::encode_bulk(reply, s.as_bytes());
+            resp::encode_verbatim(reply, s.as_bytes(), self.resp3);
         } else if sub.eq_ignore_ascii_case(b"LIST") {
             let mut ids: Option<Vec<u64>> = None;
             let mut i = 2;
@@ -952,7 +976,7 @@ impl Kv {
                 }
                 self.client_line(*cid, c, &mut s);
             }
-            resp::encode_bulk(reply, s.as_bytes());
+            resp::encode_verbatim(reply, s.as_bytes(), self.resp3);
         } else if sub.eq_ignore_ascii_case(b"UNBLOCK") && (n == 3 || n == 4) {
             let Some(target) = parse_i64(args.get(2)) else {
                 return resp::encode_error(reply, super::cmd::ERR_NOT_INT);
@@ -1080,7 +1104,7 @@ impl Kv {
                     hits.push((name, value));
                 }
             }
-            resp::encode_array_len(reply, hits.len() * 2);
+            resp::encode_map_len(reply, hits.len(), self.resp3);
             for (name, value) in hits {
                 resp::encode_bulk(reply, name.as_bytes());
                 resp::encode_bulk(reply, value.as_bytes());
@@ -1123,7 +1147,7 @@ impl Kv {
 
     fn info(&mut self, args: Args<'_>, reply: &mut Vec<u8>) {
         let text = super::info::render(self, args);
-        resp::encode_bulk(reply, text.as_bytes());
+        resp::encode_verbatim(reply, text.as_bytes(), self.resp3);
     }
 
     /// Pub/Sub messages and kills made during a batch go out after it, behind whatever

@@ -360,9 +360,11 @@ fn auth_gates_every_command_until_the_password_is_given() {
         "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"
     );
     assert_eq!(
-        m.cmd(1, &["HELLO", "3"]),
+        m.cmd(1, &["HELLO", "4"]),
         "-NOPROTO unsupported protocol version\r\n"
     );
+    assert!(m.cmd(3, &["HELLO", "3"]).starts_with("%7\r\n"));
+    assert_eq!(m.cmd(3, &["GET", "a"]), "_\r\n");
     // CONFIG SET requirepass applies to clients that connect afterwards.
     assert_eq!(m.cmd(1, &["CONFIG", "SET", "requirepass", "pw"]), "+OK\r\n");
     assert_eq!(m.cmd(1, &["GET", "a"]), "$-1\r\n");

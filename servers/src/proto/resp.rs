@@ -1,4 +1,5 @@
-//! RESP2: the request parser (multibulk and inline) and the reply encoder.
+//! RESP: the request parser (multibulk and inline) and the reply encoders, RESP2's and
+//! the types RESP3 adds.
 //!
 //! The one idea: never parse a frame that is not wholly buffered. [`parse`] first walks
 //! the frame's headers (the `*N` count and each `$len`), checking every length against
@@ -460,6 +461,73 @@ pub fn encode_array_len(out: &mut Vec<u8>, n: usize) {
 pub const OK: &[u8] = b"+OK\r\n";
 pub const NULL_BULK: &[u8] = b"$-1\r\n";
 pub const NULL_ARRAY: &[u8] = b"*-1\r\n";
+/// RESP3's one null, for both of RESP2's.
+pub const NULL3: &[u8] = b"_\r\n";
+
+// RESP3 (`HELLO 3`): the reply types RESP2 lacks. Each encoder takes the client's
+// protocol and, for a RESP2 client, writes what Redis writes to one: a map is an
+// array of twice the pairs, a set an array, a double a bulk string, a push an array,
+// a verbatim string a bulk string, and both nulls keep their RESP2 forms.
+
+fn aggregate_len(out: &mut Vec<u8>, kind: u8, n: usize) {
+    out.push(kind);
+    push_int(out, n as i64);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A map of `n` pairs (`%n`), or `*2n` in RESP2.
+pub fn encode_map_len(out: &mut Vec<u8>, n: usize, resp3: bool) {
+    if resp3 {
+        aggregate_len(out, b'%', n)
+    } else {
+        encode_array_len(out, 2 * n)
+    }
+}
+
+/// A set of `n` elements (`~n`), or `*n` in RESP2.
+pub fn encode_set_len(out: &mut Vec<u8>, n: usize, resp3: bool) {
+    aggregate_len(out, if resp3 { b'~' } else { b'*' }, n)
+}
+
+/// An out-of-band push of `n` elements (`>n`: Pub/Sub), or `*n` in RESP2.
+pub fn encode_push_len(out: &mut Vec<u8>, n: usize, resp3: bool) {
+    aggregate_len(out, if resp3 { b'>' } else { b'*' }, n)
+}
+
+/// A double already formatted as Redis formats it (`%.17g`, `inf`, `-inf`): `,text`,
+/// or a bulk string in RESP2.
+pub fn encode_double_text(out: &mut Vec<u8>, text: &[u8], resp3: bool) {
+    if resp3 {
+        out.push(b',');
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        encode_bulk(out, text)
+    }
+}
+
+/// A null bulk string: `_` in RESP3.
+pub fn encode_null(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { NULL3 } else { NULL_BULK })
+}
+
+/// A null array: `_` in RESP3.
+pub fn encode_null_array(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { NULL3 } else { NULL_ARRAY })
+}
+
+/// Plain text (INFO, CLIENT LIST): a verbatim string `=len\r\ntxt:...` in RESP3.
+pub fn encode_verbatim(out: &mut Vec<u8>, text: &[u8], resp3: bool) {
+    if !resp3 {
+        return encode_bulk(out, text);
+    }
+    out.reserve(text.len() + 20);
+    out.push(b'=');
+    push_int(out, text.len() as i64 + 4);
+    out.extend_from_slice(b"\r\ntxt:");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
 
 #[cfg(test)]
 mod tests {
@@ -621,6 +689,47 @@ mod tests {
         encode_error(&mut o, "ERR a\r\nb");
         encode_int(&mut o, -5);
         assert_eq!(o, b"-ERR a  b\r\n:-5\r\n");
+    }
+
+    #[test]
+    fn resp3_types_and_their_resp2_forms() {
+        let both = |f: &dyn Fn(&mut Vec<u8>, bool)| {
+            let (mut two, mut three) = (Vec::new(), Vec::new());
+            f(&mut two, false);
+            f(&mut three, true);
+            (
+                String::from_utf8(two).unwrap(),
+                String::from_utf8(three).unwrap(),
+            )
+        };
+        assert_eq!(
+            both(&|o, p| encode_map_len(o, 2, p)),
+            ("*4\r\n".into(), "%2\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_set_len(o, 3, p)),
+            ("*3\r\n".into(), "~3\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_push_len(o, 3, p)),
+            ("*3\r\n".into(), ">3\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_double_text(o, b"-inf", p)),
+            ("$4\r\n-inf\r\n".into(), ",-inf\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_null(o, p)),
+            ("$-1\r\n".into(), "_\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_null_array(o, p)),
+            ("*-1\r\n".into(), "_\r\n".into())
+        );
+        assert_eq!(
+            both(&|o, p| encode_verbatim(o, b"a=1", p)),
+            ("$3\r\na=1\r\n".into(), "=7\r\ntxt:a=1\r\n".into())
+        );
     }
 
     proptest::proptest! {

@@ -96,7 +96,7 @@ pub(crate) fn hmget(ctx: &mut Ctx<'_>, args: Args<'_>) {
     for f in args.iter().skip(2) {
         match h.and_then(|h| h.get(f)) {
             Some(v) => resp::encode_bulk(ctx.out, v),
-            None => ctx.out.extend_from_slice(resp::NULL_BULK),
+            None => resp::encode_null(ctx.out, ctx.resp3),
         }
     }
 }
@@ -137,11 +137,19 @@ pub(crate) fn hexists(ctx: &mut Ctx<'_>, args: Args<'_>) {
 }
 
 fn dump(ctx: &mut Ctx<'_>, args: Args<'_>, keys: bool, values: bool) {
+    // HGETALL is a map in RESP3.
+    let as_map = keys && values;
     let Some(h) = tri!(ctx, read(ctx.ks, args.get(1))) else {
-        return resp::encode_array_len(ctx.out, 0);
+        return match as_map {
+            true => resp::encode_map_len(ctx.out, 0, ctx.resp3),
+            false => resp::encode_array_len(ctx.out, 0),
+        };
     };
-    let per = usize::from(keys) + usize::from(values);
-    resp::encode_array_len(ctx.out, h.len() * per);
+    if as_map {
+        resp::encode_map_len(ctx.out, h.len(), ctx.resp3);
+    } else {
+        resp::encode_array_len(ctx.out, h.len());
+    }
     for (f, v) in h.iter() {
         if keys {
             resp::encode_bulk(ctx.out, f);
@@ -257,7 +265,9 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) {
     } else {
         Vec::new()
     };
-    resp::encode_array_len(ctx.out, picks.len() * per);
+    // RESP3 nests each field-value pair in an array of its own, as Redis 7.0 does.
+    let nested = withvalues && ctx.resp3;
+    resp::encode_array_len(ctx.out, picks.len() * if nested { 1 } else { per });
     for i in picks {
         let pair = if h.is_packed() {
             packed.get(i).copied()
@@ -265,6 +275,9 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) {
             h.get_index(i)
         };
         if let Some((f, v)) = pair {
+            if nested {
+                resp::encode_array_len(ctx.out, 2);
+            }
             resp::encode_bulk(ctx.out, f);
             if withvalues {
                 resp::encode_bulk(ctx.out, v);

@@ -479,11 +479,118 @@ pub(crate) fn unlink(ctx: &mut Ctx<'_>, args: Args<'_>) {
     ctx.int(n);
 }
 
-/// DUMP and RESTORE need Redis's RDB serialization, which kvd does not write.
-pub(crate) fn dump(ctx: &mut Ctx<'_>, _args: Args<'_>) {
-    ctx.err("ERR DUMP is not supported: kvd does not implement the RDB serialization format")
+/// DUMP: the value in Redis's payload shape (see `kv::dump`); a missing key is null.
+pub(crate) fn dump(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    match ctx.ks.get(args.get(1)) {
+        Some(v) => {
+            let p = crate::kv::dump::serialize(v);
+            ctx.bulk(&p);
+        }
+        None => ctx.null(),
+    }
 }
 
-pub(crate) fn restore(ctx: &mut Ctx<'_>, _args: Args<'_>) {
-    ctx.err("ERR RESTORE is not supported: kvd does not implement the RDB serialization format")
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f], checked in
+/// Redis's order (options, the key, the TTL, the footer, the body). kvd keeps no
+/// access times or frequencies: IDLETIME and FREQ are checked and then ignored. It is
+/// logged with an absolute TTL and REPLACE, so a replay makes the same key.
+pub(crate) fn restore(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    use crate::kv::dump;
+    let key = args.get(1);
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let opt = args.get(i);
+        let more = args.len() - i - 1;
+        if opt.eq_ignore_ascii_case(b"REPLACE") {
+            replace = true;
+        } else if opt.eq_ignore_ascii_case(b"ABSTTL") {
+            absttl = true;
+        } else if opt.eq_ignore_ascii_case(b"IDLETIME") && more >= 1 && !freq {
+            match parse_i64(args.get(i + 1)) {
+                None => return ctx.err(ERR_NOT_INT),
+                Some(n) if n < 0 => return ctx.err("ERR Invalid IDLETIME value, must be >= 0"),
+                Some(_) => {}
+            }
+            idle = true;
+            i += 1;
+        } else if opt.eq_ignore_ascii_case(b"FREQ") && more >= 1 && !idle {
+            match parse_i64(args.get(i + 1)) {
+                None => return ctx.err(ERR_NOT_INT),
+                Some(n) if !(0..=255).contains(&n) => {
+                    return ctx.err("ERR Invalid FREQ value, must be >= 0 and <= 255")
+                }
+                Some(_) => {}
+            }
+            freq = true;
+            i += 1;
+        } else {
+            return ctx.err(ERR_SYNTAX);
+        }
+        i += 1;
+    }
+    if !replace && ctx.ks.exists(key) {
+        return ctx.err("BUSYKEY Target key name already exists.");
+    }
+    let ttl = match parse_i64(args.get(2)) {
+        None => return ctx.err(ERR_NOT_INT),
+        Some(t) if t < 0 => return ctx.err("ERR Invalid TTL value, must be >= 0"),
+        Some(t) => t,
+    };
+    let body = match dump::verify(args.get(3)) {
+        Ok(b) => b,
+        Err(e) => return ctx.err(e),
+    };
+    let lim = ctx.server.encodings;
+    let value = match dump::deserialize(body, &lim) {
+        Ok(v) => v,
+        Err(e) => return ctx.err(e),
+    };
+    if let Err(e) = ctx.ks.holds(value.kind()) {
+        return ctx.err(&e);
+    }
+    if let Err(e) = ctx.ks.fits(key, value_bytes(&value)) {
+        return ctx.err(&e);
+    }
+    let at = match (ttl, absttl) {
+        (0, _) => None,
+        (t, true) => Some(t),
+        (t, false) => Some(ctx.ks.now.saturating_add(t)),
+    };
+    if at.is_some_and(|at| ctx.ks.is_past(at)) {
+        // Already expired: nothing is made, and a replaced key is gone.
+        if replace && ctx.ks.del(key) {
+            ctx.ks.log(&[&b"DEL"[..], key]);
+        }
+        return ctx.ok();
+    }
+    ctx.ks.set(key, value);
+    let mut b = itoa::Buffer::new();
+    match at {
+        Some(at) => {
+            ctx.ks.set_expire(key, at);
+            let at = b.format(at);
+            ctx.ks.log(&[
+                &b"RESTORE"[..],
+                key,
+                at.as_bytes(),
+                args.get(3),
+                b"REPLACE",
+                b"ABSTTL",
+            ]);
+        }
+        None => ctx
+            .ks
+            .log(&[&b"RESTORE"[..], key, b"0", args.get(3), b"REPLACE"]),
+    }
+    ctx.ok();
+}
+
+/// About the bytes a restored value holds, for the engine's size check.
+fn value_bytes(v: &crate::kv::value::Value) -> usize {
+    match v {
+        crate::kv::value::Value::Str(s) => s.len(),
+        _ => 0,
+    }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Ctx<'a> {
     pub server: &'a ServerState,
     /// Set by QUIT: close once the replies are out.
     pub quit: bool,
+    /// The client speaks RESP3: maps, sets, doubles and `_` where Redis 7.0 uses them.
+    pub resp3: bool,
 }
 
 impl Ctx<'_> {
@@ -36,7 +38,7 @@ impl Ctx<'_> {
         self.out.extend_from_slice(resp::OK);
     }
     pub fn null(&mut self) {
-        self.out.extend_from_slice(resp::NULL_BULK);
+        resp::encode_null(self.out, self.resp3);
     }
     pub fn bulk(&mut self, v: &[u8]) {
         resp::encode_bulk(self.out, v);
@@ -54,7 +56,11 @@ impl Ctx<'_> {
         resp::encode_simple(self.out, s);
     }
     pub fn null_array(&mut self) {
-        self.out.extend_from_slice(resp::NULL_ARRAY);
+        resp::encode_null_array(self.out, self.resp3);
+    }
+    /// A set of `n` members (RESP2: an array).
+    pub fn set(&mut self, n: usize) {
+        resp::encode_set_len(self.out, n, self.resp3);
     }
 }
 

@@ -105,7 +105,8 @@ fn command_entry(ctx: &mut Ctx<'_>, c: &Spec) {
         .filter(|(f, _)| c.flags & f != 0)
         .map(|(_, n)| *n)
         .collect();
-    ctx.array(flags.len());
+    // A set in RESP3, as Redis's.
+    ctx.set(flags.len());
     for f in flags {
         ctx.simple(f);
     }
@@ -126,7 +127,8 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: Args<'_>) {
     if sub.eq_ignore_ascii_case(b"COUNT") {
         ctx.int(COMMANDS.len() as i64);
     } else if sub.eq_ignore_ascii_case(b"DOCS") {
-        ctx.array(0);
+        // No docs: an empty map (RESP2: an empty array).
+        crate::proto::resp::encode_map_len(ctx.out, 0, ctx.resp3);
     } else if sub.eq_ignore_ascii_case(b"LIST") {
         ctx.array(COMMANDS.len());
         for c in COMMANDS {
@@ -159,7 +161,7 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: Args<'_>) {
         for name in args.iter().skip(2) {
             match super::lookup(name) {
                 Some(c) => command_entry(ctx, c),
-                None => ctx.out.extend_from_slice(crate::proto::resp::NULL_ARRAY),
+                None => ctx.null_array(),
             }
         }
     } else {

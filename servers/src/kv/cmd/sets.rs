@@ -35,8 +35,10 @@ fn create<'a>(ks: &'a mut Keyspace, key: &[u8]) -> Result<&'a mut Set, String> {
     }
 }
 
-fn members(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = impl AsRef<[u8]>>) {
-    resp::encode_array_len(out, items.len());
+/// Members as an array, or as a RESP3 set when `set3` (SMEMBERS, SPOP, SINTER...:
+/// where Redis 7.0 replies with a set).
+fn members(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = impl AsRef<[u8]>>, set3: bool) {
+    resp::encode_set_len(out, items.len(), set3);
     for m in items {
         resp::encode_bulk(out, m.as_ref());
     }
@@ -77,8 +79,8 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, args: Args<'_>) {
 
 pub(crate) fn smembers(ctx: &mut Ctx<'_>, args: Args<'_>) {
     match tri!(ctx, read(ctx.ks, args.get(1))) {
-        Some(s) => members(ctx.out, s.iter()),
-        None => resp::encode_array_len(ctx.out, 0),
+        Some(s) => members(ctx.out, s.iter(), ctx.resp3),
+        None => ctx.set(0),
     }
 }
 
@@ -114,7 +116,7 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, args: Args<'_>) {
     if len == 0 || count == Some(0) {
         return match count {
             None => ctx.null(),
-            Some(_) => resp::encode_array_len(ctx.out, 0),
+            Some(_) => ctx.set(0),
         };
     }
     let n = count.map_or(1, |c| c.min(len as u64) as usize);
@@ -138,7 +140,7 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
     match count {
         None => ctx.bulk(&popped[0]),
-        Some(_) => members(ctx.out, popped.iter()),
+        Some(_) => members(ctx.out, popped.iter(), ctx.resp3),
     }
 }
 
@@ -181,6 +183,7 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
                 .filter_map(|&i| s.get_index(i))
                 .collect::<Vec<_>>()
                 .into_iter(),
+            false,
         );
     }
 }
@@ -302,7 +305,7 @@ fn reply_op(ctx: &mut Ctx<'_>, args: Args<'_>, op: Op) {
     let keys: Vec<&[u8]> = args.iter().skip(1).collect();
     let lim = ctx.server.encodings;
     let s = tri!(ctx, algebra(ctx.ks, &keys, op, usize::MAX, &lim));
-    members(ctx.out, s.iter());
+    members(ctx.out, s.iter(), ctx.resp3);
 }
 
 fn store_op(ctx: &mut Ctx<'_>, args: Args<'_>, op: Op) {
@@ -398,5 +401,5 @@ pub(crate) fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     resp::encode_array_len(ctx.out, 2);
     let mut b = itoa::Buffer::new();
     resp::encode_bulk(ctx.out, b.format(next).as_bytes());
-    members(ctx.out, items.into_iter());
+    members(ctx.out, items.into_iter(), false);
 }

@@ -498,9 +498,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) {
             }
             for p in &o.gets {
                 let out = &mut *ctx.out;
+                let resp3 = ctx.resp3;
                 by_pattern(ctx.ks, p, &it.elem, &mut buf, |v| match v {
                     Some(v) => resp::encode_bulk(out, v),
-                    None => out.extend_from_slice(resp::NULL_BULK),
+                    None => resp::encode_null(out, resp3),
                 });
             }
         }

@@ -205,7 +205,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: Args<'_>) {
     for k in args.iter().skip(1) {
         match ctx.ks.get(k) {
             Some(Value::Str(v)) => crate::proto::resp::encode_bulk(ctx.out, v),
-            _ => ctx.out.extend_from_slice(crate::proto::resp::NULL_BULK),
+            _ => ctx.null(),
         }
     }
 }
@@ -747,7 +747,8 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, args: Args<'_>) {
         }
     }
     if idx {
-        ctx.array(4);
+        // A map in RESP3, as Redis 7.0's.
+        crate::proto::resp::encode_map_len(ctx.out, 2, ctx.resp3);
         ctx.bulk(b"matches");
         ctx.array(count);
         ctx.out.extend_from_slice(&matches);

@@ -46,16 +46,23 @@ fn create<'a>(ks: &'a mut Keyspace, key: &[u8]) -> Result<&'a mut ZSet, String> 
     }
 }
 
-pub(crate) fn double(out: &mut Vec<u8>, v: f64) {
-    resp::encode_bulk(out, fmt_score(v).as_bytes());
+/// A score: a bulk string in RESP2, a double in RESP3.
+pub(crate) fn double(out: &mut Vec<u8>, v: f64, resp3: bool) {
+    resp::encode_double_text(out, fmt_score(v).as_bytes(), resp3);
 }
 
-fn pairs(out: &mut Vec<u8>, items: &[(f64, &[u8])], withscores: bool) {
-    resp::encode_array_len(out, items.len() * if withscores { 2 } else { 1 });
+/// Members, with their scores: flat in RESP2, (member, score) pairs in RESP3, as
+/// Redis 7.0 answers ZRANGE ... WITHSCORES.
+fn pairs(out: &mut Vec<u8>, items: &[(f64, &[u8])], withscores: bool, resp3: bool) {
+    let nested = withscores && resp3;
+    resp::encode_array_len(out, items.len() * if withscores && !resp3 { 2 } else { 1 });
     for (s, m) in items {
+        if nested {
+            resp::encode_array_len(out, 2);
+        }
         resp::encode_bulk(out, m);
         if withscores {
-            double(out, *s);
+            double(out, *s, resp3);
         }
     }
 }
@@ -130,7 +137,7 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) {
         tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
         let text = fmt_score(new);
         ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
-        return ctx.bulk(text.as_bytes());
+        return resp::encode_double_text(ctx.out, text.as_bytes(), ctx.resp3);
     }
     let lim = ctx.server.encodings;
     let z = tri!(ctx, create(ctx.ks, key));
@@ -173,7 +180,7 @@ pub(crate) fn zincrby(ctx: &mut Ctx<'_>, args: Args<'_>) {
     tri!(ctx, create(ctx.ks, key)).insert(m, new, &lim);
     let text = fmt_score(new);
     ctx.ks.log(&[&b"ZADD"[..], key, text.as_bytes(), m]);
-    ctx.bulk(text.as_bytes());
+    resp::encode_double_text(ctx.out, text.as_bytes(), ctx.resp3);
 }
 
 pub(crate) fn zrem(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -196,7 +203,7 @@ pub(crate) fn zcard(ctx: &mut Ctx<'_>, args: Args<'_>) {
 
 pub(crate) fn zscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
     match tri!(ctx, read(ctx.ks, args.get(1))).and_then(|z| z.score(args.get(2))) {
-        Some(s) => double(ctx.out, s),
+        Some(s) => double(ctx.out, s, ctx.resp3),
         None => ctx.null(),
     }
 }
@@ -206,8 +213,8 @@ pub(crate) fn zmscore(ctx: &mut Ctx<'_>, args: Args<'_>) {
     resp::encode_array_len(ctx.out, args.len() - 2);
     for m in args.iter().skip(2) {
         match z.and_then(|z| z.score(m)) {
-            Some(s) => double(ctx.out, s),
-            None => ctx.out.extend_from_slice(resp::NULL_BULK),
+            Some(s) => double(ctx.out, s, ctx.resp3),
+            None => resp::encode_null(ctx.out, ctx.resp3),
         }
     }
 }
@@ -367,7 +374,7 @@ fn zrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, preset: Option<(Mode, bool)
         return resp::encode_array_len(ctx.out, 0);
     };
     let items = select(z, &by, rev, offset, count);
-    pairs(ctx.out, &items, withscores);
+    pairs(ctx.out, &items, withscores, ctx.resp3);
 }
 
 /// ZRANGESTORE's second half: the selection becomes the destination (an empty one
@@ -527,10 +534,15 @@ fn zpop(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) {
     if !got.is_empty() {
         ctx.ks.log_args(args);
     }
-    resp::encode_array_len(ctx.out, got.len() * 2);
+    // With a count, RESP3 nests each (member, score) pair, as Redis 7.0 does.
+    let nested = ctx.resp3 && args.len() == 3;
+    resp::encode_array_len(ctx.out, got.len() * if nested { 1 } else { 2 });
     for (s, m) in &got {
+        if nested {
+            resp::encode_array_len(ctx.out, 2);
+        }
         resp::encode_bulk(ctx.out, m);
-        double(ctx.out, *s);
+        double(ctx.out, *s, ctx.resp3);
     }
 }
 
@@ -585,7 +597,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) {
         .iter()
         .filter_map(|&i| z.get_index(i).map(|(m, s)| (s, m)))
         .collect();
-    pairs(ctx.out, &items, withscores);
+    pairs(ctx.out, &items, withscores, ctx.resp3);
 }
 
 pub(crate) fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -614,7 +626,7 @@ pub(crate) fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) {
     resp::encode_array_len(ctx.out, 2);
     let mut b = itoa::Buffer::new();
     resp::encode_bulk(ctx.out, b.format(next).as_bytes());
-    pairs(ctx.out, &items, true);
+    pairs(ctx.out, &items, true, false);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -786,7 +798,7 @@ fn setop(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, store: bool) {
         return ctx.int(len as i64);
     }
     let items: Vec<(f64, &[u8])> = out.walk(0, false, usize::MAX).collect();
-    pairs(ctx.out, &items, withscores);
+    pairs(ctx.out, &items, withscores, ctx.resp3);
 }
 
 pub(crate) fn zunionstore(ctx: &mut Ctx<'_>, args: Args<'_>) {
@@ -903,7 +915,7 @@ pub(crate) fn zmpop(ctx: &mut Ctx<'_>, args: Args<'_>) {
         for (s, m) in &got {
             resp::encode_array_len(ctx.out, 2);
             resp::encode_bulk(ctx.out, m);
-            double(ctx.out, *s);
+            double(ctx.out, *s, ctx.resp3);
         }
         return;
     }
