@@ -802,15 +802,16 @@ fn proxied_requests_are_logged_and_counted() {
         .unwrap();
     assert_eq!(read_resp(&mut c).status, 200);
     assert_eq!(get(cap.addr, "/dead/x").status, 502);
-    // The Combined format, as for a static request: Referer and User-Agent included.
+    // The Combined format, as for a static request: Referer and User-Agent
+    // included; then the server tried and how long it took.
     let want = [
-        "\"GET /api/logged HTTP/1.1\" 200 21 \"http://ref.test/page\" \"ua-test/1.0 (\\x22quoted\\x22)\"\n",
-        "\"GET /dead/x HTTP/1.1\" 502 16 \"-\" \"-\"\n",
+        format!("\"GET /api/logged HTTP/1.1\" 200 21 \"http://ref.test/page\" \"ua-test/1.0 (\\x22quoted\\x22)\" \"{}\" \"0.", a.addr),
+        format!("\"GET /dead/x HTTP/1.1\" 502 16 \"-\" \"-\" \"{dead}\" \"0."),
     ];
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if want.iter().all(|w| text.contains(w)) {
+        if want.iter().all(|w| text.contains(w.as_str())) {
             break;
         }
         assert!(Instant::now() < deadline, "access log:\n{text}");
@@ -833,6 +834,54 @@ fn proxied_requests_are_logged_and_counted() {
     assert!(
         page.contains(&format!("<td>dead</td><td>{dead}</td><td class=\"up\">up</td><td>1</td><td>1</td><td>0</td><td>-</td>")),
         "{page}"
+    );
+}
+
+/// The last two fields of an access log line (the upstream's address and
+/// response time), once a line for `request` is in the log.
+fn upstream_fields(log: &Path, request: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(request)) {
+            // `... "addr" "time"`: the last four quotes.
+            let fields: Vec<&str> = line.rsplitn(5, '"').collect();
+            return (fields[3].to_string(), fields[1].to_string());
+        }
+        assert!(Instant::now() < deadline, "no line for {request}:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_access_log_names_every_server_tried_and_its_time() {
+    let a = Origin::start("a");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (_held, dead) = refusing_addr();
+    // The smooth round robin starts with the first server: the refusing one.
+    let cap = Capstone::start(&format!(
+        "[log]\naccess = {log:?}\n[[upstream]]\nname = \"two\"\nservers = [\"{dead}\", \"{}\"]\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"two\"\n",
+        a.addr
+    ));
+    let r = get(cap.addr, "/api/sleep/150");
+    assert_eq!((r.status, origin_of(&r)), (200, "a".to_string()));
+    let (addrs, times) = upstream_fields(&log, "GET /api/sleep/150 ");
+    assert_eq!(addrs, format!("{dead}, {}", a.addr));
+    let times: Vec<f64> = times.split(", ").map(|t| t.parse().unwrap()).collect();
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert!(times[0] < 0.15, "a refused connect took {}", times[0]);
+    assert!(
+        (0.15..5.0).contains(&times[1]),
+        "the origin slept 150 ms: {}",
+        times[1]
+    );
+    // Not proxied: "-" for both.
+    assert_eq!(get(cap.addr, "/index.html").status, 200);
+    assert_eq!(
+        upstream_fields(&log, "GET /index.html "),
+        ("-".to_string(), "-".to_string())
     );
 }
 

@@ -69,6 +69,10 @@ pub struct Record<'a> {
     pub body: u64,
     /// The client came through a TLS handshake.
     pub https: bool,
+    /// The servers the request was sent to, in order, and how long each took
+    /// (from sending the head, connect included, to the response's last byte or
+    /// the failure): nginx's `$upstream_addr` and `$upstream_response_time`.
+    pub tried: &'a [(SocketAddr, Duration)],
 }
 
 /// What the reverse proxy needs of the protocol it wraps.
@@ -171,6 +175,10 @@ struct Exchange {
     /// The request may be tried again elsewhere (idempotent, no body).
     retryable: bool,
     tried: Vec<usize>,
+    /// Each finished attempt's server and how long it took (see [`Record::tried`]).
+    attempts: Vec<(SocketAddr, Duration)>,
+    /// The current attempt's server, until it is in `attempts`.
+    trying: Option<SocketAddr>,
     /// The upstream connection came from the idle pool: an error on it before any
     /// response byte is the pool's staleness, not the server's health.
     reused: bool,
@@ -223,6 +231,14 @@ impl Exchange {
             code,
             body: self.body_bytes,
             https: self.https,
+            tried: &self.attempts,
+        }
+    }
+
+    /// The current attempt ended (answered, failed, or the client left).
+    fn attempt_ended(&mut self) {
+        if let Some(addr) = self.trying.take() {
+            self.attempts.push((addr, self.sent.elapsed()));
         }
     }
 }
@@ -423,6 +439,8 @@ impl<P: Origin> ReverseProxy<P> {
             head: Bytes::from(head_bytes),
             retryable: idempotent && req.is_done(),
             tried: Vec::new(),
+            attempts: Vec::new(),
+            trying: None,
             reused: false,
             req,
             head_method: matches!(head.method, Method::Head),
@@ -461,6 +479,7 @@ impl<P: Origin> ReverseProxy<P> {
         ex.tried.push(server);
         ex.server = server;
         ex.sent = now;
+        ex.trying = Some(pool.servers[server].addr);
         self.balancers[ex.upstream].started(server);
         let reused = self.idle[ex.upstream][server].pop_back();
         let up = match reused {
@@ -496,6 +515,7 @@ impl<P: Origin> ReverseProxy<P> {
             return;
         };
         let now = Instant::now();
+        ex.attempt_ended();
         let b = &mut self.balancers[ex.upstream];
         b.finished(ex.server);
         let stale = ex.reused && why == Failure::Error && ex.resp.is_none();
@@ -554,9 +574,10 @@ impl<P: Origin> ReverseProxy<P> {
     /// The response is complete: the upstream connection goes back to its pool (or
     /// closes), the client goes on with its next request (or closes).
     fn finish(&mut self, client: ConnId, leftover: bool, out: &mut Outbox) {
-        let Some(ex) = self.exchanges.remove(&client) else {
+        let Some(mut ex) = self.exchanges.remove(&client) else {
             return;
         };
+        ex.attempt_ended();
         self.balancers[ex.upstream].finished(ex.server);
         if ex.code != 101 {
             self.balancers[ex.upstream].responded(ex.server, ex.sent.elapsed());
@@ -1106,7 +1127,8 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             }
             ProxyConn::Client { inner, .. } => {
                 self.kept.remove(&id);
-                if let Some(ex) = self.exchanges.remove(&id) {
+                if let Some(mut ex) = self.exchanges.remove(&id) {
+                    ex.attempt_ended();
                     self.balancers[ex.upstream].finished(ex.server);
                     // The client left first: nginx's 499.
                     let code = if ex.code == 0 { 499 } else { ex.code };
