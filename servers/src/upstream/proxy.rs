@@ -198,6 +198,12 @@ struct Exchange {
     up_pending: usize,
     up_paused: bool,
     client_paused: bool,
+    /// The response body's rest is being spliced to the client: its length.
+    splicing_down: Option<u64>,
+    /// The request body's rest (or a tunnel's client side) is being spliced up.
+    splicing_up: bool,
+    /// The loop could not splice for this exchange: copy.
+    no_splice: bool,
 }
 
 /// The reverse-proxy layer over an [`Origin`].
@@ -222,6 +228,12 @@ pub struct ReverseProxy<P: Origin> {
 }
 
 impl Exchange {
+    /// Whether bodies may be spliced between the two sockets: the client's bytes
+    /// are its socket's (no TLS) and the loop has not refused.
+    fn can_splice(&self) -> bool {
+        !self.https && !self.no_splice && !self.dechunk
+    }
+
     fn record(&self, code: u16) -> Record<'_> {
         Record {
             peer: self.peer,
@@ -455,6 +467,9 @@ impl<P: Origin> ReverseProxy<P> {
             up_pending: 0,
             up_paused: false,
             client_paused: false,
+            splicing_down: None,
+            splicing_up: false,
+            no_splice: false,
         };
         // The exchange's timeouts are the upstream's; the client's comes back after.
         out.deadline(client, None);
@@ -647,6 +662,18 @@ impl<P: Origin> ReverseProxy<P> {
             out.send(ex.up, Bytes::copy_from_slice(&input[..n]));
             ex.up_pending += n;
         }
+        if let Frame::Length(left) = ex.req {
+            if n == input.len() && ex.can_splice() && !ex.splicing_up {
+                // The rest of a body of known length goes up in the kernel.
+                ex.splicing_up = true;
+                if ex.client_paused {
+                    ex.client_paused = false;
+                    out.pause(client, false);
+                }
+                out.splice(client, ex.up, left);
+                return n;
+            }
+        }
         if (ex.up_pending > WINDOW || ex.req.is_done()) && !ex.client_paused {
             ex.client_paused = true;
             out.pause(client, true);
@@ -746,11 +773,63 @@ impl<P: Origin> ReverseProxy<P> {
             self.finish(client, leftover, out);
             return input.len();
         }
+        // The rest of a body of known length (or a tunnel's bytes) needs no look:
+        // the kernel moves it, when nothing is to be done to it on the way (no TLS
+        // towards the client).
+        let rest = match frame {
+            Frame::Length(n) => Some(*n),
+            Frame::UntilEof if ex.code == 101 => Some(u64::MAX),
+            _ => None,
+        };
+        if let Some(len) = rest.filter(|_| ex.can_splice() && ex.splicing_down.is_none()) {
+            ex.splicing_down = Some(len);
+            if ex.up_paused {
+                ex.up_paused = false;
+                out.pause(up, false);
+            }
+            out.splice(up, client, len);
+            if ex.code == 101 && !ex.splicing_up {
+                ex.splicing_up = true;
+                out.splice(client, up, u64::MAX);
+            }
+            return used;
+        }
         if ex.down_pending > WINDOW && !ex.up_paused {
             ex.up_paused = true;
             out.pause(up, true);
         }
         used
+    }
+
+    /// A splice from `id` ended.
+    fn spliced_from(&mut self, id: ConnId, client: ConnId, ok: bool, out: &mut Outbox) {
+        let Some(ex) = self.exchanges.get_mut(&client) else {
+            return;
+        };
+        if id == client {
+            ex.splicing_up = false;
+            if !ok {
+                ex.no_splice = true;
+                return;
+            }
+            // The request body is up: a pipelined next request waits.
+            ex.req = Frame::Done;
+            if !ex.client_paused {
+                ex.client_paused = true;
+                out.pause(client, true);
+            }
+            return;
+        }
+        let Some(len) = ex.splicing_down.take() else {
+            return;
+        };
+        if !ok {
+            ex.no_splice = true;
+            return;
+        }
+        ex.body_bytes += len;
+        ex.resp = Some(Frame::Done);
+        self.finish(client, false, out);
     }
 
     fn drop_idle(&mut self, up: ConnId, out: &mut Outbox) {
@@ -964,6 +1043,26 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
         }
         if let Some(client) = self.owners.get(&id).and_then(|o| o.client) {
             self.failed(client, Failure::Error, out);
+        }
+    }
+
+    fn spliced(
+        &mut self,
+        id: ConnId,
+        conn: &mut Self::Conn,
+        result: std::io::Result<()>,
+        out: &mut Outbox,
+    ) {
+        if let Err(e) = &result {
+            tracing::debug!(conn = %id, error = %e, "not spliced: copying");
+        }
+        let client = match conn {
+            ProxyConn::Upstream(_) => self.owners.get(&id).and_then(|o| o.client),
+            ProxyConn::Client { .. } => Some(id),
+            ProxyConn::Probe => None,
+        };
+        if let Some(client) = client {
+            self.spliced_from(id, client, result.is_ok(), out);
         }
     }
 
