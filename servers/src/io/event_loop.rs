@@ -1264,10 +1264,11 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             }
         }
         let now = self.now;
-        if read > 0 {
-            Stats::add(&self.stats.bytes_in, read as u64);
+        Stats::add(&self.stats.bytes_in, read as u64);
+        if read > 0 || written > 0 {
             if let Some(c) = self.slots[slot].as_mut() {
-                // The source is making progress: its silence deadline moves on.
+                // The transfer is moving (a slow destination holds the source back
+                // through the pipe): the source's silence deadline moves on.
                 if let Some(d) = c.deadline_after {
                     c.deadline_at = Some(now + d);
                 }

@@ -1160,10 +1160,15 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
-                    // The client stopped reading: that is its timeout, not the server's.
-                    Some((c, ex)) if ex.up_paused => {
+                    // The client stopped reading (or, mid-splice, either side
+                    // stalled with the response under way): not the server's failure.
+                    Some((c, ex)) if ex.up_paused || ex.splicing_down.is_some() => {
                         self.owners.remove(&id);
-                        self.exchanges.remove(&c);
+                        if let Some(mut ex) = self.exchanges.remove(&c) {
+                            ex.attempt_ended();
+                            self.balancers[ex.upstream].finished(ex.server);
+                            self.inner.record(&ex.record(ex.code));
+                        }
                         out.close(id);
                         out.close(c);
                     }
