@@ -1157,7 +1157,8 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if let Some(d) = self.slots[ts].as_mut() {
             d.sink_of = Some(from);
         }
-        self.pump(fs, from);
+        // The first pump runs once what is queued for `to` (the response head) is
+        // flushed, so the bytes can go straight through without waiting on the poller.
         self.mark_dirty(ts, to);
     }
 
@@ -1482,7 +1483,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if c.id != id || c.doomed {
             return;
         }
-        if c.sink_waiting && c.out.is_empty() {
+        if c.sink_of.is_some() && c.out.is_empty() {
             // What was queued before the spliced bytes is out: they may follow.
             if let Some(src) = c.sink_of {
                 if let Some(&s) = self.ids.get(&src.0) {
