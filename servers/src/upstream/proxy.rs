@@ -39,7 +39,7 @@
 
 use super::shared::ServerTable;
 use super::{location_for, Balancer, Health, Location, Upstream};
-use crate::proto::http::{parse_head, BodyFraming, Method, Parsed};
+use crate::proto::http::{parse_head, BodyFraming, Head, Method, Parsed};
 use crate::proto::proxy::framing::Frame;
 use crate::proto::proxy::{self, parse_response};
 use crate::proto::tls::{PeerIdentity, TlsAware};
@@ -405,12 +405,10 @@ impl<P: Origin> ReverseProxy<P> {
         client: ConnId,
         (peer, https): (SocketAddr, bool),
         raw: &[u8],
+        (head, len): (Head<'_>, usize),
         upstream: usize,
         out: &mut Outbox,
     ) -> usize {
-        let Parsed::Complete { head, len } = parse_head(raw) else {
-            return 0;
-        };
         let tunnel = matches!(head.method, Method::Get) && !head.has_body;
         let (head_bytes, upgrade) = match rewrite_request(&raw[..len], peer.ip(), tunnel, https) {
             Some(h) => h,
@@ -840,8 +838,8 @@ impl<P: Origin> ReverseProxy<P> {
     }
 
     /// The location a complete request head at the start of `input` falls under.
-    fn route(&self, input: &[u8]) -> Option<usize> {
-        let Parsed::Complete { head, .. } = parse_head(input) else {
+    fn route(&self, parsed: &Parsed<'_>) -> Option<usize> {
+        let Parsed::Complete { head, .. } = parsed else {
             return None;
         };
         let site = self.inner.site_of(head.host);
@@ -1110,14 +1108,16 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                 if !self.inner.at_head(inner) {
                     return self.inner.data(id, inner, input, out);
                 }
-                match self.route(input) {
-                    Some(upstream) => {
+                // Parsed once, for the route and the request alike.
+                let parsed = parse_head(input);
+                match (self.route(&parsed), parsed) {
+                    (Some(upstream), Parsed::Complete { head, len }) => {
                         let from = (*peer, *https);
-                        self.start(id, from, input, upstream, out)
+                        self.start(id, from, input, (head, len), upstream, out)
                     }
-                    None => {
+                    (_, parsed) => {
                         // One request at a time, so the next one is routed too.
-                        let end = match parse_head(input) {
+                        let end = match parsed {
                             Parsed::Complete { head, len } if !head.has_body => len,
                             _ => input.len(),
                         };
