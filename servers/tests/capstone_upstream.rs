@@ -836,6 +836,32 @@ fn a_body_of_known_length_is_spliced_to_a_slow_reader_and_others_are_copied() {
     let conns = a.connections();
     assert_eq!(get(cap.addr, "/api/again").status, 200);
     assert_eq!(a.connections(), conns);
+    // A request body of known length goes up the same way, to a slow reader.
+    const UP: usize = 4 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "POST /api/slowread HTTP/1.1\r\nHost: app.test\r\nContent-Length: {UP}\r\n\r\n"
+    )
+    .unwrap();
+    let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..UP / block.len() {
+        c.get_mut().write_all(&block).unwrap();
+    }
+    assert_eq!(read_resp(&mut c).status, 200);
+    let post = a
+        .seen()
+        .into_iter()
+        .find(|s| s.head.starts_with("POST"))
+        .unwrap();
+    let per_block: u64 = block.iter().map(|&b| b as u64).sum();
+    assert_eq!(
+        (post.body_len, post.body_sum),
+        (UP, per_block * (UP / block.len()) as u64)
+    );
+    thread::sleep(Duration::from_millis(200));
+    let up_calls = splice_calls(&trace) - calls;
+    assert!(up_calls >= 8, "{up_calls} splice calls for a 4 MiB upload");
     // SAFETY: kill(2) on the capstone strace started for this test.
     unsafe { libc::kill(pid, libc::SIGQUIT) };
 }
