@@ -75,6 +75,10 @@ const TOKEN_CONTROL: u64 = u64::MAX - 1;
 const TOKEN_LISTENER0: u64 = u64::MAX - 2;
 /// Reads at most this much per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
+/// Reads at most this much from an outbound connection (haproxy's buffer size):
+/// its bytes are mostly a response head followed by a body the protocol may
+/// splice, and whatever a read takes of that body is copied through user space.
+const OUTBOUND_READ: usize = 16 * 1024;
 /// Accepts at most this many connections per readiness event of one listener.
 const ACCEPT_BATCH: usize = 256;
 /// A drain takes what waits in the accept queue in at most this many batches.
@@ -742,7 +746,12 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         let Some(c) = self.slots[slot].as_mut() else {
             return;
         };
-        match net::recv(c.fd.as_fd(), &mut self.scratch) {
+        let max = if c.outbound {
+            OUTBOUND_READ
+        } else {
+            READ_CHUNK
+        };
+        match net::recv(c.fd.as_fd(), &mut self.scratch[..max]) {
             Ok(0) => {
                 c.read_closed = true;
                 if let Some(state) = c.state.as_mut() {

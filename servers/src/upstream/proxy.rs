@@ -50,6 +50,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The maps keyed by connection: a fast hash, as the ids are the loop's own
+/// counter, not chosen by a peer.
+type Fast = foldhash::fast::RandomState;
+
 /// Bytes queued towards one side of an exchange before the other side is paused.
 pub const WINDOW: usize = 256 * 1024;
 /// An idle upstream connection is closed after this long unused.
@@ -213,12 +217,12 @@ pub struct ReverseProxy<P: Origin> {
     balancers: Vec<Balancer>,
     /// Idle connections, by pool and server, most recently used last.
     idle: Vec<Vec<VecDeque<ConnId>>>,
-    exchanges: HashMap<ConnId, Exchange>,
-    owners: HashMap<ConnId, Owner>,
+    exchanges: HashMap<ConnId, Exchange, Fast>,
+    owners: HashMap<ConnId, Owner, Fast>,
     /// Clients kept alive after a proxied response and silent since: their
     /// keep-alive timeout closes them quietly (the inner protocol would answer it
     /// as a request that never came).
-    kept: HashSet<ConnId>,
+    kept: HashSet<ConnId, Fast>,
     /// Health checks in flight, and per pool and server when the next is due
     /// (`None` while one is in flight).
     probes: HashMap<ConnId, Probe>,
@@ -275,9 +279,9 @@ impl<P: Origin> ReverseProxy<P> {
             routes,
             balancers,
             idle,
-            exchanges: HashMap::new(),
-            owners: HashMap::new(),
-            kept: HashSet::new(),
+            exchanges: HashMap::default(),
+            owners: HashMap::default(),
+            kept: HashSet::default(),
             probes: HashMap::new(),
             next_check,
             stopping: false,
