@@ -15,6 +15,13 @@
 //! [`Protocol::drained`] says the queue is empty, so a slow client throttles its
 //! upstream and a big upload is streamed, never buffered.
 //!
+//! The rest of a body of known length that did not come with its head, and both
+//! directions of a tunnel, are not copied at all when the client is plaintext: the
+//! layer hands them to the loop ([`Outbox::splice`]), which moves them socket →
+//! pipe → socket and calls [`Protocol::spliced`] when done; the pipe bounds what is
+//! read ahead of a slow peer, as the window does for copies. TLS clients, chunked
+//! bodies and sockets the kernel will not splice take the copy path.
+//!
 //! Failures before any byte of the response (refused, reset, connect or read
 //! timeout) are counted against the server (passive health, see
 //! [`super::Balancer`]) and an idempotent request without a body is tried on the
@@ -23,8 +30,8 @@
 //! cut the client's connection.
 //!
 //! A GET whose `Connection` names `Upgrade` passes the `Upgrade` on; a 101 turns
-//! the exchange into a tunnel: both bodies become "until close", under the same
-//! windows, and the exchange ends when either side closes.
+//! the exchange into a tunnel: both bodies become "until close" (spliced, or
+//! copied under the same windows), and the exchange ends when either side closes.
 //!
 //! Behind TLS ([`crate::proto::tls::Tls`] wraps this layer): a client whose
 //! handshake finished is opened with [`TlsAware::open_tls`], and its requests go
