@@ -862,6 +862,34 @@ fn a_body_of_known_length_is_spliced_to_a_slow_reader_and_others_are_copied() {
     thread::sleep(Duration::from_millis(200));
     let up_calls = splice_calls(&trace) - calls;
     assert!(up_calls >= 8, "{up_calls} splice calls for a 4 MiB upload");
+    // A WebSocket tunnel: each message spliced up, and its echo down.
+    let before_ws = splice_calls(&trace);
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        assert!(c.read_line(&mut line).unwrap() > 0, "closed after {head:?}");
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    for msg in ["ping", "a longer second message"] {
+        c.get_mut().write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    thread::sleep(Duration::from_millis(200));
+    let ws_calls = splice_calls(&trace) - before_ws;
+    assert!(
+        ws_calls >= 8,
+        "{ws_calls} splice calls for two echoed messages"
+    );
     // SAFETY: kill(2) on the capstone strace started for this test.
     unsafe { libc::kill(pid, libc::SIGQUIT) };
 }
