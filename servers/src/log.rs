@@ -348,6 +348,35 @@ impl Combined<'_> {
     }
 }
 
+/// Appends nginx's `$upstream_addr` and `$upstream_response_time` to a log line,
+/// each quoted: the servers a proxied request was tried on, in order and joined by
+/// `", "`, and how long each took in seconds to the millisecond
+/// (` "10.0.0.1:80, 10.0.0.2:80" "0.002, 0.013"`); ` "-" "-"` when `tried` is
+/// empty (the request was not proxied).
+pub fn push_upstream(line: &mut String, tried: &[(std::net::SocketAddr, std::time::Duration)]) {
+    use std::fmt::Write;
+    if tried.is_empty() {
+        line.push_str(" \"-\" \"-\"");
+        return;
+    }
+    line.push_str(" \"");
+    for (i, (addr, _)) in tried.iter().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        let _ = write!(line, "{addr}");
+    }
+    line.push_str("\" \"");
+    for (i, (_, took)) in tried.iter().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        let ms = took.as_millis();
+        let _ = write!(line, "{}.{:03}", ms / 1000, ms % 1000);
+    }
+    line.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +433,22 @@ mod tests {
             line,
             "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a\\x22b HTTP/1.0\" 200 2326 \"-\" \"curl/8\\x0A\""
         );
+    }
+
+    #[test]
+    fn upstream_fields_as_nginx_lists_them() {
+        let mut line = String::from("x");
+        push_upstream(&mut line, &[]);
+        assert_eq!(line, "x \"-\" \"-\"");
+        let mut line = String::from("x");
+        push_upstream(
+            &mut line,
+            &[
+                ("10.0.0.1:80".parse().unwrap(), Duration::from_micros(2_400)),
+                ("[::1]:8080".parse().unwrap(), Duration::from_millis(61_013)),
+            ],
+        );
+        assert_eq!(line, "x \"10.0.0.1:80, [::1]:8080\" \"0.002, 61.013\"");
     }
 
     #[test]

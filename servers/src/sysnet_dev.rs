@@ -328,7 +328,9 @@ impl<P> Counted<P> {
                 } => out.send_file(to, file, offset, len),
                 Action::Close { id } => out.close(id),
                 Action::Deadline { id, after } => out.deadline(id, after),
-                a @ (Action::Connect { .. } | Action::Pause { .. }) => out.push(a),
+                a @ (Action::Connect { .. } | Action::Pause { .. } | Action::Splice { .. }) => {
+                    out.push(a)
+                }
             }
         }
         self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
@@ -570,7 +572,9 @@ mod tests {
                 Action::Deadline { .. } => "deadline".into(),
                 Action::Close { .. } => "close".into(),
                 Action::SendFile { .. } => "file".into(),
-                Action::Connect { .. } | Action::Pause { .. } => "other".into(),
+                Action::Connect { .. } | Action::Pause { .. } | Action::Splice { .. } => {
+                    "other".into()
+                }
             })
             .collect();
         assert_eq!(kinds, ["send hi\n", "send hello", "deadline", "close"]);

@@ -276,11 +276,24 @@ impl Capstone {
 
     /// A capstone whose whole configuration `text` makes from its directory.
     fn launch(text: impl FnOnce(&Path) -> String) -> Capstone {
+        Capstone::launch_under(&[], text)
+    }
+
+    /// [`Capstone::launch`] with the binary run by `wrapper` (strace and its options).
+    fn launch_under(wrapper: &[&str], text: impl FnOnce(&Path) -> String) -> Capstone {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "static\n").unwrap();
         let config = dir.path().join("capstone.toml");
         std::fs::write(&config, text(dir.path())).unwrap();
-        let mut child = Command::new(BIN)
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info")
@@ -723,6 +736,235 @@ fn a_slow_reader_throttles_its_upstream_in_bounded_memory() {
     );
 }
 
+/// The `splice` calls strace recorded so far (one line each).
+fn splice_calls(trace: &Path) -> usize {
+    std::fs::read_to_string(trace)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("splice("))
+        .count()
+}
+
+/// The capstone's own pid (the wrapper's child), from its log.
+fn capstone_pid(cap: &Capstone) -> i32 {
+    cap.log_text()
+        .split("worker serving pid=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("pid in the log")
+}
+
+#[test]
+fn a_body_of_known_length_is_spliced_to_a_slow_reader_and_others_are_copied() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let a = Origin::start("a");
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace = trace_dir.path().join("trace");
+    let trace_arg = trace.to_str().unwrap().to_string();
+    let cap = Capstone::launch_under(
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=splice",
+            "-o",
+            &trace_arg,
+        ],
+        |dir| {
+            config_text(
+                dir,
+                0,
+                &format!(
+                    "{}[[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n",
+                    pool("app", &[&a], "read_timeout = 20")
+                ),
+            )
+        },
+    );
+    let pid = capstone_pid(&cap);
+    // A short body arrives with its head and a chunked one is scanned: copied.
+    assert_eq!(get(cap.addr, "/api/small").status, 200);
+    assert_eq!(get(cap.addr, "/api/chunked").status, 200);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        splice_calls(&trace),
+        0,
+        "spliced a body that needs no splice"
+    );
+    // 16 MiB through a pipe of at most 1 MiB, read slowly: many splices, every
+    // byte in order.
+    const LEN: usize = 16 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/big/{LEN} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
+    let mut reads = 0;
+    loop {
+        let n = c.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+        reads += 1;
+        if got < 4 << 20 && reads % 4 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
+    let want: u64 = block.iter().sum::<u64>() * (LEN / block.len()) as u64;
+    assert_eq!((got, sum), (LEN, want));
+    thread::sleep(Duration::from_millis(200));
+    let calls = splice_calls(&trace);
+    assert!(calls >= 32, "{calls} splice calls for 16 MiB");
+    // The upstream connection went back to the pool: the next request reuses it.
+    let conns = a.connections();
+    assert_eq!(get(cap.addr, "/api/again").status, 200);
+    assert_eq!(a.connections(), conns);
+    // A request body of known length goes up the same way, to a slow reader.
+    const UP: usize = 4 << 20;
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "POST /api/slowread HTTP/1.1\r\nHost: app.test\r\nContent-Length: {UP}\r\n\r\n"
+    )
+    .unwrap();
+    let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..UP / block.len() {
+        c.get_mut().write_all(&block).unwrap();
+    }
+    assert_eq!(read_resp(&mut c).status, 200);
+    let post = a
+        .seen()
+        .into_iter()
+        .find(|s| s.head.starts_with("POST"))
+        .unwrap();
+    let per_block: u64 = block.iter().map(|&b| b as u64).sum();
+    assert_eq!(
+        (post.body_len, post.body_sum),
+        (UP, per_block * (UP / block.len()) as u64)
+    );
+    thread::sleep(Duration::from_millis(200));
+    let up_calls = splice_calls(&trace) - calls;
+    assert!(up_calls >= 8, "{up_calls} splice calls for a 4 MiB upload");
+    // A WebSocket tunnel: each message spliced up, and its echo down.
+    let before_ws = splice_calls(&trace);
+    let mut c = client(cap.addr);
+    c.get_mut()
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        assert!(c.read_line(&mut line).unwrap() > 0, "closed after {head:?}");
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    for msg in ["ping", "a longer second message"] {
+        c.get_mut().write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    thread::sleep(Duration::from_millis(200));
+    let ws_calls = splice_calls(&trace) - before_ws;
+    assert!(
+        ws_calls >= 8,
+        "{ws_calls} splice calls for two echoed messages"
+    );
+    // SAFETY: kill(2) on the capstone strace started for this test.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+}
+
+#[test]
+fn an_upstream_reset_mid_body_cuts_a_spliced_download_off() {
+    let origin = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = origin.local_addr().unwrap();
+    thread::spawn(move || {
+        let (s, _) = origin.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut w = s;
+        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n")
+            .unwrap();
+        let block = vec![7u8; 64 * 1024];
+        for _ in 0..32 {
+            if w.write_all(&block).is_err() {
+                return;
+            }
+        }
+        thread::sleep(Duration::from_millis(300));
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on an open socket with a correctly sized linger struct;
+        // a zero linger makes the close a reset.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&w),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        drop(w);
+    });
+    let cap = Capstone::start(&format!(
+        "[[upstream]]\nname = \"app\"\nservers = [\"{addr}\"]\nread_timeout = 30\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"app\"\n"
+    ));
+    let mut c = client(cap.addr);
+    write!(
+        c.get_mut(),
+        "GET /api/reset HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    // The client's read timeout is 10 s: a hang fails here.
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+    }
+    assert!(got <= 2 << 20, "{got} bytes of a 2 MiB start");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 #[test]
 fn weights_and_backups() {
     let (a, b, spare) = (
@@ -802,15 +1044,16 @@ fn proxied_requests_are_logged_and_counted() {
         .unwrap();
     assert_eq!(read_resp(&mut c).status, 200);
     assert_eq!(get(cap.addr, "/dead/x").status, 502);
-    // The Combined format, as for a static request: Referer and User-Agent included.
+    // The Combined format, as for a static request: Referer and User-Agent
+    // included; then the server tried and how long it took.
     let want = [
-        "\"GET /api/logged HTTP/1.1\" 200 21 \"http://ref.test/page\" \"ua-test/1.0 (\\x22quoted\\x22)\"\n",
-        "\"GET /dead/x HTTP/1.1\" 502 16 \"-\" \"-\"\n",
+        format!("\"GET /api/logged HTTP/1.1\" 200 21 \"http://ref.test/page\" \"ua-test/1.0 (\\x22quoted\\x22)\" \"{}\" \"0.", a.addr),
+        format!("\"GET /dead/x HTTP/1.1\" 502 16 \"-\" \"-\" \"{dead}\" \"0."),
     ];
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if want.iter().all(|w| text.contains(w)) {
+        if want.iter().all(|w| text.contains(w.as_str())) {
             break;
         }
         assert!(Instant::now() < deadline, "access log:\n{text}");
@@ -833,6 +1076,54 @@ fn proxied_requests_are_logged_and_counted() {
     assert!(
         page.contains(&format!("<td>dead</td><td>{dead}</td><td class=\"up\">up</td><td>1</td><td>1</td><td>0</td><td>-</td>")),
         "{page}"
+    );
+}
+
+/// The last two fields of an access log line (the upstream's address and
+/// response time), once a line for `request` is in the log.
+fn upstream_fields(log: &Path, request: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(request)) {
+            // `... "addr" "time"`: the last four quotes.
+            let fields: Vec<&str> = line.rsplitn(5, '"').collect();
+            return (fields[3].to_string(), fields[1].to_string());
+        }
+        assert!(Instant::now() < deadline, "no line for {request}:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_access_log_names_every_server_tried_and_its_time() {
+    let a = Origin::start("a");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (_held, dead) = refusing_addr();
+    // The smooth round robin starts with the first server: the refusing one.
+    let cap = Capstone::start(&format!(
+        "[log]\naccess = {log:?}\n[[upstream]]\nname = \"two\"\nservers = [\"{dead}\", \"{}\"]\n\
+         [[location]]\nprefix = \"/api/\"\nupstream = \"two\"\n",
+        a.addr
+    ));
+    let r = get(cap.addr, "/api/sleep/150");
+    assert_eq!((r.status, origin_of(&r)), (200, "a".to_string()));
+    let (addrs, times) = upstream_fields(&log, "GET /api/sleep/150 ");
+    assert_eq!(addrs, format!("{dead}, {}", a.addr));
+    let times: Vec<f64> = times.split(", ").map(|t| t.parse().unwrap()).collect();
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert!(times[0] < 0.15, "a refused connect took {}", times[0]);
+    assert!(
+        (0.15..5.0).contains(&times[1]),
+        "the origin slept 150 ms: {}",
+        times[1]
+    );
+    // Not proxied: "-" for both.
+    assert_eq!(get(cap.addr, "/index.html").status, 200);
+    assert_eq!(
+        upstream_fields(&log, "GET /index.html "),
+        ("-".to_string(), "-".to_string())
     );
 }
 

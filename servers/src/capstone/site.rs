@@ -200,8 +200,14 @@ impl crate::upstream::proxy::Origin for Site {
     }
 
     fn record(&mut self, r: &crate::upstream::proxy::Record<'_>) {
-        self.http
-            .account_for(r.peer, r.line, (r.referer, r.user_agent), r.code, r.body);
+        self.http.account_for(
+            r.peer,
+            r.line,
+            (r.referer, r.user_agent),
+            r.code,
+            r.body,
+            r.tried,
+        );
         // Proxied requests are HTTP/1 (h2 is not offered where locations exist).
         if let Some(t) = &self.tally {
             let proto = super::metrics::proto_of(r.line);

@@ -508,6 +508,7 @@ fn http_config(
     h.features = config.http.clone();
     h.server_name = "capstone".into();
     h.access_log = access;
+    h.log_upstream = config.routes().any();
     if config.chroot.as_deref() == Some(root.as_path()) {
         h.chrooted();
     }

@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,12 +75,53 @@ const TOKEN_CONTROL: u64 = u64::MAX - 1;
 const TOKEN_LISTENER0: u64 = u64::MAX - 2;
 /// Reads at most this much per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
+/// Reads at most this much from an outbound connection (haproxy's buffer size):
+/// its bytes are mostly a response head followed by a body the protocol may
+/// splice, and whatever a read takes of that body is copied through user space.
+const OUTBOUND_READ: usize = 16 * 1024;
 /// Accepts at most this many connections per readiness event of one listener.
 const ACCEPT_BATCH: usize = 256;
 /// A drain takes what waits in the accept queue in at most this many batches.
 const DRAIN_ACCEPT_ROUNDS: usize = 64;
 /// A connection whose idle input buffer grew past this gives the memory back.
 const KEEP_INPUT_CAPACITY: usize = 4 * 1024;
+/// Idle pipes a loop keeps for its next splices.
+const PIPE_POOL: usize = 16;
+/// Pipes' worth of bytes one splice moves per wakeup before the loop serves the
+/// other connections.
+const SPLICE_BUDGET: usize = 4;
+
+/// A transfer a connection is the source of ([`Action::Splice`]): its socket's
+/// bytes go into `pipe` and from there into `to`'s socket, so a slow `to` leaves
+/// them in the pipe and the source is not read while the pipe is full (bounded
+/// memory, whatever the source sends).
+struct Splice {
+    to: ConnId,
+    /// Bytes still to read from the source; `u64::MAX`: until its end of stream.
+    left: u64,
+    pipe: super::relay::Pipe,
+    in_pipe: usize,
+    /// The pipe refused more (`EAGAIN` holding bytes; it fills by buffers, not
+    /// bytes): the source waits until it is empty (as the relay's `splice_dir`).
+    pipe_full: bool,
+    eof: bool,
+    /// A byte moved: an error now is the connection's, not "cannot splice".
+    moved: bool,
+}
+
+impl Splice {
+    fn wants_read(&self) -> bool {
+        !self.eof && !self.pipe_full && self.left > 0 && self.in_pipe < self.pipe.cap
+    }
+}
+
+/// `splice(2)` between two descriptors the loop owns.
+fn splice_fds(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: both are descriptors of this loop's connections or pipes, open for the
+    // whole call: the loop is single-threaded and closes nothing during it.
+    let (from, to) = unsafe { (BorrowedFd::borrow_raw(from), BorrowedFd::borrow_raw(to)) };
+    super::relay::splice(from, to, len)
+}
 
 const REQ_NONE: u8 = 0;
 const REQ_DRAIN: u8 = 1;
@@ -177,6 +218,12 @@ struct Conn<C> {
     paused: bool,
     /// Held input is to be offered again (reading resumed).
     refeed: bool,
+    /// The transfer this connection is the source of.
+    splice: Option<Box<Splice>>,
+    /// The connection whose transfer writes into this one.
+    sink_of: Option<ConnId>,
+    /// That transfer holds bytes for this socket.
+    sink_waiting: bool,
 }
 
 /// A single-threaded event loop over backend `B`, serving protocol `P`.
@@ -219,6 +266,8 @@ pub struct EventLoop<P: Protocol, B: Poller> {
     /// an earlier one replaced, is dropped when it comes up. Rebuilt from the table
     /// when stale entries outnumber the connections, so it stays bounded.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Idle pipes for the next splices.
+    pipes: Vec<super::relay::Pipe>,
 }
 
 impl<P: Protocol, B: Poller> EventLoop<P, B> {
@@ -260,6 +309,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             now: Instant::now(),
             called_in_settle: false,
             deadlines: BinaryHeap::new(),
+            pipes: Vec::new(),
         })
     }
 
@@ -558,12 +608,30 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                     }
                     return;
                 }
-                if f.hangup && c.out.is_empty() && (c.read_closed || !c.interest.read) {
+                if f.hangup
+                    && c.out.is_empty()
+                    && (c.read_closed || !c.interest.read)
+                    && c.splice.is_none()
+                    && !c.sink_waiting
+                {
                     // Both directions are gone and nothing is left to say.
                     self.doom(slot, id, "hangup");
                     return;
                 }
-                if f.readable && c.interest.read {
+                if c.splice.is_some() {
+                    if f.readable || f.hangup {
+                        self.pump(slot, id);
+                    }
+                    let stuck = self.slots[slot].as_ref().is_some_and(|c| {
+                        c.id == id && c.splice.as_ref().is_some_and(|s| !s.wants_read())
+                    });
+                    if f.hangup && stuck {
+                        // Reported on every wait whatever the interest: gone, with a
+                        // full pipe the destination is slow to take.
+                        self.doom(slot, id, "hangup during a splice");
+                        return;
+                    }
+                } else if f.readable && c.interest.read {
                     self.on_readable(slot, id);
                 }
                 // Answer at once, as nginx and lighttpd do, rather than after the whole
@@ -649,6 +717,9 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             connecting: false,
             paused: false,
             refeed: false,
+            splice: None,
+            sink_of: None,
+            sink_waiting: false,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -675,7 +746,12 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         let Some(c) = self.slots[slot].as_mut() else {
             return;
         };
-        match net::recv(c.fd.as_fd(), &mut self.scratch) {
+        let max = if c.outbound {
+            OUTBOUND_READ
+        } else {
+            READ_CHUNK
+        };
+        match net::recv(c.fd.as_fd(), &mut self.scratch[..max]) {
             Ok(0) => {
                 c.read_closed = true;
                 if let Some(state) = c.state.as_mut() {
@@ -746,7 +822,13 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             let Some(c) = self.slots[slot].as_mut() else {
                 break;
             };
-            if c.id != id || c.closing || c.doomed || c.paused || over_high(&c.out, &self.limits) {
+            if c.id != id
+                || c.closing
+                || c.doomed
+                || c.paused
+                || c.splice.is_some()
+                || over_high(&c.out, &self.limits)
+            {
                 break;
             }
             let Some(state) = c.state.as_mut() else {
@@ -932,6 +1014,7 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
                     }
                 }
                 Action::Connect { id, to } => self.connect(id, to),
+                Action::Splice { from, to, len } => self.start_splice(from, to, len),
                 Action::Pause { id, paused } => {
                     if let Some(&slot) = self.ids.get(&id.0) {
                         if let Some(c) = self.slots[slot].as_mut() {
@@ -991,6 +1074,9 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             connecting: true,
             paused: false,
             refeed: false,
+            splice: None,
+            sink_of: None,
+            sink_waiting: false,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -1024,6 +1110,252 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
             self.doom(slot, id, "connect failed");
         } else {
             self.mark_dirty(slot, id);
+        }
+    }
+
+    /// Starts an [`Action::Splice`]: held input first (queued for `to`), then
+    /// the socket's bytes through a pipe from the pool.
+    fn start_splice(&mut self, from: ConnId, to: ConnId, len: u64) {
+        let (Some(&fs), Some(&ts)) = (self.ids.get(&from.0), self.ids.get(&to.0)) else {
+            return self.splice_refused(from, "a connection of the splice is gone");
+        };
+        let open = |c: &Conn<P::Conn>| !c.doomed && !c.closing;
+        let source = self.slots[fs]
+            .as_ref()
+            .is_some_and(|c| open(c) && c.splice.is_none());
+        let sink = self.slots[ts]
+            .as_ref()
+            .is_some_and(|c| open(c) && c.sink_of.is_none());
+        if fs == ts || !source || !sink {
+            return self.splice_refused(from, "a connection of the splice is busy or closing");
+        }
+        let pipe = match self.pipes.pop() {
+            Some(p) => p,
+            None => match super::relay::new_pipe() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(conn = %from, error = %e, "pipe2 failed: not splicing");
+                    return self.splice_refused(from, "pipe2 failed");
+                }
+            },
+        };
+        let Some(c) = self.slots[fs].as_mut() else {
+            return;
+        };
+        let held = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(c.input.len());
+        let first: Vec<u8> = c.input.drain(..held).collect();
+        let left = if len == u64::MAX {
+            len
+        } else {
+            len - held as u64
+        };
+        c.splice = Some(Box::new(Splice {
+            to,
+            left,
+            pipe,
+            in_pipe: 0,
+            pipe_full: false,
+            eof: false,
+            moved: false,
+        }));
+        if !first.is_empty() {
+            self.push(ts, Bytes::from(first));
+        }
+        if let Some(d) = self.slots[ts].as_mut() {
+            d.sink_of = Some(from);
+        }
+        // The first pump runs once what is queued for `to` (the response head) is
+        // flushed, so the bytes can go straight through without waiting on the poller.
+        self.mark_dirty(ts, to);
+    }
+
+    fn splice_refused(&mut self, from: ConnId, why: &'static str) {
+        let Some(&slot) = self.ids.get(&from.0) else {
+            return;
+        };
+        if let Some(state) = self.slots[slot].as_mut().and_then(|c| c.state.as_mut()) {
+            let e = io::Error::new(io::ErrorKind::Unsupported, why);
+            self.called_in_settle = true;
+            self.proto.spliced(from, state, Err(e), &mut self.outbox);
+        }
+        self.mark_dirty(slot, from);
+    }
+
+    /// `to` no longer receives a splice's bytes.
+    fn unsink(&mut self, to: ConnId) {
+        if let Some(&slot) = self.ids.get(&to.0) {
+            if let Some(d) = self.slots[slot].as_mut() {
+                d.sink_of = None;
+                d.sink_waiting = false;
+            }
+            self.update_interest(slot, to);
+        }
+    }
+
+    /// An empty pipe goes back to the pool; one still holding bytes is closed.
+    fn recycle(&mut self, sp: Splice) {
+        if sp.in_pipe == 0 && self.pipes.len() < PIPE_POOL {
+            self.pipes.push(sp.pipe);
+        }
+    }
+
+    /// Moves what it can of the splice whose source is `slot`: source to pipe
+    /// while the pipe has room, pipe to destination once everything queued before
+    /// for the destination is written. Ends the transfer when its bytes are all
+    /// written, or at the source's end of stream.
+    fn pump(&mut self, slot: usize, id: ConnId) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.id != id || c.doomed {
+            return;
+        }
+        let Some(mut sp) = c.splice.take() else {
+            return;
+        };
+        let src = c.fd.as_raw_fd();
+        let dst = self.ids.get(&sp.to.0).and_then(|&ts| {
+            let d = self.slots[ts].as_ref()?;
+            (d.id == sp.to && !d.doomed)
+                .then(|| (ts, d.fd.as_raw_fd(), d.out.is_empty() && !d.connecting))
+        });
+        let Some((ts, dst_fd, dst_free)) = dst else {
+            // The destination is gone: its end closes this side too.
+            self.update_interest(slot, id);
+            return;
+        };
+        let (mut read, mut written) = (0usize, 0usize);
+        let mut failed: Option<(bool, io::Error)> = None;
+        let budget = sp.pipe.cap.saturating_mul(SPLICE_BUDGET);
+        loop {
+            let mut progress = false;
+            if sp.wants_read() {
+                let room = sp.pipe.cap - sp.in_pipe;
+                let want = usize::try_from(sp.left).map_or(room, |l| l.min(room));
+                match splice_fds(src, sp.pipe.w.as_raw_fd(), want) {
+                    Ok(0) => sp.eof = true,
+                    Ok(n) => {
+                        sp.in_pipe += n;
+                        if sp.left != u64::MAX {
+                            sp.left -= n as u64;
+                        }
+                        sp.moved = true;
+                        read += n;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        sp.pipe_full = sp.in_pipe > 0;
+                    }
+                    Err(e) => {
+                        failed = Some((true, e));
+                        break;
+                    }
+                }
+            }
+            if sp.in_pipe > 0 && dst_free {
+                match splice_fds(sp.pipe.r.as_raw_fd(), dst_fd, sp.in_pipe) {
+                    Ok(n) => {
+                        sp.in_pipe -= n;
+                        sp.pipe_full &= sp.in_pipe > 0;
+                        written += n;
+                        progress |= n > 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        failed = Some((false, e));
+                        break;
+                    }
+                }
+            }
+            if !progress || written >= budget {
+                break;
+            }
+        }
+        let now = self.now;
+        Stats::add(&self.stats.bytes_in, read as u64);
+        if read > 0 || written > 0 {
+            if let Some(c) = self.slots[slot].as_mut() {
+                // The transfer is moving (a slow destination holds the source back
+                // through the pipe): the source's silence deadline moves on.
+                if let Some(d) = c.deadline_after {
+                    c.deadline_at = Some(now + d);
+                }
+            }
+        }
+        if written > 0 {
+            Stats::add(&self.stats.bytes_out, written as u64);
+            if let Some(d) = self.slots[ts].as_mut() {
+                if let Some(after) = d.deadline_after {
+                    d.deadline_at = Some(now + after);
+                }
+            }
+        }
+        match failed {
+            Some((true, e)) if !sp.moved && e.raw_os_error() == Some(libc::EINVAL) => {
+                // This source cannot be spliced: the protocol copies instead.
+                self.unsink(sp.to);
+                self.recycle(*sp);
+                if let Some(state) = self.slots[slot].as_mut().and_then(|c| c.state.as_mut()) {
+                    self.called_in_settle = true;
+                    self.proto.spliced(id, state, Err(e), &mut self.outbox);
+                }
+                self.apply();
+                self.update_interest(slot, id);
+                return;
+            }
+            Some((at_source, e)) => {
+                tracing::debug!(conn = %id, error = %e, at_source, "splice failed");
+                if let Some(c) = self.slots[slot].as_mut() {
+                    c.splice = Some(sp);
+                }
+                if at_source {
+                    self.doom(slot, id, "read error");
+                } else {
+                    let to = self.slots[ts].as_ref().map(|d| d.id);
+                    if let Some(to) = to {
+                        self.doom(ts, to, "write error");
+                    }
+                }
+                return;
+            }
+            None => {}
+        }
+        if sp.in_pipe == 0 && (sp.left == 0 || sp.eof) {
+            let to = sp.to;
+            let eof = sp.eof;
+            self.unsink(to);
+            self.recycle(*sp);
+            let Some(c) = self.slots[slot].as_mut() else {
+                return;
+            };
+            if eof {
+                c.read_closed = true;
+            }
+            if let Some(state) = c.state.as_mut() {
+                self.called_in_settle = true;
+                if eof {
+                    self.proto.eof(id, state, &mut self.outbox);
+                } else {
+                    self.proto.spliced(id, state, Ok(()), &mut self.outbox);
+                }
+            }
+            self.apply();
+            self.mark_dirty(slot, id);
+            return;
+        }
+        let waiting = sp.in_pipe > 0;
+        if let Some(c) = self.slots[slot].as_mut() {
+            c.splice = Some(sp);
+        }
+        if let Some(d) = self.slots[ts].as_mut() {
+            d.sink_waiting = waiting;
+        }
+        self.update_interest(slot, id);
+        let to = self.slots[ts].as_ref().map(|d| d.id);
+        if let Some(to) = to {
+            self.update_interest(ts, to);
         }
     }
 
@@ -1160,6 +1492,20 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if c.id != id || c.doomed {
             return;
         }
+        if c.sink_of.is_some() && c.out.is_empty() {
+            // What was queued before the spliced bytes is out: they may follow.
+            if let Some(src) = c.sink_of {
+                if let Some(&s) = self.ids.get(&src.0) {
+                    self.pump(s, src);
+                }
+            }
+        }
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.id != id || c.doomed {
+            return;
+        }
         let refeed = std::mem::take(&mut c.refeed) && !c.paused;
         if (refeed || (was_high && !over_high(&c.out, &self.limits))) && !c.input.is_empty() {
             // Backpressure lifted (or reading resumed): what was held back may hold
@@ -1176,13 +1522,20 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         if c.id != id || c.doomed {
             return;
         }
+        let read = match &c.splice {
+            // The pipe bounds what is read, not the protocol.
+            Some(sp) => sp.wants_read() && !c.read_closed && !c.closing,
+            None => {
+                !c.read_closed
+                    && !c.closing
+                    && !c.paused
+                    && !over_high(&c.out, &self.limits)
+                    && c.input.len() < self.limits.max_input
+            }
+        };
         let want = Interest {
-            read: !c.read_closed
-                && !c.closing
-                && !c.paused
-                && !over_high(&c.out, &self.limits)
-                && c.input.len() < self.limits.max_input,
-            write: !c.out.is_empty(),
+            read,
+            write: !c.out.is_empty() || c.sink_waiting,
             exclusive: false,
         };
         if want != c.interest {
@@ -1207,6 +1560,22 @@ impl<P: Protocol, B: Poller> EventLoop<P, B> {
         self.free.push(slot);
         self.ids.remove(&id.0);
         let _ = self.poller.delete(c.fd.as_raw_fd());
+        if let Some(sp) = c.splice.take() {
+            self.unsink(sp.to);
+            self.recycle(*sp);
+        }
+        if let Some(src) = c.sink_of.take() {
+            // Nowhere to deliver the rest: the transfer ends (the protocol hears of
+            // this connection's end and closes the other).
+            if let Some(&s) = self.ids.get(&src.0) {
+                if let Some(sc) = self.slots[s].as_mut() {
+                    if sc.splice.as_ref().is_some_and(|sp| sp.to == id) {
+                        sc.splice = None;
+                        self.update_interest(s, src);
+                    }
+                }
+            }
+        }
         if !c.outbound {
             Stats::sub(&self.stats.active, 1);
             Stats::add(&self.stats.closed, 1);

@@ -248,10 +248,10 @@ struct Dir {
     dechunk: bool,
 }
 
-struct Pipe {
-    r: OwnedFd,
-    w: OwnedFd,
-    cap: usize,
+pub(crate) struct Pipe {
+    pub(crate) r: OwnedFd,
+    pub(crate) w: OwnedFd,
+    pub(crate) cap: usize,
 }
 
 impl Dir {
@@ -1429,7 +1429,7 @@ fn write_prefix(d: &mut Dir, dst: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(moved)
 }
 
-fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+pub(crate) fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
     loop {
         // SAFETY: both descriptors are borrowed and open; null offsets mean "use and
         // advance the descriptors' own positions", which sockets and pipes require.
@@ -1453,7 +1453,7 @@ fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<us
     }
 }
 
-fn new_pipe() -> io::Result<Pipe> {
+pub(crate) fn new_pipe() -> io::Result<Pipe> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     net::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;

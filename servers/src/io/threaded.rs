@@ -131,7 +131,7 @@ impl<P> Shared<P> {
                     }
                 }
                 // Outbound connections are the event loops' alone (see `Action::Connect`).
-                Action::Connect { .. } | Action::Pause { .. } => {}
+                Action::Connect { .. } | Action::Pause { .. } | Action::Splice { .. } => {}
             }
         }
     }

@@ -103,6 +103,21 @@ pub enum Action {
         id: ConnId,
         paused: bool,
     },
+    /// Move the next `len` bytes `from` sends (`u64::MAX`: until its end of stream)
+    /// to `to` unchanged, socket to pipe to socket with `splice(2)`, never through
+    /// the protocol: input `from` holds unconsumed goes first, after whatever is
+    /// already queued for `to`. Reading `from` is then bounded by the pipe alone
+    /// ([`Action::Pause`] does not apply); the protocol queues nothing more for
+    /// `to` until the transfer ends. It ends with [`Protocol::spliced`] once every
+    /// byte is written (`Ok`), or at once with an error when it cannot start (the
+    /// bytes are then offered to [`Protocol::data`] as usual); an end of stream
+    /// first is [`Protocol::eof`] of `from` once the bytes before it are written; a
+    /// read or write error closes the connection it happened on. Event loops only.
+    Splice {
+        from: ConnId,
+        to: ConnId,
+        len: u64,
+    },
 }
 
 /// The list of actions one call produced, applied by the model in order.
@@ -168,6 +183,11 @@ impl Outbox {
     /// another (a proxy stops reading its upstream while the client is slow).
     pub fn pause(&mut self, id: ConnId, paused: bool) {
         self.actions.push(Action::Pause { id, paused });
+    }
+
+    /// Moves the next `len` bytes from `from` to `to` in the kernel (see [`Action::Splice`]).
+    pub fn splice(&mut self, from: ConnId, to: ConnId, len: u64) {
+        self.actions.push(Action::Splice { from, to, len });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -298,6 +318,18 @@ pub trait Protocol {
     /// The connect of outbound connection `id` finished: `Ok` once established,
     /// else why it failed, and [`Protocol::closed`] follows.
     fn connected(
+        &mut self,
+        _id: ConnId,
+        _conn: &mut Self::Conn,
+        _result: std::io::Result<()>,
+        _out: &mut Outbox,
+    ) {
+    }
+
+    /// The transfer [`Action::Splice`] started from `id` ended: `Ok` with all its
+    /// bytes written to its destination, or why it could not start (nothing moved;
+    /// the bytes come to [`Protocol::data`] instead).
+    fn spliced(
         &mut self,
         _id: ConnId,
         _conn: &mut Self::Conn,

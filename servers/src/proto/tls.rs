@@ -208,7 +208,9 @@ impl<P: TlsAware> Tls<P> {
                     self.plain_conns.insert(id);
                     out.push(Action::Connect { id, to });
                 }
-                a @ Action::Pause { .. } => out.push(a),
+                // A splice's ends are plaintext connections (the proxy splices
+                // only to clients without a session).
+                a @ (Action::Pause { .. } | Action::Splice { .. }) => out.push(a),
             }
         }
         // Give the allocation back for the next call.
@@ -736,6 +738,18 @@ impl<P: TlsAware> Protocol for Tls<P> {
     ) {
         if let Some(inner) = conn.inner.as_mut() {
             self.outbound_call(out, |p, o| p.connected(id, inner, result, o));
+        }
+    }
+
+    fn spliced(
+        &mut self,
+        id: ConnId,
+        conn: &mut Self::Conn,
+        result: std::io::Result<()>,
+        out: &mut Outbox,
+    ) {
+        if let Some(inner) = conn.inner.as_mut() {
+            self.outbound_call(out, |p, o| p.spliced(id, inner, result, o));
         }
     }
 

@@ -15,6 +15,13 @@
 //! [`Protocol::drained`] says the queue is empty, so a slow client throttles its
 //! upstream and a big upload is streamed, never buffered.
 //!
+//! The rest of a body of known length that did not come with its head, and both
+//! directions of a tunnel, are not copied at all when the client is plaintext: the
+//! layer hands them to the loop ([`Outbox::splice`]), which moves them socket →
+//! pipe → socket and calls [`Protocol::spliced`] when done; the pipe bounds what is
+//! read ahead of a slow peer, as the window does for copies. TLS clients, chunked
+//! bodies and sockets the kernel will not splice take the copy path.
+//!
 //! Failures before any byte of the response (refused, reset, connect or read
 //! timeout) are counted against the server (passive health, see
 //! [`super::Balancer`]) and an idempotent request without a body is tried on the
@@ -23,8 +30,8 @@
 //! cut the client's connection.
 //!
 //! A GET whose `Connection` names `Upgrade` passes the `Upgrade` on; a 101 turns
-//! the exchange into a tunnel: both bodies become "until close", under the same
-//! windows, and the exchange ends when either side closes.
+//! the exchange into a tunnel: both bodies become "until close" (spliced, or
+//! copied under the same windows), and the exchange ends when either side closes.
 //!
 //! Behind TLS ([`crate::proto::tls::Tls`] wraps this layer): a client whose
 //! handshake finished is opened with [`TlsAware::open_tls`], and its requests go
@@ -39,7 +46,7 @@
 
 use super::shared::ServerTable;
 use super::{location_for, Balancer, Health, Location, Upstream};
-use crate::proto::http::{parse_head, BodyFraming, Method, Parsed};
+use crate::proto::http::{parse_head, BodyFraming, Head, Method, Parsed};
 use crate::proto::proxy::framing::Frame;
 use crate::proto::proxy::{self, parse_response};
 use crate::proto::tls::{PeerIdentity, TlsAware};
@@ -49,6 +56,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The maps keyed by connection: a fast hash, as the ids are the loop's own
+/// counter, not chosen by a peer.
+type Fast = foldhash::fast::RandomState;
 
 /// Bytes queued towards one side of an exchange before the other side is paused.
 pub const WINDOW: usize = 256 * 1024;
@@ -69,6 +80,10 @@ pub struct Record<'a> {
     pub body: u64,
     /// The client came through a TLS handshake.
     pub https: bool,
+    /// The servers the request was sent to, in order, and how long each took
+    /// (from sending the head, connect included, to the response's last byte or
+    /// the failure): nginx's `$upstream_addr` and `$upstream_response_time`.
+    pub tried: &'a [(SocketAddr, Duration)],
 }
 
 /// What the reverse proxy needs of the protocol it wraps.
@@ -171,6 +186,10 @@ struct Exchange {
     /// The request may be tried again elsewhere (idempotent, no body).
     retryable: bool,
     tried: Vec<usize>,
+    /// Each finished attempt's server and how long it took (see [`Record::tried`]).
+    attempts: Vec<(SocketAddr, Duration)>,
+    /// The current attempt's server, until it is in `attempts`.
+    trying: Option<SocketAddr>,
     /// The upstream connection came from the idle pool: an error on it before any
     /// response byte is the pool's staleness, not the server's health.
     reused: bool,
@@ -190,6 +209,12 @@ struct Exchange {
     up_pending: usize,
     up_paused: bool,
     client_paused: bool,
+    /// The response body's rest is being spliced to the client: its length.
+    splicing_down: Option<u64>,
+    /// The request body's rest (or a tunnel's client side) is being spliced up.
+    splicing_up: bool,
+    /// The loop could not splice for this exchange: copy.
+    no_splice: bool,
 }
 
 /// The reverse-proxy layer over an [`Origin`].
@@ -199,12 +224,12 @@ pub struct ReverseProxy<P: Origin> {
     balancers: Vec<Balancer>,
     /// Idle connections, by pool and server, most recently used last.
     idle: Vec<Vec<VecDeque<ConnId>>>,
-    exchanges: HashMap<ConnId, Exchange>,
-    owners: HashMap<ConnId, Owner>,
+    exchanges: HashMap<ConnId, Exchange, Fast>,
+    owners: HashMap<ConnId, Owner, Fast>,
     /// Clients kept alive after a proxied response and silent since: their
     /// keep-alive timeout closes them quietly (the inner protocol would answer it
     /// as a request that never came).
-    kept: HashSet<ConnId>,
+    kept: HashSet<ConnId, Fast>,
     /// Health checks in flight, and per pool and server when the next is due
     /// (`None` while one is in flight).
     probes: HashMap<ConnId, Probe>,
@@ -214,6 +239,12 @@ pub struct ReverseProxy<P: Origin> {
 }
 
 impl Exchange {
+    /// Whether bodies may be spliced between the two sockets: the client's bytes
+    /// are its socket's (no TLS) and the loop has not refused.
+    fn can_splice(&self) -> bool {
+        !self.https && !self.no_splice && !self.dechunk
+    }
+
     fn record(&self, code: u16) -> Record<'_> {
         Record {
             peer: self.peer,
@@ -223,6 +254,14 @@ impl Exchange {
             code,
             body: self.body_bytes,
             https: self.https,
+            tried: &self.attempts,
+        }
+    }
+
+    /// The current attempt ended (answered, failed, or the client left).
+    fn attempt_ended(&mut self) {
+        if let Some(addr) = self.trying.take() {
+            self.attempts.push((addr, self.sent.elapsed()));
         }
     }
 }
@@ -247,9 +286,9 @@ impl<P: Origin> ReverseProxy<P> {
             routes,
             balancers,
             idle,
-            exchanges: HashMap::new(),
-            owners: HashMap::new(),
-            kept: HashSet::new(),
+            exchanges: HashMap::default(),
+            owners: HashMap::default(),
+            kept: HashSet::default(),
             probes: HashMap::new(),
             next_check,
             stopping: false,
@@ -377,12 +416,10 @@ impl<P: Origin> ReverseProxy<P> {
         client: ConnId,
         (peer, https): (SocketAddr, bool),
         raw: &[u8],
+        (head, len): (Head<'_>, usize),
         upstream: usize,
         out: &mut Outbox,
     ) -> usize {
-        let Parsed::Complete { head, len } = parse_head(raw) else {
-            return 0;
-        };
         let tunnel = matches!(head.method, Method::Get) && !head.has_body;
         let (head_bytes, upgrade) = match rewrite_request(&raw[..len], peer.ip(), tunnel, https) {
             Some(h) => h,
@@ -423,6 +460,8 @@ impl<P: Origin> ReverseProxy<P> {
             head: Bytes::from(head_bytes),
             retryable: idempotent && req.is_done(),
             tried: Vec::new(),
+            attempts: Vec::new(),
+            trying: None,
             reused: false,
             req,
             head_method: matches!(head.method, Method::Head),
@@ -437,6 +476,9 @@ impl<P: Origin> ReverseProxy<P> {
             up_pending: 0,
             up_paused: false,
             client_paused: false,
+            splicing_down: None,
+            splicing_up: false,
+            no_splice: false,
         };
         // The exchange's timeouts are the upstream's; the client's comes back after.
         out.deadline(client, None);
@@ -461,6 +503,7 @@ impl<P: Origin> ReverseProxy<P> {
         ex.tried.push(server);
         ex.server = server;
         ex.sent = now;
+        ex.trying = Some(pool.servers[server].addr);
         self.balancers[ex.upstream].started(server);
         let reused = self.idle[ex.upstream][server].pop_back();
         let up = match reused {
@@ -496,6 +539,7 @@ impl<P: Origin> ReverseProxy<P> {
             return;
         };
         let now = Instant::now();
+        ex.attempt_ended();
         let b = &mut self.balancers[ex.upstream];
         b.finished(ex.server);
         let stale = ex.reused && why == Failure::Error && ex.resp.is_none();
@@ -554,9 +598,10 @@ impl<P: Origin> ReverseProxy<P> {
     /// The response is complete: the upstream connection goes back to its pool (or
     /// closes), the client goes on with its next request (or closes).
     fn finish(&mut self, client: ConnId, leftover: bool, out: &mut Outbox) {
-        let Some(ex) = self.exchanges.remove(&client) else {
+        let Some(mut ex) = self.exchanges.remove(&client) else {
             return;
         };
+        ex.attempt_ended();
         self.balancers[ex.upstream].finished(ex.server);
         if ex.code != 101 {
             self.balancers[ex.upstream].responded(ex.server, ex.sent.elapsed());
@@ -625,6 +670,18 @@ impl<P: Origin> ReverseProxy<P> {
         if n > 0 {
             out.send(ex.up, Bytes::copy_from_slice(&input[..n]));
             ex.up_pending += n;
+        }
+        if let Frame::Length(left) = ex.req {
+            if n == input.len() && ex.can_splice() && !ex.splicing_up {
+                // The rest of a body of known length goes up in the kernel.
+                ex.splicing_up = true;
+                if ex.client_paused {
+                    ex.client_paused = false;
+                    out.pause(client, false);
+                }
+                out.splice(client, ex.up, left);
+                return n;
+            }
         }
         if (ex.up_pending > WINDOW || ex.req.is_done()) && !ex.client_paused {
             ex.client_paused = true;
@@ -725,11 +782,63 @@ impl<P: Origin> ReverseProxy<P> {
             self.finish(client, leftover, out);
             return input.len();
         }
+        // The rest of a body of known length (or a tunnel's bytes) needs no look:
+        // the kernel moves it, when nothing is to be done to it on the way (no TLS
+        // towards the client).
+        let rest = match frame {
+            Frame::Length(n) => Some(*n),
+            Frame::UntilEof if ex.code == 101 => Some(u64::MAX),
+            _ => None,
+        };
+        if let Some(len) = rest.filter(|_| ex.can_splice() && ex.splicing_down.is_none()) {
+            ex.splicing_down = Some(len);
+            if ex.up_paused {
+                ex.up_paused = false;
+                out.pause(up, false);
+            }
+            out.splice(up, client, len);
+            if ex.code == 101 && !ex.splicing_up {
+                ex.splicing_up = true;
+                out.splice(client, up, u64::MAX);
+            }
+            return used;
+        }
         if ex.down_pending > WINDOW && !ex.up_paused {
             ex.up_paused = true;
             out.pause(up, true);
         }
         used
+    }
+
+    /// A splice from `id` ended.
+    fn spliced_from(&mut self, id: ConnId, client: ConnId, ok: bool, out: &mut Outbox) {
+        let Some(ex) = self.exchanges.get_mut(&client) else {
+            return;
+        };
+        if id == client {
+            ex.splicing_up = false;
+            if !ok {
+                ex.no_splice = true;
+                return;
+            }
+            // The request body is up: a pipelined next request waits.
+            ex.req = Frame::Done;
+            if !ex.client_paused {
+                ex.client_paused = true;
+                out.pause(client, true);
+            }
+            return;
+        }
+        let Some(len) = ex.splicing_down.take() else {
+            return;
+        };
+        if !ok {
+            ex.no_splice = true;
+            return;
+        }
+        ex.body_bytes += len;
+        ex.resp = Some(Frame::Done);
+        self.finish(client, false, out);
     }
 
     fn drop_idle(&mut self, up: ConnId, out: &mut Outbox) {
@@ -740,8 +849,8 @@ impl<P: Origin> ReverseProxy<P> {
     }
 
     /// The location a complete request head at the start of `input` falls under.
-    fn route(&self, input: &[u8]) -> Option<usize> {
-        let Parsed::Complete { head, .. } = parse_head(input) else {
+    fn route(&self, parsed: &Parsed<'_>) -> Option<usize> {
+        let Parsed::Complete { head, .. } = parsed else {
             return None;
         };
         let site = self.inner.site_of(head.host);
@@ -946,6 +1055,26 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
         }
     }
 
+    fn spliced(
+        &mut self,
+        id: ConnId,
+        conn: &mut Self::Conn,
+        result: std::io::Result<()>,
+        out: &mut Outbox,
+    ) {
+        if let Err(e) = &result {
+            tracing::debug!(conn = %id, error = %e, "not spliced: copying");
+        }
+        let client = match conn {
+            ProxyConn::Upstream(_) => self.owners.get(&id).and_then(|o| o.client),
+            ProxyConn::Client { .. } => Some(id),
+            ProxyConn::Probe => None,
+        };
+        if let Some(client) = client {
+            self.spliced_from(id, client, result.is_ok(), out);
+        }
+    }
+
     fn connected(
         &mut self,
         id: ConnId,
@@ -990,14 +1119,16 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
                 if !self.inner.at_head(inner) {
                     return self.inner.data(id, inner, input, out);
                 }
-                match self.route(input) {
-                    Some(upstream) => {
+                // Parsed once, for the route and the request alike.
+                let parsed = parse_head(input);
+                match (self.route(&parsed), parsed) {
+                    (Some(upstream), Parsed::Complete { head, len }) => {
                         let from = (*peer, *https);
-                        self.start(id, from, input, upstream, out)
+                        self.start(id, from, input, (head, len), upstream, out)
                     }
-                    None => {
+                    (_, parsed) => {
                         // One request at a time, so the next one is routed too.
-                        let end = match parse_head(input) {
+                        let end = match parsed {
                             Parsed::Complete { head, len } if !head.has_body => len,
                             _ => input.len(),
                         };
@@ -1040,10 +1171,15 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             ProxyConn::Upstream(_) => {
                 let client = self.owners.get(&id).and_then(|o| o.client);
                 match client.and_then(|c| self.exchanges.get(&c).map(|ex| (c, ex))) {
-                    // The client stopped reading: that is its timeout, not the server's.
-                    Some((c, ex)) if ex.up_paused => {
+                    // The client stopped reading (or, mid-splice, either side
+                    // stalled with the response under way): not the server's failure.
+                    Some((c, ex)) if ex.up_paused || ex.splicing_down.is_some() => {
                         self.owners.remove(&id);
-                        self.exchanges.remove(&c);
+                        if let Some(mut ex) = self.exchanges.remove(&c) {
+                            ex.attempt_ended();
+                            self.balancers[ex.upstream].finished(ex.server);
+                            self.inner.record(&ex.record(ex.code));
+                        }
                         out.close(id);
                         out.close(c);
                     }
@@ -1106,7 +1242,8 @@ impl<P: Origin> Protocol for ReverseProxy<P> {
             }
             ProxyConn::Client { inner, .. } => {
                 self.kept.remove(&id);
-                if let Some(ex) = self.exchanges.remove(&id) {
+                if let Some(mut ex) = self.exchanges.remove(&id) {
+                    ex.attempt_ended();
                     self.balancers[ex.upstream].finished(ex.server);
                     // The client left first: nginx's 499.
                     let code = if ex.code == 0 { 499 } else { ex.code };

@@ -250,7 +250,8 @@ fn answer_of(queued: &mut Outbox) -> (Fields, VecDeque<Segment>) {
             Action::Close { .. }
             | Action::Deadline { .. }
             | Action::Connect { .. }
-            | Action::Pause { .. } => {}
+            | Action::Pause { .. }
+            | Action::Splice { .. } => {}
         }
     }
     (fields, body)

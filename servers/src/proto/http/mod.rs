@@ -270,6 +270,9 @@ pub struct HttpConfig {
     /// only), checked before the file lookup.
     pub routes: Vec<(String, RouteHandler)>,
     pub access_log: Option<AccessLog>,
+    /// Access log lines end with the upstream fields (see [`crate::log::push_upstream`]):
+    /// a server that proxies some requests logs them for every request.
+    pub log_upstream: bool,
     /// Files (or ranges) up to this size are read into the response head's buffer and
     /// leave in one write, one packet, as lighttpd does; larger ones are streamed with
     /// `sendfile(2)` and never held in memory. Keep it far below the model's
@@ -327,6 +330,7 @@ impl HttpConfig {
             site: SiteRules::default(),
             routes: Vec::new(),
             access_log: None,
+            log_upstream: false,
             inline_max: 16 * 1024,
             file_cache: 256,
             features: Features::default(),
@@ -757,6 +761,7 @@ impl Http {
         (referer, user_agent): (Option<&[u8]>, Option<&[u8]>),
         code: u16,
         body: u64,
+        tried: &[(SocketAddr, Duration)],
     ) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let req = Req {
@@ -764,26 +769,40 @@ impl Http {
             user_agent,
             ..Req::unparsed(line)
         };
-        self.account(peer, &req, code, body);
+        self.account_tried(peer, &req, code, body, tried);
     }
 
     /// Counts and logs one answered request.
     fn account(&mut self, peer: SocketAddr, req: &Req<'_>, code: u16, body: u64) {
+        self.account_tried(peer, req, code, body, &[]);
+    }
+
+    /// [`Http::account`] for a request answered from the upstream servers `tried`.
+    fn account_tried(
+        &mut self,
+        peer: SocketAddr,
+        req: &Req<'_>,
+        code: u16,
+        body: u64,
+        tried: &[(SocketAddr, Duration)],
+    ) {
         self.stats.response(code, body);
         if let Some(log) = &self.cfg.access_log {
             self.clock.tick();
-            log.line(
-                Combined {
-                    host: peer.ip(),
-                    time: &self.clock.clf,
-                    request: req.line,
-                    status: code,
-                    bytes: body,
-                    referer: req.referer,
-                    user_agent: req.user_agent,
-                }
-                .format(),
-            );
+            let mut line = Combined {
+                host: peer.ip(),
+                time: &self.clock.clf,
+                request: req.line,
+                status: code,
+                bytes: body,
+                referer: req.referer,
+                user_agent: req.user_agent,
+            }
+            .format();
+            if self.cfg.log_upstream {
+                crate::log::push_upstream(&mut line, tried);
+            }
+            log.line(line);
         }
     }
 
