@@ -500,6 +500,7 @@ pub struct Http {
     /// HTTP/2: the read buffer of files sent as DATA, and the core's answer.
     h2_buf: Vec<u8>,
     h2_scratch: Outbox,
+    h2_memo: h2::Memo,
     /// Return after each whole request (head and body), so a layer above sees every
     /// head (see [`Http::one_request_per_call`]).
     stepwise: bool,
@@ -637,6 +638,7 @@ impl Http {
             current: 0,
             h2_buf: Vec::new(),
             h2_scratch: Outbox::new(),
+            h2_memo: h2::Memo::default(),
             stepwise: false,
         }
     }

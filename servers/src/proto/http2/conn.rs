@@ -706,23 +706,54 @@ impl Connection {
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         body: VecDeque<Segment>,
     ) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        let mut block = self.block_start();
+        let fields: Vec<_> = fields.into_iter().collect();
+        // The static table where it names every field (a block any connection
+        // could be sent, see `encode_static`), else the encoder and its table.
+        if !super::hpack::encode_static(fields.iter().copied(), &mut block) {
+            block.extend(self.encoder.encode(fields));
+        }
+        self.queue(stream, block, body);
+    }
+
+    /// Queues the answer to `stream` as a header block made by
+    /// [`super::hpack::encode_static`] (so one made once may serve many streams,
+    /// on any connection).
+    pub fn respond_static(&mut self, stream: u32, block: &[u8], body: VecDeque<Segment>) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        let mut out = self.block_start();
+        out.extend_from_slice(block);
+        self.queue(stream, out, body);
+    }
+
+    /// A new header block, opening with the table size update owed, if any.
+    fn block_start(&mut self) -> Vec<u8> {
+        let mut block = Vec::with_capacity(160);
+        if let Some(size) = self.table_update.take() {
+            // §4.2 of RFC 7541: the change is announced at the start of a block.
+            let n = loona_hpack::encoder::encode_integer(size, 5);
+            block.extend_from_slice(&n);
+            if let Some(b) = block.first_mut() {
+                *b |= 0x20;
+            }
+        }
+        block
+    }
+
+    fn queue(&mut self, stream: u32, block: Vec<u8>, mut body: VecDeque<Segment>) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
-        let mut block = Vec::new();
-        if let Some(size) = self.table_update.take() {
-            // §4.2 of RFC 7541: the change is announced at the start of a block.
-            let mut n = loona_hpack::encoder::encode_integer(size, 5);
-            if let Some(b) = n.first_mut() {
-                *b |= 0x20;
-            }
-            block = n;
-        }
-        block.extend(self.encoder.encode(fields));
+        body.retain(|s| !s.is_empty());
         s.response = Some(Response {
             block,
             headers_sent: false,
-            body: body.into_iter().filter(|s| !s.is_empty()).collect(),
+            body,
         });
     }
 
