@@ -909,6 +909,37 @@ const CONNECTION_FIELDS: &[&[u8]] = &[
     b"upgrade",
 ];
 
+/// The bytes a field name may hold: a token's (RFC 9110 §5.6.2), lower case only
+/// (RFC 9113 §8.2.1).
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
 /// A request from its decoded fields, or `None` if malformed (§8.1.1, §8.3).
 fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
     let mut method = None;
@@ -917,7 +948,8 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
     let mut authority = None;
     let mut fields = Vec::with_capacity(list.len());
     for (name, value) in list {
-        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        // Values are short: a plain loop beats a vectorised search here.
+        if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
             return None;
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -937,9 +969,7 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
             *slot = Some(value);
             continue;
         }
-        let token =
-            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if name.is_empty() || !name.iter().all(|&b| token(b)) {
+        if name.is_empty() || !name.iter().all(|&b| NAME_BYTE[b as usize]) {
             return None;
         }
         if CONNECTION_FIELDS.contains(&&name[..]) || (name == b"te" && value != b"trailers") {
@@ -1145,6 +1175,31 @@ mod tests {
                 "{input:?}"
             );
             assert!(c.finished());
+        }
+    }
+
+    #[test]
+    fn field_names_are_lower_case_tokens() {
+        let tokens = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz";
+        for b in 0..=255u8 {
+            assert_eq!(NAME_BYTE[b as usize], tokens.contains(&b), "{b:#x}");
+        }
+        let req = |name: &[u8], value: &[u8]| {
+            request(
+                1,
+                vec![
+                    (b":method".to_vec(), b"GET".to_vec()),
+                    (b":scheme".to_vec(), b"http".to_vec()),
+                    (b":path".to_vec(), b"/".to_vec()),
+                    (name.to_vec(), value.to_vec()),
+                ],
+            )
+        };
+        assert!(req(b"x-ok", b"a b").is_some());
+        assert!(req(b"X-Upper", b"v").is_none());
+        assert!(req(b"x-sp ace", b"v").is_none());
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
+            assert!(req(b"x-ok", bad).is_none(), "{bad:?}");
         }
     }
 
