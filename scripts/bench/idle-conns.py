@@ -28,7 +28,7 @@ import time
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
-def h2_request(host, path):
+def h2_request(host, path, tls):
     """The client preface, an empty SETTINGS and one GET on stream 1 (HPACK:
     static-table indices, literals without indexing, no Huffman)."""
 
@@ -37,7 +37,8 @@ def h2_request(host, path):
         assert index < 15 and len(v) < 127
         return bytes([index, len(v)]) + v
 
-    block = b"\x82\x87" + literal(4, path) + literal(1, host)  # GET, https
+    scheme = b"\x87" if tls else b"\x86"  # https, http
+    block = b"\x82" + scheme + literal(4, path) + literal(1, host)  # GET
     frames = struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0)
     frames += struct.pack(">I", len(block))[1:] + b"\x01\x05" + struct.pack(">I", 1) + block
     return H2_PREFACE + frames
@@ -118,7 +119,7 @@ def main():
     if n + 100 > hard:
         sys.exit(f"RLIMIT_NOFILE {hard} is below {n} connections")
     if h2:
-        req = h2_request("localhost", path)
+        req = h2_request("localhost", path, tls)
     else:
         req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     ctx = None
