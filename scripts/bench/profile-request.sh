@@ -27,11 +27,19 @@
 # httpd (`--io epoll --precompressed`, as scripts/bench/http.sh runs it) may be added
 # to SERVERS.
 #
+# PROTO picks what the requests speak: h1 (the default, as above), h2c (HTTP/2 with
+# prior knowledge on plain TCP) or h2 (HTTP/2 over TLS 1.3, ALPN h2, one ECDSA P-256
+# certificate from `openssl req` for both servers). Both HTTP/2 modes are driven by
+# `h2load -c H2_C -m H2_M` (4 connections, 10 streams each), for callgrind and strace
+# alike; lighttpd runs with `server.h2proto` (and mod_openssl for h2), httpd is left
+# out. The figures are per request, the handshakes of the H2_C connections included.
+#
 # Environment: CAPSTONE and HTTPD (binaries to profile instead of building this
 # tree's), SERVERS ("capstone lighttpd"), N (20000), C (16), WARM (2000),
 # METRICS (on|off, on), FILE_SIZE (600), PORT (19650; lighttpd PORT+1, httpd
-# PORT+2), TOP (20 functions shown), PERF_SECS (4), SCHED_C (64), OUT (raw outputs
-# kept there; default a temporary directory that is removed).
+# PORT+2), TOP (20 functions shown), PERF_SECS (4), SCHED_C (64), PROTO (h1), H2_C
+# (4), H2_M (10), OUT (raw outputs kept there; default a temporary directory that is
+# removed).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/lib.sh"
@@ -57,8 +65,25 @@ PORT=${PORT:-19650}
 TOP=${TOP:-20}
 PERF_SECS=${PERF_SECS:-4}
 SCHED_C=${SCHED_C:-64}
+PROTO=${PROTO:-h1}
+H2_C=${H2_C:-4}
+H2_M=${H2_M:-10}
+case $PROTO in
+  h1) ;;
+  h2c | h2)
+    SERVERS=$(printf '%s\n' $SERVERS | grep -vx httpd | tr '\n' ' ' || true)
+    for t in "${TOOLS[@]}"; do
+      case $t in callgrind | strace) ;; *) echo "PROTO=$PROTO: only callgrind and strace" >&2; exit 2 ;; esac
+    done
+    ;;
+  *) echo "PROTO must be h1, h2c or h2" >&2; exit 2 ;;
+esac
 
 need_pkgs valgrind strace apache2-utils lighttpd wrk curl
+case $PROTO in
+  h2c) need_pkgs nghttp2-client ;;
+  h2) need_pkgs nghttp2-client openssl lighttpd-mod-openssl ;;
+esac
 for t in "${TOOLS[@]}"; do
   case $t in perf | sched) command -v perf >/dev/null || need_pkgs linux-perf ;; esac
 done
@@ -92,8 +117,32 @@ URL_PATH=/file.html
 
 metrics_path=/metrics
 [ "$METRICS" = on ] || metrics_path=
+SCHEME=http
+CAP_LISTEN="\"127.0.0.1:$PORT\""
+CAP_TLS=
+LTD_TLS=
+LTD_H2=
+if [ "$PROTO" != h1 ]; then
+  LTD_H2='server.feature-flags += ( "server.h2proto" => "enable" )'
+fi
+if [ "$PROTO" = h2 ]; then
+  SCHEME=https
+  openssl req -x509 -nodes -days 30 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+  CAP_LISTEN="{ addr = \"127.0.0.1:$PORT\", tls = true }"
+  CAP_TLS="[tls]
+cert = \"$OUT/cert.pem\"
+key = \"$OUT/key.pem\""
+  LTD_TLS="server.modules += ( \"mod_openssl\" )
+ssl.engine = \"enable\"
+ssl.pemfile = \"$OUT/cert.pem\"
+ssl.privkey = \"$OUT/key.pem\"
+ssl.openssl.ssl-conf-cmd = ( \"MinProtocol\" => \"TLSv1.3\" )"
+fi
 cat > "$OUT/capstone.toml" <<CONF
-listen = ["127.0.0.1:$PORT"]
+listen = [$CAP_LISTEN]
 root = "$DOCROOT"
 processes = 0
 workers = 1
@@ -104,8 +153,10 @@ metrics_path = "$metrics_path"
 precompressed = true
 [timeouts]
 idle = 60
+$CAP_TLS
 CONF
 lighttpd_conf "$OUT/lighttpd.conf" "$DOCROOT" $((PORT + 1)) "$OUT/lighttpd-error.log" 60 30000 15000
+printf '%s\n%s\n' "$LTD_H2" "$LTD_TLS" >> "$OUT/lighttpd.conf"
 
 port_of() {
   case $1 in
@@ -131,7 +182,7 @@ start() {
   RUST_LOG=warn "$@" $(server_cmd "$name") >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
   SERVER_PID=$!
   for i in $(seq 1 300); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$(port_of "$name")$URL_PATH" 2>/dev/null && return 0
+    curl -kfsS -o /dev/null "$SCHEME://127.0.0.1:$(port_of "$name")$URL_PATH" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "$name never answered on port $(port_of "$name"); its stderr:" >&2
@@ -144,9 +195,18 @@ stop() {
   SERVER_PID=
 }
 # drive NAME COUNT [CONNS]: COUNT keep-alive requests from ab over CONNS (C)
-# connections; fails unless all succeeded.
+# connections (HTTP/2: h2load over H2_C connections, H2_M streams each); fails
+# unless all succeeded.
 drive() {
   local out="$OUT/ab-$1-$2.txt"
+  if [ "$PROTO" != h1 ]; then
+    out="$OUT/h2load-$1-$2.txt"
+    h2load -n "$2" -c "$H2_C" -m "$H2_M" "$SCHEME://127.0.0.1:$(port_of "$1")$URL_PATH" > "$out" 2>&1 || true
+    grep -q "^requests: $2 total, $2 started, $2 done, $2 succeeded" "$out" \
+      && { [ "$PROTO" = h2c ] || grep -q "Application protocol: h2" "$out"; } \
+      || { echo "h2load against $1 failed:" >&2; cat "$out" >&2; return 1; }
+    return 0
+  fi
   ab -q -k -n "$2" -c "${3:-$C}" "http://127.0.0.1:$(port_of "$1")$URL_PATH" > "$out" 2>&1
   grep -q '^Failed requests: *0$' "$out" && grep -q "^Complete requests: *$2\$" "$out" \
     || { echo "ab against $1 failed:" >&2; cat "$out" >&2; return 1; }
@@ -157,7 +217,7 @@ SUMMARY="$OUT/summary.txt"
 
 run_callgrind() {
   local name=$1 dump total
-  step "$name: callgrind, $N requests (ab -k -c$C) after $WARM"
+  step "$name: callgrind, $N requests ($PROTO) after $WARM"
   start "$name" valgrind --tool=callgrind --callgrind-out-file="$OUT/cg-$name.out" \
     --dump-instr=no --collect-systime=no
   drive "$name" "$WARM"
@@ -192,7 +252,7 @@ run_callgrind() {
 
 run_strace() {
   local name=$1 spid
-  step "$name: strace -c, $N requests (ab -k -c$C) after $WARM"
+  step "$name: strace -c, $N requests ($PROTO) after $WARM"
   start "$name"
   drive "$name" "$WARM"
   strace -f -c -o "$OUT/strace-$name.txt" -p "$SERVER_PID" 2>/dev/null &
@@ -281,7 +341,8 @@ for tool in "${TOOLS[@]}"; do
   done
 done
 
-step "summary ($N requests of a $FILE_SIZE-byte file, ab -k -c$C; metrics $METRICS)"
+if [ "$PROTO" = h1 ]; then LOAD="ab -k -c$C"; else LOAD="$PROTO, h2load -c$H2_C -m$H2_M"; fi
+step "summary ($N requests of a $FILE_SIZE-byte file, $LOAD; metrics $METRICS)"
 ratio "user-space instructions" instr
 ratio "system calls" calls
 grep -E 'per request|^[a-z]+: perf' "$SUMMARY"

@@ -1168,3 +1168,54 @@ fn response_headers_are_huffman_coded_and_nghttp_decodes_them() {
         assert!(h2.contains(&line), "no {line:?} in:\n{h2}");
     }
 }
+
+/// Many requests for one cached file in one write: every answer's header block uses
+/// the static table alone (a fresh decoder reads each), the kept blocks of the
+/// cached answer are the ones sent again, and a table size update the client's
+/// SETTINGS asked for still opens the first block only.
+#[test]
+fn a_cached_answer_keeps_its_header_block_and_the_table_size_update_comes_first() {
+    use servers::proto::http2::hpack::{Decoded, HeaderDecoder};
+    let s = Server::start("");
+    // SETTINGS_HEADER_TABLE_SIZE 0: the next block must open with an update to 0.
+    let mut c = h2c(s.plain, &settings(&[(1, 0)]));
+    let ids: Vec<u32> = (0..40).map(|i| 2 * i + 1).collect();
+    let batch: Vec<u8> = ids
+        .iter()
+        .flat_map(|&id| request(id, "/index.html"))
+        .collect();
+    c.write_all(&batch).unwrap();
+    let mut blocks = Vec::new();
+    for &id in &ids {
+        let (block, body) = body_of(&mut c, id);
+        assert_eq!(body, b"<p>over h2</p>\n", "stream {id}");
+        blocks.push(block);
+    }
+    assert_eq!(blocks[0][0], 0x20, "{:02x?}", blocks[0]);
+    let first = blocks[0][1..].to_vec();
+    blocks[0] = first;
+    for (i, b) in blocks.iter().enumerate() {
+        assert_ne!(b[0] & 0xe0, 0x20, "block {i} has a size update: {b:02x?}");
+        let Ok(Decoded::Fields(fields)) = HeaderDecoder::new(1 << 16).decode(b) else {
+            panic!("block {i} needs a dynamic table: {b:02x?}");
+        };
+        let get = |n: &[u8]| {
+            fields
+                .iter()
+                .find(|(name, _)| name == n)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(b":status").as_deref(), Some(&b"200"[..]), "{fields:?}");
+        assert_eq!(get(b"content-length").as_deref(), Some(&b"15"[..]));
+        assert!(
+            get(b"etag").is_some() && get(b"date").is_some(),
+            "{fields:?}"
+        );
+    }
+    // Made within a second or two, the blocks are one or two distinct ones (the
+    // Date may tick over), however many streams asked.
+    let mut distinct = blocks.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() <= 3, "{} distinct blocks", distinct.len());
+}

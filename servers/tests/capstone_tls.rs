@@ -890,3 +890,65 @@ fn site_certificates_are_chosen_by_sni() {
         text(&check)
     );
 }
+
+/// A file's answer kept for the second is kept apart per transport: with `hsts`
+/// set, every answer over TLS (HTTP/1.1 and HTTP/2, first and repeated) carries
+/// `Strict-Transport-Security`, and none over plain HTTP, when both are asked for
+/// in turn of one event loop.
+#[test]
+fn kept_answers_carry_hsts_over_tls_only() {
+    need_tools!();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = site(tmp.path(), 0);
+    let (ca, cert, key) = own_ca(&tmp.path().join("ca"), "test");
+    let cfg = tmp.path().join("capstone.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = [\"127.0.0.2:0\", {{ addr = \"127.0.0.1:0\", tls = true }}]\n\
+             root = {root:?}\nprocesses = 1\nworkers = 1\nhsts = \"max-age=600\"\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let plain = s.plain.expect("a plaintext listener");
+    let urls = |base: String| -> Vec<String> { (0..4).map(|_| format!("{base}/")).collect() };
+    let https_base = format!("https://localhost:{}", s.https.port());
+    for round in 0..2 {
+        for proto in ["--http1.1", "--http2"] {
+            let mut args = vec!["-D", "-", "-o", "/dev/null", proto];
+            let list = urls(https_base.clone());
+            args.extend(list.iter().flat_map(|u| ["--url", u.as_str()]));
+            let o = run(Command::new("curl")
+                .args(["-sS", "--max-time", "30", "--cacert"])
+                .arg(&ca)
+                .args([
+                    "--resolve",
+                    &format!("localhost:{}:{}", s.https.port(), s.https.ip()),
+                ])
+                .args(&args));
+            let out = text(&o);
+            assert!(o.status.success(), "{out}");
+            let hsts = out
+                .lines()
+                .filter(|l| {
+                    l.trim_end()
+                        .eq_ignore_ascii_case("strict-transport-security: max-age=600")
+                })
+                .count();
+            assert_eq!(hsts, 4, "round {round}, {proto}:\n{out}");
+        }
+        let list = urls(format!("http://{plain}"));
+        let o = run(Command::new("curl")
+            .args(["-sS", "--max-time", "30", "-D", "-", "-o", "/dev/null"])
+            .args(list.iter().flat_map(|u| ["--url", u.as_str()])));
+        let out = text(&o);
+        assert_eq!(out.matches("200 OK").count(), 4, "{out}");
+        assert!(
+            !out.to_ascii_lowercase()
+                .contains("strict-transport-security"),
+            "{out}"
+        );
+    }
+}

@@ -183,13 +183,15 @@ mod tests {
     fn a_reply_is_kept_per_representation_and_form_for_the_second() {
         let mut c = FileCache::new(4);
         let (plain, other) = (entry(), entry());
-        let (f11, f10) = (Form { minor: 1 }, Form { minor: 0 });
+        let f = |minor, tls| Form { minor, tls };
+        let (f11, f10, f11_tls) = (f(1, false), f(0, false), f(1, true));
         c.insert(b"a".to_vec(), Arc::clone(&plain), 7);
         assert!(c.get(b"a", 7).unwrap().reply(&plain, f11).is_none());
         c.keep_reply(b"a", &plain, f11, Bytes::from_static(b"answer"));
         let slot = c.get(b"a", 7).unwrap();
         assert_eq!(slot.reply(&plain, f11).as_deref(), Some(&b"answer"[..]));
         assert!(slot.reply(&plain, f10).is_none(), "another HTTP version");
+        assert!(slot.reply(&plain, f11_tls).is_none(), "over TLS");
         assert!(slot.reply(&other, f11).is_none(), "another representation");
         c.keep_reply(b"missing", &plain, f11, Bytes::from_static(b"x"));
         assert!(c.get(b"missing", 7).is_none());

@@ -11,9 +11,15 @@
 //! pages, counters and the access log (whose line says `HTTP/2.0`) are shared,
 //! and a fix to any of them serves both protocols. Files are never sent with
 //! `sendfile` here: the connection reads them a DATA frame at a time.
+//!
+//! The common answer, a cached small file, is one buffer the core remakes once a
+//! second (head and body together) and hands out again and again; its header
+//! block, encoded with the static table alone and so the same on every
+//! connection, is kept beside it in a [`Memo`], so such a request costs no head
+//! parsing and no HPACK encoding.
 
 use super::{parse_head, Http, HttpConn, Parsed, Req, Status};
-use crate::proto::http2::{Connection, ErrorCode, Incoming, Request, Segment};
+use crate::proto::http2::{hpack, Connection, ErrorCode, Incoming, Request, Segment};
 use crate::proto::{Action, ConnId, Outbox};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -144,8 +150,33 @@ impl Http {
                 r.stream
             }
         };
-        let (fields, body) = answer_of(&mut scratch);
-        conn.respond(stream, fields.iter().map(|(n, v)| (&n[..], &v[..])), body);
+        {
+            let mut actions = scratch.drain();
+            match (actions.next(), actions.next()) {
+                // One buffer, head and body: perhaps one the core keeps and hands out again.
+                (Some(Action::Send { data: reply, .. }), None) if !reply.is_empty() => {
+                    if let Some(e) = self.h2_memo.find(&reply) {
+                        let body = VecDeque::from([Segment::Bytes(reply.slice(e.body_at..))]);
+                        conn.respond_static(stream, &e.block, body);
+                    } else {
+                        let (fields, body_at) = head_fields(&reply);
+                        let pairs = || fields.iter().map(|(n, v)| (&n[..], &v[..]));
+                        let body = VecDeque::from([Segment::Bytes(reply.slice(body_at..))]);
+                        let mut block = Vec::new();
+                        if self.h2_memo.admit(&reply) && hpack::encode_static(pairs(), &mut block) {
+                            conn.respond_static(stream, &block, body);
+                            self.h2_memo.keep(reply, block, body_at);
+                        } else {
+                            conn.respond(stream, pairs(), body);
+                        }
+                    }
+                }
+                (first, second) => {
+                    let (fields, body) = answer_of(first.into_iter().chain(second).chain(actions));
+                    conn.respond(stream, fields.iter().map(|(n, v)| (&n[..], &v[..])), body);
+                }
+            }
+        }
         self.h2_scratch = scratch;
     }
 
@@ -210,32 +241,40 @@ impl Http {
 /// Header fields as name and value bytes.
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The header fields (`:status` first) and body of what the core queued.
-fn answer_of(queued: &mut Outbox) -> (Fields, VecDeque<Segment>) {
+/// The header fields (`:status` first) of the HTTP/1 head at the start of `data`,
+/// and where the body after it starts.
+fn head_fields(data: &[u8]) -> (Fields, usize) {
     let mut fields = Vec::with_capacity(12);
+    let end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
+    let mut lines = data[..end].split(|&b| b == b'\n');
+    let status = lines.next().and_then(|l| l.get(9..12)).unwrap_or(b"500");
+    fields.push((b":status".to_vec(), status.to_vec()));
+    for l in lines {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        let Some(colon) = l.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = l[..colon].to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&&name[..]) {
+            continue;
+        }
+        fields.push((name, l[colon + 1..].trim_ascii().to_vec()));
+    }
+    (fields, (end + 4).min(data.len()))
+}
+
+/// The header fields (`:status` first) and body of what the core queued.
+fn answer_of(queued: impl Iterator<Item = Action>) -> (Fields, VecDeque<Segment>) {
+    let mut fields = Vec::new();
     let mut body = VecDeque::new();
     let mut head_done = false;
-    for action in queued.drain() {
+    for action in queued {
         match action {
             Action::Send { data, .. } if !head_done => {
                 head_done = true;
-                let end = memchr::memmem::find(&data, b"\r\n\r\n").unwrap_or(data.len());
-                let mut lines = data[..end].split(|&b| b == b'\n');
-                let status = lines.next().and_then(|l| l.get(9..12)).unwrap_or(b"500");
-                fields.push((b":status".to_vec(), status.to_vec()));
-                for l in lines {
-                    let l = l.strip_suffix(b"\r").unwrap_or(l);
-                    let Some(colon) = l.iter().position(|&b| b == b':') else {
-                        continue;
-                    };
-                    let name = l[..colon].to_ascii_lowercase();
-                    if HOP_BY_HOP.contains(&&name[..]) {
-                        continue;
-                    }
-                    fields.push((name, l[colon + 1..].trim_ascii().to_vec()));
-                }
-                let rest: Bytes = data.slice((end + 4).min(data.len())..);
-                body.push_back(Segment::Bytes(rest));
+                let body_at;
+                (fields, body_at) = head_fields(&data);
+                body.push_back(Segment::Bytes(data.slice(body_at..)));
             }
             Action::Send { data, .. } => body.push_back(Segment::Bytes(data)),
             Action::SendFile {
@@ -255,4 +294,61 @@ fn answer_of(queued: &mut Outbox) -> (Fields, VecDeque<Segment>) {
         }
     }
     (fields, body)
+}
+
+/// Answers kept whole by the core, each with its header block: found by the
+/// buffer itself (a kept clone holds the allocation, so an equal address and
+/// length is the same immutable bytes). A buffer is kept on its second answer,
+/// so the one-off buffers of other answers (error pages, 304s) never crowd out
+/// the cached files'.
+#[derive(Default)]
+pub(super) struct Memo {
+    entries: Vec<MemoEntry>,
+    next: usize,
+    /// The last buffer seen once.
+    candidate: Option<Bytes>,
+}
+
+struct MemoEntry {
+    reply: Bytes,
+    block: Vec<u8>,
+    body_at: usize,
+}
+
+/// Answers kept per event loop: a site's hot files, each remade once a second.
+const MEMO_ENTRIES: usize = 16;
+
+fn same(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
+impl Memo {
+    fn find(&self, reply: &Bytes) -> Option<&MemoEntry> {
+        self.entries.iter().find(|e| same(&e.reply, reply))
+    }
+
+    /// Whether `reply` was seen before (and is worth keeping); else it becomes
+    /// the candidate.
+    fn admit(&mut self, reply: &Bytes) -> bool {
+        if self.candidate.as_ref().is_some_and(|c| same(c, reply)) {
+            self.candidate = None;
+            return true;
+        }
+        self.candidate = Some(reply.clone());
+        false
+    }
+
+    fn keep(&mut self, reply: Bytes, block: Vec<u8>, body_at: usize) {
+        let e = MemoEntry {
+            reply,
+            block,
+            body_at,
+        };
+        if self.entries.len() < MEMO_ENTRIES {
+            self.entries.push(e);
+        } else {
+            self.entries[self.next] = e;
+            self.next = (self.next + 1) % MEMO_ENTRIES;
+        }
+    }
 }

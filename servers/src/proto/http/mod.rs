@@ -504,6 +504,7 @@ pub struct Http {
     /// HTTP/2: the read buffer of files sent as DATA, and the core's answer.
     h2_buf: Vec<u8>,
     h2_scratch: Outbox,
+    h2_memo: h2::Memo,
     /// Return after each whole request (head and body), so a layer above sees every
     /// head (see [`Http::one_request_per_call`]).
     stepwise: bool,
@@ -590,24 +591,28 @@ impl<'a> Req<'a> {
 /// A request whose whole answer may be made once and reused for the rest of the
 /// second (see `cache`): a `GET` of the whole file, kept alive, over cleartext (no
 /// HSTS header), with no conditional or range header and no site header lines.
-/// Told apart by HTTP version: 1.0's answer says `Connection: keep-alive`.
+/// Told apart by HTTP version (1.0's answer says `Connection: keep-alive`) and by
+/// transport (over TLS it may carry `Strict-Transport-Security`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Form {
     minor: u8,
+    tls: bool,
 }
 
 impl Form {
     fn of(head: &Head<'_>, req: &Req<'_>) -> Option<Form> {
         let plain = head.method == Method::Get
             && req.keep
-            && !req.tls
             && req.site_headers.is_empty()
             && head.range.is_none()
             && head.if_modified_since.is_none()
             && head.if_unmodified_since.is_none()
             && !head.if_match.is_present()
             && !head.if_none_match.is_present();
-        plain.then_some(Form { minor: head.minor })
+        plain.then_some(Form {
+            minor: head.minor,
+            tls: req.tls,
+        })
     }
 }
 
@@ -641,6 +646,7 @@ impl Http {
             current: 0,
             h2_buf: Vec::new(),
             h2_scratch: Outbox::new(),
+            h2_memo: h2::Memo::default(),
             stepwise: false,
         }
     }

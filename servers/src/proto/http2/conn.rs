@@ -706,23 +706,54 @@ impl Connection {
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         body: VecDeque<Segment>,
     ) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        let mut block = self.block_start();
+        let fields: Vec<_> = fields.into_iter().collect();
+        // The static table where it names every field (a block any connection
+        // could be sent, see `encode_static`), else the encoder and its table.
+        if !super::hpack::encode_static(fields.iter().copied(), &mut block) {
+            block.extend(self.encoder.encode(fields));
+        }
+        self.queue(stream, block, body);
+    }
+
+    /// Queues the answer to `stream` as a header block made by
+    /// [`super::hpack::encode_static`] (so one made once may serve many streams,
+    /// on any connection).
+    pub fn respond_static(&mut self, stream: u32, block: &[u8], body: VecDeque<Segment>) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        let mut out = self.block_start();
+        out.extend_from_slice(block);
+        self.queue(stream, out, body);
+    }
+
+    /// A new header block, opening with the table size update owed, if any.
+    fn block_start(&mut self) -> Vec<u8> {
+        let mut block = Vec::with_capacity(160);
+        if let Some(size) = self.table_update.take() {
+            // §4.2 of RFC 7541: the change is announced at the start of a block.
+            let n = loona_hpack::encoder::encode_integer(size, 5);
+            block.extend_from_slice(&n);
+            if let Some(b) = block.first_mut() {
+                *b |= 0x20;
+            }
+        }
+        block
+    }
+
+    fn queue(&mut self, stream: u32, block: Vec<u8>, mut body: VecDeque<Segment>) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
-        let mut block = Vec::new();
-        if let Some(size) = self.table_update.take() {
-            // §4.2 of RFC 7541: the change is announced at the start of a block.
-            let mut n = loona_hpack::encoder::encode_integer(size, 5);
-            if let Some(b) = n.first_mut() {
-                *b |= 0x20;
-            }
-            block = n;
-        }
-        block.extend(self.encoder.encode(fields));
+        body.retain(|s| !s.is_empty());
         s.response = Some(Response {
             block,
             headers_sent: false,
-            body: body.into_iter().filter(|s| !s.is_empty()).collect(),
+            body,
         });
     }
 
@@ -878,6 +909,37 @@ const CONNECTION_FIELDS: &[&[u8]] = &[
     b"upgrade",
 ];
 
+/// The bytes a field name may hold: a token's (RFC 9110 §5.6.2), lower case only
+/// (RFC 9113 §8.2.1).
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
 /// A request from its decoded fields, or `None` if malformed (§8.1.1, §8.3).
 fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
     let mut method = None;
@@ -886,7 +948,8 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
     let mut authority = None;
     let mut fields = Vec::with_capacity(list.len());
     for (name, value) in list {
-        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        // Values are short: a plain loop beats a vectorised search here.
+        if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
             return None;
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -906,9 +969,7 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
             *slot = Some(value);
             continue;
         }
-        let token =
-            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if name.is_empty() || !name.iter().all(|&b| token(b)) {
+        if name.is_empty() || !name.iter().all(|&b| NAME_BYTE[b as usize]) {
             return None;
         }
         if CONNECTION_FIELDS.contains(&&name[..]) || (name == b"te" && value != b"trailers") {
@@ -1114,6 +1175,31 @@ mod tests {
                 "{input:?}"
             );
             assert!(c.finished());
+        }
+    }
+
+    #[test]
+    fn field_names_are_lower_case_tokens() {
+        let tokens = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz";
+        for b in 0..=255u8 {
+            assert_eq!(NAME_BYTE[b as usize], tokens.contains(&b), "{b:#x}");
+        }
+        let req = |name: &[u8], value: &[u8]| {
+            request(
+                1,
+                vec![
+                    (b":method".to_vec(), b"GET".to_vec()),
+                    (b":scheme".to_vec(), b"http".to_vec()),
+                    (b":path".to_vec(), b"/".to_vec()),
+                    (name.to_vec(), value.to_vec()),
+                ],
+            )
+        };
+        assert!(req(b"x-ok", b"a b").is_some());
+        assert!(req(b"X-Upper", b"v").is_none());
+        assert!(req(b"x-sp ace", b"v").is_none());
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
+            assert!(req(b"x-ok", bad).is_none(), "{bad:?}");
         }
     }
 

@@ -601,6 +601,93 @@ impl HeaderEncoder {
     }
 }
 
+/// The static table's index of `name` (its first entry, and the entry whose value
+/// is `value` if one is), for the names a response carries; `None` for a name the
+/// static table lacks.
+fn static_index(name: &[u8], value: &[u8]) -> Option<(usize, bool)> {
+    let first = match name {
+        b":status" => {
+            let exact = match value {
+                b"200" => 8,
+                b"204" => 9,
+                b"206" => 10,
+                b"304" => 11,
+                b"400" => 12,
+                b"404" => 13,
+                b"500" => 14,
+                _ => return Some((8, false)),
+            };
+            return Some((exact, true));
+        }
+        b"accept-ranges" => 18,
+        b"age" => 21,
+        b"allow" => 22,
+        b"cache-control" => 24,
+        b"content-disposition" => 25,
+        b"content-encoding" => 26,
+        b"content-language" => 27,
+        b"content-length" => 28,
+        b"content-location" => 29,
+        b"content-range" => 30,
+        b"content-type" => 31,
+        b"date" => 33,
+        b"etag" => 34,
+        b"expires" => 36,
+        b"last-modified" => 44,
+        b"link" => 45,
+        b"location" => 46,
+        b"proxy-authenticate" => 48,
+        b"refresh" => 52,
+        b"retry-after" => 53,
+        b"server" => 54,
+        b"set-cookie" => 55,
+        b"strict-transport-security" => 56,
+        b"vary" => 59,
+        b"via" => 60,
+        b"www-authenticate" => 61,
+        _ => return None,
+    };
+    Some((first, STATIC[first - 1].1 == value))
+}
+
+/// Appends `s` as a string literal (§5.2), Huffman-coded unless that is longer.
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    let coded = huffman_len(s);
+    if coded <= s.len() {
+        put_integer(out, 0x80, 7, coded);
+        huffman_encode(s, out);
+    } else {
+        put_integer(out, 0, 7, s.len());
+        out.extend_from_slice(s);
+    }
+}
+
+/// Encodes `fields` into `out` with the static table alone: an indexed field
+/// where name and value are there, else a literal without indexing (§6.2.2) of an
+/// indexed name. Such a block neither reads nor changes the dynamic table, so it
+/// means the same on every connection and may be kept and sent again. False (and
+/// `out` as it was) when a name is not in the static table.
+pub fn encode_static<'a>(
+    fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    for (name, value) in fields {
+        match static_index(name, value) {
+            Some((i, true)) => put_integer(out, 0x80, 7, i),
+            Some((i, false)) => {
+                put_integer(out, 0, 4, i);
+                put_string(out, value);
+            }
+            None => {
+                out.truncate(start);
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Writes `value` as an integer with an `n`-bit prefix (§5.1), the bits above the
 /// prefix in the first byte set to `high`.
 fn put_integer(out: &mut Vec<u8>, high: u8, n: u32, mut value: usize) {
@@ -989,5 +1076,50 @@ mod tests {
             HeaderDecoder::new(1 << 16).decode(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
             Err(CompressionError)
         );
+    }
+
+    #[test]
+    fn static_blocks_decode_back_and_leave_the_table_alone() {
+        // C.6.1's response fields: `:status 302` is a literal of an indexed name,
+        // `date` and `location` Huffman-coded values; a name the static table
+        // lacks is refused, leaving `out` as it was.
+        let list = [
+            (&b":status"[..], &b"302"[..]),
+            (b"cache-control", b"private"),
+            (b"date", b"Mon, 21 Oct 2013 20:13:21 GMT"),
+            (b"location", b"https://www.example.com"),
+        ];
+        let mut block = vec![0xaa];
+        assert!(encode_static(list, &mut block));
+        // C.6.1 codes every string the same way: its value bytes appear here.
+        let c61 = hex(
+            "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 \
+                       0b81 66e0 82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+        );
+        assert_eq!(&block[1..3], &[0x08, 0x82]);
+        assert!(c61.windows(18).any(|w| w == &block[block.len() - 18..]));
+        let mut d = HeaderDecoder::new(1 << 16);
+        assert_eq!(
+            d.decode(&block[1..]).unwrap(),
+            fields(&[
+                (":status", "302"),
+                ("cache-control", "private"),
+                ("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
+                ("location", "https://www.example.com"),
+            ])
+        );
+        assert!(d.table.is_empty());
+        let mut exact = Vec::new();
+        assert!(encode_static(
+            [(&b":status"[..], &b"200"[..]), (b"content-length", b"")],
+            &mut exact
+        ));
+        assert_eq!(exact, [0x88, 0x9c]);
+        let mut out = vec![1, 2];
+        assert!(!encode_static(
+            [(&b"server"[..], &b"x"[..]), (b"x-custom", b"y")],
+            &mut out
+        ));
+        assert_eq!(out, [1, 2]);
     }
 }
