@@ -952,3 +952,103 @@ fn kept_answers_carry_hsts_over_tls_only() {
         );
     }
 }
+
+/// Reads one HTTP/1.1 answer (head and `Content-Length` body) through `conn` from
+/// `sock`, and returns it with the number of TLS records it came in.
+fn answer_and_records(
+    conn: &mut rustls::ClientConnection,
+    sock: &mut std::net::TcpStream,
+) -> (Vec<u8>, usize) {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut plain = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(end) = plain.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&plain[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("a Content-Length")
+                .trim()
+                .parse()
+                .unwrap();
+            if plain.len() >= end + 4 + len {
+                break;
+            }
+        }
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed mid-answer");
+        raw.extend_from_slice(&buf[..n]);
+        conn.read_tls(&mut &buf[..n]).unwrap();
+        conn.process_new_packets().unwrap();
+        let _ = conn.reader().read_to_end(&mut plain);
+    }
+    // Every record is whole by now: rustls hands out a record's plaintext only then.
+    let mut records = 0;
+    let mut at = 0;
+    while at + 5 <= raw.len() {
+        records += 1;
+        at += 5 + usize::from(u16::from_be_bytes([raw[at + 3], raw[at + 4]]));
+    }
+    assert_eq!(at, raw.len(), "a record cut short");
+    (plain, records)
+}
+
+#[test]
+fn a_small_answer_is_one_tls_record() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = site(tmp.path(), 0);
+    for i in 0..3 {
+        std::fs::write(root.join(format!("page{i}.html")), "x".repeat(600)).unwrap();
+    }
+    let (ca, cert, key) = own_ca(&tmp.path().join("ca"), "test");
+    let cfg = config(tmp.path(), &root, &cert, &key, "");
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut sock = std::net::TcpStream::connect(s.https).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).unwrap();
+    }
+    // The first answer also brings the session tickets; the others are counted alone.
+    // Each file is asked for once: an answer made afresh (head, then body), not one
+    // kept whole from an earlier request.
+    for round in 0..3 {
+        conn.writer()
+            .write_all(
+                format!("GET /page{round}.html HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).unwrap();
+        }
+        let (answer, records) = answer_and_records(&mut conn, &mut sock);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text:.300}");
+        assert!(text.ends_with(&"x".repeat(600)), "{text:.300}");
+        if round > 0 {
+            assert_eq!(
+                records, 1,
+                "head and body of a 600-byte answer in {records} records"
+            );
+        }
+    }
+}

@@ -45,6 +45,11 @@ pub const STREAM_WINDOW: usize = 128 * 1024;
 /// One `pread` of a streamed file: four full TLS records (16 KiB each), so a
 /// window takes two reads and the session never holds more than four records.
 const FILE_CHUNK: usize = 64 * 1024;
+/// The plaintext of one full TLS record: what the inner protocol sends to one
+/// connection in one call is gathered up to this much before it is encrypted, so a
+/// response head and its small body (or an HTTP/2 batch of frames) make one record,
+/// one encryption, instead of one per piece.
+const RECORD: usize = 16 * 1024;
 /// A window's ciphertext: the plaintext plus each record's header and tag (22
 /// bytes per 16 KiB record under TLS 1.3, 29 under 1.2), rounded up.
 const STREAM_BUF: usize = STREAM_WINDOW + STREAM_WINDOW / 256;
@@ -126,6 +131,10 @@ pub struct Tls<P> {
     scratch: Outbox,
     /// The read buffer of streamed files, shared by every connection of the loop.
     file_buf: Vec<u8>,
+    /// Plaintext gathered for one connection within one [`Tls::apply_inner`], not
+    /// yet encrypted (at most [`RECORD`] bytes).
+    staged: Vec<u8>,
+    staged_for: Option<ConnId>,
 }
 
 impl<P: TlsAware> Tls<P> {
@@ -140,6 +149,8 @@ impl<P: TlsAware> Tls<P> {
             log_handshakes: true,
             scratch: Outbox::new(),
             file_buf: Vec::new(),
+            staged: Vec::new(),
+            staged_for: None,
         }
     }
 
@@ -172,6 +183,30 @@ impl<P: TlsAware> Tls<P> {
     fn apply_inner(&mut self, out: &mut Outbox) {
         let mut actions = std::mem::take(&mut self.scratch);
         for action in actions.drain() {
+            // Bytes and small files for one session gather into one record; anything
+            // else first lets out what was gathered, so the order holds.
+            let action = match action {
+                Action::Send {
+                    to: Target::One(id),
+                    data,
+                } if self.can_stage(id, data.len()) => {
+                    self.stage(id, out);
+                    self.staged.extend_from_slice(&data);
+                    continue;
+                }
+                Action::SendFile {
+                    to,
+                    file,
+                    offset,
+                    len,
+                } if len > 0 && self.can_stage(to, len.min(RECORD as u64 + 1) as usize) => {
+                    self.stage(to, out);
+                    self.stage_file(to, &file, offset, len as usize, out);
+                    continue;
+                }
+                other => other,
+            };
+            self.flush_staged(out);
             match action {
                 Action::Send { to, data } => self.encrypt_to(to, data, out),
                 Action::SendFile {
@@ -213,8 +248,94 @@ impl<P: TlsAware> Tls<P> {
                 a @ (Action::Pause { .. } | Action::Splice { .. }) => out.push(a),
             }
         }
+        self.flush_staged(out);
         // Give the allocation back for the next call.
         self.scratch = actions;
+    }
+
+    /// Whether `len` more bytes for `id` can join the record being gathered: `id` is
+    /// an open session with nothing streaming, and the record stays within
+    /// [`RECORD`] (counting what is gathered for `id` already).
+    fn can_stage(&self, id: ConnId, len: usize) -> bool {
+        let Some(s) = self.sessions.get(&id) else {
+            return false;
+        };
+        let held = if self.staged_for == Some(id) {
+            self.staged.len()
+        } else {
+            0
+        };
+        s.open && s.pending.is_empty() && held + len <= RECORD
+    }
+
+    /// Makes the record being gathered one for `id` (letting out another's first).
+    fn stage(&mut self, id: ConnId, out: &mut Outbox) {
+        if self.staged_for != Some(id) {
+            self.flush_staged(out);
+            self.staged_for = Some(id);
+        }
+    }
+
+    /// Reads `len` bytes of `file` at `offset` into the record being gathered; when
+    /// the file cannot give them all, the connection is closed instead.
+    fn stage_file(&mut self, id: ConnId, file: &File, offset: u64, len: usize, out: &mut Outbox) {
+        let start = self.staged.len();
+        self.staged.resize(start + len, 0);
+        let mut done = 0;
+        while done < len {
+            // Positional reads: the descriptor may be shared (an open-file cache),
+            // its offset is not ours.
+            match std::os::unix::fs::FileExt::read_at(
+                file,
+                &mut self.staged[start + done..start + len],
+                offset + done as u64,
+            ) {
+                Ok(0) => {
+                    self.staged.truncate(start);
+                    self.flush_staged(out);
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        // Shorter than the response promised: the client must not
+                        // take what it got for the whole file.
+                        fail(id, s, out, "tls: file shrank while being sent, closing");
+                    }
+                    return;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(conn = %id, error = %e, "pread of a file to send");
+                    self.staged.truncate(start);
+                    self.flush_staged(out);
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        fail(id, s, out, "tls: file read failed, closing");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Encrypts what was gathered, as one record, and queues it.
+    fn flush_staged(&mut self, out: &mut Outbox) {
+        let Some(id) = self.staged_for.take() else {
+            return;
+        };
+        if self.staged.is_empty() {
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&id) {
+            if let Err(e) = s.tls.writer().write_all(&self.staged) {
+                tracing::warn!(conn = %id, error = %e, "tls: cannot encrypt, closing");
+                out.close(id);
+            } else {
+                flush_session(id, s, out);
+            }
+        }
+        self.staged.clear();
+        // A large gathering does not keep its memory: the next one starts small.
+        if self.staged.capacity() > 2 * RECORD {
+            self.staged = Vec::new();
+        }
     }
 
     fn encrypt_to(&mut self, to: Target, data: Bytes, out: &mut Outbox) {
