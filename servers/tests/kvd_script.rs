@@ -158,6 +158,8 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return 1", "0"],
     &["EVAL", "return 3.99", "0"],
     &["EVAL", "return -3.99", "0"],
+    &["EVAL", "return redis.call('set','n',0.1)", "0"],
+    &["EVAL", "return redis.call('get','n')", "0"],
     &["EVAL", "return 'str'", "0"],
     &["EVAL", "return true", "0"],
     &["EVAL", "return false", "0"],

@@ -333,13 +333,35 @@ fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// A Lua number as a command argument: the shortest text that reads back as it
-/// (Redis's `fpconv_dtoa`), so 1e14 is `100000000000000`, not Lua's `1e+14`.
+/// A Lua number as a command argument, as Redis 7.0 writes it: C's `%.17g`.
 fn number_arg(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e17 {
-        (n as i64).to_string()
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if n.is_infinite() {
+        return if n < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // 17 significant digits, then %g's choice between fixed and exponent notation.
+    let sci = format!("{n:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let m = trim(mantissa.to_string());
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.unsigned_abs())
     } else {
-        n.to_string()
+        let decimals = usize::try_from(16 - exp).unwrap_or(0);
+        trim(format!("{n:.decimals$}"))
     }
 }
 
@@ -443,7 +465,7 @@ fn push_line(out: &mut Vec<u8>, kind: u8, msg: &[u8]) {
 }
 
 /// A script's result as Redis 7.0 replies it in RESP2 (`luaReplyToRedisReply`).
-fn lua_to_reply(v: &Value, out: &mut Vec<u8>, depth: usize) {
+fn lua_to_reply(v: &Value, out: &mut Vec<u8>, depth: usize, resp3: bool) {
     match v {
         Value::String(s) => resp::encode_bulk(out, &s.as_bytes()),
         Value::Boolean(true) => resp::encode_int(out, 1),
@@ -470,10 +492,10 @@ fn lua_to_reply(v: &Value, out: &mut Vec<u8>, depth: usize) {
             }
             resp::encode_array_len(out, items.len());
             for v in &items {
-                lua_to_reply(v, out, depth + 1);
+                lua_to_reply(v, out, depth + 1, resp3);
             }
         }
-        _ => resp::encode_null(out, false),
+        _ => resp::encode_null(out, resp3),
     }
 }
 
@@ -611,7 +633,7 @@ impl Kv {
         self.resp3 = false;
         self.ks.may_block = false;
         let feed_start = self.ks.feed.len();
-        let outcome = self.run_script(&scripts, &sha, id, args, numkeys, refuse, ro);
+        let outcome = self.run_script(&scripts, &sha, id, args, numkeys, refuse, ro, resp3);
         self.resp3 = resp3;
         self.ks.may_block = may_block;
         if let Some(logged) = outcome.logged {
@@ -641,6 +663,7 @@ impl Kv {
         numkeys: usize,
         refuse: Option<&str>,
         ro: bool,
+        resp3: bool,
     ) -> Outcome {
         let mut out = Vec::new();
         let logged = Cell::new(0usize);
@@ -719,7 +742,7 @@ impl Kv {
             let ok = matches!(it.next(), Some(Value::Boolean(true)));
             let v = it.next().unwrap_or(Value::Nil);
             if ok {
-                lua_to_reply(&v, &mut out, 0);
+                lua_to_reply(&v, &mut out, 0, resp3);
             } else {
                 match v {
                     Value::Table(t) => failure_reply(&t, sha, &mut out),
@@ -740,8 +763,6 @@ impl Kv {
             resp::encode_error(&mut out, &format!("ERR Error running script {sha}: {e}"));
             reset = matches!(e, mlua::Error::MemoryError(_));
         }
-        // Garbage from this run is collected now, not at an unlucky later time.
-        let _ = lua.gc_collect();
         Outcome {
             reply: out,
             logged: Some(logged.get()),
@@ -832,4 +853,27 @@ struct Outcome {
     reply: Vec<u8>,
     logged: Option<usize>,
     reset: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_arg;
+
+    #[test]
+    fn numbers_are_written_as_printf_percent_17g() {
+        for (n, want) in [
+            (0.1, "0.10000000000000001"),
+            (3.5, "3.5"),
+            (1e14, "100000000000000"),
+            (1e17, "1e+17"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (-2.0, "-2"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (1.0 / 3.0, "0.33333333333333331"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(number_arg(n), want, "{n}");
+        }
+    }
 }
