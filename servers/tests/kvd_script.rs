@@ -288,6 +288,12 @@ const CASES: &[&[&str]] = &[
     ],
     &["SCRIPT", "KILL"],
     &["SCRIPT", "FOO"],
+    &["SCRIPT", "EXISTS"],
+    &["SCRIPT", "LOAD"],
+    &["SCRIPT", "LOAD", "return 1", "extra"],
+    &["SCRIPT", "LOAD", "retur 1"],
+    &["SCRIPT", "KILL", "x"],
+    &["SCRIPT", "FLUSH", "SYNC", "x"],
     &["EVAL"],
 ];
 

@@ -536,13 +536,21 @@ impl Kv {
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL.
     pub(super) fn script(&mut self, args: Args<'_>, reply: &mut Vec<u8>) {
         let sub = args.get(1);
-        if sub.eq_ignore_ascii_case(b"LOAD") && args.len() == 3 {
-            let r = self.scripts().and_then(|s| s.load(args.get(2)));
-            match r {
+        let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
+        let arity =
+            |name: &str| format!("ERR wrong number of arguments for 'script|{name}' command");
+        if is("LOAD") {
+            if args.len() != 3 {
+                return resp::encode_error(reply, &arity("load"));
+            }
+            match self.scripts().and_then(|s| s.load(args.get(2))) {
                 Ok(sha) => resp::encode_bulk(reply, sha.as_bytes()),
                 Err(e) => resp::encode_error(reply, &e),
             }
-        } else if sub.eq_ignore_ascii_case(b"EXISTS") && args.len() >= 3 {
+        } else if is("EXISTS") {
+            if args.len() < 3 {
+                return resp::encode_error(reply, &arity("exists"));
+            }
             resp::encode_array_len(reply, args.len() - 2);
             for a in args.iter().skip(2) {
                 let sha = String::from_utf8_lossy(a).to_ascii_lowercase();
@@ -552,11 +560,16 @@ impl Kv {
                     .is_some_and(|s| s.cache.contains_key(&sha));
                 resp::encode_int(reply, i64::from(known));
             }
-        } else if sub.eq_ignore_ascii_case(b"FLUSH") && args.len() <= 3 {
-            if args.len() == 3
-                && !args.get(2).eq_ignore_ascii_case(b"SYNC")
-                && !args.get(2).eq_ignore_ascii_case(b"ASYNC")
-            {
+        } else if is("FLUSH") {
+            let mode_ok = match args.len() {
+                2 => true,
+                3 => {
+                    args.get(2).eq_ignore_ascii_case(b"SYNC")
+                        || args.get(2).eq_ignore_ascii_case(b"ASYNC")
+                }
+                _ => false,
+            };
+            if !mode_ok {
                 return resp::encode_error(
                     reply,
                     "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
@@ -565,7 +578,10 @@ impl Kv {
             // A fresh VM: what scripts left behind goes with the cache.
             self.scripts = None;
             reply.extend_from_slice(resp::OK);
-        } else if sub.eq_ignore_ascii_case(b"KILL") && args.len() == 2 {
+        } else if is("KILL") {
+            if args.len() != 2 {
+                return resp::encode_error(reply, &arity("kill"));
+            }
             resp::encode_error(reply, "NOTBUSY No scripts in execution right now.");
         } else {
             resp::encode_error(
@@ -747,7 +763,12 @@ impl Kv {
                 match v {
                     Value::Table(t) => failure_reply(&t, sha, &mut out),
                     other => {
-                        let msg = format!("ERR Error running script {sha}, {other:?}");
+                        let what = match other {
+                            Value::String(s) => s.to_string_lossy(),
+                            Value::Error(e) => root_message(&e),
+                            _ => "execution failure".into(),
+                        };
+                        let msg = format!("ERR Error running script {sha}, {what}");
                         resp::encode_error(&mut out, &msg);
                     }
                 }
