@@ -247,6 +247,21 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return redis.call('config','get','x')", "0"],
     &["EVAL", "\n\nredis.call('lpush','s','a')", "0"],
     &["EVAL", "error('boom')", "0"],
+    &[
+        "EVAL",
+        "local ok, e = pcall(function() return redis.call('lpush','s','a') end); return e",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local ok, e = pcall(redis.call, 'nosuch'); return {tostring(ok), e.err}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local ok, e = pcall(error, 'x'); return {tostring(ok), e}",
+        "0",
+    ],
     &["EVAL", "local x = nil; return x.y", "0"],
     &["EVAL", "retur 1", "0"],
     &["EVAL_RO", "return redis.call('set','a','b')", "0"],

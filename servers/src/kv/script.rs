@@ -209,14 +209,19 @@ impl Scripts {
         let limit = Arc::new(AtomicU64::new(5000));
         let killed = Arc::new(AtomicBool::new(false));
         // A script's own pcall/xpcall rethrow once the time limit has fired, so a
-        // runaway that catches every error still ends.
+        // runaway that catches every error still ends; the error of a `redis.call`
+        // they catch is its message, as in Redis.
         let flag = killed.clone();
         let is_killed = lua.create_function(move |_, ()| Ok(flag.load(Ordering::Relaxed)))?;
         let (pcall, xpcall_guarded): (Function, Function) = lua
             .load(
-                "local pcall, xpcall, killed, raise = ...\n\
+                "local pcall, xpcall, killed, raise, call_error = ...\n\
                  local function check(ok, ...)\n\
                  if not ok and killed() then raise((...), 0) end\n\
+                 if not ok then\n\
+                 local t = call_error((...))\n\
+                 if t then return false, t end\n\
+                 end\n\
                  return ok, ...\n\
                  end\n\
                  return function(...) return check(pcall(...)) end,\n\
@@ -228,6 +233,14 @@ impl Scripts {
                 xpcall.clone(),
                 is_killed,
                 globals.get::<Function>("error")?,
+                // What `redis.call` raised, caught by the script: its message, as in
+                // Redis 7.0 (`WRONGTYPE Operation against ...`).
+                lua.create_function(|lua, err: Value| match err {
+                    Value::Error(e) if pending_matches(lua, &e) => lua
+                        .named_registry_value::<Table>(PENDING)?
+                        .raw_get::<Value>("err"),
+                    _ => Ok(Value::Nil),
+                })?,
             ))?;
         globals.raw_set("pcall", pcall)?;
         globals.raw_set("xpcall", xpcall_guarded)?;
