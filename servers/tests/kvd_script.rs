@@ -269,6 +269,11 @@ const CASES: &[&[&str]] = &[
     // The sandbox.
     &["EVAL", "x=1", "0"],
     &["EVAL", "print = nil", "0"],
+    &["EVAL", "string.rep = nil", "0"],
+    &["EVAL", "redis.call = nil", "0"],
+    &["EVAL", "local t = math; t.y = 1", "0"],
+    &["EVAL", "return string.rep('ab', 2) .. ('x'):rep(2)", "0"],
+    &["EVAL", "KEYS[1] = 'x'; return KEYS[1]", "0"],
     &["EVAL", "return y", "0"],
     &["EVAL", "return os", "0"],
     &["EVAL", "return io", "0"],

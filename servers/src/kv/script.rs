@@ -192,17 +192,26 @@ impl Scripts {
                 }
             })?,
         )?;
-        meta.raw_set(
-            "__newindex",
-            lua.create_function(|lua, _: MultiValue| -> mlua::Result<()> {
-                Err(mlua::Error::RuntimeError(format!(
-                    "{}Attempt to modify a readonly table",
-                    position(lua)
-                )))
-            })?,
-        )?;
+        let readonly = lua.create_function(|lua, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::RuntimeError(format!(
+                "{}Attempt to modify a readonly table",
+                position(lua)
+            )))
+        })?;
+        meta.raw_set("__newindex", readonly.clone())?;
         meta.raw_set("__metatable", false)?;
         env.set_metatable(Some(meta));
+        // The libraries are read-only too: one script cannot change what the next sees.
+        for name in ["string", "table", "math", "redis"] {
+            let real: Table = globals.raw_get(name)?;
+            let view = lua.create_table()?;
+            let meta = lua.create_table()?;
+            meta.raw_set("__index", real)?;
+            meta.raw_set("__newindex", readonly.clone())?;
+            meta.raw_set("__metatable", false)?;
+            view.set_metatable(Some(meta));
+            globals.raw_set(name, view)?;
+        }
         // `_G` names the guarded view, so `_G.x` and `rawset(_G, ...)` stay inside it.
         globals.raw_set("_G", env.clone())?;
         let started = Arc::new(Mutex::new(None));
