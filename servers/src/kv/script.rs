@@ -674,15 +674,13 @@ impl Kv {
         let outcome = self.run_script(&scripts, &sha, id, args, numkeys, refuse, ro, resp3);
         self.resp3 = resp3;
         self.ks.may_block = may_block;
-        if let Some(logged) = outcome.logged {
-            // Two or more writes reach the log as one transaction: replay applies all or
-            // none. Inside EXEC the transaction's own MULTI/EXEC wraps them already.
-            if logged >= 2 && !self.in_exec {
-                let mut head = Vec::with_capacity(16);
-                resp::encode_command(&mut head, &[b"MULTI"]);
-                self.ks.feed.splice(feed_start..feed_start, head);
-                resp::encode_command(&mut self.ks.feed, &[b"EXEC"]);
-            }
+        // Two or more writes reach the log as one transaction: replay applies all or
+        // none. Inside EXEC the transaction's own MULTI/EXEC wraps them already.
+        if outcome.logged >= 2 && !self.in_exec {
+            let mut head = Vec::with_capacity(16);
+            resp::encode_command(&mut head, &[b"MULTI"]);
+            self.ks.feed.splice(feed_start..feed_start, head);
+            resp::encode_command(&mut self.ks.feed, &[b"EXEC"]);
         }
         reply.extend_from_slice(&outcome.reply);
         // A script that filled the VM leaves a fresh one behind.
@@ -808,7 +806,7 @@ impl Kv {
         }
         Outcome {
             reply: out,
-            logged: Some(logged.get()),
+            logged: logged.get(),
             reset,
         }
     }
@@ -894,7 +892,8 @@ impl Kv {
 
 struct Outcome {
     reply: Vec<u8>,
-    logged: Option<usize>,
+    /// Commands of the script that wrote to the log.
+    logged: usize,
     reset: bool,
 }
 
