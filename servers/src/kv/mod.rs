@@ -26,6 +26,7 @@ pub mod keyspace;
 pub mod metrics;
 mod notify;
 pub mod params;
+mod script;
 mod session;
 pub mod set;
 pub mod value;
@@ -252,6 +253,10 @@ pub struct Kv {
     /// The protocol of the client whose command runs: RESP3 after its `HELLO 3`.
     /// Plain clients speak RESP2, so only the connection layer sets it.
     resp3: bool,
+    /// The Lua VM and its cached scripts, started by the first script.
+    scripts: Option<Box<script::Scripts>>,
+    /// An EXEC runs its queue: the transaction wraps what a script logs.
+    in_exec: bool,
 }
 
 /// Runs one command, its reply appended to `out`. True when the client asked to quit.
@@ -446,6 +451,8 @@ impl Kv {
             cmdstats: vec![session::CmdStat::default(); cmd::COMMANDS.len()],
             errorstats: BTreeMap::new(),
             resp3: false,
+            scripts: None,
+            in_exec: false,
         })
     }
 

@@ -429,7 +429,7 @@ impl Kv {
     }
 
     /// Runs a command that passed the gates (or was queued and is now executed).
-    fn dispatch(
+    pub(super) fn dispatch(
         &mut self,
         id: ConnId,
         spec: &'static Spec,
@@ -466,6 +466,11 @@ impl Kv {
             "reset" => self.reset(id, reply),
             "config" => self.config(args, reply),
             "info" => self.info(args, reply),
+            "eval" => self.eval(id, args, reply, refuse, false, false),
+            "evalsha" => self.eval(id, args, reply, refuse, true, false),
+            "eval_ro" => self.eval(id, args, reply, refuse, false, true),
+            "evalsha_ro" => self.eval(id, args, reply, refuse, true, true),
+            "script" => self.script(args, reply),
             "shutdown" => {
                 // A clean stop, as SIGTERM: clients drained, the log synced.
                 tracing::info!("SHUTDOWN asked by a client");
@@ -560,6 +565,7 @@ impl Kv {
         resp::encode_array_len(reply, multi.queue.len());
         let feed_start = self.ks.feed.len();
         let mut logged = 0;
+        self.in_exec = true;
         for i in 0..multi.queue.len() {
             let args = multi.queue.get(i);
             let Some(spec) = cmd::lookup(args.get(0)) else {
@@ -575,6 +581,7 @@ impl Kv {
                 logged += 1;
             }
         }
+        self.in_exec = false;
         // Two or more writes go to the log as one group: replay applies all or none.
         if logged >= 2 && self.ks.feed.len() > feed_start {
             let mut head = Vec::with_capacity(16);

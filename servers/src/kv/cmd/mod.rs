@@ -301,7 +301,12 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("time", 1, FAST, 0, 0, 0, server::time),
     spec!("lastsave", 1, FAST, 0, 0, 0, server::lastsave),
     spec!("function", -2, 0, 0, 0, 0, server::function),
-    spec!("script", -2, 0, 0, 0, 0, server::script),
+    // Lua scripts: see `kv::script`.
+    spec!("script", -2, CONN, 0, 0, 0, connection_level),
+    spec!("eval", -3, CONN, 0, 0, 0, connection_level),
+    spec!("evalsha", -3, CONN, 0, 0, 0, connection_level),
+    spec!("eval_ro", -3, CONN, 0, 0, 0, connection_level),
+    spec!("evalsha_ro", -3, CONN, 0, 0, 0, connection_level),
     spec!("save", 1, ADMIN | NO_MULTI, 0, 0, 0, server::save),
     spec!("shutdown", -1, CONN | NO_MULTI, 0, 0, 0, connection_level),
     // Keys and types.
@@ -638,8 +643,7 @@ mod tests {
             b"gett",
             b"ge",
             b"zpopmi",
-            b"evalsha",
-            b"eval",
+            b"evalshaa",
             &[0xff; 30],
         ] {
             assert!(lookup(unknown).is_none(), "{unknown:?}");

@@ -53,23 +53,6 @@ pub(crate) fn function(ctx: &mut Ctx<'_>, args: Args<'_>) {
     }
 }
 
-pub(crate) fn script(ctx: &mut Ctx<'_>, args: Args<'_>) {
-    let sub = args.get(1);
-    if sub.eq_ignore_ascii_case(b"FLUSH") && args.len() <= 3 {
-        ctx.ok();
-    } else if sub.eq_ignore_ascii_case(b"EXISTS") && args.len() >= 3 {
-        ctx.array(args.len() - 2);
-        for _ in 2..args.len() {
-            ctx.int(0);
-        }
-    } else {
-        ctx.err(&format!(
-            "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
-            String::from_utf8_lossy(sub)
-        ));
-    }
-}
-
 pub(crate) fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) {
     let Some(aof) = ctx.aof.as_deref_mut() else {
         return ctx.err("ERR the append-only file is off");
