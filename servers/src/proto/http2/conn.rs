@@ -17,7 +17,7 @@
 //! floods. The decoded header list is bounded by the HPACK decoder.
 
 use super::frame::{self, flags, setting, ErrorCode, FrameHeader, Kind};
-use super::hpack::{Decoded, HeaderDecoder, HeaderEncoder};
+use super::hpack::{HeaderDecoder, HeaderEncoder, HeaderList};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -118,15 +118,41 @@ impl Segment {
     }
 }
 
-/// A request whose header block is complete.
+/// A request whose header block is complete: its decoded list, checked, and
+/// where in it the pseudo-header fields are (they come first).
 #[derive(Debug)]
 pub struct Request {
     pub stream: u32,
-    pub method: Vec<u8>,
-    pub path: Vec<u8>,
-    pub authority: Option<Vec<u8>>,
+    list: HeaderList,
+    method: usize,
+    /// The `:path`'s field (the `:authority`'s for CONNECT).
+    path: usize,
+    authority: Option<usize>,
+    /// The first regular field.
+    fields_at: usize,
+}
+
+impl Request {
+    fn at(&self, i: usize) -> &[u8] {
+        self.list.get(i).map_or(&[][..], |(_, v)| v)
+    }
+
+    pub fn method(&self) -> &[u8] {
+        self.at(self.method)
+    }
+
+    pub fn path(&self) -> &[u8] {
+        self.at(self.path)
+    }
+
+    pub fn authority(&self) -> Option<&[u8]> {
+        self.authority.map(|i| self.at(i))
+    }
+
     /// Regular fields, names lowercase, in order.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.list.iter().skip(self.fields_at)
+    }
 }
 
 /// What the caller must answer.
@@ -220,6 +246,8 @@ pub struct Connection {
     stalled_since: Option<Instant>,
     reset_by_us: VecDeque<u32>,
     incoming: Vec<Incoming>,
+    /// Header lists of answered requests, to decode the next ones into.
+    spare: Vec<HeaderList>,
     out: Vec<u8>,
 }
 
@@ -258,6 +286,7 @@ impl Connection {
             stalled_since: None,
             reset_by_us: VecDeque::new(),
             incoming: Vec::new(),
+            spare: Vec::new(),
             out,
         }
     }
@@ -270,6 +299,20 @@ impl Connection {
     /// Requests that arrived since the last call.
     pub fn take_incoming(&mut self) -> Vec<Incoming> {
         std::mem::take(&mut self.incoming)
+    }
+
+    /// Requests that arrived since the last call, moved into `into` (emptied
+    /// first), which keeps its allocation for the next call.
+    pub fn take_incoming_into(&mut self, into: &mut Vec<Incoming>) {
+        into.clear();
+        std::mem::swap(into, &mut self.incoming);
+    }
+
+    /// An answered request's buffers, for a later request to use.
+    pub fn recycle(&mut self, r: Request) {
+        if self.spare.len() < MAX_STREAMS as usize {
+            self.spare.push(r.list);
+        }
     }
 
     /// The connection is over (an error was answered with GOAWAY, or it went
@@ -471,13 +514,17 @@ impl Connection {
             stream: h.stream,
             end_stream: h.has(flags::END_STREAM),
             bad_priority,
-            bytes: frag.to_vec(),
+            bytes: Vec::new(),
             continuations: 0,
         };
         if h.has(flags::END_HEADERS) {
-            self.header_block(block);
+            // The common case, a block in one frame, is decoded where it lies.
+            self.header_block(block, frag);
         } else {
-            self.block = Some(block);
+            self.block = Some(Block {
+                bytes: frag.to_vec(),
+                ..block
+            });
         }
     }
 
@@ -492,19 +539,23 @@ impl Connection {
         }
         b.bytes.extend_from_slice(p);
         if h.has(flags::END_HEADERS) {
-            if let Some(b) = self.block.take() {
-                self.header_block(b);
+            if let Some(mut b) = self.block.take() {
+                let bytes = std::mem::take(&mut b.bytes);
+                self.header_block(b, &bytes);
             }
         }
     }
 
-    fn header_block(&mut self, b: Block) {
-        if b.bytes.len() > MAX_HEADER_BLOCK {
+    /// `b`'s whole block is `bytes`.
+    fn header_block(&mut self, b: Block, bytes: &[u8]) {
+        if bytes.len() > MAX_HEADER_BLOCK {
             return self.error(ErrorCode::EnhanceYourCalm);
         }
         // Decoded whatever becomes of the stream: the table must stay in step.
-        let decoded = match self.decoder.decode(&b.bytes) {
-            Ok(d) => d,
+        let mut list = self.spare.pop().unwrap_or_default();
+        list.clear();
+        let fits = match self.decoder.decode_into(bytes, &mut list) {
+            Ok(fits) => fits,
             Err(_) => return self.error(ErrorCode::Compression),
         };
         if let Some(s) = self.streams.get_mut(&b.stream) {
@@ -540,12 +591,13 @@ impl Connection {
         if self.streams.len() >= MAX_STREAMS as usize {
             return self.reset(b.stream, ErrorCode::RefusedStream);
         }
-        let request = match decoded {
-            Decoded::TooLarge => Incoming::TooLarge(b.stream),
-            Decoded::Fields(fields) => match request(b.stream, fields) {
+        let request = if !fits {
+            Incoming::TooLarge(b.stream)
+        } else {
+            match request(b.stream, list) {
                 Some(r) => Incoming::Request(r),
                 None => return self.reset(b.stream, ErrorCode::Protocol),
-            },
+            }
         };
         let state = if b.end_stream {
             State::HalfClosedRemote
@@ -941,19 +993,19 @@ const NAME_BYTE: [bool; 256] = {
 };
 
 /// A request from its decoded fields, or `None` if malformed (§8.1.1, §8.3).
-fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
+fn request(stream: u32, list: HeaderList) -> Option<Request> {
     let mut method = None;
     let mut scheme = None;
     let mut path = None;
     let mut authority = None;
-    let mut fields = Vec::with_capacity(list.len());
-    for (name, value) in list {
+    let mut fields_at = None;
+    for (i, (name, value)) in list.iter().enumerate() {
         // Values are short: a plain loop beats a vectorised search here.
         if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
             return None;
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
-            if !fields.is_empty() {
+            if fields_at.is_some() {
                 return None;
             }
             let slot = match pseudo {
@@ -966,30 +1018,31 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
             if slot.is_some() || value.iter().any(|&b| b <= b' ' || b == 0x7f) {
                 return None;
             }
-            *slot = Some(value);
+            *slot = Some(i);
             continue;
         }
+        fields_at.get_or_insert(i);
         if name.is_empty() || !name.iter().all(|&b| NAME_BYTE[b as usize]) {
             return None;
         }
-        if CONNECTION_FIELDS.contains(&&name[..]) || (name == b"te" && value != b"trailers") {
+        if CONNECTION_FIELDS.contains(&name) || (name == b"te" && value != b"trailers") {
             return None;
         }
-        fields.push((name, value));
     }
     let method = method?;
-    let path = if method == b"CONNECT" {
-        authority.clone()?
+    let path = if list.get(method).is_some_and(|(_, m)| m == b"CONNECT") {
+        authority?
     } else {
         scheme?;
-        path.filter(|p| !p.is_empty())?
+        path.filter(|&p| list.get(p).is_some_and(|(_, v)| !v.is_empty()))?
     };
     Some(Request {
         stream,
+        fields_at: fields_at.unwrap_or(list.len()),
+        list,
         method,
         path,
         authority,
-        fields,
     })
 }
 
@@ -1075,7 +1128,7 @@ mod tests {
             panic!("{reqs:?}")
         };
         assert_eq!(
-            (r.stream, &r.method[..], &r.path[..]),
+            (r.stream, r.method(), r.path()),
             (1, &b"GET"[..], &b"/"[..])
         );
         let body = VecDeque::from([Segment::Bytes(Bytes::from_static(b"hello"))]);
@@ -1185,17 +1238,22 @@ mod tests {
             assert_eq!(NAME_BYTE[b as usize], tokens.contains(&b), "{b:#x}");
         }
         let req = |name: &[u8], value: &[u8]| {
-            request(
-                1,
-                vec![
-                    (b":method".to_vec(), b"GET".to_vec()),
-                    (b":scheme".to_vec(), b"http".to_vec()),
-                    (b":path".to_vec(), b"/".to_vec()),
-                    (name.to_vec(), value.to_vec()),
-                ],
-            )
+            let mut list = HeaderList::default();
+            list.push(b":method", b"GET");
+            list.push(b":scheme", b"http");
+            list.push(b":path", b"/");
+            list.push(name, value);
+            request(1, list)
         };
-        assert!(req(b"x-ok", b"a b").is_some());
+        let r = req(b"x-ok", b"a b").unwrap();
+        assert_eq!(
+            (r.method(), r.path(), r.authority()),
+            (&b"GET"[..], &b"/"[..], None)
+        );
+        assert_eq!(
+            r.fields().collect::<Vec<_>>(),
+            [(&b"x-ok"[..], &b"a b"[..])]
+        );
         assert!(req(b"X-Upper", b"v").is_none());
         assert!(req(b"x-sp ace", b"v").is_none());
         for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
