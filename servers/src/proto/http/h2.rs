@@ -166,7 +166,8 @@ impl Http {
                 // One buffer, head and body: perhaps one the core keeps and hands out again.
                 (Some(Action::Send { data: reply, .. }), None) if !reply.is_empty() => {
                     if let Some(e) = self.h2_memo.find(&reply) {
-                        let body = VecDeque::from([Segment::Bytes(reply.slice(e.body_at..))]);
+                        let mut body = conn.body();
+                        body.push_back(Segment::Bytes(reply.slice(e.body_at..)));
                         conn.respond_static(stream, &e.block, body);
                     } else {
                         let (fields, body_at) = head_fields(&reply);
@@ -174,6 +175,7 @@ impl Http {
                         let body = VecDeque::from([Segment::Bytes(reply.slice(body_at..))]);
                         let mut block = Vec::new();
                         if self.h2_memo.admit(&reply) && hpack::encode_static(pairs(), &mut block) {
+                            let block = Bytes::from(block);
                             conn.respond_static(stream, &block, body);
                             self.h2_memo.keep(reply, block, body_at);
                         } else {
@@ -244,16 +246,10 @@ fn head_of<'a>(r: &'a Request, line: &'a [u8]) -> Result<Head<'a>, Status> {
     // What the HTTP/1 parser refuses before looking at any field's meaning.
     let authority = r.authority();
     let skipped = |n: &[u8]| n == b"host" && authority.is_some();
-    let mut lines = usize::from(authority.is_some());
-    for (n, v) in r.fields() {
-        if skipped(n) {
-            continue;
-        }
-        lines += 1;
-        if !v.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
-            return Err(Status::BadRequest);
-        }
+    if r.has_controls() {
+        return Err(Status::BadRequest);
     }
+    let lines = usize::from(authority.is_some()) + r.fields().filter(|(n, _)| !skipped(n)).count();
     if lines > MAX_HEADERS {
         return Err(Status::HeaderFieldsTooLarge);
     }
@@ -361,7 +357,7 @@ pub(super) struct Memo {
 
 struct MemoEntry {
     reply: Bytes,
-    block: Vec<u8>,
+    block: Bytes,
     body_at: usize,
 }
 
@@ -388,7 +384,7 @@ impl Memo {
         false
     }
 
-    fn keep(&mut self, reply: Bytes, block: Vec<u8>, body_at: usize) {
+    fn keep(&mut self, reply: Bytes, block: Bytes, body_at: usize) {
         let e = MemoEntry {
             reply,
             block,

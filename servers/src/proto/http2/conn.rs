@@ -130,6 +130,9 @@ pub struct Request {
     authority: Option<usize>,
     /// The first regular field.
     fields_at: usize,
+    /// A regular field's value holds a control byte other than HTAB (which an
+    /// HTTP/1 head may not carry either).
+    controls: bool,
 }
 
 impl Request {
@@ -149,6 +152,12 @@ impl Request {
         self.authority.map(|i| self.at(i))
     }
 
+    /// Whether a regular field's value holds a control byte other than HTAB
+    /// (NUL, CR and LF make the request malformed and never get this far).
+    pub fn has_controls(&self) -> bool {
+        self.controls
+    }
+
     /// Regular fields, names lowercase, in order.
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.list.iter().skip(self.fields_at)
@@ -164,7 +173,8 @@ pub enum Incoming {
 }
 
 struct Response {
-    block: Vec<u8>,
+    /// Shared with the caller's kept copy where it is a kept block.
+    block: Bytes,
     headers_sent: bool,
     body: VecDeque<Segment>,
 }
@@ -248,6 +258,10 @@ pub struct Connection {
     incoming: Vec<Incoming>,
     /// Header lists of answered requests, to decode the next ones into.
     spare: Vec<HeaderList>,
+    /// Body queues of finished responses, for the next ones.
+    spare_bodies: Vec<VecDeque<Segment>>,
+    /// The streams [`Connection::pump`] visits, in a buffer kept between calls.
+    pumped: Vec<u32>,
     out: Vec<u8>,
 }
 
@@ -287,13 +301,23 @@ impl Connection {
             reset_by_us: VecDeque::new(),
             incoming: Vec::new(),
             spare: Vec::new(),
+            spare_bodies: Vec::new(),
+            pumped: Vec::new(),
             out,
         }
     }
 
-    /// Wire bytes to send, taken out.
+    /// Wire bytes to send, taken out. The next output starts with room for as
+    /// much (up to 64 KiB), so a batch of answers is not grown to size again.
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
+        let room = self.out.len().min(64 * 1024);
+        std::mem::replace(&mut self.out, Vec::with_capacity(room))
+    }
+
+    /// An empty queue for a response body (one a finished response left, if
+    /// there is one).
+    pub fn body(&mut self) -> VecDeque<Segment> {
+        self.spare_bodies.pop().unwrap_or_default()
     }
 
     /// Requests that arrived since the last call.
@@ -768,19 +792,24 @@ impl Connection {
         if !super::hpack::encode_static(fields.iter().copied(), &mut block) {
             block.extend(self.encoder.encode(fields));
         }
-        self.queue(stream, block, body);
+        self.queue(stream, Bytes::from(block), body);
     }
 
     /// Queues the answer to `stream` as a header block made by
     /// [`super::hpack::encode_static`] (so one made once may serve many streams,
     /// on any connection).
-    pub fn respond_static(&mut self, stream: u32, block: &[u8], body: VecDeque<Segment>) {
+    pub fn respond_static(&mut self, stream: u32, block: &Bytes, body: VecDeque<Segment>) {
         if !self.streams.contains_key(&stream) {
             return;
         }
-        let mut out = self.block_start();
-        out.extend_from_slice(block);
-        self.queue(stream, out, body);
+        let block = if self.table_update.is_some() {
+            let mut out = self.block_start();
+            out.extend_from_slice(block);
+            Bytes::from(out)
+        } else {
+            block.clone()
+        };
+        self.queue(stream, block, body);
     }
 
     /// A new header block, opening with the table size update owed, if any.
@@ -797,7 +826,7 @@ impl Connection {
         block
     }
 
-    fn queue(&mut self, stream: u32, block: Vec<u8>, mut body: VecDeque<Segment>) {
+    fn queue(&mut self, stream: u32, block: Bytes, mut body: VecDeque<Segment>) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -821,13 +850,15 @@ impl Connection {
         }
         let mut budget = budget as i64;
         let mut stalled = false;
-        let ids: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.response.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.pumped);
+        ids.clear();
+        ids.extend(
+            self.streams
+                .iter()
+                .filter(|(_, s)| s.response.is_some())
+                .map(|(id, _)| *id),
+        );
+        for &id in &ids {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
             };
@@ -838,7 +869,7 @@ impl Connection {
                 let end_stream = r.body.is_empty();
                 frame::write_header_block(&mut self.out, id, &r.block, end_stream, self.max_frame);
                 r.headers_sent = true;
-                r.block = Vec::new();
+                r.block = Bytes::new();
                 match next(s.state, Event::SendHeaders { end_stream }) {
                     Ok(state) => s.state = state,
                     Err(code) => {
@@ -926,6 +957,7 @@ impl Connection {
         } else {
             self.stalled_since = None;
         }
+        self.pumped = ids;
     }
 
     /// Our side of `id` is done: forget it once the client's side is done too.
@@ -934,7 +966,12 @@ impl Connection {
     /// NO_ERROR, which §8.1 allows but some clients report as an error.
     fn finish(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
-            s.response = None;
+            if let Some(mut r) = s.response.take() {
+                if self.spare_bodies.len() < MAX_STREAMS as usize {
+                    r.body.clear();
+                    self.spare_bodies.push(r.body);
+                }
+            }
             if s.state == State::Closed {
                 self.streams.remove(&id);
             }
@@ -992,6 +1029,33 @@ const NAME_BYTE: [bool; 256] = {
     t
 };
 
+/// A value byte that makes a request malformed (§8.2.1: NUL, CR, LF).
+const FORBIDDEN: u8 = 1;
+/// A control byte other than HTAB (DEL included).
+const CONTROL: u8 = 2;
+/// A byte a pseudo-header field may not hold: space, control or DEL (§8.3.1).
+const NOT_IN_PSEUDO: u8 = 4;
+
+/// What each byte of a value is, so one pass over a value checks it all.
+const VALUE_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if matches!(c, 0 | b'\r' | b'\n') {
+            t[b] |= FORBIDDEN;
+        }
+        if (c < b' ' && c != b'\t') || c == 0x7f {
+            t[b] |= CONTROL;
+        }
+        if c <= b' ' || c == 0x7f {
+            t[b] |= NOT_IN_PSEUDO;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// A request from its decoded fields, or `None` if malformed (§8.1.1, §8.3).
 fn request(stream: u32, list: HeaderList) -> Option<Request> {
     let mut method = None;
@@ -999,9 +1063,11 @@ fn request(stream: u32, list: HeaderList) -> Option<Request> {
     let mut path = None;
     let mut authority = None;
     let mut fields_at = None;
+    let mut controls = false;
     for (i, (name, value)) in list.iter().enumerate() {
-        // Values are short: a plain loop beats a vectorised search here.
-        if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
+        // Values are short: one table lookup a byte, no early exit.
+        let class = value.iter().fold(0, |c, &b| c | VALUE_BYTE[b as usize]);
+        if class & FORBIDDEN != 0 {
             return None;
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -1015,13 +1081,14 @@ fn request(stream: u32, list: HeaderList) -> Option<Request> {
                 b"authority" => &mut authority,
                 _ => return None,
             };
-            if slot.is_some() || value.iter().any(|&b| b <= b' ' || b == 0x7f) {
+            if slot.is_some() || class & NOT_IN_PSEUDO != 0 {
                 return None;
             }
             *slot = Some(i);
             continue;
         }
         fields_at.get_or_insert(i);
+        controls |= class & CONTROL != 0;
         if name.is_empty() || !name.iter().all(|&b| NAME_BYTE[b as usize]) {
             return None;
         }
@@ -1043,6 +1110,7 @@ fn request(stream: u32, list: HeaderList) -> Option<Request> {
         method,
         path,
         authority,
+        controls,
     })
 }
 
@@ -1245,6 +1313,10 @@ mod tests {
             list.push(name, value);
             request(1, list)
         };
+        let r = req(b"x-ok", b"a\tb").unwrap();
+        assert!(!r.has_controls());
+        assert!(req(b"x-ok", b"a\x01b").unwrap().has_controls());
+        assert!(req(b"x-ok", b"a\x7f").unwrap().has_controls());
         let r = req(b"x-ok", b"a b").unwrap();
         assert_eq!(
             (r.method(), r.path(), r.authority()),
