@@ -25,6 +25,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Header lists and body queues a connection keeps for reuse, and how large a
+/// kept list may be (its text and offsets, in bytes).
+const SPARES: usize = 16;
+const SPARE_LIST_BYTES: usize = 2048;
 /// Streams a client may have open at once (our SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const MAX_STREAMS: u32 = 128;
 /// The decoded header list a request may carry (SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -262,6 +266,8 @@ pub struct Connection {
     spare_bodies: Vec<VecDeque<Segment>>,
     /// The streams [`Connection::pump`] visits, in a buffer kept between calls.
     pumped: Vec<u32>,
+    /// How many bytes the last output taken held.
+    last_out: usize,
     out: Vec<u8>,
 }
 
@@ -303,15 +309,17 @@ impl Connection {
             spare: Vec::new(),
             spare_bodies: Vec::new(),
             pumped: Vec::new(),
+            last_out: 0,
             out,
         }
     }
 
-    /// Wire bytes to send, taken out. The next output starts with room for as
-    /// much (up to 64 KiB), so a batch of answers is not grown to size again.
+    /// Wire bytes to send, taken out. (The next [`Connection::pump`] that has
+    /// answers to write reserves as much at once, so a batch of answers is not
+    /// grown to size again; an idle connection holds no buffer.)
     pub fn take_output(&mut self) -> Vec<u8> {
-        let room = self.out.len().min(64 * 1024);
-        std::mem::replace(&mut self.out, Vec::with_capacity(room))
+        self.last_out = self.out.len();
+        std::mem::take(&mut self.out)
     }
 
     /// An empty queue for a response body (one a finished response left, if
@@ -332,9 +340,11 @@ impl Connection {
         std::mem::swap(into, &mut self.incoming);
     }
 
-    /// An answered request's buffers, for a later request to use.
+    /// An answered request's buffers, for a later request to use (a few, and
+    /// small ones only: what a connection keeps is bounded however large the
+    /// header lists it was sent).
     pub fn recycle(&mut self, r: Request) {
-        if self.spare.len() < MAX_STREAMS as usize {
+        if self.spare.len() < SPARES && r.list.capacity() <= SPARE_LIST_BYTES {
             self.spare.push(r.list);
         }
     }
@@ -858,6 +868,9 @@ impl Connection {
                 .filter(|(_, s)| s.response.is_some())
                 .map(|(id, _)| *id),
         );
+        if !ids.is_empty() {
+            self.out.reserve(self.last_out.min(64 * 1024));
+        }
         for &id in &ids {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
@@ -967,7 +980,7 @@ impl Connection {
     fn finish(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
             if let Some(mut r) = s.response.take() {
-                if self.spare_bodies.len() < MAX_STREAMS as usize {
+                if self.spare_bodies.len() < SPARES {
                     r.body.clear();
                     self.spare_bodies.push(r.body);
                 }
@@ -1331,6 +1344,25 @@ mod tests {
         for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
             assert!(req(b"x-ok", bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_a_few_small_header_lists_are_kept_for_reuse() {
+        let mut c = Connection::new();
+        let list = |value: &[u8]| {
+            let mut l = HeaderList::default();
+            l.push(b":method", b"GET");
+            l.push(b":scheme", b"http");
+            l.push(b":path", b"/");
+            l.push(b"x-v", value);
+            request(1, l).unwrap()
+        };
+        c.recycle(list(&[b'v'; 4096]));
+        assert!(c.spare.is_empty());
+        for _ in 0..SPARES + 4 {
+            c.recycle(list(b"v"));
+        }
+        assert_eq!(c.spare.len(), SPARES);
     }
 
     #[test]

@@ -53,6 +53,11 @@ impl HeaderList {
         self.spans.is_empty()
     }
 
+    /// The bytes its buffers hold room for.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.spans.capacity() * std::mem::size_of::<(usize, usize, usize)>()
+    }
+
     /// The `i`th field's name and value.
     pub fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
         let &(n, v, end) = self.spans.get(i)?;
