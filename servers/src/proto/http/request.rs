@@ -351,6 +351,7 @@ pub(super) struct Framing {
 
 impl<'a> Head<'a> {
     /// A head of a request line and no fields yet.
+    #[inline]
     pub(super) fn new(method: &'a str, target: &'a str, minor: u8, line: &'a [u8]) -> Head<'a> {
         Head {
             method: match method {
@@ -380,6 +381,8 @@ impl<'a> Head<'a> {
 
     /// Takes in one field: `name` a token (in any case), `value` without the
     /// whitespace around it.
+    // Inlined into the HTTP/1 parser's loop, where a call per field showed.
+    #[inline(always)]
     pub(super) fn field(
         &mut self,
         name: &[u8],
@@ -445,6 +448,7 @@ impl<'a> Head<'a> {
     /// Checks what only the whole head shows and settles its framing;
     /// `codings` checks the `Transfer-Encoding` fields, if there were any, and
     /// says whether they end in `chunked`.
+    #[inline]
     pub(super) fn finish(
         &mut self,
         framing: Framing,
