@@ -824,6 +824,95 @@ fn continuation_flood_is_bounded() {
     assert_eq!(outcome(&mut c), End::GoAway(ENHANCE_YOUR_CALM));
 }
 
+/// The head HTTP/1 would have parsed is built from the fields without one: what
+/// the HTTP/1 parser refuses, an h2 request gets the same status for (a stream
+/// each, the connection going on), and the rest is read as HTTP/1 reads it.
+#[test]
+fn requests_are_checked_as_an_http1_head_is() {
+    use servers::proto::http2::hpack::{Decoded, HeaderDecoder};
+    let s = Server::start("");
+    let mut c = h2c(s.plain, &settings(&[]));
+    let mut d = HeaderDecoder::new(1 << 16);
+    let mut id = 1;
+    let mut ask = |fields: &[(&str, &str)]| -> (String, Vec<u8>) {
+        c.write_all(&frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &block(fields),
+        ))
+        .unwrap();
+        let (head, body) = body_of(&mut c, id);
+        id += 2;
+        let Ok(Decoded::Fields(got)) = d.decode(&head) else {
+            panic!("{head:02x?}")
+        };
+        let status = got.iter().find(|(n, _)| n == b":status").unwrap();
+        (String::from_utf8(status.1.clone()).unwrap(), body)
+    };
+    let base = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/index.html"),
+    ];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut f = base.to_vec();
+        f.extend_from_slice(more);
+        f
+    };
+    let (status, body) = ask(&with(&[(":authority", "localhost")]));
+    assert_eq!(
+        (status.as_str(), &body[..]),
+        ("200", &b"<p>over h2</p>\n"[..])
+    );
+    // Host rules: one is needed, a bad one is a 400, :authority wins over Host.
+    assert_eq!(ask(&base).0, "400");
+    assert_eq!(ask(&with(&[("host", "a..b")])).0, "400");
+    assert_eq!(ask(&with(&[(":authority", "a..b")])).0, "400");
+    assert_eq!(ask(&with(&[("host", "localhost")])).0, "200");
+    assert_eq!(
+        ask(&with(&[(":authority", "localhost"), ("host", "a..b")])).0,
+        "200"
+    );
+    assert_eq!(
+        ask(&with(&[("host", "localhost"), ("host", "localhost")])).0,
+        "400"
+    );
+    let host = (":authority", "localhost");
+    // A control byte in a value, bad or doubled lengths.
+    assert_eq!(ask(&with(&[host, ("x-a", "a\u{1}b")])).0, "400");
+    assert_eq!(ask(&with(&[host, ("x-a", "a\u{7f}")])).0, "400");
+    assert_eq!(ask(&with(&[host, ("content-length", "x")])).0, "400");
+    let two = [host, ("content-length", "0"), ("content-length", "0")];
+    assert_eq!(ask(&with(&two)).0, "400");
+    // The method: not a token, or one this server does not serve.
+    let mut f = with(&[host]);
+    f[0] = (":method", "G(T");
+    assert_eq!(ask(&f).0, "400");
+    f[0] = (":method", "BREW");
+    assert_eq!(ask(&f).0, "501");
+    f[0] = (":method", "POST");
+    assert_eq!(ask(&f).0, "405");
+    // A path over 8 KiB, and more than 100 fields.
+    let long = format!("/{}", "a".repeat(8 * 1024));
+    let (status, _) = ask(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", &long),
+        host,
+    ]);
+    assert_eq!(status, "414");
+    let names: Vec<String> = (0..100).map(|i| format!("x-{i}")).collect();
+    let mut many: Vec<(&str, &str)> = with(&[host]);
+    many.extend(names.iter().map(|n| (n.as_str(), "v")));
+    assert_eq!(ask(&many).0, "431");
+    many.pop();
+    assert_eq!(ask(&many).0, "200");
+    // Values are read without the spaces around them, as in an HTTP/1 head.
+    let (status, body) = ask(&with(&[host, ("range", "  bytes=0-2\t")]));
+    assert_eq!((status.as_str(), &body[..]), ("206", &b"<p>"[..]));
+}
+
 #[test]
 fn an_hpack_bomb_gets_431_and_the_connection_stays_in_step() {
     let s = Server::start("");

@@ -3,8 +3,9 @@
 //!
 //! The one idea: an HTTP/2 request is turned into the request head HTTP/1 would
 //! have parsed (its pseudo-header fields become the request line and `Host`, its
-//! fields the header lines, all already checked for bytes a head could not
-//! carry), and answered by [`Http::serve`], the one place that turns a request
+//! fields the header lines), built straight from the fields with the same checks
+//! and the same field-by-field reading as HTTP/1's parser (no HTTP/1 text is
+//! written or parsed), and answered by [`Http::serve`], the one place that turns a request
 //! into a status, headers and a body. What `serve` queues (a head, then bytes
 //! and file ranges) becomes the stream's header fields and body segments, the
 //! hop-by-hop fields dropped. So sites, conditionals, ranges, encodings, error
@@ -18,7 +19,8 @@
 //! connection, is kept beside it in a [`Memo`], so such a request costs no head
 //! parsing and no HPACK encoding.
 
-use super::{parse_head, Http, HttpConn, Parsed, Req, Status};
+use super::request::{Framing, MAX_HEADERS, MAX_URI};
+use super::{Head, Http, HttpConn, Req, Status};
 use crate::proto::http2::{hpack, Connection, ErrorCode, Incoming, Request, Segment};
 use crate::proto::{Action, ConnId, Outbox};
 use bytes::Bytes;
@@ -39,6 +41,8 @@ pub(super) struct H2 {
     /// is written only up to [`PUMP_BUDGET`] ahead of the socket, however many
     /// frames (a WINDOW_UPDATE each) the client sends meanwhile.
     unsent: usize,
+    /// The requests of one input, in a buffer kept for the next.
+    batch: Vec<Incoming>,
 }
 
 impl std::fmt::Debug for H2 {
@@ -64,6 +68,7 @@ impl Http {
         let mut h = Box::new(H2 {
             conn: Connection::new(),
             unsent: 0,
+            batch: Vec::new(),
         });
         out.send(id, h.conn.take_output());
         out.deadline(id, Some(self.cfg.idle_timeout));
@@ -82,9 +87,12 @@ impl Http {
             return input.len();
         };
         let used = h.conn.receive(input);
-        for incoming in h.conn.take_incoming() {
+        let mut batch = std::mem::take(&mut h.batch);
+        h.conn.take_incoming_into(&mut batch);
+        for incoming in batch.drain(..) {
             self.h2_answer(peer, tls, &mut h.conn, incoming);
         }
+        h.batch = batch;
         if h.conn
             .stalled_for()
             .is_some_and(|t| t >= self.cfg.idle_timeout)
@@ -147,7 +155,9 @@ impl Http {
             }
             Incoming::Request(r) => {
                 self.h2_serve(peer, tls, &r, &mut scratch);
-                r.stream
+                let stream = r.stream;
+                conn.recycle(r);
+                stream
             }
         };
         {
@@ -156,7 +166,8 @@ impl Http {
                 // One buffer, head and body: perhaps one the core keeps and hands out again.
                 (Some(Action::Send { data: reply, .. }), None) if !reply.is_empty() => {
                     if let Some(e) = self.h2_memo.find(&reply) {
-                        let body = VecDeque::from([Segment::Bytes(reply.slice(e.body_at..))]);
+                        let mut body = conn.body();
+                        body.push_back(Segment::Bytes(reply.slice(e.body_at..)));
                         conn.respond_static(stream, &e.block, body);
                     } else {
                         let (fields, body_at) = head_fields(&reply);
@@ -164,6 +175,7 @@ impl Http {
                         let body = VecDeque::from([Segment::Bytes(reply.slice(body_at..))]);
                         let mut block = Vec::new();
                         if self.h2_memo.admit(&reply) && hpack::encode_static(pairs(), &mut block) {
+                            let block = Bytes::from(block);
                             conn.respond_static(stream, &block, body);
                             self.h2_memo.keep(reply, block, body_at);
                         } else {
@@ -181,42 +193,20 @@ impl Http {
     }
 
     fn h2_serve(&mut self, peer: SocketAddr, tls: bool, r: &Request, out: &mut Outbox) {
-        // The head HTTP/1 would have received. Every byte of it was checked by
-        // the connection: no CR, LF or NUL in a value, tokens for names, no
-        // space or control byte in a pseudo-header field.
-        let mut text = Vec::with_capacity(256);
-        text.extend_from_slice(&r.method);
-        text.push(b' ');
-        text.extend_from_slice(&r.path);
-        let line_end = text.len();
-        text.extend_from_slice(b" HTTP/1.1\r\n");
-        if let Some(a) = &r.authority {
-            text.extend_from_slice(b"host: ");
-            text.extend_from_slice(a);
-            text.extend_from_slice(b"\r\n");
-        }
-        for (n, v) in &r.fields {
-            // §8.3.1: `:authority` wins over `Host`.
-            if n == b"host" && r.authority.is_some() {
-                continue;
-            }
-            text.extend_from_slice(n);
-            text.extend_from_slice(b": ");
-            text.extend_from_slice(v);
-            text.extend_from_slice(b"\r\n");
-        }
-        text.extend_from_slice(b"\r\n");
-        let mut line = Vec::with_capacity(line_end + 9);
-        line.extend_from_slice(&text[..line_end]);
+        // The request line the access log shows, in a buffer kept for the next.
+        let mut line = std::mem::take(&mut self.h2_line);
+        line.clear();
+        line.extend_from_slice(r.method());
+        line.push(b' ');
+        line.extend_from_slice(r.path());
         line.extend_from_slice(b" HTTP/2.0");
-        match parse_head(&text) {
-            Parsed::Complete { mut head, .. } => {
-                head.line = &line;
+        match head_of(r, &line) {
+            Ok(head) => {
                 self.serve(ConnId(0), peer, tls, &head, out);
             }
-            Parsed::Reject { status, .. } => self.h2_reject(peer, tls, &line, status, out),
-            Parsed::Partial => self.h2_reject(peer, tls, &line, Status::BadRequest, out),
+            Err(status) => self.h2_reject(peer, tls, &line, status, out),
         }
+        self.h2_line = line;
     }
 
     fn h2_reject(
@@ -235,6 +225,62 @@ impl Http {
         let mut req = Req::unparsed(line);
         req.tls = tls;
         self.page(ConnId(0), peer, &mut req, status, "", out);
+    }
+}
+
+/// The head HTTP/1 would have parsed from the same request, checked as
+/// [`super::parse_head`] checks one (what it refuses, this refuses with the same
+/// status), built from the fields as they are. The connection checked what
+/// HTTP/2 itself requires: names lower-case tokens, no connection-specific
+/// field, no CR, LF or NUL in a value, no space or control byte in a
+/// pseudo-header field.
+fn head_of<'a>(r: &'a Request, line: &'a [u8]) -> Result<Head<'a>, Status> {
+    let method = std::str::from_utf8(r.method()).map_err(|_| Status::BadRequest)?;
+    if method.is_empty() || !method.bytes().all(is_token) {
+        return Err(Status::BadRequest);
+    }
+    if r.path().len() > MAX_URI {
+        return Err(Status::UriTooLong);
+    }
+    let target = std::str::from_utf8(r.path()).map_err(|_| Status::BadRequest)?;
+    // What the HTTP/1 parser refuses before looking at any field's meaning.
+    let authority = r.authority();
+    let skipped = |n: &[u8]| n == b"host" && authority.is_some();
+    if r.has_controls() {
+        return Err(Status::BadRequest);
+    }
+    let lines = usize::from(authority.is_some()) + r.fields().filter(|(n, _)| !skipped(n)).count();
+    if lines > MAX_HEADERS {
+        return Err(Status::HeaderFieldsTooLarge);
+    }
+    let mut head = Head::new(method, target, 1, line);
+    let mut framing = Framing::default();
+    if let Some(a) = authority {
+        // §8.3.1: `:authority` wins over `Host`.
+        head.field(b"host", a, &mut framing)?;
+    }
+    for (n, v) in r.fields() {
+        if !skipped(n) {
+            head.field(n, trim_whitespace(v), &mut framing)?;
+        }
+    }
+    // Transfer-Encoding was refused by the connection (§8.2.2).
+    head.finish(framing, || Err(Status::BadRequest))?;
+    Ok(head)
+}
+
+/// A field name byte (RFC 9110 §5.6.2 `tchar`).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `v` without the spaces and tabs around it, as an HTTP/1 head's field value.
+fn trim_whitespace(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|&b| b != b' ' && b != b'\t');
+    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t');
+    match (start, end) {
+        (Some(s), Some(e)) => &v[s..=e],
+        _ => &[],
     }
 }
 
@@ -311,7 +357,7 @@ pub(super) struct Memo {
 
 struct MemoEntry {
     reply: Bytes,
-    block: Vec<u8>,
+    block: Bytes,
     body_at: usize,
 }
 
@@ -338,7 +384,7 @@ impl Memo {
         false
     }
 
-    fn keep(&mut self, reply: Bytes, block: Vec<u8>, body_at: usize) {
+    fn keep(&mut self, reply: Bytes, block: Bytes, body_at: usize) {
         let e = MemoEntry {
             reply,
             block,

@@ -501,9 +501,11 @@ pub struct Http {
     /// The other sites' state while `current` is in `cfg`, `cache` and `verified`.
     parked: Vec<Option<Parked>>,
     current: usize,
-    /// HTTP/2: the read buffer of files sent as DATA, and the core's answer.
+    /// HTTP/2: the read buffer of files sent as DATA, the core's answer, and the
+    /// request line the access log is given.
     h2_buf: Vec<u8>,
     h2_scratch: Outbox,
+    h2_line: Vec<u8>,
     h2_memo: h2::Memo,
     /// Return after each whole request (head and body), so a layer above sees every
     /// head (see [`Http::one_request_per_call`]).
@@ -646,6 +648,7 @@ impl Http {
             current: 0,
             h2_buf: Vec::new(),
             h2_scratch: Outbox::new(),
+            h2_line: Vec::new(),
             h2_memo: h2::Memo::default(),
             stepwise: false,
         }

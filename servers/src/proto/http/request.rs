@@ -331,35 +331,64 @@ fn interpret<'a>(
     line: &'a [u8],
     headers: &[httparse::Header<'a>],
 ) -> Result<Head<'a>, Status> {
-    let mut head = Head {
-        method: match method {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            other => Method::Other(other),
-        },
-        target,
-        minor,
-        line,
-        host: None,
-        keep_alive: minor >= 1,
-        has_body: false,
-        body: BodyFraming::None,
-        if_modified_since: None,
-        if_unmodified_since: None,
-        if_match: FieldLines::default(),
-        if_none_match: FieldLines::default(),
-        range: None,
-        if_range: None,
-        accept_encoding: FieldLines::default(),
-        authorization: None,
-        referer: None,
-        user_agent: None,
-    };
-    let mut content_length: Option<u64> = None;
-    let mut codings = false;
-    let mut close = false;
+    let mut head = Head::new(method, target, minor, line);
+    let mut framing = Framing::default();
     for h in headers {
-        let name = h.name.as_bytes();
+        head.field(h.name.as_bytes(), h.value, &mut framing)?;
+    }
+    head.finish(framing, || transfer_codings(headers))?;
+    Ok(head)
+}
+
+/// What a head's fields say about its framing, gathered field by field.
+#[derive(Default)]
+pub(super) struct Framing {
+    content_length: Option<u64>,
+    /// A `Transfer-Encoding` field was seen.
+    codings: bool,
+    close: bool,
+}
+
+impl<'a> Head<'a> {
+    /// A head of a request line and no fields yet.
+    #[inline]
+    pub(super) fn new(method: &'a str, target: &'a str, minor: u8, line: &'a [u8]) -> Head<'a> {
+        Head {
+            method: match method {
+                "GET" => Method::Get,
+                "HEAD" => Method::Head,
+                other => Method::Other(other),
+            },
+            target,
+            minor,
+            line,
+            host: None,
+            keep_alive: minor >= 1,
+            has_body: false,
+            body: BodyFraming::None,
+            if_modified_since: None,
+            if_unmodified_since: None,
+            if_match: FieldLines::default(),
+            if_none_match: FieldLines::default(),
+            range: None,
+            if_range: None,
+            accept_encoding: FieldLines::default(),
+            authorization: None,
+            referer: None,
+            user_agent: None,
+        }
+    }
+
+    /// Takes in one field: `name` a token (in any case), `value` without the
+    /// whitespace around it.
+    // Inlined into the HTTP/1 parser's loop, where a call per field showed.
+    #[inline(always)]
+    pub(super) fn field(
+        &mut self,
+        name: &[u8],
+        value: &'a [u8],
+        framing: &mut Framing,
+    ) -> Result<(), Status> {
         // `n` is lower case, letters and `-`: OR-ing 0x20 into a byte of a field name
         // (a token, as httparse checked) lowers a letter and matches nothing else.
         let is = |n: &str| {
@@ -367,73 +396,85 @@ fn interpret<'a>(
         };
         if is("host") {
             // RFC 9112 §3.2: more than one Host is a 400.
-            if head.host.replace(h.value).is_some() || !valid_host(h.value.trim_ascii()) {
+            if self.host.replace(value).is_some() || !valid_host(value.trim_ascii()) {
                 return Err(Status::BadRequest);
             }
         } else if is("connection") {
-            for token in h.value.split(|&b| b == b',') {
+            for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
-                    head.keep_alive = true;
+                    framing.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && self.minor == 0 {
+                    self.keep_alive = true;
                 }
             }
         } else if is("content-length") {
-            let v = h.value.trim_ascii();
+            let v = value.trim_ascii();
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(Status::BadRequest);
             }
             let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             // Two lengths, even equal ones, are refused (RFC 9110 §8.6 allows it; both
             // nginx and lighttpd do): a smuggling attempt is their usual reason.
-            if content_length.replace(n).is_some() {
+            if framing.content_length.replace(n).is_some() {
                 return Err(Status::BadRequest);
             }
         } else if is("transfer-encoding") {
-            codings = true;
+            framing.codings = true;
         } else if is("if-modified-since") {
-            head.if_modified_since = Some(h.value);
+            self.if_modified_since = Some(value);
         } else if is("if-unmodified-since") {
-            head.if_unmodified_since = Some(h.value);
+            self.if_unmodified_since = Some(value);
         } else if is("if-match") {
-            head.if_match.push(h.value);
+            self.if_match.push(value);
         } else if is("if-none-match") {
-            head.if_none_match.push(h.value);
+            self.if_none_match.push(value);
         } else if is("range") {
-            head.range = Some(h.value);
+            self.range = Some(value);
         } else if is("if-range") {
-            head.if_range = Some(h.value);
+            self.if_range = Some(value);
         } else if is("accept-encoding") {
-            head.accept_encoding.push(h.value);
+            self.accept_encoding.push(value);
         } else if is("authorization") {
-            head.authorization = Some(h.value);
+            self.authorization = Some(value);
         } else if is("referer") {
-            head.referer = Some(h.value);
+            self.referer = Some(value);
         } else if is("user-agent") {
-            head.user_agent = Some(h.value);
+            self.user_agent = Some(value);
         }
+        Ok(())
     }
-    // Connection: close wins over a 1.0 keep-alive listed alongside it.
-    if close {
-        head.keep_alive = false;
+
+    /// Checks what only the whole head shows and settles its framing;
+    /// `codings` checks the `Transfer-Encoding` fields, if there were any, and
+    /// says whether they end in `chunked`.
+    #[inline]
+    pub(super) fn finish(
+        &mut self,
+        framing: Framing,
+        codings: impl FnOnce() -> Result<bool, Status>,
+    ) -> Result<(), Status> {
+        // Connection: close wins over a 1.0 keep-alive listed alongside it.
+        if framing.close {
+            self.keep_alive = false;
+        }
+        if self.minor >= 1 && self.host.is_none() {
+            return Err(Status::BadRequest);
+        }
+        let chunked = framing.codings && codings()?;
+        // RFC 9112 §6.1: a 1.0 message with Transfer-Encoding has faulty framing, and
+        // §6.3: one with both a length and codings may be a smuggling attempt.
+        if chunked && (self.minor == 0 || framing.content_length.is_some()) {
+            return Err(Status::BadRequest);
+        }
+        self.body = match framing.content_length {
+            _ if chunked => BodyFraming::Chunked,
+            Some(n) if n > 0 => BodyFraming::Length(n),
+            _ => BodyFraming::None,
+        };
+        self.has_body = self.body != BodyFraming::None;
+        Ok(())
     }
-    if minor >= 1 && head.host.is_none() {
-        return Err(Status::BadRequest);
-    }
-    let chunked = codings && transfer_codings(headers)?;
-    // RFC 9112 §6.1: a 1.0 message with Transfer-Encoding has faulty framing, and
-    // §6.3: one with both a length and codings may be a smuggling attempt.
-    if chunked && (minor == 0 || content_length.is_some()) {
-        return Err(Status::BadRequest);
-    }
-    head.body = match content_length {
-        _ if chunked => BodyFraming::Chunked,
-        Some(n) if n > 0 => BodyFraming::Length(n),
-        _ => BodyFraming::None,
-    };
-    head.has_body = head.body != BodyFraming::None;
-    Ok(head)
 }
 
 /// A single byte range resolved against a file of `len` bytes.

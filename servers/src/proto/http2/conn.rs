@@ -17,7 +17,7 @@
 //! floods. The decoded header list is bounded by the HPACK decoder.
 
 use super::frame::{self, flags, setting, ErrorCode, FrameHeader, Kind};
-use super::hpack::{Decoded, HeaderDecoder, HeaderEncoder};
+use super::hpack::{HeaderDecoder, HeaderEncoder, HeaderList};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -25,6 +25,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Header lists and body queues a connection keeps for reuse, and how large a
+/// kept list may be (its text and offsets, in bytes).
+const SPARES: usize = 16;
+const SPARE_LIST_BYTES: usize = 2048;
 /// Streams a client may have open at once (our SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const MAX_STREAMS: u32 = 128;
 /// The decoded header list a request may carry (SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -118,15 +122,50 @@ impl Segment {
     }
 }
 
-/// A request whose header block is complete.
+/// A request whose header block is complete: its decoded list, checked, and
+/// where in it the pseudo-header fields are (they come first).
 #[derive(Debug)]
 pub struct Request {
     pub stream: u32,
-    pub method: Vec<u8>,
-    pub path: Vec<u8>,
-    pub authority: Option<Vec<u8>>,
+    list: HeaderList,
+    method: usize,
+    /// The `:path`'s field (the `:authority`'s for CONNECT).
+    path: usize,
+    authority: Option<usize>,
+    /// The first regular field.
+    fields_at: usize,
+    /// A regular field's value holds a control byte other than HTAB (which an
+    /// HTTP/1 head may not carry either).
+    controls: bool,
+}
+
+impl Request {
+    fn at(&self, i: usize) -> &[u8] {
+        self.list.get(i).map_or(&[][..], |(_, v)| v)
+    }
+
+    pub fn method(&self) -> &[u8] {
+        self.at(self.method)
+    }
+
+    pub fn path(&self) -> &[u8] {
+        self.at(self.path)
+    }
+
+    pub fn authority(&self) -> Option<&[u8]> {
+        self.authority.map(|i| self.at(i))
+    }
+
+    /// Whether a regular field's value holds a control byte other than HTAB
+    /// (NUL, CR and LF make the request malformed and never get this far).
+    pub fn has_controls(&self) -> bool {
+        self.controls
+    }
+
     /// Regular fields, names lowercase, in order.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.list.iter().skip(self.fields_at)
+    }
 }
 
 /// What the caller must answer.
@@ -138,7 +177,8 @@ pub enum Incoming {
 }
 
 struct Response {
-    block: Vec<u8>,
+    /// Shared with the caller's kept copy where it is a kept block.
+    block: Bytes,
     headers_sent: bool,
     body: VecDeque<Segment>,
 }
@@ -220,6 +260,14 @@ pub struct Connection {
     stalled_since: Option<Instant>,
     reset_by_us: VecDeque<u32>,
     incoming: Vec<Incoming>,
+    /// Header lists of answered requests, to decode the next ones into.
+    spare: Vec<HeaderList>,
+    /// Body queues of finished responses, for the next ones.
+    spare_bodies: Vec<VecDeque<Segment>>,
+    /// The streams [`Connection::pump`] visits, in a buffer kept between calls.
+    pumped: Vec<u32>,
+    /// How many bytes the last output taken held.
+    last_out: usize,
     out: Vec<u8>,
 }
 
@@ -258,18 +306,47 @@ impl Connection {
             stalled_since: None,
             reset_by_us: VecDeque::new(),
             incoming: Vec::new(),
+            spare: Vec::new(),
+            spare_bodies: Vec::new(),
+            pumped: Vec::new(),
+            last_out: 0,
             out,
         }
     }
 
-    /// Wire bytes to send, taken out.
+    /// Wire bytes to send, taken out. (The next [`Connection::pump`] that has
+    /// answers to write reserves as much at once, so a batch of answers is not
+    /// grown to size again; an idle connection holds no buffer.)
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.last_out = self.out.len();
         std::mem::take(&mut self.out)
+    }
+
+    /// An empty queue for a response body (one a finished response left, if
+    /// there is one).
+    pub fn body(&mut self) -> VecDeque<Segment> {
+        self.spare_bodies.pop().unwrap_or_default()
     }
 
     /// Requests that arrived since the last call.
     pub fn take_incoming(&mut self) -> Vec<Incoming> {
         std::mem::take(&mut self.incoming)
+    }
+
+    /// Requests that arrived since the last call, moved into `into` (emptied
+    /// first), which keeps its allocation for the next call.
+    pub fn take_incoming_into(&mut self, into: &mut Vec<Incoming>) {
+        into.clear();
+        std::mem::swap(into, &mut self.incoming);
+    }
+
+    /// An answered request's buffers, for a later request to use (a few, and
+    /// small ones only: what a connection keeps is bounded however large the
+    /// header lists it was sent).
+    pub fn recycle(&mut self, r: Request) {
+        if self.spare.len() < SPARES && r.list.capacity() <= SPARE_LIST_BYTES {
+            self.spare.push(r.list);
+        }
     }
 
     /// The connection is over (an error was answered with GOAWAY, or it went
@@ -471,13 +548,17 @@ impl Connection {
             stream: h.stream,
             end_stream: h.has(flags::END_STREAM),
             bad_priority,
-            bytes: frag.to_vec(),
+            bytes: Vec::new(),
             continuations: 0,
         };
         if h.has(flags::END_HEADERS) {
-            self.header_block(block);
+            // The common case, a block in one frame, is decoded where it lies.
+            self.header_block(block, frag);
         } else {
-            self.block = Some(block);
+            self.block = Some(Block {
+                bytes: frag.to_vec(),
+                ..block
+            });
         }
     }
 
@@ -492,19 +573,23 @@ impl Connection {
         }
         b.bytes.extend_from_slice(p);
         if h.has(flags::END_HEADERS) {
-            if let Some(b) = self.block.take() {
-                self.header_block(b);
+            if let Some(mut b) = self.block.take() {
+                let bytes = std::mem::take(&mut b.bytes);
+                self.header_block(b, &bytes);
             }
         }
     }
 
-    fn header_block(&mut self, b: Block) {
-        if b.bytes.len() > MAX_HEADER_BLOCK {
+    /// `b`'s whole block is `bytes`.
+    fn header_block(&mut self, b: Block, bytes: &[u8]) {
+        if bytes.len() > MAX_HEADER_BLOCK {
             return self.error(ErrorCode::EnhanceYourCalm);
         }
         // Decoded whatever becomes of the stream: the table must stay in step.
-        let decoded = match self.decoder.decode(&b.bytes) {
-            Ok(d) => d,
+        let mut list = self.spare.pop().unwrap_or_default();
+        list.clear();
+        let fits = match self.decoder.decode_into(bytes, &mut list) {
+            Ok(fits) => fits,
             Err(_) => return self.error(ErrorCode::Compression),
         };
         if let Some(s) = self.streams.get_mut(&b.stream) {
@@ -540,12 +625,13 @@ impl Connection {
         if self.streams.len() >= MAX_STREAMS as usize {
             return self.reset(b.stream, ErrorCode::RefusedStream);
         }
-        let request = match decoded {
-            Decoded::TooLarge => Incoming::TooLarge(b.stream),
-            Decoded::Fields(fields) => match request(b.stream, fields) {
+        let request = if !fits {
+            Incoming::TooLarge(b.stream)
+        } else {
+            match request(b.stream, list) {
                 Some(r) => Incoming::Request(r),
                 None => return self.reset(b.stream, ErrorCode::Protocol),
-            },
+            }
         };
         let state = if b.end_stream {
             State::HalfClosedRemote
@@ -716,19 +802,24 @@ impl Connection {
         if !super::hpack::encode_static(fields.iter().copied(), &mut block) {
             block.extend(self.encoder.encode(fields));
         }
-        self.queue(stream, block, body);
+        self.queue(stream, Bytes::from(block), body);
     }
 
     /// Queues the answer to `stream` as a header block made by
     /// [`super::hpack::encode_static`] (so one made once may serve many streams,
     /// on any connection).
-    pub fn respond_static(&mut self, stream: u32, block: &[u8], body: VecDeque<Segment>) {
+    pub fn respond_static(&mut self, stream: u32, block: &Bytes, body: VecDeque<Segment>) {
         if !self.streams.contains_key(&stream) {
             return;
         }
-        let mut out = self.block_start();
-        out.extend_from_slice(block);
-        self.queue(stream, out, body);
+        let block = if self.table_update.is_some() {
+            let mut out = self.block_start();
+            out.extend_from_slice(block);
+            Bytes::from(out)
+        } else {
+            block.clone()
+        };
+        self.queue(stream, block, body);
     }
 
     /// A new header block, opening with the table size update owed, if any.
@@ -745,7 +836,7 @@ impl Connection {
         block
     }
 
-    fn queue(&mut self, stream: u32, block: Vec<u8>, mut body: VecDeque<Segment>) {
+    fn queue(&mut self, stream: u32, block: Bytes, mut body: VecDeque<Segment>) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -769,13 +860,18 @@ impl Connection {
         }
         let mut budget = budget as i64;
         let mut stalled = false;
-        let ids: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.response.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.pumped);
+        ids.clear();
+        ids.extend(
+            self.streams
+                .iter()
+                .filter(|(_, s)| s.response.is_some())
+                .map(|(id, _)| *id),
+        );
+        if !ids.is_empty() {
+            self.out.reserve(self.last_out.min(64 * 1024));
+        }
+        for &id in &ids {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
             };
@@ -786,7 +882,7 @@ impl Connection {
                 let end_stream = r.body.is_empty();
                 frame::write_header_block(&mut self.out, id, &r.block, end_stream, self.max_frame);
                 r.headers_sent = true;
-                r.block = Vec::new();
+                r.block = Bytes::new();
                 match next(s.state, Event::SendHeaders { end_stream }) {
                     Ok(state) => s.state = state,
                     Err(code) => {
@@ -874,6 +970,7 @@ impl Connection {
         } else {
             self.stalled_since = None;
         }
+        self.pumped = ids;
     }
 
     /// Our side of `id` is done: forget it once the client's side is done too.
@@ -882,7 +979,12 @@ impl Connection {
     /// NO_ERROR, which §8.1 allows but some clients report as an error.
     fn finish(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
-            s.response = None;
+            if let Some(mut r) = s.response.take() {
+                if self.spare_bodies.len() < SPARES {
+                    r.body.clear();
+                    self.spare_bodies.push(r.body);
+                }
+            }
             if s.state == State::Closed {
                 self.streams.remove(&id);
             }
@@ -940,20 +1042,49 @@ const NAME_BYTE: [bool; 256] = {
     t
 };
 
+/// A value byte that makes a request malformed (§8.2.1: NUL, CR, LF).
+const FORBIDDEN: u8 = 1;
+/// A control byte other than HTAB (DEL included).
+const CONTROL: u8 = 2;
+/// A byte a pseudo-header field may not hold: space, control or DEL (§8.3.1).
+const NOT_IN_PSEUDO: u8 = 4;
+
+/// What each byte of a value is, so one pass over a value checks it all.
+const VALUE_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if matches!(c, 0 | b'\r' | b'\n') {
+            t[b] |= FORBIDDEN;
+        }
+        if (c < b' ' && c != b'\t') || c == 0x7f {
+            t[b] |= CONTROL;
+        }
+        if c <= b' ' || c == 0x7f {
+            t[b] |= NOT_IN_PSEUDO;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// A request from its decoded fields, or `None` if malformed (§8.1.1, §8.3).
-fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
+fn request(stream: u32, list: HeaderList) -> Option<Request> {
     let mut method = None;
     let mut scheme = None;
     let mut path = None;
     let mut authority = None;
-    let mut fields = Vec::with_capacity(list.len());
-    for (name, value) in list {
-        // Values are short: a plain loop beats a vectorised search here.
-        if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
+    let mut fields_at = None;
+    let mut controls = false;
+    for (i, (name, value)) in list.iter().enumerate() {
+        // Values are short: one table lookup a byte, no early exit.
+        let class = value.iter().fold(0, |c, &b| c | VALUE_BYTE[b as usize]);
+        if class & FORBIDDEN != 0 {
             return None;
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
-            if !fields.is_empty() {
+            if fields_at.is_some() {
                 return None;
             }
             let slot = match pseudo {
@@ -963,33 +1094,36 @@ fn request(stream: u32, list: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
                 b"authority" => &mut authority,
                 _ => return None,
             };
-            if slot.is_some() || value.iter().any(|&b| b <= b' ' || b == 0x7f) {
+            if slot.is_some() || class & NOT_IN_PSEUDO != 0 {
                 return None;
             }
-            *slot = Some(value);
+            *slot = Some(i);
             continue;
         }
+        fields_at.get_or_insert(i);
+        controls |= class & CONTROL != 0;
         if name.is_empty() || !name.iter().all(|&b| NAME_BYTE[b as usize]) {
             return None;
         }
-        if CONNECTION_FIELDS.contains(&&name[..]) || (name == b"te" && value != b"trailers") {
+        if CONNECTION_FIELDS.contains(&name) || (name == b"te" && value != b"trailers") {
             return None;
         }
-        fields.push((name, value));
     }
     let method = method?;
-    let path = if method == b"CONNECT" {
-        authority.clone()?
+    let path = if list.get(method).is_some_and(|(_, m)| m == b"CONNECT") {
+        authority?
     } else {
         scheme?;
-        path.filter(|p| !p.is_empty())?
+        path.filter(|&p| list.get(p).is_some_and(|(_, v)| !v.is_empty()))?
     };
     Some(Request {
         stream,
+        fields_at: fields_at.unwrap_or(list.len()),
+        list,
         method,
         path,
         authority,
-        fields,
+        controls,
     })
 }
 
@@ -1075,7 +1209,7 @@ mod tests {
             panic!("{reqs:?}")
         };
         assert_eq!(
-            (r.stream, &r.method[..], &r.path[..]),
+            (r.stream, r.method(), r.path()),
             (1, &b"GET"[..], &b"/"[..])
         );
         let body = VecDeque::from([Segment::Bytes(Bytes::from_static(b"hello"))]);
@@ -1185,22 +1319,50 @@ mod tests {
             assert_eq!(NAME_BYTE[b as usize], tokens.contains(&b), "{b:#x}");
         }
         let req = |name: &[u8], value: &[u8]| {
-            request(
-                1,
-                vec![
-                    (b":method".to_vec(), b"GET".to_vec()),
-                    (b":scheme".to_vec(), b"http".to_vec()),
-                    (b":path".to_vec(), b"/".to_vec()),
-                    (name.to_vec(), value.to_vec()),
-                ],
-            )
+            let mut list = HeaderList::default();
+            list.push(b":method", b"GET");
+            list.push(b":scheme", b"http");
+            list.push(b":path", b"/");
+            list.push(name, value);
+            request(1, list)
         };
-        assert!(req(b"x-ok", b"a b").is_some());
+        let r = req(b"x-ok", b"a\tb").unwrap();
+        assert!(!r.has_controls());
+        assert!(req(b"x-ok", b"a\x01b").unwrap().has_controls());
+        assert!(req(b"x-ok", b"a\x7f").unwrap().has_controls());
+        let r = req(b"x-ok", b"a b").unwrap();
+        assert_eq!(
+            (r.method(), r.path(), r.authority()),
+            (&b"GET"[..], &b"/"[..], None)
+        );
+        assert_eq!(
+            r.fields().collect::<Vec<_>>(),
+            [(&b"x-ok"[..], &b"a b"[..])]
+        );
         assert!(req(b"X-Upper", b"v").is_none());
         assert!(req(b"x-sp ace", b"v").is_none());
         for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
             assert!(req(b"x-ok", bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_a_few_small_header_lists_are_kept_for_reuse() {
+        let mut c = Connection::new();
+        let list = |value: &[u8]| {
+            let mut l = HeaderList::default();
+            l.push(b":method", b"GET");
+            l.push(b":scheme", b"http");
+            l.push(b":path", b"/");
+            l.push(b"x-v", value);
+            request(1, l).unwrap()
+        };
+        c.recycle(list(&[b'v'; 4096]));
+        assert!(c.spare.is_empty());
+        for _ in 0..SPARES + 4 {
+            c.recycle(list(b"v"));
+        }
+        assert_eq!(c.spare.len(), SPARES);
     }
 
     #[test]

@@ -28,6 +28,57 @@ pub enum Decoded {
     TooLarge,
 }
 
+/// A decoded header list in one buffer: every name and value copied (or
+/// Huffman-decoded) into `text` side by side, so a list costs no allocation per
+/// field, and none at all when the list is cleared and used again.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeaderList {
+    text: Vec<u8>,
+    /// Per field: where its name starts, where its value starts (the name's end)
+    /// and where the value ends.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl HeaderList {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The bytes its buffers hold room for.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.spans.capacity() * std::mem::size_of::<(usize, usize, usize)>()
+    }
+
+    /// The `i`th field's name and value.
+    pub fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let &(n, v, end) = self.spans.get(i)?;
+        Some((&self.text[n..v], &self.text[v..end]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans
+            .iter()
+            .map(|&(n, v, end)| (&self.text[n..v], &self.text[v..end]))
+    }
+
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let n = self.text.len();
+        self.text.extend_from_slice(name);
+        let v = self.text.len();
+        self.text.extend_from_slice(value);
+        self.spans.push((n, v, self.text.len()));
+    }
+}
+
 /// A malformed block: the connection's compression state is lost
 /// (COMPRESSION_ERROR).
 #[derive(Debug, PartialEq, Eq)]
@@ -105,27 +156,44 @@ impl HeaderDecoder {
         }
     }
 
-    /// A string literal (§5.2) at the start of `buf`: its bytes and length.
-    fn string(buf: &[u8]) -> Result<(Vec<u8>, usize), CompressionError> {
+    /// A string literal (§5.2) at the start of `buf` appended to `text`; its
+    /// length in `buf`.
+    fn string(buf: &[u8], text: &mut Vec<u8>) -> Result<usize, CompressionError> {
         let (len, n) = integer(buf, 7)?;
         let data = buf.get(n..n + len).ok_or(CompressionError)?;
-        let s = if buf[0] & 0x80 != 0 {
-            huffman_decode(data)?
+        if buf[0] & 0x80 != 0 {
+            huffman_decode_into(data, text)?;
         } else {
-            data.to_vec()
-        };
-        Ok((s, n + len))
+            text.extend_from_slice(data);
+        }
+        Ok(n + len)
     }
 
+    /// Decodes `block` into a list of its own (see [`HeaderDecoder::decode_into`]).
     pub fn decode(&mut self, block: &[u8]) -> Result<Decoded, CompressionError> {
-        let mut fields = Vec::new();
+        let mut list = HeaderList::default();
+        if !self.decode_into(block, &mut list)? {
+            return Ok(Decoded::TooLarge);
+        }
+        Ok(Decoded::Fields(
+            list.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+        ))
+    }
+
+    /// Decodes `block`, appending its fields to `list`; false if the list was
+    /// larger than allowed (`list` then holds some of its fields only).
+    pub fn decode_into(
+        &mut self,
+        block: &[u8],
+        list: &mut HeaderList,
+    ) -> Result<bool, CompressionError> {
         let mut total = 0usize;
         let mut pos = 0;
         let mut seen_field = false;
         while pos < block.len() {
             let rest = &block[pos..];
             let b = rest[0];
-            let (name, value, index) = if b & 0x80 != 0 {
+            if b & 0x80 != 0 {
                 // §6.1 indexed field.
                 let (i, n) = integer(rest, 7)?;
                 pos += n;
@@ -133,10 +201,11 @@ impl HeaderDecoder {
                 seen_field = true;
                 total = total.saturating_add(entry_size(name, value));
                 if total <= self.max_list {
-                    fields.push((name.to_vec(), value.to_vec()));
+                    list.push(name, value);
                 }
                 continue;
-            } else if b & 0xe0 == 0x20 {
+            }
+            if b & 0xe0 == 0x20 {
                 // §6.3 dynamic table size update: only at the start of a block.
                 let (size, n) = integer(rest, 5)?;
                 if seen_field || size > TABLE_SIZE {
@@ -146,38 +215,36 @@ impl HeaderDecoder {
                 self.max_size = size;
                 self.evict_to(0);
                 continue;
+            }
+            // §6.2 literals: with incremental indexing (01), without (0000) or
+            // never indexed (0001). Name and value go to the end of the list's
+            // text, and are taken back off if the list is over its limit.
+            let index = b & 0x40 != 0;
+            let (i, mut n) = integer(rest, if index { 6 } else { 4 })?;
+            let start = list.text.len();
+            if i == 0 {
+                n += Self::string(&rest[n..], &mut list.text)?;
             } else {
-                // §6.2 literals: with incremental indexing (01), without (0000) or
-                // never indexed (0001).
-                let (prefix, index) = if b & 0x40 != 0 { (6, true) } else { (4, false) };
-                let (i, mut n) = integer(rest, prefix)?;
-                let name = if i == 0 {
-                    let (name, len) = Self::string(&rest[n..])?;
-                    n += len;
-                    name
-                } else {
-                    self.get(i)?.0.to_vec()
-                };
-                let (value, len) = Self::string(&rest[n..])?;
-                pos += n + len;
-                (name, value, index)
-            };
+                let name = self.get(i)?.0;
+                list.text.extend_from_slice(name);
+            }
+            let mid = list.text.len();
+            n += Self::string(&rest[n..], &mut list.text)?;
+            pos += n;
+            let end = list.text.len();
             seen_field = true;
-            total = total.saturating_add(entry_size(&name, &value));
-            match (index, total <= self.max_list) {
-                (true, true) => {
-                    fields.push((name.clone(), value.clone()));
-                    self.insert(name, value);
-                }
-                (true, false) => self.insert(name, value),
-                (false, true) => fields.push((name, value)),
-                (false, false) => {}
+            total = total.saturating_add(end - start + 32);
+            if index {
+                let (name, value) = (&list.text[start..mid], &list.text[mid..end]);
+                self.insert(name.to_vec(), value.to_vec());
+            }
+            if total <= self.max_list {
+                list.spans.push((start, mid, end));
+            } else {
+                list.text.truncate(start);
             }
         }
-        if total > self.max_list {
-            return Ok(Decoded::TooLarge);
-        }
-        Ok(Decoded::Fields(fields))
+        Ok(total <= self.max_list)
     }
 }
 
@@ -206,9 +273,108 @@ fn huffman_tree() -> &'static [[u16; 2]] {
     })
 }
 
-/// Decodes a Huffman-coded string (§5.2): the EOS symbol inside it, or padding
-/// longer than 7 bits or not all ones, is an error.
+/// One step of the nibble decoder: from a state (an inner node of the code's
+/// tree), four bits lead to `next`, perhaps through a leaf (`EMIT`, its symbol in
+/// `sym`; a code is at least 5 bits long, so four bits finish at most one), or
+/// into the EOS symbol or off the tree (`FAIL`). `ACCEPT`: the bits read since the
+/// last symbol are a valid padding (at most 7, all ones) if the string ends here.
+#[derive(Clone, Copy, Default)]
+struct Step {
+    next: u8,
+    sym: u8,
+    flags: u8,
+}
+
+const EMIT: u8 = 1;
+const FAIL: u8 = 2;
+const ACCEPT: u8 = 4;
+
+/// The decoder's table, 256 states x 16 nibbles, made once from the tree (as
+/// nghttp2's and the `h2` crate's are): a byte of code costs two lookups instead
+/// of eight steps down the tree.
+fn huffman_steps() -> &'static [[Step; 16]; 256] {
+    static STEPS: OnceLock<Box<[[Step; 16]; 256]>> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        let tree = huffman_tree();
+        // A node is a valid place to stop if the path to it is at most 7 ones.
+        let mut accept = [false; 256];
+        let mut node = 0usize;
+        accept[0] = true;
+        for _ in 0..7 {
+            node = tree[node][1] as usize;
+            accept[node] = true;
+        }
+        let mut steps = Box::new([[Step::default(); 16]; 256]);
+        for (state, row) in steps.iter_mut().enumerate() {
+            for (nibble, step) in row.iter_mut().enumerate() {
+                let mut node = state;
+                for i in (0..4).rev() {
+                    let next = tree[node][(nibble >> i) & 1];
+                    if next & 0x8000 != 0 {
+                        let sym = next & 0x7fff;
+                        if sym == 256 {
+                            step.flags = FAIL;
+                            break;
+                        }
+                        step.flags |= EMIT;
+                        step.sym = sym as u8;
+                        node = 0;
+                    } else if next == 0 {
+                        step.flags = FAIL;
+                        break;
+                    } else {
+                        node = next as usize;
+                    }
+                }
+                if step.flags & FAIL == 0 {
+                    // Inner nodes number 0..=255 (257 leaves make 256 of them).
+                    step.next = node as u8;
+                    if accept[node] {
+                        step.flags |= ACCEPT;
+                    }
+                }
+            }
+        }
+        steps
+    })
+}
+
+/// Decodes a Huffman-coded string (§5.2) onto the end of `out`: the EOS symbol
+/// inside it, or padding longer than 7 bits or not all ones, is an error.
+fn huffman_decode_into(data: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
+    let steps = huffman_steps();
+    out.reserve(data.len() * 8 / 5);
+    let (mut state, mut accept) = (0usize, true);
+    for &byte in data {
+        for nibble in [byte >> 4, byte & 0x0f] {
+            let step = steps[state][nibble as usize];
+            if step.flags & FAIL != 0 {
+                return Err(CompressionError);
+            }
+            if step.flags & EMIT != 0 {
+                out.push(step.sym);
+            }
+            state = step.next as usize;
+            accept = step.flags & ACCEPT != 0;
+        }
+    }
+    if !accept {
+        return Err(CompressionError);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
 fn huffman_decode(data: &[u8]) -> Result<Vec<u8>, CompressionError> {
+    let mut out = Vec::new();
+    huffman_decode_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// The decoder the table replaced, a bit at a time down the tree: kept to check
+/// the table against.
+#[cfg(test)]
+fn huffman_decode_bitwise(data: &[u8]) -> Result<Vec<u8>, CompressionError> {
     let tree = huffman_tree();
     let mut out = Vec::with_capacity(data.len() * 8 / 5);
     let mut node = 0usize;
@@ -1009,6 +1175,97 @@ mod tests {
         let mut e = HeaderEncoder::default();
         let block = e.encode([(&b"x-nul"[..], &b"\0\0"[..])]);
         assert_eq!(block[block.len() - 3..], [0x02, 0, 0]);
+    }
+
+    #[test]
+    fn huffman_strings_of_appendix_c_decode() {
+        // C.4.1-C.4.3 and C.6.1-C.6.3's strings, as coded there.
+        for (code, text) in [
+            ("f1e3 c2e5 f23a 6ba0 ab90 f4ff", "www.example.com"),
+            ("a8eb 1064 9cbf", "no-cache"),
+            ("25a8 49e9 5ba9 7d7f", "custom-key"),
+            ("25a8 49e9 5bb8 e8b4 bf", "custom-value"),
+            ("6402", "302"),
+            ("aec3 771a 4b", "private"),
+            (
+                "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff",
+                "Mon, 21 Oct 2013 20:13:21 GMT",
+            ),
+            (
+                "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3",
+                "https://www.example.com",
+            ),
+            ("640e ff", "307"),
+            ("9bd9 ab", "gzip"),
+            (
+                "94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f \
+                 9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+                "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+            ),
+        ] {
+            assert_eq!(
+                huffman_decode(&hex(code)).unwrap(),
+                text.as_bytes(),
+                "{text}"
+            );
+            let mut out = Vec::new();
+            huffman_encode(text.as_bytes(), &mut out);
+            assert_eq!(out, hex(code), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_byte_alone_and_in_pairs_round_trips() {
+        for a in 0..=255u8 {
+            for s in [vec![a], vec![a, a], vec![a, b'e'], vec![0xff, a, 0]] {
+                let mut out = Vec::new();
+                huffman_encode(&s, &mut out);
+                assert_eq!(huffman_decode(&out).unwrap(), s, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_padding_and_eos_are_refused() {
+        // "0" (00000) padded with 000, 011 (not all ones).
+        assert_eq!(huffman_decode(&[0x00]), Err(CompressionError));
+        assert_eq!(huffman_decode(&[0x03]), Err(CompressionError));
+        assert_eq!(huffman_decode(&[0x07]).unwrap(), b"0");
+        // A whole byte of padding (8 ones) after "0", or alone.
+        assert_eq!(huffman_decode(&[0x07, 0xff]), Err(CompressionError));
+        assert_eq!(huffman_decode(&[0xff]), Err(CompressionError));
+        // Eight bits that only begin a longer code.
+        assert_eq!(huffman_decode(&[0xfe]), Err(CompressionError));
+        // EOS (30 ones), alone or after a symbol, wherever it ends.
+        assert_eq!(huffman_decode(&[0xff; 4]), Err(CompressionError));
+        assert_eq!(
+            huffman_decode(&[0x07, 0xff, 0xff, 0xff, 0xff]),
+            Err(CompressionError)
+        );
+        assert_eq!(huffman_decode(&[0xff; 5]), Err(CompressionError));
+        assert_eq!(huffman_decode(b""), Ok(Vec::new()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_table_decoder_agrees_with_the_bitwise_one(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)
+        ) {
+            proptest::prop_assert_eq!(huffman_decode(&data), huffman_decode_bitwise(&data));
+        }
+
+        #[test]
+        fn coded_text_agrees_with_the_bitwise_decoder(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3)
+        ) {
+            // Valid codes, and valid codes with random bytes after them.
+            let mut code = Vec::new();
+            huffman_encode(&text, &mut code);
+            proptest::prop_assert_eq!(huffman_decode(&code), Ok(text.clone()));
+            code.extend(tail);
+            proptest::prop_assert_eq!(huffman_decode(&code), huffman_decode_bitwise(&code));
+        }
     }
 
     #[test]
