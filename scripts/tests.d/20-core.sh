@@ -2,7 +2,7 @@
 # The socket core against a real peer: chat and echo under every concurrency model,
 # driven by netcat-openbsd (`nc`) clients, plus --help on every binary. The cargo
 # tests cover the limits; this checks that an ordinary client sees what a user would.
-set -euo pipefail
+set -Eeuo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$SYSNET_ROOT"
 
@@ -19,6 +19,14 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# A command that fails outside an explicit check still says which, and what the
+# servers logged.
+on_err() {
+  echo "FAIL: line $1: '$2' exited $3" >&2
+  local f
+  for f in "$TMP"/*.log; do [ -e "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
+}
+trap 'on_err "$LINENO" "$BASH_COMMAND" "$?"' ERR
 
 for b in chat echo loadgen; do
   "$BIN/$b" --help | grep -q "Example" || fail "$b --help has no example"
