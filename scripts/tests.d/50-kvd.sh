@@ -28,6 +28,16 @@ if echo "$out" | grep -q SKIP || ! echo "$out" | grep -q '1 passed'; then
   echo "the redis-py RESP3 test did not run" >&2
   exit 1
 fi
+# The same for redis-py's Lock (its scripts go through EVALSHA, then EVAL on NOSCRIPT):
+# inside `cargo test` on a new machine it found no Python with redis-py and skipped.
+step "kvd: redis-py $REDIS_PY_VERSION Lock (EVALSHA, EVAL)"
+out=$(KVD_REDIS_PY="$venv/bin/python" cargo test -q --locked -p servers --test kvd_script \
+  redis_py_lock -- --nocapture 2>&1) || { echo "$out" >&2; exit 1; }
+if echo "$out" | grep -q SKIP || ! echo "$out" | grep -q '1 passed'; then
+  echo "$out" >&2
+  echo "the redis-py Lock test did not run" >&2
+  exit 1
+fi
 
 step "kvd: redis-benchmark -q -n 100000"
 cargo build --release --locked --bin kvd -q
