@@ -5,152 +5,11 @@
 //! fallback). Tests that need `redis-server` or redis-py say so and skip when they are
 //! absent (`scripts/tests.d/50-kvd.sh` installs both).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod kvd_common;
+
+use kvd_common::{kvd, python_with_redis, redis_server, Conn};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const KVD: &str = env!("CARGO_BIN_EXE_kvd");
-
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn kvd(dir: &Path) -> Proc {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(KVD)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kvd");
-    wait_listening(addr, "kvd");
-    Proc { child, addr }
-}
-
-fn redis_server(dir: &Path) -> Option<Proc> {
-    if !have("redis-server") {
-        return None;
-    }
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    wait_listening(addr, "redis-server");
-    Some(Proc { child, addr })
-}
-
-fn have(prog: &str) -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIP: {prog} is not installed (Debian package redis-server; scripts/test.sh installs it)");
-    }
-    ok
-}
-
-struct Conn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Conn {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    /// Reads one whole RESP2 or RESP3 value, returned raw.
-    fn reply(&mut self) -> Vec<u8> {
-        let mut line = Vec::new();
-        self.r.read_until(b'\n', &mut line).unwrap();
-        assert!(line.len() >= 3, "connection closed or short line: {line:?}");
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let items = match line[0] {
-            b'$' | b'=' | b'!' if n >= 0 => {
-                let mut body = vec![0; n as usize + 2];
-                self.r.read_exact(&mut body).unwrap();
-                line.extend_from_slice(&body);
-                0
-            }
-            b'*' | b'~' | b'>' if n > 0 => n,
-            b'%' if n > 0 => 2 * n,
-            _ => 0,
-        };
-        for _ in 0..items {
-            let sub = self.reply();
-            line.extend_from_slice(&sub);
-        }
-        line
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut v = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            v.extend_from_slice(a.as_bytes());
-            v.extend_from_slice(b"\r\n");
-        }
-        self.w.write_all(&v).unwrap();
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> String {
-        self.send(args);
-        String::from_utf8_lossy(&self.reply()).into_owned()
-    }
-}
 
 /// Each case runs on both servers, in order, on one connection each.
 const CASES: &[&[&str]] = &[
@@ -484,25 +343,9 @@ fn a_runaway_script_is_stopped_and_others_are_served_after() {
     );
 }
 
-fn python_with_redis() -> Option<String> {
-    let cache = std::env::var("SYSNET_CACHE").unwrap_or_else(|_| "/var/cache/sysnet".into());
-    let candidates = [
-        std::env::var("KVD_REDIS_PY").ok(),
-        Some(format!("{cache}/redis-py5/bin/python")),
-        Some("python3".into()),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import redis"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 #[test]
 fn redis_py_lock_acquire_extend_release() {
-    let Some(python) = python_with_redis() else {
+    let Some(python) = python_with_redis("import redis") else {
         eprintln!("SKIP: no python with redis-py (Debian package python3-redis)");
         return;
     };
