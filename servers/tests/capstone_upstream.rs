@@ -698,37 +698,8 @@ fn a_slow_reader_throttles_its_upstream_in_bounded_memory() {
     assert_eq!(get(cap.addr, "/api/warm").status, 200);
     let before = cap.peak_rss_kib();
     const LEN: usize = 48 << 20;
-    let mut c = client(cap.addr);
-    write!(
-        c.get_mut(),
-        "GET /api/big/{LEN} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = String::new();
-    while !head.ends_with("\r\n\r\n") {
-        let mut line = String::new();
-        c.read_line(&mut line).unwrap();
-        head.push_str(&line);
-    }
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
-    let mut reads = 0;
-    loop {
-        let n = c.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
-        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
-        reads += 1;
-        // Slow for the first 8 MiB: the origin is far ahead by then unless throttled.
-        if got < 8 << 20 && reads % 4 == 0 {
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
-    let want: u64 = block.iter().sum::<u64>() * (LEN / block.len()) as u64;
-    assert_eq!((got, sum), (LEN, want));
+    // Slow for the first 8 MiB: the origin is far ahead by then unless throttled.
+    slow_download(cap.addr, LEN, 8 << 20);
     let grew = cap.peak_rss_kib().saturating_sub(before);
     assert!(
         grew < 8 * 1024,
@@ -799,36 +770,7 @@ fn a_body_of_known_length_is_spliced_to_a_slow_reader_and_others_are_copied() {
     // 16 MiB through a pipe of at most 1 MiB, read slowly: many splices, every
     // byte in order.
     const LEN: usize = 16 << 20;
-    let mut c = client(cap.addr);
-    write!(
-        c.get_mut(),
-        "GET /api/big/{LEN} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = String::new();
-    while !head.ends_with("\r\n\r\n") {
-        let mut line = String::new();
-        c.read_line(&mut line).unwrap();
-        head.push_str(&line);
-    }
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
-    let mut reads = 0;
-    loop {
-        let n = c.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
-        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
-        reads += 1;
-        if got < 4 << 20 && reads % 4 == 0 {
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
-    let want: u64 = block.iter().sum::<u64>() * (LEN / block.len()) as u64;
-    assert_eq!((got, sum), (LEN, want));
+    slow_download(cap.addr, LEN, 4 << 20);
     thread::sleep(Duration::from_millis(200));
     let calls = splice_calls(&trace);
     assert!(calls >= 32, "{calls} splice calls for 16 MiB");
@@ -1640,4 +1582,40 @@ fn an_active_health_check_takes_a_server_out_until_it_passes_again() {
     wait_state(&cap, a.addr, "down");
     let only_b = spread(4);
     assert!(only_b.iter().all(|o| o == "b"), "{only_b:?}");
+}
+
+/// `GET /api/big/LEN` through the capstone, read in 64 KiB reads with a 5 ms pause
+/// every fourth read until `slow_for` bytes are in: the whole body must arrive, every
+/// byte in order (its sum is the origin's pattern's).
+fn slow_download(addr: SocketAddr, len: usize, slow_for: usize) {
+    let mut c = client(addr);
+    write!(
+        c.get_mut(),
+        "GET /api/big/{len} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut got, mut sum, mut buf) = (0usize, 0u64, vec![0u8; 64 * 1024]);
+    let mut reads = 0;
+    loop {
+        let n = c.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+        reads += 1;
+        if got < slow_for && reads % 4 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let block: Vec<u64> = (0..64 * 1024).map(|i| (i % 251) as u64).collect();
+    let want: u64 = block.iter().sum::<u64>() * (len / block.len()) as u64;
+    assert_eq!((got, sum), (len, want));
 }
