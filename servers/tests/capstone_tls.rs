@@ -677,7 +677,6 @@ fn a_redirect_listener_sends_plain_http_to_https() {
 /// in order, on the same session.
 #[test]
 fn a_request_pipelined_behind_a_streamed_file_is_answered_after_it() {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
     use std::io::{Read, Write};
     const BIG: usize = 3 << 20;
     let tmp = tempfile::tempdir().unwrap();
@@ -686,20 +685,7 @@ fn a_request_pipelined_behind_a_streamed_file_is_answered_after_it() {
     let cfg = config(tmp.path(), &root, &cert, &key, "");
     let s = Server::start(&["--config", cfg.to_str().unwrap()]);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(&ca).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
-            .unwrap();
+    let conn = localhost_client(&ca);
     let sock = std::net::TcpStream::connect(s.https).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -997,7 +983,6 @@ fn answer_and_records(
 
 #[test]
 fn a_small_answer_is_one_tls_record() {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let root = site(tmp.path(), 0);
@@ -1008,20 +993,7 @@ fn a_small_answer_is_one_tls_record() {
     let cfg = config(tmp.path(), &root, &cert, &key, "");
     let s = Server::start(&["--config", cfg.to_str().unwrap()]);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(&ca).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
-            .unwrap();
+    let mut conn = localhost_client(&ca);
     let mut sock = std::net::TcpStream::connect(s.https).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -1051,4 +1023,22 @@ fn a_small_answer_is_one_tls_record() {
             );
         }
     }
+}
+
+/// A rustls client session for `localhost` that trusts the CA at `ca`.
+fn localhost_client(ca: &Path) -> rustls::ClientConnection {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
+        .unwrap()
 }
