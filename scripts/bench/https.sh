@@ -30,6 +30,7 @@
 # (and CPU ratios to the cheaper one).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 SECS=${1:-5}
@@ -96,57 +97,9 @@ cert = "$WORK/cert.pem"
 key = "$WORK/key.pem"
 CONF
 
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-worker_rlimit_nofile 30000;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  types { text/html html; application/octet-stream bin; }
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  ssl_protocols TLSv1.2 TLSv1.3;
-  ssl_session_cache shared:SSL:10m;
-  ssl_session_tickets on;
-  server {
-    listen 127.0.0.1:$PORT_NGX ssl http2;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    root $DOCROOT;
-  }
-}
-CONF
+nginx_tls_conf "$WORK/nginx" "$PORT_NGX" "$DOCROOT" "$WORK/cert.pem" "$WORK/key.pem" 60 30000 20000
 
-mkdir -p "$WORK/lighttpd"
-cat > "$WORK/lighttpd/lighttpd.conf" <<CONF
-server.document-root = "$DOCROOT"
-server.bind = "127.0.0.1"
-server.port = $PORT_LTD
-server.errorlog = "$WORK/lighttpd/error.log"
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 60
-server.max-fds = 16384
-server.max-connections = 5000
-server.feature-flags += ( "server.h2proto" => "enable" )
-mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
-server.modules += ( "mod_openssl" )
-ssl.engine = "enable"
-ssl.pemfile = "$WORK/cert.pem"
-ssl.privkey = "$WORK/key.pem"
-ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
-CONF
+lighttpd_tls_conf "$WORK/lighttpd" "$PORT_LTD" "$DOCROOT" "$WORK/cert.pem" "$WORK/key.pem" 60 16384 5000
 if has lighttpd; then
   # A config test loads the modules: it fails without mod_openssl, and on a
   # lighttpd older than 1.4.56 (no server.h2proto), which then runs without h2.

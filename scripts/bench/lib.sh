@@ -9,6 +9,10 @@
 #                              (ports from $PORT_BASE); fills PID_OF and PORT_OF
 #   lighttpd_conf FILE DOCROOT PORT ERRLOG IDLE MAXFDS MAXCONNS
 #                              write the static-file lighttpd.conf the benchmarks share
+#   nginx_tls_conf DIR PORT DOCROOT CERT KEY KEEPALIVE_S NOFILE CONNS
+#   lighttpd_tls_conf DIR PORT DOCROOT CERT KEY IDLE_S MAXFDS MAXCONNS
+#                              DIR/nginx.conf, DIR/lighttpd.conf for the HTTPS benchmarks
+#                              (TLS 1.2 and 1.3, h2 by ALPN, one certificate)
 #   run_rounds PARAMS...       ROUNDS rounds of `run_case SERVER PID PORT PARAM FILE ROUND`
 #                              over $FILES x PARAMS x servers, the servers taking turns
 #                              going first
@@ -144,5 +148,68 @@ server.modules += ( "mod_rewrite", "mod_setenv" )
 \$HTTP["url"] =~ "\\.html\\.gz\$" {
   setenv.add-response-header = ( "Content-Encoding" => "gzip", "Vary" => "Accept-Encoding" )
 }
+CONF
+}
+
+# nginx_tls_conf DIR PORT DOCROOT CERT KEY KEEPALIVE_S NOFILE CONNS: DIR/nginx.conf for
+# the HTTPS benchmarks: master and two workers, TLS 1.2 and 1.3 with a session cache
+# and tickets, HTTP/2 by ALPN, keep-alive without a request limit.
+nginx_tls_conf() {
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile $7;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $8; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout ${6}s;
+  types { text/html html; application/octet-stream bin; }
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi;
+  scgi_temp_path $1/scgi;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:SSL:10m;
+  ssl_session_tickets on;
+  server {
+    listen 127.0.0.1:$2 ssl http2;
+    ssl_certificate $4;
+    ssl_certificate_key $5;
+    root $3;
+  }
+}
+CONF
+}
+
+# lighttpd_tls_conf DIR PORT DOCROOT CERT KEY IDLE_S MAXFDS MAXCONNS: DIR/lighttpd.conf
+# for the HTTPS benchmarks: mod_openssl with TLS 1.2 and up, h2 on, keep-alive without
+# a request limit.
+lighttpd_tls_conf() {
+  mkdir -p "$1"
+  cat > "$1/lighttpd.conf" <<CONF
+server.document-root = "$3"
+server.bind = "127.0.0.1"
+server.port = $2
+server.errorlog = "$1/error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = $6
+server.max-read-idle = $6
+server.max-fds = $7
+server.max-connections = $8
+server.feature-flags += ( "server.h2proto" => "enable" )
+mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
+server.modules += ( "mod_openssl" )
+ssl.engine = "enable"
+ssl.pemfile = "$4"
+ssl.privkey = "$5"
+ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
 CONF
 }

@@ -18,6 +18,7 @@
 # two event loops), nginx with two workers, lighttpd as one process.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$SYSNET_ROOT"
 
 N=${1:-10000}
@@ -72,55 +73,9 @@ cert = "$WORK/cert.pem"
 key = "$WORK/key.pem"
 CONF
 
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-worker_rlimit_nofile $((N + 2000));
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections $((N + 1000)); }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 600s;
-  types { text/html html; }
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  ssl_protocols TLSv1.2 TLSv1.3;
-  ssl_session_cache shared:SSL:10m;
-  server {
-    listen 127.0.0.1:$PORT_NGX ssl http2;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    root $DOCROOT;
-  }
-}
-CONF
+nginx_tls_conf "$WORK/nginx" "$PORT_NGX" "$DOCROOT" "$WORK/cert.pem" "$WORK/key.pem" 600 $((N + 2000)) $((N + 1000))
 
-mkdir -p "$WORK/lighttpd"
-cat > "$WORK/lighttpd/lighttpd.conf" <<CONF
-server.document-root = "$DOCROOT"
-server.bind = "127.0.0.1"
-server.port = $PORT_LTD
-server.errorlog = "$WORK/lighttpd/error.log"
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 600
-server.max-read-idle = 600
-server.max-fds = $(ulimit -n)
-server.max-connections = $((N + 1000))
-server.feature-flags += ( "server.h2proto" => "enable" )
-mimetype.assign = ( ".html" => "text/html" )
-server.modules += ( "mod_openssl" )
-ssl.engine = "enable"
-ssl.pemfile = "$WORK/cert.pem"
-ssl.privkey = "$WORK/key.pem"
-ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
-CONF
+lighttpd_tls_conf "$WORK/lighttpd" "$PORT_LTD" "$DOCROOT" "$WORK/cert.pem" "$WORK/key.pem" 600 "$(ulimit -n)" $((N + 1000))
 
 declare -A PORT=([capstone]=$PORT_CAP [nginx]=$PORT_NGX [lighttpd]=$PORT_LTD)
 start() {
