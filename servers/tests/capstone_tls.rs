@@ -1042,3 +1042,76 @@ fn localhost_client(ca: &Path) -> rustls::ClientConnection {
     rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
         .unwrap()
 }
+
+#[test]
+fn a_file_that_shrinks_under_a_small_answer_closes_the_connection() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = site(tmp.path(), 1 << 20);
+    let (ca, cert, key) = own_ca(&tmp.path().join("ca"), "test");
+    let cfg = config(tmp.path(), &root, &cert, &key, "");
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let mut conn = localhost_client(&ca);
+    let mut sock = std::net::TcpStream::connect(s.https).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).unwrap();
+    }
+    let ask = |conn: &mut rustls::ClientConnection, sock: &mut std::net::TcpStream| {
+        conn.writer()
+            .write_all(
+                b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=1000-1999\r\n\r\n",
+            )
+            .unwrap();
+        while conn.wants_write() {
+            conn.write_tls(sock).unwrap();
+        }
+    };
+    // The file cache keeps what it opened for the rest of the current second: start
+    // early in one, so that both requests fall within it and the second one is
+    // answered from the open descriptor of a file that is empty by then.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis()
+        > 200
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ask(&mut conn, &mut sock);
+    let (answer, _) = answer_and_records(&mut conn, &mut sock);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    assert!(text.starts_with("HTTP/1.1 206"), "{text:.300}");
+    assert!(answer.len() > 1000, "a whole first range");
+    std::fs::File::create(root.join("big.bin")).unwrap();
+    ask(&mut conn, &mut sock);
+    // The second answer's head promises 1,000 bytes the file no longer has: the
+    // connection must end instead of the body arriving short (or hanging).
+    let mut plain = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match sock.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("reading the second answer: {e}"),
+        };
+        if n == 0 {
+            break;
+        }
+        conn.read_tls(&mut &buf[..n]).unwrap();
+        conn.process_new_packets().unwrap();
+        let _ = conn.reader().read_to_end(&mut plain);
+    }
+    let text = String::from_utf8_lossy(&plain).to_string();
+    if text.starts_with("HTTP/1.1 206") {
+        let head_end = plain.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(
+            plain.len() - head_end < 1000,
+            "a full body from an emptied file: {text:.300}"
+        );
+    } else {
+        // The cache noticed (a new second began): an honest answer for an empty file.
+        assert!(text.starts_with("HTTP/1.1 416"), "{text:.300}");
+    }
+}
